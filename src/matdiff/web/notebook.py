@@ -1,0 +1,78 @@
+"""Notebook display: an ``Expr`` or a report as typeset math in Jupyter.
+
+Input: an ``Expr`` (hooked as ``Expr._repr_latex_`` / ``_repr_html_``), or the dict of
+``md.report``. Output: ``$...$`` LaTeX for Jupyter's MathJax, or HTML whose math is MathML
+(from latex2mathml where installed; the escaped LaTeX otherwise). Nothing is evaluated.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+import matdiff as md
+from matdiff.expr import Expr
+
+try:
+    from latex2mathml.converter import convert as _latex_to_mathml
+except ImportError:  # pragma: no cover -- the web extra is not installed
+    _latex_to_mathml = None
+
+__all__ = ["repr_latex", "repr_html", "report_html", "math_html"]
+
+
+def repr_latex(expr: Expr) -> str:
+    """``Expr._repr_latex_``: the LaTeX of ``expr`` between dollars."""
+    return f"${md.printing.to_latex(expr)}$"
+
+
+def math_html(latex: str, display: bool = False) -> str:
+    """One formula as HTML: MathML where latex2mathml is installed, else escaped LaTeX.
+
+    >>> math_html("x^2").startswith("<math") or math_html("x^2").startswith("<code")
+    True
+    """
+    if _latex_to_mathml is not None:
+        try:
+            return _latex_to_mathml(latex, display="block" if display else "inline")
+        except Exception:  # noqa: BLE001 -- an unusual construct: fall back to the source
+            pass
+    return f'<code class="latex">{html.escape(latex)}</code>'
+
+
+def report_html(report: Mapping[str, Any]) -> str:
+    """A report (``md.report``'s dict) as HTML: each derivative, its named parts, the check.
+
+    >>> out = report_html({"expression": "x'*x", "derivatives": {"x": {"latex": "2 x",
+    ...     "text": "2*x"}}, "check": {"x": {"max_rel_error": 1e-12, "ok": True}}})
+    >>> "∂f/∂x" in out, "checked" in out
+    (True, True)
+    """
+    rows = []
+    for name, d in report.get("derivatives", {}).items():
+        math = math_html(d["latex"], display=True) if "latex" in d else html.escape(
+            d.get("text", ""))
+        check = report.get("check", {}).get(name)
+        verdict = "" if check is None else (
+            f'<td>{"✓" if check.get("ok") else "✗"} checked numerically '
+            f'(max rel. error {check.get("max_rel_error", float("nan")):.1e})</td>')
+        rows.append(f"<tr><th>∂f/∂{html.escape(name)}</th><td>{math}</td>{verdict}</tr>")
+    for part in report.get("where", []) or []:
+        if isinstance(part, Mapping):
+            value = math_html(part["latex"]) if "latex" in part else html.escape(
+                str(part.get("text", "")))
+            rows.append(f"<tr><th>where {html.escape(str(part.get('name', '')))}</th>"
+                        f"<td>{value}</td></tr>")
+        else:
+            rows.append(f"<tr><th>where</th><td>{html.escape(str(part))}</td></tr>")
+    head = html.escape(str(report.get("expression", "")))
+    return (f'<div class="matdiff-report"><div><code>f = {head}</code></div>'
+            f'<table>{"".join(rows)}</table></div>')
+
+
+def repr_html(obj: Expr | Mapping[str, Any]) -> str:
+    """``_repr_html_`` for an ``Expr`` (its formula) or a report (``report_html``)."""
+    if isinstance(obj, Mapping):
+        return report_html(obj)
+    return math_html(md.printing.to_latex(obj), display=True)
