@@ -28,7 +28,7 @@ __all__ = [
     "sym", "const", "eye", "ones", "zeros", "add", "sub", "neg", "scale", "matmul", "T",
     "hadamard", "hdiv", "hpow", "kron", "block", "trace", "det", "logdet", "inv", "matpow",
     "diag", "diagm", "vec", "total", "norm", "apply", "commutation", "unvec", "toposort",
-    "free_symbols", "SCALAR",
+    "free_symbols", "SCALAR", "slice_", "block_offsets", "is_zero",
 ]
 
 
@@ -210,6 +210,7 @@ class Op(Enum):
     POW = auto()          # (X, p): elementwise power, p a scalar expression
     KRON = auto()         # Kronecker product, binary
     BLOCK = auto()        # attr (r, c), args row-major
+    SLICE = auto()        # attr (r0, r1, c0, c1): rows r0..r1-1, columns c0..c1-1 (0-based)
     # matrix functions
     TRACE = auto()
     DET = auto()
@@ -469,6 +470,11 @@ def _block_shape(args: tuple[Expr, ...], attr: Any) -> Shape:
     return (rows, cols)
 
 
+def _slice_shape(args: tuple[Expr, ...], attr: Any) -> Shape:
+    r0, r1, c0, c1 = attr
+    return (r1 - r0, c1 - c0)
+
+
 def _pow_shape(args: tuple[Expr, ...], _attr: Any) -> Shape:
     _need(args[1].is_scalar, "the exponent of an elementwise power must be a scalar")
     return args[0].shape
@@ -496,6 +502,7 @@ SHAPE: dict[Op, Callable[[tuple[Expr, ...], Any], Shape]] = {
     Op.POW: _pow_shape,
     Op.KRON: lambda a, _: (a[0].rows * a[1].rows, a[0].cols * a[1].cols),
     Op.BLOCK: _block_shape,
+    Op.SLICE: _slice_shape,
     Op.TRACE: _square_scalar,
     Op.DET: _square_scalar,
     Op.LOGDET: _square_scalar,
@@ -732,6 +739,41 @@ def block(rows: Iterable[Iterable[Expr]]) -> Expr:
     if len(args) == 1:
         return args[0]
     return Expr(Op.BLOCK, args, (len(grid), len(grid[0])))
+
+
+def block_offsets(e: Expr) -> tuple[list[Dim], list[Dim]]:
+    """Row and column offsets of the blocks of a BLOCK node (one more than the grid size)."""
+    r, c = e.attr
+    rows, cols = [Dim({})], [Dim({})]
+    for i in range(r):
+        rows.append(rows[-1] + e.args[i * c].rows)
+    for j in range(c):
+        cols.append(cols[-1] + e.args[j].cols)
+    return rows, cols
+
+
+def slice_(x: Expr, r0: Dim | int, r1: Dim | int, c0: Dim | int, c1: Dim | int) -> Expr:
+    """The sub-matrix ``x[r0:r1, c0:c1]`` (0-based, end exclusive); aligned blocks of a
+    block matrix and zeros are folded.
+
+    >>> A, B = sym("A", ("m", "n")), sym("B", ("m", "n"))
+    >>> slice_(block([[A, B]]), 0, "m", "n", 2 * Dim.var("n")) is B
+    True
+    """
+    r0, r1, c0, c1 = (Dim.of(d) for d in (r0, r1, c0, c1))
+    if (r0, r1, c0, c1) == (Dim({}), x.rows, Dim({}), x.cols):
+        return x
+    if x.op in (Op.ZERO, Op.ONES):
+        return zeros((r1 - r0, c1 - c0)) if x.op is Op.ZERO else ones((r1 - r0, c1 - c0))
+    if x.op is Op.BLOCK:
+        rows, cols = block_offsets(x)
+        if r0 in rows and r1 in rows and c0 in cols and c1 in cols:
+            i0, i1, j0, j1 = rows.index(r0), rows.index(r1), cols.index(c0), cols.index(c1)
+            c = x.attr[1]
+            return block([[x.args[i * c + j] for j in range(j0, j1)] for i in range(i0, i1)])
+    if x.op is Op.SCALE:
+        return scale(x.args[0], slice_(x.args[1], r0, r1, c0, c1))
+    return Expr(Op.SLICE, (x,), (r0, r1, c0, c1))
 
 
 def trace(x: Expr) -> Expr:

@@ -1,0 +1,333 @@
+"""Numerical verification: a reference NumPy evaluator and finite-difference checks.
+
+``evaluate`` interprets an ``Expr`` directly with NumPy (the ``EVAL`` table, one plain
+formula per Op): it is the oracle the compiled code and the symbolic derivatives are
+compared with. ``check(f, wrt)`` draws random inputs of the inferred shapes (each dimension
+name a small random size; square matrices well conditioned; entries positive where
+``log``/``sqrt`` need it) and compares the symbolic gradient with central finite
+differences. It returns a ``CheckReport`` and raises ``MatdiffError`` when the error is over
+the tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .expr import ELEMENTWISE, Dim, Expr, MatdiffError, Op, free_symbols, toposort
+
+__all__ = ["EVAL", "evaluate", "random_inputs", "check", "CheckReport", "bind_dims",
+           "to_user", "to_internal"]
+
+Array = np.ndarray
+
+
+def _commutation(m: int, n: int) -> Array:
+    """K(m, n) with K vec(X) = vec(Xᵀ) for X m×n (column-major vec)."""
+    k = np.zeros((m * n, m * n))
+    for i in range(m):
+        for j in range(n):
+            k[i * n + j, j * m + i] = 1.0
+    return k
+
+
+def _slogdet(x: Array) -> Array:
+    sign, logabs = np.linalg.slogdet(x)
+    return np.array([[logabs if sign > 0 else np.nan]])
+
+
+def _sigmoid(x: Array) -> Array:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _matmul(*xs: Array) -> Array:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out @ x
+    return out
+
+
+def _prod(*xs: Array) -> Array:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out * x
+    return out
+
+
+Dims = Callable[[Dim], int]
+Rule = Callable[[Expr, list[Array], Dims], Array]
+
+EVAL: dict[Op, Rule] = {
+    Op.SYMBOL: lambda e, a, d: np.zeros(0),  # bound from the environment, never called
+    Op.CONST: lambda e, a, d: np.array([[float(e.attr)]]),
+    Op.IDENTITY: lambda e, a, d: np.eye(d(e.attr)),
+    Op.ONES: lambda e, a, d: np.ones((d(e.rows), d(e.cols))),
+    Op.ZERO: lambda e, a, d: np.zeros((d(e.rows), d(e.cols))),
+    Op.COMMUTATION: lambda e, a, d: _commutation(d(e.attr[0]), d(e.attr[1])),
+    Op.ADD: lambda e, a, d: sum(a[1:], a[0]),
+    Op.SCALE: lambda e, a, d: a[0][0, 0] * a[1],
+    Op.MATMUL: lambda e, a, d: _matmul(*a),
+    Op.TRANSPOSE: lambda e, a, d: a[0].T,
+    Op.HADAMARD: lambda e, a, d: _prod(*a),
+    Op.HDIV: lambda e, a, d: a[0] / a[1],
+    Op.POW: lambda e, a, d: np.power(a[0], a[1][0, 0]),
+    Op.KRON: lambda e, a, d: np.kron(a[0], a[1]),
+    Op.BLOCK: lambda e, a, d: np.block([a[i * e.attr[1]:(i + 1) * e.attr[1]]
+                                        for i in range(e.attr[0])]),
+    Op.SLICE: lambda e, a, d: a[0][d(e.attr[0]):d(e.attr[1]), d(e.attr[2]):d(e.attr[3])],
+    Op.TRACE: lambda e, a, d: np.array([[np.trace(a[0])]]),
+    Op.DET: lambda e, a, d: np.array([[np.linalg.det(a[0])]]),
+    Op.LOGDET: lambda e, a, d: _slogdet(a[0]),
+    Op.INV: lambda e, a, d: np.linalg.inv(a[0]),
+    Op.MATPOW: lambda e, a, d: np.linalg.matrix_power(a[0], e.attr),
+    Op.DIAG: lambda e, a, d: np.diag(a[0]).reshape(-1, 1).copy(),
+    Op.DIAGM: lambda e, a, d: np.diag(a[0][:, 0]),
+    Op.VEC: lambda e, a, d: a[0].reshape(-1, 1, order="F"),
+    Op.UNVEC: lambda e, a, d: a[0].reshape(d(e.attr[0]), d(e.attr[1]), order="F"),
+    Op.SUM: lambda e, a, d: np.array([[a[0].sum()]]),
+    Op.NORM: lambda e, a, d: np.array([[np.abs(a[0]).sum() if e.attr == "1"
+                                        else np.sqrt((a[0] ** 2).sum())]]),
+    Op.EXP: lambda e, a, d: np.exp(a[0]),
+    Op.LOG: lambda e, a, d: np.log(a[0]),
+    Op.SIN: lambda e, a, d: np.sin(a[0]),
+    Op.COS: lambda e, a, d: np.cos(a[0]),
+    Op.TAN: lambda e, a, d: np.tan(a[0]),
+    Op.TANH: lambda e, a, d: np.tanh(a[0]),
+    Op.SQRT: lambda e, a, d: np.sqrt(a[0]),
+    Op.ABS: lambda e, a, d: np.abs(a[0]),
+    Op.SIGN: lambda e, a, d: np.sign(a[0]),
+    Op.SIGMOID: lambda e, a, d: _sigmoid(a[0]),
+    Op.RELU: lambda e, a, d: np.maximum(a[0], 0.0),
+}
+assert ELEMENTWISE <= set(EVAL)
+
+
+def to_internal(value: Any, shape: tuple[int, int]) -> Array:
+    """A user's value (float, 1-D vector, 2-D matrix) as a 2-D float array of ``shape``."""
+    arr = np.asarray(value, dtype=float)
+    if arr.size != shape[0] * shape[1]:
+        raise MatdiffError(f"expected an array of shape {shape}, got {arr.shape}")
+    return arr.reshape(shape)
+
+
+def to_user(arr: Array, e: Expr) -> Any:
+    """A 2-D result as the user sees it: a float for a scalar, 1-D for a column vector."""
+    if e.is_scalar:
+        return float(arr[0, 0])
+    if e.is_vector:
+        return arr[:, 0].copy()
+    return arr
+
+
+def bind_dims(exprs: Sequence[Expr], env: Mapping[str, Any]) -> dict[str, int]:
+    """Sizes of the dimension names, read off the input arrays."""
+    sizes: dict[str, int] = {}
+    for node in toposort(exprs):
+        if node.op is not Op.SYMBOL or node.name not in env:
+            continue
+        arr = np.asarray(env[node.name])
+        full = arr.shape + (1,) * (2 - arr.ndim) if arr.ndim < 2 else arr.shape
+        if node.is_vector and arr.ndim == 1:
+            full = (arr.shape[0], 1)
+        for dim, size in zip(node.shape, full, strict=False):
+            names = dim.names
+            if len(dim.terms) == 1 and len(names) == 1 and dim.terms[0][1] == 1:
+                name = next(iter(names))
+                if sizes.setdefault(name, size) != size:
+                    raise MatdiffError(f"dimension {name} is {sizes[name]} in one input and "
+                                       f"{size} in {node.name}")
+    return sizes
+
+
+def evaluate(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
+             sizes: Mapping[str, int] | None = None) -> Any:
+    """Evaluate expressions at the inputs ``env`` (by symbol name) with the EVAL table.
+
+    >>> from matdiff.expr import sym
+    >>> x = sym("x", ("n",)); float(evaluate(x.T @ x, {"x": np.array([3.0, 4.0])}))
+    25.0
+    """
+    single = isinstance(exprs, Expr)
+    roots = [exprs] if single else list(exprs)  # type: ignore[list-item]
+    dims = dict(bind_dims(roots, env))
+    dims.update(sizes or {})
+
+    def d(dim: Dim) -> int:
+        v = dim.subs(dims).value  # type: ignore[arg-type]
+        if v is None:
+            raise MatdiffError(f"the size {dim} is not determined by the inputs")
+        return v
+
+    values: dict[Expr, Array] = {}
+    for node in toposort(roots):
+        if node.op is Op.SYMBOL:
+            if node.name not in env:
+                raise MatdiffError(f"missing input '{node.name}'")
+            values[node] = to_internal(env[node.name], (d(node.rows), d(node.cols)))
+        else:
+            values[node] = EVAL[node.op](node, [values[a] for a in node.args], d)
+    out = [to_user(values[r], r) for r in roots]
+    return out[0] if single else out
+
+
+# ----------------------------------------------------------------------------- random inputs
+
+
+def _needs(e: Expr) -> tuple[set[str], set[str]]:
+    """Symbols under log/sqrt/./ (drawn positive) and under inv/det/logdet (well conditioned)."""
+    positive: set[str] = set()
+    invertible: set[str] = set()
+    for node in toposort([e]):
+        target = None
+        if node.op in (Op.LOG, Op.SQRT, Op.POW) or node.op is Op.HDIV:
+            target = positive
+        elif node.op in (Op.INV, Op.DET, Op.LOGDET) or node.op is Op.MATPOW:
+            target = invertible
+        if target is not None:
+            target.update(n.name for n in toposort(node.args) if n.op is Op.SYMBOL)
+    return positive, invertible
+
+
+def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
+                  sizes: Mapping[str, int] | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+    """Random inputs for the symbols of ``exprs`` and random sizes for its dimension names.
+
+    >>> from matdiff.expr import sym
+    >>> env, sizes = random_inputs(sym("A", ("m", "n")), seed=1)
+    >>> env["A"].shape == (sizes["m"], sizes["n"])
+    True
+    """
+    roots = [exprs] if isinstance(exprs, Expr) else list(exprs)
+    rng = np.random.default_rng(seed)
+    names = sorted({v for r in toposort(roots) for d in r.shape + _attr_dims(r)
+                    for v in d.names})
+    dims = {n: int(rng.integers(2, 5)) for n in names}
+    dims.update(sizes or {})
+    positive, invertible = set(), set()
+    for r in roots:
+        p, i = _needs(r)
+        positive |= p
+        invertible |= i
+    env: dict[str, Any] = {}
+    for node in toposort(roots):
+        if node.op is not Op.SYMBOL:
+            continue
+        r, c = (d.subs(dims).value for d in node.shape)
+        assert r is not None and c is not None
+        name = node.name
+        if node.symmetric:
+            a = rng.standard_normal((r, r)) * 0.3
+            x = a @ a.T + r * np.eye(r) * 0.5 + np.eye(r)
+        elif name in invertible and r == c:
+            x = np.eye(r) * 1.5 + rng.standard_normal((r, c)) * 0.25
+        elif name in positive or name in invertible:
+            x = rng.uniform(0.5, 1.5, (r, c))
+        else:
+            x = rng.standard_normal((r, c))
+        env[name] = to_user(x, node)
+    return env, dims
+
+
+def _attr_dims(e: Expr) -> tuple[Dim, ...]:
+    if isinstance(e.attr, Dim):
+        return (e.attr,)
+    if isinstance(e.attr, tuple):
+        return tuple(x for x in e.attr if isinstance(x, Dim)) + tuple(
+            d for x in e.attr if isinstance(x, tuple) for d in x if isinstance(d, Dim))
+    return ()
+
+
+# ----------------------------------------------------------------------------- the check
+
+
+@dataclass
+class CheckReport:
+    """Result of a finite-difference check: max relative error per variable."""
+
+    errors: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    tolerance: float = 1e-6
+    value: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def max_rel_error(self) -> float:
+        return max(self.errors.values(), default=0.0)
+
+    @property
+    def ok(self) -> bool:
+        return all(np.isfinite(e) and e <= self.tolerance for e in self.errors.values())
+
+    def __str__(self) -> str:
+        sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
+        rows = [f"  d/d{k}: max relative error {v:.2e}" for k, v in self.errors.items()]
+        verdict = "OK" if self.ok else "FAILED"
+        return "\n".join([f"finite-difference check ({sizes}): {verdict}", *rows, *self.notes])
+
+
+def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int],
+                h: float = 1e-6) -> Array:
+    """Central finite differences of the scalar ``f`` with respect to input ``name``."""
+    x0 = np.array(env[name], dtype=float)
+    flat = x0.reshape(-1)
+    out = np.zeros_like(flat)
+    for i in range(flat.size):
+        step = h * max(1.0, abs(flat[i]))
+        plus, minus = flat.copy(), flat.copy()
+        plus[i] += step
+        minus[i] -= step
+        fp = evaluate(f, {**env, name: plus.reshape(x0.shape)}, sizes)
+        fm = evaluate(f, {**env, name: minus.reshape(x0.shape)}, sizes)
+        out[i] = (fp - fm) / (2 * step)
+    return out.reshape(x0.shape)
+
+
+def rel_error(a: Any, b: Any) -> float:
+    """max |a - b| / max(|a|, |b|, tiny): a scale-free error between two arrays."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)),
+                1e-8)
+    return float(np.max(np.abs(a - b), initial=0.0)) / scale
+
+
+def check_gradients(f: Expr, grads: Mapping[str, Expr], seed: int = 0,
+                    tolerance: float = 1e-6, sizes: Mapping[str, int] | None = None,
+                    tries: int = 5) -> CheckReport:
+    """Compare symbolic gradients with central finite differences at random points."""
+    report = CheckReport(tolerance=tolerance)
+    for attempt in range(tries):
+        env, dims = random_inputs([f, *grads.values()], seed=seed + attempt, sizes=sizes)
+        with np.errstate(all="ignore"):
+            value = evaluate(f, env, dims)
+            if not np.isfinite(value):
+                report.notes.append(f"  point {attempt}: f is not finite there; drew another")
+                continue
+            report.sizes, report.value = dims, float(value)
+            for name, g in grads.items():
+                symbolic = evaluate(g, env, dims)
+                numeric = fd_gradient(f, name, env, dims)
+                report.errors[name] = rel_error(symbolic, numeric)
+        return report
+    report.notes.append("  no point where f is finite was found: nothing was checked")
+    report.errors = {name: float("nan") for name in grads}
+    return report
+
+
+def check(f: Expr, wrt: str | Sequence[str], grads: Mapping[str, Expr] | None = None,
+          seed: int = 0, tolerance: float = 1e-6, raise_on_failure: bool = True,
+          sizes: Mapping[str, int] | None = None) -> CheckReport:
+    """Check gradients (``grads``, or those of the ``diff`` stage passed in) of ``f``."""
+    names = [wrt] if isinstance(wrt, str) else list(wrt)
+    if grads is None:
+        raise MatdiffError("check needs the gradients to compare")
+    missing = [n for n in names if n not in free_symbols(f)]
+    if missing:
+        raise MatdiffError(f"'{missing[0]}' does not occur in the expression")
+    report = check_gradients(f, {n: grads[n] for n in names}, seed=seed, tolerance=tolerance,
+                             sizes=sizes)
+    if raise_on_failure and not report.ok:
+        raise MatdiffError(f"the gradient does not match finite differences:\n{report}")
+    return report

@@ -1,0 +1,635 @@
+"""Shape inference: a syntax tree (``matdiff.syntax.Node``) to a typed ``Expr``.
+
+Every dimension is a symbol; the SHAPE rules of the syntax emit equalities between
+polynomial dimensions, solved by substitution (a union-find over dimension variables whose
+representatives may be polynomials, so ``[R, -Q; Q, R]`` is exactly ``2m x 2n``).
+
+Some operators are ambiguous until shapes are known: ``a*B`` is a matrix product or a
+scaling, ``1 - x`` adds a scalar elementwise. Those are decided as soon as the shapes force
+it; what is still open after that is settled by soft defaults, each tried and undone if it
+contradicts the expression:
+
+1. names: multi-letter lowercase names (``lam``, ``alpha``, ``mu``) are scalars, single
+   lowercase letters (``x``, ``w``, ``x1``, ``y_2``) are column vectors, the rest matrices;
+2. ``*`` is the matrix product, except a column vector times a matrix, which scales;
+3. ``+`` and elementwise operators take equal shapes unless one side is a known scalar.
+
+Declared shapes (``shapes={"A": ("m", "n"), "x": ("n",), "lam": (), "S": ("n", "n",
+"symmetric")}``) always win. Named dimensions are rigid: ``m`` never equals ``n``.
+Contract: the result is a well-shaped ``Expr``; a mismatch or an ambiguity is a
+``MatdiffError`` whose ``pos`` is the place in the text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import expr as E
+from .expr import ONE, Dim, Expr, MatdiffError, Op
+from .syntax import Node
+
+__all__ = ["infer", "normalize_shapes", "ShapeDecl"]
+
+ShapeDecl = Mapping[str, Iterable[Any]]
+
+_FRESH = "_"  # prefix of solver variables; user dimension names never start with it
+_IDENTITY_NAME = re.compile(r"^I(?:_\{?([A-Za-z0-9]+)\}?)?$")
+_VECTOR_NAME = re.compile(r"^[a-z](?:_?[0-9]+|_[A-Za-z0-9]+)?$")
+_ELEMENTWISE_CALLS = {
+    "exp": Op.EXP, "log": Op.LOG, "sin": Op.SIN, "cos": Op.COS, "tan": Op.TAN, "tanh": Op.TANH,
+    "sqrt": Op.SQRT, "abs": Op.ABS, "sign": Op.SIGN, "sigmoid": Op.SIGMOID, "relu": Op.RELU,
+}
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eps", "zeta", "eta", "theta", "iota",
+          "kappa", "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi",
+          "chi", "psi", "omega"}
+
+
+def normalize_shapes(shapes: ShapeDecl | None) -> dict[str, tuple[tuple[Dim, Dim], str]]:
+    """Declarations to ``{name: ((rows, cols), structure)}``.
+
+    >>> normalize_shapes({"x": ["n"], "S": ("n", "n", "sym")})["S"][1]
+    'symmetric'
+    """
+    out: dict[str, tuple[tuple[Dim, Dim], str]] = {}
+    for name, spec in (shapes or {}).items():
+        items = list(spec) if not isinstance(spec, (str, int)) else [spec]
+        structure = ""
+        if items and isinstance(items[-1], str) and items[-1].lower() in ("sym", "symmetric"):
+            structure = "symmetric"
+            items = items[:-1]
+        dims: list[Dim] = []
+        for d in items:
+            if isinstance(d, int) or (isinstance(d, str) and d.strip().isdigit()):
+                value = int(d)
+                if value < 1:
+                    raise MatdiffError(f"dimension of {name} must be positive, got {value}")
+                dims.append(Dim.of(value))
+            elif isinstance(d, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", d.strip()):
+                dims.append(Dim.var(d.strip()))
+            elif isinstance(d, Dim):
+                dims.append(d)
+            else:
+                raise MatdiffError(f"bad dimension {d!r} in the shape of {name}")
+        if len(dims) > 2:
+            raise MatdiffError(f"{name}: a shape has at most two dimensions")
+        shape = (dims + [ONE, ONE])[:2] if dims else [ONE, ONE]
+        if structure and shape[0] != shape[1]:
+            raise MatdiffError(f"{name} is declared symmetric but is not square")
+        out[name] = ((shape[0], shape[1]), structure)
+    return out
+
+
+class _Contradiction(Exception):
+    """Two dimensions cannot be equal (internal; turned into a MatdiffError at a place)."""
+
+
+@dataclass
+class _Solver:
+    """Dimension equalities solved by substitution. Fresh variables are ``_0, _1, ...``."""
+
+    bound: dict[str, Dim] = field(default_factory=dict)
+    pending: list[tuple[Dim, Dim, Node]] = field(default_factory=list)
+    count: int = 0
+
+    def fresh(self) -> Dim:
+        self.count += 1
+        return Dim.var(f"{_FRESH}{self.count}")
+
+    def resolve(self, d: Dim) -> Dim:
+        for _ in range(1000):
+            names = [v for v in d.names if v in self.bound]
+            if not names:
+                return d
+            d = d.subs({v: self.bound[v] for v in names})
+        raise _Contradiction("cyclic dimension")
+
+    def unify(self, a: Dim, b: Dim, node: Node | None = None) -> None:
+        diff = self.resolve(a) - self.resolve(b)
+        if not diff.terms:
+            return
+        g = math.gcd(*(c for _, c in diff.terms))
+        diff = Dim({m: c // g for m, c in diff.terms})
+        if diff.value is not None:
+            raise _Contradiction()
+        for mono, coeff in diff.terms:
+            if len(mono) == 1 and mono[0].startswith(_FRESH) and coeff in (1, -1):
+                var = mono[0]
+                rest = diff - Dim({mono: coeff})
+                if var in rest.names:
+                    continue
+                value = rest * (-coeff)
+                if value.value is not None and value.value < 1:
+                    raise _Contradiction()
+                self.bound[var] = value
+                self._retry()
+                return
+        if all(v.startswith(_FRESH) is False for v in diff.names):
+            raise _Contradiction()  # an equation between named dimensions: m != n
+        self.pending.append((a, b, node or Node("num")))
+
+    def _retry(self) -> None:
+        pending, self.pending = self.pending, []
+        for a, b, node in pending:
+            self.unify(a, b, node)
+
+    def is_one(self, d: Dim) -> bool:
+        return self.resolve(d) == ONE
+
+    def not_one(self, d: Dim) -> bool:
+        r = self.resolve(d)
+        return r.value is not None and r.value != 1 or any(not v.startswith(_FRESH)
+                                                          for v in r.names)
+
+    def snapshot(self) -> tuple[dict[str, Dim], list[tuple[Dim, Dim, Node]], int]:
+        return dict(self.bound), list(self.pending), self.count
+
+    def restore(self, snap: tuple[dict[str, Dim], list[tuple[Dim, Dim, Node]], int]) -> None:
+        self.bound, self.pending, self.count = dict(snap[0]), list(snap[1]), snap[2]
+
+
+Sh = tuple[Dim, Dim]
+
+
+def _fmt(s: Sh, solver: _Solver, rename: dict[str, str] | None = None) -> str:
+    parts = []
+    for d in s:
+        r = solver.resolve(d)
+        parts.append(r.subs(rename or {}).format() if rename else _pretty(r))
+    return "×".join(parts)
+
+
+def _pretty(d: Dim) -> str:
+    return d.format().replace(_FRESH, "d")
+
+
+@dataclass
+class _Infer:
+    text: str
+    decl: dict[str, tuple[Sh, str]]
+    solver: _Solver = field(default_factory=_Solver)
+    shape: dict[int, Sh] = field(default_factory=dict)          # id(node) -> shape
+    symbols: dict[str, Sh] = field(default_factory=dict)        # name -> shape
+    symbol_nodes: dict[str, Node] = field(default_factory=dict)
+    decisions: dict[int, str] = field(default_factory=dict)     # id(node) -> choice
+    open_nodes: list[Node] = field(default_factory=list)         # undecided, in text order
+
+    # -- errors
+    def fail(self, node: Node, message: str) -> MatdiffError:
+        return MatdiffError(message, pos=node.start, end=node.end, text=self.text)
+
+    def eq(self, a: Dim, b: Dim, node: Node, message: str) -> None:
+        try:
+            self.solver.unify(a, b, node)
+        except _Contradiction:
+            raise self.fail(node, message()) from None  # type: ignore[operator]
+
+    def same(self, x: Node, y: Node, node: Node, what: str) -> None:
+        sx, sy = self.shape[id(x)], self.shape[id(y)]
+        msg = lambda: (f"{what}: the left side is {_fmt(sx, self.solver)} but the right side "
+                       f"is {_fmt(sy, self.solver)}")
+        self.eq(sx[0], sy[0], node, msg)
+        self.eq(sx[1], sy[1], node, msg)
+
+    def scalar(self, x: Node, node: Node, what: str) -> None:
+        s = self.shape[id(x)]
+        msg = lambda: f"{what} must be a scalar, but it is {_fmt(s, self.solver)}"
+        self.eq(s[0], ONE, node, msg)
+        self.eq(s[1], ONE, node, msg)
+
+    def square(self, x: Node, node: Node, what: str) -> None:
+        s = self.shape[id(x)]
+        self.eq(s[0], s[1], node,
+                lambda: f"{what} needs a square matrix, but it is {_fmt(s, self.solver)}")
+
+    def is_scalar(self, s: Sh) -> bool:
+        return self.solver.is_one(s[0]) and self.solver.is_one(s[1])
+
+    def not_scalar(self, s: Sh) -> bool:
+        return self.solver.not_one(s[0]) or self.solver.not_one(s[1])
+
+    # -- pass 1: emit constraints bottom-up (iteratively, so deep input cannot overflow)
+    def visit(self, root: Node) -> None:
+        stack: list[tuple[Node, bool]] = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                self.shape[id(node)] = self.rule(node)
+            else:
+                stack.append((node, True))
+                stack.extend((a, False) for a in reversed(_expr_args(node)))
+
+    def rule(self, n: Node) -> Sh:
+        k, a = n.kind, n.args
+        sh = lambda x: self.shape[id(x)]
+        if k == "num":
+            return (ONE, ONE)
+        if k == "name":
+            return self.name(n)
+        if k == "neg":
+            return sh(a[0])
+        if k == "transpose":
+            return (sh(a[0])[1], sh(a[0])[0])
+        if k in ("add", "sub", "hadamard", "hdiv"):
+            self.open_nodes.append(n)
+            return (self.solver.fresh(), self.solver.fresh())
+        if k == "mul":
+            self.open_nodes.append(n)
+            return (self.solver.fresh(), self.solver.fresh())
+        if k == "matmul":
+            self.matmul(n)
+            return (sh(a[0])[0], sh(a[1])[1])
+        if k == "div":
+            self.scalar(a[1], n, "the divisor of '/'")
+            return sh(a[0])
+        if k in ("pow", "hpow"):
+            self.scalar(a[1], n, "an exponent")
+            if k == "pow":
+                self.square(a[0], n, "the power '^'")
+            return sh(a[0])
+        if k == "norm":
+            return (ONE, ONE)
+        if k == "block":
+            return self.block(n)
+        if k == "call":
+            return self.call(n)
+        raise self.fail(n, f"unknown syntax '{k}'")
+
+    def name(self, n: Node) -> Sh:
+        name = n.value
+        if name in self.symbols:
+            return self.symbols[name]
+        if name in self.decl:
+            s = self.decl[name][0]
+        elif (m := _IDENTITY_NAME.match(name)) is not None:
+            d = self.dim_of_text(m.group(1), n) if m.group(1) else self.solver.fresh()
+            self.decisions[id(n)] = "identity"
+            return (d, d)
+        elif name in ("ones", "zeros"):
+            self.decisions[id(n)] = name
+            return (self.solver.fresh(), self.solver.fresh())
+        else:
+            s = (self.solver.fresh(), self.solver.fresh())
+        self.symbols[name] = s
+        self.symbol_nodes[name] = n
+        return s
+
+    def dim_of_text(self, text: str, n: Node) -> Dim:  # noqa: ARG002
+        return Dim.of(int(text)) if text.isdigit() else Dim.var(text)
+
+    def dim_of_node(self, n: Node) -> Dim:
+        """A dimension written as an argument: ``eye(n)``, ``ones(2*n, 3)``."""
+        if n.kind == "num":
+            if n.value.denominator != 1 or n.value < 1:
+                raise self.fail(n, "a dimension must be a positive integer")
+            return Dim.of(int(n.value))
+        if n.kind == "name":
+            if n.value in self.decl or n.value in self.symbols:
+                raise self.fail(n, f"'{n.value}' is a variable, not a dimension")
+            return Dim.var(n.value)
+        if n.kind in ("add", "mul"):
+            x, y = (self.dim_of_node(a) for a in n.args)
+            return x + y if n.kind == "add" else x * y
+        raise self.fail(n, "a dimension is a number, a name, or a sum or product of them")
+
+    def matmul(self, n: Node) -> None:
+        x, y = n.args
+        sx, sy = self.shape[id(x)], self.shape[id(y)]
+        self.eq(sx[1], sy[0], n, lambda: (
+            f"matrix product: the left side is {_fmt(sx, self.solver)} and the right side "
+            f"is {_fmt(sy, self.solver)}; inner dimensions differ (use .* for elementwise)"))
+
+    def block(self, n: Node) -> Sh:
+        r, c = n.value
+        grid = [n.args[i * c:(i + 1) * c] for i in range(r)]
+        for x in n.args:
+            if x.kind == "num" and x.value == 0:  # a zero block takes its size from the grid
+                self.shape[id(x)] = (self.solver.fresh(), self.solver.fresh())
+        for row in grid:
+            for x in row[1:]:
+                self.eq(self.shape[id(x)][0], self.shape[id(row[0])][0], x,
+                        lambda: "blocks in one row of a block matrix need the same height")
+        for j in range(c):
+            for i in range(1, r):
+                self.eq(self.shape[id(grid[i][j])][1], self.shape[id(grid[0][j])][1],
+                        grid[i][j],
+                        lambda: "blocks in one column of a block matrix need the same width")
+        rows = sum((self.shape[id(row[0])][0] for row in grid), Dim({}))
+        cols = sum((self.shape[id(x)][1] for x in grid[0]), Dim({}))
+        return (rows, cols)
+
+    def call(self, n: Node) -> Sh:
+        f, a = n.value, n.args
+        sh = lambda x: self.shape[id(x)]
+        if f in ("tr", "det", "logdet"):
+            self.square(a[0], n, f)
+            return (ONE, ONE)
+        if f == "inv":
+            self.square(a[0], n, "inv")
+            return sh(a[0])
+        if f == "diag":
+            self.square(a[0], n, "diag")
+            return (sh(a[0])[0], ONE)
+        if f == "Diag":
+            self.eq(sh(a[0])[1], ONE, n, lambda: "Diag needs a vector (use diag for the "
+                                                 "diagonal of a matrix)")
+            return (sh(a[0])[0], sh(a[0])[0])
+        if f == "vec":
+            return (sh(a[0])[0] * sh(a[0])[1], ONE)
+        if f in ("sum", "norm1", "norm2", "normF"):
+            return (ONE, ONE)
+        if f == "kron":
+            return (sh(a[0])[0] * sh(a[1])[0], sh(a[0])[1] * sh(a[1])[1])
+        if f in _ELEMENTWISE_CALLS:
+            return sh(a[0])
+        if f == "eye":
+            d = self.dim_of_node(a[0])
+            return (d, d)
+        if f in ("ones", "zeros"):
+            if not a:
+                return (self.solver.fresh(), self.solver.fresh())
+            dims = [self.dim_of_node(x) for x in a]
+            return (dims[0], dims[1] if len(dims) > 1 else ONE)
+        if f in ("vector", "matrix"):
+            if not (a[0].kind == "num" and a[0].value in (0, 1)):
+                raise self.fail(n, f"{f}(...) takes 1 or 0 (the all-ones or zero constant)")
+            return (self.solver.fresh(), ONE if f == "vector" else self.solver.fresh())
+        if f == "K":
+            m, k = (self.dim_of_node(x) for x in a)
+            return (m * k, m * k)
+        if f == "unvec":
+            m, k = (self.dim_of_node(x) for x in a[1:])
+            self.eq(sh(a[0])[0], m * k, n, lambda: "unvec: the vector's length must be m*n")
+            self.eq(sh(a[0])[1], ONE, n, lambda: "unvec needs a vector")
+            return (m, k)
+        raise self.fail(n, f"unknown function '{f}'")
+
+    # -- pass 2: decide the ambiguous operators
+    def decide(self, n: Node, choice: str) -> None:
+        x, y = n.args
+        sx, sy, s = self.shape[id(x)], self.shape[id(y)], self.shape[id(n)]
+        what = {"add": "sum", "sub": "difference", "hadamard": "elementwise product '.*'",
+                "hdiv": "elementwise division './'", "mul": "product"}[n.kind]
+        if choice == "matmul":
+            self.matmul(n)
+            self.eq(s[0], sx[0], n, lambda: "product shape")
+            self.eq(s[1], sy[1], n, lambda: "product shape")
+        elif choice in ("scale_left", "broadcast_left"):
+            self.scalar(x, n, f"the left side of this {what}")
+            self.same(n, y, n, what)
+        elif choice in ("scale_right", "broadcast_right"):
+            self.scalar(y, n, f"the right side of this {what}")
+            self.same(n, x, n, what)
+        else:  # same shapes
+            self.same(x, y, n, what)
+            self.same(n, x, n, what)
+        self.decisions[id(n)] = choice
+
+    def forced(self, n: Node) -> str | None:
+        """The choice the known shapes force for an ambiguous node, if any."""
+        sx, sy = self.shape[id(n.args[0])], self.shape[id(n.args[1])]
+        if n.kind == "mul":
+            if self.is_scalar(sx):
+                return "scale_left"
+            if self.is_scalar(sy):
+                return "scale_right"
+            if self.not_scalar(sx) and self.not_scalar(sy):
+                return "matmul"
+            return None
+        if self.is_scalar(sx) and self.is_scalar(sy):
+            return "same"
+        if self.is_scalar(sx) and self.not_scalar(sy):
+            return "broadcast_left"
+        if self.is_scalar(sy) and self.not_scalar(sx):
+            return "broadcast_right"
+        if self.not_scalar(sx) and self.not_scalar(sy):
+            return "same"
+        return None
+
+    def preferred(self, n: Node) -> list[str]:
+        sx, sy = self.shape[id(n.args[0])], self.shape[id(n.args[1])]
+        if n.kind == "mul":
+            col_times_matrix = self.solver.is_one(sx[1]) and not self.solver.is_one(sy[0])
+            return ["scale_left", "matmul"] if col_times_matrix else ["matmul", "scale_left",
+                                                                     "scale_right"]
+        if self.is_scalar(sx):
+            return ["broadcast_left", "same"]
+        if self.is_scalar(sy):
+            return ["broadcast_right", "same"]
+        return ["same", "broadcast_left", "broadcast_right"]
+
+    def attempt(self, action: Any) -> bool:
+        snap = self.solver.snapshot()
+        decisions = dict(self.decisions)
+        try:
+            action()
+            return True
+        except (_Contradiction, MatdiffError):
+            self.solver.restore(snap)
+            self.decisions = decisions
+            return False
+
+    def settle(self) -> None:
+        name_defaults = list(self.symbols)
+        while True:
+            progress = False
+            for n in self.open_nodes:
+                if id(n) not in self.decisions and (c := self.forced(n)) is not None:
+                    self.decide(n, c)
+                    progress = True
+            if progress:
+                continue
+            while name_defaults:
+                name = name_defaults.pop(0)
+                if name in self.decl:
+                    continue
+                s = self.symbols[name]
+                if name in _GREEK or (name.islower() and len(name) > 1
+                                      and not _VECTOR_NAME.match(name)):
+                    progress = self.attempt(lambda s=s: (self.solver.unify(s[0], ONE),
+                                                         self.solver.unify(s[1], ONE)))
+                elif _VECTOR_NAME.match(name):
+                    progress = self.attempt(lambda s=s: self.solver.unify(s[1], ONE))
+                if progress:
+                    break
+            if progress:
+                continue
+            todo = [n for n in self.open_nodes if id(n) not in self.decisions]
+            if not todo:
+                return
+            n = todo[0]
+            for choice in self.preferred(n):
+                if self.attempt(lambda n=n, c=choice: self.decide(n, c)):
+                    break
+            else:
+                self.decide(n, self.preferred(n)[0])  # raises the error at its place
+
+    # -- pass 3: build the typed Expr
+    def final_names(self) -> dict[str, Dim]:
+        """Fresh dimension variables still free get readable names, in order of appearance."""
+        used = {v for s, _ in self.decl.values() for d in s for v in d.names}
+        pool = [c for c in "mnpqrstkjluvwabcdefgh" if c not in used]
+        rename: dict[str, Dim] = {}
+        for s in list(self.symbols.values()) + [self.shape[k] for k in self.shape]:
+            for d in s:
+                for v in sorted(self.solver.resolve(d).names):
+                    if v.startswith(_FRESH) and v not in rename:
+                        name = pool.pop(0) if pool else f"d{len(rename)}"
+                        rename[v] = Dim.var(name)
+        return rename
+
+    def build(self, root: Node) -> Expr:
+        rename = self.final_names()
+        final = lambda s: tuple(self.solver.resolve(d).subs(rename) for d in s)
+        for name, s in self.symbols.items():
+            for d in final(s):
+                if d.value is not None and d.value < 1:
+                    raise self.fail(self.symbol_nodes[name], f"{name} would have size {d}")
+        built: dict[int, Expr] = {}
+        stack: list[tuple[Node, bool]] = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                try:
+                    built[id(node)] = self.make(node, [built.get(id(a)) for a in node.args],
+                                                final(self.shape[id(node)]))
+                except E.ShapeMismatch as err:
+                    raise self.fail(node, str(err)) from None
+                except MatdiffError as err:
+                    if err.pos is None:
+                        raise self.fail(node, err.message) from None
+                    raise
+            else:
+                stack.append((node, True))
+                stack.extend((a, False) for a in reversed(_expr_args(node)))
+        return built[id(root)]
+
+    def make(self, n: Node, a: list[Any], shape: tuple[Dim, Dim]) -> Expr:
+        k = n.kind
+        if k == "num":
+            return E.zeros(shape) if n.value == 0 else E.const(n.value)
+        if k == "name":
+            d = self.decisions.get(id(n))
+            if d == "identity":
+                return E.eye(shape[0])
+            if d in ("ones", "zeros"):
+                return E.ones(shape) if d == "ones" else E.zeros(shape)
+            structure = self.decl.get(n.value, (None, ""))[1]
+            return E.sym(n.value, shape, structure)
+        if k == "neg":
+            return E.neg(a[0])
+        if k == "transpose":
+            return E.T(a[0])
+        if k in ("add", "sub", "hadamard", "hdiv", "mul"):
+            return self.make_binary(n, a[0], a[1], shape)
+        if k == "matmul":
+            return E.matmul(a[0], a[1])
+        if k == "div":
+            return E.scale(E.hpow(a[1], -1), a[0]) if a[1].op is not Op.CONST else \
+                E.scale(E.const(1 / a[1].attr), a[0]) if a[1].attr != 0 else self._div0(n)
+        if k == "hpow":
+            return E.hpow(a[0], a[1])
+        if k == "pow":
+            if a[0].is_scalar:
+                return E.hpow(a[0], a[1])
+            if a[1].op is not Op.CONST or a[1].attr.denominator != 1:
+                raise self.fail(n, "a matrix power needs an integer exponent (use .^ for "
+                                   "the elementwise power)")
+            return E.matpow(a[0], int(a[1].attr))
+        if k == "norm":
+            return self.make_norm(n, a[0], n.value)
+        if k == "block":
+            r, c = n.value
+            return E.block([a[i * c:(i + 1) * c] for i in range(r)])
+        if k == "call":
+            return self.make_call(n, a, shape)
+        raise self.fail(n, f"unknown syntax '{k}'")
+
+    def _div0(self, n: Node) -> Expr:
+        raise self.fail(n, "division by zero")
+
+    def make_binary(self, n: Node, x: Expr, y: Expr, shape: tuple[Dim, Dim]) -> Expr:
+        choice = self.decisions[id(n)]
+        if choice == "broadcast_left":
+            x = E.scale(x, E.ones(shape))
+        elif choice == "broadcast_right":
+            y = E.scale(y, E.ones(shape))
+        if n.kind == "mul":
+            if choice == "matmul":
+                return E.matmul(x, y)
+            return E.scale(x, y) if choice == "scale_left" else E.scale(y, x)
+        if n.kind == "add":
+            return E.add(x, y)
+        if n.kind == "sub":
+            return E.sub(x, y)
+        if n.kind == "hadamard":
+            return E.hadamard(x, y)
+        return E.hdiv(x, y)
+
+    def make_norm(self, n: Node, x: Expr, p: str) -> Expr:
+        is_matrix = x.rows != ONE and x.cols != ONE
+        if p == "2" and is_matrix:
+            raise self.fail(n, "||X||_2 of a matrix is the spectral norm, which matdiff does "
+                               "not differentiate; write ||X||_F for the Frobenius norm")
+        if p == "F" and not is_matrix:
+            p = "2"
+        return E.norm(x, "1" if p == "1" else "2")
+
+    def make_call(self, n: Node, a: list[Any], shape: tuple[Dim, Dim]) -> Expr:
+        f = n.value
+        unary = {"tr": E.trace, "det": E.det, "logdet": E.logdet, "inv": E.inv,
+                 "diag": E.diag, "Diag": E.diagm, "vec": E.vec, "sum": E.total}
+        if f in unary:
+            return unary[f](a[0])
+        if f in _ELEMENTWISE_CALLS:
+            return E.apply(_ELEMENTWISE_CALLS[f], a[0])
+        if f == "kron":
+            return E.kron(a[0], a[1])
+        if f in ("norm1", "norm2", "normF"):
+            return self.make_norm(n, a[0], {"norm1": "1", "norm2": "", "normF": "F"}[f] or "F")
+        if f == "eye":
+            return E.eye(shape[0])
+        if f in ("ones", "vector", "matrix") and not (f != "ones" and n.args[0].value == 0):
+            return E.ones(shape)
+        if f in ("zeros", "vector", "matrix"):
+            return E.zeros(shape)
+        if f == "K":
+            m, k = (self.dim_of_node(x) for x in n.args)
+            return E.commutation(m, k)
+        if f == "unvec":
+            return E.unvec(a[0], shape[0], shape[1])
+        raise self.fail(n, f"unknown function '{f}'")
+
+
+def _expr_args(n: Node) -> tuple[Node, ...]:
+    """The arguments that are expressions (``eye(n)``, ``ones(m, n)``, ``K(m, n)`` take
+    dimensions, ``unvec(x, m, n)`` an expression and two dimensions)."""
+    if n.kind != "call":
+        return n.args
+    if n.value in ("eye", "ones", "zeros", "K", "vector", "matrix"):
+        return ()
+    if n.value == "unvec":
+        return n.args[:1]
+    return n.args
+
+
+def infer(root: Node, text: str, shapes: ShapeDecl | None = None) -> Expr:
+    """Solve the shapes of a syntax tree and build its typed Expr.
+
+    >>> from matdiff.parse_ascii import parse_ascii
+    >>> e = infer(parse_ascii("x'*A*x"), "x'*A*x")
+    >>> e.is_scalar, str(e.args[0].shape[1])
+    (True, 'm')
+    """
+    job = _Infer(text, normalize_shapes(shapes))
+    job.visit(root)
+    job.settle()
+    for a, b, node in job.solver.pending:
+        ra, rb = job.solver.resolve(a), job.solver.resolve(b)
+        if ra != rb:
+            raise job.fail(node, f"cannot determine the sizes: {_pretty(ra)} = {_pretty(rb)}; "
+                                 "declare the shapes of the variables")
+    return job.build(root)
