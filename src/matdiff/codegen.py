@@ -1,0 +1,874 @@
+"""Code generation: expressions to a standalone NumPy / JAX / PyTorch function.
+
+Input: one ``Expr`` or a list of them (typically a value and its gradients).
+Output: ``codegen`` returns the source of a readable Python function; ``compile`` execs it.
+
+Contract of the generated function:
+
+* its parameters are the free symbols, names mangled to safe ASCII identifiers (``lambda`` ->
+  ``lambda_``); no other user text reaches the source;
+* inputs: matrices are 2-D arrays, vectors 1-D (or ``(n, 1)``), scalars floats or 0-d arrays;
+* outputs: a scalar is a float / 0-d array, an ``(n, 1)`` vector 1-D, anything else 2-D; one
+  expression gives one value, a list gives a tuple;
+* every shared DAG node is computed once (CSE across all outputs), one line per node;
+* dimension names are read from the input shapes at call time.
+
+Lowering happens in two steps. ``RESTRUCTURE`` rewrites the DAG so structure is explicit
+(``I .* X -> Diag(diag(X))``, ``log(det X) -> logdet X``). Then each node is lowered to one
+line by a structural rule where one applies (diagonal-only products, ``solve`` for ``inv``,
+Kronecker and block products without materialising, row scaling, sums for ones, chain
+order) and by the backend table ``NUMPY`` / ``JAX`` / ``TORCH`` otherwise.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from .expr import (
+    ELEMENTWISE,
+    Dim,
+    Expr,
+    MatdiffError,
+    Op,
+    add,
+    diag,
+    hadamard,
+    logdet,
+    scale,
+    toposort,
+)
+
+__all__ = ["codegen", "compile", "NUMPY", "JAX", "TORCH", "BACKENDS", "mangle"]
+
+ONE = Dim.of(1)
+
+# ----------------------------------------------------------------------------- backend tables
+# Templates: ``{m}`` is the module alias, ``{0}``, ``{1}`` the operands, ``{k}`` an attribute.
+# n-ary ops are folded pairwise with their template; leaves and attribute ops receive their
+# formatted sizes. The structural rules further down take precedence over these defaults.
+
+_COMMON: dict[Op, str] = {
+    Op.SYMBOL: "{name}",
+    Op.CONST: "{lit}",
+    Op.IDENTITY: "{m}.eye({n})",
+    Op.ONES: "{m}.ones(({r}, {c}))",
+    Op.ZERO: "{m}.zeros(({r}, {c}))",
+    Op.COMMUTATION: "{m}.eye({r}).reshape({b}, {a}, -1){perm}.reshape({r}, {r})",  # K vecX=vecX'
+    Op.ADD: "{0} + {1}",
+    Op.SCALE: "{0} * {1}",
+    Op.MATMUL: "{0} @ {1}",
+    Op.TRANSPOSE: "{0}.T",
+    Op.HADAMARD: "{0} * {1}",
+    Op.HDIV: "{0} / {1}",
+    Op.POW: "{0} ** {1}",
+    Op.KRON: "{m}.kron({0}, {1})",
+    Op.BLOCK: "{m}.block({grid})",
+    Op.TRACE: "{m}.trace({0})",
+    Op.DET: "{m}.linalg.det({0})",
+    Op.LOGDET: "{m}.linalg.slogdet({0})[1]",                # log|det X|
+    Op.INV: "{m}.linalg.inv({0})",
+    Op.MATPOW: "{m}.linalg.matrix_power({0}, {k})",
+    Op.DIAG: "{m}.diagonal({0})[:, None]",
+    Op.DIAGM: "{m}.diagflat({0})",
+    Op.VEC: "{0}.T.reshape(-1, 1)",                         # column-major stacking
+    Op.UNVEC: "{0}.reshape({c}, {r}).T",
+    Op.SUM: "{m}.sum({0})",
+    Op.NORM: "{m}.sqrt({m}.sum({0} * {0}))",                # p = "1": sum(abs(X))
+    Op.EXP: "{m}.exp({0})",
+    Op.LOG: "{m}.log({0})",
+    Op.SIN: "{m}.sin({0})",
+    Op.COS: "{m}.cos({0})",
+    Op.TAN: "{m}.tan({0})",
+    Op.TANH: "{m}.tanh({0})",
+    Op.SQRT: "{m}.sqrt({0})",
+    Op.ABS: "{m}.abs({0})",
+    Op.SIGN: "{m}.sign({0})",
+    Op.SIGMOID: "1 / (1 + {m}.exp(-{0}))",
+    Op.RELU: "{m}.maximum({0}, 0)",
+}
+
+NUMPY: dict[Op, str] = dict(_COMMON)
+JAX: dict[Op, str] = dict(_COMMON)
+TORCH: dict[Op, str] = {
+    **_COMMON,
+    Op.IDENTITY: "{m}.eye({n}, dtype=dtype, device=device)",
+    Op.ONES: "{m}.ones(({r}, {c}), dtype=dtype, device=device)",
+    Op.ZERO: "{m}.zeros(({r}, {c}), dtype=dtype, device=device)",
+    Op.COMMUTATION: "{m}.eye({r}, dtype=dtype, device=device).reshape({b}, {a}, -1)"
+                    "{perm}.reshape({r}, {r})",
+    Op.BLOCK: "{grid}",
+    Op.SIGMOID: "{m}.sigmoid({0})",
+    Op.RELU: "{m}.relu({0})",
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A target: its import line, module alias, op table and a few helper templates."""
+
+    name: str
+    imports: str
+    m: str
+    ops: dict[Op, str]
+    helpers: dict[str, str] = field(default_factory=dict)
+
+
+_HELPERS: dict[str, str] = {
+    "solve": "{m}.linalg.solve({0}, {1})",
+    "einsum": "{m}.einsum({spec}, {args})",
+    "multi_dot": "{m}.linalg.multi_dot([{args}])",
+    "cat0": "{m}.concatenate([{args}], axis=0)",
+    "cat1": "{m}.concatenate([{args}], axis=1)",
+    "sum0": "{0}.sum(axis=0, keepdims=True)",
+    "sum1": "{0}.sum(axis=1, keepdims=True)",
+    "dot_all": "{m}.vdot({0}, {1})",                        # sum(X .* Y)
+    "perm": ".transpose(1, 0, 2)",
+    "mat11": "{m}.reshape({0}, (1, 1))",
+    "scalar": "float({0})",
+}
+_TORCH_HELPERS: dict[str, str] = {
+    **_HELPERS,
+    "cat0": "{m}.cat([{args}], dim=0)",
+    "cat1": "{m}.cat([{args}], dim=1)",
+    "sum0": "{0}.sum(dim=0, keepdim=True)",
+    "sum1": "{0}.sum(dim=1, keepdim=True)",
+    "dot_all": "{m}.sum({0} * {1})",
+    "perm": ".permute(1, 0, 2)",
+    "mat11": "{m}.as_tensor({0}, dtype=dtype, device=device).reshape(1, 1)",
+    "scalar": "{m}.tensor(float({0}), dtype=dtype, device=device)",
+}
+
+BACKENDS: dict[str, Backend] = {
+    "numpy": Backend("numpy", "import numpy as np", "np", NUMPY, _HELPERS),
+    "jax": Backend("jax", "import jax.numpy as jnp", "jnp", JAX, _HELPERS),
+    "torch": Backend("torch", "import torch", "torch", TORCH, _TORCH_HELPERS),
+}
+
+# ----------------------------------------------------------------------------- restructuring
+
+
+def _diag_of(x: Expr) -> Expr:
+    """diag(x) pushed through linear and elementwise structure."""
+    if x.op is Op.ADD:
+        return add(*(_diag_of(a) for a in x.args))           # diag(A+B) = diag A + diag B
+    if x.op is Op.SCALE:
+        return scale(x.args[0], _diag_of(x.args[1]))        # diag(aX) = a diag X
+    if x.op is Op.HADAMARD:
+        return hadamard(*(_diag_of(a) for a in x.args))      # diag(A.*B) = diag A .* diag B
+    if x.op is Op.TRANSPOSE:
+        return _diag_of(x.args[0])                          # diag(X') = diag X
+    return diag(x)
+
+
+def _identity_hadamard(e: Expr) -> Expr | None:
+    eyes = [a for a in e.args if a.op is Op.IDENTITY]
+    if not eyes or e.rows != e.cols:
+        return None
+    rest = [a for a in e.args if a.op is not Op.IDENTITY]
+    inner = hadamard(*rest) if rest else eyes[0]
+    return Expr(Op.DIAGM, (_diag_of(inner),))              # I .* X = Diag(diag X)
+
+
+RESTRUCTURE: list[tuple[str, Op, Callable[[Expr], Expr | None]]] = [
+    ("identity-hadamard", Op.HADAMARD, _identity_hadamard),
+    ("diag-push", Op.DIAG, lambda e: None if e.args[0].op is Op.MATMUL
+     else _diag_of(e.args[0])),
+    ("log-det", Op.LOG, lambda e: logdet(e.args[0].args[0]) if e.args[0].op is Op.DET
+     else None),                                            # log(det X) = logdet X
+]
+
+
+def restructure(roots: Sequence[Expr]) -> list[Expr]:
+    """Rewrite the DAG bottom-up with ``RESTRUCTURE`` so structure is explicit.
+
+    >>> from matdiff.expr import sym, eye, hadamard, T, matmul
+    >>> X = sym("X", ("n", "n")); Y = sym("Y", ("n", "n"))
+    >>> restructure([hadamard(eye("n"), matmul(T(X), Y))])[0].op.name
+    'DIAGM'
+    """
+    memo: dict[Expr, Expr] = {}
+    for node in toposort(roots):
+        args = tuple(memo[a] for a in node.args)
+        new = node if args == node.args else Expr(node.op, args, node.attr)
+        for _name, op, rule in RESTRUCTURE:
+            if new.op is op:
+                out = rule(new)
+                if out is not None:
+                    new = out
+        memo[node] = new
+    return [memo[r] for r in roots]
+
+
+# ----------------------------------------------------------------------------- names
+
+_RESERVED = {"np", "jnp", "torch", "dtype", "device", "float", "int", "range", "len", "sum",
+             "abs", "min", "max", "None", "True", "False"}
+
+
+def mangle(name: str, taken: set[str]) -> str:
+    """A fresh ASCII identifier for ``name``; only ``[A-Za-z0-9_]`` survives.
+
+    >>> mangle("lambda", set()), mangle("H_R", set()), mangle("2x'", set())
+    ('lambda_', 'H_R', 'v_2x_')
+    """
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not s or s[0].isdigit():
+        s = "v_" + s
+    if keyword.iskeyword(s) or keyword.issoftkeyword(s) or s in _RESERVED:
+        s += "_"
+    base, i = s, 1
+    while s in taken:
+        s, i = f"{base}_{i}", i + 1
+    taken.add(s)
+    return s
+
+
+def _literal(v: Fraction) -> str:
+    if v.denominator == 1:
+        return str(v.numerator)
+    if Fraction(float(v)) == v:
+        return repr(float(v))
+    return f"({v.numerator} / {v.denominator})"
+
+
+# ----------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Val:
+    """A piece of generated code: its text, whether it needs parentheses, its shape, and the
+    node it computes (None for intermediate products)."""
+
+    code: str
+    atomic: bool
+    rows: Dim
+    cols: Dim
+    expr: Expr | None = None
+
+    def __str__(self) -> str:
+        return self.code if self.atomic else f"({self.code})"
+
+    @property
+    def scalar(self) -> bool:
+        return self.rows == ONE and self.cols == ONE
+
+
+_SPECIAL = {Op.INV, Op.DIAGM, Op.KRON, Op.BLOCK, Op.ONES, Op.COMMUTATION, Op.IDENTITY,
+            Op.ZERO}
+_TOKEN = re.compile("\x00(\\d+)\x00")
+
+
+class _Gen:
+    """One code-generation run: demand-driven lowering of the needed nodes."""
+
+    def __init__(self, backend: Backend, symbols: dict[str, Expr], taken: set[str]):
+        self.b = backend
+        self.m = backend.m
+        self.taken = taken
+        self.sym_names = {e: mangle(n, taken) for n, e in symbols.items()}
+        self.dim_names: dict[str, str] = {}
+        self.index: dict[Expr, int] = {}
+        self.code: dict[Expr, str] = {}
+        self.uses_dtype = False
+
+    # -- references
+    def ref(self, e: Expr) -> Val:
+        if e.op is Op.SYMBOL:
+            return Val(self.sym_names[e], True, e.rows, e.cols, e)
+        if e.op is Op.CONST:
+            lit = _literal(e.attr)
+            return Val(lit, e.attr >= 0, ONE, ONE, e)
+        if e not in self.index:
+            self.index[e] = len(self.index)
+        return Val(f"\x00{self.index[e]}\x00", True, e.rows, e.cols, e)
+
+    def dim(self, d: Dim) -> str:
+        """Python code for a dimension; names are bound from input shapes at call time."""
+        if d.value is not None:
+            return str(d.value)
+        parts = []
+        for mono, c in d.terms:
+            for v in mono:
+                self.dim_names.setdefault(v, "")
+            body = "*".join(([] if c == 1 else [str(c)]) + ["\x01" + v + "\x01" for v in mono])
+            parts.append(body or str(c))
+        return " + ".join(parts) if len(parts) == 1 else "(" + " + ".join(parts) + ")"
+
+    def helper(self, key: str, *args: object, **kw: str) -> str:
+        return self.b.helpers[key].format(*args, m=self.m, **kw)
+
+    def template(self, op: Op, *args: object, **kw: object) -> str:
+        if op in (Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION) and self.b.name == "torch":
+            self.uses_dtype = True
+        return self.b.ops[op].format(*args, m=self.m, **kw)
+
+    def val(self, code: str, rows: Dim, cols: Dim, atomic: bool = False) -> Val:
+        return Val(code, atomic, rows, cols)
+
+    # -- lowering of one node to one expression
+    def lower(self, e: Expr) -> str:
+        for op, rule in RULES:
+            if e.op is op:
+                out = rule(self, e)
+                if out is not None:
+                    return out
+        return self.default(e)
+
+    def default(self, e: Expr) -> str:
+        a = [self.ref(x) for x in e.args]
+        op = e.op
+        if op in (Op.IDENTITY,):
+            return self.template(op, n=self.dim(e.attr))
+        if op in (Op.ONES, Op.ZERO):
+            return self.template(op, r=self.dim(e.rows), c=self.dim(e.cols))
+        if op is Op.COMMUTATION:
+            return self.template(op, r=self.dim(e.rows), a=self.dim(e.attr[0]),
+                                 b=self.dim(e.attr[1]), perm=self.helper("perm"))
+        if op in (Op.ADD, Op.HADAMARD, Op.MATMUL):
+            out = str(a[0])
+            for x in a[1:]:
+                out = self.template(op, out, x)
+            return out
+        if op is Op.BLOCK:
+            return self.block(e)
+        if op is Op.MATPOW:
+            return self.template(op, a[0], k=e.attr)
+        if op is Op.UNVEC:
+            return self.template(op, a[0], r=self.dim(e.attr[0]), c=self.dim(e.attr[1]))
+        if op is Op.NORM and e.attr == "1":
+            return f"{self.m}.sum({self.m}.abs({a[0]}))"
+        if op in ELEMENTWISE and e.is_scalar and self.b.name == "torch":
+            a = [self.val(self.helper("mat11", x), ONE, ONE) for x in a]
+            return self.template(op, *a) + ".reshape(())"
+        return self.template(op, *a)
+
+    # -- blocks
+    def block(self, e: Expr) -> str:
+        r, c = e.attr
+        grid = [[self.block_entry(x) for x in e.args[i * c:(i + 1) * c]] for i in range(r)]
+        if self.b.name == "torch":
+            rows = [x[0] if len(x) == 1 else self.helper("cat1", args=", ".join(x))
+                    for x in grid]
+            return rows[0] if len(rows) == 1 else self.helper("cat0", args=", ".join(rows))
+        return self.template(Op.BLOCK, grid="[" + ", ".join(
+            "[" + ", ".join(row) + "]" for row in grid) + "]")
+
+    def block_entry(self, x: Expr) -> str:
+        if x.is_scalar:
+            return self.helper("mat11", self.ref(x))
+        return str(self.ref(x))
+
+    def slice_rows(self, v: Val, start: Dim, stop: Dim, cols: bool = False) -> Val:
+        total = v.cols if cols else v.rows
+        lo = "" if start == Dim({}) else self.dim(start)
+        hi = "" if stop == total else self.dim(stop)
+        idx = f"{lo}:{hi}"
+        if idx == ":":
+            return v
+        code = f"{v}[:, {idx}]" if cols else f"{v}[{idx}]"
+        return Val(code, True, v.rows if cols else stop - start, stop - start if cols else v.cols)
+
+    # -- products
+    def mul(self, left: Val, right: Val) -> Val:
+        """``left @ right``, exploiting the structure of either factor."""
+        rows, cols = left.rows, right.cols
+        if left.scalar or right.scalar:
+            return self.val(f"{left} * {right}", rows, cols)
+        le = left.expr.op if left.expr is not None else None
+        re_ = right.expr.op if right.expr is not None else None
+        if le in _SPECIAL:
+            return self.apply_left(left, right)
+        if re_ in _SPECIAL:
+            return self.apply_right(left, right)
+        return self.val(f"{left} @ {right}", rows, cols)
+
+    def apply_left(self, s: Val, v: Val) -> Val:
+        e = s.expr
+        assert e is not None
+        rows, cols = s.rows, v.cols
+        if e.op is Op.IDENTITY:
+            return v
+        if e.op is Op.ZERO:
+            zero = self.template(Op.ZERO, r=self.dim(rows), c=f"{v}.shape[1]")
+            return self.val(zero, rows, cols, True)
+        if e.op is Op.INV:                                     # inv(A) B = solve(A, B)
+            return self.val(self.helper("solve", self.ref(e.args[0]), v), rows, cols, True)
+        if e.op is Op.DIAGM:                                   # Diag(x) B = x .* B (rows)
+            return self.val(f"{self.ref(e.args[0])} * {v}", rows, cols)
+        if e.op is Op.ONES:                                    # 1 B = 1 colsum(B)
+            sums = self.helper("sum0", v)
+            if e.rows == ONE:
+                return self.val(sums, rows, cols, True)
+            ones = self.template(Op.ONES, r=self.dim(e.rows), c="1")
+            return self.val(f"{ones} * {sums}", rows, cols)
+        if e.op is Op.KRON:                                    # (A kron B) vec-style
+            return self.kron_left(e, v)
+        if e.op is Op.BLOCK:                                   # block by block, slices
+            return self.block_left(e, v)
+        if e.op is Op.COMMUTATION:                             # K(a,b) vecX = vec X'
+            a, b = self.dim(e.attr[0]), self.dim(e.attr[1])
+            code = f"{v}.reshape({b}, {a}, -1){self.helper('perm')}.reshape({self.dim(rows)}, -1)"
+            return self.val(code, rows, cols, True)
+        raise AssertionError(e.op)
+
+    def apply_right(self, v: Val, s: Val) -> Val:
+        e = s.expr
+        assert e is not None
+        rows, cols = v.rows, s.cols
+        if e.op is Op.IDENTITY:
+            return v
+        if e.op is Op.INV:                                     # B inv(A) = solve(A', B')'
+            code = self.helper("solve", f"{self.ref(e.args[0])}.T", f"{v}.T")
+            return self.val(code + ".T", rows, cols, True)
+        if e.op is Op.DIAGM:                                   # B Diag(x) = B .* x' (cols)
+            return self.val(f"{v} * {self.ref(e.args[0])}.T", rows, cols)
+        if e.op is Op.ONES:                                    # B 1 = rowsum(B) 1'
+            sums = self.helper("sum1", v)
+            if e.cols == ONE:
+                return self.val(sums, rows, cols, True)
+            ones = self.template(Op.ONES, r="1", c=self.dim(e.cols))
+            return self.val(f"{sums} * {ones}", rows, cols)
+        if e.op is Op.KRON:
+            return self.kron_right(v, e)
+        if e.op is Op.BLOCK:
+            return self.block_right(v, e)
+        if e.op is Op.COMMUTATION:                             # B K(a,b) = (K(b,a) B')'
+            a, b = self.dim(e.attr[0]), self.dim(e.attr[1])
+            perm = self.helper("perm")
+            code = f"{v}.T.reshape({a}, {b}, -1){perm}.reshape({self.dim(cols)}, -1).T"
+            return self.val(code, rows, cols, True)
+        if e.op is Op.ZERO:
+            return self.val(self.template(Op.ZERO, r=f"{v}.shape[0]", c=self.dim(cols)),
+                            rows, cols, True)
+        raise AssertionError(e.op)
+
+    def einsum(self, spec: str, *args: object) -> str:
+        return self.helper("einsum", spec=repr(spec), args=", ".join(str(a) for a in args))
+
+    def kron_left(self, e: Expr, v: Val) -> Val:
+        # (A kron B) M: M3[a, b, j] = M[a*s + b, j]; out[c*r + d, j] = A[c,a] B[d,b] M3[a,b,j]
+        a, b = e.args
+        av, bv = self.ref(a), self.ref(b)
+        m3 = f"{v}.reshape({self.dim(a.cols)}, {self.dim(b.cols)}, -1)"
+        t = m3 if b.op is Op.IDENTITY else self.einsum("db,abj->adj", bv, m3)
+        t = t if a.op is Op.IDENTITY else self.einsum("ca,adj->cdj", av, t)
+        return self.val(f"{t}.reshape({self.dim(e.rows)}, -1)", e.rows, v.cols, True)
+
+    def kron_right(self, v: Val, e: Expr) -> Val:
+        # M (A kron B): M3[j, c, d] = M[j, c*r + d]; out[j, a*s + b] = M3[j,c,d] A[c,a] B[d,b]
+        a, b = e.args
+        av, bv = self.ref(a), self.ref(b)
+        m3 = f"{v}.reshape(-1, {self.dim(a.rows)}, {self.dim(b.rows)})"
+        t = m3 if a.op is Op.IDENTITY else self.einsum("jcd,ca->jad", m3, av)
+        t = t if b.op is Op.IDENTITY else self.einsum("jad,db->jab", t, bv)
+        return self.val(f"{t}.reshape(-1, {self.dim(e.cols)})", v.rows, e.cols, True)
+
+    def block_product(self, x: Expr, part: Val, left: bool) -> Val | None:
+        """One block times one slice; None for a zero block."""
+        coeff = ""
+        if x.op is Op.SCALE and x.args[0].op is Op.CONST:
+            c = x.args[0].attr
+            coeff = "-" if c == -1 else f"{_literal(c)} * "
+            x = x.args[1]
+        if x.op is Op.ZERO:
+            return None
+        if x.op is Op.IDENTITY:
+            body = part
+        else:
+            body = self.mul(self.ref(x), part) if left else self.mul(part, self.ref(x))
+        return self.val(f"{coeff}{body}", body.rows, body.cols) if coeff else body
+
+    def block_left(self, e: Expr, v: Val) -> Val:
+        r, c = e.attr
+        grid = [e.args[i * c:(i + 1) * c] for i in range(r)]
+        parts, off = [], Dim({})
+        for x in grid[0]:
+            parts.append(self.slice_rows(v, off, off + x.cols))
+            off = off + x.cols
+        rows_out = []
+        for row in grid:
+            products = (self.block_product(x, p, True) for x, p in zip(row, parts, strict=True))
+            terms = [t for t in products if t is not None]
+            if not terms:
+                terms = [self.val(self.template(Op.ZERO, r=self.dim(row[0].rows),
+                                                c=f"{v}.shape[1]"), row[0].rows, v.cols, True)]
+            rows_out.append(self._sum(terms))
+        if len(rows_out) == 1:
+            return rows_out[0]
+        args = ", ".join(x.code for x in rows_out)
+        return self.val(self.helper("cat0", args=args), e.rows, v.cols, True)
+
+    def block_right(self, v: Val, e: Expr) -> Val:
+        r, c = e.attr
+        grid = [e.args[i * c:(i + 1) * c] for i in range(r)]
+        parts, off = [], Dim({})
+        for row in grid:
+            parts.append(self.slice_rows(v, off, off + row[0].rows, cols=True))
+            off = off + row[0].rows
+        cols_out = []
+        for j in range(c):
+            terms = [t for t in (self.block_product(grid[i][j], parts[i], False)
+                                 for i in range(r)) if t is not None]
+            if not terms:
+                terms = [self.val(self.template(Op.ZERO, r=f"{v}.shape[0]",
+                                                c=self.dim(grid[0][j].cols)),
+                                  v.rows, grid[0][j].cols, True)]
+            cols_out.append(self._sum(terms))
+        if len(cols_out) == 1:
+            return cols_out[0]
+        args = ", ".join(x.code for x in cols_out)
+        return self.val(self.helper("cat1", args=args), v.rows, e.cols, True)
+
+    def _sum(self, terms: list[Val]) -> Val:
+        if len(terms) == 1:
+            return terms[0]
+        out = terms[0].code
+        for t in terms[1:]:
+            out += f" - {t.code[1:]}" if t.code.startswith("-") else f" + {t.code}"
+        return self.val(out, terms[0].rows, terms[0].cols)
+
+    def chain(self, factors: Sequence[Val]) -> Val:
+        """A matrix product: structured factors bind to a neighbour first, then the dense
+        chain is ordered (DP on known sizes, a runtime choice on symbolic ones)."""
+        ops = list(factors)
+        while len(ops) > 1:
+            special = [i for i, f in enumerate(ops) if f.expr is not None and f.expr.op in _SPECIAL]
+            if not special:
+                break
+            i = special[0]
+            j = i + 1 if i + 1 < len(ops) else i - 1
+            lo, hi = min(i, j), max(i, j)
+            ops[lo:hi + 1] = [self.mul(ops[lo], ops[hi])]
+        if len(ops) == 1:
+            return ops[0]
+        if len(ops) == 2:
+            return self.mul(ops[0], ops[1])
+        dims = [f.rows for f in ops] + [ops[-1].cols]
+        if all(d.value is not None for d in dims):
+            return self._dp_chain(ops, [d.value or 0 for d in dims])
+        if len(ops) == 3:
+            a, b, c, d = (self.dim(x) for x in dims)
+            left = self.mul(self.mul(ops[0], ops[1]), ops[2])
+            right = self.mul(ops[0], self.mul(ops[1], ops[2]))
+            cond = f"{a}*{b}*{c} + {a}*{c}*{d} <= {b}*{c}*{d} + {a}*{b}*{d}"
+            return self.val(f"{left} if {cond} else {right}", dims[0], dims[-1])
+        return self.val(self.helper("multi_dot", args=", ".join(str(f) for f in ops)),
+                        dims[0], dims[-1], True)
+
+    def _dp_chain(self, ops: list[Val], p: list[int]) -> Val:
+        n = len(ops)
+        cost = [[0] * n for _ in range(n)]
+        split = [[0] * n for _ in range(n)]
+        for length in range(1, n):
+            for i in range(n - length):
+                j = i + length
+                cost[i][j], split[i][j] = min(
+                    (cost[i][k] + cost[k + 1][j] + p[i] * p[k + 1] * p[j + 1], k)
+                    for k in range(i, j))
+
+        def build(i: int, j: int) -> Val:
+            if i == j:
+                return ops[i]
+            k = split[i][j]
+            return self.mul(build(i, k), build(k + 1, j))
+        return build(0, n - 1)
+
+
+# ----------------------------------------------------------------------------- structural rules
+
+def _split_scalars(g: _Gen, factors: Sequence[Expr]) -> tuple[list[Val], list[Val]]:
+    vals = [g.ref(f) for f in factors]
+    return [v for v in vals if v.scalar], [v for v in vals if not v.scalar]
+
+
+def _with_coeff(coeffs: list[Val], body: str, atomic: bool) -> str:
+    if not coeffs:
+        return body
+    return " * ".join([str(c) for c in coeffs] + [body if atomic else f"({body})"])
+
+
+def _matmul(g: _Gen, e: Expr) -> str:
+    coeffs, mats = _split_scalars(g, e.args)
+    if not mats:
+        return " * ".join(str(c) for c in coeffs)
+    prod = g.chain(mats)
+    body, atomic = prod.code, prod.atomic
+    if e.is_scalar:
+        body, atomic = f"({body})[0, 0]" if not atomic else f"{body}[0, 0]", True
+    return _with_coeff(coeffs, body, atomic)
+
+
+def _trace(g: _Gen, e: Expr) -> str | None:
+    x = e.args[0]
+    if x.op is Op.IDENTITY:                                    # tr(I_n) = n
+        return g.helper("scalar", g.dim(x.attr))
+    if x.op is Op.TRANSPOSE:                                   # tr(X') = tr X
+        return g.template(Op.TRACE, g.ref(x.args[0]))
+    if x.op is Op.KRON:                                        # tr(A kron B) = tr A tr B
+        a, b = (g.template(Op.TRACE, g.ref(y)) for y in x.args)
+        return f"{a} * {b}"
+    if x.op is not Op.MATMUL:
+        return None
+    coeffs, mats = _split_scalars(g, x.args)                  # tr(A B) = sum(A .* B')
+    if len(mats) < 2:
+        return None
+    first, rest = mats[0], mats[1:]
+    if len(rest) == 1 and rest[0].expr is not None and rest[0].expr.op is Op.TRANSPOSE:
+        body = g.helper("dot_all", first, g.ref(rest[0].expr.args[0]))
+    else:
+        body = g.helper("dot_all", first, f"{g.chain(rest)}.T")
+    return _with_coeff(coeffs, body, True)
+
+
+def _diag(g: _Gen, e: Expr) -> str | None:
+    x = e.args[0]
+    if x.op is not Op.MATMUL:
+        return None
+    coeffs, mats = _split_scalars(g, x.args)
+    if len(mats) < 2:
+        return None
+    first, rest = mats[0], g.chain(mats[1:])
+    if first.expr is not None and first.expr.op is Op.TRANSPOSE:
+        body = g.einsum("ij,ij->j", g.ref(first.expr.args[0]), rest)  # diag(X'Y) = colsum(X.*Y)
+    else:
+        body = g.einsum("ij,ji->i", first, rest)                      # diag(XY)_i = X_i: Y_:i
+    return _with_coeff(coeffs, f"{body}[:, None]", True)
+
+
+def _add(g: _Gen, e: Expr) -> str:
+    out = ""
+    for x in e.args:
+        sign = " + "
+        if x.op is Op.SCALE and x.args[0].op is Op.CONST and x.args[0].attr < 0:
+            sign, c = " - ", -x.args[0].attr
+            term = str(g.ref(x.args[1])) if c == 1 else f"{_literal(c)} * {g.ref(x.args[1])}"
+        else:
+            term = str(g.ref(x))
+        out = (sign.strip() + term if sign == " - " else term) if not out else out + sign + term
+    return out
+
+
+def _scale(g: _Gen, e: Expr) -> str:
+    a, x = (g.ref(y) for y in e.args)
+    if e.args[0].op is Op.CONST and e.args[0].attr == -1:
+        return f"-{x}"
+    return f"{a} * {x}"
+
+
+def _pow(g: _Gen, e: Expr) -> str | None:
+    x, p = e.args
+    if x.op is Op.NORM and x.attr == "2" and p.op is Op.CONST and p.attr == 2:
+        y = g.ref(x.args[0])                                   # ||X||^2 = sum(X .* X)
+        return g.helper("dot_all", y, y) if not y.scalar else f"{y} * {y}"
+    return None
+
+
+def _sum(g: _Gen, e: Expr) -> str | None:
+    x = e.args[0]
+    if x.op is Op.HADAMARD and len(x.args) == 2:              # sum(X .* Y) = <X, Y>
+        return g.helper("dot_all", *(g.ref(y) for y in x.args))
+    if x.op is Op.KRON:                                        # sum(A kron B) = sum A sum B
+        return " * ".join(g.template(Op.SUM, g.ref(y)) for y in x.args)
+    return None
+
+
+def _norm(g: _Gen, e: Expr) -> str | None:
+    if e.attr != "2":
+        return None
+    y = g.ref(e.args[0])
+    return f"{g.m}.sqrt({g.helper('dot_all', y, y)})"
+
+
+RULES: list[tuple[Op, Callable[[_Gen, Expr], str | None]]] = [
+    (Op.MATMUL, _matmul),   # structured factors, chain order, scalars pulled out
+    (Op.TRACE, _trace),     # tr(AB) = sum(A .* B'), tr(I_n) = n, tr(A kron B) = tr A tr B
+    (Op.DIAG, _diag),       # diag(X'Y) = colsum(X .* Y), never the full product
+    (Op.ADD, _add),         # A + (-1)B = A - B
+    (Op.SCALE, _scale),
+    (Op.POW, _pow),         # ||X||_F^2 = <X, X>
+    (Op.SUM, _sum),
+    (Op.NORM, _norm),
+]
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _as_list(exprs: Expr | Sequence[Expr]) -> tuple[list[Expr], bool]:
+    if isinstance(exprs, Expr):
+        return [exprs], True
+    out = list(exprs)
+    if not out or not all(isinstance(e, Expr) for e in out):
+        raise MatdiffError("codegen needs an expression or a non-empty list of expressions")
+    return out, False
+
+
+def _symbols(roots: Sequence[Expr]) -> dict[str, Expr]:
+    out: dict[str, Expr] = {}
+    for n in toposort(roots):
+        if n.op is Op.SYMBOL:
+            if n.attr[0] in out and out[n.attr[0]] is not n:
+                raise MatdiffError(f"symbol {n.attr[0]!r} is used with two shapes")
+            out.setdefault(n.attr[0], n)
+    return out
+
+
+def _fmt_shape(e: Expr, dim_str: Callable[[Dim], str]) -> str:
+    if e.is_scalar:
+        return "scalar"
+    if e.is_vector:
+        return f"vector ({dim_str(e.rows)},)"
+    return f"matrix ({dim_str(e.rows)}, {dim_str(e.cols)})"
+
+
+def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
+              ) -> tuple[str, list[tuple[str, str, Expr]], str]:
+    if backend not in BACKENDS:
+        raise MatdiffError(f"unknown backend {backend!r}; use one of {sorted(BACKENDS)}")
+    outs, single = _as_list(exprs)
+    symbols = _symbols(outs)
+    roots = restructure(outs)
+    taken: set[str] = set()
+    fname = mangle(name, taken)
+    g = _Gen(BACKENDS[backend], symbols, taken)
+    # demand-driven lowering, parents before children; a node is needed when its token
+    # appears in the code of a needed node (rules may bypass nodes they looked at)
+    results = [g.ref(r) for r in roots]
+    by_index = {i: n for n, i in g.index.items()}
+    needed = {r for r in roots if r in g.index}
+    for node in reversed(toposort(roots)):
+        if node in needed:
+            g.code[node] = g.lower(node)
+            by_index = {i: n for n, i in g.index.items()}
+            needed.update(by_index[int(t)] for t in _TOKEN.findall(g.code[node]))
+    order = [n for n in toposort(roots) if n in g.code]
+    # names: temporaries, then dimensions
+    tmp_name = {g.index[n]: mangle(f"t{i}", taken) for i, n in enumerate(order)}
+    for d in sorted(g.dim_names):
+        g.dim_names[d] = mangle(d, taken)
+    body: list[str] = []
+    sym_by_name = list(symbols.items())
+    dims_of: dict[str, tuple[str, int]] = {}
+    for _uname, e in sym_by_name:
+        for axis, d in enumerate(e.shape):
+            if d.value is None and len(d.terms) == 1 and d.terms[0][1] == 1 \
+                    and len(d.terms[0][0]) == 1:
+                dims_of.setdefault(d.terms[0][0][0], (g.sym_names[e], axis))
+    m = g.m
+    for e in symbols.values():
+        v = g.sym_names[e]
+        if e.is_vector:
+            body.append(f"{v} = {v}.reshape(-1, 1)")
+    if backend == "torch":
+        mats = [e for e in symbols.values() if not e.is_scalar]
+        scalars = [e for e in symbols.values() if e.is_scalar]
+        if mats:
+            body.insert(0, f"dtype, device = {g.sym_names[mats[0]]}.dtype, "
+                        f"{g.sym_names[mats[0]]}.device")
+        elif scalars:
+            v0 = g.sym_names[scalars[0]]
+            body.append(f"{v0} = {m}.as_tensor({v0}, dtype={m}.float64)")
+            body.append(f"dtype, device = {v0}.dtype, {v0}.device")
+        else:
+            body.append(f"dtype, device = {m}.float64, 'cpu'")
+        for e in scalars:
+            v = g.sym_names[e]
+            body.append(f"{v} = {m}.as_tensor({v}, dtype=dtype, device=device)")
+    for d, mangled in sorted(g.dim_names.items()):
+        if d not in dims_of:
+            raise MatdiffError(f"dimension {mangled!r} is not the size of any input, so it "
+                               "cannot be read from the arguments")
+        arg, axis = dims_of[d]
+        body.append(f"{mangled} = {arg}.shape[{axis}]")
+
+    def subst(code: str) -> str:
+        code = _TOKEN.sub(lambda mt: tmp_name[int(mt.group(1))], code)
+        return re.sub("\x01([^\x01]*)\x01", lambda mt: g.dim_names[mt.group(1)], code)
+
+    for n in order:
+        body.append(f"{tmp_name[g.index[n]]} = {subst(g.code[n])}")
+    rets = []
+    for r, v in zip(roots, results, strict=True):
+        code = subst(str(v))
+        if r.is_scalar:
+            rets.append(g.helper("scalar", code) if backend == "numpy" else code)
+        elif r.is_vector:
+            rets.append(f"{code}.reshape(-1)")
+        else:
+            rets.append(code)
+    body.append("return " + (rets[0] if single else ", ".join(rets) + ("," if len(rets) == 1
+                                                                       else "")))
+
+    def dim_str(d: Dim) -> str:
+        if d.value is not None:
+            return str(d.value)
+        parts = []
+        for mono, c in d.terms:
+            f = [g.dim_names.get(v) or mangle(v, set()) for v in mono]
+            parts.append("*".join(([str(c)] if c != 1 else []) + f) or str(c))
+        return " + ".join(parts)
+
+    params = [g.sym_names[e] for e in symbols.values()]
+    doc = [f'"""Generated by matdiff ({backend}): {len(outs)} output(s), CSE across them.', "",
+           "Inputs:"]
+    doc += [f"    {g.sym_names[e]}: {_fmt_shape(e, dim_str)}" for e in symbols.values()]
+    doc += ["", "Returns:"]
+    doc += [f"    {_fmt_shape(r, dim_str)}" for r in outs]
+    doc += ['"""']
+    lines = [BACKENDS[backend].imports, "", "", f"def {fname}({', '.join(params)}):"]
+    lines += ["    " + x for x in doc + body]
+    src = "\n".join(lines) + "\n"
+    pairs = [(uname, g.sym_names[e], e) for uname, e in sym_by_name]
+    return src, pairs, fname
+
+
+def codegen(exprs: Expr | Sequence[Expr], backend: str = "numpy",
+            name: str = "f_and_grad") -> str:
+    """The source of a standalone function computing ``exprs`` with ``backend``.
+
+    >>> from matdiff.expr import sym, matmul, T
+    >>> A = sym("A", ("n", "n")); x = sym("x", ("n",))
+    >>> print(codegen(matmul(T(x), A, x)).splitlines()[-1].strip())
+    return float(t1)
+    """
+    return _generate(exprs, backend, name)[0]
+
+
+def compile(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> Callable[..., Any]:  # noqa: A001
+    """A callable evaluating ``exprs``; call it with keyword arguments named as the symbols.
+
+    >>> import numpy as np
+    >>> from matdiff.expr import sym, trace, matmul
+    >>> X = sym("X", (2, 2))
+    >>> compile(trace(matmul(X, X)))(X=np.eye(2))
+    2.0
+    """
+    src, pairs, fname = _generate(exprs, backend, "f_and_grad")
+    namespace: dict[str, Any] = {}
+    exec(builtins.compile(src, f"<matdiff {backend}>", "exec"), namespace)
+    fn = namespace[fname]
+    mod = namespace[BACKENDS[backend].m]
+
+    def convert(value: Any, e: Expr) -> Any:
+        if backend == "numpy":
+            arr = mod.asarray(value, dtype=float)
+            return float(arr.reshape(())) if e.is_scalar else arr
+        if backend == "torch" and not isinstance(value, mod.Tensor):
+            return mod.as_tensor(value, dtype=mod.float64)
+        return value
+
+    def call(**kwargs: Any) -> Any:
+        missing = [u for u, _m, _e in pairs if u not in kwargs]
+        if missing:
+            raise MatdiffError("missing argument(s): " + ", ".join(repr(u) for u in missing))
+        return fn(**{m: convert(kwargs[u], e) for u, m, e in pairs})
+
+    call.source = src  # type: ignore[attr-defined]
+    call.__doc__ = fn.__doc__
+    return call
