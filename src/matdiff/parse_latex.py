@@ -1,0 +1,598 @@
+r"""LaTeX math to a syntax tree (``matdiff.syntax.Node``): the tree the ASCII grammar makes.
+
+Input: LaTeX as pasted from a paper or a Q&A post, bare or inside ``$ $``, ``$$ $$``,
+``\[ \]``, ``\( \)`` or an ``equation`` environment, e.g.
+``\left\| Z - I\odot(H_R^TA) \right\|_F^2``. Output: a ``Node`` tree whose spans are offsets
+into the original text. Contract: every malformed input (an unbalanced ``\left``, an unknown
+command, a missing ``}``) raises ``MatdiffError`` with ``pos`` and ``text`` set; no other
+exception escapes.
+
+Reading conventions (the grammar is ``latex.lark``):
+
+* symbols are single letters with an optional subscript (``H_R``, ``x_{ij}``), Greek letters
+  by name (``\lambda`` is ``lambda``); ``\mathbf``/``\boldsymbol``/``\bm`` name the same
+  symbol as the plain letter; ``\mathbf{1}`` is ``ones()``, ``\mathbf{0}`` the number 0;
+* juxtaposition is the product and binds tighter than ``\cdot \times \odot \circ \oslash
+  \otimes \oplus``; a function without parentheses takes the rest of the product
+  (``\operatorname{tr} X^TAX`` is ``tr(X'*A*X)``), with parentheses only those;
+* ``^T ^\top ^{\mathsf T} ^\intercal '`` transpose, ``^{-1}`` inverts, ``^{-T}`` both;
+* ``\|x\|`` and ``|x|`` open or close by position: a bar right after an operand closes
+  the innermost bar of its kind; ``\left``/``\right``, ``\lVert``/``\rVert`` say it outright.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+from fractions import Fraction
+from importlib import resources
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from .expr import MatdiffError
+from .syntax import ALIASES, FUNCTIONS, Node
+
+__all__ = ["parse_latex", "looks_like_latex", "MAX_LENGTH", "MAX_DEPTH"]
+
+MAX_LENGTH = 100_000     # characters
+MAX_DEPTH = 200          # nesting of delimiters and environments
+
+_RAW = ("RAW_BEGIN_ARRAY", "RAW_BEGIN", "RAW_END", "RAW_NAMED", "RAW_OLDNAMED", "RAW_BOLD",
+        "RAW_CMD", "RAW_LETTER", "RAW_NUMBER", "RAW_CHAR")
+
+
+class _KeepRaw:
+    """Lark drops terminals no rule uses; the raw pieces are used by ``_Cook`` instead."""
+
+    always_accept = _RAW
+
+    def process(self, stream: Iterable[Token]) -> Iterable[Token]:
+        return stream
+
+
+_PARSER = Lark(resources.files(__package__).joinpath("latex.lark").read_text(),
+               parser="lalr", lexer="basic", propagate_positions=True, postlex=_KeepRaw())
+
+# ----------------------------------------------------------------------------- command table
+
+GREEK = frozenset(
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu "
+    "nu xi pi varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma "
+    "Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega ell".split())
+_SPACING = frozenset(", ; : ! > quad qquad displaystyle textstyle hline nonumber".split()
+                     + [" "])
+_SIZES = ("big", "Big", "bigg", "Bigg")
+_SIZING = {s + m: m or "big" for s in _SIZES for m in ("", "l", "r", "m")}
+_BINOP = {"cdot": "mul", "times": "mul", "ast": "mul", "div": "div", "odot": "hadamard",
+          "circ": "hadamard", "oslash": "hdiv", "otimes": "kron", "oplus": "oplus"}
+_FUNC = {"det": "det", "log": "log", "ln": "log", "exp": "exp", "sin": "sin", "cos": "cos",
+         "tan": "tan", "tanh": "tanh", "tr": "tr", "Tr": "tr", "trace": "tr", "diag": "diag",
+         "logdet": "logdet", "sgn": "sign"}
+_SIMPLE = {"top": ("TRANS", "T"), "intercal": ("TRANS", "T"), "prime": ("PRIME", "'"),
+           "frac": ("FRAC", "frac"), "tfrac": ("FRAC", "frac"), "dfrac": ("FRAC", "frac"),
+           "cfrac": ("FRAC", "frac"), "sqrt": ("SQRT", "sqrt")}
+_HINTS = {"langle": r"write the inner product <A, B> as \operatorname{tr}(A^T B)",
+          "sum": "sums with limits are not supported", "mathcal": "write the plain letter",
+          "infty": "only the F, 2 and 1 norms are supported"}
+# delimiter text -> (kind, side); side "either" is decided by position
+_DELIMS = {"(": ("paren", "open"), ")": ("paren", "close"), "[": ("sqb", "open"),
+           "]": ("sqb", "close"), "\\lbrack": ("sqb", "open"), "\\rbrack": ("sqb", "close"),
+           "\\{": ("set", "open"), "\\}": ("set", "close"), "\\lbrace": ("set", "open"),
+           "\\rbrace": ("set", "close"), "|": ("abs", "either"), "\\vert": ("abs", "either"),
+           "\\lvert": ("abs", "open"), "\\rvert": ("abs", "close"), "\\|": ("norm", "either"),
+           "\\Vert": ("norm", "either"), "\\lVert": ("norm", "open"),
+           "\\rVert": ("norm", "close"), "{": ("brace", "open"), "}": ("brace", "close")}
+_OPEN = {"paren": "_LPAR", "sqb": "_LSQB", "set": "_LSET", "brace": "_LBRACE",
+         "norm": "NORM_OPEN", "abs": "ABS_OPEN"}
+_CLOSE = {"paren": "_RPAR", "sqb": "_RSQB", "set": "_RSET", "brace": "_RBRACE",
+          "norm": "NORM_CLOSE", "abs": "ABS_CLOSE"}
+_CHAR = {"+": ("_PLUS", "+"), "-": ("_MINUS", "-"), "*": ("BINOP", "mul"),
+         "/": ("BINOP", "div"), "'": ("PRIME", "'"), ",": ("_COMMA", ","),
+         "^": ("_CARET", "^"), "_": ("_USCORE", "_")}
+_ENVS = frozenset("matrix pmatrix bmatrix Bmatrix vmatrix smallmatrix array".split())
+# what may end an operand: a bar right after one of these closes
+_OPERAND_END = frozenset("SYM NUMBER ONES ZERO SUBTOK _RPAR _RSQB _RSET _RBRACE NORM_CLOSE "
+                         "ABS_CLOSE END PRIME TRANS".split())
+_TRANSPOSE_WORDS = frozenset(["T", "\\top", "\\intercal"])
+
+
+def _tok(kind: str, value: str, start: int, end: int) -> Token:
+    return Token(kind, value, start_pos=start, end_pos=end, line=1, column=start + 1,
+                 end_line=1, end_column=end + 1)
+
+
+class _Cook:
+    """Raw lexer pieces to the parser's terminals: the command table, delimiter pairing,
+    subscript text, ``\\log\\det``, and ``FUNC_P`` for a function followed by a bracket."""
+
+    def __init__(self, text: str, functions: frozenset[str]):
+        self.text = text
+        self.functions = functions
+        self.out: list[Token] = []
+        # open delimiters: (kind, how, start, end, is_subscript_brace); how: plain|left|env
+        self.stack: list[tuple[str, str, int, int, bool]] = []
+
+    def fail(self, message: str, start: int, end: int | None = None) -> MatdiffError:
+        return MatdiffError(message, pos=start, end=end, text=self.text)
+
+    def emit(self, kind: str, value: str, start: int, end: int) -> None:
+        if kind in ("SYM", "NUMBER", "WORD") and self._in_subscript():
+            kind = "SUBTOK"
+        elif kind == "WORD":
+            raise self.fail(f"'{self.text[start:end]}' is not a function or symbol matdiff "
+                            "knows", start, end)
+        self.out.append(_tok(kind, value, start, end))
+
+    def _in_subscript(self) -> bool:
+        if self.out and self.out[-1].type == "_USCORE":
+            return True
+        return bool(self.stack) and self.stack[-1][4]
+
+    def run(self, raw: list[Token]) -> list[Token]:
+        i = 0
+        while i < len(raw):
+            i = self.step(raw, i)
+        if self.stack:
+            kind, how, start, end, _ = self.stack[-1]
+            opener = self.text[start:end]
+            if how == "env":
+                raise self.fail(f"'{opener}' has no matching '\\end{{{kind[4:]}}}'", start, end)
+            if how == "left":
+                raise self.fail(f"'{opener}' has no matching '\\right'", start, end)
+            closer = {"brace": "}", "paren": ")", "sqb": "]"}.get(kind, opener)
+            raise self.fail(f"'{opener}' is never closed (missing '{closer}')", start, end)
+        return self.finish(self.out)
+
+    def step(self, raw: list[Token], i: int) -> int:
+        t = raw[i]
+        kind, value, start, end = t.type, str(t), t.start_pos, t.end_pos
+        if kind == "RAW_LETTER":
+            self.emit("SYM", value, start, end)
+        elif kind == "RAW_NUMBER":
+            self.number(value, start)
+        elif kind == "RAW_CHAR":
+            self.char(value, start, end)
+        elif kind == "RAW_CMD":
+            return self.command(raw, i)
+        elif kind in ("RAW_NAMED", "RAW_OLDNAMED"):
+            self.named(value, start, end)
+        elif kind == "RAW_BOLD":
+            self.bold(value, start, end)
+        else:
+            self.environment(kind, value, start, end)
+        return i + 1
+
+    def number(self, value: str, start: int) -> None:
+        prev = self.out[-1].type if self.out else ""
+        cut = 0
+        if prev in ("_CARET", "_USCORE") and len(value) > 1:
+            cut = 1                                   # TeX: x^12 is x^1 2
+        elif prev == "FRAC" and value.isdigit() and len(value) > 1:
+            cut = 1                                   # TeX: \frac12 is 1/2
+            self.emit("NUMBER", value[0], start, start + 1)
+            value, start = value[1:], start + 1
+        if cut:
+            self.emit("NUMBER", value[:cut], start, start + cut)
+            value, start = value[cut:], start + cut
+        if value:
+            self.emit("NUMBER", value, start, start + len(value))
+
+    def char(self, value: str, start: int, end: int) -> None:
+        if value in _DELIMS:
+            self.delimiter(None, value, start, start, end)
+        elif value in _CHAR:
+            self.emit(*_CHAR[value], start, end)
+        elif value == "&":
+            self.require_env("'&'", start, end)
+            self.emit("_AMP", "&", start, end)
+        else:
+            raise self.fail(f"unexpected character '{value}'", start, end)
+
+    def require_env(self, what: str, start: int, end: int) -> None:
+        if not self.stack or self.stack[-1][1] != "env":
+            raise self.fail(f"{what} outside a matrix environment", start, end)
+
+    def command(self, raw: list[Token], i: int) -> int:
+        t = raw[i]
+        name, start, end = str(t)[1:], t.start_pos, t.end_pos
+        if name in _SPACING:
+            return i + 1
+        if name in ("left", "right") or name in _SIZING:
+            if i + 1 >= len(raw) or self.delim_text(raw[i + 1]) is None:
+                raise self.fail(f"'\\{name}' must be followed by a delimiter", start, end)
+            nxt = raw[i + 1]
+            how = _SIZING.get(name, name)
+            self.delimiter(how, self.delim_text(nxt) or "", start, nxt.start_pos, nxt.end_pos)
+            return i + 2
+        if "\\" + name in _DELIMS and name not in ("{", "}"):
+            self.delimiter(None, "\\" + name, start, start, end)
+        elif name in ("{", "}"):
+            self.delimiter(None, "\\" + name, start, start, end)
+        elif name == "\\":
+            self.require_env("'\\\\'", start, end)
+            self.emit("_ROWSEP", "\\\\", start, end)
+        elif name in _BINOP:
+            self.emit("BINOP", _BINOP[name], start, end)
+        elif name in _SIMPLE:
+            self.emit(*_SIMPLE[name], start, end)
+        elif name in self.functions:
+            self.emit("FUNC", "sigmoid", start, end)
+        elif name in _FUNC:
+            self.emit("FUNC", _FUNC[name], start, end)
+        elif name in GREEK:
+            self.emit("SYM", name, start, end)
+        else:
+            hint = f" ({_HINTS[name]})" if name in _HINTS else ""
+            raise self.fail(f"unknown command '\\{name}'{hint}", start, end)
+        return i + 1
+
+    @staticmethod
+    def delim_text(t: Token) -> str | None:
+        """The delimiter a raw piece is, if it is one (``.`` is the null delimiter)."""
+        s = str(t)
+        if t.type == "RAW_CHAR" and (s in _DELIMS or s == "."):
+            return s
+        if t.type == "RAW_CMD" and s in _DELIMS:
+            return s
+        return None
+
+    def delimiter(self, how: str | None, delim: str, start: int, dstart: int, dend: int) -> None:
+        """One delimiter, maybe after ``\\left``, ``\\right``, ``\\bigl``... (``how``)."""
+        if delim == "." or delim not in _DELIMS:
+            raise self.fail(f"the delimiter '{self.text[start:dend]}' is not supported",
+                            start, dend)
+        kind, side = _DELIMS[delim]
+        if kind == "brace" and how is not None:
+            raise self.fail(f"'{self.text[start:dend]}' is not a delimiter; write \\{delim}",
+                            start, dend)
+        pairing = "left" if how in ("left", "right") else "plain"
+        if how in ("left", "l"):
+            if side == "close":
+                raise self.fail(f"'{self.text[start:dend]}' opens with a closing delimiter",
+                                start, dend)
+            side = "open"
+        elif how in ("right", "r"):
+            if side == "open":
+                raise self.fail(f"'{self.text[start:dend]}' closes with an opening delimiter",
+                                start, dend)
+            side = "close"
+        elif side == "either":
+            top = self.stack[-1] if self.stack else None
+            closes = (top is not None and top[0] == kind and top[1] == "plain"
+                      and bool(self.out) and self.out[-1].type in _OPERAND_END)
+            side = "close" if closes else "open"
+        if side == "open":
+            if len(self.stack) >= MAX_DEPTH:
+                raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", start, dend)
+            sub_brace = kind == "brace" and bool(self.out) and self.out[-1].type == "_USCORE"
+            self.emit(_OPEN[kind], delim, start, dend)
+            self.stack.append((kind, pairing, start, dend, sub_brace))
+            return
+        closer = self.text[start:dend]
+        if not self.stack:
+            raise self.fail(f"'{closer}' has no matching opening delimiter", start, dend)
+        okind, ohow, ostart, oend, _ = self.stack[-1]
+        opener = self.text[ostart:oend]
+        if ohow == "env":
+            raise self.fail(f"'{closer}' inside '{opener}' closes nothing", start, dend)
+        if ohow != pairing:
+            want = "\\right" if ohow == "left" else "a plain closing delimiter, no \\right"
+            raise self.fail(f"'{closer}' cannot close '{opener}' (expected {want})", start, dend)
+        if okind != kind:
+            raise self.fail(f"'{closer}' does not match '{opener}'", start, dend)
+        self.stack.pop()
+        self.out.append(_tok(_CLOSE[kind], delim, start, dend))
+
+    def named(self, value: str, start: int, end: int) -> None:
+        """``\\operatorname{tr}``, ``\\mathrm{Tr}``, ``\\text{tr}``, ``\\mathsf T``, ``{\\rm tr}``."""
+        m = re.match(r"\{?\s*\\([a-zA-Z]+\*?)\s*\{?\s*(.*?)\s*\}?\s*\}?$", value, re.S)
+        cmd, content = (m.group(1), m.group(2)) if m else ("", value)
+        if content in _TRANSPOSE_WORDS:
+            self.emit("TRANS", "T", start, end)
+            return
+        fname = ALIASES.get(content, content)
+        if len(content) > 1 and fname in FUNCTIONS:
+            self.emit("FUNC", fname, start, end)
+        elif cmd.startswith("operatorname"):
+            raise self.fail(f"unknown function '{value}'", start, end)
+        elif len(content) == 1 and content.isalpha():
+            self.emit("SYM", content, start, end)
+        elif re.fullmatch(r"[A-Za-z0-9]+", content):
+            self.emit("WORD", content, start, end)
+        else:
+            raise self.fail(f"'{value}' is not supported", start, end)
+
+    def bold(self, value: str, start: int, end: int) -> None:
+        """``\\mathbf{X}``, ``\\boldsymbol{\\Sigma}``, ``\\bm x``, ``\\mathbf{1}``, ``\\mathbf{0}``."""
+        m = re.match(r"\\([a-zA-Z]+)\s*\{?\s*(.*?)\s*\}?$", value, re.S)
+        cmd, content = (m.group(1), m.group(2)) if m else ("", value)
+        if content == "1":
+            self.emit("ONES", "1", start, end)
+        elif content == "0":
+            self.emit("ZERO", "0", start, end)
+        elif cmd == "mathbb" and content != "I":
+            raise self.fail(f"'{value}' is not supported (only \\mathbb{{1}}, \\mathbb{{I}}, "
+                            "\\mathbb{0})", start, end)
+        elif content.startswith("\\") and content[1:] in GREEK:
+            self.emit("SYM", content[1:], start, end)
+        elif len(content) == 1 and content.isalpha():
+            self.emit("SYM", content, start, end)
+        else:
+            raise self.fail(f"'{value}': write one symbol per \\{cmd}", start, end)
+
+    def environment(self, kind: str, value: str, start: int, end: int) -> None:
+        m = re.match(r"\\(begin|end)\s*\{([a-zA-Z]+\*?)\}", value)
+        env = m.group(2) if m else ""
+        if env not in _ENVS:
+            raise self.fail(f"unsupported environment '{env}' (use pmatrix, bmatrix, "
+                            "vmatrix, matrix or array)", start, end)
+        if kind != "RAW_END":
+            if len(self.stack) >= MAX_DEPTH:
+                raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", start, end)
+            self.stack.append(("env:" + env, "env", start, end, False))
+            self.emit("BEGIN", env, start, end)
+            return
+        if not self.stack or self.stack[-1][1] != "env":
+            opener = self.text[self.stack[-1][2]:self.stack[-1][3]] if self.stack else ""
+            where = f" ('{opener}' is still open)" if opener else ""
+            raise self.fail(f"'{value}' has no matching '\\begin{{{env}}}'{where}", start, end)
+        okind, _, ostart, oend, _ = self.stack[-1]
+        if okind != "env:" + env:
+            raise self.fail(f"'{value}' does not match '{self.text[ostart:oend]}'", start, end)
+        self.stack.pop()
+        self.emit("END", env, start, end)
+
+    @staticmethod
+    def finish(toks: list[Token]) -> list[Token]:
+        """``\\log\\det`` is one function; a function followed by a bracket is ``FUNC_P``."""
+        out: list[Token] = []
+        for t in toks:
+            if (t.type == "FUNC" and str(t) == "det" and out and out[-1].type == "FUNC"
+                    and str(out[-1]) == "log"):
+                t = _tok("FUNC", "logdet", out.pop().start_pos, t.end_pos)
+            if t.type in ("_LPAR", "_LSQB") and out and out[-1].type == "FUNC":
+                out[-1] = Token.new_borrow_pos("FUNC_P", str(out[-1]), out[-1])
+            out.append(t)
+        return out
+
+
+# ----------------------------------------------------------------------------- tree to Node
+
+_T, _INV_T = "T", "-T"            # superscript markers: transpose, inverse transpose
+_NORM_SUB = {"F": "F", "fro": "F", "2": "2", "1": "1"}
+
+
+def _span(meta: Any) -> tuple[int, int]:
+    return (meta.start_pos, meta.end_pos) if not meta.empty else (0, 0)
+
+
+@v_args(meta=True)
+class _ToNode(Transformer):
+    """Lark tree to Node; one method per rule alias of ``latex.lark``."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def fail(self, message: str, start: int, end: int | None = None) -> MatdiffError:
+        return MatdiffError(message, pos=start, end=end, text=self.text)
+
+    @staticmethod
+    def _node(kind: str, meta: Any, args: Iterable[Node], value: Any = None) -> Node:
+        start, end = _span(meta)
+        return Node(kind, tuple(args), value, start, end)
+
+    def name(self, meta: Any, children: list[Token]) -> Node:
+        return self._node("name", meta, [], str(children[0]))
+
+    def num(self, meta: Any, children: list[Token]) -> Node:
+        return self._node("num", meta, [], Fraction(str(children[0])))
+
+    def ones(self, meta: Any, children: list[Token]) -> Node:
+        return self._node("call", meta, [], "ones")
+
+    def zero(self, meta: Any, children: list[Token]) -> Node:
+        return self._node("num", meta, [], Fraction(0))
+
+    def norm(self, meta: Any, children: list[Any]) -> Node:
+        return self._node("norm", meta, [children[1]], "")
+
+    def abs(self, meta: Any, children: list[Any]) -> Node:
+        return self._node("call", meta, [children[1]], "abs")
+
+    def _call(self, meta: Any, fname: str, args: list[Node], at: Token) -> Node:
+        if len(args) not in FUNCTIONS[fname]:
+            counts = " or ".join(str(n) for n in FUNCTIONS[fname])
+            raise self.fail(f"{fname} takes {counts} argument(s), got {len(args)}",
+                            at.start_pos, at.end_pos)
+        return self._node("call", meta, args, fname)
+
+    def call(self, meta: Any, children: list[Any]) -> Node:
+        return self._call(meta, str(children[0]), children[1:], children[0])
+
+    def bare_call(self, meta: Any, children: list[Any]) -> Node:
+        return self._call(meta, str(children[0]), children[1:], children[0])
+
+    def frac(self, meta: Any, children: list[Any]) -> Node:
+        return self._node("div", meta, children[1:])
+
+    def sqrt(self, meta: Any, children: list[Any]) -> Node:
+        return self._node("call", meta, children[1:], "sqrt")
+
+    def row(self, meta: Any, children: list[Node]) -> list[Node]:
+        return children
+
+    def matrix(self, meta: Any, children: list[Any]) -> Node:
+        begin, *rows, _ = children
+        if len({len(r) for r in rows}) != 1:
+            start, end = _span(meta)
+            raise self.fail("every row of a matrix needs the same number of entries",
+                            start, end)
+        block = self._node("block", meta, [x for r in rows for x in r], (len(rows), len(rows[0])))
+        return self._node("call", meta, [block], "det") if str(begin) == "vmatrix" else block
+
+    def binop(self, meta: Any, children: list[Any]) -> Node:
+        a, op, b = children
+        kind = str(op)
+        if kind == "kron":
+            return self._node("call", meta, [a, b], "kron")
+        if kind == "oplus":                              # A ⊕ B = [A 0; 0 B]
+            zero = Node("num", (), Fraction(0), op.start_pos, op.end_pos)
+            return self._node("block", meta, [a, zero, zero, b], (2, 2))
+        return self._node(kind, meta, [a, b])
+
+    def trans(self, meta: Any, children: list[Any]) -> str:
+        return _T
+
+    def invtrans(self, meta: Any, children: list[Any]) -> str:
+        return _INV_T
+
+    def superscript(self, meta: Any, children: list[Any]) -> tuple[str, Any, int, int]:
+        return ("sup", children[0], *_span(meta))
+
+    def prime(self, meta: Any, children: list[Any]) -> tuple[str, Any, int, int]:
+        return ("sup", _T, *_span(meta))
+
+    def subscript(self, meta: Any, children: list[Token]) -> tuple[str, Any, int, int]:
+        return ("sub", "".join(str(t) for t in children), *_span(meta))
+
+    def scripted(self, meta: Any, children: list[Any]) -> Node:
+        base, *scripts = children
+        subs = [s for s in scripts if s[0] == "sub"]
+        if len(subs) > 1:
+            raise self.fail("double subscript", subs[1][2], subs[1][3])
+        if subs:
+            base = self._subscript(base, *subs[0][1:])
+        for tag, x, _, end in scripts:
+            if tag == "sup":
+                base = self._power(base, x, end)
+        return base
+
+    def _subscript(self, base: Node, text: str, start: int, end: int) -> Node:
+        if base.kind == "name":
+            if "_" in base.value:
+                raise self.fail("double subscript", start, end)
+            return dataclasses.replace(base, value=f"{base.value}_{text}", end=end)
+        if base.kind == "norm" and base.value == "":
+            if text not in _NORM_SUB:
+                raise self.fail(f"unsupported norm subscript '{text}' (use F, 2 or 1)",
+                                start, end)
+            return dataclasses.replace(base, value=_NORM_SUB[text], end=end)
+        if base.kind == "call" and base.value == "ones" and not base.args:  # \mathbf{1}_n
+            kind, value = ("num", Fraction(text)) if text.isdigit() else ("name", text)
+            size = Node(kind, (), value, start + 1, end)
+            return dataclasses.replace(base, args=(size,), end=end)
+        if base.kind == "num" and base.value == 0:                           # \mathbf{0}_n
+            return dataclasses.replace(base, end=end)
+        raise self.fail("only symbols and norms take a subscript here", start, end)
+
+    def _power(self, base: Node, x: Any, end: int) -> Node:
+        start = base.start
+        if isinstance(x, Node) and x.kind == "name" and x.value == "T":
+            x = _T
+        if isinstance(x, Node) and x.kind == "neg" and x.args[0].kind == "name" \
+                and x.args[0].value == "T":
+            x = _INV_T
+        if x == _T:
+            return Node("transpose", (base,), None, start, end)
+        if x == _INV_T:
+            inv = Node("pow", (base, Node("num", (), Fraction(-1), end, end)), None, start, end)
+            return Node("transpose", (inv,), None, start, end)
+        if x.kind == "neg" and x.args[0].kind == "num":                     # ^{-1}
+            x = dataclasses.replace(x.args[0], value=-x.args[0].value, start=x.start)
+        return Node("pow", (base, x), None, start, end)
+
+    def __default__(self, data: str, children: list[Any], meta: Any) -> Node:
+        return self._node(str(data), meta, children)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+_MATH_DELIMS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+_EQUATION = re.compile(r"\s*(\\begin\{(equation|displaymath|math)\*?\})(.*)(\\end\{\2\*?\})\s*$",
+                       re.S)
+_LATEX_HINT = re.compile(r"\\[a-zA-Z]{2,}|\\[|,;!{}()\[\]\\ ]|\^\{|(?<!\|\|)_\{|\$")
+
+
+def _strip_math(text: str) -> str:
+    """Blank out math delimiters and trailing punctuation, keeping every offset."""
+    chars = list(text)
+    lo, hi = len(text) - len(text.lstrip()), len(text.rstrip())
+    for opener, closer in _MATH_DELIMS:
+        body = text[lo:hi]
+        if len(body) >= len(opener) + len(closer) and body.startswith(opener) \
+                and body.endswith(closer):
+            chars[lo:lo + len(opener)] = " " * len(opener)
+            chars[hi - len(closer):hi] = " " * len(closer)
+            break
+    m = _EQUATION.match(text)
+    if m:
+        for g in (1, 4):
+            chars[m.start(g):m.end(g)] = " " * (m.end(g) - m.start(g))
+    stripped = "".join(chars)
+    last = len(stripped.rstrip()) - 1
+    if last >= 0 and stripped[last] in ",.;" and not stripped[:last].endswith("\\"):
+        chars[last] = " "
+    return "".join(chars)
+
+
+def looks_like_latex(text: str) -> bool:
+    r"""Whether the text is LaTeX rather than ASCII: a command, ``^{``, ``_{``, ``$``, ``\|``.
+
+    >>> looks_like_latex(r"\|X\|_F^2"), looks_like_latex("||X||_F^2")
+    (True, False)
+    """
+    return _LATEX_HINT.search(text) is not None
+
+
+def _friendly(err: UnexpectedInput, text: str) -> MatdiffError:
+    if isinstance(err, UnexpectedToken) and err.token.type != "$END":
+        tok = err.token
+        shown = text[tok.start_pos:tok.end_pos] or str(tok)
+        return MatdiffError(f"unexpected '{shown}'", pos=tok.start_pos, end=tok.end_pos,
+                            text=text)
+    if isinstance(err, UnexpectedCharacters):
+        return MatdiffError(f"unexpected character '{text[err.pos_in_stream]}'",
+                            pos=err.pos_in_stream, text=text)
+    return MatdiffError("the expression ends too early", pos=max(0, len(text.rstrip()) - 1),
+                        text=text)
+
+
+def parse_latex(text: str, functions: Iterable[str] = ()) -> Node:
+    r"""Parse LaTeX math to a syntax tree; ``functions`` names Greek letters meant as the
+    sigmoid (``functions=("sigma",)`` reads ``\sigma(Wx)`` as ``sigmoid(W*x)``).
+
+    >>> parse_latex(r"\left\| X \right\|_F^2").args[0].value
+    'F'
+    >>> parse_latex(r"H_R^TA").args[0].args[0].value
+    'H_R'
+    """
+    if len(text) > MAX_LENGTH:
+        raise MatdiffError(f"the expression is longer than {MAX_LENGTH} characters",
+                           pos=MAX_LENGTH, text=text)
+    body = _strip_math(text)
+    if not body.strip():
+        raise MatdiffError("the expression is empty", pos=0, text=text)
+    try:
+        tokens = _Cook(text, frozenset(functions)).run(list(_PARSER.lex(body)))
+        interactive = _PARSER.parse_interactive("")
+        for tok in tokens:
+            interactive.feed_token(tok)
+        tree = interactive.feed_eof()
+        return _ToNode(text).transform(tree)
+    except MatdiffError as e:
+        e.text = text
+        raise
+    except UnexpectedInput as e:
+        raise _friendly(e, text) from None
+    except RecursionError:
+        raise MatdiffError("the expression is nested too deeply", pos=0, text=text) from None
+    except Exception as e:  # a MatdiffError raised inside the transformer arrives wrapped
+        inner = getattr(e, "orig_exc", None)
+        if isinstance(inner, MatdiffError):
+            inner.text = text
+            raise inner from None
+        raise
