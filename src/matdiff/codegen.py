@@ -36,11 +36,16 @@ from .expr import (
     Expr,
     MatdiffError,
     Op,
+    T,
     add,
+    block,
+    commutation,
     diag,
     hadamard,
     logdet,
+    matmul,
     scale,
+    slice_,
     toposort,
 )
 
@@ -69,6 +74,7 @@ _COMMON: dict[Op, str] = {
     Op.POW: "{0} ** {1}",
     Op.KRON: "{m}.kron({0}, {1})",
     Op.BLOCK: "{m}.block({grid})",
+    Op.SLICE: "{0}[{idx}]",
     Op.TRACE: "{m}.trace({0})",
     Op.DET: "{m}.linalg.det({0})",
     Op.LOGDET: "{m}.linalg.slogdet({0})[1]",                # log|det X|
@@ -129,6 +135,7 @@ _HELPERS: dict[str, str] = {
     "sum1": "{0}.sum(axis=1, keepdims=True)",
     "dot_all": "{m}.vdot({0}, {1})",                        # sum(X .* Y)
     "perm": ".transpose(1, 0, 2)",
+    "perm021": ".transpose(0, 2, 1)",
     "mat11": "{m}.reshape({0}, (1, 1))",
     "scalar": "float({0})",
 }
@@ -140,6 +147,7 @@ _TORCH_HELPERS: dict[str, str] = {
     "sum1": "{0}.sum(dim=1, keepdim=True)",
     "dot_all": "{m}.sum({0} * {1})",
     "perm": ".permute(1, 0, 2)",
+    "perm021": ".permute(0, 2, 1)",
     "mat11": "{m}.as_tensor({0}, dtype=dtype, device=device).reshape(1, 1)",
     "scalar": "{m}.tensor(float({0}), dtype=dtype, device=device)",
 }
@@ -175,12 +183,48 @@ def _identity_hadamard(e: Expr) -> Expr | None:
     return Expr(Op.DIAGM, (_diag_of(inner),))              # I .* X = Diag(diag X)
 
 
-RESTRUCTURE: list[tuple[str, Op, Callable[[Expr], Expr | None]]] = [
-    ("identity-hadamard", Op.HADAMARD, _identity_hadamard),
-    ("diag-push", Op.DIAG, lambda e: None if e.args[0].op is Op.MATMUL
+def _transpose(e: Expr) -> Expr | None:
+    x = e.args[0]
+    if x.op is Op.KRON:                                     # (A kron B)' = A' kron B'
+        return Expr(Op.KRON, (T(x.args[0]), T(x.args[1])))
+    if x.op is Op.COMMUTATION:                              # K(m,n)' = K(n,m)
+        return commutation(x.attr[1], x.attr[0])
+    if x.op is Op.DIAGM:                                    # Diag(x)' = Diag(x)
+        return x
+    if x.op is Op.INV:                                      # inv(X)' = inv(X')
+        return Expr(Op.INV, (T(x.args[0]),))
+    if x.op is Op.BLOCK:                                    # [A B; C D]' = [A' C'; B' D']
+        r, c = x.attr
+        return block([[T(x.args[i * c + j]) for i in range(r)] for j in range(c)])
+    return None
+
+
+def _slice(e: Expr, only_sliced: Callable[[Expr], bool]) -> Expr | None:
+    x = e.args[0]
+    r0, r1, c0, c1 = e.attr
+    if x.op is Op.SLICE:                                    # X[a][b] = X[a + b]
+        s0, _s1, t0, _t1 = x.attr
+        return slice_(x.args[0], s0 + r0, s0 + r1, t0 + c0, t0 + c1)
+    if x.op is Op.TRANSPOSE:                                # X'[r, c] = X[c, r]'
+        return T(slice_(x.args[0], c0, c1, r0, r1))
+    if x.op is Op.MATMUL and only_sliced(x) and not x.args[0].is_scalar \
+            and not x.args[-1].is_scalar:                  # (A..B)[r, c] = A[r, :]..B[:, c]
+        first, *mid, last = x.args
+        return matmul(slice_(first, r0, r1, Dim({}), first.cols), *mid,
+                      slice_(last, Dim({}), last.rows, c0, c1))
+    return None
+
+
+Rule = Callable[[Expr, Callable[[Expr], bool]], "Expr | None"]
+
+RESTRUCTURE: list[tuple[str, Op, Rule]] = [
+    ("identity-hadamard", Op.HADAMARD, lambda e, _: _identity_hadamard(e)),
+    ("diag-push", Op.DIAG, lambda e, _: None if e.args[0].op is Op.MATMUL
      else _diag_of(e.args[0])),
-    ("log-det", Op.LOG, lambda e: logdet(e.args[0].args[0]) if e.args[0].op is Op.DET
+    ("log-det", Op.LOG, lambda e, _: logdet(e.args[0].args[0]) if e.args[0].op is Op.DET
      else None),                                            # log(det X) = logdet X
+    ("transpose-structure", Op.TRANSPOSE, lambda e, _: _transpose(e)),
+    ("slice-push", Op.SLICE, _slice),
 ]
 
 
@@ -192,16 +236,30 @@ def restructure(roots: Sequence[Expr]) -> list[Expr]:
     >>> restructure([hadamard(eye("n"), matmul(T(X), Y))])[0].op.name
     'DIAGM'
     """
+    nodes = toposort(roots)
+    parents: dict[Expr, set[Op]] = {}
+    for node in nodes:
+        for a in node.args:
+            parents.setdefault(a, set()).add(node.op)
+    root_set = set(roots)
+
+    origin: dict[Expr, Expr] = {}
+
+    def only_sliced(x: Expr) -> bool:
+        x = origin.get(x, x)
+        return x not in root_set and parents.get(x, set()) == {Op.SLICE}
+
     memo: dict[Expr, Expr] = {}
-    for node in toposort(roots):
+    for node in nodes:
         args = tuple(memo[a] for a in node.args)
         new = node if args == node.args else Expr(node.op, args, node.attr)
         for _name, op, rule in RESTRUCTURE:
             if new.op is op:
-                out = rule(new)
+                out = rule(new, only_sliced)
                 if out is not None:
                     new = out
         memo[node] = new
+        origin.setdefault(new, node)
     return [memo[r] for r in roots]
 
 
@@ -452,22 +510,37 @@ class _Gen:
         return self.helper("einsum", spec=repr(spec), args=", ".join(str(a) for a in args))
 
     def kron_left(self, e: Expr, v: Val) -> Val:
-        # (A kron B) M: M3[a, b, j] = M[a*s + b, j]; out[c*r + d, j] = A[c,a] B[d,b] M3[a,b,j]
+        # (A kron B) M, M3[a, b, j] = M[a*s + b, j]:  out[c*r + d, j] = A[c,a] B[d,b] M3[a,b,j]
+        # B acts on (s, q*k), A on (q, r*k); each factor keeps its own structure (mul).
         a, b = e.args
-        av, bv = self.ref(a), self.ref(b)
-        m3 = f"{v}.reshape({self.dim(a.cols)}, {self.dim(b.cols)}, -1)"
-        t = m3 if b.op is Op.IDENTITY else self.einsum("db,abj->adj", bv, m3)
-        t = t if a.op is Op.IDENTITY else self.einsum("ca,adj->cdj", av, t)
-        return self.val(f"{t}.reshape({self.dim(e.rows)}, -1)", e.rows, v.cols, True)
+        q, s, r, k = a.cols, b.cols, b.rows, v.cols
+        perm = self.helper("perm")
+        if b.op is Op.IDENTITY:
+            m3 = f"{v}.reshape({self.dim(q)}, {self.dim(s)}, -1)"
+        else:
+            x = Val(f"{v}.reshape({self.dim(q)}, {self.dim(s)}, -1){perm}"
+                    f".reshape({self.dim(s)}, -1)", True, s, q * k)
+            y = self.mul(self.ref(b), x)
+            m3 = f"{y}.reshape({self.dim(r)}, {self.dim(q)}, -1){perm}"
+        if a.op is Op.IDENTITY:
+            return self.val(f"{m3}.reshape({self.dim(e.rows)}, -1)", e.rows, k, True)
+        z = self.mul(self.ref(a), Val(f"{m3}.reshape({self.dim(q)}, -1)", True, q, r * k))
+        return self.val(f"{z}.reshape({self.dim(e.rows)}, -1)", e.rows, k, True)
 
     def kron_right(self, v: Val, e: Expr) -> Val:
-        # M (A kron B): M3[j, c, d] = M[j, c*r + d]; out[j, a*s + b] = M3[j,c,d] A[c,a] B[d,b]
+        # M (A kron B), M3[j, c, d] = M[j, c*r + d]:  out[j, a*s + b] = M3[j,c,d] A[c,a] B[d,b]
         a, b = e.args
-        av, bv = self.ref(a), self.ref(b)
-        m3 = f"{v}.reshape(-1, {self.dim(a.rows)}, {self.dim(b.rows)})"
-        t = m3 if a.op is Op.IDENTITY else self.einsum("jcd,ca->jad", m3, av)
-        t = t if b.op is Op.IDENTITY else self.einsum("jad,db->jab", t, bv)
-        return self.val(f"{t}.reshape(-1, {self.dim(e.cols)})", v.rows, e.cols, True)
+        p, q, r, k = a.rows, a.cols, b.rows, v.rows
+        perm = self.helper("perm021")
+        m3 = f"{v}.reshape(-1, {self.dim(p)}, {self.dim(r)})"        # [j, c, d]
+        if a.op is not Op.IDENTITY:
+            x = Val(f"{m3}{perm}.reshape(-1, {self.dim(p)})", True, k * r, p)
+            y = self.mul(x, self.ref(a))                             # [(j, d), a]
+            m3 = f"{y}.reshape(-1, {self.dim(r)}, {self.dim(q)}){perm}"   # [j, a, d]
+        if b.op is Op.IDENTITY:
+            return self.val(f"{m3}.reshape(-1, {self.dim(e.cols)})", k, e.cols, True)
+        z = self.mul(Val(f"{m3}.reshape(-1, {self.dim(r)})", True, k * q, r), self.ref(b))
+        return self.val(f"{z}.reshape(-1, {self.dim(e.cols)})", k, e.cols, True)
 
     def block_product(self, x: Expr, part: Val, left: bool) -> Val | None:
         """One block times one slice; None for a zero block."""
@@ -641,6 +714,15 @@ def _diag(g: _Gen, e: Expr) -> str | None:
     return _with_coeff(coeffs, f"{body}[:, None]", True)
 
 
+def _slice_lower(g: _Gen, e: Expr) -> str:
+    x = g.ref(e.args[0])
+    r0, r1, c0, c1 = e.attr
+    if e.is_scalar:                                            # one entry
+        return f"{x}[{g.dim(r0)}, {g.dim(c0)}]"
+    rows = g.slice_rows(x, r0, r1)
+    return g.slice_rows(Val(rows.code, True, rows.rows, x.cols), c0, c1, cols=True).code
+
+
 def _add(g: _Gen, e: Expr) -> str:
     out = ""
     for x in e.args:
@@ -694,6 +776,7 @@ RULES: list[tuple[Op, Callable[[_Gen, Expr], str | None]]] = [
     (Op.POW, _pow),         # ||X||_F^2 = <X, X>
     (Op.SUM, _sum),
     (Op.NORM, _norm),
+    (Op.SLICE, _slice_lower),   # X[r0:r1, c0:c1], bounds omitted where they are the ends
 ]
 
 
