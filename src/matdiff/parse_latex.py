@@ -287,7 +287,8 @@ class _Cook:
         self.out.append(_tok(_CLOSE[kind], delim, start, dend))
 
     def named(self, value: str, start: int, end: int) -> None:
-        """``\\operatorname{tr}``, ``\\mathrm{Tr}``, ``\\text{tr}``, ``\\mathsf T``, ``{\\rm tr}``."""
+        """``\\operatorname{tr}``, ``\\mathrm{Tr}``, ``\\text{tr}``, ``\\mathsf T``, ``{\\rm tr}``:
+        a function, the transpose mark, a letter, or a word for a subscript."""
         m = re.match(r"\{?\s*\\([a-zA-Z]+\*?)\s*\{?\s*(.*?)\s*\}?\s*\}?$", value, re.S)
         cmd, content = (m.group(1), m.group(2)) if m else ("", value)
         if content in _TRANSPOSE_WORDS:
@@ -306,7 +307,8 @@ class _Cook:
             raise self.fail(f"'{value}' is not supported", start, end)
 
     def bold(self, value: str, start: int, end: int) -> None:
-        """``\\mathbf{X}``, ``\\boldsymbol{\\Sigma}``, ``\\bm x``, ``\\mathbf{1}``, ``\\mathbf{0}``."""
+        """``\\mathbf{X}``, ``\\boldsymbol{\\Sigma}``, ``\\bm x``: the plain symbol;
+        ``\\mathbf{1}`` the ones, ``\\mathbf{0}`` zero."""
         m = re.match(r"\\([a-zA-Z]+)\s*\{?\s*(.*?)\s*\}?$", value, re.S)
         cmd, content = (m.group(1), m.group(2)) if m else ("", value)
         if content == "1":
