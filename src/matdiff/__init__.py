@@ -1,13 +1,22 @@
 """matdiff: symbolic matrix calculus.
 
 Parse a matrix expression as people write it (ASCII/MATLAB style or LaTeX), infer its shapes,
-differentiate it, simplify and print the result, compile it to NumPy, and check it numerically.
+differentiate it, simplify and print the result, compile it to NumPy/JAX/PyTorch, and check it
+numerically.
 
 >>> import matdiff as md
 >>> str(md.grad(md.parse("x'*A*x"), "x"))
 "(A + A')*x"
 """
 
+from . import printing
+from .api import check, evaluate, grad, parse, report, shapes_of
+from .codegen import codegen, compile  # noqa: A004 - md.compile is the public name
 from .expr import Dim, Expr, MatdiffError, Op
+from .printing import to_latex, to_text, to_unicode
+from .simplify import simplify
 
-__all__ = ["Dim", "Expr", "MatdiffError", "Op"]
+__all__ = ["Dim", "Expr", "MatdiffError", "Op", "check", "codegen", "compile", "evaluate",
+           "grad", "parse", "printing", "report", "shapes_of", "simplify", "to_latex",
+           "to_text", "to_unicode"]
+__version__ = "0.1.0"

@@ -30,7 +30,6 @@ from .expr import (
     block_offsets,
     commutation,
     const,
-    det,
     diag,
     diagm,
     eye,

@@ -630,34 +630,37 @@ def sub(a: Expr, b: Expr) -> Expr:
 
 
 def matmul(*factors: Expr) -> Expr:
-    """Matrix product, flattened; identities dropped, zeros absorbed, scalars pulled out.
+    """Matrix product, flattened; identities dropped, zeros absorbed, scalar factors of
+    ``SCALE`` nodes pulled in front (``A (cB) = c AB``).
 
     >>> A = sym("A", ("m", "n")); matmul(eye("m"), A, eye("n")) is A
     True
     """
     _matmul_shape(factors, None)
     flat: list[Expr] = []
-    coeff: Expr | None = None
+    coeffs: list[Expr] = []
     for f in factors:
         for g in (f.args if f.op is Op.MATMUL else (f,)):
-            if g.op is Op.SCALE and g.args[0].op is Op.CONST:
-                coeff = g.args[0] if coeff is None else const(coeff.attr * g.args[0].attr)
+            while g.op is Op.SCALE:
+                coeffs.append(g.args[0])
                 g = g.args[1]
             if g.op is Op.CONST and len(factors) > 1:
-                coeff = g if coeff is None else const(coeff.attr * g.attr)
+                coeffs.append(g)
                 continue
             flat.append(g)
     shape = (factors[0].rows, factors[-1].cols)
-    if any(is_zero(g) for g in flat):
+    if any(is_zero(g) for g in flat) or any(is_zero(c) for c in coeffs):
         return zeros(shape)
     flat = [g for g in flat if g.op is not Op.IDENTITY]
     if not flat:
-        out = eye(shape[0]) if shape[0] == shape[1] and shape != SCALAR else const(1)
+        out = eye(shape[0]) if shape != SCALAR else const(1)
     elif len(flat) == 1:
         out = flat[0]
     else:
         out = Expr(Op.MATMUL, tuple(flat))
-    return out if coeff is None else scale(coeff, out)
+    for c in reversed(coeffs):
+        out = scale(c, out)
+    return out
 
 
 def T(x: Expr) -> Expr:  # noqa: N802

@@ -32,7 +32,7 @@ from . import expr as E
 from .expr import ONE, Dim, Expr, MatdiffError, Op
 from .syntax import Node
 
-__all__ = ["infer", "normalize_shapes", "ShapeDecl"]
+__all__ = ["infer", "normalize_shapes", "parse_dim", "ShapeDecl"]
 
 ShapeDecl = Mapping[str, Iterable[Any]]
 
@@ -46,6 +46,29 @@ _ELEMENTWISE_CALLS = {
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eps", "zeta", "eta", "theta", "iota",
           "kappa", "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi",
           "chi", "psi", "omega"}
+
+
+_DIM_TEXT = re.compile(r"[A-Za-z0-9_*+\- ]+")
+
+
+def parse_dim(text: str) -> Dim:
+    """A dimension written as text: ``n``, ``3``, ``2*n``, ``k + n``, ``m*p - 1``.
+
+    >>> parse_dim("2*n + k") == 2 * Dim.var("n") + Dim.var("k")
+    True
+    """
+    total = Dim({})
+    for sign, term in re.findall(r"([+-]?)\s*([^+-]+)", text.replace(" ", "")):
+        value = Dim.of(1)
+        for factor in term.split("*"):
+            if factor.isdigit():
+                value = value * int(factor)
+            elif re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", factor):
+                value = value * Dim.var(factor)
+            else:
+                raise MatdiffError(f"bad dimension {text!r}")
+        total = total + (value * -1 if sign == "-" else value)
+    return total
 
 
 def normalize_shapes(shapes: ShapeDecl | None) -> dict[str, tuple[tuple[Dim, Dim], str]]:
@@ -68,8 +91,8 @@ def normalize_shapes(shapes: ShapeDecl | None) -> dict[str, tuple[tuple[Dim, Dim
                 if value < 1:
                     raise MatdiffError(f"dimension of {name} must be positive, got {value}")
                 dims.append(Dim.of(value))
-            elif isinstance(d, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", d.strip()):
-                dims.append(Dim.var(d.strip()))
+            elif isinstance(d, str) and _DIM_TEXT.fullmatch(d.strip()):
+                dims.append(parse_dim(d))
             elif isinstance(d, Dim):
                 dims.append(d)
             else:
@@ -256,6 +279,9 @@ class _Infer:
             return self.block(n)
         if k == "call":
             return self.call(n)
+        if k == "slice":
+            r0, r1, c0, c1 = (self.dim_of_node(x) for x in a[1:])
+            return (r1 - r0, c1 - c0)
         raise self.fail(n, f"unknown syntax '{k}'")
 
     def name(self, n: Node) -> Sh:
@@ -283,16 +309,16 @@ class _Infer:
     def dim_of_node(self, n: Node) -> Dim:
         """A dimension written as an argument: ``eye(n)``, ``ones(2*n, 3)``."""
         if n.kind == "num":
-            if n.value.denominator != 1 or n.value < 1:
-                raise self.fail(n, "a dimension must be a positive integer")
+            if n.value.denominator != 1 or n.value < 0:
+                raise self.fail(n, "a dimension must be a whole number")
             return Dim.of(int(n.value))
         if n.kind == "name":
             if n.value in self.decl or n.value in self.symbols:
                 raise self.fail(n, f"'{n.value}' is a variable, not a dimension")
             return Dim.var(n.value)
-        if n.kind in ("add", "mul"):
+        if n.kind in ("add", "sub", "mul"):
             x, y = (self.dim_of_node(a) for a in n.args)
-            return x + y if n.kind == "add" else x * y
+            return x + y if n.kind == "add" else x - y if n.kind == "sub" else x * y
         raise self.fail(n, "a dimension is a number, a name, or a sum or product of them")
 
     def matmul(self, n: Node) -> None:
@@ -546,6 +572,9 @@ class _Infer:
             return E.block([a[i * c:(i + 1) * c] for i in range(r)])
         if k == "call":
             return self.make_call(n, a, shape)
+        if k == "slice":
+            r0, r1, c0, c1 = (self.dim_of_node(x) for x in n.args[1:])
+            return E.slice_(a[0], r0, r1, c0, c1)
         raise self.fail(n, f"unknown syntax '{k}'")
 
     def _div0(self, n: Node) -> Expr:
@@ -607,6 +636,8 @@ class _Infer:
 def _expr_args(n: Node) -> tuple[Node, ...]:
     """The arguments that are expressions (``eye(n)``, ``ones(m, n)``, ``K(m, n)`` take
     dimensions, ``unvec(x, m, n)`` an expression and two dimensions)."""
+    if n.kind == "slice":
+        return n.args[:1]
     if n.kind != "call":
         return n.args
     if n.value in ("eye", "ones", "zeros", "K", "vector", "matrix"):

@@ -28,6 +28,8 @@ transpose  (a,)                     ``'``, ``.T``, ``^T``
 norm       (a,)                     value "F" | "2" | "1" | "" (unsubscripted)
 call       args                     value: a name in FUNCTIONS
 block      row-major blocks         value (rows, cols); a ``num`` 0 block is a zero block
+slice      (x, r0, r1, c0, c1)      ``X[r0:r1, c0:c1]``: rows r0..r1-1, columns c0..c1-1
+                                    (0-based, end excluded); bounds are dimensions
 ========== ======================== =================================================
 """
 

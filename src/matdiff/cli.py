@@ -1,0 +1,128 @@
+"""The ``matdiff`` command: a thin shell over the public API.
+
+``matdiff grad EXPR --wrt X [--wrt Y] [--shape A=m,n] [--format text|unicode|latex|json]``.
+Any bad input prints the message, the expression and a caret to stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import api
+from .expr import MatdiffError
+
+__all__ = ["main", "parse_shape_option"]
+
+
+def parse_shape_option(spec: str) -> tuple[str, list[str]]:
+    """``A=m,n`` → ``("A", ["m", "n"])``; ``x=n``; ``lam=`` (scalar); ``S=n,n,sym``.
+
+    >>> parse_shape_option("S=n,n,sym")
+    ('S', ['n', 'n', 'sym'])
+    """
+    name, eq, dims = spec.partition("=")
+    if not eq or not name.strip():
+        raise MatdiffError(f"--shape takes NAME=d1,d2 (got {spec!r})")
+    parts = [d.strip() for d in dims.replace("x", ",").split(",") if d.strip()] \
+        if "x" in dims and "," not in dims and all(p.strip().isalnum() for p in dims.split("x")) \
+        else [d.strip() for d in dims.split(",") if d.strip()]
+    return name.strip(), parts
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="matdiff", description="Symbolic matrix calculus.")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("grad", help="gradient of a scalar expression")
+    g.add_argument("expr", help="the expression, ASCII or LaTeX")
+    g.add_argument("--wrt", action="append", default=[], metavar="X",
+                   help="variable (repeat for several; default: all)")
+    g.add_argument("--shape", action="append", default=[], metavar="NAME=d1,d2",
+                   help="declare a shape: A=m,n  x=n  lam=  S=n,n,sym")
+    g.add_argument("--format", default="unicode",
+                   choices=["text", "unicode", "latex", "json", "numpy", "jax", "torch"])
+    g.add_argument("--syntax", choices=["ascii", "latex"], default=None)
+    g.add_argument("--no-check", action="store_true", help="skip the numerical check")
+    s = sub.add_parser("serve", help="the local web page")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--open", action="store_true", help="open a browser")
+    return p
+
+
+def _grad(args: argparse.Namespace) -> int:
+    shapes = dict(parse_shape_option(s) for s in args.shape)
+    if args.format in ("numpy", "jax", "torch"):
+        from .codegen import codegen  # noqa: PLC0415 - only this format needs it
+
+        f = api.parse(args.expr, shapes, args.syntax)
+        names = args.wrt or list(api.shapes_of(f))
+        grads = api.grad(f, names)
+        assert isinstance(grads, dict)
+        print(codegen([f, *grads.values()], backend=args.format, name="f_and_grad"))
+        return 0
+    rep = api.report(args.expr, args.wrt or None, shapes, args.syntax,
+                     verify=not args.no_check)
+    if args.format == "json":
+        print(json.dumps(rep, indent=2))
+        return 0
+    print(_format_report(rep, args.format))
+    failed = "check" in rep and not all(c["ok"] for c in rep["check"].values())
+    return 1 if failed else 0
+
+
+def _format_report(rep: dict[str, Any], style: str) -> str:
+    shown_f = rep[{"text": "expression", "unicode": "expression_unicode",
+                   "latex": "expression_latex"}[style]]
+    lines = [f"f = {shown_f}", "", "shapes:"]
+    for name, dims in rep["shapes"].items():
+        shown = "×".join(d for d in dims if d != "symmetric") or "scalar"
+        if style == "text":
+            shown = shown.replace("×", "x")
+        extra = " (symmetric)" if "symmetric" in dims else ""
+        lines.append(f"  {name}: {shown}{extra}")
+    lines.append("")
+    for name, d in rep["derivatives"].items():
+        lhs = f"df/d{name}" if style == "text" else \
+            f"\\frac{{\\partial f}}{{\\partial {name}}}" if style == "latex" else f"∂f/∂{name}"
+        lines.append(f"{lhs} = {d[style]}")
+    for note in rep.get("notes", []):
+        lines.append(f"note: {note}")
+    if "check" in rep:
+        sizes = ", ".join(f"{k}={v}" for k, v in rep["check_sizes"].items())
+        lines.append("")
+        lines.append(f"check: central finite differences at a random point ({sizes})")
+        for name, c in rep["check"].items():
+            verdict = "OK" if c["ok"] else "MISMATCH"
+            lines.append(f"  d/d{name}: max relative error {c['max_rel_error']:.1e}  {verdict}")
+    return "\n".join(lines)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .web.app import serve  # noqa: PLC0415 - the web extra is optional
+    except ImportError as err:
+        raise MatdiffError("the web page needs the 'web' extra: pip install 'matdiff[web]' "
+                           f"({err})") from None
+    serve(args.host, args.port, args.open)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "grad":
+            return _grad(args)
+        return _serve(args)
+    except MatdiffError as err:
+        if err.text is None:
+            err.text = getattr(args, "expr", None)
+        print(err.render(), file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("error: the expression is nested too deeply", file=sys.stderr)
+        return 2

@@ -1,0 +1,378 @@
+"""Printers: ``Expr`` to ASCII (valid input), Unicode, and LaTeX.
+
+Input: an ``Expr``. Output: a string. Contract: ``to_text(e)`` parses back, with the same
+shape declarations, to the very same (interned) node, so ``str(e)`` is always valid input.
+One precedence table ``PREC`` serves the three styles; each style is a table of templates
+keyed by ``Op``. Sub-matrices print as ``X[r0:r1, c0:c1]`` (0-based, end excluded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+
+from . import expr as _expr
+from .expr import ONE, Dim, Expr, Op
+
+__all__ = ["to_text", "to_unicode", "to_latex", "PREC", "format_shape", "format_dim",
+           "latex_name", "FORMATS", "render"]
+
+# precedence levels: a child printed below its slot's level is parenthesised
+SUM, PROD, NEG, POW, POSTFIX, ATOM = 1, 2, 3, 4, 5, 6
+
+PREC: dict[Op, int] = {
+    Op.ADD: SUM, Op.SCALE: PROD, Op.MATMUL: PROD, Op.HADAMARD: PROD, Op.HDIV: PROD,
+    Op.KRON: ATOM, Op.POW: POW, Op.MATPOW: POW, Op.TRANSPOSE: POSTFIX, Op.SLICE: POSTFIX,
+    **{op: ATOM for op in Op if op not in (Op.ADD, Op.SCALE, Op.MATMUL, Op.HADAMARD,
+                                            Op.HDIV, Op.KRON, Op.POW, Op.MATPOW,
+                                            Op.TRANSPOSE, Op.SLICE)},
+}
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+          "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
+          "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon",
+          "Phi", "Psi", "Omega", "varepsilon", "varphi"}
+_GREEK_UNICODE = dict(zip(
+    ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+     "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+     "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi",
+     "Psi", "Omega"],
+    "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
+
+_FUNC_NAMES = {Op.TRACE: "tr", Op.DET: "det", Op.LOGDET: "logdet", Op.INV: "inv",
+               Op.DIAG: "diag", Op.DIAGM: "Diag", Op.VEC: "vec", Op.SUM: "sum",
+               Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
+               Op.TANH: "tanh", Op.SQRT: "sqrt", Op.ABS: "abs", Op.SIGN: "sign",
+               Op.SIGMOID: "sigmoid", Op.RELU: "relu"}
+
+
+def format_dim(d: Dim, style: str = "text") -> str:
+    """A dimension as text (``2*n``) or for display (``2n``).
+
+    >>> format_dim(2 * Dim.var("n"), "unicode")
+    '2n'
+    """
+    return d.format("*" if style == "text" else "")
+
+
+def format_shape(shape: tuple[Dim, Dim], style: str = "unicode") -> str:
+    """``m×n``; a column vector shows its length alone, a scalar as ``scalar``."""
+    if shape == (ONE, ONE):
+        return "scalar"
+    if shape[1] == ONE:
+        return format_dim(shape[0], style)
+    sep = "x" if style == "text" else "×"
+    return f"{format_dim(shape[0], style)}{sep}{format_dim(shape[1], style)}"
+
+
+def _fraction(c: Fraction) -> str:
+    if c.denominator == 1:
+        return str(c.numerator)
+    d = c.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    if d == 1:
+        return repr(float(c))
+    return f"{c.numerator}/{c.denominator}"
+
+
+def _floating(e: Expr) -> bool:
+    """Nodes whose size is not visible in their printed form (``I``, ``1``, ``0``)."""
+    while e.op is Op.SCALE:
+        e = e.args[1]
+    return e.op in (Op.IDENTITY, Op.ONES, Op.ZERO)
+
+
+def latex_name(name: str) -> str:
+    """A symbol name in LaTeX: ``H_R`` → ``H_{R}``, ``lambda`` → ``\\lambda``, ``W1`` →
+    ``\\mathit{W1}``.
+
+    >>> latex_name("H_R"), latex_name("lambda"), latex_name("x")
+    ('H_{R}', '\\\\lambda', 'x')
+    """
+    base, _, sub = name.partition("_")
+    if base in _GREEK:
+        head = "\\" + base
+    elif len(base) == 1:
+        head = base
+    else:
+        head = f"\\mathit{{{base}}}"
+    return f"{head}_{{{sub}}}" if sub else head
+
+
+def _unicode_name(name: str) -> str:
+    base, _, sub = name.partition("_")
+    return _GREEK_UNICODE.get(base, base) + (f"_{sub}" if sub else "")
+
+
+class _Printer:
+    """One printing style: ASCII ("text"), Unicode ("unicode") or LaTeX ("latex")."""
+
+    def __init__(self, style: str):
+        self.style = style
+        self.memo: dict[tuple[Expr, bool], tuple[str, int]] = {}
+
+    def paren(self, s: str) -> str:
+        return f"\\left({s}\\right)" if self.style == "latex" else f"({s})"
+
+    def sub(self, e: Expr, level: int, fixed: bool = True) -> str:
+        s, p = self.print(e, fixed)
+        return self.paren(s) if p < level else s
+
+    def print(self, e: Expr, fixed: bool = False) -> tuple[str, int]:
+        key = (e, fixed)
+        if key not in self.memo:
+            self.memo[key] = self.node(e, fixed)
+        return self.memo[key]
+
+    def node(self, e: Expr, fixed: bool) -> tuple[str, int]:  # noqa: C901 - a table
+        op, a, st = e.op, e.args, self.style
+        tex, uni = st == "latex", st == "unicode"
+        if op is Op.SYMBOL:
+            name = e.name
+            return (latex_name(name) if tex else _unicode_name(name) if uni else name), ATOM
+        if op is Op.CONST:
+            return self.const(e.attr)
+        if op is Op.IDENTITY:
+            if fixed:
+                return "I", ATOM
+            n = format_dim(e.attr, st)
+            return (f"I_{{{n}}}" if tex else f"I_{n}" if uni and e.attr.value is not None
+                    else f"I({n})" if uni else f"eye({format_dim(e.attr)})"), ATOM
+        if op in (Op.ONES, Op.ZERO):
+            return self.filled(e, fixed)
+        if op is Op.COMMUTATION:
+            m, n = (format_dim(d, st) for d in e.attr)
+            return (f"K_{{{m},{n}}}" if tex else f"K({m}, {n})"), ATOM
+        if op is Op.ADD:
+            return self.add(e, fixed)
+        if op is Op.SCALE:
+            return self.scale(e, fixed)
+        if op is Op.MATMUL:
+            parts = [self.sub(f, PROD if i == 0 else PROD + 1) for i, f in enumerate(a)]
+            return self.juxtapose(parts, "*"), PROD
+        if op is Op.TRANSPOSE:
+            return self.transpose(a[0]), POSTFIX
+        if op in (Op.HADAMARD, Op.HDIV):
+            sym = {"text": (" .* ", " ./ "), "unicode": (" ⊙ ", " ⊘ "),
+                   "latex": (" \\odot ", " \\oslash ")}[st][op is Op.HDIV]
+            sib_fixed = any(not _floating(x) for x in a)
+            parts = [self.sub(f, PROD if i == 0 else PROD + 1, sib_fixed)
+                     for i, f in enumerate(a)]
+            return sym.join(parts), PROD
+        if op is Op.POW:
+            return self.power(a[0], a[1], elementwise=not a[0].is_scalar), POW
+        if op is Op.MATPOW:
+            return self.power(a[0], _expr.const(e.attr), elementwise=False), POW
+        if op is Op.KRON:
+            if st == "text":
+                return f"kron({self.sub(a[0], 0)}, {self.sub(a[1], 0)})", ATOM
+            sym = " \\otimes " if tex else " ⊗ "
+            return self.sub(a[0], PROD + 1) + sym + self.sub(a[1], PROD + 1), PROD
+        if op is Op.BLOCK:
+            return self.block(e), ATOM
+        if op is Op.SLICE:
+            r0, r1, c0, c1 = (format_dim(d, "text") for d in e.attr)
+            inner = self.sub(a[0], POSTFIX)
+            if tex:
+                return f"{inner}_{{[{r0}:{r1},\\,{c0}:{c1}]}}", POSTFIX
+            return f"{inner}[{r0}:{r1}, {c0}:{c1}]", POSTFIX
+        if op is Op.NORM:
+            return self.norm(e), ATOM
+        if op is Op.INV and st != "text":
+            return self.sub(a[0], POSTFIX) + ("^{-1}" if tex else "⁻¹"), POSTFIX
+        if op is Op.UNVEC:
+            m, n = (format_dim(d, st) for d in e.attr)
+            if tex:
+                return f"\\operatorname{{unvec}}_{{{m},{n}}}\\left({self.sub(a[0], 0)}\\right)", \
+                    ATOM
+            return f"unvec({self.sub(a[0], 0)}, {m}, {n})", ATOM
+        return self.function(e), ATOM
+
+    # -- pieces
+    def const(self, c: Fraction) -> tuple[str, int]:
+        if self.style == "latex" and c.denominator != 1 and "/" in _fraction(c):
+            s = f"\\frac{{{abs(c.numerator)}}}{{{c.denominator}}}"
+            return ("-" + s, NEG) if c < 0 else (s, ATOM)
+        s = _fraction(c)
+        if self.style == "unicode":
+            s = s.replace("-", "−")
+        if c < 0:
+            return s, NEG
+        return s, PROD if "/" in s else ATOM
+
+    def filled(self, e: Expr, fixed: bool) -> tuple[str, int]:
+        st = self.style
+        ones = e.op is Op.ONES
+        if fixed:
+            return ("1" if ones else "0") if st == "text" else \
+                ("\\mathbf{1}" if ones else "\\mathbf{0}") if st == "latex" else \
+                ("𝟏" if ones else "0"), ATOM
+        dims = [e.rows] if e.cols == ONE else [e.rows, e.cols]
+        if st == "text":
+            return f"{'ones' if ones else 'zeros'}({', '.join(format_dim(d) for d in dims)})", \
+                ATOM
+        size = "×".join(format_dim(d, st) for d in dims)
+        if st == "latex":
+            return f"\\mathbf{{{'1' if ones else '0'}}}_{{{size.replace('×', ',')}}}", ATOM
+        return f"{'𝟏' if ones else '0'}_{size}", ATOM
+
+    def add(self, e: Expr, fixed: bool) -> tuple[str, int]:
+        minus = {"text": " - ", "unicode": " − ", "latex": " - "}[self.style]
+        sib_fixed = fixed or any(not _floating(t) for t in e.args)
+        out = ""
+        for i, t in enumerate(e.args):
+            negative = t.op is Op.SCALE and t.args[0].op is Op.CONST and t.args[0].attr < 0 or \
+                t.op is Op.CONST and t.attr < 0
+            if negative:
+                pos = _expr.scale(_expr.const(-1), t)
+                body = self.sub(pos, PROD, sib_fixed)
+                out += (minus.strip() if i == 0 else minus) + body
+            else:
+                body = self.sub(t, SUM, sib_fixed)
+                out += body if i == 0 else " + " + body
+        return out, SUM
+
+    def scale(self, e: Expr, fixed: bool) -> tuple[str, int]:
+        a, x = e.args
+        st = self.style
+        if a.op is Op.POW and a.args[1].op is Op.CONST and a.args[1].attr == -1:
+            num, den = self.sub(x, PROD, fixed), self.sub(a.args[0], PROD + 1)
+            if st == "latex":
+                return f"\\frac{{{self.print(x, fixed)[0]}}}{{{self.print(a.args[0])[0]}}}", \
+                    ATOM
+            return f"{num}/{den}", PROD
+        inner_level = PROD if x.op is Op.MATMUL or x.op in (Op.SCALE,) else PROD + 1
+        if a.op is Op.CONST and a.attr == -1:
+            body = self.sub(x, inner_level, fixed)
+            return ("−" if st == "unicode" else "-") + body, PROD
+        coeff = self.sub(a, PROD)
+        body = self.sub(x, inner_level, fixed)
+        return self.juxtapose([coeff, body], "*"), PROD
+
+    def juxtapose(self, parts: list[str], text_sep: str) -> str:
+        if self.style == "text":
+            return text_sep.join(parts)
+        if self.style == "latex":
+            return " ".join(parts)
+        out = parts[0]
+        for p in parts[1:]:
+            left, right = _last_word(out), _first_word(p)
+            glue = " " if left and right and (len(left) > 1 or len(right) > 1
+                                               or left.isdigit() == right.isdigit()
+                                               and left.isdigit()) else ""
+            out += glue + p
+        return out
+
+    def transpose(self, x: Expr) -> str:
+        st = self.style
+        if x.op is Op.INV and st != "text":
+            return self.sub(x.args[0], POSTFIX) + ("^{-T}" if st == "latex" else "⁻ᵀ")
+        base = self.sub(x, POSTFIX)
+        return base + {"text": "'", "unicode": "ᵀ", "latex": "^{T}"}[st]
+
+    def power(self, base: Expr, p: Expr, elementwise: bool) -> str:
+        st = self.style
+        b = self.sub(base, POSTFIX)
+        circ = "\\circ " if elementwise else ""
+        if p.op is Op.CONST and p.attr.denominator == 1:
+            k = str(p.attr.numerator)
+            if st == "unicode":
+                return b + ("∘" if elementwise else "") + k.translate(_SUPERSCRIPT)
+            if st == "latex":
+                return f"{b}^{{{circ}{k}}}"
+            return f"{b}{'.^' if elementwise else '^'}{k}"
+        e, level = self.print(p)
+        if st == "latex":
+            return f"{b}^{{{circ}{e}}}"
+        exp = e if level >= POSTFIX else f"({e})"
+        return f"{b}{'.^' if elementwise and st == 'text' else '^'}{exp}"
+
+    def block(self, e: Expr) -> str:
+        r, c = e.attr
+        cells = [[self.sub(x, 0, fixed=True) if x.op is not Op.IDENTITY else
+                  self.print(x, fixed=False)[0] for x in e.args[i * c:(i + 1) * c]]
+                 for i in range(r)]
+        if self.style == "latex":
+            body = " \\\\ ".join(" & ".join(row) for row in cells)
+            return f"\\begin{{bmatrix}} {body} \\end{{bmatrix}}"
+        return "[" + "; ".join(", ".join(row) for row in cells) + "]"
+
+    def norm(self, e: Expr) -> str:
+        x = e.args[0]
+        sub = "1" if e.attr == "1" else "2" if x.cols == ONE or x.rows == ONE else "F"
+        inner = self.print(x)[0]
+        if self.style == "latex":
+            return f"\\left\\| {inner} \\right\\|_{{{sub}}}"
+        if self.style == "unicode":
+            return f"‖{inner}‖_{sub}"
+        return f"||{inner}||_{sub}"
+
+    def function(self, e: Expr) -> str:
+        name = _FUNC_NAMES[e.op]
+        arg = self.print(e.args[0])[0]
+        if self.style == "latex":
+            known = {"det": "\\det", "exp": "\\exp", "log": "\\log", "sin": "\\sin",
+                     "cos": "\\cos", "tan": "\\tan", "tanh": "\\tanh", "logdet": "\\log\\det"}
+            if name == "sqrt":
+                return f"\\sqrt{{{arg}}}"
+            head = known.get(name, f"\\operatorname{{{name}}}")
+            return f"{head}\\left({arg}\\right)"
+        if self.style == "unicode":
+            name = {"logdet": "log det", "sigmoid": "σ"}.get(name, name)
+        return f"{name}({arg})"
+
+
+def _word_char(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c == "_") or c in _GREEK_UNICODE.values()
+
+
+def _last_word(s: str) -> str:
+    i = len(s)
+    while i > 0 and _word_char(s[i - 1]):
+        i -= 1
+    return s[i:]
+
+
+def _first_word(s: str) -> str:
+    i = 0
+    while i < len(s) and _word_char(s[i]):
+        i += 1
+    return s[:i]
+
+
+def render(e: Expr, style: str = "text") -> str:
+    """Print ``e`` in one of the styles "text", "unicode", "latex"."""
+    if style not in ("text", "unicode", "latex"):
+        raise ValueError(f"unknown style {style!r}")
+    return _Printer(style).print(e)[0]
+
+
+def to_text(e: Expr) -> str:
+    """ASCII that ``matdiff.parse`` reads back to the same expression.
+
+    >>> from matdiff.expr import sym
+    >>> A, x = sym("A", ("n", "n")), sym("x", ("n",))
+    >>> to_text(x.T @ A @ x), to_text(2 * (A - A.T))
+    ("x'*A*x", "2*(A - A')")
+    """
+    return render(e, "text")
+
+
+def to_unicode(e: Expr) -> str:
+    """Unicode for reading: ``2Aᵀ(AXB − C)Bᵀ``, ``‖X‖_F²``, ``X⁻¹``."""
+    return render(e, "unicode")
+
+
+def to_latex(e: Expr) -> str:
+    """LaTeX for papers: ``A^{T}``, ``\\odot``, ``\\otimes``, ``\\left\\| X \\right\\|_{F}``."""
+    return render(e, "latex")
+
+
+FORMATS: dict[str, Callable[[Expr], str]] = {"text": to_text, "unicode": to_unicode,
+                                             "latex": to_latex}
+
+_expr._STR_HOOK[0] = to_text
