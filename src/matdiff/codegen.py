@@ -691,11 +691,18 @@ def _trace(g: _Gen, e: Expr) -> str | None:
     coeffs, mats = _split_scalars(g, x.args)                  # tr(A B) = sum(A .* B')
     if len(mats) < 2:
         return None
-    first, rest = mats[0], mats[1:]
-    if len(rest) == 1 and rest[0].expr is not None and rest[0].expr.op is Op.TRANSPOSE:
-        body = g.helper("dot_all", first, g.ref(rest[0].expr.args[0]))
+    first, rest = mats[0], g.chain(mats[1:])
+
+    def untransposed(v: Val) -> Val | None:
+        return g.ref(v.expr.args[0]) if v.expr is not None and v.expr.op is Op.TRANSPOSE \
+            else None
+    f_t, r_t = untransposed(first), untransposed(rest)
+    if f_t is not None and r_t is None:                        # tr(X'Y) = <X, Y>
+        body = g.helper("dot_all", f_t, rest)
+    elif r_t is not None:                                      # tr(XY') = <X, Y>
+        body = g.helper("dot_all", first, r_t)
     else:
-        body = g.helper("dot_all", first, f"{g.chain(rest)}.T")
+        body = g.helper("dot_all", first, f"{rest}.T")
     return _with_coeff(coeffs, body, True)
 
 

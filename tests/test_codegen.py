@@ -1,0 +1,444 @@
+"""Generated code: every Op against a plain NumPy reference, structured lowerings against the
+naive ones, backends against each other, safety of the generated source, argument errors."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+
+from matdiff.codegen import BACKENDS, JAX, NUMPY, TORCH, codegen, compile
+from matdiff.expr import (
+    ELEMENTWISE,
+    Dim,
+    Expr,
+    MatdiffError,
+    Op,
+    T,
+    apply,
+    block,
+    commutation,
+    const,
+    det,
+    diag,
+    diagm,
+    eye,
+    hadamard,
+    hdiv,
+    hpow,
+    inv,
+    kron,
+    logdet,
+    matmul,
+    matpow,
+    norm,
+    ones,
+    scale,
+    sym,
+    total,
+    trace,
+    unvec,
+    vec,
+    zeros,
+)
+
+SIZES = {"m": 4, "n": 3, "k": 2, "p": 2, "q": 3}
+
+# ----------------------------------------------------------------------------- reference
+
+
+def _dim(d: Dim) -> int:
+    v = d.subs(SIZES).value  # type: ignore[arg-type]
+    assert v is not None
+    return v
+
+
+def _commutation(m: int, n: int) -> np.ndarray:
+    k = np.zeros((m * n, m * n))
+    for i in range(m):
+        for j in range(n):
+            k[i * n + j, j * m + i] = 1.0                      # K vec(X) = vec(X')
+    return k
+
+
+REF: dict[Op, Callable[[Expr, list[np.ndarray]], np.ndarray]] = {
+    Op.SYMBOL: lambda e, a: np.zeros(0),  # bound from the environment
+    Op.CONST: lambda e, a: np.array([[float(e.attr)]]),
+    Op.IDENTITY: lambda e, a: np.eye(_dim(e.attr)),
+    Op.ONES: lambda e, a: np.ones((_dim(e.rows), _dim(e.cols))),
+    Op.ZERO: lambda e, a: np.zeros((_dim(e.rows), _dim(e.cols))),
+    Op.COMMUTATION: lambda e, a: _commutation(_dim(e.attr[0]), _dim(e.attr[1])),
+    Op.ADD: lambda e, a: functools.reduce(np.add, a),
+    Op.SCALE: lambda e, a: a[0][0, 0] * a[1],
+    Op.MATMUL: lambda e, a: functools.reduce(np.matmul, a),
+    Op.TRANSPOSE: lambda e, a: a[0].T,
+    Op.HADAMARD: lambda e, a: functools.reduce(np.multiply, a),
+    Op.HDIV: lambda e, a: a[0] / a[1],
+    Op.POW: lambda e, a: a[0] ** a[1][0, 0],
+    Op.KRON: lambda e, a: np.kron(a[0], a[1]),
+    Op.BLOCK: lambda e, a: np.block([a[i * e.attr[1]:(i + 1) * e.attr[1]]
+                                     for i in range(e.attr[0])]),
+    Op.SLICE: lambda e, a: a[0][_dim(e.attr[0]):_dim(e.attr[1]), _dim(e.attr[2]):_dim(e.attr[3])],
+    Op.TRACE: lambda e, a: np.array([[np.trace(a[0])]]),
+    Op.DET: lambda e, a: np.array([[np.linalg.det(a[0])]]),
+    Op.LOGDET: lambda e, a: np.array([[np.log(np.linalg.det(a[0]))]]),
+    Op.INV: lambda e, a: np.linalg.inv(a[0]),
+    Op.MATPOW: lambda e, a: np.linalg.matrix_power(a[0], e.attr),
+    Op.DIAG: lambda e, a: np.diag(a[0]).reshape(-1, 1),
+    Op.DIAGM: lambda e, a: np.diag(a[0][:, 0]),
+    Op.VEC: lambda e, a: a[0].reshape(-1, 1, order="F"),
+    Op.UNVEC: lambda e, a: a[0].reshape(_dim(e.attr[0]), _dim(e.attr[1]), order="F"),
+    Op.SUM: lambda e, a: np.array([[a[0].sum()]]),
+    Op.NORM: lambda e, a: np.array([[np.sqrt((a[0] ** 2).sum()) if e.attr == "2"
+                                     else np.abs(a[0]).sum()]]),
+    Op.EXP: lambda e, a: np.exp(a[0]),
+    Op.LOG: lambda e, a: np.log(a[0]),
+    Op.SIN: lambda e, a: np.sin(a[0]),
+    Op.COS: lambda e, a: np.cos(a[0]),
+    Op.TAN: lambda e, a: np.tan(a[0]),
+    Op.TANH: lambda e, a: np.tanh(a[0]),
+    Op.SQRT: lambda e, a: np.sqrt(a[0]),
+    Op.ABS: lambda e, a: np.abs(a[0]),
+    Op.SIGN: lambda e, a: np.sign(a[0]),
+    Op.SIGMOID: lambda e, a: 1 / (1 + np.exp(-a[0])),
+    Op.RELU: lambda e, a: np.maximum(a[0], 0),
+}
+
+
+def reference(e: Expr, env: dict[str, Any]) -> Any:
+    """Evaluate naively, every node materialised; returns the user-facing form."""
+    memo: dict[Expr, np.ndarray] = {}
+    for node in e.walk():
+        if node.op is Op.SYMBOL:
+            memo[node] = np.asarray(env[node.name], dtype=float).reshape(
+                _dim(node.rows), _dim(node.cols))
+        else:
+            memo[node] = REF[node.op](node, [memo[a] for a in node.args])
+    out = memo[e]
+    if e.is_scalar:
+        return float(out[0, 0])
+    return out.reshape(-1) if e.is_vector else out
+
+
+def inputs(exprs: list[Expr], seed: int = 0) -> dict[str, Any]:
+    """Random inputs by symbol shape; names starting with S are symmetric positive definite,
+    names starting with 'pos' are positive."""
+    rng = np.random.default_rng(seed)
+    env: dict[str, Any] = {}
+    for e in exprs:
+        for node in e.walk():
+            if node.op is not Op.SYMBOL or node.name in env:
+                continue
+            r, c = _dim(node.rows), _dim(node.cols)
+            x = rng.standard_normal((r, c))
+            if node.name.startswith("S"):
+                x = x @ x.T + r * np.eye(r)
+            if node.name.startswith("pos"):
+                x = np.abs(x) + 0.5
+            env[node.name] = float(x[0, 0]) if node.is_scalar else \
+                x.reshape(-1) if node.is_vector else x
+    return env
+
+
+# ----------------------------------------------------------------------------- cases
+
+A = sym("A", ("m", "n"))
+B = sym("B", ("m", "n"))
+C = sym("C", ("n", "k"))
+X = sym("X", ("n", "n"))
+Y = sym("Y", ("n", "n"))
+Sp = sym("S", ("n", "n"))
+Pos = sym("pos", ("m", "n"))
+x = sym("x", ("n",))
+y = sym("y", ("m",))
+a = sym("a")
+K = sym("K", (3, 2))          # concrete sizes
+L = sym("L", (2, 4))
+M = sym("M", (4, 5))
+u = sym("u", (5,))
+
+CASES: dict[str, Expr] = {
+    "symbol": A,
+    "const": const(Fraction(3, 2)),
+    "identity": scale(a, eye("n")) + X,
+    "ones": ones(("m", "n")) + A,
+    "zeros-block": block([[A.T, zeros(("n", "m"))]]),
+    "commutation": matmul(commutation("m", "n"), vec(A)),
+    "commutation-dense": commutation(2, 3) + eye(6),
+    "commutation-right": matmul(vec(A).T, commutation("m", "n")),
+    "add": A + B - 2 * A,
+    "scale": scale(a, A),
+    "matmul": matmul(A, X, C),
+    "matmul-vec": matmul(y.T, A, x),
+    "matmul-scalar-factor": matmul(y, a, x.T),
+    "transpose": A.T,
+    "hadamard": hadamard(A, B, A),
+    "hdiv": hdiv(A, Pos),
+    "pow": hpow(Pos, const(Fraction(1, 2))),
+    "pow-scalar-exponent": hpow(Pos, a),
+    "kron": kron(X, L),
+    "kron-times-matrix": matmul(kron(X, L), sym("V1", (4 * Dim.var("n"), 3))),
+    "matrix-times-kron": matmul(sym("V2", (5, 4 * Dim.var("n"))), kron(L.T, X)),
+    "kron-identity": matmul(kron(eye(2), K), sym("W2", (4, 3))),
+    "block": block([[X, A.T], [A, eye("m")]]),
+    "block-scalar": block([[a, x.T], [x, X]]),
+    "block-times-matrix": matmul(block([[X, -C], [A, zeros(("m", "k"))]]),
+                                 sym("V3", (Dim.var("n") + Dim.var("k"), "m"))),
+    "matrix-times-block": matmul(A.T, block([[eye("m"), y]])),
+    "slice": Expr(Op.SLICE, (A,), (Dim.of(1), Dim.of(3), Dim.of(0), Dim.var("n"))),
+    "slice-entry": Expr(Op.SLICE, (A,), (Dim.of(1), Dim.of(2), Dim.of(2), Dim.of(3))),
+    "trace": trace(X),
+    "trace-matmul": trace(matmul(A.T, B)),
+    "trace-chain": trace(matmul(A, X, C, C.T, A.T)),
+    "trace-identity": trace(eye("n")) * X,
+    "trace-kron": trace(kron(X, Y)),
+    "det": det(Sp),
+    "logdet": logdet(Sp),
+    "log-det": apply(Op.LOG, det(Sp)),
+    "inv": inv(Sp),
+    "inv-solve": matmul(inv(Sp), C),
+    "inv-right": matmul(A, inv(Sp)),
+    "matpow": matpow(X, 3),
+    "diag": diag(X),
+    "diag-product": diag(matmul(A.T, B)),
+    "diag-product-2": diag(matmul(X, Y, X)),
+    "diag-sum": diag(X + 2 * Y.T),
+    "diagm": diagm(x),
+    "diagm-row-scaling": matmul(diagm(y), A),
+    "diagm-col-scaling": matmul(A, diagm(x)),
+    "identity-hadamard": hadamard(eye("n"), matmul(A.T, B) + X),
+    "identity-hadamard-product": matmul(A, hadamard(eye("n"), matmul(A.T, B))),
+    "vec": vec(A),
+    "unvec": unvec(vec(A), "n", "m"),
+    "sum": total(A),
+    "sum-hadamard": total(hadamard(A, B)),
+    "sum-kron": total(kron(X, L)),
+    "ones-left": matmul(ones((1, "m")), A),
+    "ones-right": matmul(A, ones(("n", 1))),
+    "ones-matrix": matmul(ones((2, "m")), A, ones(("n", 3))),
+    "norm2": norm(A),
+    "norm2-squared": hpow(norm(A), 2),
+    "norm1": norm(A, "1"),
+    "norm-vector": norm(x),
+    "chain-concrete": matmul(K, L, M, u),
+    "chain-symbolic-4": matmul(A, X, Y, C),
+    "scalar-elementwise": apply(Op.EXP, a) + apply(Op.SIN, trace(X)),
+    **{f"ew-{op.name.lower()}": apply(op, Pos if op in (Op.LOG, Op.SQRT) else A)
+       for op in ELEMENTWISE},
+}
+
+
+def assert_close(got: Any, want: Any, tol: float = 1e-10) -> None:
+    got = np.asarray(got.detach().cpu() if hasattr(got, "detach") else got, dtype=float)
+    np.testing.assert_allclose(got, np.asarray(want), rtol=tol, atol=tol)
+    assert got.shape == np.shape(want)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+@pytest.mark.parametrize("table", [NUMPY, JAX, TORCH], ids=["numpy", "jax", "torch"])
+def test_every_op_in_every_table(table: dict[Op, str]) -> None:
+    assert set(Op) <= set(table), sorted(op.name for op in set(Op) - set(table))
+
+
+def test_every_op_has_a_case() -> None:
+    used = {n.op for e in CASES.values() for n in e.walk()}
+    assert set(Op) <= used | {Op.MATMUL}, sorted(op.name for op in set(Op) - used)
+
+
+# ----------------------------------------------------------------------------- numpy
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_numpy_matches_reference(name: str) -> None:
+    e = CASES[name]
+    env = inputs([e])
+    assert_close(compile(e)(**env), reference(e, env))
+
+
+def test_list_of_outputs_is_a_tuple_with_shared_work() -> None:
+    f = hpow(norm(A - B), 2)
+    g = scale(const(2), A - B)
+    src = codegen([f, g])
+    assert src.count(" - B") == 1                               # A - B computed once
+    env = inputs([f, g])
+    value, grad = compile([f, g])(**env)
+    assert isinstance(value, float)
+    assert_close(grad, reference(g, env))
+
+
+def test_vector_in_vector_out() -> None:
+    e = matmul(X, x)
+    out = compile(e)(X=np.eye(3), x=np.array([1.0, 2.0, 3.0]))
+    assert out.shape == (3,)
+    np.testing.assert_allclose(out, [1.0, 2.0, 3.0])
+
+
+# ----------------------------------------------------------------------------- structure
+
+
+STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
+    "identity-hadamard": ("einsum('ij,ij->j'", "A.T @ B"),
+    "identity-hadamard-product": ("A * ", "np.diagflat"),
+    "diag-product": ("einsum('ij,ij->j'", "A.T @ B"),
+    "trace-matmul": ("np.vdot(A, B)", "np.trace"),
+    "trace-identity": ("float(n)", "np.eye"),
+    "kron-times-matrix": ("reshape", "np.kron"),
+    "matrix-times-kron": ("reshape", "np.kron"),
+    "kron-identity": ("reshape", "np.eye"),
+    "block-times-matrix": ("V3[:n]", "np.block"),
+    "matrix-times-block": ("np.concatenate", "np.block"),
+    "inv-solve": ("np.linalg.solve(S, C)", "np.linalg.inv"),
+    "inv-right": ("np.linalg.solve(S.T, A.T).T", "np.linalg.inv"),
+    "logdet": ("slogdet", "np.linalg.det("),
+    "log-det": ("slogdet", "np.log("),
+    "diagm-row-scaling": ("y * A", "np.diagflat"),
+    "diagm-col-scaling": ("A * x.T", "np.diagflat"),
+    "ones-left": ("A.sum(axis=0, keepdims=True)", "np.ones"),
+    "ones-right": ("A.sum(axis=1, keepdims=True)", "np.ones"),
+    "commutation": ("transpose(1, 0, 2)", "np.eye"),
+    "chain-concrete": ("K @ (L @ (M @ u))", "multi_dot"),
+    "chain-symbolic-4": ("np.linalg.multi_dot([A, X, Y, C])", "@"),
+    "norm2-squared": ("np.vdot(A, A)", "np.sqrt"),
+    "sum-kron": ("np.sum(X) * np.sum(L)", "np.kron"),
+}
+
+
+@pytest.mark.parametrize("name", list(STRUCTURE))
+def test_structured_lowering(name: str) -> None:
+    src = codegen(CASES[name])
+    must, must_not = STRUCTURE[name]
+    assert must in src, src
+    assert must_not not in src.split('"""')[2], src
+
+
+def test_three_factor_chain_order_chosen_at_call_time() -> None:
+    e = matmul(A.T, A, x)
+    src = codegen(e)
+    assert " if " in src and " else " in src
+    env = inputs([e])
+    assert_close(compile(e)(**env), reference(e, env))
+
+
+def test_seed_shaped_block_gradient_uses_slices() -> None:
+    m, n = Dim.var("m"), Dim.var("n")
+    R, Q, P = sym("R", ("m", "n")), sym("Q", ("m", "n")), sym("P", (2 * n, "k"))
+    W = sym("W", (2 * m, "k"))
+    E = W - matmul(block([[R, -Q], [Q, R]]), P)
+    sel = block([[eye("m"), zeros(("m", "m"))]])
+    g = matmul(sel, E, P.T, block([[eye("n")], [zeros(("n", "n"))]]))
+    src = codegen([hpow(norm(E), 2), g])
+    assert "np.block" not in src and "np.eye" not in src
+    env = inputs([g])
+    assert_close(compile(g)(**env), reference(g, env))
+
+
+# ----------------------------------------------------------------------------- safety, errors
+
+
+@pytest.mark.parametrize("bad", ["lambda", "import os", "__import__('os')", "x'", "np",
+                                 "1x", "α", "t0", "float"])
+def test_generated_source_holds_only_identifiers(bad: str) -> None:
+    v = sym(bad, ("n", "n"))
+    e = matmul(v, X) + matmul(X, v) + trace(eye("n")) * v
+    src = codegen(e, name="my func; rm -rf")
+    tree = ast.parse(src)
+    fn = tree.body[1]
+    assert isinstance(fn, ast.FunctionDef) and re.fullmatch(r"[A-Za-z_]\w*", fn.name)
+    params = [p.arg for p in fn.args.args]
+    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in params)
+    assert len(set(params)) == len(params) == 2
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id == "float"                     # no call to a user name
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            assert node.value.startswith("Generated") or re.fullmatch(r"[a-z,\->]+", node.value)
+    assert "rm -rf" not in src and "import os" not in src and "'os'" not in src
+    env = {bad: np.eye(3), "X": np.arange(9.0).reshape(3, 3)}
+    assert_close(compile(e)(**env), 2 * env["X"] + 3 * np.eye(3))
+
+
+def test_missing_argument_raises() -> None:
+    fn = compile(matmul(A, X))
+    with pytest.raises(MatdiffError, match="'X'"):
+        fn(A=np.ones((4, 3)))
+
+
+def test_extra_arguments_are_ignored() -> None:
+    assert compile(trace(X))(X=np.eye(3), unused=1.0) == 3.0
+
+
+def test_unreadable_dimension_raises() -> None:
+    z = sym("z", (2 * Dim.var("n"),))
+    with pytest.raises(MatdiffError, match="dimension"):
+        codegen(matmul(T(z), kron(eye(2), eye("n")), z))
+
+
+def test_unknown_backend_raises() -> None:
+    with pytest.raises(MatdiffError, match="backend"):
+        codegen(A, backend="fortran")
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_only_the_backend_import(backend: str) -> None:
+    src = codegen(list(CASES.values()), backend=backend)
+    imports = [line for line in src.splitlines() if "import" in line]
+    assert imports == [BACKENDS[backend].imports]
+
+
+# ----------------------------------------------------------------------------- other backends
+
+
+def _jax() -> Any:
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_jax_agrees_with_numpy(name: str) -> None:
+    _jax()
+    e = CASES[name]
+    env = inputs([e])
+    assert_close(compile(e, backend="jax")(**env), compile(e)(**env))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_torch_agrees_with_numpy(name: str) -> None:
+    torch = pytest.importorskip("torch")
+    e = CASES[name]
+    env = inputs([e])
+    targs = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in env.items()}
+    got = compile(e, backend="torch")(**targs)
+    assert_close(got, compile(e)(**env))
+
+
+def test_jax_jit_and_vmap() -> None:
+    jax = _jax()
+    f = hpow(norm(matmul(A, x) - y), 2)
+    g = scale(const(2), matmul(A.T, matmul(A, x) - y))
+    fn = compile([f, g], backend="jax")
+    env = inputs([f, g])
+    value, grad = jax.jit(lambda **kw: fn(**kw))(**env)
+    assert_close(value, reference(f, env))
+    xs = np.stack([env["x"], 2 * env["x"]])
+    values, grads = jax.vmap(lambda xb: fn(A=env["A"], x=xb, y=env["y"]))(xs)
+    assert values.shape == (2,) and grads.shape == (2, 3)
+    assert_close(grads[1], reference(g, {**env, "x": xs[1]}))
+
+
+def test_torch_output_on_input_device() -> None:
+    torch = pytest.importorskip("torch")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    e = matmul(A, eye("n"), diagm(x)) + ones(("m", "n"))
+    fn = compile(e + scale(trace(eye("n")), A), backend="torch")
+    env = {k: torch.as_tensor(v, dtype=torch.float64, device=device)
+           for k, v in inputs([e]).items()}
+    assert fn(**env).device.type == device
