@@ -311,6 +311,7 @@ function generic(value) {
 
 function renderResult(report) {
   $("result-empty").hidden = true;
+  $("result").classList.remove("stale");
   const list = $("derivatives");
   list.replaceChildren();
   for (const [name, d] of Object.entries(report.derivatives || {})) {
@@ -335,6 +336,8 @@ function renderResult(report) {
                       mathOrText(p)));
     }
   }
+
+  for (const note of report.notes || []) where.append(el("p", { class: "hint note" }, note));
 
   const steps = $("steps");
   steps.hidden = !report.steps;
@@ -414,7 +417,11 @@ async function loadExamples() {
 
 document.addEventListener("DOMContentLoaded", async () => {
   const expr = $("expr");
-  expr.addEventListener("input", () => { highlight(expr.value); schedulePreview(); });
+  expr.addEventListener("input", () => {
+    highlight(expr.value);
+    $("result").classList.add("stale");  // the result shown is for an earlier input
+    schedulePreview();
+  });
   expr.addEventListener("scroll", () => { $("backdrop").scrollTop = expr.scrollTop; });
   expr.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); derive(); }

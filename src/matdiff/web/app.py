@@ -120,10 +120,11 @@ def shape_of(x: Expr) -> list[str]:
 
 def parse_info(expr: str, shapes: dict[str, list[str]] | None = None,
                syntax: str | None = None) -> dict[str, Any]:
-    """The input typeset (LaTeX and MathML) and the inferred shape of each of its symbols."""
+    """The input typeset (LaTeX; MathML of ``f = ...``) and the inferred shape of each of its
+    symbols."""
     e = md.parse(expr, shapes=shapes, syntax=syntax)
     latex = md.printing.to_latex(e)
-    return {"latex": latex, "mathml": latex_to_mathml(latex),
+    return {"latex": latex, "mathml": latex_to_mathml(equation("f =", latex, width=45)),
             "shapes": {name: shape_of(s) for name, s in free_symbols(e).items()}}
 
 
@@ -173,9 +174,56 @@ def with_mathml(obj: Any) -> Any:
     if isinstance(out.get("derivatives"), dict):
         for name, d in out["derivatives"].items():
             if isinstance(d, dict) and isinstance(d.get("latex"), str):
-                lhs = f"\\frac{{\\partial f}}{{\\partial {name_latex(name)}}} = "
-                d["mathml"] = render(lhs + d["latex"])["mathml"]
+                lhs = f"\\frac{{\\partial f}}{{\\partial {name_latex(name)}}} ="
+                d["mathml"] = render(equation(lhs, d["latex"]))["mathml"]
     return out
+
+
+def top_level_terms(latex: str) -> list[str]:
+    r"""``latex`` cut before each ``+``/``-`` that is outside braces, ``\left..\right``
+    and environments (and is not a sign after an operator).
+
+    >>> top_level_terms("-2 a + {b - c} - d^{-1}")
+    ['-2 a ', '+ {b - c} ', '- d^{-1}']
+    >>> len(top_level_terms(r"\left( a - b \right) \begin{bmatrix} a & -b \end{bmatrix}"))
+    1
+    """
+    terms, depth, start, i = [], 0, 0, 0
+    while i < len(latex):
+        m = re.match(r"\\(left|right|begin|end)(?![A-Za-z])|\\([A-Za-z]+|.)", latex[i:])
+        if m:
+            depth += {"left": 1, "begin": 1, "right": -1, "end": -1}.get(m[1] or "", 0)
+            i += len(m[0])
+            continue
+        c = latex[i]
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        before = latex[start:i].rstrip()
+        if depth == 0 and c in "+-" and before and before[-1] not in "+-=(,&":
+            terms.append(latex[start:i])
+            start = i
+        i += 1
+    return terms + [latex[start:]]
+
+
+def equation(lhs: str, rhs: str, width: int = 70) -> str:
+    r"""``lhs rhs`` as LaTeX, broken before top-level terms into lines of about ``width``
+    characters of LaTeX, since MathML renderers do not break long formulas.
+
+    >>> print(equation("y =", "a + b"))
+    y = a + b
+    >>> print(equation("y =", "a + b - c", width=6))
+    \begin{array}{rl} y = & a + b \\ & - c \end{array}
+    """
+    if len(rhs) <= width:
+        return f"{lhs} {rhs}"
+    lines: list[str] = []
+    for term in top_level_terms(rhs):
+        if lines and len(lines[-1]) + len(term) <= width:
+            lines[-1] += term
+        else:
+            lines.append(term)
+    body = " \\\\ & ".join(line.strip() for line in lines)
+    return f"\\begin{{array}}{{rl}} {lhs} & {body} \\end{{array}}"
 
 
 def derive(expr: str, wrt: list[str], shapes: dict[str, list[str]] | None = None,
