@@ -171,7 +171,8 @@ def _diag_of(x: Expr) -> Expr:
         return hadamard(*(_diag_of(a) for a in x.args))      # diag(A.*B) = diag A .* diag B
     if x.op is Op.TRANSPOSE:
         return _diag_of(x.args[0])                          # diag(X') = diag X
-    return diag(x)
+    d = diag(x)
+    return (_diag_canonical(d) or d) if d.op is Op.DIAG and x.op is Op.MATMUL else d
 
 
 def _identity_hadamard(e: Expr) -> Expr | None:
@@ -181,6 +182,16 @@ def _identity_hadamard(e: Expr) -> Expr | None:
     rest = [a for a in e.args if a.op is not Op.IDENTITY]
     inner = hadamard(*rest) if rest else eyes[0]
     return Expr(Op.DIAGM, (_diag_of(inner),))              # I .* X = Diag(diag X)
+
+
+def _diag_canonical(e: Expr) -> Expr | None:
+    """diag(X'Y) = diag(Y'X): one order for both, so CSE finds them."""
+    f = e.args[0].args
+    if len(f) == 2 and f[0].op is Op.TRANSPOSE and f[1].op is not Op.TRANSPOSE:
+        x, y = f[0].args[0], f[1]
+        if repr(y) < repr(x):
+            return diag(matmul(T(y), x))
+    return None
 
 
 def _transpose(e: Expr) -> Expr | None:
@@ -219,7 +230,7 @@ Rule = Callable[[Expr, Callable[[Expr], bool]], "Expr | None"]
 
 RESTRUCTURE: list[tuple[str, Op, Rule]] = [
     ("identity-hadamard", Op.HADAMARD, lambda e, _: _identity_hadamard(e)),
-    ("diag-push", Op.DIAG, lambda e, _: None if e.args[0].op is Op.MATMUL
+    ("diag-push", Op.DIAG, lambda e, _: _diag_canonical(e) if e.args[0].op is Op.MATMUL
      else _diag_of(e.args[0])),
     ("log-det", Op.LOG, lambda e, _: logdet(e.args[0].args[0]) if e.args[0].op is Op.DET
      else None),                                            # log(det X) = logdet X
