@@ -185,7 +185,8 @@ def test_core_bad_input_400_with_position() -> None:
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e["title"] for e in EXAMPLES])
 def test_core_every_example_derives(example: dict[str, Any]) -> None:
     client = TestClient(create_app())
-    body = {k: example[k] for k in ("expr", "wrt", "syntax", "what") if k in example}
+    body = {k: example[k] for k in ("expr", "wrt", "syntax", "what", "shapes")
+            if k in example}
     r = client.post("/api/derive?mathml=1", json=body)
     assert r.status_code == 200, r.text
     for d in r.json()["derivatives"].values():

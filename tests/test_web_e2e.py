@@ -141,3 +141,16 @@ def test_a_shared_link_restores_the_result(page: Any, base_url: str) -> None:
     page.goto(base_url + "#expr=tr(A*X*B)&wrt=X")
     expect(page.locator('.derivative[data-wrt="X"] math')).to_be_visible(timeout=WAIT_MS)
     assert page.input_value("#expr") == "tr(A*X*B)"
+
+
+def test_declare_a_shape_symmetric(page: Any) -> None:
+    page.fill("#expr", "x'*S*x")
+    expect(page.get_by_label("S is symmetric")).to_be_enabled(timeout=WAIT_MS)
+    page.get_by_label("differentiate w.r.t. x").check()
+    page.get_by_label("S is symmetric").check()
+    page.get_by_label("shape of x").fill("k")
+    assert derive_by_click(page).status == 200
+    expect(page.locator('.derivative[data-wrt="x"] .plain code')).to_have_text(
+        "∂f/∂x = 2*S*x", timeout=WAIT_MS)
+    expect(page.get_by_label("shape of S")).to_have_attribute("placeholder", "k, k")
+    assert "symmetric" in page.url

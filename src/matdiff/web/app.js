@@ -119,16 +119,17 @@ function formatDims(dims) {
 }
 
 // The "shapes" of a request: what the person declared or marked symmetric, nothing else.
-function shapesPayload() {
-  const names = new Set([...Object.keys(state.declared), ...state.symmetric]);
-  const known = Object.keys(state.inferred).length > 0;
+// A symbol marked symmetric without a typed shape takes its dims from `inferred`.
+function shapesPayload(inferred = state.inferred, symmetric = true) {
+  const names = new Set([...Object.keys(state.declared), ...(symmetric ? state.symmetric : [])]);
+  const known = Object.keys(inferred).length > 0;
   const shapes = {};
   for (const name of names) {
-    if (known && !(name in state.inferred)) continue;
+    if (known && !(name in inferred)) continue;
     const typed = (state.declared[name] || "").trim();
     let dims;
     if (typed) dims = parseDims(typed);
-    else if (name in state.inferred) dims = state.inferred[name].filter((d) => d !== "symmetric");
+    else if (name in inferred) dims = inferred[name].filter((d) => d !== "symmetric");
     else continue;
     if (state.symmetric.has(name)) dims = [...dims, "symmetric"];
     shapes[name] = dims;
@@ -232,8 +233,15 @@ async function preview() {
     clearError();
     return false;
   }
-  const r = await post("/api/parse", { expr: text, shapes: shapesPayload(),
-                                       syntax: $("syntax").value || null });
+  const syntax = $("syntax").value || null;
+  let shapes = shapesPayload();
+  if ([...state.symmetric].some((n) => !(state.declared[n] || "").trim())) {
+    // infer the dims from the typed shapes alone first, so they may change with them
+    const typed = await post("/api/parse", { expr: text, shapes: shapesPayload({}, false),
+                                             syntax });
+    if (typed.ok) shapes = shapesPayload(typed.body.shapes || {});
+  }
+  const r = await post("/api/parse", { expr: text, shapes, syntax });
   if (seq !== previewSeq) return false;  // a newer keystroke won
   if (!r.ok) {
     $("preview").classList.add("stale");

@@ -77,6 +77,11 @@ EXAMPLES: list[dict[str, Any]] = [
     {"title": "Logistic loss", "expr": "sum(log(1 + exp(-y .* (X*w))))", "wrt": ["w"]},
     {"title": "Two-layer network", "expr": "||W2*tanh(W1*x) - y||_2^2", "wrt": ["W1", "W2"]},
     {"title": "Ridge regression", "expr": "||Y - X*W||_F^2 + lam*||W||_F^2", "wrt": ["W"]},
+    {"title": "Gaussian negative log-likelihood (S symmetric)",
+     "expr": "0.5*log(det(S)) + 0.5*(x-m)'*inv(S)*(x-m)", "wrt": ["S", "m"],
+     "shapes": {"S": ["n", "n", "symmetric"]}},
+    {"title": "Kronecker product", "expr": "||kron(A, X) - C||_F^2",
+     "wrt": ["X"]},
 ]
 
 
