@@ -609,6 +609,8 @@ def scale(a: Expr, x: Expr) -> Expr:
         return zeros(x.shape)
     if x.op is Op.CONST and a.op is not Op.CONST:
         a, x = x, a
+    if a.op is Op.SCALE:  # (b c) X = b (c X): chains of scalar factors nest to the right
+        return scale(a.args[0], scale(a.args[1], x))
     if a.op is Op.CONST:
         if a.attr == 1:
             return x
@@ -639,14 +641,17 @@ def matmul(*factors: Expr) -> Expr:
     _matmul_shape(factors, None)
     flat: list[Expr] = []
     coeffs: list[Expr] = []
-    for f in factors:
-        for g in (f.args if f.op is Op.MATMUL else (f,)):
-            while g.op is Op.SCALE:
-                coeffs.append(g.args[0])
-                g = g.args[1]
-            if g.op is Op.CONST and len(factors) > 1:
-                coeffs.append(g)
-                continue
+    stack = list(reversed(factors))
+    while stack:
+        g = stack.pop()
+        if g.op is Op.SCALE:
+            coeffs.append(g.args[0])
+            stack.append(g.args[1])
+        elif g.op is Op.MATMUL:
+            stack.extend(reversed(g.args))
+        elif g.is_scalar and len(factors) > 1:
+            coeffs.append(g)  # a 1x1 factor of a product is a scalar: it scales
+        else:
             flat.append(g)
     shape = (factors[0].rows, factors[-1].cols)
     if any(is_zero(g) for g in flat) or any(is_zero(c) for c in coeffs):
@@ -681,24 +686,41 @@ def T(x: Expr) -> Expr:  # noqa: N802
 
 
 def hadamard(*factors: Expr) -> Expr:
-    """Elementwise product, flattened; zeros absorb, all-ones drop."""
+    """Elementwise product, flattened; zeros absorb, all-ones drop, scalar factors of SCALE
+    nodes pulled in front (``A ⊙ (cB) = c (A ⊙ B)``)."""
     _same(factors, None)
     flat: list[Expr] = []
-    for f in factors:
-        flat.extend(f.args if f.op is Op.HADAMARD else (f,))
+    coeffs: list[Expr] = []
+    stack = list(reversed(factors))
+    while stack:
+        g = stack.pop()
+        if g.op is Op.SCALE and not factors[0].is_scalar:
+            coeffs.append(g.args[0])
+            stack.append(g.args[1])
+        elif g.op is Op.HADAMARD:
+            stack.extend(reversed(g.args))
+        else:
+            flat.append(g)
     if any(is_zero(f) for f in flat):
         return zeros(factors[0].shape)
     kept = [f for f in flat if f.op is not Op.ONES]
     if not kept:
-        return factors[0] if factors[0].op is Op.ONES else ones(factors[0].shape)
-    if len(kept) == 1:
-        return kept[0]
-    if factors[0].is_scalar:
-        return scale(kept[0], kept[1]) if len(kept) == 2 else scale(kept[0], hadamard(*kept[1:]))
-    return Expr(Op.HADAMARD, tuple(kept))
+        out = ones(factors[0].shape)
+    elif len(kept) == 1:
+        out = kept[0]
+    elif factors[0].is_scalar:
+        out = kept[0]
+        for k in kept[1:]:
+            out = scale(out, k)
+    else:
+        out = Expr(Op.HADAMARD, tuple(kept))
+    for c in reversed(coeffs):
+        out = scale(c, out)
+    return out
 
 
 def hdiv(x: Expr, y: Expr) -> Expr:
+    """Elementwise division; a scalar factor of the numerator goes in front."""
     _same((x, y), None)
     if x.is_scalar:
         return scale(x, hpow(y, const(-1)))
@@ -706,6 +728,8 @@ def hdiv(x: Expr, y: Expr) -> Expr:
         return x
     if y.op is Op.ONES:
         return x
+    if x.op is Op.SCALE:
+        return scale(x.args[0], hdiv(x.args[1], y))
     return Expr(Op.HDIV, (x, y))
 
 

@@ -118,7 +118,7 @@ class _Printer:
     def paren(self, s: str) -> str:
         return f"\\left({s}\\right)" if self.style == "latex" else f"({s})"
 
-    def sub(self, e: Expr, level: int, fixed: bool = True) -> str:
+    def sub(self, e: Expr, level: int, fixed: bool = False) -> str:
         s, p = self.print(e, fixed)
         return self.paren(s) if p < level else s
 
@@ -245,7 +245,7 @@ class _Printer:
                 return f"\\frac{{{self.print(x, fixed)[0]}}}{{{self.print(a.args[0])[0]}}}", \
                     ATOM
             return f"{num}/{den}", PROD
-        inner_level = PROD if x.op is Op.MATMUL or x.op in (Op.SCALE,) else PROD + 1
+        inner_level = PROD if x.op in (Op.MATMUL, Op.SCALE, Op.HADAMARD, Op.HDIV) else PROD + 1
         if a.op is Op.CONST and a.attr == -1:
             body = self.sub(x, inner_level, fixed)
             return ("−" if st == "unicode" else "-") + body, PROD
