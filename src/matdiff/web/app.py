@@ -415,4 +415,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()  # once the server is up
     print(f"matdiff serving on {url} (Ctrl+C stops it)")
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        print(f"warning: bound to {host}, so other machines may reach this server")
     uvicorn.run(create_app(), host=host, port=port, log_level="warning")
