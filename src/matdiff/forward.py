@@ -1,0 +1,540 @@
+"""Forward mode: differentials, Jacobians, Hessians and Hessian-vector products.
+
+Input: an expression ``F`` and a variable name ``X``. Output, all as ``Expr``:
+
+* ``differential(F, "X")``: ``dF``, linear in a new symbol ``dX`` with ``X``'s shape
+  (``A*dX*B``, ``-inv(X)*dX*inv(X)``). The sweep runs over the toposorted DAG, children
+  first; the ``JVP`` table maps ``(y, xs_dot)`` (a node and its arguments' tangents) to the
+  tangent ``y_dot``. Zero tangents are plain zero nodes, folded by the smart constructors.
+* ``jacobian(F, "X")``: ``J = d vec(F) / d vec(X)ᵀ``, shape (size F, size X), column-major
+  ``vec``. ``J`` is identified from ``dF`` (Magnus & Neudecker, *Matrix Differential
+  Calculus*, ch. 9) by the ``VEC`` table, which writes each node linear in ``dX`` as
+  ``M vec(dX)``: ``vec(A dX B) = (Bᵀ ⊗ A) vec dX``, ``vec(dXᵀ) = K vec dX``,
+  ``vec(a ⊙ dX) = Diag(vec a) vec dX``, ``tr(C dX) = vec(Cᵀ)ᵀ vec dX``.
+* ``hessian(f, "X")``: ``H = d vec(∇f) / d vec(X)ᵀ``, the Jacobian of the gradient
+  (forward over reverse).
+* ``hvp(f, "X", "V")``: ``H vec(V)`` as a matrix with ``V``'s shape: the JVP of the gradient
+  in the direction ``V``; it always exists, as does ``dF``.
+
+Contract: a result is never silently wrong. Where ``dX`` enters a node with no rule in the
+``VEC`` table, ``jacobian`` raises ``MatdiffError`` and points to ``differential``/``hvp``.
+Results are simplified; sums and Hadamard products keep the order of the derivation
+(product rule: ``dU V + U dV``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .diff import gradients
+from .expr import (
+    ONE,
+    Dim,
+    Expr,
+    MatdiffError,
+    Op,
+    T,
+    add,
+    apply,
+    block,
+    commutation,
+    const,
+    diag,
+    diagm,
+    eye,
+    free_symbols,
+    hadamard,
+    hdiv,
+    hpow,
+    inv,
+    kron,
+    matmul,
+    matpow,
+    neg,
+    ones,
+    scale,
+    slice_,
+    sym,
+    toposort,
+    total,
+    trace,
+    unvec,
+    vec,
+    zeros,
+)
+from .simplify import RULES, _rebuild_node, simplify
+
+__all__ = ["JVP", "VEC", "jvp", "differential", "jacobian", "hessian", "hvp",
+           "identify", "differential_name"]
+
+Rule = Callable[[Expr, list[Expr]], Expr]
+
+
+# ----------------------------------------------------------------------------- tangent rules
+
+
+def _prod(factors: Sequence[Expr], n: Dim) -> Expr:
+    """Matrix product of ``factors``; the identity of size ``n`` when there are none."""
+    return matmul(*factors) if factors else eye(n) if n != ONE else const(1)
+
+
+def _matmul_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """C = A1 ... An:  dC = Σ A1..dAi..An."""
+    f = y.args
+    return add(*(matmul(*f[:i], a_dot, *f[i + 1:]) for i, a_dot in enumerate(xs_dot)))
+
+
+def _hadamard_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """C = A1 ⊙ ... ⊙ An:  dC = Σ A1 ⊙ .. dAi .. ⊙ An."""
+    f = y.args
+    return add(*(hadamard(*f[:i], a_dot, *f[i + 1:]) for i, a_dot in enumerate(xs_dot)))
+
+
+def _pow_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """C = X .^ p:  dC = p X .^ (p-1) ⊙ dX + dp C ⊙ log X."""
+    (x, p), (x_dot, p_dot) = y.args, xs_dot
+    return add(scale(p, hadamard(hpow(x, add(p, const(-1))), x_dot)),
+               scale(p_dot, hadamard(y, apply(Op.LOG, x))))
+
+
+def _matpow_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """C = X^k:  dC = Σ_{i<k} X^i dX X^(k-1-i)."""
+    x, k = y.args[0], y.attr
+    return add(*(matmul(matpow(x, i), xs_dot[0], matpow(x, k - 1 - i)) for i in range(k)))
+
+
+def _block_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """C = [A_ij]:  dC = [dA_ij]."""
+    r, c = y.attr
+    return block([xs_dot[i * c:(i + 1) * c] for i in range(r)])
+
+
+def _norm_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """c = ||X||_2:  dc = tr(Xᵀ dX) / c;  c = ||X||_1:  dc = sum(sign(X) ⊙ dX)."""
+    x, x_dot = y.args[0], xs_dot[0]
+    if y.attr == "1":
+        return total(hadamard(apply(Op.SIGN, x), x_dot))
+    return scale(hpow(y, -1), trace(matmul(T(x), x_dot)))
+
+
+def _ew(derivative: Callable[[Expr, Expr], Expr]) -> Rule:
+    """An elementwise function: dC = f'(X) ⊙ dX, with f' written from X and C = f(X)."""
+    return lambda y, xs_dot: hadamard(derivative(y.args[0], y), xs_dot[0])
+
+
+def _one(x: Expr) -> Expr:
+    return ones(x.shape)
+
+
+def _zero(y: Expr, xs_dot: list[Expr]) -> Expr:
+    return zeros(y.shape)
+
+
+JVP: dict[Op, Rule] = {
+    Op.SYMBOL: _zero,
+    Op.CONST: _zero,
+    Op.IDENTITY: _zero,
+    Op.ONES: _zero,
+    Op.ZERO: _zero,
+    Op.COMMUTATION: _zero,
+    Op.ADD: lambda y, d: add(*d),                                           # d(ΣAi) = ΣdAi
+    Op.SCALE: lambda y, d: add(scale(d[0], y.args[1]), scale(y.args[0], d[1])),  # da X + a dX
+    Op.MATMUL: _matmul_jvp,
+    Op.TRANSPOSE: lambda y, d: T(d[0]),                                     # d(Xᵀ) = (dX)ᵀ
+    Op.HADAMARD: _hadamard_jvp,
+    Op.HDIV: lambda y, d: add(hdiv(d[0], y.args[1]),                        # dA ./ B
+                              neg(hdiv(hadamard(y, d[1]), y.args[1]))),     # - C ⊙ dB ./ B
+    Op.POW: _pow_jvp,
+    Op.KRON: lambda y, d: add(kron(d[0], y.args[1]), kron(y.args[0], d[1])),  # dA⊗B + A⊗dB
+    Op.BLOCK: _block_jvp,
+    Op.SLICE: lambda y, d: slice_(d[0], *y.attr),                           # d(X[s]) = dX[s]
+    Op.TRACE: lambda y, d: trace(d[0]),                                     # d tr X = tr dX
+    Op.DET: lambda y, d: scale(y, trace(matmul(inv(y.args[0]), d[0]))),     # det X tr(X⁻¹dX)
+    Op.LOGDET: lambda y, d: trace(matmul(inv(y.args[0]), d[0])),            # tr(X⁻¹ dX)
+    Op.INV: lambda y, d: neg(matmul(y, d[0], y)),                           # -X⁻¹ dX X⁻¹
+    Op.MATPOW: _matpow_jvp,
+    Op.DIAG: lambda y, d: diag(d[0]),
+    Op.DIAGM: lambda y, d: diagm(d[0]),
+    Op.VEC: lambda y, d: vec(d[0]),
+    Op.UNVEC: lambda y, d: unvec(d[0], *y.attr),
+    Op.SUM: lambda y, d: total(d[0]),
+    Op.NORM: _norm_jvp,
+    Op.EXP: _ew(lambda x, y: y),                                            # exp' = exp
+    Op.LOG: lambda y, d: hdiv(d[0], y.args[0]),                             # dX ./ X
+    Op.SIN: _ew(lambda x, y: apply(Op.COS, x)),
+    Op.COS: _ew(lambda x, y: neg(apply(Op.SIN, x))),
+    Op.TAN: _ew(lambda x, y: add(_one(x), hpow(y, 2))),                     # tan' = 1 + tan²
+    Op.TANH: _ew(lambda x, y: add(_one(x), neg(hpow(y, 2)))),               # tanh' = 1 - tanh²
+    Op.SQRT: lambda y, d: hdiv(d[0], scale(const(2), y)),                   # dX ./ (2 sqrt X)
+    Op.ABS: _ew(lambda x, y: apply(Op.SIGN, x)),                            # |x|' = sign x
+    Op.SIGN: _zero,                                                         # sign' = 0 (a.e.)
+    Op.SIGMOID: _ew(lambda x, y: hadamard(y, add(_one(x), neg(y)))),        # σ' = σ(1 - σ)
+    Op.RELU: _ew(lambda x, y: apply(Op.SIGN, y)),                           # relu' = [x > 0]
+}
+
+
+def _depends(root: Expr, names: set[str]) -> set[Expr]:
+    """Nodes of ``root`` that depend on any of the variables ``names``."""
+    dep: set[Expr] = set()
+    for node in toposort([root]):
+        if node.op is Op.SYMBOL and node.name in names or any(a in dep for a in node.args):
+            dep.add(node)
+    return dep
+
+
+def jvp(f: Expr, tangents: dict[str, Expr]) -> Expr:
+    """Raw (unsimplified) tangent of ``f`` given the tangents of some of its variables.
+
+    >>> X = sym("X", ("n", "n")); V = sym("V", ("n", "n"))
+    >>> str(jvp(X @ X, {"X": V}))
+    'V*X + X*V'
+    """
+    dep = _depends(f, set(tangents))
+    dots: dict[Expr, Expr] = {}
+    for node in toposort([f]):
+        if node not in dep:
+            continue
+        if node.op is Op.SYMBOL:
+            x_dot = tangents[node.name]
+            if x_dot.shape != node.shape:
+                raise MatdiffError(f"the direction for {node.name} must have its shape")
+            dots[node] = x_dot
+            continue
+        xs_dot = [dots[a] if a in dots else zeros(a.shape) for a in node.args]
+        dots[node] = JVP[node.op](node, xs_dot)
+    return dots.get(f, zeros(f.shape))
+
+
+# ----------------------------------------------------------------------------- identification
+
+
+def _row(e: Expr) -> Expr:
+    """``vec(e)ᵀ``: the row with ``vec(e)ᵀ vec(Z) = sum(e ⊙ Z)``."""
+    return T(vec(e))
+
+
+def _then(outer: Expr, inner: Expr) -> Expr:
+    """``outer @ inner``, with the mixed product (A⊗B)(C⊗D) = AC⊗BD when it fits and
+    Diag(a) Diag(b) = Diag(a ⊙ b)."""
+    if outer.op is Op.DIAGM and inner.op is Op.DIAGM:
+        return diagm(hadamard(outer.args[0], inner.args[0]))
+    if outer.op is Op.KRON and inner.op is Op.KRON:
+        (a, b), (c, d) = outer.args, inner.args
+        if a.cols == c.rows and b.cols == d.rows:
+            return kron(matmul(a, c), matmul(b, d))
+    return matmul(outer, inner)
+
+
+def _selector(n: Dim, start: Dim, stop: Dim) -> Expr:
+    """``E`` (n × (stop-start)) with E Y placing Y at rows start..stop-1 of n: [0; I; 0]."""
+    h = stop - start
+    parts = [zeros((start, h)), eye(h), zeros((n - stop, h))]
+    return block([[p] for p in parts if p.rows != 0])
+
+
+class _Identify:
+    """``M`` with ``vec(e) = M vec(dX)`` for expressions ``e`` linear in the symbol ``dX``."""
+
+    def __init__(self, root: Expr, dx: Expr):
+        self.dx = dx
+        self.size = dx.rows * dx.cols
+        self.dep = _depends(root, {dx.name})
+        self.memo: dict[Expr, Expr] = {}
+
+    def has(self, e: Expr) -> bool:
+        return e in self.dep
+
+    def __call__(self, e: Expr) -> Expr:
+        if e not in self.dep:
+            return zeros((e.rows * e.cols, self.size))
+        if e is self.dx:
+            return eye(self.size)
+        if e not in self.memo:
+            rule = VEC.get(e.op)
+            if rule is None:
+                raise MatdiffError(
+                    f"{self.dx.name} enters {e.op.name.lower()}(...) in the differential, "
+                    "which has no closed vec/Kronecker form in matdiff; the differential "
+                    "(md.differential) and the Hessian-vector product (md.hvp) always exist")
+            self.memo[e] = rule(e, self)
+        return self.memo[e]
+
+    def row(self, e: Expr, coeff: Expr) -> Expr:
+        """The row r with sum(coeff ⊙ e) = r vec(dX), for e linear in dX."""
+        if e.op is Op.ADD:
+            return add(*(self.row(t, coeff) for t in e.args if self.has(t)))
+        if e.op is Op.SCALE and not self.has(e.args[0]):
+            return scale(e.args[0], self.row(e.args[1], coeff))
+        if e.op is Op.MATMUL and coeff.op is Op.IDENTITY:    # tr(L Z R) = vec((R L)ᵀ)ᵀ vec Z
+            f = e.args
+            i = next(i for i, a in enumerate(f) if self.has(a))
+            z = f[i]
+            rl = matmul(_prod(f[i + 1:], z.cols), _prod(f[:i], z.rows))
+            return self.row(z, T(rl))
+        if e.op is Op.TRANSPOSE and coeff.op is Op.IDENTITY:  # tr(Zᵀ) = tr(Z)
+            return self.row(e.args[0], coeff)
+        return matmul(_row(coeff), self(e))
+
+
+def _scale_vec(e: Expr, m: _Identify) -> Expr:
+    """vec(a Y) = a vec(Y) = vec(Y) a."""
+    a, y = e.args
+    return add(scale(a, m(y)) if m.has(y) else zeros((e.rows * e.cols, m.size)),
+               matmul(vec(y), m(a)) if m.has(a) else zeros((e.rows * e.cols, m.size)))
+
+
+def _matmul_vec(e: Expr, m: _Identify) -> Expr:
+    """vec(L Y R) = (Rᵀ ⊗ L) vec(Y)."""
+    f = e.args
+    return add(*(_then(kron(T(_prod(f[i + 1:], y.cols)), _prod(f[:i], y.rows)), m(y))
+                 for i, y in enumerate(f) if m.has(y)))
+
+
+def _transpose_vec(e: Expr, m: _Identify) -> Expr:
+    """vec(Yᵀ) = K(p, q) vec(Y) for Y p×q; K = I for a vector."""
+    y = e.args[0]
+    if y.rows == ONE or y.cols == ONE:
+        return m(y)
+    return matmul(commutation(y.rows, y.cols), m(y))
+
+
+def _hadamard_vec(e: Expr, m: _Identify) -> Expr:
+    """vec(A ⊙ Y) = Diag(vec A) vec(Y)."""
+    f = e.args
+    return add(*(_then(diagm(vec(hadamard(*f[:i], *f[i + 1:]))), m(y))
+                 for i, y in enumerate(f) if m.has(y)))
+
+
+def _hdiv_vec(e: Expr, m: _Identify) -> Expr:
+    """vec(Y ./ B) = Diag(vec(1 ./ B)) vec(Y)."""
+    y, b = e.args
+    if m.has(b):
+        raise MatdiffError(f"the differential is not linear in {m.dx.name}")
+    return _then(diagm(vec(hdiv(ones(b.shape), b))), m(y))
+
+
+def _kron_vec(e: Expr, m: _Identify) -> Expr:
+    """vec(A ⊗ B) = (I_n ⊗ K(q, m) ⊗ I_p)(vec A ⊗ vec B)  (M&N Thm 3.10), A m×n, B p×q;
+    vec A ⊗ vec B = (I_mn ⊗ vec B) vec A = (vec A ⊗ I_pq) vec B."""
+    a, b = e.args
+    (ma, na), (pb, qb) = a.shape, b.shape
+    mix = kron(kron(eye(na), commutation(qb, ma)), eye(pb))
+    terms = []
+    if m.has(a):
+        terms.append(matmul(mix, kron(eye(ma * na), vec(b)), m(a)))
+    if m.has(b):
+        terms.append(matmul(mix, kron(vec(a), eye(pb * qb)), m(b)))
+    return add(*terms)
+
+
+def _diag_vec(e: Expr, m: _Identify) -> Expr:
+    """diag(Y) = (1ᵀ ⊗ I) Diag(vec I) vec(Y)."""
+    n = e.rows
+    return matmul(kron(T(ones((n, ONE))), eye(n)), diagm(vec(eye(n))), m(e.args[0]))
+
+
+def _diagm_vec(e: Expr, m: _Identify) -> Expr:
+    """vec(Diag(y)) = Diag(vec I) (1 ⊗ I) y."""
+    n = e.rows
+    return matmul(diagm(vec(eye(n))), kron(ones((n, ONE)), eye(n)), m(e.args[0]))
+
+
+def _slice_vec(e: Expr, m: _Identify) -> Expr:
+    """Y[r0:r1, c0:c1] = Eᵀ Y F with E, F selectors:  vec = (Fᵀ ⊗ Eᵀ) vec(Y)."""
+    y = e.args[0]
+    r0, r1, c0, c1 = e.attr
+    left, right = T(_selector(y.rows, r0, r1)), _selector(y.cols, c0, c1)
+    return _then(kron(T(right), left), m(y))
+
+
+def _block_vec(e: Expr, m: _Identify) -> Expr:
+    """[Y_ij] = Σ E_i Y_ij F_jᵀ with E_i, F_j selectors:  vec = Σ (F_j ⊗ E_i) vec(Y_ij)."""
+    r, c = e.attr
+    rows, cols = [Dim({})], [Dim({})]
+    for i in range(r):
+        rows.append(rows[-1] + e.args[i * c].rows)
+    for j in range(c):
+        cols.append(cols[-1] + e.args[j].cols)
+    terms = []
+    for k, y in enumerate(e.args):
+        if m.has(y):
+            i, j = divmod(k, c)
+            place = kron(_selector(e.cols, cols[j], cols[j + 1]),
+                         _selector(e.rows, rows[i], rows[i + 1]))
+            terms.append(_then(place, m(y)))
+    return add(*terms)
+
+
+VEC: dict[Op, Callable[[Expr, _Identify], Expr]] = {
+    Op.ADD: lambda e, m: add(*(m(t) for t in e.args if m.has(t))),
+    Op.SCALE: _scale_vec,
+    Op.MATMUL: _matmul_vec,
+    Op.TRANSPOSE: _transpose_vec,
+    Op.HADAMARD: _hadamard_vec,
+    Op.HDIV: _hdiv_vec,
+    Op.KRON: _kron_vec,
+    Op.BLOCK: _block_vec,
+    Op.SLICE: _slice_vec,
+    Op.TRACE: lambda e, m: m.row(e.args[0], eye(e.args[0].rows)),   # tr Y = vec(I)ᵀ vec Y
+    Op.SUM: lambda e, m: _sum_row(e.args[0], m),                    # sum Y = 1ᵀ vec Y
+    Op.DIAG: _diag_vec,
+    Op.DIAGM: _diagm_vec,
+    Op.VEC: lambda e, m: m(e.args[0]),
+    Op.UNVEC: lambda e, m: m(e.args[0]),
+}
+
+
+def _sum_row(y: Expr, m: _Identify) -> Expr:
+    """sum(A ⊙ Z) = vec(A)ᵀ vec(Z); sum(Z) = 1ᵀ vec(Z)."""
+    if y.op is Op.HADAMARD and sum(m.has(f) for f in y.args) == 1:
+        i = next(i for i, f in enumerate(y.args) if m.has(f))
+        return m.row(y.args[i], hadamard(*y.args[:i], *y.args[i + 1:]))
+    return m.row(y, ones(y.shape))
+
+
+def identify(d_f: Expr, dx: Expr) -> Expr:
+    """The matrix ``M`` with ``vec(d_f) = M vec(dx)``, for ``d_f`` linear in the symbol ``dx``.
+
+    >>> A, dX, B = sym("A", ("p", "m")), sym("dX", ("m", "n")), sym("B", ("n", "q"))
+    >>> str(identify(A @ dX @ B, dX))
+    "kron(B', A)"
+    """
+    return _Identify(d_f, dx)(d_f)
+
+
+# ----------------------------------------------------------------------------- tidying
+
+
+def _rewrite(e: Expr, keep: Callable[[str], bool]) -> Expr:
+    """Simplify with only the simplifier's rules whose names pass ``keep``: bottom-up
+    passes to a fixed point, as ``simplify`` does."""
+    rules = {op: [r for name, r in rows if keep(name)] for op, rows in RULES.items()}
+    for _ in range(50):
+        memo: dict[Expr, Expr] = {}
+        for node in toposort([e]):
+            args = tuple(memo[a] for a in node.args)
+            new = node if args == node.args else _rebuild_node(node, args)
+            for _ in range(50):
+                out = next((o for r in rules.get(new.op, ()) if (o := r(new)) is not None
+                            and o is not new), None)
+                if out is None:
+                    break
+                new = out
+            memo[node] = new
+        if memo[e] is e:
+            return e
+        e = memo[e]
+    return e
+
+
+def _in_order(e: Expr, reference: str) -> Expr:
+    """``e`` with the terms of sums and the factors of Hadamard products in the order in
+    which they appear in ``reference`` (the unsimplified text): the derivation's order."""
+    memo: dict[Expr, Expr] = {}
+    for node in toposort([e]):
+        args = tuple(memo[a] for a in node.args)
+        if node.op in (Op.ADD, Op.HADAMARD):
+            keys = [reference.find(str(a)) for a in args]
+            order = sorted(range(len(args)), key=lambda i: (keys[i] < 0, keys[i], i))
+            args = tuple(args[i] for i in order)
+            memo[node] = node if args == node.args else Expr(node.op, args, node.attr)
+        else:
+            memo[node] = node if args == node.args else _rebuild_node(node, args)
+    return memo[e]
+
+
+def _tidy(e: Expr) -> Expr:
+    """Simplify, keeping the derivation's order of terms and factors."""
+    return _in_order(simplify(e), str(e))
+
+
+# ----------------------------------------------------------------------------- public verbs
+
+
+def differential_name(f: Expr, name: str) -> Expr:
+    """The symbol ``d<name>`` with the variable's shape; an error if ``f`` already uses it.
+
+    >>> str(differential_name(sym("X", ("m", "n")), "X").shape[1])
+    'n'
+    """
+    x = _variable(f, name)
+    return _direction(f, "d" + name, x)
+
+
+def _variable(f: Expr, name: str) -> Expr:
+    symbols = free_symbols(f)
+    if name not in symbols:
+        raise MatdiffError(f"'{name}' does not occur in the expression; its variables are "
+                           + ", ".join(symbols) if symbols else "it has no variables")
+    return symbols[name]
+
+
+def _direction(f: Expr, name: str, x: Expr) -> Expr:
+    if name in free_symbols(f):
+        raise MatdiffError(f"the expression already uses the name '{name}', which is needed "
+                           f"for the direction in which {x.name} moves")
+    return sym(name, x.shape)
+
+
+def differential(f: Expr, wrt: str) -> Expr:
+    """``dF``: the differential of ``f``, linear in the symbol ``d<wrt>``.
+
+    >>> from matdiff.expr import sym
+    >>> X = sym("X", ("n", "n"))
+    >>> str(differential(inv(X), "X"))
+    '-inv(X)*dX*inv(X)'
+    """
+    dx = differential_name(f, wrt)
+    raw = jvp(f, {wrt: dx})
+    out = _rewrite(raw, lambda name: name != "transpose-to-leaves")
+    return _in_order(out, str(raw))
+
+
+def _jacobian_of(f: Expr, x: Expr, dx: Expr) -> Expr:
+    raw = jvp(f, {x.name: dx})
+    pushed = _rewrite(raw, lambda name: name == "transpose-to-leaves")
+    return _tidy(identify(pushed, dx))
+
+
+def jacobian(f: Expr, wrt: str) -> Expr:
+    """``J = d vec(F) / d vec(X)ᵀ`` in closed form, shape (size F, size X).
+
+    >>> A, X = sym("A", ("p", "m")), sym("X", ("m", "n"))
+    >>> str(jacobian(A @ X, "X")), str(jacobian(apply(Op.EXP, X), "X"))
+    ('kron(eye(n), A)', 'Diag(vec(exp(X)))')
+    """
+    return _jacobian_of(f, _variable(f, wrt), differential_name(f, wrt))
+
+
+def _gradient(f: Expr, wrt: str) -> Expr:
+    if not f.is_scalar:
+        raise MatdiffError(f"the Hessian needs a scalar function, but this one is "
+                           f"{f.rows}x{f.cols}; use jacobian for vector or matrix functions")
+    return simplify(gradients(f, [wrt])[wrt])
+
+
+def hessian(f: Expr, wrt: str) -> Expr:
+    """``H = d vec(∇f) / d vec(X)ᵀ``: n×n for a vector x, mn×mn for a matrix X.
+
+    >>> A, x = sym("A", ("n", "n")), sym("x", ("n",))
+    >>> str(hessian(x.T @ A @ x, "x"))
+    "A + A'"
+    """
+    x = _variable(f, wrt)
+    dx = differential_name(f, wrt)
+    return _jacobian_of(_gradient(f, wrt), x, dx)
+
+
+def hvp(f: Expr, wrt: str, direction: str = "V") -> Expr:
+    """The Hessian of ``f`` applied to a direction ``V`` (a symbol with ``wrt``'s shape),
+    as a matrix expression: ``unvec(H vec(V))``, the JVP of the gradient.
+
+    >>> from matdiff.expr import norm
+    >>> X = sym("X", ("m", "n"))
+    >>> str(hvp(hpow(norm(X), 2), "X"))
+    '2*V'
+    """
+    x = _variable(f, wrt)
+    v = _direction(f, direction, x)
+    return _tidy(jvp(_gradient(f, wrt), {wrt: v}))
+
