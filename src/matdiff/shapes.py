@@ -485,6 +485,8 @@ class _Infer:
                 continue
             todo = [n for n in self.open_nodes if id(n) not in self.decisions]
             if not todo:
+                if self.match_products():
+                    continue
                 return
             n = todo[0]
             for choice in self.preferred(n):
@@ -492,6 +494,21 @@ class _Infer:
                     break
             else:
                 self.decide(n, self.preferred(n)[0])  # raises the error at its place
+
+    def match_products(self) -> bool:
+        """Last resort for ``m*n = p*q`` (``vec(X)'*vec(Y)``): equal factors in order."""
+        for a, b, _ in list(self.solver.pending):
+            ra, rb = self.solver.resolve(a), self.solver.resolve(b)
+            if len(ra.terms) == len(rb.terms) == 1 and ra.terms[0][1] == rb.terms[0][1]:
+                xs, ys = ra.terms[0][0], rb.terms[0][0]
+                if len(xs) == len(ys):
+                    order = lambda v: (not v.startswith(_FRESH), int(v[1:]) if
+                                       v[1:].isdigit() else 0, v)
+                    pairs = list(zip(sorted(xs, key=order), sorted(ys, key=order), strict=True))
+                    if self.attempt(lambda p=pairs: [self.solver.unify(Dim.var(x), Dim.var(y))
+                                                     for x, y in p]):
+                        return True
+        return False
 
     # -- pass 3: build the typed Expr
     def final_names(self) -> dict[str, Dim]:
