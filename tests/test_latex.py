@@ -11,12 +11,16 @@ from __future__ import annotations
 import importlib
 from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matdiff.expr import MatdiffError
+import matdiff
+from matdiff.expr import Expr, MatdiffError
+from matdiff.parse_ascii import parse_ascii
 from matdiff.parse_latex import looks_like_latex, parse_latex
+from matdiff.shapes import infer
 from matdiff.syntax import Node
 
 check_mod = importlib.import_module("matdiff.check")   # matdiff.check is also a function
@@ -194,7 +198,8 @@ CASES = [
          "(pow (norm:2 (mul W_1 x_i)) 2)"),
     Case("direct-sum", r"\|A\oplus B - C\|_F^2",
          "||[A, 0; 0, B] - C||_F^2",
-         "(pow (norm:F (sub (block:2x2 A 0 0 B) C)) 2)"),
+         "(pow (norm:F (sub (block:2x2 A 0 0 B) C)) 2)",
+         {"A": ("m", "n"), "B": ("p", "q")}),
     Case("bmatrix", r"\operatorname{tr}\left(\begin{bmatrix} A & B \\ C & D\end{bmatrix} X\right)",
          "tr([A, B; C, D]*X)",
          "(call:tr (mul (block:2x2 A B C D) X))"),
@@ -278,6 +283,9 @@ def test_seed_spans_point_into_the_original_text() -> None:
     (r"\mathbf{1}^T x", "(mul (transpose (call:ones)) x)"),
     (r"\mathbf{1}_n^T x", "(mul (transpose (call:ones n)) x)"),
     (r"X + \mathbf{0}", "(add X 0)"),
+    (r"\mathbf{1}_{p,m} + \mathbf{0}_{m,n}", "(add (call:ones p m) (call:zeros m n))"),
+    (r"\mathbf{1}_{m + 2n} + \mathbf{1}_{np}",                # sizes as to_latex prints them
+     "(add (call:ones (add m (mul 2 n))) (call:ones (mul n p)))"),
     (r"X^T + X^\top + X^{\mathsf T} + X^{\intercal} + X' + X^{T} + X^{\top} + X^\mathsf{T}",
      "(add (add (add (add (add (add (add (transpose X) (transpose X)) (transpose X))"
      " (transpose X)) (transpose X)) (transpose X)) (transpose X)) (transpose X))"),
@@ -381,6 +389,9 @@ ERRORS = [
     (r"\text{OLS} x", r"\text{OLS}", "not a function or symbol"),
     (r"(A+B)_{ij}", "_{ij}", "subscript"),
     (r"x_i_j", "_j", "double subscript"),
+    (r"x_{i,j}", "_{i,j}", "letters and digits"),
+    (r"\mathbf{1}_{m+}", "_{m+}", "not a dimension"),
+    (r"\mathbf{1}_{a,b,c}", "_{a,b,c}", "one or two"),
     (r"\|x\|_3", "_3", "norm subscript"),
     (r"\det(A, B)", r"\det", "argument"),
     (r"\mathbf{AB}", r"\mathbf{AB}", "one symbol"),
@@ -443,6 +454,7 @@ def test_only_matdiff_errors_escape(pieces: list[str]) -> None:
 @pytest.mark.parametrize("text", [
     SEED, r"\|X\|_F^2", r"\frac{1}{2}x", r"x^{T}Ax", r"x_{ij}", r"\operatorname{tr}(X)",
     r"\begin{pmatrix} A & B \end{pmatrix}", r"$x^TAx$", r"\lambda w", r"A\,B",
+    r"x^TAx", r"x'Ax", r"2A^T(Ax - b)", r"X^T + Y",
 ])
 def test_detects_latex(text: str) -> None:
     assert looks_like_latex(text)
@@ -450,7 +462,70 @@ def test_detects_latex(text: str) -> None:
 
 @pytest.mark.parametrize("text", [
     SEED_ASCII, "||X||_F^2", "x'*A*x", "A .* B", "H_R", "tr(A*X*B)", "||x||_{2}^2",
-    "[R, -Q; Q, R]*P*S'", "log(det(X))", "X^-1", "A ./ B",
+    "[R, -Q; Q, R]*P*S'", "log(det(X))", "X^-1", "A ./ B", "x^Theta", "X'", "(A*x - b)'*B",
 ])
 def test_ascii_is_not_latex(text: str) -> None:
     assert not looks_like_latex(text)
+
+
+# ----------------------------------------------------------------------------- numbers
+
+
+def assert_same_value(f: Expr, g: Expr, seed: int = 0) -> None:
+    """``f is g`` (interned: structurally equal), or equal values at a random point."""
+    if f is g:
+        return
+    env, dims = check_mod.random_inputs([f, g], seed=seed)
+    with np.errstate(all="ignore"):
+        a, b = check_mod.evaluate([f, g], env, dims)
+    assert np.allclose(a, b, rtol=1e-9, atol=1e-12), (str(f), str(g))
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_same_value_as_the_ascii_twin(case: Case) -> None:
+    f = infer(parse_latex(case.latex), case.latex, case.shapes)
+    g = infer(parse_ascii(case.ascii), case.ascii, case.shapes)
+    assert f.shape == g.shape
+    assert_same_value(f, g)
+
+
+def test_sigmoid_cross_entropy_same_value_as_the_ascii_twin() -> None:
+    text = r"-y^T\log\sigma(Xw) - (\mathbf{1}-y)^T\log(\mathbf{1}-\sigma(Xw))"
+    twin = "-y'*log(sigmoid(X*w)) - (ones() - y)'*log(ones() - sigmoid(X*w))"
+    f = infer(parse_latex(text, functions=("sigma",)), text)
+    assert_same_value(f, infer(parse_ascii(twin), twin))
+
+
+def test_seed_is_the_ascii_seed_and_has_its_gradients() -> None:
+    f = matdiff.parse(SEED)
+    assert f is matdiff.parse(SEED_ASCII)
+    assert f is matdiff.parse(SEED, syntax="latex")
+    grads = matdiff.grad(SEED, ["H_R", "H_I"])
+    twins = matdiff.grad(SEED_ASCII, ["H_R", "H_I"])
+    assert isinstance(grads, dict) and isinstance(twins, dict)
+    for name in ("H_R", "H_I"):
+        assert_same_value(grads[name], twins[name])
+    assert matdiff.check(SEED, ["H_R", "H_I"]).ok
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
+def test_parse_detects_latex(case: Case) -> None:
+    assert matdiff.parse(case.latex, case.shapes) is \
+        matdiff.parse(case.latex, case.shapes, syntax="latex")
+
+
+ROUND_TRIP_KNOWN = {   # printer or shapes-stage limitations, reported; not LaTeX-grammar bugs
+    "kron-vec": "to_latex prints (B^T \\otimes A) vec(X) without the parentheses",
+    "logistic-ones": "shapes leaves \\mathbf{1}^T p x m (p free), so f is not a scalar",
+}
+ROUND_TRIP = [pytest.param(c, id=c.id, marks=pytest.mark.xfail(reason=ROUND_TRIP_KNOWN[c.id]))
+              if c.id in ROUND_TRIP_KNOWN else pytest.param(c, id=c.id) for c in CASES]
+
+
+@pytest.mark.parametrize("case", ROUND_TRIP)
+def test_printed_latex_parses_back(case: Case) -> None:
+    f = matdiff.parse(case.latex, case.shapes)
+    printed = matdiff.to_latex(f)
+    again = matdiff.parse(printed, case.shapes, syntax="latex")
+    assert again.shape == f.shape or again.is_scalar and f.is_scalar, printed
+    assert_same_value(f, again)

@@ -29,8 +29,9 @@ from fractions import Fraction
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.visitors import Transformer_NonRecursive
 
 from .expr import MatdiffError
 from .syntax import ALIASES, FUNCTIONS, Node
@@ -183,6 +184,8 @@ class _Cook:
     def char(self, value: str, start: int, end: int) -> None:
         if value in _DELIMS:
             self.delimiter(None, value, start, start, end)
+        elif value in ",+-*" and self.stack and self.stack[-1][4]:
+            self.emit("SUBTOK", value, start, end)     # \mathbf{1}_{m,n}, \mathbf{1}_{m + 2n}
         elif value in _CHAR:
             self.emit(*_CHAR[value], start, end)
         elif value == "&":
@@ -365,6 +368,7 @@ class _Cook:
 
 _T, _INV_T = "T", "-T"            # superscript markers: transpose, inverse transpose
 _NORM_SUB = {"F": "F", "fro": "F", "2": "2", "1": "1"}
+_DIM_TERM = re.compile(r"([-+]?)(\d*(?:[A-Za-z]\d*)*)")   # a term of a printed dimension: 2n
 
 
 def _span(meta: Any) -> tuple[int, int]:
@@ -372,7 +376,7 @@ def _span(meta: Any) -> tuple[int, int]:
 
 
 @v_args(meta=True)
-class _ToNode(Transformer):
+class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     """Lark tree to Node; one method per rule alias of ``latex.lark``."""
 
     def __init__(self, text: str):
@@ -442,8 +446,9 @@ class _ToNode(Transformer):
         if kind == "kron":
             return self._node("call", meta, [a, b], "kron")
         if kind == "oplus":                              # A ⊕ B = [A 0; 0 B]
-            zero = Node("num", (), Fraction(0), op.start_pos, op.end_pos)
-            return self._node("block", meta, [a, zero, zero, b], (2, 2))
+            # two distinct zero nodes: later stages key per-node tables by id()
+            zeros = [Node("num", (), Fraction(0), op.start_pos, op.end_pos) for _ in "01"]
+            return self._node("block", meta, [a, zeros[0], zeros[1], b], (2, 2))
         return self._node(kind, meta, [a, b])
 
     def trans(self, meta: Any, children: list[Any]) -> str:
@@ -477,19 +482,49 @@ class _ToNode(Transformer):
         if base.kind == "name":
             if "_" in base.value:
                 raise self.fail("double subscript", start, end)
+            if not text.isalnum():
+                raise self.fail(f"a symbol's subscript is letters and digits, not '{text}'",
+                                start, end)
             return dataclasses.replace(base, value=f"{base.value}_{text}", end=end)
         if base.kind == "norm" and base.value == "":
             if text not in _NORM_SUB:
                 raise self.fail(f"unsupported norm subscript '{text}' (use F, 2 or 1)",
                                 start, end)
             return dataclasses.replace(base, value=_NORM_SUB[text], end=end)
-        if base.kind == "call" and base.value == "ones" and not base.args:  # \mathbf{1}_n
-            kind, value = ("num", Fraction(text)) if text.isdigit() else ("name", text)
-            size = Node(kind, (), value, start + 1, end)
-            return dataclasses.replace(base, args=(size,), end=end)
-        if base.kind == "num" and base.value == 0:                           # \mathbf{0}_n
-            return dataclasses.replace(base, end=end)
+        filled = base.kind == "call" and base.value == "ones" and not base.args \
+            or base.kind == "num" and base.value == 0
+        if filled:                                   # \mathbf{1}_n, \mathbf{0}_{m,n}
+            sizes = tuple(self._dim(part, start, end) for part in text.split(","))
+            if len(sizes) > 2:
+                raise self.fail("a size subscript has one or two dimensions", start, end)
+            fname = "ones" if base.kind == "call" else "zeros"
+            return Node("call", sizes, fname, base.start, end)
         raise self.fail("only symbols and norms take a subscript here", start, end)
+
+    def _dim(self, text: str, start: int, end: int) -> Node:
+        """A printed dimension: ``n``, ``2n``, ``np`` (n*p), ``m + 2n``, ``d1``."""
+        compact, terms, at = text.replace(" ", ""), [], 0
+        while at < len(compact):
+            m = _DIM_TERM.match(compact, at)
+            if m is None or not m.group(2) or (at and not m.group(1)):
+                raise self.fail(f"'{text}' is not a dimension", start, end)
+            terms.append(m.groups())
+            at = m.end()
+        total: Node | None = None
+        for sign, term in terms:
+            factors = [Node("num", (), Fraction(f), start, end) if f.isdigit()
+                       else Node("name", (), f, start, end)
+                       for f in re.findall(r"\d+|[A-Za-z]\d*", term)]
+            node = factors[0]
+            for f in factors[1:]:
+                node = Node("mul", (node, f), None, start, end)
+            if total is None:
+                total = Node("neg", (node,), None, start, end) if sign == "-" else node
+            else:
+                total = Node("sub" if sign == "-" else "add", (total, node), None, start, end)
+        if total is None:
+            raise self.fail("an empty size subscript", start, end)
+        return total
 
     def _power(self, base: Node, x: Any, end: int) -> Node:
         start = base.start
@@ -516,7 +551,10 @@ class _ToNode(Transformer):
 _MATH_DELIMS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _EQUATION = re.compile(r"\s*(\\begin\{(equation|displaymath|math)\*?\})(.*)(\\end\{\2\*?\})\s*$",
                        re.S)
-_LATEX_HINT = re.compile(r"\\[a-zA-Z]{2,}|\\[|,;!{}()\[\]\\ ]|\^\{|(?<!\|\|)_\{|\$")
+# a command, \| \, \\ ..., ^{ or _{ (not the ASCII ||x||_{2}), $, and what ASCII cannot
+# mean: ^T as the transpose (x^TAx, X^T), a prime then a letter (x'Ax)
+_LATEX_HINT = re.compile(r"\\[a-zA-Z]{2,}|\\[|,;!{}()\[\]\\ ]|\^\{|(?<!\|\|)_\{|\$"
+                         r"|\^T(?![a-z0-9_])|'[A-Za-z(]")
 
 
 def _strip_math(text: str) -> str:
@@ -542,7 +580,8 @@ def _strip_math(text: str) -> str:
 
 
 def looks_like_latex(text: str) -> bool:
-    r"""Whether the text is LaTeX rather than ASCII: a command, ``^{``, ``_{``, ``$``, ``\|``.
+    r"""Whether the text is LaTeX rather than ASCII: a command, ``^{``, ``_{``, ``$``, ``\|``,
+    or a product by juxtaposition ASCII cannot mean (``x^TAx``, ``x'Ax``).
 
     >>> looks_like_latex(r"\|X\|_F^2"), looks_like_latex("||X||_F^2")
     (True, False)
