@@ -20,3 +20,9 @@ __all__ = ["Dim", "Expr", "MatdiffError", "Op", "check", "codegen", "compile", "
            "grad", "parse", "printing", "report", "shapes_of", "simplify", "to_latex",
            "to_text", "to_unicode"]
 __version__ = "0.1.0"
+
+# notebook display: expressions typeset as math in Jupyter
+from .web import notebook as _notebook  # noqa: E402 - needs the package above
+
+Expr._repr_latex_ = _notebook.repr_latex  # type: ignore[attr-defined]
+Expr._repr_html_ = _notebook.repr_html  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from typing import Any
 from . import check as _check
 from . import diff as _diff
 from . import printing
+from .codegen import codegen
 from .expr import Expr, MatdiffError, free_symbols
 from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
@@ -129,6 +130,8 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     sym_notes = [n for n in names if free_symbols(f)[n].symmetric]
     if sym_notes:
         out["notes"] = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in sym_notes]
+    out["code"] = {b: codegen([f, *grads.values()], backend=b, name="f_and_grad")
+                   for b in ("numpy", "jax", "torch")}
     if verify:
         rep = _check.check(f, names, grads, raise_on_failure=False)
         out["check"] = {n: {"max_rel_error": rep.errors[n], "ok": bool(rep.ok)} for n in names}
