@@ -77,7 +77,9 @@ _SIMPLE = {"top": ("TRANS", "T"), "intercal": ("TRANS", "T"), "prime": ("PRIME",
            "cfrac": ("FRAC", "frac"), "sqrt": ("SQRT", "sqrt")}
 _HINTS = {"langle": r"write the inner product <A, B> as \operatorname{tr}(A^T B)",
           "sum": "sums with limits are not supported", "mathcal": "write the plain letter",
-          "infty": "only the F, 2 and 1 norms are supported"}
+          "infty": "only the F, 2 and 1 norms are supported",
+          **{k: "paste the objective alone" for k in ("min", "max", "arg", "argmin", "argmax")},
+          **{k: "paste the expression alone" for k in ("in", "le", "leq", "ge", "geq")}}
 # delimiter text -> (kind, side); side "either" is decided by position
 _DELIMS = {"(": ("paren", "open"), ")": ("paren", "close"), "[": ("sqb", "open"),
            "]": ("sqb", "close"), "\\lbrack": ("sqb", "open"), "\\rbrack": ("sqb", "close"),
@@ -191,6 +193,8 @@ class _Cook:
         elif value == "&":
             self.require_env("'&'", start, end)
             self.emit("_AMP", "&", start, end)
+        elif value in "=<>":
+            raise self.fail(f"unexpected '{value}': paste the expression alone", start, end)
         else:
             raise self.fail(f"unexpected character '{value}'", start, end)
 
@@ -270,6 +274,10 @@ class _Cook:
         if side == "open":
             if len(self.stack) >= MAX_DEPTH:
                 raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", start, dend)
+            if kind == "paren" and len(self.out) >= 2 and self.out[-1].type == "_LBRACE" \
+                    and self.out[-2].type == "_CARET":
+                raise self.fail("a superscript in parentheses is an index, not a power; "
+                                "name the symbol instead (x_k)", start, dend)
             sub_brace = kind == "brace" and bool(self.out) and self.out[-1].type == "_USCORE"
             self.emit(_OPEN[kind], delim, start, dend)
             self.stack.append((kind, pairing, start, dend, sub_brace))
