@@ -38,6 +38,7 @@ from .expr import (
     Op,
     T,
     add,
+    apply,
     block,
     commutation,
     diag,
@@ -202,8 +203,6 @@ def _transpose(e: Expr) -> Expr | None:
         return commutation(x.attr[1], x.attr[0])
     if x.op is Op.DIAGM:                                    # Diag(x)' = Diag(x)
         return x
-    if x.op is Op.INV:                                      # inv(X)' = inv(X')
-        return Expr(Op.INV, (T(x.args[0]),))
     if x.op is Op.BLOCK:                                    # [A B; C D]' = [A' C'; B' D']
         r, c = x.attr
         return block([[T(x.args[i * c + j]) for i in range(r)] for j in range(c)])
@@ -226,6 +225,27 @@ def _slice(e: Expr, only_sliced: Callable[[Expr], bool]) -> Expr | None:
     return None
 
 
+def _is_scaled_identity(x: Expr) -> bool:
+    return x.op is Op.IDENTITY or x.op is Op.SCALE and x.args[1].op is Op.IDENTITY
+
+
+def _distribute_identity(e: Expr) -> Expr | None:
+    """A (cI + Y) B = c A B + A Y B: no identity materialised, and the chain can be reordered."""
+    for i, f in enumerate(e.args):
+        if f.op is Op.ADD and any(_is_scaled_identity(t) for t in f.args):
+            left, right = e.args[:i], e.args[i + 1:]
+            terms = []
+            for t in f.args:
+                if t.op is Op.IDENTITY:
+                    terms.append(matmul(*left, *right))
+                elif _is_scaled_identity(t):
+                    terms.append(scale(t.args[0], matmul(*left, *right)))
+                else:
+                    terms.append(matmul(*left, t, *right))
+            return add(*terms)
+    return None
+
+
 Rule = Callable[[Expr, Callable[[Expr], bool]], "Expr | None"]
 
 RESTRUCTURE: list[tuple[str, Op, Rule]] = [
@@ -236,7 +256,57 @@ RESTRUCTURE: list[tuple[str, Op, Rule]] = [
      else None),                                            # log(det X) = logdet X
     ("transpose-structure", Op.TRANSPOSE, lambda e, _: _transpose(e)),
     ("slice-push", Op.SLICE, _slice),
+    ("distribute-identity", Op.MATMUL, lambda e, _: _distribute_identity(e)),
 ]
+
+
+def _pushed_transpose(x: Expr, memo: dict[Expr, Expr]) -> Expr:
+    """The transpose of ``x`` with transposes pushed to the leaves, as the simplifier writes it."""
+    if x.is_scalar:
+        return x
+    if x in memo:
+        return memo[x]
+    args = x.args
+    if x.op is Op.TRANSPOSE:
+        out = args[0]
+    elif x.op is Op.ADD:                                    # (A + B)' = A' + B'
+        out = add(*(_pushed_transpose(a, memo) for a in args))
+    elif x.op is Op.MATMUL:                                 # (AB)' = B'A'
+        out = matmul(*(_pushed_transpose(a, memo) for a in reversed(args)))
+    elif x.op is Op.HADAMARD:
+        out = hadamard(*(_pushed_transpose(a, memo) for a in args))
+    elif x.op is Op.SCALE:
+        out = scale(args[0], _pushed_transpose(args[1], memo))
+    elif x.op in ELEMENTWISE:                               # f(X)' = f(X')
+        out = apply(x.op, _pushed_transpose(args[0], memo))
+    else:
+        out = T(x)
+    memo[x] = out
+    return out
+
+
+def share_transposes(roots: Sequence[Expr]) -> list[Expr]:
+    """Where both ``X`` and (a pushed form of) ``X'`` occur, compute one and transpose it.
+
+    >>> from matdiff.expr import sym, matmul, T
+    >>> A, U, V = sym("A", ("m", "n")), sym("U", ("m", "r")), sym("V", ("n", "r"))
+    >>> out = share_transposes([A - U @ V.T, A.T - V @ U.T])
+    >>> out[1].op.name, out[1].args[0] is out[0]
+    ('TRANSPOSE', True)
+    """
+    nodes = toposort(roots)
+    index = {n: i for i, n in enumerate(nodes)}
+    pushed: dict[Expr, Expr] = {}
+    memo: dict[Expr, Expr] = {}
+    for node in nodes:
+        args = tuple(memo[a] for a in node.args)
+        new = node if args == node.args else Expr(node.op, args, node.attr)
+        if node.op in (Op.ADD, Op.MATMUL, Op.HADAMARD) or node.op in ELEMENTWISE:
+            p = _pushed_transpose(node, pushed)
+            if p is not node and index.get(p, len(nodes)) < index[node]:
+                new = T(memo[p])
+        memo[node] = new
+    return [memo[r] for r in roots]
 
 
 def restructure(roots: Sequence[Expr]) -> list[Expr]:
@@ -247,6 +317,7 @@ def restructure(roots: Sequence[Expr]) -> list[Expr]:
     >>> restructure([hadamard(eye("n"), matmul(T(X), Y))])[0].op.name
     'DIAGM'
     """
+    roots = share_transposes(roots)
     nodes = toposort(roots)
     parents: dict[Expr, set[Op]] = {}
     for node in nodes:
@@ -331,6 +402,7 @@ class Val:
 _SPECIAL = {Op.INV, Op.DIAGM, Op.KRON, Op.BLOCK, Op.ONES, Op.COMMUTATION, Op.IDENTITY,
             Op.ZERO}
 _TOKEN = re.compile("\x00(\\d+)\x00")
+_RESHAPES = re.compile(r"\.reshape\([^()]*\)(?=\.reshape\()")
 
 
 class _Gen:
@@ -345,6 +417,7 @@ class _Gen:
         self.index: dict[Expr, int] = {}
         self.code: dict[Expr, str] = {}
         self.uses_dtype = False
+        self.dense_inv: set[Expr] = set()
 
     # -- references
     def ref(self, e: Expr) -> Val:
@@ -449,13 +522,21 @@ class _Gen:
         rows, cols = left.rows, right.cols
         if left.scalar or right.scalar:
             return self.val(f"{left} * {right}", rows, cols)
-        le = left.expr.op if left.expr is not None else None
-        re_ = right.expr.op if right.expr is not None else None
-        if le in _SPECIAL:
+        if self.is_special(left):
             return self.apply_left(left, right)
-        if re_ in _SPECIAL:
+        if self.is_special(right):
             return self.apply_right(left, right)
         return self.val(f"{left} @ {right}", rows, cols)
+
+    def is_special(self, v: Val) -> bool:
+        """A factor applied as an operator (never multiplied out as a dense matrix); an
+        inverse only when its product is its single use (else it is computed once)."""
+        e = v.expr
+        if e is not None and e.op is Op.TRANSPOSE and e.args[0].op is Op.INV:
+            e = e.args[0]
+        if e is None or e.op not in _SPECIAL:
+            return False
+        return e.op is not Op.INV or e not in self.dense_inv
 
     def apply_left(self, s: Val, v: Val) -> Val:
         e = s.expr
@@ -468,6 +549,9 @@ class _Gen:
             return self.val(zero, rows, cols, True)
         if e.op is Op.INV:                                     # inv(A) B = solve(A, B)
             return self.val(self.helper("solve", self.ref(e.args[0]), v), rows, cols, True)
+        if e.op is Op.TRANSPOSE:                               # inv(A)' B = solve(A', B)
+            a = self.ref(e.args[0].args[0])
+            return self.val(self.helper("solve", f"{a}.T", v), rows, cols, True)
         if e.op is Op.DIAGM:                                   # Diag(x) B = x .* B (rows)
             return self.val(f"{self.ref(e.args[0])} * {v}", rows, cols)
         if e.op is Op.ONES:                                    # 1 B = 1 colsum(B)
@@ -494,6 +578,9 @@ class _Gen:
             return v
         if e.op is Op.INV:                                     # B inv(A) = solve(A', B')'
             code = self.helper("solve", f"{self.ref(e.args[0])}.T", f"{v}.T")
+            return self.val(code + ".T", rows, cols, True)
+        if e.op is Op.TRANSPOSE:                               # B inv(A)' = solve(A, B')'
+            code = self.helper("solve", self.ref(e.args[0].args[0]), f"{v}.T")
             return self.val(code + ".T", rows, cols, True)
         if e.op is Op.DIAGM:                                   # B Diag(x) = B .* x' (cols)
             return self.val(f"{v} * {self.ref(e.args[0])}.T", rows, cols)
@@ -621,13 +708,19 @@ class _Gen:
         """A matrix product: structured factors bind to a neighbour first, then the dense
         chain is ordered (DP on known sizes, a runtime choice on symbolic ones)."""
         ops = list(factors)
+
+        def special(i: int) -> bool:
+            return self.is_special(ops[i])
         while len(ops) > 1:
-            special = [i for i, f in enumerate(ops) if f.expr is not None and f.expr.op in _SPECIAL]
-            if not special:
-                break
-            i = special[0]
-            j = i + 1 if i + 1 < len(ops) else i - 1
-            lo, hi = min(i, j), max(i, j)
+            # a structured factor acts on a dense neighbour (the right one first), so two
+            # structured factors are never multiplied out unless nothing else is left
+            pairs = [(i, i + 1) for i in range(len(ops) - 1) if special(i) and not special(i + 1)]
+            pairs += [(i - 1, i) for i in range(1, len(ops)) if special(i) and not special(i - 1)]
+            if not pairs:
+                if not any(special(i) for i in range(len(ops))):
+                    break
+                pairs = [(len(ops) - 2, len(ops) - 1)]
+            lo, hi = pairs[0]
             ops[lo:hi + 1] = [self.mul(ops[lo], ops[hi])]
         if len(ops) == 1:
             return ops[0]
@@ -637,10 +730,15 @@ class _Gen:
         if all(d.value is not None for d in dims):
             return self._dp_chain(ops, [d.value or 0 for d in dims])
         if len(ops) == 3:
-            a, b, c, d = (self.dim(x) for x in dims)
+            a, b, c, d = dims
+            cost_left, cost_right = a * b * c + a * c * d, b * c * d + a * b * d
+            if _nonneg(cost_right - cost_left):                # (AB)C never costs more
+                return self.mul(self.mul(ops[0], ops[1]), ops[2])
+            if _nonneg(cost_left - cost_right):
+                return self.mul(ops[0], self.mul(ops[1], ops[2]))
             left = self.mul(self.mul(ops[0], ops[1]), ops[2])
             right = self.mul(ops[0], self.mul(ops[1], ops[2]))
-            cond = f"{a}*{b}*{c} + {a}*{c}*{d} <= {b}*{c}*{d} + {a}*{b}*{d}"
+            cond = f"{self.dim(cost_left)} <= {self.dim(cost_right)}"
             return self.val(f"{left} if {cond} else {right}", dims[0], dims[-1])
         return self.val(self.helper("multi_dot", args=", ".join(str(f) for f in ops)),
                         dims[0], dims[-1], True)
@@ -662,6 +760,29 @@ class _Gen:
             k = split[i][j]
             return self.mul(build(i, k), build(k + 1, j))
         return build(0, n - 1)
+
+
+def _nonneg(d: Dim) -> bool:
+    """True when ``d >= 0`` for all dimensions >= 1: every negative term is covered by positive
+    terms whose monomials it divides."""
+    pos = {m: c for m, c in d.terms if c > 0}
+    for m, c in d.terms:
+        need = -c
+        for p in sorted(pos, key=len):
+            if need <= 0:
+                break
+            rest = list(p)
+            try:
+                for v in m:
+                    rest.remove(v)
+            except ValueError:
+                continue
+            take = min(need, pos[p])
+            pos[p] -= take
+            need -= take
+        if need > 0:
+            return False
+    return True
 
 
 # ----------------------------------------------------------------------------- structural rules
@@ -741,11 +862,24 @@ def _slice_lower(g: _Gen, e: Expr) -> str:
     return g.slice_rows(Val(rows.code, True, rows.rows, x.cols), c0, c1, cols=True).code
 
 
+def _ones_const(x: Expr) -> Fraction | None:
+    """c for ``c * ones``, so a sum can broadcast the number instead of building the matrix."""
+    if x.op is Op.ONES:
+        return Fraction(1)
+    if x.op is Op.SCALE and x.args[0].op is Op.CONST and x.args[1].op is Op.ONES:
+        return x.args[0].attr
+    return None
+
+
 def _add(g: _Gen, e: Expr) -> str:
     out = ""
+    dense = [x for x in e.args if _ones_const(x) is None]
     for x in e.args:
         sign = " + "
-        if x.op is Op.SCALE and x.args[0].op is Op.CONST and x.args[0].attr < 0:
+        c1 = _ones_const(x) if dense else None                 # 1 + X broadcasts
+        if c1 is not None:
+            sign, term = (" - ", _literal(-c1)) if c1 < 0 else (" + ", _literal(c1))
+        elif x.op is Op.SCALE and x.args[0].op is Op.CONST and x.args[0].attr < 0:
             sign, c = " - ", -x.args[0].attr
             term = str(g.ref(x.args[1])) if c == 1 else f"{_literal(c)} * {g.ref(x.args[1])}"
         else:
@@ -828,6 +962,18 @@ def _fmt_shape(e: Expr, dim_str: Callable[[Dim], str]) -> str:
     return f"matrix ({dim_str(e.rows)}, {dim_str(e.cols)})"
 
 
+def _shared_inverses(roots: Sequence[Expr]) -> set[Expr]:
+    """Inverses used more than once, or not only as a factor of a product: computed once with
+    ``inv``; every other inverse becomes a ``solve``."""
+    uses: dict[Expr, list[Op]] = {}
+    for node in toposort(roots):
+        for a in node.args:
+            target = a.args[0] if a.op is Op.TRANSPOSE and a.args[0].op is Op.INV else a
+            if target.op is Op.INV:
+                uses.setdefault(target, []).append(node.op)
+    return {x for x, ops in uses.items() if x in roots or len(ops) > 1 or ops != [Op.MATMUL]}
+
+
 def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
               ) -> tuple[str, list[tuple[str, str, Expr]], str]:
     if backend not in BACKENDS:
@@ -838,6 +984,7 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     taken: set[str] = set()
     fname = mangle(name, taken)
     g = _Gen(BACKENDS[backend], symbols, taken)
+    g.dense_inv = _shared_inverses(roots)
     # demand-driven lowering, parents before children; a node is needed when its token
     # appears in the code of a needed node (rules may bypass nodes they looked at)
     results = [g.ref(r) for r in roots]
@@ -889,6 +1036,7 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
         body.append(f"{mangled} = {arg}.shape[{axis}]")
 
     def subst(code: str) -> str:
+        code = _RESHAPES.sub("", code)                          # x.reshape(a).reshape(b)
         code = _TOKEN.sub(lambda mt: tmp_name[int(mt.group(1))], code)
         return re.sub("\x01([^\x01]*)\x01", lambda mt: g.dim_names[mt.group(1)], code)
 
