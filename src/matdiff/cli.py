@@ -80,8 +80,7 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
     lines = [f"f = {shown_f}", "", "shapes:"]
     for name, dims in rep["shapes"].items():
         shown = "×".join(d for d in dims if d != "symmetric") or "scalar"
-        if style == "text":
-            shown = shown.replace("×", "x")
+        shown = shown.replace("×", "x") if style == "text" else shown.replace("*", "")
         extra = " (symmetric)" if "symmetric" in dims else ""
         lines.append(f"  {name}: {shown}{extra}")
     lines.append("")
