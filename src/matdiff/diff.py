@@ -28,7 +28,6 @@ from .expr import (
     apply,
     block,
     block_offsets,
-    commutation,
     const,
     diag,
     diagm,
@@ -79,14 +78,20 @@ def _hadamard_vjp(y_bar: Expr, y: Expr) -> list[Expr]:
 
 
 def _kron_vjp(y_bar: Expr, y: Expr) -> list[Expr]:
-    """C = A ⊗ B, A m×n, B p×q:  vec C = (I_n ⊗ K_qm ⊗ I_p)(vec A ⊗ vec B)  (M&N Thm 3.10),
-    so Ā = unvec((I_mn ⊗ vec B)ᵀ Lᵀ vec C̄), B̄ = unvec((vec A ⊗ I_pq)ᵀ Lᵀ vec C̄)."""
+    """C = A ⊗ B, A m×n, B p×q, C̄ in blocks C̄_ij (p×q):  Ā_ij = sum(C̄_ij ⊙ B),
+    B̄ = Σ_ij A_ij C̄_ij.  In matrix form, with 𝟏 the ones vectors and matrices:
+    Ā = (I_m ⊗ 𝟏_pᵀ)(C̄ ⊙ (𝟏_mn ⊗ B))(I_n ⊗ 𝟏_q),  B̄ = (𝟏_mᵀ ⊗ I_p)(C̄ ⊙ (A ⊗ 𝟏_pq))(𝟏_n ⊗ I_q);
+    for A = I_k with a small numeric k, B̄ = the sum of the k diagonal blocks of C̄."""
     a, b = y.args
     (m, n), (p, q) = a.shape, b.shape
-    lt = T(kron(kron(eye(n), commutation(q, m)), eye(p)))
-    g = matmul(lt, vec(y_bar))
-    a_bar = unvec(matmul(T(kron(eye(m * n), vec(b))), g), m, n)
-    b_bar = unvec(matmul(T(kron(vec(a), eye(p * q))), g), p, q)
+    a_bar = matmul(kron(eye(m), ones((1, p))), hadamard(y_bar, kron(ones((m, n)), b)),
+                   kron(eye(n), ones((q, 1))))
+    k = m.value if a.op is Op.IDENTITY else None
+    if k is not None and k <= 8:
+        b_bar = add(*(slice_(y_bar, i * p, (i + 1) * p, i * q, (i + 1) * q) for i in range(k)))
+    else:
+        b_bar = matmul(kron(ones((1, m)), eye(p)), hadamard(y_bar, kron(a, ones((p, q)))),
+                       kron(ones((n, 1)), eye(q)))
     return [a_bar, b_bar]
 
 

@@ -140,8 +140,8 @@ class _Printer:
             if fixed:
                 return "I", ATOM
             n = format_dim(e.attr, st)
-            return (f"I_{{{n}}}" if tex else f"I_{n}" if uni and e.attr.value is not None
-                    else f"I({n})" if uni else f"eye({format_dim(e.attr)})"), ATOM
+            return (f"I_{{{n}}}" if tex else f"I_{_subscript(n)}" if uni
+                    else f"eye({format_dim(e.attr)})"), ATOM
         if op in (Op.ONES, Op.ZERO):
             return self.filled(e, fixed)
         if op is Op.COMMUTATION:
@@ -170,8 +170,8 @@ class _Printer:
         if op is Op.KRON:
             if st == "text":
                 return f"kron({self.sub(a[0], 0)}, {self.sub(a[1], 0)})", ATOM
-            sym = " \\otimes " if tex else " ⊗ "
-            return self.sub(a[0], PROD + 1) + sym + self.sub(a[1], PROD + 1), PROD
+            sym = " \\otimes " if tex else " ⊗ "  # parenthesised inside any product
+            return self.sub(a[0], PROD + 1) + sym + self.sub(a[1], PROD + 1), SUM
         if op is Op.BLOCK:
             return self.block(e), ATOM
         if op is Op.SLICE:
@@ -215,6 +215,10 @@ class _Printer:
         if st == "text":
             return f"{'ones' if ones else 'zeros'}({', '.join(format_dim(d) for d in dims)})", \
                 ATOM
+        if e.rows == ONE and e.op is Op.ONES:  # a row of ones: 𝟏ₙᵀ
+            n = format_dim(e.cols, st)
+            return (f"\\mathbf{{1}}_{{{n}}}^{{T}}" if st == "latex"
+                    else f"𝟏_{_subscript(n)}ᵀ"), POSTFIX
         size = "×".join(format_dim(d, st) for d in dims)
         if st == "latex":
             return f"\\mathbf{{{'1' if ones else '0'}}}_{{{size.replace('×', ',')}}}", ATOM
@@ -239,11 +243,12 @@ class _Printer:
     def scale(self, e: Expr, fixed: bool) -> tuple[str, int]:
         a, x = e.args
         st = self.style
-        if a.op is Op.POW and a.args[1].op is Op.CONST and a.args[1].attr == -1:
-            num, den = self.sub(x, PROD, fixed), self.sub(a.args[0], PROD + 1)
+        if a.op is Op.POW and a.args[1].op is Op.CONST and a.args[1].attr < 0:
+            base = a.args[0] if a.args[1].attr == -1 else \
+                _expr.hpow(a.args[0], _expr.const(-a.args[1].attr))
+            num, den = self.sub(x, PROD, fixed), self.sub(base, PROD + 1)
             if st == "latex":
-                return f"\\frac{{{self.print(x, fixed)[0]}}}{{{self.print(a.args[0])[0]}}}", \
-                    ATOM
+                return f"\\frac{{{self.print(x, fixed)[0]}}}{{{self.print(base)[0]}}}", ATOM
             return f"{num}/{den}", PROD
         inner_level = PROD if x.op in (Op.MATMUL, Op.SCALE, Op.HADAMARD, Op.HDIV) else PROD + 1
         if a.op is Op.CONST and a.attr == -1:
@@ -259,8 +264,8 @@ class _Printer:
         if self.style == "latex":
             return " ".join(parts)
         out = parts[0]
-        for p in parts[1:]:
-            left, right = _last_word(out), _first_word(p)
+        for prev, p in zip(parts, parts[1:], strict=False):
+            left, right = _last_word(prev), _first_word(p)
             glue = " " if left and right and (len(left) > 1 or len(right) > 1
                                                or left.isdigit() == right.isdigit()
                                                and left.isdigit()) else ""
@@ -324,6 +329,11 @@ class _Printer:
         if self.style == "unicode":
             name = {"logdet": "log det", "sigmoid": "σ"}.get(name, name)
         return f"{name}({arg})"
+
+
+def _subscript(s: str) -> str:
+    """A subscript that reads unambiguously after ``_``: ``m``, ``3``, ``(2n)``."""
+    return s if s.isalnum() else f"({s})"
 
 
 def _word_char(c: str) -> bool:

@@ -1,16 +1,23 @@
 """Simplification: named, directed rewrite rules run bottom-up to a fixed point.
 
-Input: an ``Expr``. Output: an equal ``Expr`` in canonical form: transposes at the leaves,
-scalar factors merged into one coefficient in front (``2‖N‖ X / ‖N‖ → 2X``), like terms
-collected (``X + 2X → 3X``, ``X − X → 0``), repeated Hadamard factors as powers, common left
-or right factors pulled out of sums (``Aᵀx + Ax → (A + Aᵀ)x``) when that makes the result
-shorter, and terms in a fixed order. ``RULES`` is a table keyed by ``Op`` of
-``(name, rewrite)`` rows; a rewrite returns a new node or ``None``. ``simplify(e, trace)``
-appends the names of the rules that fired to ``trace`` (the derivation's steps use them).
+Input: an ``Expr``. Output: an equal ``Expr`` in canonical form: transposes at the leaves
+(``(AB)ᵀ = BᵀAᵀ``; a sum whose terms are all transposed is kept as ``(x − m)ᵀ``, and
+``f(X)ᵀ`` of an elementwise ``f`` is pushed only when that removes a transpose), scalar
+factors merged into one coefficient in front (``2‖N‖ X / ‖N‖ → 2X``), like terms collected
+(``X + 2X → 3X``, ``X − X → 0``), repeated Hadamard factors as powers, common left or right
+factors and common scalar factors pulled out of sums when that makes the result shorter
+(``Aᵀx + Ax → (A + Aᵀ)x``), a negated difference written the other way round when that
+removes minus signs, domain identities (Kronecker, block, trace, det, Hadamard with ``I``),
+and terms in a fixed order.
+
+``RULES`` is a table keyed by ``Op`` of ``(name, rewrite)`` rows; a rewrite returns a new,
+equal node or ``None``. Each rewrite's docstring states its identity. ``simplify(e, trace)``
+appends the names of the rules that fired to ``trace``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -25,11 +32,22 @@ Rule = tuple[str, Rewrite]
 
 def cost(e: Expr) -> int:
     """Size of the printed form: the number of nodes of the tree (shared nodes counted
-    each time they occur)."""
+    each time they occur); a negation ``−X`` costs what ``X`` costs.
+
+    >>> from matdiff.expr import sym
+    >>> X = sym("X", ("n", "n")); cost(X + X.T), cost(-X)
+    (4, 1)
+    """
     memo: dict[Expr, int] = {}
     for node in E.toposort([e]):
-        memo[node] = 1 + sum(memo[a] for a in node.args)
+        if node.op is Op.SCALE and node.args[0] is _MINUS_ONE:
+            memo[node] = memo[node.args[1]]
+        else:
+            memo[node] = 1 + sum(memo[a] for a in node.args)
     return memo[e]
+
+
+_MINUS_ONE = E.const(-1)
 
 
 # ----------------------------------------------------------------------------- transposes
@@ -43,7 +61,8 @@ def _push_transpose(e: Expr) -> Expr | None:
     if op is Op.MATMUL:
         return E.matmul(*(E.T(f) for f in reversed(x.args)))
     if op is Op.ADD:
-        return E.add(*(E.T(t) for t in x.args))
+        pushed = E.add(*(simplify(E.T(t)) for t in x.args))
+        return pushed if _transposes(pushed) <= _transposes(x) else None
     if op is Op.HADAMARD:
         return E.hadamard(*(E.T(f) for f in x.args))
     if op is Op.HDIV:
@@ -51,18 +70,43 @@ def _push_transpose(e: Expr) -> Expr | None:
     if op is Op.POW:
         return E.hpow(E.T(x.args[0]), x.args[1])
     if op in E.ELEMENTWISE:
-        return E.apply(op, E.T(x.args[0]))
+        pushed = E.apply(op, simplify(E.T(x.args[0])))
+        return pushed if _transposes(pushed) < _transposes(e) else None
+    if op is Op.MATPOW:
+        pushed = E.matpow(simplify(E.T(x.args[0])), x.attr)
+        return pushed if _transposes(pushed) < _transposes(e) else None
     if op is Op.KRON:
         return E.kron(E.T(x.args[0]), E.T(x.args[1]))
     if op is Op.DIAGM:
         return x
-    if op is Op.MATPOW:
-        return E.matpow(E.T(x.args[0]), x.attr)
     if op is Op.BLOCK:
         r, c = x.attr
         return E.block([[E.T(x.args[i * c + j]) for i in range(r)] for j in range(c)])
     if op is Op.INV and x.args[0].op is not Op.SYMBOL:
         return E.inv(E.T(x.args[0]))
+    return None
+
+
+def _transposes(e: Expr) -> int:
+    """Number of transpose nodes in the printed tree of ``e``."""
+    return sum(1 for n in _tree(e) if n.op is Op.TRANSPOSE)
+
+
+def _tree(e: Expr) -> list[Expr]:
+    """Every occurrence of every node of ``e`` (a tree walk, shared nodes repeated)."""
+    out, stack = [], [e]
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack.extend(n.args)
+    return out
+
+
+def _fold_transposed_sum(e: Expr) -> Expr | None:
+    """Aᵀ + Bᵀ = (A + B)ᵀ, when every term is a transpose (up to a numeric coefficient)."""
+    parts = [_term(t) for t in e.args]
+    if all(rest.op is Op.TRANSPOSE for _, rest in parts):
+        return E.T(E.add(*(E.scale(E.const(c), rest.args[0]) for c, rest in parts)))
     return None
 
 
@@ -142,14 +186,21 @@ def _term(e: Expr) -> tuple[Fraction, Expr]:
 def _collect(e: Expr) -> Expr | None:
     """X + 2X = 3X, X − X = 0, terms in canonical order (positive first, then by text)."""
     acc: dict[Expr, Fraction] = {}
-    for t in e.args:
+    stack = [(Fraction(1), t) for t in reversed(e.args)]
+    while stack:
+        k, t = stack.pop()
         c, rest = _term(t)
-        acc[rest] = acc.get(rest, Fraction(0)) + c
+        if rest.op is Op.ADD:  # c(A + B) inside a sum: c A + c B
+            stack.extend((k * c, u) for u in reversed(rest.args))
+            continue
+        acc[rest] = acc.get(rest, Fraction(0)) + k * c
     terms = [E.scale(E.const(c), rest) if rest.shape != E.SCALAR or rest is not E.const(1)
              else E.const(c) for rest, c in acc.items() if c != 0]
     if not terms:
         return E.zeros(e.shape)
     terms.sort(key=_term_order)
+    if len(terms) > 1 and all(_term(t)[0] < 0 for t in terms):  # −A − B = −(A + B)
+        return E.neg(E.add(*(E.neg(t) for t in terms)))
     out = E.add(*terms)
     return None if out is e else out
 
@@ -180,21 +231,24 @@ def _factor_out(e: Expr) -> Expr | None:
     best: Expr | None = None
     for side in (0, -1):
         counts: dict[Expr, int] = {}
-        for _, fs in terms:
-            if len(fs) >= 1:
+        for s, fs in terms:
+            if len(fs) >= 2 or fs and s.op is Op.CONST:  # (xᵀAx) x keeps its x
                 counts[fs[side]] = counts.get(fs[side], 0) + 1
         for f, n in counts.items():
             if n < 2:
                 continue
             inside, outside = [], []
             for (s, fs), t in zip(terms, e.args, strict=True):
-                if fs and fs[side] is f:
+                if fs and fs[side] is f and (len(fs) >= 2 or s.op is Op.CONST):
                     rest = fs[1:] if side == 0 else fs[:-1]
                     shape = (f.cols, e.cols) if side == 0 else (e.rows, f.rows)
                     inside.append(_rebuild(s, rest, shape))
                 else:
                     outside.append(t)
-            grouped = simplify(E.add(*inside))
+            counts_in: dict[Expr, int] = {}
+            for t in inside:
+                counts_in[t] = counts_in.get(t, 0) + 1
+            grouped = simplify(E.add(*(E.scale(E.const(k), t) for t, k in counts_in.items())))
             pulled = E.matmul(f, grouped) if side == 0 else E.matmul(grouped, f)
             candidate = E.add(pulled, *outside) if outside else pulled
             if cost(candidate) < cost(e) and (best is None or cost(candidate) < cost(best)):
@@ -245,27 +299,268 @@ def _hdiv_flatten(e: Expr) -> Expr | None:
     return None
 
 
+# ----------------------------------------------------------------------------- sums, continued
+
+
+def _gcd(a: Fraction, b: Fraction) -> Fraction:
+    return Fraction(math.gcd(a.numerator, b.numerator), math.lcm(a.denominator, b.denominator))
+
+
+def _factor_scalar(e: Expr) -> Expr | None:
+    """2X + 2Y = 2(X + Y),  X/s + Y/s² = (X + Y/s)/s: common scalar factors pulled out,
+    when the result is shorter."""
+    split = [_split_scalar(t) for t in e.args]
+    g = Fraction(0)
+    for c, _, _ in split:
+        g = _gcd(g, abs(c))
+    common: dict[Expr, Fraction] = {}
+    for base in split[0][1]:
+        ks = [p.get(base, Fraction(0)) for _, p, _ in split]
+        if all(x > 0 for x in ks):
+            common[base] = min(ks)
+        elif all(x < 0 for x in ks):
+            common[base] = max(ks)
+    if g.denominator == 1 and len(split) < 3:
+        g = Fraction(1)  # 2X − 2Y stays; 2A + 2B + 2C and X/2 + Y/2 are factored
+    if g in (0, 1) and not common:
+        return None
+    inner = []
+    for c, powers, body in split:
+        rest = {b: k - common.get(b, Fraction(0)) for b, k in powers.items()}
+        inner.append(_join_scalar(c / g, rest, body, e.shape))
+    candidate = _join_scalar(g, common, E.add(*inner), e.shape)
+    return candidate if cost(candidate) < cost(e) else None
+
+
+def _flip_sign(e: Expr) -> Expr | None:
+    """−c·A(Y − X₁ − X₂)B = c·A(X₁ + X₂ − Y)B: a negative coefficient absorbed by a
+    difference inside a linear slot (product factor, Hadamard factor, transpose, slice)
+    that has more negative than positive terms."""
+    c, body = e.args
+    if c.op is not Op.CONST or c.attr >= 0:
+        return None
+    flipped = _negate_inside(body)
+    return None if flipped is None else E.scale(E.const(-c.attr), flipped)
+
+
+def _negate_inside(x: Expr) -> Expr | None:
+    """−x, written without a leading minus by negating one difference inside, or None."""
+    if x.op is Op.ADD:
+        negs = sum(1 for t in x.args if _term(t)[0] < 0)
+        if 2 * negs > len(x.args):
+            return E.add(*(E.neg(t) for t in x.args))
+        return None
+    if x.op is Op.SCALE:
+        inner = _negate_inside(x.args[1])
+        return None if inner is None else E.scale(x.args[0], inner)
+    if x.op in (Op.TRANSPOSE, Op.SLICE):
+        inner = _negate_inside(x.args[0])
+        return None if inner is None else _rebuild_node(x, (inner,))
+    if x.op in (Op.MATMUL, Op.HADAMARD):
+        for i, f in enumerate(x.args):
+            inner = _negate_inside(f)
+            if inner is not None:
+                return _rebuild_node(x, x.args[:i] + (inner,) + x.args[i + 1:])
+    return None
+
+
+def _add_blocks(e: Expr) -> Expr | None:
+    """[A, B; C, D] + [E, F; G, H] = [A + E, B + F; C + G, D + H] (same partition)."""
+    blocks = [t for t in e.args if t.op is Op.BLOCK]
+    if len(blocks) < 2:
+        return None
+    first = blocks[0]
+    same = [b for b in blocks if b.attr == first.attr and
+            all(x.shape == y.shape for x, y in zip(b.args, first.args, strict=True))]
+    if len(same) < 2:
+        return None
+    summed = Expr(Op.BLOCK, tuple(E.add(*parts) for parts in zip(*(b.args for b in same),
+                                                                  strict=True)), first.attr)
+    return E.add(summed, *(t for t in e.args if t not in same))
+
+
+# ----------------------------------------------------------------------------- products
+
+
+def _scalar_factor_out(e: Expr) -> Expr | None:
+    """A s B = s·AB for a 1×1 factor s of a matrix product."""
+    scalars = [f for f in e.args if f.is_scalar]
+    if not scalars or len(scalars) == len(e.args):
+        return None
+    rest = [f for f in e.args if not f.is_scalar]
+    out = E.matmul(*rest)
+    for s in reversed(scalars):
+        out = E.scale(s, out)
+    return out
+
+
+def _mixed_product(e: Expr) -> Expr | None:
+    """(A ⊗ B)(C ⊗ D) = AC ⊗ BD when the factors conform; (Bᵀ ⊗ A) vec X = vec(AXB);
+    [A, B][C; D] = AC + BD for conforming partitions."""
+    f = e.args
+    for i in range(len(f) - 1):
+        a, b = f[i], f[i + 1]
+        new: Expr | None = None
+        if a.op is Op.KRON and b.op is Op.KRON:
+            (p, q), (r, s) = a.args, b.args
+            if p.cols == r.rows and q.cols == s.rows:
+                new = E.kron(E.matmul(p, r), E.matmul(q, s))
+        elif a.op is Op.KRON and b.op is Op.VEC:
+            bt, left = a.args
+            x = b.args[0]
+            if left.cols == x.rows and bt.rows == x.cols:
+                new = E.vec(E.matmul(left, x, E.T(bt)))
+        elif a.op is Op.BLOCK and b.op is Op.BLOCK and a.attr[0] == 1 and b.attr[1] == 1 \
+                and a.attr[1] == b.attr[0] \
+                and all(x.cols == y.rows for x, y in zip(a.args, b.args, strict=True)):
+            new = E.add(*(E.matmul(x, y) for x, y in zip(a.args, b.args, strict=True)))
+        if new is not None:
+            return E.matmul(*f[:i], new, *f[i + 2:])
+    return None
+
+
+def _distribute_identity(e: Expr) -> Expr | None:
+    """(A + sI)B = AB + sB for a symbolic scalar s: the identity is not left inside."""
+    f = e.args
+    for i, x in enumerate(f):
+        if x.op is Op.ADD and any(_symbolic_identity(t) for t in x.args):
+            return E.add(*(E.matmul(*f[:i], t, *f[i + 1:]) for t in x.args))
+    return None
+
+
+def _symbolic_identity(t: Expr) -> bool:
+    """Is ``t`` a symbolic scalar times the identity (``(xᵀAx) I``)?"""
+    _, powers, body = _split_scalar(t)
+    return bool(powers) and body is not None and body.op is Op.IDENTITY
+
+
+def _repeated_factor(e: Expr) -> Expr | None:
+    """A A = A²,  A Aᵏ = Aᵏ⁺¹ (adjacent equal square factors)."""
+    f = e.args
+    for i in range(len(f) - 1):
+        (a, j), (b, k) = _power_of(f[i]), _power_of(f[i + 1])
+        if a is b and a.rows == a.cols:
+            return E.matmul(*f[:i], E.matpow(a, j + k), *f[i + 2:])
+    return None
+
+
+def _power_of(x: Expr) -> tuple[Expr, int]:
+    return (x.args[0], x.attr) if x.op is Op.MATPOW else (x, 1)
+
+
+def _power_transpose(e: Expr) -> Expr | None:
+    """(Xᵀ)ᵏ = (Xᵏ)ᵀ."""
+    x = e.args[0]
+    return E.T(E.matpow(x.args[0], e.attr)) if x.op is Op.TRANSPOSE else None
+
+
+def _kron_identities(e: Expr) -> Expr | None:
+    """I_m ⊗ I_n = I_mn,  𝟏 ⊗ 𝟏 = 𝟏."""
+    a, b = e.args
+    if a.op is Op.IDENTITY and b.op is Op.IDENTITY:
+        return E.eye(a.attr * b.attr)
+    if a.op is Op.ONES and b.op is Op.ONES:
+        return E.ones(e.shape)
+    return None
+
+
+# ----------------------------------------------------------------------------- Hadamard with I
+
+
+def _diagonal_mask(e: Expr) -> Expr | None:
+    """I ⊙ Xᵀ = I ⊙ X,  I ⊙ (I ⊙ X) = I ⊙ X,  I ⊙ (A + I ⊙ B) = I ⊙ (A + B),  I ⊙ I = I
+    (likewise for a diagonal Diag(v) in place of I): only the diagonal of X is seen."""
+    masks = [f for f in e.args if f.op in (Op.IDENTITY, Op.DIAGM)]
+    if not masks:
+        return None
+    others = [_off_diagonal_free(f) for f in e.args if f.op not in (Op.IDENTITY, Op.DIAGM)]
+    kept_masks = list(dict.fromkeys(m for m in masks if m.op is Op.DIAGM))
+    if not kept_masks or any(m.op is Op.IDENTITY for m in masks) and not others:
+        kept_masks = [m for m in masks if m.op is Op.IDENTITY][:1] + kept_masks
+    out = E.hadamard(*kept_masks, *others) if len(kept_masks) + len(others) > 1 \
+        else (kept_masks + others)[0]
+    return None if out is e else out
+
+
+def _off_diagonal_free(x: Expr) -> Expr:
+    """An expression with the same diagonal as ``x``, without transposes or inner masks."""
+    if x.op is Op.TRANSPOSE and x.rows == x.cols:
+        return _off_diagonal_free(x.args[0])
+    if x.op is Op.SCALE:
+        return E.scale(x.args[0], _off_diagonal_free(x.args[1]))
+    if x.op is Op.ADD:
+        return E.add(*(_off_diagonal_free(t) for t in x.args))
+    if x.op is Op.HADAMARD and any(f.op is Op.IDENTITY for f in x.args):
+        rest = [f for f in x.args if f.op is not Op.IDENTITY]
+        return _off_diagonal_free(E.hadamard(*rest) if len(rest) > 1 else rest[0])
+    return x
+
+
+def _sigmoid(e: Expr) -> Expr | None:
+    """exp(u) ⊘ (exp(u) + 𝟏) = σ(u),  𝟏 ⊘ (exp(−u) + 𝟏) = σ(u)."""
+    num, den = e.args
+    if den.op is not Op.ADD or len(den.args) != 2:
+        return None
+    ex, one = den.args
+    if one.op is Op.ONES and ex.op is Op.EXP:
+        u = ex.args[0]
+        factors = list(num.args) if num.op is Op.HADAMARD else [num]
+        if ex in factors:
+            factors.remove(ex)
+            sig = E.apply(Op.SIGMOID, u)
+            return E.hadamard(sig, *factors) if factors else sig
+    return None
+
+
 # ----------------------------------------------------------------------------- the table
+
+
+def _trace_linear(e: Expr) -> Expr | None:
+    """tr(A + B) = tr A + tr B,  tr(cA) = c tr A,  tr(A ⊗ B) = tr A tr B,
+    tr(ABC) = tr(BCA) = tr(CAB): the rotation that is a scalar product, else the first in
+    text order."""
+    x = e.args[0]
+    if x.op is Op.ADD:
+        return E.add(*(E.trace(t) for t in x.args))
+    if x.op is Op.SCALE:
+        return E.scale(x.args[0], E.trace(x.args[1]))
+    if x.op is Op.KRON and all(a.rows == a.cols for a in x.args):
+        return E.scale(E.trace(x.args[0]), E.trace(x.args[1]))
+    if x.op is Op.MATMUL:
+        f = x.args
+        rotations = [f[i:] + f[:i] for i in range(len(f))]
+        for r in rotations:
+            if r[0].rows == E.ONE:
+                return E.matmul(*r)
+        best = min(rotations, key=lambda r: str(E.matmul(*r)))
+        return None if best == f else E.trace(E.matmul(*best))
+    return None
+
+
+def _of_product(e: Expr) -> Expr | None:
+    """det(AB) = det A det B,  logdet(AB) = logdet A + logdet B,  (AB)⁻¹ = B⁻¹A⁻¹
+    (square factors), (cA)⁻¹ = c⁻¹A⁻¹, det(Xᵀ) = det X, logdet(Xᵀ) = logdet X."""
+    x = e.args[0]
+    if x.op is Op.TRANSPOSE and e.op in (Op.DET, Op.LOGDET):
+        return _rebuild_node(e, (x.args[0],))
+    if x.op is Op.MATMUL and all(f.rows == f.cols for f in x.args):
+        if e.op is Op.DET:
+            out = E.det(x.args[0])
+            for f in x.args[1:]:
+                out = E.scale(out, E.det(f))
+            return out
+        if e.op is Op.LOGDET:
+            return E.add(*(E.logdet(f) for f in x.args))
+        return E.matmul(*(E.inv(f) for f in reversed(x.args)))
+    if e.op is Op.INV and x.op is Op.SCALE:
+        return E.scale(E.hpow(x.args[0], E.const(-1)), E.inv(x.args[1]))
+    return None
 
 
 def _log_det(e: Expr) -> Expr | None:
     """log(det X) = logdet X."""
     x = e.args[0]
     return E.logdet(x.args[0]) if x.op is Op.DET else None
-
-
-def _trace_transpose(e: Expr) -> Expr | None:
-    """tr(Aᵀ) = tr(A)."""
-    x = e.args[0]
-    return E.trace(x.args[0]) if x.op is Op.TRANSPOSE else None
-
-
-def _det_transpose(e: Expr) -> Expr | None:
-    """det(Xᵀ) = det(X), logdet(Xᵀ) = logdet(X)."""
-    x = e.args[0]
-    if x.op is Op.TRANSPOSE:
-        return E.det(x.args[0]) if e.op is Op.DET else E.logdet(x.args[0])
-    return None
 
 
 def _sum_of_ones_product(e: Expr) -> Expr | None:
@@ -277,17 +572,31 @@ def _sum_of_ones_product(e: Expr) -> Expr | None:
 
 
 RULES: dict[Op, list[Rule]] = {
-    Op.TRANSPOSE: [("transpose-to-leaves", _push_transpose)],
-    Op.SCALE: [("merge-scalars", _merge_scalars)],
-    Op.ADD: [("collect-terms", _collect), ("factor-common", _factor_out)],
-    Op.HADAMARD: [("hadamard-powers", _hadamard_powers)],
-    Op.HDIV: [("hadamard-division", _hdiv_flatten)],
+    Op.TRANSPOSE: [("transpose-to-leaves", _push_transpose)],          # (AB)ᵀ = BᵀAᵀ, ...
+    Op.SCALE: [("merge-scalars", _merge_scalars),                      # a(bX) = (ab)X
+               ("flip-difference", _flip_sign)],                       # −(Y − X) = X − Y
+    Op.ADD: [("collect-terms", _collect),                              # X + 2X = 3X
+             ("transposed-sum", _fold_transposed_sum),                 # Aᵀ + Bᵀ = (A + B)ᵀ
+             ("add-blocks", _add_blocks),                              # [A B] + [C D] = [A+C B+D]
+             ("factor-common", _factor_out),                           # AX + AY = A(X + Y)
+             ("factor-scalar", _factor_scalar)],                       # 2X + 2Y = 2(X + Y)
+    Op.MATMUL: [("scalar-factor-out", _scalar_factor_out),             # A s B = s AB
+                ("mixed-product", _mixed_product),                     # (A⊗B)(C⊗D) = AC⊗BD
+                ("repeated-factor", _repeated_factor),                 # A A = A²
+                ("distribute-identity", _distribute_identity)],        # (A + sI)B = AB + sB
+    Op.MATPOW: [("power-transpose", _power_transpose)],                # (Xᵀ)ᵏ = (Xᵏ)ᵀ
+    Op.KRON: [("kron-identities", _kron_identities)],                  # I ⊗ I = I
+    Op.HADAMARD: [("hadamard-powers", _hadamard_powers),               # X ⊙ X = X∘²
+                  ("diagonal-mask", _diagonal_mask)],                  # I ⊙ Xᵀ = I ⊙ X
+    Op.HDIV: [("hadamard-division", _hdiv_flatten),                    # (A ⊘ B) ⊘ C = A ⊘ (B⊙C)
+              ("sigmoid", _sigmoid)],                                  # eᵘ ⊘ (eᵘ + 1) = σ(u)
     Op.POW: [("merge-scalars", lambda e: _merge_scalars(e) if e.is_scalar else None)],
-    Op.LOG: [("log-det", _log_det)],
-    Op.TRACE: [("trace-transpose", _trace_transpose)],
-    Op.DET: [("det-transpose", _det_transpose)],
-    Op.LOGDET: [("det-transpose", _det_transpose)],
-    Op.SUM: [("sum-scale", _sum_of_ones_product)],
+    Op.LOG: [("log-det", _log_det)],                                   # log det X = logdet X
+    Op.TRACE: [("trace-linear-cyclic", _trace_linear)],                # tr(AB) = tr(BA)
+    Op.DET: [("det-of-product", _of_product)],                         # det(AB) = det A det B
+    Op.LOGDET: [("logdet-of-product", _of_product)],                   # logdet(AB) = Σ logdet
+    Op.INV: [("inverse-of-product", _of_product)],                     # (AB)⁻¹ = B⁻¹A⁻¹
+    Op.SUM: [("sum-scale", _sum_of_ones_product)],                     # sum(cX) = c sum X
 }
 
 _MAX_PASSES = 50
@@ -322,7 +631,8 @@ def _pass(root: Expr, memo: dict[Expr, Expr], trace: list[str] | None) -> Expr:
                 if out is not None and out is not new:
                     if trace is not None:
                         trace.append(name)
-                    new = out
+                    args = tuple(_pass(a, memo, trace) for a in out.args)
+                    new = out if args == out.args else _rebuild_node(out, args)
                     break
             else:
                 break
