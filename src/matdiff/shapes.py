@@ -177,12 +177,8 @@ class _Solver:
 Sh = tuple[Dim, Dim]
 
 
-def _fmt(s: Sh, solver: _Solver, rename: dict[str, str] | None = None) -> str:
-    parts = []
-    for d in s:
-        r = solver.resolve(d)
-        parts.append(r.subs(rename or {}).format() if rename else _pretty(r))
-    return "×".join(parts)
+def _fmt(s: Sh, solver: _Solver) -> str:
+    return "×".join(_pretty(solver.resolve(d)) for d in s)
 
 
 def _pretty(d: Dim) -> str:
@@ -291,7 +287,7 @@ class _Infer:
         if name in self.decl:
             s = self.decl[name][0]
         elif (m := _IDENTITY_NAME.match(name)) is not None:
-            d = self.dim_of_text(m.group(1), n) if m.group(1) else self.solver.fresh()
+            d = self.dim_of_text(m.group(1)) if m.group(1) else self.solver.fresh()
             self.decisions[id(n)] = "identity"
             return (d, d)
         elif name in ("ones", "zeros"):
@@ -303,7 +299,8 @@ class _Infer:
         self.symbol_nodes[name] = n
         return s
 
-    def dim_of_text(self, text: str, n: Node) -> Dim:  # noqa: ARG002
+    @staticmethod
+    def dim_of_text(text: str) -> Dim:
         return Dim.of(int(text)) if text.isdigit() else Dim.var(text)
 
     def dim_of_node(self, n: Node) -> Dim:
