@@ -279,6 +279,7 @@ def test_seed_spans_point_into_the_original_text() -> None:
     (r"\mathbf{X}\boldsymbol{x}\bm{x}\bm y", "(mul (mul (mul X x) x) y)"),
     (r"\boldsymbol{\Sigma}_{\theta}", "Sigma_theta"),
     (r"\beta_{\text{ols}}", "beta_ols"),
+    (r"\mathit{lam} \mathit{W1}", "(mul lam W1)"),
     (r"I + I_n + \mathbf{I} + \mathbb{I}", "(add (add (add I I_n) I) I)"),
     (r"\mathbf{1}^T x", "(mul (transpose (call:ones)) x)"),
     (r"\mathbf{1}_n^T x", "(mul (transpose (call:ones n)) x)"),
@@ -531,4 +532,49 @@ def test_printed_latex_parses_back(case: Case) -> None:
     printed = matdiff.to_latex(f)
     again = matdiff.parse(printed, case.shapes, syntax="latex")
     assert again.shape == f.shape or again.is_scalar and f.is_scalar, printed
+    assert_same_value(f, again)
+
+
+# random well-shaped ASCII expressions over A, B (n x n), x, y (n), lam (scalar)
+SHAPES = {"A": ("n", "n"), "B": ("n", "n"), "x": ("n",), "y": ("n",), "lam": ()}
+
+
+def _exprs() -> st.SearchStrategy[tuple[str, str]]:
+    """(kind, text) with kind in mat | vec | scal."""
+    atoms = st.sampled_from([("mat", "A"), ("mat", "B"), ("mat", "I"), ("vec", "x"),
+                             ("vec", "y"), ("scal", "lam"), ("scal", "2"), ("scal", "0.5")])
+
+    def grow(sub: st.SearchStrategy[tuple[str, str]]) -> st.SearchStrategy[tuple[str, str]]:
+        def combine(pair: tuple[tuple[str, str], tuple[str, str]], how: int) -> tuple[str, str]:
+            (k1, a), (k2, b) = pair
+            if k1 == k2 and how == 0:
+                return k1, f"({a} + {b})"
+            if k1 == k2 and how == 1:
+                return k1, f"({a} - {b})"
+            if k1 == k2 and how == 2:
+                return k1, f"({a} .* {b})"
+            if k1 == "mat" and k2 in ("mat", "vec"):
+                return k2, f"{a}*{b}"
+            if k1 == "scal":
+                return k2, f"{a}*{b}"
+            if k1 == "vec" and k2 == "vec":
+                return "scal", f"{a}'*{b}"
+            if k1 == "mat" and k2 == "scal":
+                return "scal", f"tr({a})*{b}"
+            return k1, f"{a}'" if k1 == "mat" else f"||{a}||_2"
+        unary = sub.map(lambda e: {"mat": ("mat", f"{e[1]}'"), "vec": ("scal", f"||{e[1]}||^2"),
+                                   "scal": ("scal", f"exp({e[1]})")}[e[0]])
+        fro = sub.map(lambda e: ("scal", f"||{e[1]}||_F^2") if e[0] == "mat" else e)
+        kron = sub.map(lambda e: ("mat", f"kron({e[1]}, A)") if e[0] == "mat" else e)
+        return st.one_of(st.builds(combine, st.tuples(sub, sub), st.integers(0, 5)),
+                         unary, fro, kron)
+    return st.recursive(atoms, grow, max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_exprs())
+def test_printed_latex_of_random_expressions_parses_back(e: tuple[str, str]) -> None:
+    f = matdiff.parse(e[1], SHAPES)
+    printed = matdiff.to_latex(f)
+    again = matdiff.parse(printed, SHAPES, syntax="latex")
     assert_same_value(f, again)

@@ -306,7 +306,9 @@ class _Cook:
             self.emit("TRANS", "T", start, end)
             return
         fname = ALIASES.get(content, content)
-        if len(content) > 1 and fname in FUNCTIONS:
+        if cmd == "mathit" and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", content):
+            self.emit("SYM", content, start, end)       # an italic name: \mathit{lam}, \mathit{W1}
+        elif len(content) > 1 and fname in FUNCTIONS:
             self.emit("FUNC", fname, start, end)
         elif cmd.startswith("operatorname"):
             raise self.fail(f"unknown function '{value}'", start, end)
