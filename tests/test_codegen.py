@@ -288,7 +288,7 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "identity-hadamard": ("einsum('ij,ij->j'", "A.T @ B"),
     "identity-hadamard-product": ("A * ", "np.diagflat"),
     "diag-product": ("einsum('ij,ij->j'", "A.T @ B"),
-    "trace-matmul": ("np.vdot(A, B)", "np.trace"),
+    "trace-matmul": ("np.einsum('ij,ij->', A, B)", "np.trace"),
     "trace-identity": ("float(n)", "np.eye"),
     "kron-times-matrix": ("reshape", "np.kron"),
     "matrix-times-kron": ("reshape", "np.kron"),
@@ -306,7 +306,7 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "commutation": ("transpose(1, 0, 2)", "np.eye"),
     "chain-concrete": ("K @ (L @ (M @ u))", "multi_dot"),
     "chain-symbolic-4": ("np.linalg.multi_dot([A, X, Y, C])", "@"),
-    "norm2-squared": ("np.vdot(A, A)", "np.sqrt"),
+    "norm2-squared": ("np.einsum('ij,ij->', A, A)", "np.sqrt"),
     "sum-kron": ("np.sum(X) * np.sum(L)", "np.kron"),
 }
 
