@@ -519,7 +519,6 @@ def test_parse_detects_latex(case: Case) -> None:
 
 
 ROUND_TRIP_KNOWN = {   # printer or shapes-stage limitations, reported; not LaTeX-grammar bugs
-    "kron-vec": "to_latex prints (B^T \\otimes A) vec(X) without the parentheses",
     "logistic-ones": "shapes leaves \\mathbf{1}^T p x m (p free), so f is not a scalar",
 }
 ROUND_TRIP = [pytest.param(c, id=c.id, marks=pytest.mark.xfail(reason=ROUND_TRIP_KNOWN[c.id]))

@@ -11,7 +11,8 @@ Reading conventions (the grammar is ``latex.lark``):
 
 * symbols are single letters with an optional subscript (``H_R``, ``x_{ij}``), Greek letters
   by name (``\lambda`` is ``lambda``); ``\mathbf``/``\boldsymbol``/``\bm`` name the same
-  symbol as the plain letter; ``\mathbf{1}`` is ``ones()``, ``\mathbf{0}`` the number 0;
+  symbol as the plain letter; ``\mathbf{1}`` is ``ones()``, ``\mathbf{0}`` the number 0,
+  and with a size subscript (``\mathbf{1}_{m,n}``) ``ones(m, n)``, ``zeros(m, n)``;
 * juxtaposition is the product and binds tighter than ``\cdot \times \odot \circ \oslash
   \otimes \oplus``; a function without parentheses takes the rest of the product
   (``\operatorname{tr} X^TAX`` is ``tr(X'*A*X)``), with parentheses only those;
@@ -170,18 +171,14 @@ class _Cook:
 
     def number(self, value: str, start: int) -> None:
         prev = self.out[-1].type if self.out else ""
-        cut = 0
-        if prev in ("_CARET", "_USCORE") and len(value) > 1:
-            cut = 1                                   # TeX: x^12 is x^1 2
-        elif prev == "FRAC" and value.isdigit() and len(value) > 1:
-            cut = 1                                   # TeX: \frac12 is 1/2
-            self.emit("NUMBER", value[0], start, start + 1)
-            value, start = value[1:], start + 1
-        if cut:
-            self.emit("NUMBER", value[:cut], start, start + cut)
-            value, start = value[cut:], start + cut
-        if value:
-            self.emit("NUMBER", value, start, start + len(value))
+        pieces = [value]
+        if prev in ("_CARET", "_USCORE"):
+            pieces = [value[:1], value[1:]]                 # TeX: x^12 is x^1 2
+        elif prev == "FRAC" and value.isdigit():
+            pieces = [value[:1], value[1:2], value[2:]]     # TeX: \frac123 is (1/2) 3
+        for piece in filter(None, pieces):
+            self.emit("NUMBER", piece, start, start + len(piece))
+            start += len(piece)
 
     def char(self, value: str, start: int, end: int) -> None:
         if value in _DELIMS:
@@ -214,9 +211,7 @@ class _Cook:
             how = _SIZING.get(name, name)
             self.delimiter(how, self.delim_text(nxt) or "", start, nxt.start_pos, nxt.end_pos)
             return i + 2
-        if "\\" + name in _DELIMS and name not in ("{", "}"):
-            self.delimiter(None, "\\" + name, start, start, end)
-        elif name in ("{", "}"):
+        if "\\" + name in _DELIMS:
             self.delimiter(None, "\\" + name, start, start, end)
         elif name == "\\":
             self.require_env("'\\\\'", start, end)
