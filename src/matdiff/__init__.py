@@ -10,15 +10,26 @@ numerically.
 """
 
 from . import printing
-from .api import check, evaluate, grad, parse, report, shapes_of
+from .api import (
+    check,
+    differential,
+    evaluate,
+    grad,
+    hessian,
+    hvp,
+    jacobian,
+    parse,
+    report,
+    shapes_of,
+)
 from .codegen import codegen, compile  # noqa: A004 - md.compile is the public name
 from .expr import Dim, Expr, MatdiffError, Op
 from .printing import to_latex, to_text, to_unicode
 from .simplify import simplify
 
-__all__ = ["Dim", "Expr", "MatdiffError", "Op", "check", "codegen", "compile", "evaluate",
-           "grad", "parse", "printing", "report", "shapes_of", "simplify", "to_latex",
-           "to_text", "to_unicode"]
+__all__ = ["Dim", "Expr", "MatdiffError", "Op", "check", "codegen", "compile", "differential",
+           "evaluate", "grad", "hessian", "hvp", "jacobian", "parse", "printing", "report",
+           "shapes_of", "simplify", "to_latex", "to_text", "to_unicode"]
 __version__ = "0.1.0"
 
 # notebook display: expressions typeset as math in Jupyter

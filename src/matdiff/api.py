@@ -5,20 +5,25 @@ This module only wires the stages together; each stage lives in its own module.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from . import check as _check
 from . import diff as _diff
+from . import forward as _forward
 from . import printing
 from .codegen import codegen
-from .expr import Expr, MatdiffError, free_symbols
+from .expr import Expr, MatdiffError, free_symbols, sym
 from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
 from .shapes import ShapeDecl, infer
 from .simplify import simplify
 
-__all__ = ["parse", "grad", "check", "report", "shapes_of", "evaluate"]
+__all__ = ["parse", "grad", "check", "report", "shapes_of", "evaluate", "differential",
+           "jacobian", "hessian", "hvp"]
 
 
 def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None) -> Expr:
@@ -36,10 +41,20 @@ def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None)
     latex = syntax == "latex" or (syntax is None and looks_like_latex(text))
     tree = parse_latex(text) if latex else parse_ascii(text)
     try:
-        return infer(tree, text, shapes)
+        return infer(tree, text, _with_differentials(text, shapes))
     except MatdiffError as err:
         err.text = err.text or text
         raise
+
+
+def _with_differentials(text: str, shapes: ShapeDecl | None) -> ShapeDecl | None:
+    """A differential ``dX`` (a name in ``text``) gets the declared shape of ``X``."""
+    if not shapes:
+        return shapes
+    extra = {"d" + name: [d for d in dims if d not in ("sym", "symmetric")]
+             for name, dims in shapes.items()
+             if "d" + name not in shapes and re.search(rf"\bd{re.escape(name)}\b", text)}
+    return {**shapes, **extra} if extra else shapes
 
 
 def _as_expr(f: Expr | str, shapes: ShapeDecl | None = None) -> Expr:
@@ -64,6 +79,97 @@ def grad(f: Expr | str, wrt: str | Sequence[str], *, simplified: bool = True,
     raw = _diff.gradients(f, names)
     out = {k: simplify(g) if simplified else g for k, g in raw.items()}
     return out[wrt] if isinstance(wrt, str) else out
+
+
+def differential(f: Expr | str, wrt: str, *, shapes: ShapeDecl | None = None) -> Expr:
+    """The differential ``dF``, linear in the symbol ``d<wrt>`` (Magnus & Neudecker).
+
+    >>> import matdiff as md
+    >>> str(md.differential("||A*X*B - C||_F^2", "X"))
+    "2*tr((A*X*B - C)'*A*dX*B)"
+    """
+    return _forward.differential(_as_expr(f, shapes), wrt)
+
+
+def jacobian(f: Expr | str, wrt: str, *, shapes: ShapeDecl | None = None) -> Expr:
+    """``d vec(F) / d vec(X)ᵀ`` in closed form: (size F) × (size X), column-major ``vec``;
+    for a vector function of a vector, the ordinary m×n Jacobian.
+
+    >>> import matdiff as md
+    >>> str(md.jacobian("A*X*B", "X")), str(md.jacobian("sigmoid(W*x)", "x"))
+    ("kron(B', A)", 'Diag(sigmoid(W*x) .* (1 - sigmoid(W*x)))*W')
+    """
+    return _forward.jacobian(_as_expr(f, shapes), wrt)
+
+
+def hessian(f: Expr | str, wrt: str, *, shapes: ShapeDecl | None = None) -> Expr:
+    """``d vec(∇f) / d vec(X)ᵀ`` of a scalar ``f``: n×n for a vector, mn×mn for a matrix.
+
+    >>> import matdiff as md
+    >>> str(md.hessian("||A*x - b||^2", "x")), str(md.hessian("log(det(X))", "X"))
+    ("2*A'*A", "-kron(inv(X), inv(X)')*K(m, m)")
+    """
+    return _forward.hessian(_as_expr(f, shapes), wrt)
+
+
+def hvp(f: Expr | str, wrt: str, direction: str = "V", *,
+        shapes: ShapeDecl | None = None) -> Expr:
+    """The Hessian of ``f`` applied to a direction (a new symbol with ``wrt``'s shape), as a
+    matrix expression: forward over reverse, never a Kronecker product.
+
+    >>> import matdiff as md
+    >>> str(md.hvp("||A*X*B - C||_F^2", "X"))
+    "2*A'*A*V*B*B'"
+    """
+    return _forward.hvp(_as_expr(f, shapes), wrt, direction)
+
+
+_FORWARD = {"differential": differential, "jacobian": jacobian, "hessian": hessian,
+            "hvp": hvp}
+
+
+def _fd_jacobian(f: Expr, name: str, env: dict[str, Any], sizes: dict[str, int],
+                 h: float = 1e-6) -> np.ndarray:
+    """Central differences of vec(f) with respect to vec(env[name]) (column-major)."""
+    def vec(v: Any) -> np.ndarray:
+        a = np.asarray(v, dtype=float)
+        return a.reshape(-1, order="F") if a.ndim == 2 else a.reshape(-1)
+    x0 = np.asarray(env[name], dtype=float)
+    flat, cols = vec(x0), []
+    for i in range(flat.size):
+        step = h * max(1.0, abs(flat[i]))
+        ends = []
+        for sign in (1.0, -1.0):
+            y = flat.copy()
+            y[i] += sign * step
+            x = y.reshape(x0.shape, order="F") if x0.ndim == 2 else y.reshape(x0.shape)
+            ends.append(vec(_check.evaluate(f, {**env, name: x}, sizes)))
+        cols.append((ends[0] - ends[1]) / (2 * step))
+    return np.stack(cols, axis=1)
+
+
+def _check_forward(f: Expr, name: str, what: str, d: Expr,
+                   seed: int = 0) -> tuple[float, dict[str, int]]:
+    """Relative error of a forward-mode result against finite differences: of ``f`` for a
+    Jacobian or a differential, of the gradient for a Hessian or an HVP."""
+    target = f if what in ("jacobian", "differential") else grad(f, name)
+    assert isinstance(target, Expr)
+    x = free_symbols(f)[name]
+    direction = sym(("d" + name) if what == "differential" else "V", x.shape)
+    for attempt in range(5):
+        env, sizes = _check.random_inputs([f, target, d, direction], seed=seed + attempt)
+        with np.errstate(all="ignore"):
+            numeric = _fd_jacobian(target, name, env, sizes)
+            if not np.all(np.isfinite(numeric)):
+                continue
+            got = np.asarray(_check.evaluate(d, env, sizes), dtype=float)
+            if what in ("jacobian", "hessian"):
+                return _check.rel_error(got.reshape(numeric.shape), numeric), sizes
+            v = np.asarray(env[direction.name], dtype=float)
+            v = v.reshape(-1, order="F") if v.ndim == 2 else v.reshape(-1)
+            got = got.reshape(-1, order="F") if got.ndim == 2 else got.reshape(-1)
+            return _check.rel_error(got, numeric @ v), sizes
+    return float("nan"), {}
 
 
 def check(f: Expr | str, wrt: str | Sequence[str], *, seed: int = 0, tolerance: float = 1e-6,
@@ -113,10 +219,14 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     ("(A + A')*x", True)
     """
     f = parse(text, shapes, syntax)
-    if what != "grad":
-        raise MatdiffError(f"unknown derivative kind {what!r}")
+    if what != "grad" and what not in _FORWARD:
+        raise MatdiffError(f"unknown derivative kind {what!r}: use grad, "
+                           + ", ".join(_FORWARD))
     names = list(free_symbols(f)) if not wrt else [wrt] if isinstance(wrt, str) else list(wrt)
-    grads = grad(f, names)
+    if what == "grad":
+        grads = grad(f, names)
+    else:
+        grads = {n: _FORWARD[what](f, n) for n in names}
     assert isinstance(grads, dict)
     out: dict[str, Any] = {
         "expression": printing.to_text(f),
@@ -130,9 +240,14 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     sym_notes = [n for n in names if free_symbols(f)[n].symmetric]
     if sym_notes:
         out["notes"] = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in sym_notes]
-    out["code"] = {b: codegen([f, *grads.values()], backend=b, name="f_and_grad")
+    out["code"] = {b: codegen([f, *grads.values()], backend=b, name=f"f_and_{what}")
                    for b in ("numpy", "jax", "torch")}
-    if verify:
+    if verify and what != "grad":
+        checked = {n: _check_forward(f, n, what, g) for n, g in grads.items()}
+        out["check"] = {n: {"max_rel_error": e, "ok": bool(np.isfinite(e) and e <= 1e-6)}
+                        for n, (e, _) in checked.items()}
+        out["check_sizes"] = next(iter(checked.values()))[1] if checked else {}
+    elif verify:
         rep = _check.check(f, names, grads, raise_on_failure=False)
         out["check"] = {n: {"max_rel_error": rep.errors[n], "ok": bool(rep.ok)} for n in names}
         out["check_sizes"] = rep.sizes

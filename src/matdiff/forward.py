@@ -217,7 +217,10 @@ def _then(outer: Expr, inner: Expr) -> Expr:
     """``outer @ inner``, with the mixed product (A⊗B)(C⊗D) = AC⊗BD when it fits and
     Diag(a) Diag(b) = Diag(a ⊙ b)."""
     if outer.op is Op.DIAGM and inner.op is Op.DIAGM:
-        return diagm(hadamard(outer.args[0], inner.args[0]))
+        u, v = outer.args[0], inner.args[0]
+        if u.op is Op.VEC and v.op is Op.VEC and u.args[0].shape == v.args[0].shape:
+            return diagm(vec(hadamard(u.args[0], v.args[0])))      # vec a ⊙ vec b = vec(a ⊙ b)
+        return diagm(hadamard(u, v))
     if outer.op is Op.KRON and inner.op is Op.KRON:
         (a, b), (c, d) = outer.args, inner.args
         if a.cols == c.rows and b.cols == d.rows:

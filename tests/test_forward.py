@@ -1,0 +1,339 @@
+"""Forward mode: differentials, Jacobians, Hessians and HVPs.
+
+Layers: every Op in the JVP table and every tangent rule against finite differences; a table
+of Magnus–Neudecker / Matrix Cookbook identities, each checked numerically (finite
+differences of the function for Jacobians, of the gradient for Hessians); golden printed
+forms (issue 5, battery items 23, 24, 30); hypothesis over random well-shaped expressions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import matdiff as md
+from matdiff import expr as E
+from matdiff import forward as F
+from matdiff.check import evaluate, random_inputs, rel_error
+from matdiff.expr import Op
+
+TOL = 1e-5
+
+
+# ----------------------------------------------------------------------------- numerics
+
+
+def _vec(value: Any) -> np.ndarray:
+    """Column-major vec of a user value (float, 1-D vector, 2-D matrix)."""
+    arr = np.asarray(value, dtype=float)
+    return arr.reshape(-1, order="F") if arr.ndim == 2 else arr.reshape(-1)
+
+
+def fd_jacobian(f: md.Expr, name: str, env: dict[str, Any], sizes: dict[str, int],
+                h: float = 1e-6) -> np.ndarray:
+    """Central differences of vec(f) with respect to vec(env[name]), column-major."""
+    x0 = np.array(env[name], dtype=float)
+    flat = _vec(x0)
+    cols = []
+    for i in range(flat.size):
+        step = h * max(1.0, abs(flat[i]))
+        moved = []
+        for sign in (1, -1):
+            y = flat.copy()
+            y[i] += sign * step
+            x = y.reshape(x0.shape, order="F") if x0.ndim == 2 else y.reshape(x0.shape)
+            moved.append(_vec(evaluate(f, {**env, name: x}, sizes)))
+        cols.append((moved[0] - moved[1]) / (2 * step))
+    return np.stack(cols, axis=1)
+
+
+def as_matrix(value: Any, rows: int, cols: int) -> np.ndarray:
+    return np.asarray(value, dtype=float).reshape(rows, cols)
+
+
+def jacobian_error(f: md.Expr, name: str, j: md.Expr, seed: int = 0) -> float:
+    """Relative error of the symbolic Jacobian against finite differences of f."""
+    env, sizes = random_inputs([f, j], seed=seed)
+    numeric = fd_jacobian(f, name, env, sizes)
+    symbolic = as_matrix(evaluate(j, env, sizes), *numeric.shape)
+    return rel_error(symbolic, numeric)
+
+
+def hessian_error(f: md.Expr, name: str, h: md.Expr, seed: int = 0) -> float:
+    """Relative error of the symbolic Hessian against finite differences of the gradient,
+    and of its symmetry."""
+    g = md.grad(f, name)
+    assert isinstance(g, md.Expr)
+    env, sizes = random_inputs([f, g, h], seed=seed)
+    numeric = fd_jacobian(g, name, env, sizes)
+    symbolic = as_matrix(evaluate(h, env, sizes), *numeric.shape)
+    return max(rel_error(symbolic, numeric), rel_error(symbolic, symbolic.T))
+
+
+def hvp_error(f: md.Expr, name: str, seed: int = 0) -> float:
+    """Relative error of hvp(f) against the symbolic Hessian times vec(V)."""
+    h, hv = md.hessian(f, name), md.hvp(f, name, "V")
+    v = E.sym("V", E.free_symbols(f)[name].shape)
+    env, sizes = random_inputs([f, h, hv, v], seed=seed)
+    hm = np.asarray(evaluate(h, env, sizes), dtype=float)
+    hm = hm.reshape(hm.size // _vec(env["V"]).size, -1)
+    return rel_error(_vec(evaluate(hv, env, sizes)), hm @ _vec(env["V"]))
+
+
+def differential_error(f: md.Expr, name: str, seed: int = 0, h: float = 1e-6) -> float:
+    """Relative error of dF at a random dX against a central difference along dX."""
+    d_f = md.differential(f, name)
+    d_x = E.sym("d" + name, E.free_symbols(f)[name].shape)
+    env, sizes = random_inputs([f, d_f, d_x], seed=seed)
+    x0, dx = np.asarray(env[name], dtype=float), np.asarray(env["d" + name], dtype=float)
+    fp = evaluate(f, {**env, name: x0 + h * dx}, sizes)
+    fm = evaluate(f, {**env, name: x0 - h * dx}, sizes)
+    return rel_error(evaluate(d_f, env, sizes), (np.asarray(fp) - np.asarray(fm)) / (2 * h))
+
+
+# ----------------------------------------------------------------------------- every rule
+
+
+def test_every_op_in_the_jvp_table() -> None:
+    missing = set(Op) - set(F.JVP)
+    assert not missing, f"JVP lacks {sorted(o.name for o in missing)}"
+
+
+Xs, Ys = E.sym("X", ("n", "n")), E.sym("Y", ("n", "n"))
+Ms, Ns = E.sym("M", ("m", "n")), E.sym("N", ("m", "n"))
+xs = E.sym("x", ("n",))
+EXERCISE = {  # one matrix function per Op, in which that Op depends on X
+    Op.ADD: E.add(Xs, E.hadamard(Xs, Ys)),
+    Op.SCALE: E.scale(E.trace(Xs), E.hadamard(Ys, Xs)),
+    Op.MATMUL: E.matmul(Xs, Ys, Xs),
+    Op.TRANSPOSE: E.matmul(E.T(Xs), Ys),
+    Op.HADAMARD: E.hadamard(Xs, Ys, Xs),
+    Op.HDIV: E.add(E.hdiv(Xs, Ys), E.hdiv(Ys, E.hadamard(Xs, Xs))),
+    Op.POW: E.hpow(E.hadamard(Xs, Xs), E.const("1.5")),
+    Op.KRON: E.add(E.kron(Ms, Xs), E.kron(Xs, Ns)),
+    Op.BLOCK: E.block([[Xs, Ms.T], [Ns, E.zeros(("m", "m"))]]),
+    Op.SLICE: E.slice_(E.block([[Xs, Ys]]), 1, "n", 1, 3),
+    Op.TRACE: E.scale(E.trace(E.matmul(Xs, Ys)), Ys),
+    Op.DET: E.det(E.matmul(Xs, Ys)),
+    Op.LOGDET: E.logdet(E.matmul(Xs, Ys)),
+    Op.INV: E.inv(E.matmul(Xs, Ys)),
+    Op.MATPOW: E.matpow(Xs, 3),
+    Op.DIAG: E.diag(E.matmul(Xs, Ys)),
+    Op.DIAGM: E.diagm(E.matmul(Xs, xs)),
+    Op.VEC: E.vec(E.matmul(Xs, Ys)),
+    Op.UNVEC: E.unvec(E.add(E.kron(xs, xs), E.vec(Xs)), "n", "n"),
+    Op.SUM: E.total(E.matmul(Xs, Ys)),
+    Op.NORM: E.add(E.norm(E.matmul(Xs, Ys), "2"), E.norm(E.matmul(Xs, Ys), "1")),
+    Op.COMMUTATION: E.matmul(E.commutation("n", "n"), E.vec(Xs)),
+    Op.IDENTITY: E.hadamard(E.eye("n"), Xs),
+    Op.ONES: E.matmul(E.ones((1, "n")), Xs, Ys, xs),
+    Op.ZERO: E.block([[Xs, E.zeros(("n", "n"))]]),
+    Op.CONST: E.scale(E.const(3), Xs),
+    Op.SYMBOL: Xs,
+    **{op: E.apply(op, E.hadamard(Xs, Ys)) for op in E.ELEMENTWISE},
+}
+_WRT = {Op.UNVEC: "x", Op.DIAGM: "x", Op.ONES: "x"}
+
+
+@pytest.mark.parametrize("op", list(Op), ids=lambda o: o.name)
+def test_every_jvp_rule_matches_finite_differences(op: Op) -> None:
+    f = EXERCISE[op]
+    assert op in {n.op for n in E.toposort([f])}
+    name = _WRT.get(op, "X")
+    assert differential_error(f, name, seed=5) < TOL
+    if op not in (Op.SIGN, Op.ABS, Op.RELU):   # kinks: the point is almost surely smooth
+        assert jacobian_error(f, name, md.jacobian(f, name), seed=5) < TOL
+
+
+# ----------------------------------------------------------------------------- identities
+
+# (id, kind, expression, wrt): Magnus & Neudecker (M&N) theorems, Matrix Cookbook (MC)
+# equation numbers (2012 edition). Each is checked numerically, not by its printed form.
+IDENTITIES = [
+    ("M&N-Thm2.2-vec-AXB", "jacobian", "A*X*B", "X"),
+    ("M&N-Thm3.9-commutation", "jacobian", "X'", "X"),
+    ("M&N-8.4-product-rule", "jacobian", "X*X", "X"),
+    ("M&N-8.4-kron-left", "jacobian", "kron(A, X)", "X"),
+    ("M&N-8.4-kron-right", "jacobian", "kron(X, B)", "X"),
+    ("MC-59-inverse", "jacobian", "inv(X)", "X"),
+    ("MC-49-det", "jacobian", "det(X)", "X"),
+    ("MC-52-trace-AXB", "jacobian", "tr(A*X*B)", "X"),
+    ("MC-77-x'a", "jacobian", "x'*a", "x"),
+    ("M&N-9.2-elementwise-exp", "jacobian", "exp(X)", "X"),
+    ("M&N-9.2-sigmoid-layer", "jacobian", "sigmoid(W*x)", "x"),
+    ("M&N-9.2-hadamard", "jacobian", "(A*x) .* (B*x)", "x"),
+    ("M&N-9.2-hdiv", "jacobian", "X ./ Y", "Y"),
+    ("diag-selection", "jacobian", "diag(X)", "X"),
+    ("Diag-placement", "jacobian", "Diag(x)", "x"),
+    ("block-placement", "jacobian", "[X, A; A', X']", "X"),
+    ("MC-90-power", "jacobian", "X^3", "X"),
+    ("tanh-layer-W1", "jacobian", "tanh(W1*x)", "W1"),
+    ("MC-81-quadratic", "hessian", "x'*A*x", "x"),
+    ("MC-84-least-squares", "hessian", "||A*x - b||^2", "x"),
+    ("MC-sum-exp", "hessian", "sum(exp(x))", "x"),
+    ("MC-frobenius", "hessian", "||X||_F^2", "X"),
+    ("M&N-10.6-logdet", "hessian", "log(det(X))", "X"),
+    ("MC-118-trace-quadratic", "hessian", "tr(X'*A*X)", "X"),
+    ("MC-117-trace-AXBX'", "hessian", "tr(A*X*B*X')", "X"),
+    ("MC-trace-cube", "hessian", "tr(X*X*X)", "X"),
+    ("MC-124-trace-inverse", "hessian", "tr(inv(X))", "X"),
+    ("MC-det", "hessian", "det(X)", "X"),
+    ("log-sum-exp", "hessian", "log(sum(exp(x)))", "x"),
+    ("Rayleigh-quotient", "hessian", "(x'*A*x)/(x'*x)", "x"),
+    ("norm-not-squared", "hessian", "||A*x - b||", "x"),
+    ("Gaussian-NLL-S", "hessian", "0.5*log(det(S)) + 0.5*(x-m)'*inv(S)*(x-m)", "S"),
+    ("two-layer-net-x", "hessian", "||W2*tanh(W1*x) - y||_2^2", "x"),
+    ("sum-X./Y", "hessian", "sum(X ./ Y)", "Y"),
+    ("AXB-C-frobenius", "hessian", "||A*X*B - C||_F^2", "X"),
+    ("orthogonality", "hessian", "||X'*X - I||_F^2", "X"),
+    ("diag-fit", "hessian", "||diag(X) - v||_2^2", "X"),
+]
+
+
+@pytest.mark.parametrize(("kind", "text", "wrt"), [i[1:] for i in IDENTITIES],
+                         ids=[i[0] for i in IDENTITIES])
+def test_identity_matches_finite_differences(kind: str, text: str, wrt: str) -> None:
+    f = md.parse(text)
+    result = getattr(md, kind)(f, wrt)
+    x = E.free_symbols(f)[wrt]
+    n_x = x.rows * x.cols
+    assert result.shape == (f.rows * f.cols if kind == "jacobian" else n_x, n_x)
+    if kind == "jacobian":
+        assert jacobian_error(f, wrt, result, seed=1) < TOL, str(result)
+        assert differential_error(f, wrt, seed=2) < TOL
+    else:
+        assert hessian_error(f, wrt, result, seed=1) < TOL, str(result)
+        assert hvp_error(f, wrt, seed=2) < 1e-9
+
+
+# ----------------------------------------------------------------------------- printed forms
+
+GOLDEN = [  # issue 5 and battery items 23, 24, 30 (item numbers in the ids)
+    ("jacobian", "A*X", "X", "kron(eye(p), A)"),
+    ("jacobian", "X*B", "X", "kron(B', eye(m))"),
+    ("jacobian", "X*X", "X", "kron(X', eye(m)) + kron(eye(m), X)"),
+    ("jacobian", "exp(X)", "X", "Diag(vec(exp(X)))"),
+    ("jacobian", "sigmoid(W*x)", "x", "Diag(sigmoid(W*x) .* (1 - sigmoid(W*x)))*W"),
+    ("jacobian", "(A*x) .* (B*x)", "x", "Diag(B*x)*A + Diag(A*x)*B"),
+    ("hessian", "x'*A*x", "x", "A + A'"),                           # battery 23
+    ("jacobian", "A*X*B", "X", "kron(B', A)"),                     # battery 24
+    ("hessian", "||A*x - b||^2", "x", "2*A'*A"),                   # battery 30
+    ("hessian", "sum(exp(x))", "x", "Diag(exp(x))"),
+    ("hessian", "||X||_F^2", "X", "2*eye(m*n)"),
+    ("hessian", "log(det(X))", "X", "-kron(inv(X), inv(X)')*K(m, m)"),
+    ("differential", "A*X*B", "X", "A*dX*B"),
+    ("differential", "inv(X)", "X", "-inv(X)*dX*inv(X)"),
+    ("differential", "||A*X*B - C||_F^2", "X", "2*tr((A*X*B - C)'*A*dX*B)"),
+    ("hvp", "||A*X*B - C||_F^2", "X", "2*A'*A*V*B*B'"),
+]
+
+
+@pytest.mark.parametrize(("kind", "text", "wrt", "expected"), GOLDEN,
+                         ids=[f"{g[0]}:{g[1]}" for g in GOLDEN])
+def test_printed_form(kind: str, text: str, wrt: str, expected: str) -> None:
+    f = md.parse(text)
+    result = getattr(md, kind)(f, wrt)
+    assert str(result) == expected
+    declared = {**md.shapes_of(f), **md.shapes_of(result)}
+    assert md.parse(expected, shapes=declared) is result     # str() parses back
+
+
+def test_differential_parses_back_given_the_variable_shapes() -> None:
+    f = md.parse("x'*A*x")
+    d_f = md.differential(f, "x")
+    assert md.parse(str(d_f), shapes=md.shapes_of(f)) is d_f
+
+
+def test_results_print_in_every_style() -> None:
+    h = md.hessian("log(det(X))", "X")
+    assert "⊗" in md.to_unicode(h) and "\\otimes" in md.to_latex(h)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_hessian_of_a_matrix_function_is_an_error() -> None:
+    with pytest.raises(md.MatdiffError, match="jacobian"):
+        md.hessian("A*X", "X")
+
+
+def test_unknown_variable_and_name_clash_are_errors() -> None:
+    with pytest.raises(md.MatdiffError, match="does not occur"):
+        md.jacobian("A*X", "Z")
+    with pytest.raises(md.MatdiffError, match="already uses"):
+        md.differential("A*X + dX", "X")
+    with pytest.raises(md.MatdiffError, match="already uses"):
+        md.hvp("tr(V*X*X)", "X", "V")
+
+
+def test_no_closed_form_is_an_error_not_a_wrong_answer() -> None:
+    dx = E.sym("dx", ("n",))
+    with pytest.raises(md.MatdiffError, match="differential"):
+        F.identify(E.apply(Op.EXP, dx), dx)
+
+
+def test_jacobian_of_an_independent_expression_is_zero() -> None:
+    j = md.jacobian(md.parse("A*X + B*Y"), "X")
+    assert "B" not in str(j)
+
+
+# ----------------------------------------------------------------------------- hypothesis
+
+_N = ("n", "n")
+_LEAVES = [E.sym("X", _N), E.sym("A", _N), E.sym("B", _N), E.T(E.sym("X", _N)),
+           E.inv(E.sym("X", _N))]
+
+
+def _combine(children: st.SearchStrategy[md.Expr]) -> st.SearchStrategy[md.Expr]:
+    pair = st.tuples(children, children)
+    return st.one_of(
+        pair.map(lambda ab: ab[0] @ ab[1]),
+        pair.map(lambda ab: ab[0] + ab[1]),
+        pair.map(lambda ab: E.hadamard(ab[0], ab[1])),
+        children.map(E.T),
+        pair.map(lambda ab: E.scale(E.trace(ab[0]), ab[1])),
+        children.map(lambda a: E.scale(E.const(3), a)),
+        st.tuples(st.sampled_from([Op.SIN, Op.TANH, Op.SIGMOID, Op.EXP]), children)
+        .map(lambda oa: E.apply(oa[0], E.scale(E.const("0.5"), oa[1]))),
+    )
+
+
+matrices = st.recursive(st.sampled_from(_LEAVES), _combine, max_leaves=5)
+scalars = st.tuples(st.sampled_from(["sum", "tr", "norm2"]), matrices).map(
+    lambda ka: E.total(ka[1]) if ka[0] == "sum" else E.trace(ka[1]) if ka[0] == "tr"
+    else E.hpow(E.norm(ka[1]), 2))
+
+_SETTINGS = settings(max_examples=60, deadline=None,
+                     suppress_health_check=[HealthCheck.too_slow])
+
+
+def _uses_x(e: md.Expr) -> bool:
+    return "X" in E.free_symbols(e)
+
+
+@_SETTINGS
+@given(matrices)
+def test_random_jacobian_matches_finite_differences(m: md.Expr) -> None:
+    if not _uses_x(m):
+        return
+    assert jacobian_error(m, "X", md.jacobian(m, "X"), seed=3) < TOL
+
+
+@_SETTINGS
+@given(scalars)
+def test_random_hessian_matches_finite_differences_of_the_gradient(f: md.Expr) -> None:
+    if not _uses_x(f):
+        return
+    assert hessian_error(f, "X", md.hessian(f, "X"), seed=4) < TOL
+
+
+@_SETTINGS
+@given(scalars)
+def test_random_hvp_is_the_hessian_times_the_direction(f: md.Expr) -> None:
+    if not _uses_x(f):
+        return
+    assert hvp_error(f, "X", seed=6) < 1e-8
