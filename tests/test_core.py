@@ -391,3 +391,18 @@ def test_cli_seed_text_output() -> None:
     assert out.returncode == 0, out.stderr
     assert "df/dR = " in out.stdout and "df/dQ = " in out.stdout
     assert "OK" in out.stdout and "MISMATCH" not in out.stdout
+
+
+@pytest.mark.parametrize(("text", "expected", "result"), [
+    ("ones'*x", {"x": ["m"]}, "scalar"),
+    ("ones'*X*ones", {"X": ["m", "n"]}, "scalar"),
+    ("X + ones", {"X": ["m", "n"]}, "m×n"),
+])
+def test_bare_ones_is_a_vector_unless_tied(text: str, expected: dict, result: str) -> None:
+    f = md.parse(text)
+    assert md.shapes_of(f) == expected
+    assert md.printing.format_shape(f.shape) == result
+
+
+def test_sum_of_vec_gradient_is_all_ones() -> None:
+    assert str(md.grad("sum(vec(X))", "X")) == "ones(m, n)"

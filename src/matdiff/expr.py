@@ -895,6 +895,8 @@ def unvec(x: Expr, m: int | str | Dim, n: int | str | Dim) -> Expr:
     m, n = Dim.of(m), Dim.of(n)
     if n == ONE:
         return x
+    if x.op in (Op.ONES, Op.ZERO):
+        return ones((m, n)) if x.op is Op.ONES else zeros((m, n))
     if x.op is Op.VEC and x.args[0].shape == (m, n):
         return x.args[0]
     return Expr(Op.UNVEC, (x,), (m, n))

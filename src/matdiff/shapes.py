@@ -195,6 +195,7 @@ class _Infer:
     symbol_nodes: dict[str, Node] = field(default_factory=dict)
     decisions: dict[int, str] = field(default_factory=dict)     # id(node) -> choice
     open_nodes: list[Node] = field(default_factory=list)         # undecided, in text order
+    vector_defaults: list[Sh] = field(default_factory=list)      # bare ones/zeros
 
     # -- errors
     def fail(self, node: Node, message: str) -> MatdiffError:
@@ -292,7 +293,9 @@ class _Infer:
             return (d, d)
         elif name in ("ones", "zeros"):
             self.decisions[id(n)] = name
-            return (self.solver.fresh(), self.solver.fresh())
+            s = (self.solver.fresh(), self.solver.fresh())
+            self.vector_defaults.append(s)
+            return s
         else:
             s = (self.solver.fresh(), self.solver.fresh())
         self.symbols[name] = s
@@ -482,7 +485,7 @@ class _Infer:
                 continue
             todo = [n for n in self.open_nodes if id(n) not in self.decisions]
             if not todo:
-                if self.match_products():
+                if self.ones_are_vectors() or self.match_products():
                     continue
                 return
             n = todo[0]
@@ -491,6 +494,17 @@ class _Infer:
                     break
             else:
                 self.decide(n, self.preferred(n)[0])  # raises the error at its place
+
+    def ones_are_vectors(self) -> bool:
+        """A bare ``ones`` whose width nothing else fixes is a column vector."""
+        tied = {v for s in self.symbols.values() for d in s
+                for v in self.solver.resolve(d).names}
+        while self.vector_defaults:
+            cols = self.solver.resolve(self.vector_defaults.pop(0)[1])
+            if cols.names and not cols.names & tied:
+                if self.attempt(lambda c=cols: self.solver.unify(c, ONE)):
+                    return True
+        return False
 
     def match_products(self) -> bool:
         """Last resort for ``m*n = p*q`` (``vec(X)'*vec(Y)``): equal factors in order."""
