@@ -19,6 +19,7 @@ import matdiff as md
 from matdiff import expr as E
 from matdiff import forward as F
 from matdiff.check import evaluate, random_inputs, rel_error
+from matdiff.cli import main
 from matdiff.expr import Op
 
 TOL = 1e-5
@@ -337,3 +338,29 @@ def test_random_hvp_is_the_hessian_times_the_direction(f: md.Expr) -> None:
     if not _uses_x(f):
         return
     assert hvp_error(f, "X", seed=6) < 1e-8
+
+
+# ----------------------------------------------------------------------------- report and CLI
+
+
+@pytest.mark.parametrize("what", ["differential", "jacobian", "hessian", "hvp"])
+def test_report_has_the_grad_shape_and_a_passing_check(what: str) -> None:
+    rep = md.report("||A*X*B - C||_F^2", "X", what=what)
+    assert rep["what"] == what
+    assert set(rep["derivatives"]["X"]) == {"text", "unicode", "latex"}
+    assert rep["check"]["X"]["ok"], rep["check"]
+    assert "def f_and_" + what in rep["code"]["numpy"]
+
+
+def test_report_rejects_an_unknown_kind() -> None:
+    with pytest.raises(md.MatdiffError, match="unknown derivative kind"):
+        md.report("x'*x", "x", what="laplacian")
+
+
+def test_cli_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jacobian", "A*X*B", "--wrt", "X", "--format", "text"]) == 0
+    assert "d vec(f)/d vec(X)' = kron(B', A)" in capsys.readouterr().out
+    assert main(["hessian", "x'*A*x", "--wrt", "x", "--no-check"]) == 0
+    assert "H_x = A + Aᵀ" in capsys.readouterr().out
+    assert main(["hessian", "A*x", "--wrt", "x"]) == 2
+    assert "jacobian" in capsys.readouterr().err

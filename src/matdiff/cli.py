@@ -33,19 +33,39 @@ def parse_shape_option(spec: str) -> tuple[str, list[str]]:
     return name.strip(), parts
 
 
+_KINDS = {
+    "grad": "gradient of a scalar expression",
+    "differential": "differential dF, linear in dX",
+    "jacobian": "Jacobian d vec(F)/d vec(X)' in closed (Kronecker) form",
+    "hessian": "Hessian d vec(grad f)/d vec(X)' of a scalar expression",
+    "hvp": "Hessian applied to a direction V with X's shape",
+}
+
+_LHS = {  # what → (text, unicode, latex) left-hand sides, {x} the variable
+    "grad": ("df/d{x}", "∂f/∂{x}", "\\frac{{\\partial f}}{{\\partial {x}}}"),
+    "differential": ("d_{x} f", "d_{x} f", "d_{{{x}}} f"),
+    "jacobian": ("d vec(f)/d vec({x})'", "∂vec(f)/∂vec({x})ᵀ",
+                 "\\frac{{\\partial \\operatorname{{vec}} f}}"
+                 "{{\\partial \\operatorname{{vec}}({x})^{{T}}}}"),
+    "hessian": ("H_{x}", "H_{x}", "H_{{{x}}}"),
+    "hvp": ("H_{x}*V", "H_{x}V", "H_{{{x}}} V"),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="matdiff", description="Symbolic matrix calculus.")
     sub = p.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("grad", help="gradient of a scalar expression")
-    g.add_argument("expr", help="the expression, ASCII or LaTeX")
-    g.add_argument("--wrt", action="append", default=[], metavar="X",
-                   help="variable (repeat for several; default: all)")
-    g.add_argument("--shape", action="append", default=[], metavar="NAME=d1,d2",
-                   help="declare a shape: A=m,n  x=n  lam=  S=n,n,sym")
-    g.add_argument("--format", default="unicode",
-                   choices=["text", "unicode", "latex", "json", "numpy", "jax", "torch"])
-    g.add_argument("--syntax", choices=["ascii", "latex"], default=None)
-    g.add_argument("--no-check", action="store_true", help="skip the numerical check")
+    for what, text in _KINDS.items():
+        g = sub.add_parser(what, help=text)
+        g.add_argument("expr", help="the expression, ASCII or LaTeX")
+        g.add_argument("--wrt", action="append", default=[], metavar="X",
+                       help="variable (repeat for several; default: all)")
+        g.add_argument("--shape", action="append", default=[], metavar="NAME=d1,d2",
+                       help="declare a shape: A=m,n  x=n  lam=  S=n,n,sym")
+        g.add_argument("--format", default="unicode",
+                       choices=["text", "unicode", "latex", "json", "numpy", "jax", "torch"])
+        g.add_argument("--syntax", choices=["ascii", "latex"], default=None)
+        g.add_argument("--no-check", action="store_true", help="skip the numerical check")
     s = sub.add_parser("serve", help="the local web page")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
@@ -55,16 +75,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def _grad(args: argparse.Namespace) -> int:
     shapes = dict(parse_shape_option(s) for s in args.shape)
+    what = args.command
     if args.format in ("numpy", "jax", "torch"):
         from .codegen import codegen  # noqa: PLC0415 - only this format needs it
 
         f = api.parse(args.expr, shapes, args.syntax)
         names = args.wrt or list(api.shapes_of(f))
-        grads = api.grad(f, names)
+        if what == "grad":
+            grads = api.grad(f, names)
+        else:
+            grads = {n: getattr(api, what)(f, n) for n in names}
         assert isinstance(grads, dict)
-        print(codegen([f, *grads.values()], backend=args.format, name="f_and_grad"))
+        print(codegen([f, *grads.values()], backend=args.format, name=f"f_and_{what}"))
         return 0
-    rep = api.report(args.expr, args.wrt or None, shapes, args.syntax,
+    rep = api.report(args.expr, args.wrt or None, shapes, args.syntax, what=what,
                      verify=not args.no_check)
     if args.format == "json":
         print(json.dumps(rep, indent=2))
@@ -85,8 +109,8 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
         lines.append(f"  {name}: {shown}{extra}")
     lines.append("")
     for name, d in rep["derivatives"].items():
-        lhs = f"df/d{name}" if style == "text" else \
-            f"\\frac{{\\partial f}}{{\\partial {name}}}" if style == "latex" else f"∂f/∂{name}"
+        lhs = _LHS[rep.get("what", "grad")][("text", "unicode", "latex").index(style)] \
+            .format(x=name)
         lines.append(f"{lhs} = {d[style]}")
     for note in rep.get("notes", []):
         lines.append(f"note: {note}")
@@ -114,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input)."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "grad":
+        if args.command in _KINDS:
             return _grad(args)
         return _serve(args)
     except MatdiffError as err:
