@@ -295,6 +295,8 @@ def test_seed_spans_point_into_the_original_text() -> None:
     (r"X^{-\top}", "(transpose (pow X -1))"),
     (r"X^2 + x^{k} + x^{1/2}", "(add (add (pow X 2) (pow x k)) (pow x (div 1 2)))"),
     (r"x^12", "(mul (pow x 1) 2)"),                          # TeX reads x^12 as x^1 2
+    (r"e^{-x^Tx} + e_k^T x + e^T x", "(add (add (call:exp (mul (neg (transpose x)) x))"
+     " (mul (transpose e_k) x)) (mul (transpose e) x))"),
     (r"\frac12 + \tfrac{a}{b} + \dfrac ab", "(add (add (div 1 2) (div a b)) (div a b))"),
     (r"A \odot B \circ C", "(hadamard (hadamard A B) C)"),
     (r"A \odot BC", "(hadamard A (mul B C))"),                # juxtaposition binds tighter
@@ -553,18 +555,18 @@ def _exprs() -> st.SearchStrategy[tuple[str, str]]:
             if k1 == k2 and how == 2:
                 return k1, f"({a} .* {b})"
             if k1 == "mat" and k2 in ("mat", "vec"):
-                return k2, f"{a}*{b}"
+                return k2, f"({a}*{b})"
             if k1 == "scal":
-                return k2, f"{a}*{b}"
+                return k2, f"({a}*{b})"
             if k1 == "vec" and k2 == "vec":
-                return "scal", f"{a}'*{b}"
+                return "scal", f"({a}'*{b})"
             if k1 == "mat" and k2 == "scal":
-                return "scal", f"tr({a})*{b}"
+                return "scal", f"(tr({a})*{b})"
             return k1, f"{a}'" if k1 == "mat" else f"||{a}||_2"
         unary = sub.map(lambda e: {"mat": ("mat", f"{e[1]}'"), "vec": ("scal", f"||{e[1]}||^2"),
                                    "scal": ("scal", f"exp({e[1]})")}[e[0]])
         fro = sub.map(lambda e: ("scal", f"||{e[1]}||_F^2") if e[0] == "mat" else e)
-        kron = sub.map(lambda e: ("mat", f"kron({e[1]}, A)") if e[0] == "mat" else e)
+        kron = sub.map(lambda e: ("scal", f"||kron({e[1]}, A)||_F") if e[0] == "mat" else e)
         return st.one_of(st.builds(combine, st.tuples(sub, sub), st.integers(0, 5)),
                          unary, fro, kron)
     return st.recursive(atoms, grow, max_leaves=6)

@@ -17,6 +17,7 @@ Reading conventions (the grammar is ``latex.lark``):
   \otimes \oplus``; a function without parentheses takes the rest of the product
   (``\operatorname{tr} X^TAX`` is ``tr(X'*A*X)``), with parentheses only those;
 * ``^T ^\top ^{\mathsf T} ^\intercal '`` transpose, ``^{-1}`` inverts, ``^{-T}`` both;
+  ``e^{x}`` is ``exp(x)`` (``e`` with a subscript or transposed stays a symbol);
 * ``\|x\|`` and ``|x|`` open or close by position: a bar right after an operand closes
   the innermost bar of its kind; ``\left``/``\right``, ``\lVert``/``\rVert`` say it outright.
 """
@@ -545,6 +546,8 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             return Node("transpose", (inv,), None, start, end)
         if x.kind == "neg" and x.args[0].kind == "num":                     # ^{-1}
             x = dataclasses.replace(x.args[0], value=-x.args[0].value, start=x.start)
+        if base.kind == "name" and base.value == "e":                       # e^{x} = exp(x)
+            return Node("call", (x,), "exp", start, end)
         return Node("pow", (base, x), None, start, end)
 
     def __default__(self, data: str, children: list[Any], meta: Any) -> Node:
