@@ -320,17 +320,17 @@ def restructure(roots: Sequence[Expr]) -> list[Expr]:
     """
     roots = share_transposes(roots)
     nodes = toposort(roots)
-    parents: dict[Expr, set[Op]] = {}
+    parents: dict[Expr, list[Op]] = {}
     for node in nodes:
         for a in node.args:
-            parents.setdefault(a, set()).add(node.op)
+            parents.setdefault(a, []).append(node.op)
     root_set = set(roots)
 
     origin: dict[Expr, Expr] = {}
 
     def only_sliced(x: Expr) -> bool:
         x = origin.get(x, x)
-        return x not in root_set and parents.get(x, set()) == {Op.SLICE}
+        return x not in root_set and parents.get(x, []) == [Op.SLICE]
 
     memo: dict[Expr, Expr] = {}
     for node in nodes:
@@ -403,6 +403,8 @@ class Val:
 _SPECIAL = {Op.INV, Op.DIAGM, Op.KRON, Op.BLOCK, Op.ONES, Op.COMMUTATION, Op.IDENTITY,
             Op.ZERO}
 _TOKEN = re.compile("\x00(\\d+)\x00")
+_ATOMIC = re.compile(r"[\w.]+(\[[^\[\]]*\])?(\.T)?")
+_INLINE = {Op.ADD, Op.SCALE, Op.HADAMARD, Op.HDIV, Op.POW, Op.TRANSPOSE, Op.SLICE} | ELEMENTWISE
 _RESHAPES = re.compile(r"\.reshape\([^()]*\)(?=\.reshape\()")
 
 
@@ -997,6 +999,22 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
             by_index = {i: n for n, i in g.index.items()}
             needed.update(by_index[int(t)] for t in _TOKEN.findall(g.code[node]))
     order = [n for n in toposort(roots) if n in g.code]
+    # a light node used once is written into its consumer: shorter code, and NumPy reuses the
+    # temporaries of one expression in place
+    refs: dict[int, int] = {}
+    for code in [g.code[n] for n in order] + [str(v) for v in results]:
+        for t in _TOKEN.findall(code):
+            refs[int(t)] = refs.get(int(t), 0) + 1
+    root_index = {g.index[r] for r in roots if r in g.index}
+    inline: dict[int, str] = {}
+    for n in order:
+        i = g.index[n]
+        code = _TOKEN.sub(lambda mt: inline.get(int(mt.group(1)), mt.group(0)),
+                          _RESHAPES.sub("", g.code[n]))
+        if refs.get(i) == 1 and i not in root_index and n.op in _INLINE and len(code) <= 60:
+            inline[i] = code if _ATOMIC.fullmatch(code) else f"({code})"
+        g.code[n] = code
+    order = [n for n in order if g.index[n] not in inline]
     # names: temporaries, then dimensions
     tmp_name = {g.index[n]: mangle(f"t{i}", taken) for i, n in enumerate(order)}
     for d in sorted(g.dim_names):
