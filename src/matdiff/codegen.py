@@ -135,6 +135,8 @@ _HELPERS: dict[str, str] = {
     "sum0": "{0}.sum(axis=0, keepdims=True)",
     "sum1": "{0}.sum(axis=1, keepdims=True)",
     "dot_all": "{m}.einsum('ij,ij->', {0}, {1})",           # sum(X .* Y); BLAS dot is slower
+    "diag_tn": "{m}.einsum('ij,ij->j', {0}, {1})",          # diag(X'Y)
+    "diag_nn": "{m}.einsum('ij,ji->i', {0}, {1})",          # diag(XY)
     "perm": ".transpose(1, 0, 2)",
     "perm021": ".transpose(0, 2, 1)",
     "mat11": "{m}.reshape({0}, (1, 1))",
@@ -148,6 +150,8 @@ _TORCH_HELPERS: dict[str, str] = {
     "sum0": "{0}.sum(dim=0, keepdim=True)",
     "sum1": "{0}.sum(dim=1, keepdim=True)",
     "dot_all": "{m}.sum({0} * {1})",
+    "diag_tn": "({0} * {1}).sum(dim=0)",                    # torch.einsum is slow here
+    "diag_nn": "({0} * {1}.T).sum(dim=1)",
     "perm": ".permute(1, 0, 2)",
     "perm021": ".permute(0, 2, 1)",
     "mat11": "{m}.as_tensor({0}, dtype=dtype, device=device).reshape(1, 1)",
@@ -850,9 +854,9 @@ def _diag(g: _Gen, e: Expr) -> str | None:
         return None
     first, rest = mats[0], g.chain(mats[1:])
     if first.expr is not None and first.expr.op is Op.TRANSPOSE:
-        body = g.einsum("ij,ij->j", g.ref(first.expr.args[0]), rest)  # diag(X'Y) = colsum(X.*Y)
+        body = g.helper("diag_tn", g.ref(first.expr.args[0]), rest)  # diag(X'Y) = colsum(X.*Y)
     else:
-        body = g.einsum("ij,ji->i", first, rest)                      # diag(XY)_i = X_i: Y_:i
+        body = g.helper("diag_nn", first, rest)                      # diag(XY)_i = X_i: Y_:i
     return _with_coeff(coeffs, f"{body}[:, None]", True)
 
 
