@@ -247,13 +247,16 @@ def test_tree(case: Case) -> None:
     assert sx(parse_latex(case.latex)) == case.tree
 
 
+def assert_spans_nest(n: Node, lo: int, hi: int) -> None:
+    """Every node has a non-empty span inside its parent's, so a caret can point at it."""
+    assert lo <= n.start < n.end <= hi, (n.kind, n.start, n.end, lo, hi)
+    for a in n.args:
+        assert_spans_nest(a, n.start, n.end)
+
+
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
-def test_spans_lie_in_the_text(case: Case) -> None:
-    def walk(n: Node, lo: int, hi: int) -> None:
-        assert lo <= n.start <= n.end <= hi, (n.kind, n.start, n.end)
-        for a in n.args:
-            walk(a, 0, len(case.latex))
-    walk(parse_latex(case.latex), 0, len(case.latex))
+def test_spans_nest_in_the_text(case: Case) -> None:
+    assert_spans_nest(parse_latex(case.latex), 0, len(case.latex))
 
 
 def test_seed_spans_point_into_the_original_text() -> None:
@@ -354,7 +357,9 @@ def test_seed_spans_point_into_the_original_text() -> None:
     ("\\displaystyle \\frac{1}{2}\n  \\|X\\|_F^2", "(mul (div 1 2) (pow (norm:F X) 2))"),
 ])
 def test_notation(latex: str, tree: str) -> None:
-    assert sx(parse_latex(latex)) == tree
+    node = parse_latex(latex)
+    assert sx(node) == tree
+    assert_spans_nest(node, 0, len(latex))
 
 
 def test_sigma_as_sigmoid_only_when_declared() -> None:

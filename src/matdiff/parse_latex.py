@@ -479,9 +479,9 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             raise self.fail("double subscript", subs[1][2], subs[1][3])
         if subs:
             base = self._subscript(base, *subs[0][1:])
-        for tag, x, _, end in scripts:
+        for tag, x, sup_start, end in scripts:
             if tag == "sup":
-                base = self._power(base, x, end)
+                base = self._power(base, x, sup_start, end)
         return base
 
     def _subscript(self, base: Node, text: str, start: int, end: int) -> Node:
@@ -532,8 +532,8 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             raise self.fail("an empty size subscript", start, end)
         return total
 
-    def _power(self, base: Node, x: Any, end: int) -> Node:
-        start = base.start
+    def _power(self, base: Node, x: Any, sup_start: int, end: int) -> Node:
+        start, end = base.start, max(end, base.end)          # x^2_i: the subscript came first
         if isinstance(x, Node) and x.kind == "name" and x.value == "T":
             x = _T
         if isinstance(x, Node) and x.kind == "neg" and x.args[0].kind == "name" \
@@ -542,7 +542,8 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         if x == _T:
             return Node("transpose", (base,), None, start, end)
         if x == _INV_T:
-            inv = Node("pow", (base, Node("num", (), Fraction(-1), end, end)), None, start, end)
+            minus_one = Node("num", (), Fraction(-1), sup_start, end)          # ^{-T}
+            inv = Node("pow", (base, minus_one), None, start, end)
             return Node("transpose", (inv,), None, start, end)
         if x.kind == "neg" and x.args[0].kind == "num":                     # ^{-1}
             x = dataclasses.replace(x.args[0], value=-x.args[0].value, start=x.start)
