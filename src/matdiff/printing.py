@@ -8,14 +8,15 @@ keyed by ``Op``. Sub-matrices print as ``X[r0:r1, c0:c1]`` (0-based, end exclude
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 from . import expr as _expr
 from .expr import ONE, Dim, Expr, Op
+from .names import name_parts
 
 __all__ = ["to_text", "to_unicode", "to_latex", "PREC", "format_shape", "format_dim",
-           "latex_name", "FORMATS", "render"]
+           "latex_name", "FORMATS", "render", "with_names"]
 
 # precedence levels: a child printed below its slot's level is parenthesised
 SUM, PROD, NEG, POW, POSTFIX, ATOM = 1, 2, 3, 4, 5, 6
@@ -133,7 +134,9 @@ class _Printer:
         tex, uni = st == "latex", st == "unicode"
         if op is Op.SYMBOL:
             name = e.name
-            return (latex_name(name) if tex else _unicode_name(name) if uni else name), ATOM
+            if uni:  # marked, so juxtaposition knows where one name ends (stripped at the end)
+                return f"{_OPEN}{_unicode_name(name)}{_CLOSE}", ATOM
+            return (latex_name(name) if tex else name), ATOM
         if op is Op.CONST:
             return self.const(e.attr)
         if op is Op.IDENTITY:
@@ -166,6 +169,10 @@ class _Printer:
         if op is Op.POW:
             return self.power(a[0], a[1], elementwise=not a[0].is_scalar), POW
         if op is Op.MATPOW:
+            if a[0].op is Op.INV and st != "text":  # (XᵀX)⁻²
+                b = self.sub(a[0].args[0], POSTFIX)
+                k = str(-e.attr)
+                return b + (f"^{{{k}}}" if tex else k.translate(_SUPERSCRIPT)), POW
             return self.power(a[0], _expr.const(e.attr), elementwise=False), POW
         if op is Op.KRON:
             if st == "text":
@@ -175,7 +182,7 @@ class _Printer:
         if op is Op.BLOCK:
             return self.block(e), ATOM
         if op is Op.SLICE:
-            r0, r1, c0, c1 = (format_dim(d, "text") for d in e.attr)
+            r0, r1, c0, c1 = (format_dim(d, st) for d in e.attr)
             inner = self.sub(a[0], POSTFIX)
             if tex:
                 return f"{inner}_{{[{r0}:{r1},\\,{c0}:{c1}]}}", POSTFIX
@@ -254,7 +261,7 @@ class _Printer:
         if a.op is Op.CONST and a.attr == -1:
             body = self.sub(x, inner_level, fixed)
             return ("−" if st == "unicode" else "-") + body, PROD
-        coeff = self.sub(a, PROD)
+        coeff = self.sub(a, PROD if a.op is not Op.MATMUL or st == "text" else PROD + 1)
         body = self.sub(x, inner_level, fixed)
         return self.juxtapose([coeff, body], "*"), PROD
 
@@ -340,7 +347,12 @@ def _word_char(c: str) -> bool:
     return c.isascii() and (c.isalnum() or c == "_") or c in _GREEK_UNICODE.values()
 
 
+_OPEN, _CLOSE = "\x01", "\x02"
+
+
 def _last_word(s: str) -> str:
+    if s.endswith(_CLOSE):
+        return s[s.rindex(_OPEN) + 1:-1]
     i = len(s)
     while i > 0 and _word_char(s[i - 1]):
         i -= 1
@@ -348,6 +360,8 @@ def _last_word(s: str) -> str:
 
 
 def _first_word(s: str) -> str:
+    if s.startswith(_OPEN):
+        return s[1:s.index(_CLOSE)]
     i = 0
     while i < len(s) and _word_char(s[i]):
         i += 1
@@ -358,7 +372,7 @@ def render(e: Expr, style: str = "text") -> str:
     """Print ``e`` in one of the styles "text", "unicode", "latex"."""
     if style not in ("text", "unicode", "latex"):
         raise ValueError(f"unknown style {style!r}")
-    return _Printer(style).print(e)[0]
+    return _Printer(style).print(e)[0].replace(_OPEN, "").replace(_CLOSE, "")
 
 
 def to_text(e: Expr) -> str:
@@ -380,6 +394,25 @@ def to_unicode(e: Expr) -> str:
 def to_latex(e: Expr) -> str:
     """LaTeX for papers: ``A^{T}``, ``\\odot``, ``\\otimes``, ``\\left\\| X \\right\\|_{F}``."""
     return render(e, "latex")
+
+
+def with_names(exprs: Sequence[Expr], style: str = "unicode"
+               ) -> tuple[list[str], list[tuple[str, str]]]:
+    """The expressions printed over named parts, and the ``where`` list ``[(name, text)]``
+    (each part uses only earlier ones). ``str(expr)`` itself never uses names.
+
+    >>> import matdiff as md
+    >>> f = md.parse("||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2")
+    >>> g = md.grad(f, ["R", "Q"])
+    >>> shown, where = with_names([g["R"], g["Q"]], "unicode")
+    >>> shown[0]
+    '2(A(I ⊙ M) + C[0:n, 0:m] + C[n:2n, m:2m])'
+    >>> where
+    [('M', 'QᵀB + RᵀA − Z'), ('N', '[R, −Q; Q, R]PSᵀ − W'), ('C', 'NSPᵀ')]
+    """
+    named = name_parts(list(exprs))
+    shown = [render(r, style) for r in named.roots]
+    return shown, [(render(n, style), render(d, style)) for n, d in named.parts]
 
 
 FORMATS: dict[str, Callable[[Expr], str]] = {"text": to_text, "unicode": to_unicode,

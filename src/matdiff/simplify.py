@@ -24,7 +24,7 @@ from fractions import Fraction
 from . import expr as E
 from .expr import Expr, Op
 
-__all__ = ["simplify", "RULES", "cost", "Rule"]
+__all__ = ["simplify", "RULES", "cost", "Rule", "rebuild"]
 
 Rewrite = Callable[[Expr], "Expr | None"]
 Rule = tuple[str, Rewrite]
@@ -670,4 +670,7 @@ _BUILD: dict[Op, Callable[[Expr, tuple[Expr, ...]], Expr]] = {
 def _rebuild_node(node: Expr, args: tuple[Expr, ...]) -> Expr:
     """The same operation over new arguments, through the smart constructors."""
     return _BUILD[node.op](node, args)
+
+
+rebuild = _rebuild_node
 

@@ -1,0 +1,492 @@
+"""The derivation, step by step, in differential form (Magnus & Neudecker's method).
+
+Input: a scalar ``Expr`` φ and the variables. Output: an ``Explanation``: a list of
+``Step`` (the rule used, and the line in ASCII, Unicode and LaTeX), the named parts, and the
+gradients it reaches. The derivation goes
+
+1. ``φ = M : M + N : N`` — squared norms written as Frobenius inner products
+   ``A : B = tr(AᵀB)``, their arguments named (each written the way round that puts the
+   variables first, since ``‖−M‖ = ‖M‖``);
+2. ``dφ = 2M : dM + 2N : dN`` — the outer rules (``d(M : M) = 2M : dM``,
+   ``d tr Y = I : dY``, ``d log det Y = Y⁻ᵀ : dY``);
+3. ``= 2M : (I ⊙ (dRᵀA + dQᵀB)) + …`` — the differentials of the parts (the ``DIFFERENTIAL``
+   table: ``d(AB) = dA B + A dB``, ``d(A ⊙ B) = dA ⊙ B + A ⊙ dB``, block matrices blockwise);
+4. then, round by round, the outermost operation around each ``dX`` moves to the left of
+   the colon by its adjoint rule (``A : BXC = BᵀACᵀ : X``, ``A : (B ⊙ X) = (A ⊙ B) : X``,
+   ``A : [X, Y; Z, W] = A₁₁ : X + …``) — the ``ADJOINT_RULE`` names — until every term is
+   ``G : dX``;
+5. ``dφ = G : dX``, so ``∂φ/∂X = G``.
+
+No index is ever expanded: every line is a matrix expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from . import expr as E
+from . import printing
+from .diff import VJP, gradients
+from .expr import Expr, MatdiffError, Op
+from .names import name_parts, substitute
+from .simplify import cost, simplify
+
+__all__ = ["explain", "Explanation", "Step", "DIFFERENTIAL", "ADJOINT_RULE"]
+
+
+@dataclass
+class Step:
+    """One line of the derivation and the rule that produced it."""
+
+    rule: str
+    text: str
+    unicode: str
+    latex: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"rule": self.rule, "text": self.text, "unicode": self.unicode,
+                "latex": self.latex}
+
+
+@dataclass
+class Explanation:
+    """The derivation: ``steps``, the named ``parts`` and the ``gradients`` reached."""
+
+    steps: list[Step]
+    parts: list[tuple[Expr, Expr]] = field(default_factory=list)
+    gradients: dict[str, Expr] = field(default_factory=dict)
+
+    def render(self, style: str = "unicode") -> str:
+        """The derivation as lines of text (``style`` "text", "unicode" or "latex")."""
+        lines = [getattr(s, style) for s in self.steps]
+        if style == "latex":
+            body = " \\\\\n".join(lines)
+            return f"\\begin{{aligned}}\n{body}\n\\end{{aligned}}"
+        width = max(len(line) for line in lines)
+        return "\n".join(f"{line.ljust(width)}   [{s.rule}]" for line, s in
+                         zip(lines, self.steps, strict=True))
+
+    def __str__(self) -> str:
+        return self.render("unicode")
+
+
+# ----------------------------------------------------------------------------- differentials
+
+Tangents = Callable[[Expr], Expr]  # the differential of an argument
+
+
+def _zero(e: Expr) -> Expr:
+    return E.zeros(e.shape)
+
+
+def _elementwise(e: Expr, d: Tangents) -> Expr:
+    """d f(X) = f'(X) ⊙ dX, with f' read off the VJP table (its cotangent for C̄ = 𝟏)."""
+    x = e.args[0]
+    (slope,) = VJP[e.op](E.ones(e.shape), e)
+    return E.hadamard(slope, d(x)) if not x.is_scalar else E.scale(slope, d(x))
+
+
+def _d_matmul(e: Expr, d: Tangents) -> Expr:
+    f = e.args
+    return E.add(*(E.matmul(*f[:i], d(a), *f[i + 1:]) for i, a in enumerate(f)))
+
+
+def _d_hadamard(e: Expr, d: Tangents) -> Expr:
+    f = e.args
+    return E.add(*(E.hadamard(*f[:i], d(a), *f[i + 1:]) for i, a in enumerate(f)))
+
+
+def _d_pow(e: Expr, d: Tangents) -> Expr:
+    x, p = e.args
+    dx = E.hadamard(E.scale(p, E.hpow(x, E.add(p, E.const(-1)))), d(x))
+    dp = d(p)
+    return E.add(dx, E.scale(dp, E.hadamard(e, E.apply(Op.LOG, x))))
+
+
+def _d_norm(e: Expr, d: Tangents) -> Expr:
+    x = e.args[0]
+    if e.attr == "1":
+        return E.total(E.hadamard(E.apply(Op.SIGN, x), d(x)))
+    return E.scale(E.hpow(e, -1), E.total(E.hadamard(x, d(x))))
+
+
+def _d_block(e: Expr, d: Tangents) -> Expr:
+    r, c = e.attr
+    return E.block([[d(e.args[i * c + j]) for j in range(c)] for i in range(r)])
+
+
+def _d_matpow(e: Expr, d: Tangents) -> Expr:
+    x, k = e.args[0], e.attr
+    return E.add(*(E.matmul(E.matpow(x, i), d(x), E.matpow(x, k - 1 - i)) for i in range(k)))
+
+
+DIFFERENTIAL: dict[Op, Callable[[Expr, Tangents], Expr]] = {
+    Op.CONST: lambda e, d: _zero(e),
+    Op.IDENTITY: lambda e, d: _zero(e),
+    Op.ONES: lambda e, d: _zero(e),
+    Op.ZERO: lambda e, d: _zero(e),
+    Op.COMMUTATION: lambda e, d: _zero(e),
+    Op.ADD: lambda e, d: E.add(*(d(a) for a in e.args)),                # d(A + B) = dA + dB
+    Op.SCALE: lambda e, d: E.add(E.scale(d(e.args[0]), e.args[1]),      # d(aX) = da X + a dX
+                                 E.scale(e.args[0], d(e.args[1]))),
+    Op.MATMUL: _d_matmul,                                               # d(AB) = dA B + A dB
+    Op.TRANSPOSE: lambda e, d: E.T(d(e.args[0])),                       # d(Xᵀ) = (dX)ᵀ
+    Op.HADAMARD: _d_hadamard,                                           # d(A⊙B) = dA⊙B + A⊙dB
+    Op.HDIV: lambda e, d: E.sub(E.hdiv(d(e.args[0]), e.args[1]),        # d(A⊘B) = dA⊘B
+                                E.hdiv(E.hadamard(e, d(e.args[1])),     #   − C ⊙ dB ⊘ B
+                                       e.args[1])),
+    Op.POW: _d_pow,                                                     # d(X^p) = pX^(p−1) ⊙ dX
+    Op.KRON: lambda e, d: E.add(E.kron(d(e.args[0]), e.args[1]),        # d(A⊗B) = dA⊗B + A⊗dB
+                                E.kron(e.args[0], d(e.args[1]))),
+    Op.BLOCK: _d_block,                                                 # d[A B] = [dA dB]
+    Op.SLICE: lambda e, d: E.slice_(d(e.args[0]), *e.attr),
+    Op.TRACE: lambda e, d: E.trace(d(e.args[0])),                       # d tr X = tr dX
+    Op.DET: lambda e, d: E.scale(e, E.trace(E.matmul(E.inv(e.args[0]),  # d det X =
+                                                     d(e.args[0])))),   #   det X tr(X⁻¹dX)
+    Op.LOGDET: lambda e, d: E.trace(E.matmul(E.inv(e.args[0]), d(e.args[0]))),
+    Op.INV: lambda e, d: E.neg(E.matmul(e, d(e.args[0]), e)),           # dX⁻¹ = −X⁻¹dX X⁻¹
+    Op.MATPOW: _d_matpow,
+    Op.DIAG: lambda e, d: E.diag(d(e.args[0])),
+    Op.DIAGM: lambda e, d: E.diagm(d(e.args[0])),
+    Op.VEC: lambda e, d: E.vec(d(e.args[0])),
+    Op.UNVEC: lambda e, d: E.unvec(d(e.args[0]), *e.attr),
+    Op.SUM: lambda e, d: E.total(d(e.args[0])),
+    Op.NORM: _d_norm,                                                   # d‖X‖ = X : dX / ‖X‖
+    **{op: _elementwise for op in E.ELEMENTWISE},                       # d f(X) = f'(X) ⊙ dX
+}
+
+
+def differential(e: Expr, tangents: dict[Expr, Expr]) -> Expr:
+    """The differential of ``e`` given the differentials of its symbols (forward mode).
+
+    >>> from matdiff.expr import sym
+    >>> A, X = sym("A", ("n", "n")), sym("X", ("n", "n"))
+    >>> str(differential(X.T @ A @ X, {X: sym("dX", ("n", "n"))}))
+    "dX'*A*X + X'*A*dX"
+    """
+    memo: dict[Expr, Expr] = {}
+    for node in E.toposort([e]):
+        if node.op is Op.SYMBOL:
+            memo[node] = tangents.get(node, _zero(node))
+        elif not any(not E.is_zero(memo[a]) for a in node.args):
+            memo[node] = _zero(node)
+        else:
+            memo[node] = DIFFERENTIAL[node.op](node, memo.__getitem__)
+    return memo[e]
+
+
+# ----------------------------------------------------------------------------- adjoints
+
+ADJOINT_RULE: dict[Op, str] = {
+    Op.ADD: "A : (X + Y) = A : X + A : Y",
+    Op.SCALE: "A : cX = cA : X",
+    Op.MATMUL: "A : BXC = BᵀACᵀ : X",
+    Op.TRANSPOSE: "A : Xᵀ = Aᵀ : X",
+    Op.HADAMARD: "A : (B ⊙ X) = (A ⊙ B) : X",
+    Op.HDIV: "A : (X ⊘ B) = (A ⊘ B) : X",
+    Op.BLOCK: "A : [X, Y; Z, W] = A₁₁ : X + A₁₂ : Y + A₂₁ : Z + A₂₂ : W",
+    Op.SLICE: "A : X[rows, cols] = (A padded with zeros) : X",
+    Op.KRON: "A : (B ⊗ X) = Σᵢⱼ Bᵢⱼ Aᵢⱼ : X (blocks Aᵢⱼ)",
+    Op.TRACE: "a : tr X = aI : X",
+    Op.DIAG: "a : diag X = Diag(a) : X",
+    Op.DIAGM: "A : Diag x = diag(A) : x",
+    Op.VEC: "a : vec X = unvec(a) : X",
+    Op.UNVEC: "A : unvec(x) = vec(A) : x",
+    Op.SUM: "a : sum(X) = a𝟏𝟏ᵀ : X",
+}
+
+
+def _has_d(e: Expr, dsyms: set[Expr]) -> bool:
+    return any(n in dsyms for n in E.toposort([e]))
+
+
+def _adjoint_round(terms: list[tuple[Expr, Expr]], dsyms: set[Expr]
+                   ) -> tuple[list[tuple[Expr, Expr]], list[str]]:
+    """Move the outermost operation around each differential to the left of the colon."""
+    out: list[tuple[Expr, Expr]] = []
+    used: list[str] = []
+    for g, lin in terms:
+        if lin in dsyms:
+            out.append((g, lin))
+            continue
+        if lin.op is Op.ADD:
+            out.extend((g, t) for t in lin.args)
+        elif lin.op is Op.BLOCK:
+            bars = VJP[Op.BLOCK](g, lin)
+            out.extend((simplify(b), a) for b, a in zip(bars, lin.args, strict=True)
+                       if _has_d(a, dsyms))
+        else:
+            slots = [i for i, a in enumerate(lin.args) if _has_d(a, dsyms)]
+            if len(slots) != 1:
+                raise MatdiffError(f"the differential {lin} is not linear in one place")
+            i = slots[0]
+            g_new = VJP[lin.op](g, lin)[i]
+            assert g_new is not None
+            out.append((simplify(g_new), lin.args[i]))
+        rule = ADJOINT_RULE.get(lin.op, f"adjoint of {lin.op.name.lower()}")
+        if rule not in used:
+            used.append(rule)
+    return _merge(out), used
+
+
+def _merge(terms: list[tuple[Expr, Expr]]) -> list[tuple[Expr, Expr]]:
+    """G₁ : L + G₂ : L = (G₁ + G₂) : L."""
+    acc: dict[Expr, list[Expr]] = {}
+    for g, lin in terms:
+        acc.setdefault(lin, []).append(g)
+    return [(simplify(E.add(*gs)) if len(gs) > 1 else gs[0], lin) for lin, gs in acc.items()
+            if not E.is_zero(E.add(*gs))]
+
+
+# ----------------------------------------------------------------------------- printing
+
+
+class _Lines:
+    """Prints inner-product sums ``G₁ : L₁ + G₂ : L₂`` in the three styles."""
+
+    def __init__(self, dnames: dict[str, str]):
+        self.dnames = dnames  # "dR" → "R"
+        self.held: dict[str, Expr] = {}  # placeholder name → the term d(…) stands for
+
+    def hold(self, e: Expr) -> Expr:
+        """A placeholder symbol printed as ``d(e)``."""
+        name = f"dHELD{len(self.held)}"
+        self.held[name] = e
+        return E.sym(name, e.shape)
+
+    def expr(self, e: Expr, style: str, grouped: bool = False) -> str:
+        s = printing.render(e, style)
+        for name, held in self.held.items():
+            inner = printing.render(held, style)
+            s = s.replace(printing.latex_name(name) if style == "latex" else name,
+                          f"\\mathrm{{d}}\\left({inner}\\right)" if style == "latex"
+                          else f"d({inner})")
+        if style == "latex":
+            for dname, base in self.dnames.items():
+                s = s.replace(printing.latex_name(dname),
+                              "\\mathrm{d}" + printing.latex_name(base))
+        if grouped and (e.op in (Op.ADD, Op.HADAMARD, Op.HDIV) or
+                        e.op is Op.KRON and style != "text"):
+            s = f"\\left({s}\\right)" if style == "latex" else f"({s})"
+        return s
+
+    def inner(self, terms: Sequence[tuple[Expr, Expr]], style: str) -> str:
+        if not terms:
+            return "0"
+        colon = " : "
+        minus = " − " if style == "unicode" else " - "
+        out = ""
+        for i, (g, lin) in enumerate(terms):
+            if lin.is_scalar and g.op is Op.CONST:  # a : b = ab for scalars
+                g, lin = E.const(1), E.scale(g, lin)
+                if lin.op is Op.SCALE and lin.args[0].op is Op.CONST:
+                    g, lin = lin.args[0], lin.args[1]
+            negative = g.op is Op.SCALE and g.args[0].op is Op.CONST and g.args[0].attr < 0 \
+                or g.op is Op.CONST and g.attr < 0
+            g = E.neg(g) if negative else g
+            if lin.is_scalar:
+                body = self.expr(lin, style, grouped=True) if g is E.const(1) else \
+                    self.expr(g, style, grouped=True) + " " + self.expr(lin, style, True)
+            else:
+                body = self.expr(g, style, grouped=True) + colon + \
+                    self.expr(lin, style, grouped=True)
+            if i == 0:
+                out = (minus.strip() + " " if negative else "") + body
+            else:
+                out += (minus if negative else " + ") + body
+        return out
+
+    def lhs(self, what: str, style: str) -> str:
+        table = {"phi": ("phi", "φ", "\\phi"), "dphi": ("dphi", "dφ", "\\mathrm{d}\\phi"),
+                 "same": ("    ", "   ", "&")}
+        text, uni, tex = table[what]
+        return {"text": text, "unicode": uni, "latex": tex}[style]
+
+
+def _line(lines: _Lines, rule: str, lhs: str, body: Callable[[str], str]) -> Step:
+    out = {}
+    for style in ("text", "unicode", "latex"):
+        left = lines.lhs(lhs, style)
+        sep = " &= " if style == "latex" and lhs != "same" else " = "
+        if style == "latex" and lhs == "same":
+            out[style] = f"& = {body(style)}"
+        else:
+            out[style] = f"{left}{sep}{body(style)}"
+    return Step(rule, out["text"], out["unicode"], out["latex"])
+
+
+# ----------------------------------------------------------------------------- explain
+
+_OUTER = {
+    "norm": "‖M‖² = M : M,  A : B = tr(AᵀB)",
+    "d-norm": "d(M : M) = 2M : dM",
+    "d-trace": "d tr Y = I : dY",
+    "d-logdet": "d log det Y = Y⁻ᵀ : dY",
+    "d-scalar": "dφ = 1 : dφ",
+}
+
+
+def _variables_first(m: Expr, variables: set[Expr]) -> Expr:
+    """±m, whichever puts the terms that depend on the variables first with a plus sign."""
+    if m.op is not Op.ADD:
+        return m
+    signs = [(_coefficient(t) < 0) for t in m.args
+             if any(n in variables for n in E.toposort([t]))]
+    if signs and all(signs):
+        return simplify(E.add(*(E.neg(t) for t in m.args)))
+    return m
+
+
+def _coefficient(t: Expr) -> Fraction:
+    return t.args[0].attr if t.op is Op.SCALE and t.args[0].op is Op.CONST else Fraction(1)
+
+
+def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
+    """The derivation of ``∂f/∂X`` in differential form, as a list of steps.
+
+    >>> import matdiff as md
+    >>> ex = explain(md.parse("||A*X*B - C||_F^2"), "X")
+    >>> [s.unicode for s in ex.steps][:2]
+    ['φ = M : M', 'dφ = 2M : dM']
+    >>> str(ex.gradients["X"])
+    "2*A'*M*B'"
+    """
+    if not f.is_scalar:
+        raise MatdiffError("a derivation needs a scalar function")
+    names = [wrt] if isinstance(wrt, str) else list(wrt)
+    symbols = E.free_symbols(f)
+    for n in names:
+        if n not in symbols:
+            raise MatdiffError(f"'{n}' does not occur in the expression")
+    variables = {symbols[n] for n in names}
+    dsym = {symbols[n]: E.sym("d" + n, symbols[n].shape, symbols[n].attr[2]) for n in names}
+    dsyms = set(dsym.values())
+    lines = _Lines({"d" + n: n for n in names})
+
+    # 1. φ as inner products of named parts
+    from .names import _Namer  # noqa: PLC0415 - one namer shared with the where-clauses
+
+    namer = _Namer([f])
+    terms = list(f.args) if f.op is Op.ADD else [f]
+    parts: list[tuple[Expr, Expr]] = []
+    phi_terms: list[tuple[Expr, Expr]] = []      # shown as G : L (φ itself)
+    outer: list[tuple[Expr, Expr, Expr]] = []    # (G, part symbol or expr, its body)
+    rules: list[str] = []
+    for t in terms:
+        t = simplify(t) if t.op is not Op.POW else t  # log det X → logdet X
+        c, body = (t.args[0], t.args[1]) if t.op is Op.SCALE and t.args[0].is_scalar \
+            and t.args[0].op is Op.CONST else (E.const(1), t)
+        if body.op is Op.POW and body.args[1] is E.const(2) and body.args[0].op is Op.NORM \
+                and body.args[0].attr == "2":
+            m = _variables_first(body.args[0].args[0], variables)
+            name = m if m.op is Op.SYMBOL else namer.fresh(m)
+            if name is not m:
+                parts.append((name, m))
+            phi_terms.append((E.scale(c, name), name))
+            outer.append((E.scale(E.scale(E.const(2), c), name), name, m))
+            rules.append("d-norm")
+        elif body.op is Op.TRACE:
+            phi_terms.append((E.scale(c, E.eye(body.args[0].rows)), body.args[0]))
+            outer.append((E.scale(c, E.eye(body.args[0].rows)), body.args[0], body.args[0]))
+            rules.append("d-trace")
+        elif body.op is Op.LOGDET:
+            y = body.args[0]
+            phi_terms.append((c, body))
+            outer.append((E.scale(c, E.T(E.inv(y))), y, y))
+            rules.append("d-logdet")
+        else:
+            phi_terms.append((c, body))
+            outer.append((c, body, body))
+            rules.append("d-scalar")
+
+    steps: list[Step] = []
+    if parts:
+        steps.append(_line(lines, _OUTER["norm"], "phi", lambda st: lines.inner(
+            [(g, lin) for g, lin in phi_terms], st) if any(g.op is not Op.CONST for g, _ in
+                                                          phi_terms) else _plain(f, st)))
+    # 2. the outer rules: dφ = Σ G : dY
+    shown = [(simplify(g), _dname(y, dsym, lines)) for g, y, _ in outer]
+    steps.append(_line(lines, "; ".join(dict.fromkeys(_OUTER[r] for r in rules)), "dphi",
+                       lambda st: lines.inner(shown, st)))
+    # 3. the differentials of the parts
+    work = [(simplify(g), simplify(differential(body, dsym))) for g, _, body in outer]
+    work = _merge([(g, lin) for g, lin in work if not E.is_zero(lin)])
+    steps.append(_line(lines, "differentials of the parts: d(AB) = dA B + A dB, "
+                       "d(A ⊙ B) = dA ⊙ B + A ⊙ dB, d[A, B] = [dA, dB]", "same",
+                       lambda st: lines.inner(work, st)))
+    # 4. adjoint rounds
+    for _ in range(64):
+        if all(lin in dsyms for _, lin in work):
+            break
+        work, used = _adjoint_round(work, dsyms)
+        current = list(work)
+        steps.append(_line(lines, "; ".join(used), "same",
+                           lambda st, cur=current: lines.inner(cur, st)))
+    # 5. the gradients
+    grads = {n: next((g for g, lin in work if lin is dsym[symbols[n]]), E.zeros(
+        symbols[n].shape)) for n in names}
+    for n in names:
+        if symbols[n].symmetric:
+            grads[n] = simplify(E.scale(E.const(Fraction(1, 2)), E.add(grads[n],
+                                                                         E.T(grads[n]))))
+    named = name_parts(list(grads.values()))
+    taken = {p.name for p, _ in parts}
+    extra = [(n, d) for n, d in named.parts if n.name not in taken]
+    final = dict(zip(names, named.roots, strict=True))
+    reference = gradients(f, names)
+    for n in names:
+        steps.append(_conclusion(lines, n, final[n]))
+        ref = simplify(reference[n])
+        if cost(ref) < cost(_inline(final[n], parts + named.parts)):
+            steps.append(Step("the same gradient, as matdiff.grad simplifies it",
+                              f"     = {lines.expr(ref, 'text')}",
+                              f"     = {lines.expr(ref, 'unicode')}",
+                              f"&= {lines.expr(ref, 'latex')}"))
+    all_parts = parts + extra
+    if all_parts:
+        steps.append(_where(lines, all_parts))
+    return Explanation(steps, all_parts, final)
+
+
+def _plain(e: Expr, style: str) -> str:
+    return printing.render(e, style)
+
+
+def _dname(y: Expr, dsym: dict[Expr, Expr], lines: _Lines) -> Expr:
+    """The differential of a part, shown as ``dM`` (a symbol ``dM``) or ``d(Y)``."""
+    if y in dsym:
+        return dsym[y]
+    if y.op is Op.SYMBOL:
+        return E.sym("d" + y.name, y.shape)
+    return lines.hold(y)
+
+
+def _conclusion(lines: _Lines, name: str, g: Expr) -> Step:
+    text = f"so df/d{name} = {lines.expr(g, 'text')}"
+    uni = f"so ∂φ/∂{printing.render(E.sym(name), 'unicode')} = {lines.expr(g, 'unicode')}"
+    tex = (f"\\frac{{\\partial \\phi}}{{\\partial {printing.latex_name(name)}}} &= "
+           f"{lines.expr(g, 'latex')}")
+    return Step(f"dφ = G : d{name}  ⇒  ∂φ/∂{name} = G", text, uni, tex)
+
+
+def _where(lines: _Lines, parts: list[tuple[Expr, Expr]]) -> Step:
+    out = {}
+    for style in ("text", "unicode", "latex"):
+        defs = [f"{lines.expr(n, style)} = {lines.expr(d, style)}" for n, d in parts]
+        out[style] = ("& \\text{where } " + ",\\; ".join(defs)) if style == "latex" \
+            else "where " + ", ".join(defs)
+    return Step("named parts", out["text"], out["unicode"], out["latex"])
+
+
+def _inline(g: Expr, parts: Sequence[tuple[Expr, Expr]]) -> Expr:
+    env: dict[Expr, Expr] = {}
+    for name, body in parts:
+        env[name] = substitute(body, env)
+    return simplify(substitute(g, env))
+
+
+def inline(ex: Explanation) -> dict[str, Expr]:
+    """The gradients of an explanation with every named part substituted back."""
+    return {n: _inline(g, ex.parts) for n, g in ex.gradients.items()}

@@ -1,0 +1,252 @@
+"""Named parts: the ``where M = …`` clauses of a printed result.
+
+Input: a list of expressions (the derivatives of one problem, printed together). Output: the
+same expressions written over new symbols, and the definitions of those symbols, so that
+
+* a large sum (a residual such as ``[R, −Q; Q, R]PSᵀ − W``) inside a larger result is named,
+* a subexpression that occurs more than once (in one result or across results) is named,
+* each named difference is written the way round that leaves the fewest minus signs
+  (``N = BPSᵀ − W`` rather than ``W − BPSᵀ`` when that turns ``−2N…`` into ``2N…``).
+
+Substituting the definitions back (``NamedParts.inline``) gives expressions equal to the
+input. Names are capital letters for matrices, lowercase for vectors, Greek for scalars,
+never one already used by a variable or a dimension. Plain ``str(expr)`` never uses names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from . import expr as E
+from .expr import Expr, Op
+from .simplify import cost, rebuild, simplify
+
+__all__ = ["NamedParts", "name_parts", "substitute"]
+
+SUM_NAMES = "MNKLUV"           # residuals (sums) ...
+MATRIX_NAMES = "CDEFGHJKLTUV"   # ... and other matrices
+VECTOR_NAMES = "uvwzrtehg"
+SCALAR_NAMES = ("alpha", "beta", "gamma", "delta", "kappa", "rho", "tau")
+
+LARGE_SUM = 9       # a sum of at least this many nodes, inside a larger result, is named
+SHARED_MIN = 4      # a repeated subexpression of at least this many nodes is named
+LARGE_CONTEXT = 24  # ... where that larger expression has at least this many nodes
+CONTEXT_MIN = 15    # results smaller than this are printed without names
+
+
+@dataclass
+class NamedParts:
+    """Expressions over named parts, and the parts' definitions (each only uses earlier ones).
+
+    >>> from matdiff.expr import sym
+    >>> A, x = sym("A", ("n", "n")), sym("x", ("n",))
+    >>> named = name_parts([A @ x + A.T @ x])
+    >>> named.parts, str(named.roots[0])
+    ([], "A*x + A'*x")
+    """
+
+    roots: list[Expr]
+    parts: list[tuple[Expr, Expr]] = field(default_factory=list)
+
+    def inline(self) -> list[Expr]:
+        """The roots with every name replaced by its definition."""
+        env: dict[Expr, Expr] = {}
+        for name, body in self.parts:
+            env[name] = substitute(body, env)
+        return [substitute(r, env) for r in self.roots]
+
+    def __iter__(self) -> Iterator[tuple[Expr, Expr]]:
+        return iter(self.parts)
+
+
+def substitute(e: Expr, env: dict[Expr, Expr]) -> Expr:
+    """``e`` with each node that is a key of ``env`` replaced by its value (bottom-up)."""
+    if not env:
+        return e
+    memo: dict[Expr, Expr] = {}
+    for node in E.toposort([e]):
+        if node in env:
+            memo[node] = env[node]
+            continue
+        args = tuple(memo[a] for a in node.args)
+        memo[node] = node if args == node.args else rebuild(node, args)
+    return memo[e]
+
+
+def _occurrences(roots: Sequence[Expr]) -> dict[Expr, int]:
+    """How often each node occurs in the printed trees of ``roots``."""
+    occ: dict[Expr, int] = {}
+    for r in roots:
+        occ[r] = occ.get(r, 0) + 1
+    for node in reversed(E.toposort(roots)):
+        for a in node.args:
+            occ[a] = occ.get(a, 0) + occ.get(node, 0)
+    return occ
+
+
+def _core(e: Expr) -> Expr:
+    """``e`` without its scalar coefficients: the node a definition would stand for."""
+    while e.op is Op.SCALE:
+        e = e.args[1]
+    return e
+
+
+def _trivial(e: Expr) -> bool:
+    """Leaves, transposed or negated leaves, and short products of leaves are never named."""
+    while e.op in (Op.TRANSPOSE, Op.SCALE, Op.POW) and (e.op is Op.TRANSPOSE or
+                                                        e.args[0 if e.op is Op.SCALE else 1]
+                                                        .op is Op.CONST):
+        e = e.args[-1] if e.op is not Op.POW else e.args[0]
+    if not e.args:
+        return True
+    if e.op is Op.MATMUL and len(e.args) <= 2:
+        return all(not (f.args[0].args if f.op is Op.TRANSPOSE else f.args) for f in e.args)
+    return e.op is Op.HADAMARD and any(f.op is Op.IDENTITY for f in e.args) and \
+        all(not f.args for f in e.args)
+
+
+class _Namer:
+    def __init__(self, roots: Sequence[Expr]):
+        self.taken: set[str] = set()
+        for r in roots:
+            for node in E.toposort([r]):
+                if node.op is Op.SYMBOL:
+                    self.taken.add(node.name)
+                for d in node.shape:
+                    self.taken |= d.names
+
+    def fresh(self, like: Expr) -> Expr:
+        pool: Sequence[str] = SCALAR_NAMES if like.is_scalar else \
+            VECTOR_NAMES if like.is_vector else \
+            SUM_NAMES + MATRIX_NAMES if _core(like).op is Op.ADD else MATRIX_NAMES
+        for name in pool:
+            if name not in self.taken:
+                self.taken.add(name)
+                return E.sym(name, like.shape)
+        i = 1
+        while f"T{i}" in self.taken:
+            i += 1
+        self.taken.add(f"T{i}")
+        return E.sym(f"T{i}", like.shape)
+
+
+def name_parts(exprs: Sequence[Expr]) -> NamedParts:
+    """Name the large sums and the repeated subexpressions of ``exprs`` (see the module).
+
+    >>> import matdiff as md
+    >>> f = md.parse("||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2")
+    >>> g = md.grad(f, ["R", "Q"])
+    >>> named = name_parts([g["R"], g["Q"]])
+    >>> [f"{n} = {d}" for n, d in named]  # doctest: +NORMALIZE_WHITESPACE
+    ["M = Q'*B + R'*A - Z", "N = [R, -Q; Q, R]*P*S' - W", "C = N*S*P'"]
+    >>> str(named.roots[0])
+    '2*(A*(I .* M) + C[0:n, 0:m] + C[n:2*n, m:2*m])'
+    """
+    roots = list(exprs)
+    if not roots or max(cost(r) for r in roots) < CONTEXT_MIN:
+        return NamedParts(roots)
+    namer = _Namer(roots)
+    defs: list[tuple[Expr, Expr]] = []
+
+    def apply(target: Expr) -> None:
+        nonlocal roots, defs
+        name = namer.fresh(target)
+        env = {target: name}
+        defs = [(n, substitute(d, env)) for n, d in defs]
+        roots = [substitute(r, env) for r in roots]
+        defs.append((name, target))
+
+    # 1. large sums inside larger expressions (residuals), largest first
+    while True:
+        big = [r for r in roots + [d for _, d in defs] if cost(r) >= LARGE_CONTEXT]
+        tops = {_core(r) for r in roots + [d for _, d in defs]}
+        inner = [n for n in E.toposort(big)
+                 if n.op is Op.ADD and n not in tops and cost(n) >= LARGE_SUM]
+        if not inner:
+            break
+        apply(max(inner, key=lambda n: (cost(n), -len(str(n)))))
+    # 2. repeated subexpressions, the largest saving first
+    while True:
+        everything = roots + [d for _, d in defs]
+        occ = _occurrences(everything)
+        tops = {_core(r) for r in everything}
+        shared = [n for n, k in occ.items()
+                  if k >= 2 and n not in tops and cost(n) >= SHARED_MIN and not _trivial(n)
+                  and n.op is not Op.SYMBOL]
+        if not shared:
+            break
+        apply(max(shared, key=lambda n: ((occ[n] - 1) * cost(n), -len(str(n)))))
+    named = _fewest_minus_signs(NamedParts(roots, _dependency_order(defs)))
+    return _renamed(named, _Namer(list(exprs)))
+
+
+def _renamed(named: NamedParts, namer: _Namer) -> NamedParts:
+    """Names given again in order of first appearance in the printed results."""
+    bodies = dict(named.parts)
+    order: list[Expr] = []
+
+    def visit(e: Expr) -> None:
+        stack = [e]
+        while stack:
+            n = stack.pop()
+            if n in bodies and n not in order:
+                order.append(n)
+                stack.append(bodies[n])
+            stack.extend(reversed(n.args))
+
+    for r in named.roots:
+        visit(r)
+    order += [n for n in bodies if n not in order]
+    env = {old: namer.fresh(bodies[old]) for old in order}
+    rank = {n: i for i, n in enumerate(order)}
+    parts = [(env[n], substitute(d, env))
+             for n, d in _dependency_order(sorted(named.parts, key=lambda nd: rank[nd[0]]))]
+    return NamedParts([substitute(r, env) for r in named.roots], parts)
+
+
+def _dependency_order(defs: list[tuple[Expr, Expr]]) -> list[tuple[Expr, Expr]]:
+    """Definitions ordered so that each uses only earlier names."""
+    names = {n for n, _ in defs}
+    done: list[tuple[Expr, Expr]] = []
+    placed: set[Expr] = set()
+    pending = list(defs)
+    while pending:  # the first pending definition whose names are all placed
+        for i, (n, d) in enumerate(pending):
+            uses = {s for s in E.toposort([d]) if s in names}
+            if uses <= placed:
+                done.append((n, d))
+                placed.add(n)
+                del pending[i]
+                break
+        else:  # pragma: no cover - definitions never refer to later ones in a cycle
+            done.extend(pending)
+            break
+    return done
+
+
+def _minus_signs(exprs: Sequence[Expr]) -> int:
+    occ = _occurrences(exprs)
+    return sum(k for n, k in occ.items()
+               if n.op is Op.SCALE and n.args[0].op is Op.CONST and n.args[0].attr < 0)
+
+
+def _fewest_minus_signs(named: NamedParts) -> NamedParts:
+    """Write a named part P as −P' (P' = −P) wherever that leaves fewer minus signs."""
+    roots, parts = list(named.roots), list(named.parts)
+    improved = True
+    while improved:
+        improved = False
+        before = _minus_signs(roots + [d for _, d in parts])
+        for i, (name, body) in enumerate(parts):
+            flipped = simplify(E.add(*(E.neg(t) for t in body.args)) if body.op is Op.ADD
+                               else E.neg(body))
+            env = {name: E.neg(name)}
+            new_parts = [(n, flipped if j == i else simplify(substitute(d, env)))
+                         for j, (n, d) in enumerate(parts)]
+            new_roots = [simplify(substitute(r, env)) for r in roots]
+            if _minus_signs(new_roots + [d for _, d in new_parts]) < before:
+                roots, parts = new_roots, new_parts
+                improved = True
+                break
+    return NamedParts(roots, parts)
