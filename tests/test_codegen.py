@@ -371,6 +371,14 @@ def test_missing_argument_raises() -> None:
         fn(A=np.ones((4, 3)))
 
 
+def test_inconsistent_shapes_raise() -> None:
+    fn = compile(matmul(A, X))
+    with pytest.raises(MatdiffError, match="'X'"):
+        fn(A=np.ones((4, 3)), X=np.ones((4, 4)))
+    with pytest.raises(MatdiffError, match="'x'"):
+        compile(matmul(X, x))(X=np.eye(3), x=np.ones((3, 3)))
+
+
 def test_extra_arguments_are_ignored() -> None:
     assert compile(trace(X))(X=np.eye(3), unused=1.0) == 3.0
 

@@ -408,7 +408,8 @@ _SPECIAL = {Op.INV, Op.DIAGM, Op.KRON, Op.BLOCK, Op.ONES, Op.COMMUTATION, Op.IDE
             Op.ZERO}
 _TOKEN = re.compile("\x00(\\d+)\x00")
 _ATOMIC = re.compile(r"[\w.]+(\[[^\[\]]*\])?(\.T)?")
-_INLINE = {Op.ADD, Op.SCALE, Op.HADAMARD, Op.HDIV, Op.POW, Op.TRANSPOSE, Op.SLICE} | ELEMENTWISE
+_INLINE = {Op.ADD, Op.SCALE, Op.HADAMARD, Op.HDIV, Op.POW, Op.TRANSPOSE, Op.SLICE,
+           Op.DIAGM} | ELEMENTWISE
 _RESHAPES = re.compile(r"\.reshape\([^()]*\)(?=\.reshape\()")
 
 
@@ -1112,6 +1113,38 @@ def codegen(exprs: Expr | Sequence[Expr], backend: str = "numpy",
     return _generate(exprs, backend, name)[0]
 
 
+def _check_shapes(pairs: list[tuple[str, str, Expr]], values: dict[str, Any]) -> None:
+    """Raise a MatdiffError when the inputs' shapes contradict the symbols' dimensions."""
+    sizes: dict[str, int] = {}
+    later: list[tuple[str, Dim, int]] = []
+
+    def fail(name: str, want: str, got: tuple[int, ...]) -> None:
+        raise MatdiffError(f"argument {name!r} should be {want}, got an array of shape {got}")
+    for name, _m, e in pairs:
+        shape = tuple(int(s) for s in getattr(values[name], "shape", ()))
+        if e.is_scalar:
+            if any(s != 1 for s in shape):
+                fail(name, "a scalar", shape)
+            continue
+        full = (shape[0], 1) if e.is_vector and len(shape) == 1 else shape
+        if len(full) != 2:
+            fail(name, "a vector" if e.is_vector else "a matrix", shape)
+        for d, s in zip(e.shape, full, strict=True):
+            if d.value is not None and d.value != s:
+                fail(name, f"of size {d} along an axis", shape)
+            names = d.names
+            if d.value is None and len(d.terms) == 1 and d.terms[0][1] == 1 and len(names) == 1:
+                (dim,) = names
+                if sizes.setdefault(dim, s) != s:
+                    fail(name, f"of size {dim} = {sizes[dim]} along an axis", shape)
+            elif d.value is None:
+                later.append((name, d, s))
+    for name, d, s in later:
+        v = d.subs(sizes).value  # type: ignore[arg-type]
+        if v is not None and v != s:
+            fail(name, f"of size {d} = {v} along an axis", (s,))
+
+
 def compile(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> Callable[..., Any]:  # noqa: A001
     """A callable evaluating ``exprs``; call it with keyword arguments named as the symbols.
 
@@ -1139,6 +1172,7 @@ def compile(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> Callable[..
         missing = [u for u, _m, _e in pairs if u not in kwargs]
         if missing:
             raise MatdiffError("missing argument(s): " + ", ".join(repr(u) for u in missing))
+        _check_shapes(pairs, kwargs)
         return fn(**{m: convert(kwargs[u], e) for u, m, e in pairs})
 
     call.source = src  # type: ignore[attr-defined]
