@@ -525,9 +525,7 @@ def test_parse_detects_latex(case: Case) -> None:
         matdiff.parse(case.latex, case.shapes, syntax="latex")
 
 
-ROUND_TRIP_KNOWN = {   # printer or shapes-stage limitations, reported; not LaTeX-grammar bugs
-    "logistic-ones": "shapes leaves \\mathbf{1}^T p x m (p free), so f is not a scalar",
-}
+ROUND_TRIP_KNOWN: dict[str, str] = {}  # limitations of other stages, with the reason
 ROUND_TRIP = [pytest.param(c, id=c.id, marks=pytest.mark.xfail(reason=ROUND_TRIP_KNOWN[c.id]))
               if c.id in ROUND_TRIP_KNOWN else pytest.param(c, id=c.id) for c in CASES]
 

@@ -138,18 +138,21 @@ class _Solver:
         diff = Dim({m: c // g for m, c in diff.terms})
         if diff.value is not None:
             raise _Contradiction()
+        candidates = []
         for mono, coeff in diff.terms:
             if len(mono) == 1 and mono[0].startswith(_FRESH) and coeff in (1, -1):
-                var = mono[0]
                 rest = diff - Dim({mono: coeff})
-                if var in rest.names:
-                    continue
-                value = rest * (-coeff)
-                if value.value is not None and value.value < 1:
-                    raise _Contradiction()
-                self.bound[var] = value
-                self._retry()
-                return
+                if mono[0] not in rest.names:
+                    value = rest * (-coeff)
+                    # prefer a binding without subtraction: C = A + B, not A = C - B
+                    candidates.append((any(c < 0 for _, c in value.terms), mono[0], value))
+        if candidates:
+            _, var, value = min(candidates, key=lambda c: (c[0], len(c[2].terms)))
+            if value.value is not None and value.value < 1:
+                raise _Contradiction()
+            self.bound[var] = value
+            self._retry()
+            return
         if all(v.startswith(_FRESH) is False for v in diff.names):
             raise _Contradiction()  # an equation between named dimensions: m != n
         self.pending.append((a, b, node or Node("num")))
@@ -376,7 +379,9 @@ class _Infer:
             return (d, d)
         if f in ("ones", "zeros"):
             if not a:
-                return (self.solver.fresh(), self.solver.fresh())
+                s = (self.solver.fresh(), self.solver.fresh())
+                self.vector_defaults.append(s)
+                return s
             dims = [self.dim_of_node(x) for x in a]
             return (dims[0], dims[1] if len(dims) > 1 else ONE)
         if f in ("vector", "matrix"):
