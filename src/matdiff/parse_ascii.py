@@ -11,8 +11,9 @@ from fractions import Fraction
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.visitors import Transformer_NonRecursive
 
 from .expr import MatdiffError
 from .syntax import FUNCTIONS, Node, canonical_function
@@ -34,7 +35,7 @@ def _span(meta: Any) -> tuple[int, int]:
 
 
 @v_args(meta=True)
-class _ToNode(Transformer):
+class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     """Lark tree to Node; one method per rule alias."""
 
     def __init__(self, text: str):
