@@ -14,6 +14,7 @@ from .api import (
     check,
     differential,
     evaluate,
+    explain,
     grad,
     hessian,
     hvp,
@@ -28,8 +29,8 @@ from .printing import to_latex, to_text, to_unicode
 from .simplify import simplify
 
 __all__ = ["Dim", "Expr", "MatdiffError", "Op", "check", "codegen", "compile", "differential",
-           "evaluate", "grad", "hessian", "hvp", "jacobian", "parse", "printing", "report",
-           "shapes_of", "simplify", "to_latex", "to_text", "to_unicode"]
+           "evaluate", "explain", "grad", "hessian", "hvp", "jacobian", "parse", "printing",
+           "report", "shapes_of", "simplify", "to_latex", "to_text", "to_unicode"]
 __version__ = "0.1.0"
 
 # notebook display: expressions typeset as math in Jupyter

@@ -16,13 +16,16 @@ from . import diff as _diff
 from . import forward as _forward
 from . import printing
 from .codegen import codegen
+from .explain import Explanation
+from .explain import explain as _derivation
 from .expr import Expr, MatdiffError, free_symbols, sym
+from .names import NamedParts, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
 from .shapes import ShapeDecl, infer
 from .simplify import simplify
 
-__all__ = ["parse", "grad", "check", "report", "shapes_of", "evaluate", "differential",
+__all__ = ["parse", "grad", "check", "report", "shapes_of", "evaluate", "explain", "differential",
            "jacobian", "hessian", "hvp"]
 
 
@@ -209,10 +212,23 @@ def shapes_of(e: Expr | Sequence[Expr], style: str = "text") -> dict[str, list[s
     return out
 
 
+def explain(f: Expr | str, wrt: str | Sequence[str], *,
+            shapes: ShapeDecl | None = None) -> Explanation:
+    """The derivation of the gradient in differential form, step by step.
+
+    >>> import matdiff as md
+    >>> print(md.explain("||A*X*B - C||_F^2", "X").render("text"))  # doctest: +ELLIPSIS
+    phi = M : M ...
+    """
+    return _derivation(_as_expr(f, shapes), wrt)
+
+
 def report(text: str, wrt: str | Sequence[str] | None = None,
            shapes: ShapeDecl | None = None, syntax: str | None = None, what: str = "grad",
-           verify: bool = True) -> dict[str, Any]:
-    """Everything the CLI's ``--format json`` and the web page show, as a dict.
+           verify: bool = True, steps: bool = False) -> dict[str, Any]:
+    """Everything the CLI's ``--format json`` and the web page show, as a dict. ``"where"``
+    lists the named parts; each derivative's ``"named"`` is written over them; ``steps``
+    adds the derivation (``"steps"``: a list of ``{"rule", "text", "unicode", "latex"}``).
 
     >>> r = report("x'*A*x", ["x"])
     >>> r["derivatives"]["x"]["text"], r["check"]["x"]["ok"]
@@ -237,6 +253,20 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         "derivatives": {n: {"text": printing.to_text(g), "unicode": printing.to_unicode(g),
                             "latex": printing.to_latex(g)} for n, g in grads.items()},
     }
+    if what == "grad":
+        ex = _derivation(f, names) if steps else None
+        named = name_parts(list(grads.values())) if ex is None else \
+            NamedParts([ex.gradients[n] for n in grads], ex.parts)  # the derivation's names
+        if named.parts:
+            out["where"] = [{"name": printing.to_text(n), "text": printing.to_text(d),
+                             "unicode": printing.to_unicode(d), "latex": printing.to_latex(d)}
+                            for n, d in named.parts]
+            for n, g in zip(grads, named.roots, strict=True):
+                out["derivatives"][n]["named"] = {
+                    "text": printing.to_text(g), "unicode": printing.to_unicode(g),
+                    "latex": printing.to_latex(g)}
+        if ex is not None:
+            out["steps"] = [s.as_dict() for s in ex.steps]
     sym_notes = [n for n in names if free_symbols(f)[n].symmetric]
     if sym_notes:
         out["notes"] = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in sym_notes]

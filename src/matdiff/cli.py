@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                        choices=["text", "unicode", "latex", "json", "numpy", "jax", "torch"])
         g.add_argument("--syntax", choices=["ascii", "latex"], default=None)
         g.add_argument("--no-check", action="store_true", help="skip the numerical check")
+        g.add_argument("--steps", action="store_true",
+                       help="show the derivation step by step (grad)")
     s = sub.add_parser("serve", help="the local web page")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
@@ -89,7 +91,7 @@ def _grad(args: argparse.Namespace) -> int:
         print(codegen([f, *grads.values()], backend=args.format, name=f"f_and_{what}"))
         return 0
     rep = api.report(args.expr, args.wrt or None, shapes, args.syntax, what=what,
-                     verify=not args.no_check)
+                     verify=not args.no_check, steps=args.steps and what == "grad")
     if args.format == "json":
         print(json.dumps(rep, indent=2))
         return 0
@@ -111,7 +113,13 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
     for name, d in rep["derivatives"].items():
         lhs = _LHS[rep.get("what", "grad")][("text", "unicode", "latex").index(style)] \
             .format(x=name)
-        lines.append(f"{lhs} = {d[style]}")
+        lines.append(f"{lhs} = {d.get('named', d)[style]}")
+    for part in rep.get("where", []):  # the named parts the lines above use
+        lines.append(f"  where {part['name']} = {part[style]}")
+    if rep.get("steps"):
+        lines += ["", "derivation:"]
+        width = max(len(s[style]) for s in rep["steps"])
+        lines += [f"  {s[style].ljust(width)}   [{s['rule']}]" for s in rep["steps"]]
     for note in rep.get("notes", []):
         lines.append(f"note: {note}")
     if "check" in rep:

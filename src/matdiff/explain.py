@@ -9,8 +9,8 @@ gradients it reaches. The derivation goes
    variables first, since ``‖−M‖ = ‖M‖``);
 2. ``dφ = 2M : dM + 2N : dN`` — the outer rules (``d(M : M) = 2M : dM``,
    ``d tr Y = I : dY``, ``d log det Y = Y⁻ᵀ : dY``);
-3. ``= 2M : (I ⊙ (dRᵀA + dQᵀB)) + …`` — the differentials of the parts (the ``DIFFERENTIAL``
-   table: ``d(AB) = dA B + A dB``, ``d(A ⊙ B) = dA ⊙ B + A ⊙ dB``, block matrices blockwise);
+3. ``= 2M : (I ⊙ (dRᵀA + dQᵀB)) + …`` — the differentials of the parts (forward mode, the
+   ``JVP`` table: ``d(AB) = dA B + A dB``, ``d(A ⊙ B) = dA ⊙ B + A ⊙ dB``, blockwise);
 4. then, round by round, the outermost operation around each ``dX`` moves to the left of
    the colon by its adjoint rule (``A : BXC = BᵀACᵀ : X``, ``A : (B ⊙ X) = (A ⊙ B) : X``,
    ``A : [X, Y; Z, W] = A₁₁ : X + …``) — the ``ADJOINT_RULE`` names — until every term is
@@ -30,10 +30,11 @@ from . import expr as E
 from . import printing
 from .diff import VJP, gradients
 from .expr import Expr, MatdiffError, Op
-from .names import name_parts, substitute
+from .forward import jvp
+from .names import Namer, name_parts, substitute
 from .simplify import cost, simplify
 
-__all__ = ["explain", "Explanation", "Step", "DIFFERENTIAL", "ADJOINT_RULE"]
+__all__ = ["explain", "Explanation", "Step", "ADJOINT_RULE", "inline"]
 
 
 @dataclass
@@ -70,111 +71,6 @@ class Explanation:
 
     def __str__(self) -> str:
         return self.render("unicode")
-
-
-# ----------------------------------------------------------------------------- differentials
-
-Tangents = Callable[[Expr], Expr]  # the differential of an argument
-
-
-def _zero(e: Expr) -> Expr:
-    return E.zeros(e.shape)
-
-
-def _elementwise(e: Expr, d: Tangents) -> Expr:
-    """d f(X) = f'(X) ⊙ dX, with f' read off the VJP table (its cotangent for C̄ = 𝟏)."""
-    x = e.args[0]
-    (slope,) = VJP[e.op](E.ones(e.shape), e)
-    return E.hadamard(slope, d(x)) if not x.is_scalar else E.scale(slope, d(x))
-
-
-def _d_matmul(e: Expr, d: Tangents) -> Expr:
-    f = e.args
-    return E.add(*(E.matmul(*f[:i], d(a), *f[i + 1:]) for i, a in enumerate(f)))
-
-
-def _d_hadamard(e: Expr, d: Tangents) -> Expr:
-    f = e.args
-    return E.add(*(E.hadamard(*f[:i], d(a), *f[i + 1:]) for i, a in enumerate(f)))
-
-
-def _d_pow(e: Expr, d: Tangents) -> Expr:
-    x, p = e.args
-    dx = E.hadamard(E.scale(p, E.hpow(x, E.add(p, E.const(-1)))), d(x))
-    dp = d(p)
-    return E.add(dx, E.scale(dp, E.hadamard(e, E.apply(Op.LOG, x))))
-
-
-def _d_norm(e: Expr, d: Tangents) -> Expr:
-    x = e.args[0]
-    if e.attr == "1":
-        return E.total(E.hadamard(E.apply(Op.SIGN, x), d(x)))
-    return E.scale(E.hpow(e, -1), E.total(E.hadamard(x, d(x))))
-
-
-def _d_block(e: Expr, d: Tangents) -> Expr:
-    r, c = e.attr
-    return E.block([[d(e.args[i * c + j]) for j in range(c)] for i in range(r)])
-
-
-def _d_matpow(e: Expr, d: Tangents) -> Expr:
-    x, k = e.args[0], e.attr
-    return E.add(*(E.matmul(E.matpow(x, i), d(x), E.matpow(x, k - 1 - i)) for i in range(k)))
-
-
-DIFFERENTIAL: dict[Op, Callable[[Expr, Tangents], Expr]] = {
-    Op.CONST: lambda e, d: _zero(e),
-    Op.IDENTITY: lambda e, d: _zero(e),
-    Op.ONES: lambda e, d: _zero(e),
-    Op.ZERO: lambda e, d: _zero(e),
-    Op.COMMUTATION: lambda e, d: _zero(e),
-    Op.ADD: lambda e, d: E.add(*(d(a) for a in e.args)),                # d(A + B) = dA + dB
-    Op.SCALE: lambda e, d: E.add(E.scale(d(e.args[0]), e.args[1]),      # d(aX) = da X + a dX
-                                 E.scale(e.args[0], d(e.args[1]))),
-    Op.MATMUL: _d_matmul,                                               # d(AB) = dA B + A dB
-    Op.TRANSPOSE: lambda e, d: E.T(d(e.args[0])),                       # d(Xᵀ) = (dX)ᵀ
-    Op.HADAMARD: _d_hadamard,                                           # d(A⊙B) = dA⊙B + A⊙dB
-    Op.HDIV: lambda e, d: E.sub(E.hdiv(d(e.args[0]), e.args[1]),        # d(A⊘B) = dA⊘B
-                                E.hdiv(E.hadamard(e, d(e.args[1])),     #   − C ⊙ dB ⊘ B
-                                       e.args[1])),
-    Op.POW: _d_pow,                                                     # d(X^p) = pX^(p−1) ⊙ dX
-    Op.KRON: lambda e, d: E.add(E.kron(d(e.args[0]), e.args[1]),        # d(A⊗B) = dA⊗B + A⊗dB
-                                E.kron(e.args[0], d(e.args[1]))),
-    Op.BLOCK: _d_block,                                                 # d[A B] = [dA dB]
-    Op.SLICE: lambda e, d: E.slice_(d(e.args[0]), *e.attr),
-    Op.TRACE: lambda e, d: E.trace(d(e.args[0])),                       # d tr X = tr dX
-    Op.DET: lambda e, d: E.scale(e, E.trace(E.matmul(E.inv(e.args[0]),  # d det X =
-                                                     d(e.args[0])))),   #   det X tr(X⁻¹dX)
-    Op.LOGDET: lambda e, d: E.trace(E.matmul(E.inv(e.args[0]), d(e.args[0]))),
-    Op.INV: lambda e, d: E.neg(E.matmul(e, d(e.args[0]), e)),           # dX⁻¹ = −X⁻¹dX X⁻¹
-    Op.MATPOW: _d_matpow,
-    Op.DIAG: lambda e, d: E.diag(d(e.args[0])),
-    Op.DIAGM: lambda e, d: E.diagm(d(e.args[0])),
-    Op.VEC: lambda e, d: E.vec(d(e.args[0])),
-    Op.UNVEC: lambda e, d: E.unvec(d(e.args[0]), *e.attr),
-    Op.SUM: lambda e, d: E.total(d(e.args[0])),
-    Op.NORM: _d_norm,                                                   # d‖X‖ = X : dX / ‖X‖
-    **{op: _elementwise for op in E.ELEMENTWISE},                       # d f(X) = f'(X) ⊙ dX
-}
-
-
-def differential(e: Expr, tangents: dict[Expr, Expr]) -> Expr:
-    """The differential of ``e`` given the differentials of its symbols (forward mode).
-
-    >>> from matdiff.expr import sym
-    >>> A, X = sym("A", ("n", "n")), sym("X", ("n", "n"))
-    >>> str(differential(X.T @ A @ X, {X: sym("dX", ("n", "n"))}))
-    "dX'*A*X + X'*A*dX"
-    """
-    memo: dict[Expr, Expr] = {}
-    for node in E.toposort([e]):
-        if node.op is Op.SYMBOL:
-            memo[node] = tangents.get(node, _zero(node))
-        elif not any(not E.is_zero(memo[a]) for a in node.args):
-            memo[node] = _zero(node)
-        else:
-            memo[node] = DIFFERENTIAL[node.op](node, memo.__getitem__)
-    return memo[e]
 
 
 # ----------------------------------------------------------------------------- adjoints
@@ -228,7 +124,12 @@ def _adjoint_round(terms: list[tuple[Expr, Expr]], dsyms: set[Expr]
         rule = ADJOINT_RULE.get(lin.op, f"adjoint of {lin.op.name.lower()}")
         if rule not in used:
             used.append(rule)
-    return _merge(out), used
+    moved = []
+    for g, lin in out:  # A : (−X) = −A : X at once
+        if lin.op is Op.SCALE and lin.args[0].op is Op.CONST:
+            g, lin = simplify(E.scale(lin.args[0], g)), lin.args[1]
+        moved.append((g, lin))
+    return _merge(moved), used
 
 
 def _merge(terms: list[tuple[Expr, Expr]]) -> list[tuple[Expr, Expr]]:
@@ -366,9 +267,7 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
     lines = _Lines({"d" + n: n for n in names})
 
     # 1. φ as inner products of named parts
-    from .names import _Namer  # noqa: PLC0415 - one namer shared with the where-clauses
-
-    namer = _Namer([f])
+    namer = Namer([f])
     terms = list(f.args) if f.op is Op.ADD else [f]
     parts: list[tuple[Expr, Expr]] = []
     phi_terms: list[tuple[Expr, Expr]] = []      # shown as G : L (φ itself)
@@ -411,7 +310,8 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
     steps.append(_line(lines, "; ".join(dict.fromkeys(_OUTER[r] for r in rules)), "dphi",
                        lambda st: lines.inner(shown, st)))
     # 3. the differentials of the parts
-    work = [(simplify(g), simplify(differential(body, dsym))) for g, _, body in outer]
+    tangents = {n: dsym[symbols[n]] for n in names}
+    work = [(simplify(g), simplify(jvp(body, tangents))) for g, _, body in outer]
     work = _merge([(g, lin) for g, lin in work if not E.is_zero(lin)])
     steps.append(_line(lines, "differentials of the parts: d(AB) = dA B + A dB, "
                        "d(A ⊙ B) = dA ⊙ B + A ⊙ dB, d[A, B] = [dA, dB]", "same",

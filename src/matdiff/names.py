@@ -22,7 +22,7 @@ from . import expr as E
 from .expr import Expr, Op
 from .simplify import cost, rebuild, simplify
 
-__all__ = ["NamedParts", "name_parts", "substitute"]
+__all__ = ["NamedParts", "Namer", "name_parts", "substitute"]
 
 SUM_NAMES = "MNKLUV"           # residuals (sums) ...
 MATRIX_NAMES = "CDEFGHJKLTUV"   # ... and other matrices
@@ -106,7 +106,9 @@ def _trivial(e: Expr) -> bool:
         all(not f.args for f in e.args)
 
 
-class _Namer:
+class Namer:
+    """Fresh names for parts, avoiding the variables and dimensions of ``roots``."""
+
     def __init__(self, roots: Sequence[Expr]):
         self.taken: set[str] = set()
         for r in roots:
@@ -146,7 +148,7 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
     roots = list(exprs)
     if not roots or max(cost(r) for r in roots) < CONTEXT_MIN:
         return NamedParts(roots)
-    namer = _Namer(roots)
+    namer = Namer(roots)
     defs: list[tuple[Expr, Expr]] = []
 
     def apply(target: Expr) -> None:
@@ -178,10 +180,10 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
             break
         apply(max(shared, key=lambda n: ((occ[n] - 1) * cost(n), -len(str(n)))))
     named = _fewest_minus_signs(NamedParts(roots, _dependency_order(defs)))
-    return _renamed(named, _Namer(list(exprs)))
+    return _renamed(named, Namer(list(exprs)))
 
 
-def _renamed(named: NamedParts, namer: _Namer) -> NamedParts:
+def _renamed(named: NamedParts, namer: Namer) -> NamedParts:
     """Names given again in order of first appearance in the printed results."""
     bodies = dict(named.parts)
     order: list[Expr] = []

@@ -41,6 +41,8 @@ _GREEK_UNICODE = dict(zip(
      "Psi", "Omega"],
     "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
 
+_ELEMENTWISE_PROD = (Op.HADAMARD, Op.HDIV)
+
 _FUNC_NAMES = {Op.TRACE: "tr", Op.DET: "det", Op.LOGDET: "logdet", Op.INV: "inv",
                Op.DIAG: "diag", Op.DIAGM: "Diag", Op.VEC: "vec", Op.SUM: "sum",
                Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
@@ -154,8 +156,9 @@ class _Printer:
             return self.add(e, fixed)
         if op is Op.SCALE:
             return self.scale(e, fixed)
-        if op is Op.MATMUL:
-            parts = [self.sub(f, PROD if i == 0 else PROD + 1) for i, f in enumerate(a)]
+        if op is Op.MATMUL:  # (A ⊙ B)C: ⊙ and juxtaposition never share a level on paper
+            parts = [self.sub(f, PROD if i == 0 and (st == "text" or f.op not in _ELEMENTWISE_PROD)
+                              else PROD + 1) for i, f in enumerate(a)]
             return self.juxtapose(parts, "*"), PROD
         if op is Op.TRANSPOSE:
             return self.transpose(a[0]), POSTFIX
@@ -257,9 +260,10 @@ class _Printer:
             if st == "latex":
                 return f"\\frac{{{self.print(x, fixed)[0]}}}{{{self.print(base)[0]}}}", ATOM
             return f"{num}/{den}", PROD
-        inner_level = PROD if x.op in (Op.MATMUL, Op.SCALE, Op.HADAMARD, Op.HDIV) else PROD + 1
+        inner_level = PROD if x.op in (Op.MATMUL, Op.SCALE) or st == "text" and x.op in \
+            _ELEMENTWISE_PROD else PROD + 1
         if a.op is Op.CONST and a.attr == -1:
-            body = self.sub(x, inner_level, fixed)
+            body = self.sub(x, PROD if x.op in _ELEMENTWISE_PROD else inner_level, fixed)
             return ("−" if st == "unicode" else "-") + body, PROD
         coeff = self.sub(a, PROD if a.op is not Op.MATMUL or st == "text" else PROD + 1)
         body = self.sub(x, inner_level, fixed)
