@@ -123,12 +123,21 @@ class _Solver:
         return Dim.var(f"{_FRESH}{self.count}")
 
     def resolve(self, d: Dim) -> Dim:
-        for _ in range(1000):
-            names = [v for v in d.names if v in self.bound]
-            if not names:
-                return d
-            d = d.subs({v: self.bound[v] for v in names})
-        raise _Contradiction("cyclic dimension")
+        """``d`` with bound variables replaced by their values; the values of the variables
+        met are resolved in place (path compression), so long chains cost linear time."""
+        stack = [v for v in d.names if v in self.bound]
+        while stack:
+            v = stack[-1]
+            inner = [w for w in self.bound[v].names if w in self.bound]
+            unresolved = [w for w in inner if any(u in self.bound for u in self.bound[w].names)]
+            if unresolved:
+                stack.extend(unresolved)  # bindings are acyclic: a bound value never holds
+                continue                  # a variable that was bound when it was made
+            stack.pop()
+            if inner:
+                self.bound[v] = self.bound[v].subs({w: self.bound[w] for w in inner})
+        names = [v for v in d.names if v in self.bound]
+        return d.subs({v: self.bound[v] for v in names}) if names else d
 
     def unify(self, a: Dim, b: Dim, node: Node | None = None) -> None:
         diff = self.resolve(a) - self.resolve(b)
@@ -230,6 +239,9 @@ class _Infer:
 
     def is_scalar(self, s: Sh) -> bool:
         return self.solver.is_one(s[0]) and self.solver.is_one(s[1])
+
+    def equal(self, s: Sh, t: Sh) -> bool:
+        return all(self.solver.resolve(a) == self.solver.resolve(b) for a, b in zip(s, t))
 
     def not_scalar(self, s: Sh) -> bool:
         return self.solver.not_one(s[0]) or self.solver.not_one(s[1])
@@ -430,8 +442,8 @@ class _Infer:
             if self.not_scalar(sx) and self.not_scalar(sy):
                 return "matmul"
             return None
-        if self.is_scalar(sx) and self.is_scalar(sy):
-            return "same"
+        if self.is_scalar(sx) and self.is_scalar(sy) or self.equal(sx, sy):
+            return "same"  # equal shapes: broadcasting could only give the same result
         if self.is_scalar(sx) and self.not_scalar(sy):
             return "broadcast_left"
         if self.is_scalar(sy) and self.not_scalar(sx):
@@ -530,6 +542,8 @@ class _Infer:
     def final_names(self) -> dict[str, Dim]:
         """Fresh dimension variables still free get readable names, in order of appearance."""
         used = {v for s, _ in self.decl.values() for d in s for v in d.names}
+        used |= {v for s in self.shape.values() for d in s for v in self.solver.resolve(d).names
+                 if not v.startswith(_FRESH)}  # names written in the text: eye(n), ones(m)
         pool = [c for c in "mnpqrstkjluvwabcdefgh" if c not in used]
         rename: dict[str, Dim] = {}
         for s in list(self.symbols.values()) + [self.shape[k] for k in self.shape]:
