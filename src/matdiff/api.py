@@ -18,7 +18,7 @@ from . import printing
 from .codegen import codegen
 from .explain import Explanation
 from .explain import explain as _derivation
-from .expr import Expr, MatdiffError, free_symbols, sym
+from .expr import Expr, MatdiffError, free_symbols
 from .names import NamedParts, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
@@ -29,8 +29,10 @@ __all__ = ["parse", "grad", "check", "report", "shapes_of", "evaluate", "explain
            "jacobian", "hessian", "hvp"]
 
 
-def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None) -> Expr:
+def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
+          sigmoid_names: Sequence[str] = ()) -> Expr:
     """Parse ASCII or LaTeX (detected, or forced with ``syntax``) to a typed expression.
+    ``sigmoid_names`` are LaTeX names meaning the logistic function (``\\sigma``).
 
     >>> import matdiff as md
     >>> f = md.parse("||A*x - b||^2")
@@ -42,7 +44,7 @@ def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None)
     if syntax not in (None, "ascii", "latex"):
         raise MatdiffError(f"unknown syntax {syntax!r}: use 'ascii' or 'latex'")
     latex = syntax == "latex" or (syntax is None and looks_like_latex(text))
-    tree = parse_latex(text) if latex else parse_ascii(text)
+    tree = parse_latex(text, functions=sigmoid_names) if latex else parse_ascii(text)
     try:
         return infer(tree, text, _with_differentials(text, shapes))
     except MatdiffError as err:
@@ -115,10 +117,11 @@ def hessian(f: Expr | str, wrt: str, *, shapes: ShapeDecl | None = None) -> Expr
     return _forward.hessian(_as_expr(f, shapes), wrt)
 
 
-def hvp(f: Expr | str, wrt: str, direction: str = "V", *,
+def hvp(f: Expr | str, wrt: str, direction: str | None = None, *,
         shapes: ShapeDecl | None = None) -> Expr:
-    """The Hessian of ``f`` applied to a direction (a new symbol with ``wrt``'s shape), as a
-    matrix expression: forward over reverse, never a Kronecker product.
+    """The Hessian of ``f`` applied to a direction (a new symbol with ``wrt``'s shape: V, or
+    V1, V2, ... when ``f`` uses V), as a matrix expression: forward over reverse, never a
+    Kronecker product.
 
     >>> import matdiff as md
     >>> str(md.hvp("||A*X*B - C||_F^2", "X"))
@@ -157,8 +160,8 @@ def _check_forward(f: Expr, name: str, what: str, d: Expr,
     Jacobian or a differential, of the gradient for a Hessian or an HVP."""
     target = f if what in ("jacobian", "differential") else grad(f, name)
     assert isinstance(target, Expr)
-    x = free_symbols(f)[name]
-    direction = sym(("d" + name) if what == "differential" else "V", x.shape)
+    direction = _forward.differential_name(f, name) if what == "differential" else \
+        _forward.hvp_direction(f, name) if what == "hvp" else f
     for attempt in range(5):
         env, sizes = _check.random_inputs([f, target, d, direction], seed=seed + attempt)
         with np.errstate(all="ignore"):
