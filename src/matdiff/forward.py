@@ -65,7 +65,7 @@ from .expr import (
 from .simplify import RULES, _rebuild_node, simplify
 
 __all__ = ["JVP", "VEC", "jvp", "differential", "jacobian", "hessian", "hvp",
-           "identify", "differential_name"]
+           "identify", "differential_name", "hvp_direction"]
 
 Rule = Callable[[Expr, list[Expr]], Expr]
 
@@ -209,7 +209,9 @@ def jvp(f: Expr, tangents: dict[str, Expr]) -> Expr:
 
 
 def _row(e: Expr) -> Expr:
-    """``vec(e)ᵀ``: the row with ``vec(e)ᵀ vec(Z) = sum(e ⊙ Z)``."""
+    """``vec(e)ᵀ``: the row with ``vec(e)ᵀ vec(Z) = sum(e ⊙ Z)``; scalar factors in front."""
+    if e.op is Op.SCALE:
+        return scale(e.args[0], _row(e.args[1]))
     return T(vec(e))
 
 
@@ -248,6 +250,13 @@ class _Identify:
         return e in self.dep
 
     def __call__(self, e: Expr) -> Expr:
+        """M with vec(e) = M vec(dX); a scalar's row comes from ``row``, as a gradient."""
+        if e.is_scalar and e in self.dep and e is not self.dx:
+            return self.row(e, const(1))
+        return self.table(e)
+
+    def table(self, e: Expr) -> Expr:
+        """M with vec(e) = M vec(dX), by the VEC table."""
         if e not in self.dep:
             return zeros((e.rows * e.cols, self.size))
         if e is self.dx:
@@ -263,20 +272,40 @@ class _Identify:
         return self.memo[e]
 
     def row(self, e: Expr, coeff: Expr) -> Expr:
-        """The row r with sum(coeff ⊙ e) = r vec(dX), for e linear in dX."""
-        if e.op is Op.ADD:
-            return add(*(self.row(t, coeff) for t in e.args if self.has(t)))
-        if e.op is Op.SCALE and not self.has(e.args[0]):
-            return scale(e.args[0], self.row(e.args[1], coeff))
-        if e.op is Op.MATMUL and coeff.op is Op.IDENTITY:    # tr(L Z R) = vec((R L)ᵀ)ᵀ vec Z
-            f = e.args
-            i = next(i for i, a in enumerate(f) if self.has(a))
-            z = f[i]
-            rl = matmul(_prod(f[i + 1:], z.cols), _prod(f[:i], z.rows))
-            return self.row(z, T(rl))
-        if e.op is Op.TRANSPOSE and coeff.op is Op.IDENTITY:  # tr(Zᵀ) = tr(Z)
-            return self.row(e.args[0], coeff)
-        return matmul(_row(coeff), self(e))
+        """The row r with sum(coeff ⊙ e) = r vec(dX), for e linear in dX: the coefficient
+        moves inwards to dX, as in reverse mode, so the row reads vec(G)ᵀ."""
+        op, a = e.op, e.args
+        if e not in self.dep:
+            return zeros((ONE, self.size))
+        if op is Op.ADD:
+            return add(*(self.row(t, coeff) for t in a if self.has(t)))
+        if op is Op.SCALE:                          # sum(C ⊙ aY) = a sum(C ⊙ Y)
+            return add(scale(a[0], self.row(a[1], coeff)),
+                       self.row(a[0], total(hadamard(coeff, a[1]))))
+        if op is Op.MATMUL and sum(self.has(f) for f in a) == 1:
+            i = next(i for i, f in enumerate(a) if self.has(f))  # sum(C ⊙ LZR) = sum(LᵀCRᵀ ⊙ Z)
+            z = a[i]
+            return self.row(z, matmul(T(_prod(a[:i], z.rows)), coeff, T(_prod(a[i + 1:], z.cols))))
+        if op is Op.HADAMARD and sum(self.has(f) for f in a) == 1:
+            i = next(i for i, f in enumerate(a) if self.has(f))  # sum(C ⊙ A ⊙ Z)
+            return self.row(a[i], hadamard(coeff, *a[:i], *a[i + 1:]))
+        if op is Op.HDIV and not self.has(a[1]):               # sum(C ⊙ Y ./ B)
+            return self.row(a[0], hdiv(coeff, a[1]))
+        if op is Op.TRANSPOSE:                                 # sum(C ⊙ Zᵀ) = sum(Cᵀ ⊙ Z)
+            return self.row(a[0], T(coeff))
+        if op is Op.TRACE:                                     # c tr Z = sum(cI ⊙ Z)
+            return self.row(a[0], scale(coeff, eye(a[0].rows)))
+        if op is Op.SUM:                                       # c sum Z = sum(c1 ⊙ Z)
+            return self.row(a[0], scale(coeff, ones(a[0].shape)))
+        if op is Op.DIAG:                                      # sum(c ⊙ diag Z) = sum(Diag c ⊙ Z)
+            return self.row(a[0], diagm(coeff))
+        if op is Op.DIAGM:                                     # sum(C ⊙ Diag z) = sum(diag C ⊙ z)
+            return self.row(a[0], diag(coeff))
+        if op is Op.VEC:
+            return self.row(a[0], unvec(coeff, a[0].rows, a[0].cols))
+        if op is Op.UNVEC:
+            return self.row(a[0], vec(coeff))
+        return matmul(_row(coeff), self.table(e))
 
 
 def _scale_vec(e: Expr, m: _Identify) -> Expr:
@@ -337,8 +366,12 @@ def _diag_vec(e: Expr, m: _Identify) -> Expr:
 
 
 def _diagm_vec(e: Expr, m: _Identify) -> Expr:
-    """vec(Diag(y)) = Diag(vec I) (1 ⊗ I) y."""
-    n = e.rows
+    """vec(Diag(y)) = Diag(vec I) (1 ⊗ I) y;  vec(Diag(diag Z)) = vec(I ⊙ Z) = Diag(vec I) vec Z."""
+    n, y, coeff = e.rows, e.args[0], const(1)
+    while y.op is Op.SCALE and not m.has(y.args[0]):
+        coeff, y = scale(coeff, y.args[0]), y.args[1]
+    if y.op is Op.DIAG:
+        return scale(coeff, matmul(diagm(vec(eye(n))), m(y.args[0])))
     return matmul(diagm(vec(eye(n))), kron(ones((n, ONE)), eye(n)), m(e.args[0]))
 
 
@@ -378,21 +411,13 @@ VEC: dict[Op, Callable[[Expr, _Identify], Expr]] = {
     Op.KRON: _kron_vec,
     Op.BLOCK: _block_vec,
     Op.SLICE: _slice_vec,
-    Op.TRACE: lambda e, m: m.row(e.args[0], eye(e.args[0].rows)),   # tr Y = vec(I)ᵀ vec Y
-    Op.SUM: lambda e, m: _sum_row(e.args[0], m),                    # sum Y = 1ᵀ vec Y
+    Op.TRACE: lambda e, m: m.row(e, const(1)),                      # tr Y = vec(I)ᵀ vec Y
+    Op.SUM: lambda e, m: m.row(e, const(1)),                        # sum Y = 1ᵀ vec Y
     Op.DIAG: _diag_vec,
     Op.DIAGM: _diagm_vec,
     Op.VEC: lambda e, m: m(e.args[0]),
     Op.UNVEC: lambda e, m: m(e.args[0]),
 }
-
-
-def _sum_row(y: Expr, m: _Identify) -> Expr:
-    """sum(A ⊙ Z) = vec(A)ᵀ vec(Z); sum(Z) = 1ᵀ vec(Z)."""
-    if y.op is Op.HADAMARD and sum(m.has(f) for f in y.args) == 1:
-        i = next(i for i, f in enumerate(y.args) if m.has(f))
-        return m.row(y.args[i], hadamard(*y.args[:i], *y.args[i + 1:]))
-    return m.row(y, ones(y.shape))
 
 
 def identify(d_f: Expr, dx: Expr) -> Expr:
@@ -528,16 +553,31 @@ def hessian(f: Expr, wrt: str) -> Expr:
     return _jacobian_of(_gradient(f, wrt), x, dx)
 
 
-def hvp(f: Expr, wrt: str, direction: str = "V") -> Expr:
-    """The Hessian of ``f`` applied to a direction ``V`` (a symbol with ``wrt``'s shape),
-    as a matrix expression: ``unvec(H vec(V))``, the JVP of the gradient.
+def hvp_direction(f: Expr, wrt: str, direction: str | None = None) -> Expr:
+    """The direction symbol of ``hvp``: ``direction``, or the first of V, V1, V2, ... that
+    ``f`` does not use, with the shape of ``wrt``.
+
+    >>> U, V = sym("U", ("m", "k")), sym("V", ("n", "k"))
+    >>> hvp_direction(U @ V.T, "U").name
+    'V1'
+    """
+    x = _variable(f, wrt)
+    if direction is None:
+        used = free_symbols(f)
+        direction = next(n for n in ("V", *(f"V{i}" for i in range(1, 99))) if n not in used)
+    return _direction(f, direction, x)
+
+
+def hvp(f: Expr, wrt: str, direction: str | None = None) -> Expr:
+    """The Hessian of ``f`` applied to a direction ``V`` (a symbol with ``wrt``'s shape;
+    ``hvp_direction`` names it), as a matrix expression: ``unvec(H vec(V))``, the JVP of
+    the gradient.
 
     >>> from matdiff.expr import norm
     >>> X = sym("X", ("m", "n"))
     >>> str(hvp(hpow(norm(X), 2), "X"))
     '2*V'
     """
-    x = _variable(f, wrt)
-    v = _direction(f, direction, x)
+    v = hvp_direction(f, wrt, direction)
     return _tidy(jvp(_gradient(f, wrt), {wrt: v}))
 
