@@ -407,7 +407,24 @@ class Val:
 _SPECIAL = {Op.INV, Op.DIAGM, Op.KRON, Op.BLOCK, Op.ONES, Op.COMMUTATION, Op.IDENTITY,
             Op.ZERO}
 _TOKEN = re.compile("\x00(\\d+)\x00")
-_ATOMIC = re.compile(r"[\w.]+(\[[^\[\]]*\])?(\.T)?")
+_ATOMIC = re.compile(r"[\w.]+(\[[^\[\]]*\])*(\.T)?")
+
+
+def _atomic(code: str) -> bool:
+    """Whether ``code`` can stand as an operand without parentheses: a name, an index, or a
+    call whose parenthesis closes at the end."""
+    if _ATOMIC.fullmatch(code):
+        return True
+    head = re.match(r"[\w.]+\(", code)
+    if head is None:
+        return False
+    depth = 0
+    for i, ch in enumerate(code[head.end() - 1:], head.end() - 1):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if depth == 0:
+            return i == len(code) - 1
+    return False
 _INLINE = {Op.ADD, Op.SCALE, Op.HADAMARD, Op.HDIV, Op.POW, Op.TRANSPOSE, Op.SLICE,
            Op.DIAGM} | ELEMENTWISE
 _RESHAPES = re.compile(r"\.reshape\([^()]*\)(?=\.reshape\()")
@@ -866,8 +883,13 @@ def _slice_lower(g: _Gen, e: Expr) -> str:
     r0, r1, c0, c1 = e.attr
     if e.is_scalar:                                            # one entry
         return f"{x}[{g.dim(r0)}, {g.dim(c0)}]"
-    rows = g.slice_rows(x, r0, r1)
-    return g.slice_rows(Val(rows.code, True, rows.rows, x.cols), c0, c1, cols=True).code
+    def bounds(start: Dim, stop: Dim, total: Dim) -> str:
+        lo = "" if start == Dim({}) else g.dim(start)
+        return f"{lo}:{'' if stop == total else g.dim(stop)}"
+    rows, cols = bounds(r0, r1, x.rows), bounds(c0, c1, x.cols)
+    if cols == ":":
+        return f"{x}[{rows}]"
+    return f"{x}[{rows}, {cols}]"
 
 
 def _ones_const(x: Expr) -> Fraction | None:
@@ -1017,7 +1039,7 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
         code = _TOKEN.sub(lambda mt: inline.get(int(mt.group(1)), mt.group(0)),
                           _RESHAPES.sub("", g.code[n]))
         if refs.get(i) == 1 and i not in root_index and n.op in _INLINE and len(code) <= 60:
-            inline[i] = code if _ATOMIC.fullmatch(code) else f"({code})"
+            inline[i] = code if _atomic(code) else f"({code})"
         g.code[n] = code
     order = [n for n in order if g.index[n] not in inline]
     # names: temporaries, then dimensions
@@ -1107,8 +1129,10 @@ def codegen(exprs: Expr | Sequence[Expr], backend: str = "numpy",
 
     >>> from matdiff.expr import sym, matmul, T
     >>> A = sym("A", ("n", "n")); x = sym("x", ("n",))
-    >>> print(codegen(matmul(T(x), A, x)).splitlines()[-1].strip())
-    return float(t1)
+    >>> print("\n".join(codegen(matmul(T(x), A, x)).splitlines()[-3:]))
+        x = x.reshape(-1, 1)
+        t0 = ((x.T @ A) @ x)[0, 0]
+        return float(t0)
     """
     return _generate(exprs, backend, name)[0]
 
