@@ -257,6 +257,23 @@ def test_differential_parses_back_given_the_variable_shapes() -> None:
     assert md.parse(str(d_f), shapes=md.shapes_of(f)) is d_f
 
 
+@pytest.mark.parametrize(("kind", "text", "wrt"), [g[:3] for g in GOLDEN],
+                         ids=[f"{g[0]}:{g[1]}" for g in GOLDEN])
+def test_results_compile_to_numpy(kind: str, text: str, wrt: str) -> None:
+    f = md.parse(text)
+    result = getattr(md, kind)(f, wrt)
+    env, sizes = random_inputs([f, result], seed=8)
+    fn = md.compile([f, result])
+    got = fn(**{n: env[n] for n in md.shapes_of([f, result])})[1]
+    assert error(got, evaluate(result, env, sizes)) < 1e-10
+
+
+def test_symmetric_variable_hessian_is_that_of_the_symmetric_gradient() -> None:
+    f = md.parse("log(det(S))", shapes={"S": ("n", "n", "sym")})
+    assert hessian_error(f, "S", md.hessian(f, "S"), seed=2) < TOL
+    assert hvp_error(f, "S", seed=2) < 1e-8
+
+
 def test_results_print_in_every_style() -> None:
     h = md.hessian("log(det(X))", "X")
     assert "⊗" in md.to_unicode(h) and "\\otimes" in md.to_latex(h)
