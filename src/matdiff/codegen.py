@@ -1129,7 +1129,8 @@ def codegen(exprs: Expr | Sequence[Expr], backend: str = "numpy",
 
     >>> from matdiff.expr import sym, matmul, T
     >>> A = sym("A", ("n", "n")); x = sym("x", ("n",))
-    >>> print("\n".join(codegen(matmul(T(x), A, x)).splitlines()[-3:]))
+    >>> for line in codegen(matmul(T(x), A, x)).splitlines()[-3:]:
+    ...     print(line)
         x = x.reshape(-1, 1)
         t0 = ((x.T @ A) @ x)[0, 0]
         return float(t0)
