@@ -260,7 +260,7 @@ def _factor_out(e: Expr) -> Expr | None:
 
 
 def _hadamard_powers(e: Expr) -> Expr | None:
-    """X ⊙ X = X∘², X ⊙ (1 ⊘ Y) = X ⊘ Y, and a fixed order with I first."""
+    """X ⊙ X = X∘², X ⊙ (1 ⊘ Y) = X ⊘ Y, I ⊙ I = I, and a fixed order with I first."""
     powers: dict[Expr, Fraction] = {}
     scal: list[Expr] = []
     stack = list(e.args)
@@ -280,6 +280,9 @@ def _hadamard_powers(e: Expr) -> Expr | None:
             continue
         else:
             powers[f] = powers.get(f, Fraction(0)) + 1
+    for base in powers:  # I ⊙ I = I: the entries of I are 0 and 1
+        if base.op is Op.IDENTITY and powers[base] > 0:
+            powers[base] = Fraction(1)
     order = sorted(powers.items(), key=lambda bk: (bk[0].op is not Op.IDENTITY, str(bk[0])))
     num = [E.hpow(b, E.const(k)) for b, k in order if k > 0]
     den = [E.hpow(b, E.const(-k)) for b, k in order if k < 0]
