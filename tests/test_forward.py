@@ -339,6 +339,26 @@ scalars = st.tuples(st.sampled_from(["sum", "tr", "norm2"]), matrices).map(
     lambda ka: E.total(ka[1]) if ka[0] == "sum" else E.trace(ka[1]) if ka[0] == "tr"
     else E.hpow(E.norm(ka[1]), 2))
 
+_x, _W = E.sym("x", ("n",)), E.sym("W", ("n", "n"))
+_VLEAVES = [_x, E.sym("b", ("n",)), _W @ _x]
+
+
+def _combine_vectors(children: st.SearchStrategy[md.Expr]) -> st.SearchStrategy[md.Expr]:
+    pair = st.tuples(children, children)
+    return st.one_of(
+        children.map(lambda v: _W @ v),
+        pair.map(lambda vw: vw[0] + vw[1]),
+        pair.map(lambda vw: E.hadamard(vw[0], vw[1])),
+        pair.map(lambda vw: E.scale(vw[0].T @ vw[1], vw[0])),          # (v'w) v
+        pair.map(lambda vw: E.diagm(vw[0]) @ vw[1]),
+        children.map(lambda v: E.scale(E.hpow(E.add(E.hpow(E.norm(v), 2), E.const(1)), -1), v)),
+        st.tuples(st.sampled_from([Op.SIN, Op.TANH, Op.SIGMOID]), children)
+        .map(lambda ov: E.apply(ov[0], ov[1])),
+    )
+
+
+vectors = st.recursive(st.sampled_from(_VLEAVES), _combine_vectors, max_leaves=5)
+
 _SETTINGS = settings(max_examples=60, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow])
 
@@ -395,3 +415,13 @@ def test_cli_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "H_x = A + Aᵀ" in capsys.readouterr().out
     assert main(["hessian", "A*x", "--wrt", "x"]) == 2
     assert "jacobian" in capsys.readouterr().err
+
+
+@_SETTINGS
+@given(vectors)
+def test_random_vector_jacobian_and_hessian(v: md.Expr) -> None:
+    if "x" not in E.free_symbols(v):
+        return
+    assert jacobian_error(v, "x", md.jacobian(v, "x"), seed=3) < TOL
+    f = E.hpow(E.norm(v), 2)
+    assert hessian_error(f, "x", md.hessian(f, "x"), seed=3) < TOL

@@ -230,10 +230,15 @@ def _then(outer: Expr, inner: Expr) -> Expr:
     return matmul(outer, inner)
 
 
+def _eye(n: Dim) -> Expr:
+    """The identity of size n; the number 1 when n = 1 (a scalar variable)."""
+    return const(1) if n == ONE else eye(n)
+
+
 def _selector(n: Dim, start: Dim, stop: Dim) -> Expr:
     """``E`` (n × (stop-start)) with E Y placing Y at rows start..stop-1 of n: [0; I; 0]."""
     h = stop - start
-    parts = [zeros((start, h)), eye(h), zeros((n - stop, h))]
+    parts = [zeros((start, h)), _eye(h), zeros((n - stop, h))]
     return block([[p] for p in parts if p.rows != 0])
 
 
@@ -260,7 +265,7 @@ class _Identify:
         if e not in self.dep:
             return zeros((e.rows * e.cols, self.size))
         if e is self.dx:
-            return eye(self.size)
+            return _eye(self.size)
         if e not in self.memo:
             rule = VEC.get(e.op)
             if rule is None:
