@@ -277,9 +277,8 @@ class _Printer:
         out = parts[0]
         for prev, p in zip(parts, parts[1:], strict=False):
             left, right = _last_word(prev), _first_word(p)
-            glue = " " if left and right and (len(left) > 1 or len(right) > 1
-                                               or left.isdigit() == right.isdigit()
-                                               and left.isdigit()) else ""
+            glue = " " if len(left) > 1 and right or len(right) > 1 or \
+                left.isdigit() and right.isdigit() else ""
             out += glue + p
         return out
 
