@@ -450,3 +450,54 @@ def test_torch_output_on_input_device() -> None:
     env = {k: torch.as_tensor(v, dtype=torch.float64, device=device)
            for k, v in inputs([e]).items()}
     assert fn(**env).device.type == device
+
+
+# ----------------------------------------------------------------------------- random expressions
+
+
+def random_expr(rng: np.random.Generator, depth: int) -> Expr:
+    """A random well-shaped n x n expression over X, Y, A'A and the vector x."""
+    if depth == 0:
+        return [X, Y, matmul(A.T, A), matmul(x, x.T), eye("n")][int(rng.integers(5))]
+    a, b = random_expr(rng, depth - 1), random_expr(rng, depth - 1)
+    choices: list[Callable[[], Expr]] = [
+        lambda: a + b,
+        lambda: a - 2 * b,
+        lambda: matmul(a, b),
+        lambda: matmul(a, b, a),
+        lambda: T(a),
+        lambda: hadamard(a, b),
+        lambda: hadamard(eye("n"), matmul(T(a), b)),
+        lambda: scale(trace(matmul(a, b)), a),
+        lambda: diagm(diag(matmul(a, b))),
+        lambda: matmul(diagm(matmul(a, x)), b),
+        lambda: apply(Op.TANH, a),
+        lambda: scale(hpow(norm(a), 2), b),
+    ]
+    return choices[int(rng.integers(len(choices)))]()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_expressions_match_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    exprs = [random_expr(rng, 3), random_expr(rng, 2)]
+    env = inputs(exprs, seed)
+    for got, e in zip(compile(exprs)(**env), exprs, strict=True):
+        assert_close(got, reference(e, env), tol=1e-8)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_expressions_backends_agree(seed: int) -> None:
+    torch = pytest.importorskip("torch")
+    _jax()
+    rng = np.random.default_rng(seed)
+    exprs = [random_expr(rng, 3), random_expr(rng, 2)]
+    env = inputs(exprs, seed)
+    ours = compile(exprs)(**env)
+    via_jax = compile(exprs, backend="jax")(**env)
+    via_torch = compile(exprs, backend="torch")(**{k: torch.as_tensor(v) for k, v in
+                                                  env.items()})
+    for a, b, c in zip(ours, via_jax, via_torch, strict=True):
+        scale_ = 1 + float(np.max(np.abs(a)))
+        assert_close(np.asarray(b) / scale_, np.asarray(a) / scale_)
+        assert_close(c.numpy() / scale_, np.asarray(a) / scale_)

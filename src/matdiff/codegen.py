@@ -10,7 +10,8 @@ Contract of the generated function:
 * inputs: matrices are 2-D arrays, vectors 1-D (or ``(n, 1)``), scalars floats or 0-d arrays;
 * outputs: a scalar is a float / 0-d array, an ``(n, 1)`` vector 1-D, anything else 2-D; one
   expression gives one value, a list gives a tuple;
-* every shared DAG node is computed once (CSE across all outputs), one line per node;
+* every shared DAG node is computed once (CSE across all outputs), one line per node; a light
+  node used once (a sum, a scaling, a transpose, a slice) is written into its one consumer;
 * dimension names are read from the input shapes at call time.
 
 Lowering happens in two steps. ``RESTRUCTURE`` rewrites the DAG so structure is explicit
@@ -441,7 +442,7 @@ class _Gen:
         self.dim_names: dict[str, str] = {}
         self.index: dict[Expr, int] = {}
         self.code: dict[Expr, str] = {}
-        self.uses_dtype = False
+        self.nodes: list[Expr] = []
         self.dense_inv: set[Expr] = set()
 
     # -- references
@@ -453,6 +454,7 @@ class _Gen:
             return Val(lit, e.attr >= 0, ONE, ONE, e)
         if e not in self.index:
             self.index[e] = len(self.index)
+            self.nodes.append(e)
         return Val(f"\x00{self.index[e]}\x00", True, e.rows, e.cols, e)
 
     def dim(self, d: Dim) -> str:
@@ -471,8 +473,6 @@ class _Gen:
         return self.b.helpers[key].format(*args, m=self.m, **kw)
 
     def template(self, op: Op, *args: object, **kw: object) -> str:
-        if op in (Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION) and self.b.name == "torch":
-            self.uses_dtype = True
         return self.b.ops[op].format(*args, m=self.m, **kw)
 
     def val(self, code: str, rows: Dim, cols: Dim, atomic: bool = False) -> Val:
@@ -1018,13 +1018,11 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     # demand-driven lowering, parents before children; a node is needed when its token
     # appears in the code of a needed node (rules may bypass nodes they looked at)
     results = [g.ref(r) for r in roots]
-    by_index = {i: n for n, i in g.index.items()}
     needed = {r for r in roots if r in g.index}
     for node in reversed(toposort(roots)):
         if node in needed:
             g.code[node] = g.lower(node)
-            by_index = {i: n for n, i in g.index.items()}
-            needed.update(by_index[int(t)] for t in _TOKEN.findall(g.code[node]))
+            needed.update(g.nodes[int(t)] for t in _TOKEN.findall(g.code[node]))
     order = [n for n in toposort(roots) if n in g.code]
     # a light node used once is written into its consumer: shorter code, and NumPy reuses the
     # temporaries of one expression in place
