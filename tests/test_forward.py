@@ -425,3 +425,9 @@ def test_random_vector_jacobian_and_hessian(v: md.Expr) -> None:
     assert jacobian_error(v, "x", md.jacobian(v, "x"), seed=3) < TOL
     f = E.hpow(E.norm(v), 2)
     assert hessian_error(f, "x", md.hessian(f, "x"), seed=3) < TOL
+
+
+def test_report_hvp_gives_each_variable_its_own_direction() -> None:
+    rep = md.report("||A - U*V'||_F^2", ["U", "V"], what="hvp")
+    assert rep["directions"] == {"U": "V1", "V": "V2"}
+    assert all(c["ok"] for c in rep["check"].values())

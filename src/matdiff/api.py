@@ -154,14 +154,14 @@ def _fd_jacobian(f: Expr, name: str, env: dict[str, Any], sizes: dict[str, int],
     return np.stack(cols, axis=1)
 
 
-def _check_forward(f: Expr, name: str, what: str, d: Expr,
-                   seed: int = 0) -> tuple[float, dict[str, int]]:
+def _check_forward(f: Expr, name: str, what: str, d: Expr, seed: int = 0,
+                   hvp_direction: str | None = None) -> tuple[float, dict[str, int]]:
     """Relative error of a forward-mode result against finite differences: of ``f`` for a
     Jacobian or a differential, of the gradient for a Hessian or an HVP."""
     target = f if what in ("jacobian", "differential") else grad(f, name)
     assert isinstance(target, Expr)
     direction = _forward.differential_name(f, name) if what == "differential" else \
-        _forward.hvp_direction(f, name) if what == "hvp" else f
+        _forward.hvp_direction(f, name, hvp_direction) if what == "hvp" else f
     for attempt in range(5):
         env, sizes = _check.random_inputs([f, target, d, direction], seed=seed + attempt)
         with np.errstate(all="ignore"):
@@ -242,8 +242,13 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         raise MatdiffError(f"unknown derivative kind {what!r}: use grad, "
                            + ", ".join(_FORWARD))
     names = list(free_symbols(f)) if not wrt else [wrt] if isinstance(wrt, str) else list(wrt)
+    directions: dict[str, str] = {}
+    for n in names if what == "hvp" else ():    # one direction per variable, names distinct
+        directions[n] = _forward.hvp_direction(f, n, avoid=directions.values()).name
     if what == "grad":
         grads = grad(f, names)
+    elif what == "hvp":
+        grads = {n: hvp(f, n, directions[n]) for n in names}
     else:
         grads = {n: _FORWARD[what](f, n) for n in names}
     assert isinstance(grads, dict)
@@ -270,13 +275,16 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
                     "latex": printing.to_latex(g)}
         if ex is not None:
             out["steps"] = [s.as_dict() for s in ex.steps]
+    if what == "hvp":
+        out["directions"] = directions
     sym_notes = [n for n in names if free_symbols(f)[n].symmetric]
-    if sym_notes:
+    if sym_notes and what in ("grad", "hessian", "hvp"):
         out["notes"] = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in sym_notes]
     out["code"] = {b: codegen([f, *grads.values()], backend=b, name=f"f_and_{what}")
                    for b in ("numpy", "jax", "torch")}
     if verify and what != "grad":
-        checked = {n: _check_forward(f, n, what, g) for n, g in grads.items()}
+        checked = {n: _check_forward(f, n, what, g, hvp_direction=directions.get(n))
+                   for n, g in grads.items()}
         out["check"] = {n: {"max_rel_error": e, "ok": bool(np.isfinite(e) and e <= 1e-6)}
                         for n, (e, _) in checked.items()}
         out["check_sizes"] = next(iter(checked.values()))[1] if checked else {}

@@ -48,7 +48,7 @@ _LHS = {  # what → (text, unicode, latex) left-hand sides, {x} the variable
                  "\\frac{{\\partial \\operatorname{{vec}} f}}"
                  "{{\\partial \\operatorname{{vec}}({x})^{{T}}}}"),
     "hessian": ("H_{x}", "H_{x}", "H_{{{x}}}"),
-    "hvp": ("H_{x}*V", "H_{x}V", "H_{{{x}}} V"),
+    "hvp": ("H_{x}*{v}", "H_{x}{v}", "H_{{{x}}} {v}"),
 }
 
 
@@ -112,7 +112,7 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
     lines.append("")
     for name, d in rep["derivatives"].items():
         lhs = _LHS[rep.get("what", "grad")][("text", "unicode", "latex").index(style)] \
-            .format(x=name)
+            .format(x=name, v=rep.get("directions", {}).get(name, "V"))
         lines.append(f"{lhs} = {d.get('named', d)[style]}")
     for part in rep.get("where", []):  # the named parts the lines above use
         lines.append(f"  where {part['name']} = {part[style]}")

@@ -24,7 +24,7 @@ Results are simplified; sums and Hadamard products keep the order of the derivat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from .diff import gradients
 from .expr import (
@@ -558,9 +558,10 @@ def hessian(f: Expr, wrt: str) -> Expr:
     return _jacobian_of(_gradient(f, wrt), x, dx)
 
 
-def hvp_direction(f: Expr, wrt: str, direction: str | None = None) -> Expr:
+def hvp_direction(f: Expr, wrt: str, direction: str | None = None,
+                  avoid: Iterable[str] = ()) -> Expr:
     """The direction symbol of ``hvp``: ``direction``, or the first of V, V1, V2, ... that
-    ``f`` does not use, with the shape of ``wrt``.
+    neither ``f`` nor ``avoid`` uses, with the shape of ``wrt``.
 
     >>> U, V = sym("U", ("m", "k")), sym("V", ("n", "k"))
     >>> hvp_direction(U @ V.T, "U").name
@@ -568,7 +569,7 @@ def hvp_direction(f: Expr, wrt: str, direction: str | None = None) -> Expr:
     """
     x = _variable(f, wrt)
     if direction is None:
-        used = free_symbols(f)
+        used = {*free_symbols(f), *avoid}
         direction = next(n for n in ("V", *(f"V{i}" for i in range(1, 99))) if n not in used)
     return _direction(f, direction, x)
 
