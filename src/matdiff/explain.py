@@ -275,8 +275,8 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
     rules: list[str] = []
     for t in terms:
         t = simplify(t) if t.op is not Op.POW else t  # log det X → logdet X
-        c, body = (t.args[0], t.args[1]) if t.op is Op.SCALE and t.args[0].is_scalar \
-            and t.args[0].op is Op.CONST else (E.const(1), t)
+        c, body = (t.args[0], t.args[1]) if t.op is Op.SCALE and not any(
+            n in variables for n in E.toposort([t.args[0]])) else (E.const(1), t)
         if body.op is Op.POW and body.args[1] is E.const(2) and body.args[0].op is Op.NORM \
                 and body.args[0].attr == "2":
             m = _variables_first(body.args[0].args[0], variables)
@@ -322,8 +322,11 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
             break
         work, used = _adjoint_round(work, dsyms)
         current = list(work)
-        steps.append(_line(lines, "; ".join(used), "same",
-                           lambda st, cur=current: lines.inner(cur, st)))
+        step = _line(lines, "; ".join(used), "same", lambda st, cur=current: lines.inner(cur, st))
+        if step.unicode == steps[-1].unicode:  # only a coefficient moved: one line, both rules
+            step.rule = f"{steps[-1].rule}; {step.rule}"
+            steps.pop()
+        steps.append(step)
     # 5. the gradients
     grads = {n: next((g for g, lin in work if lin is dsym[symbols[n]]), E.zeros(
         symbols[n].shape)) for n in names}
