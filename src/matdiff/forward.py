@@ -216,18 +216,34 @@ def _row(e: Expr) -> Expr:
 
 
 def _then(outer: Expr, inner: Expr) -> Expr:
-    """``outer @ inner``, with the mixed product (A⊗B)(C⊗D) = AC⊗BD when it fits and
-    Diag(a) Diag(b) = Diag(a ⊙ b)."""
+    """``outer @ inner``, with the mixed product (A⊗B)(C⊗D) = AC⊗BD where it fits (through
+    sums and products that start with a Kronecker product) and Diag(a) Diag(b) = Diag(a ⊙ b)."""
     if outer.op is Op.DIAGM and inner.op is Op.DIAGM:
         u, v = outer.args[0], inner.args[0]
         if u.op is Op.VEC and v.op is Op.VEC and u.args[0].shape == v.args[0].shape:
             return diagm(vec(hadamard(u.args[0], v.args[0])))      # vec a ⊙ vec b = vec(a ⊙ b)
         return diagm(hadamard(u, v))
-    if outer.op is Op.KRON and inner.op is Op.KRON:
-        (a, b), (c, d) = outer.args, inner.args
-        if a.cols == c.rows and b.cols == d.rows:
-            return kron(matmul(a, c), matmul(b, d))
-    return matmul(outer, inner)
+    folded = _mixed_product(outer, inner) if outer.op is Op.KRON else None
+    return matmul(outer, inner) if folded is None else folded
+
+
+def _mixed_product(outer: Expr, inner: Expr) -> Expr | None:
+    """(A⊗B) inner with every Kronecker factor of ``inner`` absorbed, or None."""
+    (a, b) = outer.args
+    if inner.op is Op.KRON:
+        c, d = inner.args
+        return kron(matmul(a, c), matmul(b, d)) if a.cols == c.rows and b.cols == d.rows \
+            else None
+    if inner.op is Op.MATMUL:
+        head = _mixed_product(outer, inner.args[0])
+        return None if head is None else matmul(head, *inner.args[1:])
+    if inner.op is Op.SCALE:
+        body = _mixed_product(outer, inner.args[1])
+        return None if body is None else scale(inner.args[0], body)
+    if inner.op is Op.ADD:
+        terms = [_mixed_product(outer, t) for t in inner.args]
+        return None if any(t is None for t in terms) else add(*terms)  # type: ignore[misc]
+    return None
 
 
 def _eye(n: Dim) -> Expr:
