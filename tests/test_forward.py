@@ -238,6 +238,9 @@ GOLDEN = [  # issue 5 and battery items 23, 24, 30 (item numbers in the ids)
     ("differential", "inv(X)", "X", "-inv(X)*dX*inv(X)"),
     ("differential", "||A*X*B - C||_F^2", "X", "2*tr((A*X*B - C)'*A*dX*B)"),
     ("hvp", "||A*X*B - C||_F^2", "X", "2*A'*A*V*B*B'"),
+    ("hessian", "||X'*X - I||_F^2", "X",
+     "4*(kron(X', X)*K(m, n) + kron(eye(n), X*X') + kron(X'*X - I, eye(m)))"),
+    ("jacobian", "||A*X*B - C||_F^2", "X", "2*vec(A'*(A*X*B - C)*B')'"),
 ]
 
 

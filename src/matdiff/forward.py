@@ -513,8 +513,8 @@ def differential_name(f: Expr, name: str) -> Expr:
 def _variable(f: Expr, name: str) -> Expr:
     symbols = free_symbols(f)
     if name not in symbols:
-        raise MatdiffError(f"'{name}' does not occur in the expression; its variables are "
-                           + ", ".join(symbols) if symbols else "it has no variables")
+        known = f"its variables are {', '.join(symbols)}" if symbols else "it has no variables"
+        raise MatdiffError(f"'{name}' does not occur in the expression; {known}")
     return symbols[name]
 
 
