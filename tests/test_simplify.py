@@ -55,6 +55,9 @@ def same_value(e1: md.Expr, e2: md.Expr, seed: int) -> float:
                  id="two-layer-W2"),
     pytest.param("tr(Y' * kron(eye(2), X))", "X", "Y[0:m, 0:n] + Y[m:2*m, n:2*n]",
                  id="kron-I2-diagonal-blocks"),
+    pytest.param("log(abs(det(X)))", "X", "inv(X)'", id="cookbook-57"),
+    pytest.param("b'*X'*X*c", "X", "X*(b*c' + c*b')", id="cookbook-82"),
+    pytest.param("tr((A*X*B + C)*(A*X*B + C)')", "X", "2*A'*(A*X*B + C)*B'", id="cookbook-119"),
 ])
 def test_required_and_clean_forms(text: str, wrt: str, expected: str) -> None:
     f = md.parse(text)
@@ -95,14 +98,17 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
     "transposed-sum": [E.add(x.T, E.neg(v.T)), E.add(A.T, E.scale(E.const(2), B.T))],
     "merge-scalars": [E.scale(a, E.scale(b, E.scale(a, X))),
                       E.scale(E.norm(X), E.scale(E.hpow(E.norm(X), -1), Y)),
-                      E.hpow(E.scale(a, E.hpow(a, 2)), 2)],
+                      E.hpow(E.scale(a, E.hpow(a, 2)), 2),
+                      E.scale(E.det(X), E.scale(E.apply(Op.SIGN, E.det(X)),  # s sign(s)/|s| = 1
+                                                E.scale(E.hpow(E.apply(Op.ABS, E.det(X)), -1),
+                                                        Y)))],
     "flip-difference": [E.scale(E.const(-2), A @ (Z - X - Y)),
                         E.scale(E.const(-1), E.hadamard(I_n, Z - X - Y))],
     "collect-terms": [X + 2 * X + Y, X - X + Y, E.add(X, E.neg(E.add(X, Y)), Z),
                       E.neg(X) - Y],
     "add-blocks": [E.block([[A, U]]) + E.block([[B, U]])],
     "factor-common": [A @ X + A @ Y, X @ A + Y @ A + Z],
-    "factor-scalar": [2 * A + 2 * B + 2 * C, X / 2 + Y / 2,
+    "factor-scalar": [2 * A + 2 * B + 2 * C, X / 2 + Y / 2, A @ (2 * X + 2 * Y) @ B,
                       E.scale(E.hpow(a, -1), X + Y) + E.scale(E.hpow(a, -2), Z)],
     "scalar-factor-out": [E.Expr(Op.MATMUL, (x, s_tr, v.T)),  # (the constructor does it too)
                           E.Expr(Op.MATMUL, (x.T, A, x, E.norm(X)))],

@@ -165,8 +165,18 @@ def _scalar_order(item: tuple[Expr, Fraction]) -> tuple[int, str]:
 
 
 def _merge_scalars(e: Expr) -> Expr | None:
-    """a·(b·X) = (ab)·X; ‖N‖·‖N‖⁻¹ = 1; c·c = c²: one coefficient, one monomial, in front."""
+    """a·(b·X) = (ab)·X; ‖N‖·‖N‖⁻¹ = 1; c·c = c²: one coefficient, one monomial, in front;
+    |s| = sign(s)·s when s or sign(s) is a factor too, and sign(s)² = 1 (s ≠ 0 a.e.)."""
     coeff, powers, body = _split_scalar(e)
+    for base in [b for b in powers if b.op is Op.ABS]:
+        inner, sign = base.args[0], E.apply(Op.SIGN, base.args[0])
+        if inner in powers or sign in powers:
+            k = powers.pop(base)
+            powers[inner] = powers.get(inner, Fraction(0)) + k
+            powers[sign] = powers.get(sign, Fraction(0)) + k
+    for base, k in list(powers.items()):
+        if base.op is Op.SIGN and k.denominator == 1:
+            powers[base] = Fraction(k.numerator % 2)
     out = _join_scalar(coeff, powers, body, e.shape)
     return None if out is e else out
 
@@ -225,6 +235,15 @@ def _rebuild(scalar: Expr, factors: list[Expr], shape: tuple[E.Dim, E.Dim]) -> E
     return E.scale(scalar, E.eye(shape[0])) if shape != E.SCALAR else scalar
 
 
+def _shorter(a: Expr, b: Expr) -> bool:
+    """Fewer nodes, or as many nodes and fewer symbol occurrences (X(bcᵀ + cbᵀ))."""
+    return (cost(a), _leaves(a)) < (cost(b), _leaves(b))
+
+
+def _leaves(e: Expr) -> int:
+    return sum(1 for n in _tree(e) if not n.args)
+
+
 def _factor_out(e: Expr) -> Expr | None:
     """AX + AY = A(X + Y) and XA + YA = (X + Y)A, when the result is shorter."""
     terms = [_factors(t) for t in e.args]
@@ -251,7 +270,7 @@ def _factor_out(e: Expr) -> Expr | None:
             grouped = simplify(E.add(*(E.scale(E.const(k), t) for t, k in counts_in.items())))
             pulled = E.matmul(f, grouped) if side == 0 else E.matmul(grouped, f)
             candidate = E.add(pulled, *outside) if outside else pulled
-            if cost(candidate) < cost(e) and (best is None or cost(candidate) < cost(best)):
+            if _shorter(candidate, e) and (best is None or _shorter(candidate, best)):
                 best = candidate
     return best
 
@@ -323,8 +342,8 @@ def _factor_scalar(e: Expr) -> Expr | None:
             common[base] = min(ks)
         elif all(x < 0 for x in ks):
             common[base] = max(ks)
-    if g.denominator == 1 and len(split) < 3:
-        g = Fraction(1)  # 2X − 2Y stays; 2A + 2B + 2C and X/2 + Y/2 are factored
+    if g.denominator == 1 and len(split) < 3 and any(c < 0 for c, _, _ in split):
+        g = Fraction(1)  # 2X − 2Y stays; 2X + 2Y, 2A + 2B − 2C and X/2 − Y/2 are factored
     if g in (0, 1) and not common:
         return None
     inner = []

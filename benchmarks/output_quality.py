@@ -1,0 +1,138 @@
+"""Output quality: how large matdiff's printed results are next to the textbook forms.
+
+For every item of ``../shared/examples/battery.md`` with an "expect" form, and for a table of
+Matrix Cookbook identities (Petersen & Pedersen, 2012, equation numbers as ids), prints the
+size of matdiff's result divided by the size of the textbook form. The size is the number
+of symbol occurrences in the printed tree: variables, numbers, identities and ones each
+count once per occurrence; operators, transposes, signs and function names count nothing.
+Every result is also checked against the textbook form numerically. Goal: every ratio at
+most 1.0, none above 1.5.
+
+Run: ``python benchmarks/output_quality.py [path/to/battery.md]``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import matdiff as md
+from matdiff.check import evaluate, random_inputs, rel_error
+from matdiff.expr import Expr, Op
+
+BATTERY = Path(__file__).resolve().parents[2] / "shared" / "examples" / "battery.md"
+
+# The battery's "expect" forms, written in matdiff's ASCII input language (same meaning).
+TEXTBOOK: dict[int, str | int] = {
+    1: "A'*B'", 2: "(A + A')*x", 3: "2*A'*(A*x - b)", 4: "-2*(X - A*B)*B'", 5: "inv(X)'",
+    6: "det(X)*inv(X)'", 7: "-inv(X)'*A'*inv(X)'", 12: "(A + A')*X", 13: "a*b'",
+    15: 5,  # Σ_k (e_kᵀ ⊗ I_m) Y (e_k ⊗ I_n): e_k, I_m, Y, e_k, I_n
+    22: "2*A'*(A*X*B - C)*B'", 23: "A + A'", 24: "kron(B', A)", 25: "3*(X^2)'",
+    26: "4*X*(X'*X - I)", 30: "2*A'*A",
+}
+KIND = {23: "hessian", 24: "jacobian", 30: "hessian"}
+
+COOKBOOK = [  # (equation, f, wrt, textbook gradient)
+    ("99", "tr(X)", "X", "eye(n)"), ("100", "tr(X*A)", "X", "A'"),
+    ("101", "tr(A*X*B)", "X", "A'*B'"), ("102", "tr(A*X'*B)", "X", "B*A"),
+    ("103", "tr(X'*A)", "X", "A"), ("106", "tr(X*X)", "X", "2*X'"),
+    ("107", "tr(X*X*B)", "X", "(X*B + B*X)'"), ("108", "tr(X'*B*X)", "X", "B*X + B'*X"),
+    ("111", "tr(X*B*X')", "X", "X*B' + X*B"), ("114", "tr(A*X*B*X)", "X",
+                                               "A'*X'*B' + B'*X'*A'"),
+    ("115", "tr(X'*X)", "X", "2*X"), ("116", "tr(B'*X'*C*X*B)", "X", "C'*X*B*B' + C*X*B*B'"),
+    ("117", "tr(X'*B*X*C)", "X", "B*X*C + B'*X*C'"),
+    ("118", "tr(A*X*B*X'*C)", "X", "A'*C'*X*B' + C*A*X*B"),
+    ("119", "tr((A*X*B + C)*(A*X*B + C)')", "X", "2*A'*(A*X*B + C)*B'"),
+    ("121", "tr(X^3)", "X", "3*(X^2)'"), ("124", "tr(A*inv(X)*B)", "X",
+                                          "-inv(X)'*A'*B'*inv(X)'"),
+    ("49", "det(X)", "X", "det(X)*inv(X)'"), ("55", "log(det(X'*X))", "X", "2*X*inv(X'*X)"),
+    ("57", "log(abs(det(X)))", "X", "inv(X)'"), ("61", "a'*inv(X)*b", "X",
+                                                "-inv(X)'*a*b'*inv(X)'"),
+    ("69", "x'*a", "x", "a"), ("70", "a'*X*b", "X", "a*b'"), ("71", "a'*X'*b", "X", "b*a'"),
+    ("72", "a'*X*a", "X", "a*a'"), ("81", "x'*B*x", "x", "(B + B')*x"),
+    ("82", "b'*X'*X*c", "X", "X*(b*c' + c*b')"),
+    ("84", "(X*b + c)'*D*(X*b + c)", "X", "(D + D')*(X*b + c)*b'"),
+    ("frobenius", "||X||_F^2", "X", "2*X"),
+]
+
+_LEAVES = (Op.SYMBOL, Op.CONST, Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION)
+
+
+def size(e: Expr) -> int:
+    """Symbol occurrences in the printed tree of ``e``.
+
+    >>> size(md.parse("2*A'*(A*x - b)"))
+    5
+    """
+    stack, count = [e], 0
+    while stack:
+        node = stack.pop()
+        if node.op in _LEAVES:
+            count += 1
+        stack.extend(node.args)
+    return count
+
+
+def battery_items(path: Path) -> dict[int, tuple[str, list[str]]]:
+    """``{number: (expression, [variables])}`` for the battery's numbered lines."""
+    items = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"\s*(\d+)\.\s+(.*?)\s+wrt\s+(\w+(?:\s+and\s+\w+)?)", line)
+        if not m:
+            continue
+        text = re.sub(r"^(Hessian|Jacobian) of\s+", "", m.group(2)).strip()
+        text = re.sub(r"\s+\([a-z -]+\)$", "", text)  # "(matrix-valued)"
+        items[int(m.group(1))] = (text, re.split(r"\s+and\s+", m.group(3)))
+    return items
+
+
+def derivative(f: Expr, name: str, kind: str) -> Expr:
+    out = getattr(md, kind)(f, name)
+    assert isinstance(out, Expr)
+    return out
+
+
+def same(a: Expr, b: Expr) -> bool:
+    env, sizes = random_inputs([a, b], seed=5)
+    return rel_error(evaluate(a, env, sizes), evaluate(b, env, sizes)) < 1e-8
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1]) if len(argv) > 1 else BATTERY
+    rows: list[tuple[str, str, int, int, bool]] = []
+    for number, (text, wrt) in sorted(battery_items(path).items()):
+        if number not in TEXTBOOK:
+            continue
+        f = md.parse(text)
+        g = derivative(f, wrt[0], KIND.get(number, "grad"))
+        book = TEXTBOOK[number]
+        if isinstance(book, str):
+            ref = md.parse(book, shapes=md.shapes_of(f))
+            rows.append((f"battery {number}", md.to_text(g), size(g), size(ref), same(g, ref)))
+        else:
+            rows.append((f"battery {number}", md.to_text(g), size(g), book, md.check(f, wrt).ok))
+    for eq, text, wrt, book in COOKBOOK:
+        f = md.parse(text)
+        g = derivative(f, wrt, "grad")
+        ref = md.parse(book, shapes=md.shapes_of(f))
+        rows.append((f"cookbook {eq}", md.to_text(g), size(g), size(ref), same(g, ref)))
+    width = max(len(r[1]) for r in rows)
+    print(f"{'item':<14} {'matdiff result':<{width}} {'size':>4} {'book':>4} {'ratio':>5}  value")
+    ratios = []
+    for item, shown, ours, theirs, ok in rows:
+        ratio = ours / theirs
+        ratios.append(ratio)
+        flag = "" if ratio <= 1.0 else "  > textbook" if ratio <= 1.5 else "  > 1.5x"
+        print(f"{item:<14} {shown:<{width}} {ours:>4} {theirs:>4} {ratio:>5.2f}  "
+              f"{'same' if ok else 'DIFFERENT'}{flag}")
+    worst = max(ratios)
+    print(f"summary: {len(ratios)} items, mean ratio {sum(ratios) / len(ratios):.2f}, "
+          f"max {worst:.2f}, {sum(r <= 1.0 for r in ratios)} at most 1.0, "
+          f"{sum(r > 1.5 for r in ratios)} above 1.5, "
+          f"{sum(not r[4] for r in rows)} differing in value")
+    return 0 if worst <= 1.5 and all(r[4] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
