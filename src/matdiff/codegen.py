@@ -414,6 +414,7 @@ _ATOMIC = re.compile(r"[\w.]+(\[[^\[\]]*\])*(\.T)?")
 def _atomic(code: str) -> bool:
     """Whether ``code`` can stand as an operand without parentheses: a name, an index, or a
     call whose parenthesis closes at the end."""
+    code = _TOKEN.sub("t", code)
     if _ATOMIC.fullmatch(code):
         return True
     head = re.match(r"[\w.]+\(", code)
@@ -443,6 +444,7 @@ class _Gen:
         self.index: dict[Expr, int] = {}
         self.code: dict[Expr, str] = {}
         self.nodes: list[Expr] = []
+        self.uses: dict[Expr, int] = {}
         self.dense_inv: set[Expr] = set()
 
     # -- references
@@ -823,10 +825,22 @@ def _with_coeff(coeffs: list[Val], body: str, atomic: bool) -> str:
     return " * ".join([str(c) for c in coeffs] + [body if atomic else f"({body})"])
 
 
-def _matmul(g: _Gen, e: Expr) -> str:
+def _scale_smallest(g: _Gen, coeffs: list[Val], mats: list[Val]) -> tuple[list[Val], list[Val]]:
+    """c (A u v') = A (c u) v': a scalar goes onto a vector factor, not onto the product."""
+    vectors = [i for i, f in enumerate(mats) if (f.rows == ONE or f.cols == ONE)
+               and not g.is_special(f)]
+    if not coeffs or not vectors:
+        return coeffs, mats
+    i = vectors[0]
+    scaled = Val(_with_coeff(coeffs, str(mats[i]), True), False, mats[i].rows, mats[i].cols)
+    return [], [*mats[:i], scaled, *mats[i + 1:]]
+
+
+def _matmul(g: _Gen, e: Expr, extra: Sequence[Val] = ()) -> str:
     coeffs, mats = _split_scalars(g, e.args)
     if not mats:
-        return " * ".join(str(c) for c in coeffs)
+        return " * ".join(str(c) for c in [*extra, *coeffs])
+    coeffs, mats = _scale_smallest(g, [*extra, *coeffs], mats)
     prod = g.chain(mats)
     body, atomic = prod.code, prod.atomic
     if e.is_scalar:
@@ -920,6 +934,8 @@ def _add(g: _Gen, e: Expr) -> str:
 
 def _scale(g: _Gen, e: Expr) -> str:
     a, x = (g.ref(y) for y in e.args)
+    if e.args[1].op is Op.MATMUL and g.uses.get(e.args[1]) == 1 and not e.is_scalar:
+        return _matmul(g, e.args[1], [a])                      # c (A u) = A (c u)
     if e.args[0].op is Op.CONST and e.args[0].attr == -1:
         return f"-{x}"
     return f"{a} * {x}"
@@ -1015,6 +1031,9 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     fname = mangle(name, taken)
     g = _Gen(BACKENDS[backend], symbols, taken)
     g.dense_inv = _shared_inverses(roots)
+    for node in toposort(roots):
+        for a in node.args:
+            g.uses[a] = g.uses.get(a, 0) + 1
     # demand-driven lowering, parents before children; a node is needed when its token
     # appears in the code of a needed node (rules may bypass nodes they looked at)
     results = [g.ref(r) for r in roots]
