@@ -65,6 +65,16 @@ def test_required_and_clean_forms(text: str, wrt: str, expected: str) -> None:
     assert md.check(f, wrt).ok
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("log(det(S))", "inv(S)"),
+    ("tr(inv(S)*A)", "-0.5*inv(S)*(A + A')*inv(S)"),
+    ("0.5*log(det(S)) + 0.5*(x-m)'*inv(S)*(x-m)", "0.5*(I - inv(S)*(x - m)*(x - m)')*inv(S)"),
+])
+def test_symmetric_variables(text: str, expected: str) -> None:
+    f = md.parse(text, shapes={"S": ("n", "n", "symmetric")})
+    assert str(md.grad(f, "S")) == expected
+
+
 def test_seed_hadamard_loses_inner_mask_and_transpose() -> None:
     g = md.grad(md.parse(SEED), ["R", "Q"])
     for name in ("R", "Q"):
@@ -94,7 +104,8 @@ s_tr = E.trace(Y)  # a symbolic scalar
 RULE_EXAMPLES: dict[str, list[md.Expr]] = {
     "transpose-to-leaves": [E.T(A @ B), E.T(A + B.T), E.T(E.hadamard(A, B)), E.T(E.kron(A, U)),
                             E.T(E.block([[A, U]])), E.T(E.inv(A @ B)),
-                            E.T(E.apply(Op.EXP, A.T)), E.T(E.matpow(E.inv(A @ A.T), 2))],
+                            E.T(E.apply(Op.EXP, A.T)), E.T(E.matpow(E.inv(A @ A.T), 2)),
+                            E.T(E.inv(E.sym("S", (n, n), "symmetric")))],
     "transposed-sum": [E.add(x.T, E.neg(v.T)), E.add(A.T, E.scale(E.const(2), B.T))],
     "merge-scalars": [E.scale(a, E.scale(b, E.scale(a, X))),
                       E.scale(E.norm(X), E.scale(E.hpow(E.norm(X), -1), Y)),

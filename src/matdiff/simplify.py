@@ -55,7 +55,8 @@ _MINUS_ONE = E.const(-1)
 
 def _push_transpose(e: Expr) -> Expr | None:
     """(AB)ᵀ = BᵀAᵀ, (A+B)ᵀ = Aᵀ+Bᵀ, (A⊙B)ᵀ = Aᵀ⊙Bᵀ, f(X)ᵀ = f(Xᵀ), (A⊗B)ᵀ = Aᵀ⊗Bᵀ,
-    (X⁻¹)ᵀ = (Xᵀ)⁻¹ for symbols, [A B; C D]ᵀ = [Aᵀ Cᵀ; Bᵀ Dᵀ], Diag(x)ᵀ = Diag(x)."""
+    (X⁻¹)ᵀ = (Xᵀ)⁻¹ except for plain symbols (X⁻ᵀ), so S⁻ᵀ = S⁻¹ for a symmetric S,
+    [A B; C D]ᵀ = [Aᵀ Cᵀ; Bᵀ Dᵀ], Diag(x)ᵀ = Diag(x)."""
     x = e.args[0]
     op = x.op
     if op is Op.MATMUL:
@@ -82,7 +83,7 @@ def _push_transpose(e: Expr) -> Expr | None:
     if op is Op.BLOCK:
         r, c = x.attr
         return E.block([[E.T(x.args[i * c + j]) for i in range(r)] for j in range(c)])
-    if op is Op.INV and x.args[0].op is not Op.SYMBOL:
+    if op is Op.INV and (x.args[0].op is not Op.SYMBOL or x.args[0].symmetric):
         return E.inv(E.T(x.args[0]))
     return None
 
