@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from . import check as _check
 from . import diff as _diff
 from . import forward as _forward
 from . import printing
+from .check import CheckReport, random_inputs, rel_error
+from .check import check as _check_gradients
+from .check import evaluate as _evaluate
 from .codegen import codegen
 from .explain import Explanation
 from .explain import explain as _derivation
@@ -149,7 +151,7 @@ def _fd_jacobian(f: Expr, name: str, env: dict[str, Any], sizes: dict[str, int],
             y = flat.copy()
             y[i] += sign * step
             x = y.reshape(x0.shape, order="F") if x0.ndim == 2 else y.reshape(x0.shape)
-            ends.append(vec(_check.evaluate(f, {**env, name: x}, sizes)))
+            ends.append(vec(_evaluate(f, {**env, name: x}, sizes)))
         cols.append((ends[0] - ends[1]) / (2 * step))
     return np.stack(cols, axis=1)
 
@@ -163,23 +165,23 @@ def _check_forward(f: Expr, name: str, what: str, d: Expr, seed: int = 0,
     direction = _forward.differential_name(f, name) if what == "differential" else \
         _forward.hvp_direction(f, name, hvp_direction) if what == "hvp" else f
     for attempt in range(5):
-        env, sizes = _check.random_inputs([f, target, d, direction], seed=seed + attempt)
+        env, sizes = random_inputs([f, target, d, direction], seed=seed + attempt)
         with np.errstate(all="ignore"):
             numeric = _fd_jacobian(target, name, env, sizes)
             if not np.all(np.isfinite(numeric)):
                 continue
-            got = np.asarray(_check.evaluate(d, env, sizes), dtype=float)
+            got = np.asarray(_evaluate(d, env, sizes), dtype=float)
             if what in ("jacobian", "hessian"):
-                return _check.rel_error(got.reshape(numeric.shape), numeric), sizes
+                return rel_error(got.reshape(numeric.shape), numeric), sizes
             v = np.asarray(env[direction.name], dtype=float)
             v = v.reshape(-1, order="F") if v.ndim == 2 else v.reshape(-1)
             got = got.reshape(-1, order="F") if got.ndim == 2 else got.reshape(-1)
-            return _check.rel_error(got, numeric @ v), sizes
+            return rel_error(got, numeric @ v), sizes
     return float("nan"), {}
 
 
 def check(f: Expr | str, wrt: str | Sequence[str], *, seed: int = 0, tolerance: float = 1e-6,
-          shapes: ShapeDecl | None = None, raise_on_failure: bool = True) -> _check.CheckReport:
+          shapes: ShapeDecl | None = None, raise_on_failure: bool = True) -> CheckReport:
     """Verify the (simplified) gradients of ``f`` against central finite differences at a
     random point; raises ``MatdiffError`` over the tolerance.
 
@@ -191,13 +193,13 @@ def check(f: Expr | str, wrt: str | Sequence[str], *, seed: int = 0, tolerance: 
     names = [wrt] if isinstance(wrt, str) else list(wrt)
     grads = grad(f, names)
     assert isinstance(grads, dict)
-    return _check.check(f, names, grads, seed=seed, tolerance=tolerance,
+    return _check_gradients(f, names, grads, seed=seed, tolerance=tolerance,
                         raise_on_failure=raise_on_failure)
 
 
 def evaluate(e: Expr | Sequence[Expr], **inputs: Any) -> Any:
     """Evaluate with the reference interpreter (keyword arguments by symbol name)."""
-    return _check.evaluate(e, inputs)
+    return _evaluate(e, inputs)
 
 
 def shapes_of(e: Expr | Sequence[Expr], style: str = "text") -> dict[str, list[str]]:
@@ -280,8 +282,11 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     sym_notes = [n for n in names if free_symbols(f)[n].symmetric]
     if sym_notes and what in ("grad", "hessian", "hvp"):
         out["notes"] = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in sym_notes]
-    out["code"] = {b: codegen([f, *grads.values()], backend=b, name=f"f_and_{what}")
-                   for b in ("numpy", "jax", "torch")}
+    try:
+        out["code"] = {b: codegen([f, *grads.values()], backend=b, name=f"f_and_{what}")
+                       for b in ("numpy", "jax", "torch")}
+    except MatdiffError as err:  # the formulas stand; say why there is no code
+        out["notes"] = [*out.get("notes", []), f"no generated code: {err.message}"]
     if verify and what != "grad":
         checked = {n: _check_forward(f, n, what, g, hvp_direction=directions.get(n))
                    for n, g in grads.items()}
@@ -289,7 +294,7 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
                         for n, (e, _) in checked.items()}
         out["check_sizes"] = next(iter(checked.values()))[1] if checked else {}
     elif verify:
-        rep = _check.check(f, names, grads, raise_on_failure=False)
+        rep = _check_gradients(f, names, grads, raise_on_failure=False)
         out["check"] = {n: {"max_rel_error": rep.errors[n], "ok": bool(rep.ok)} for n in names}
         out["check_sizes"] = rep.sizes
     return out

@@ -426,7 +426,8 @@ def _need(cond: bool, what: str) -> None:
 def _same(args: tuple[Expr, ...], _attr: Any) -> Shape:
     first = args[0].shape
     for a in args[1:]:
-        _need(a.shape == first, f"shapes differ: {_fmt(first)} and {_fmt(a.shape)}")
+        if a.shape != first:  # the message is formatted only on failure: sums can be long
+            _need(False, f"shapes differ: {_fmt(first)} and {_fmt(a.shape)}")
     return first
 
 
@@ -678,7 +679,7 @@ def T(x: Expr) -> Expr:  # noqa: N802
         return zeros((x.cols, x.rows))
     if x.op is Op.ONES:
         return ones((x.cols, x.rows))
-    if x.symmetric:
+    if x.symmetric or x.op is Op.INV and x.args[0].symmetric:
         return x
     if x.op is Op.SCALE:
         return scale(x.args[0], T(x.args[1]))

@@ -241,7 +241,7 @@ class _Infer:
         return self.solver.is_one(s[0]) and self.solver.is_one(s[1])
 
     def equal(self, s: Sh, t: Sh) -> bool:
-        return all(self.solver.resolve(a) == self.solver.resolve(b) for a, b in zip(s, t))
+        return all(self.solver.resolve(a) == self.solver.resolve(b) for a, b in zip(s, t, strict=True))
 
     def not_scalar(self, s: Sh) -> bool:
         return self.solver.not_one(s[0]) or self.solver.not_one(s[1])
@@ -544,6 +544,7 @@ class _Infer:
         used = {v for s, _ in self.decl.values() for d in s for v in d.names}
         used |= {v for s in self.shape.values() for d in s for v in self.solver.resolve(d).names
                  if not v.startswith(_FRESH)}  # names written in the text: eye(n), ones(m)
+        used |= set(self.symbols) | set(self.decl)  # a dimension never takes a variable's name
         pool = [c for c in "mnpqrstkjluvwabcdefgh" if c not in used]
         rename: dict[str, Dim] = {}
         for s in list(self.symbols.values()) + [self.shape[k] for k in self.shape]:
