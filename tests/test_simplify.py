@@ -105,7 +105,7 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
     "transpose-to-leaves": [E.T(A @ B), E.T(A + B.T), E.T(E.hadamard(A, B)), E.T(E.kron(A, U)),
                             E.T(E.block([[A, U]])), E.T(E.inv(A @ B)),
                             E.T(E.apply(Op.EXP, A.T)), E.T(E.matpow(E.inv(A @ A.T), 2)),
-                            E.T(E.inv(E.sym("S", (n, n), "symmetric")))],
+                            E.Expr(Op.TRANSPOSE, (E.inv(E.sym("S", (n, n), "symmetric")),))],
     "transposed-sum": [E.add(x.T, E.neg(v.T)), E.add(A.T, E.scale(E.const(2), B.T))],
     "merge-scalars": [E.scale(a, E.scale(b, E.scale(a, X))),
                       E.scale(E.norm(X), E.scale(E.hpow(E.norm(X), -1), Y)),

@@ -115,6 +115,8 @@ def _adjoint_round(terms: list[tuple[Expr, Expr]], dsyms: set[Expr]
                        if _has_d(a, dsyms))
         else:
             slots = [i for i, a in enumerate(lin.args) if _has_d(a, dsyms)]
+            if not slots:  # a differential that is zero
+                continue
             if len(slots) != 1:
                 raise MatdiffError(f"the differential {lin} is not linear in one place")
             i = slots[0]

@@ -159,16 +159,7 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
         roots = [substitute(r, env) for r in roots]
         defs.append((name, target))
 
-    # 1. large sums inside larger expressions (residuals), largest first
-    while True:
-        big = [r for r in roots + [d for _, d in defs] if cost(r) >= LARGE_CONTEXT]
-        tops = {_core(r) for r in roots + [d for _, d in defs]}
-        inner = [n for n in E.toposort(big)
-                 if n.op is Op.ADD and n not in tops and cost(n) >= LARGE_SUM]
-        if not inner:
-            break
-        apply(max(inner, key=lambda n: (cost(n), -len(str(n)))))
-    # 2. repeated subexpressions, the largest saving first
+    # 1. repeated subexpressions, the largest saving first
     while True:
         everything = roots + [d for _, d in defs]
         occ = _occurrences(everything)
@@ -179,6 +170,23 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
         if not shared:
             break
         apply(max(shared, key=lambda n: ((occ[n] - 1) * cost(n), -len(str(n)))))
+    # 2. in a large result, the sums (residuals) inside products, the innermost first
+    while sum(cost(r) for r in exprs) >= LARGE_CONTEXT:
+        everything = roots + [d for _, d in defs]
+        tops = {_core(r) for r in everything}
+        inner = [n for n in E.toposort(everything)
+                 if n.op is Op.ADD and n not in tops and cost(n) >= LARGE_SUM]
+        if not inner:
+            break
+        apply(min(inner, key=lambda n: (cost(n), len(str(n)))))
+    # 3. parts that became tiny (D = I ⊙ M) are written out again
+    tiny: dict[Expr, Expr] = {}
+    for n, d in _dependency_order(defs):
+        if cost(d) < SHARED_MIN:
+            tiny[n] = substitute(d, tiny)
+    if tiny:
+        defs = [(n, substitute(d, tiny)) for n, d in defs if n not in tiny]
+        roots = [substitute(r, tiny) for r in roots]
     named = _fewest_minus_signs(NamedParts(roots, _dependency_order(defs)))
     return _renamed(named, Namer(list(exprs)))
 
@@ -234,21 +242,41 @@ def _minus_signs(exprs: Sequence[Expr]) -> int:
 
 
 def _fewest_minus_signs(named: NamedParts) -> NamedParts:
-    """Write a named part P as −P' (P' = −P) wherever that leaves fewer minus signs."""
+    """Write named parts P as −P' (P' = −P) wherever that leaves fewer minus signs: a
+    difference alone (N = W − BPSᵀ → BPSᵀ − W), or a product together with the difference
+    inside it (C = NSPᵀ with N), so that no part is a bare negation."""
     roots, parts = list(named.roots), list(named.parts)
     improved = True
     while improved:
         improved = False
         before = _minus_signs(roots + [d for _, d in parts])
-        for i, (name, body) in enumerate(parts):
-            flipped = simplify(E.add(*(E.neg(t) for t in body.args)) if body.op is Op.ADD
-                               else E.neg(body))
-            env = {name: E.neg(name)}
-            new_parts = [(n, flipped if j == i else simplify(substitute(d, env)))
-                         for j, (n, d) in enumerate(parts)]
+        for flip in _flip_sets(parts):
+            env = {n: E.neg(n) for n in flip}
+            new_parts = [(n, _negated(substitute(d, env)) if n in flip else
+                          simplify(substitute(d, env))) for n, d in parts]
             new_roots = [simplify(substitute(r, env)) for r in roots]
-            if _minus_signs(new_roots + [d for _, d in new_parts]) < before:
+            if _minus_signs(new_roots + [d for _, d in new_parts]) < before and \
+                    all(_negation_free(d) for n, d in new_parts if n in flip):
                 roots, parts = new_roots, new_parts
                 improved = True
                 break
     return NamedParts(roots, parts)
+
+
+def _flip_sets(parts: list[tuple[Expr, Expr]]) -> Iterator[set[Expr]]:
+    sums = {n for n, d in parts if d.op is Op.ADD}
+    for n, d in parts:
+        if n in sums:
+            yield {n}
+        else:
+            for m in sums & set(E.toposort([d])):
+                yield {n, m}
+
+
+def _negated(e: Expr) -> Expr:
+    """−e, with the minus taken into a sum's terms."""
+    return simplify(E.add(*(E.neg(t) for t in e.args)) if e.op is Op.ADD else E.neg(e))
+
+
+def _negation_free(e: Expr) -> bool:
+    return not (e.op is Op.SCALE and e.args[0].op is Op.CONST and e.args[0].attr < 0)

@@ -193,6 +193,8 @@ class _Printer:
         if op is Op.NORM:
             return self.norm(e), ATOM
         if op is Op.INV and st != "text":
+            if a[0].op is Op.TRANSPOSE:  # (Xᵀ)⁻¹ = X⁻ᵀ
+                return self.sub(a[0].args[0], POSTFIX) + ("^{-T}" if tex else "⁻ᵀ"), POSTFIX
             return self.sub(a[0], POSTFIX) + ("^{-1}" if tex else "⁻¹"), POSTFIX
         if op is Op.UNVEC:
             m, n = (format_dim(d, st) for d in e.attr)

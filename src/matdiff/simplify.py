@@ -280,7 +280,8 @@ def _factor_out(e: Expr) -> Expr | None:
 
 
 def _hadamard_powers(e: Expr) -> Expr | None:
-    """X ⊙ X = X∘², X ⊙ (1 ⊘ Y) = X ⊘ Y, I ⊙ I = I, and a fixed order with I first."""
+    """X ⊙ X = X∘², X ⊙ (1 ⊘ Y) = X ⊘ Y, I ⊙ I = I, X ⊘ (cY) = c⁻¹ X ⊘ Y, and a fixed order
+    with I first."""
     powers: dict[Expr, Fraction] = {}
     scal: list[Expr] = []
     stack = list(e.args)
@@ -300,6 +301,13 @@ def _hadamard_powers(e: Expr) -> Expr | None:
             continue
         else:
             powers[f] = powers.get(f, Fraction(0)) + 1
+    for base in [b for b in powers if b.op is Op.SCALE and b.args[0].op is Op.CONST]:
+        k = powers.pop(base)  # (cX)∘ᵏ = cᵏ X∘ᵏ
+        if k.denominator != 1:
+            powers[base] = k
+            continue
+        scal.append(E.const(base.args[0].attr ** k.numerator))
+        powers[base.args[1]] = powers.get(base.args[1], Fraction(0)) + k
     for base in powers:  # I ⊙ I = I: the entries of I are 0 and 1
         if base.op is Op.IDENTITY and powers[base] > 0:
             powers[base] = Fraction(1)
@@ -539,10 +547,12 @@ def _sigmoid(e: Expr) -> Expr | None:
 
 
 def _trace_linear(e: Expr) -> Expr | None:
-    """tr(A + B) = tr A + tr B,  tr(cA) = c tr A,  tr(A ⊗ B) = tr A tr B,
+    """tr 0 = 0,  tr(A + B) = tr A + tr B,  tr(cA) = c tr A,  tr(A ⊗ B) = tr A tr B,
     tr(ABC) = tr(BCA) = tr(CAB): the rotation that is a scalar product, else the first in
     text order."""
     x = e.args[0]
+    if E.is_zero(x):
+        return E.const(0)
     if x.op is Op.ADD:
         return E.add(*(E.trace(t) for t in x.args))
     if x.op is Op.SCALE:
