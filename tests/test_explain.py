@@ -77,6 +77,8 @@ def test_explanation_prints_as_text_and_latex() -> None:
     assert latex.startswith("\\begin{aligned}") and "\\mathrm{d}X" in latex
     assert "\\frac{\\partial \\phi}{\\partial X} &= 2 A^{T} M B^{T}" in latex
     assert str(ex) == ex.render("unicode")
+    assert all("&" not in s.latex for s in ex.steps)  # each step typesets on its own
+    assert "\\mathrm{d}M" in ex.steps[1].latex
     assert [s.unicode for s in ex.steps] == [
         "φ = M : M", "dφ = 2M : dM", "    = 2M : A dX B", "    = 2AᵀMBᵀ : dX",
         "so ∂φ/∂X = 2AᵀMBᵀ", "where M = AXB − C"]

@@ -134,6 +134,7 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
                         E.hadamard(I_n, I_n, X)],
     "diagonal-mask": [E.hadamard(I_n, X.T), E.hadamard(I_n, X + E.hadamard(I_n, Y)),
                       E.hadamard(E.diagm(v), X.T), E.hadamard(I_n, E.T(E.hadamard(I_n, X)))],
+    "diagonal-part": [E.diagm(E.diag(X)), E.diagm(E.diag(X.T @ A))],
     "hadamard-division": [E.hdiv(E.hdiv(A, B), C)],
     "sigmoid": [E.hdiv(E.apply(Op.EXP, X), E.apply(Op.EXP, X) + E.ones((n, n))),
                 E.hdiv(E.hadamard(E.apply(Op.EXP, X), Y),

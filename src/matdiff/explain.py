@@ -62,7 +62,9 @@ class Explanation:
     def render(self, style: str = "unicode") -> str:
         """The derivation as lines of text (``style`` "text", "unicode" or "latex")."""
         lines = [getattr(s, style) for s in self.steps]
-        if style == "latex":
+        if style == "latex":  # aligned at the first "=" (each step alone has no "&")
+            lines = [("&" + line) if line.startswith("=") or line.startswith("\\text")
+                     else line.replace(" = ", " &= ", 1) for line in lines]
             body = " \\\\\n".join(lines)
             return f"\\begin{{aligned}}\n{body}\n\\end{{aligned}}"
         width = max(len(line) for line in lines)
@@ -203,7 +205,7 @@ class _Lines:
 
     def lhs(self, what: str, style: str) -> str:
         table = {"phi": ("phi", "φ", "\\phi"), "dphi": ("dphi", "dφ", "\\mathrm{d}\\phi"),
-                 "same": ("    ", "   ", "&")}
+                 "same": ("    ", "   ", "")}
         text, uni, tex = table[what]
         return {"text": text, "unicode": uni, "latex": tex}[style]
 
@@ -212,9 +214,9 @@ def _line(lines: _Lines, rule: str, lhs: str, body: Callable[[str], str]) -> Ste
     out = {}
     for style in ("text", "unicode", "latex"):
         left = lines.lhs(lhs, style)
-        sep = " &= " if style == "latex" and lhs != "same" else " = "
+        sep = " = "
         if style == "latex" and lhs == "same":
-            out[style] = f"& = {body(style)}"
+            out[style] = f"= {body(style)}"
         else:
             out[style] = f"{left}{sep}{body(style)}"
     return Step(rule, out["text"], out["unicode"], out["latex"])
@@ -348,7 +350,7 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
             steps.append(Step("the same gradient, as matdiff.grad simplifies it",
                               f"     = {lines.expr(ref, 'text')}",
                               f"     = {lines.expr(ref, 'unicode')}",
-                              f"&= {lines.expr(ref, 'latex')}"))
+                              f"= {lines.expr(ref, 'latex')}"))
     all_parts = parts + extra
     if all_parts:
         steps.append(_where(lines, all_parts))
@@ -364,6 +366,7 @@ def _dname(y: Expr, dsym: dict[Expr, Expr], lines: _Lines) -> Expr:
     if y in dsym:
         return dsym[y]
     if y.op is Op.SYMBOL:
+        lines.dnames["d" + y.name] = y.name
         return E.sym("d" + y.name, y.shape)
     return lines.hold(y)
 
@@ -371,7 +374,7 @@ def _dname(y: Expr, dsym: dict[Expr, Expr], lines: _Lines) -> Expr:
 def _conclusion(lines: _Lines, name: str, g: Expr) -> Step:
     text = f"so df/d{name} = {lines.expr(g, 'text')}"
     uni = f"so ∂φ/∂{printing.render(E.sym(name), 'unicode')} = {lines.expr(g, 'unicode')}"
-    tex = (f"\\frac{{\\partial \\phi}}{{\\partial {printing.latex_name(name)}}} &= "
+    tex = (f"\\frac{{\\partial \\phi}}{{\\partial {printing.latex_name(name)}}} = "
            f"{lines.expr(g, 'latex')}")
     return Step(f"dφ = G : d{name}  ⇒  ∂φ/∂{name} = G", text, uni, tex)
 
@@ -380,7 +383,7 @@ def _where(lines: _Lines, parts: list[tuple[Expr, Expr]]) -> Step:
     out = {}
     for style in ("text", "unicode", "latex"):
         defs = [f"{lines.expr(n, style)} = {lines.expr(d, style)}" for n, d in parts]
-        out[style] = ("& \\text{where } " + ",\\; ".join(defs)) if style == "latex" \
+        out[style] = ("\\text{where } " + ",\\; ".join(defs)) if style == "latex" \
             else "where " + ", ".join(defs)
     return Step("named parts", out["text"], out["unicode"], out["latex"])
 

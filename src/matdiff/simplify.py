@@ -527,6 +527,12 @@ def _off_diagonal_free(x: Expr) -> Expr:
     return x
 
 
+def _diagonal_part(e: Expr) -> Expr | None:
+    """Diag(diag X) = I ⊙ X."""
+    x = e.args[0]
+    return E.hadamard(E.eye(x.rows), x.args[0]) if x.op is Op.DIAG else None
+
+
 def _sigmoid(e: Expr) -> Expr | None:
     """exp(u) ⊘ (exp(u) + 𝟏) = σ(u),  𝟏 ⊘ (exp(−u) + 𝟏) = σ(u)."""
     num, den = e.args
@@ -621,6 +627,7 @@ RULES: dict[Op, list[Rule]] = {
     Op.KRON: [("kron-identities", _kron_identities)],                  # I ⊗ I = I
     Op.HADAMARD: [("hadamard-powers", _hadamard_powers),               # X ⊙ X = X∘²
                   ("diagonal-mask", _diagonal_mask)],                  # I ⊙ Xᵀ = I ⊙ X
+    Op.DIAGM: [("diagonal-part", _diagonal_part)],                     # Diag(diag X) = I ⊙ X
     Op.HDIV: [("hadamard-division", _hdiv_flatten),                    # (A ⊘ B) ⊘ C = A ⊘ (B⊙C)
               ("sigmoid", _sigmoid)],                                  # eᵘ ⊘ (eᵘ + 1) = σ(u)
     Op.POW: [("merge-scalars", lambda e: _merge_scalars(e) if e.is_scalar else None)],
