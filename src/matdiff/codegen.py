@@ -553,6 +553,8 @@ class _Gen:
             return self.apply_left(left, right)
         if self.is_special(right):
             return self.apply_right(left, right)
+        if left.cols == ONE:                                   # outer product u v' = u .* v'
+            return self.val(f"{left} * {right}", rows, cols)
         return self.val(f"{left} @ {right}", rows, cols)
 
     def is_special(self, v: Val) -> bool:
