@@ -19,7 +19,7 @@ from pathlib import Path
 
 import matdiff as md
 from matdiff.check import evaluate, random_inputs, rel_error
-from matdiff.expr import Expr, Op
+from matdiff.expr import Expr, Op, const
 
 BATTERY = Path(__file__).resolve().parents[2] / "shared" / "examples" / "battery.md"
 
@@ -70,7 +70,10 @@ def size(e: Expr) -> int:
         node = stack.pop()
         if node.op in _LEAVES:
             count += 1
-        stack.extend(node.args)
+        if node.op is Op.SCALE and node.args[0] is const(-1):  # a sign is no symbol
+            stack.append(node.args[1])
+        else:
+            stack.extend(node.args)
     return count
 
 
