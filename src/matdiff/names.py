@@ -3,10 +3,14 @@
 Input: a list of expressions (the derivatives of one problem, printed together). Output: the
 same expressions written over new symbols, and the definitions of those symbols, so that
 
-* a large sum (a residual such as ``[R, −Q; Q, R]PSᵀ − W``) inside a larger result is named,
 * a subexpression that occurs more than once (in one result or across results) is named,
+  the largest saving first;
+* then, in a large result, each large sum inside a product (a residual such as
+  ``[R, −Q; Q, R]PSᵀ − W``) is named, the innermost first; parts that became tiny
+  (``D = I ⊙ M``) are written out again;
 * each named difference is written the way round that leaves the fewest minus signs
-  (``N = BPSᵀ − W`` rather than ``W − BPSᵀ`` when that turns ``−2N…`` into ``2N…``).
+  (``N = BPSᵀ − W`` rather than ``W − BPSᵀ`` when that turns ``−2N…`` into ``2N…``);
+* names are given in order of first appearance.
 
 Substituting the definitions back (``NamedParts.inline``) gives expressions equal to the
 input. Names are capital letters for matrices, lowercase for vectors, Greek for scalars,
@@ -29,9 +33,9 @@ MATRIX_NAMES = "CDEFGHJKLTUV"   # ... and other matrices
 VECTOR_NAMES = "uvwzrtehg"
 SCALAR_NAMES = ("alpha", "beta", "gamma", "delta", "kappa", "rho", "tau")
 
-LARGE_SUM = 9       # a sum of at least this many nodes, inside a larger result, is named
 SHARED_MIN = 4      # a repeated subexpression of at least this many nodes is named
-LARGE_CONTEXT = 24  # ... where that larger expression has at least this many nodes
+LARGE_SUM = 9       # a sum of at least this many nodes inside a product is named ...
+LARGE_CONTEXT = 60  # ... when the results together have at least this many nodes
 CONTEXT_MIN = 15    # results smaller than this are printed without names
 
 
