@@ -198,6 +198,9 @@ CASES: dict[str, Expr] = {
     "trace-chain": trace(matmul(A, X, C, C.T, A.T)),
     "trace-identity": trace(eye("n")) * X,
     "trace-kron": trace(kron(X, Y)),
+    "trace-kron-product": trace(matmul(sym("Yk", (2 * Dim.var("n"), 2 * Dim.var("n"))).T,
+                                       kron(eye(2), X))),
+    "hadamard-kron": hadamard(sym("Yh", (2 * Dim.var("n"), 4 * Dim.var("n"))), kron(L, X)),
     "det": det(Sp),
     "logdet": logdet(Sp),
     "log-det": apply(Op.LOG, det(Sp)),
@@ -308,6 +311,8 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "chain-symbolic-4": ("np.linalg.multi_dot([A, X, Y, C])", "@"),
     "norm2-squared": ("np.einsum('ij,ij->', A, A)", "np.sqrt"),
     "sum-kron": ("np.sum(X) * np.sum(L)", "np.kron"),
+    "trace-kron-product": ("einsum('aibj,ab,ij->'", "np.kron"),
+    "hadamard-kron": ("[:, None, :, None]", "np.kron"),
 }
 
 
@@ -383,10 +388,17 @@ def test_extra_arguments_are_ignored() -> None:
     assert compile(trace(X))(X=np.eye(3), unused=1.0) == 3.0
 
 
+def test_dimension_solved_from_a_composite_size() -> None:
+    z = sym("z", (2 * Dim.var("n") + 1,))
+    e = total(hadamard(z, z)) * eye("n")
+    assert "n = (z.shape[0] - 1) // (2)" in codegen(e)
+    assert_close(compile(e)(z=np.ones(7)), 7 * np.eye(3))
+
+
 def test_unreadable_dimension_raises() -> None:
-    z = sym("z", (2 * Dim.var("n"),))
+    z = sym("z", (Dim.var("n") * Dim.var("n"),))
     with pytest.raises(MatdiffError, match="dimension"):
-        codegen(matmul(T(z), kron(eye(2), eye("n")), z))
+        codegen(total(hadamard(z, z)) * eye("n"))
 
 
 def test_unknown_backend_raises() -> None:

@@ -408,6 +408,7 @@ class Val:
 _SPECIAL = {Op.INV, Op.DIAGM, Op.KRON, Op.BLOCK, Op.ONES, Op.COMMUTATION, Op.IDENTITY,
             Op.ZERO}
 _TOKEN = re.compile("\x00(\\d+)\x00")
+_DIM_TOKEN = re.compile("\x01([^\x01]*)\x01")
 _ATOMIC = re.compile(r"[\w.]+(\[[^\[\]]*\])*(\.T)?")
 
 
@@ -632,6 +633,33 @@ class _Gen:
             return self.val(self.template(Op.ZERO, r=f"{v}.shape[0]", c=self.dim(cols)),
                             rows, cols, True)
         raise AssertionError(e.op)
+
+    def dot(self, x: Val, y: Val) -> str:
+        """sum(X .* Y); a Kronecker factor is never materialised:
+        <Y, A kron B> = sum_{a,i,b,j} Y4[a,i,b,j] A[a,b] B[i,j]."""
+        if x.expr is not None and x.expr.op is Op.KRON:
+            x, y = y, x
+        k = y.expr
+        if k is None or k.op is not Op.KRON:
+            return self.helper("dot_all", x, y)
+        a, b = k.args
+        y4 = f"{x}.reshape({self.dim(a.rows)}, {self.dim(b.rows)}, {self.dim(a.cols)}, " \
+             f"{self.dim(b.cols)})"
+        return self.einsum("aibj,ab,ij->", y4, self.ref(a), self.ref(b))
+
+    def kron_hadamard(self, others: list[Val], k: Expr) -> str:
+        """X .* (A kron B) = (X4 * A[:, None, :, None] * B[None, :, None, :]) reshaped."""
+        a, b = k.args
+        x = others[0].code if len(others) == 1 else " * ".join(str(o) for o in others)
+        x = x if len(others) == 1 and others[0].atomic else f"({x})"
+        y4 = f"{x}.reshape({self.dim(a.rows)}, {self.dim(b.rows)}, {self.dim(a.cols)}, " \
+             f"{self.dim(b.cols)})"
+        factors = [y4]
+        if a.op is not Op.ONES:
+            factors.append(f"{self.ref(a)}[:, None, :, None]")
+        if b.op is not Op.ONES:
+            factors.append(f"{self.ref(b)}[None, :, None, :]")
+        return f"({' * '.join(factors)}).reshape({self.dim(k.rows)}, {self.dim(k.cols)})"
 
     def einsum(self, spec: str, *args: object) -> str:
         return self.helper("einsum", spec=repr(spec), args=", ".join(str(a) for a in args))
@@ -871,9 +899,9 @@ def _trace(g: _Gen, e: Expr) -> str | None:
             else None
     f_t, r_t = untransposed(first), untransposed(rest)
     if f_t is not None and r_t is None:                        # tr(X'Y) = <X, Y>
-        body = g.helper("dot_all", f_t, rest)
+        body = g.dot(f_t, rest)
     elif r_t is not None:                                      # tr(XY') = <X, Y>
-        body = g.helper("dot_all", first, r_t)
+        body = g.dot(first, r_t)
     else:
         body = g.helper("dot_all", first, f"{rest}.T")
     return _with_coeff(coeffs, body, True)
@@ -906,6 +934,14 @@ def _slice_lower(g: _Gen, e: Expr) -> str:
     if cols == ":":
         return f"{x}[{rows}]"
     return f"{x}[{rows}, {cols}]"
+
+
+def _hadamard(g: _Gen, e: Expr) -> str | None:
+    krons = [x for x in e.args if x.op is Op.KRON]
+    if len(krons) != 1 or e.is_scalar:
+        return None
+    others = [g.ref(x) for x in e.args if x is not krons[0]]
+    return g.kron_hadamard(others, krons[0])
 
 
 def _ones_const(x: Expr) -> Fraction | None:
@@ -954,7 +990,7 @@ def _pow(g: _Gen, e: Expr) -> str | None:
 def _sum(g: _Gen, e: Expr) -> str | None:
     x = e.args[0]
     if x.op is Op.HADAMARD and len(x.args) == 2:              # sum(X .* Y) = <X, Y>
-        return g.helper("dot_all", *(g.ref(y) for y in x.args))
+        return g.dot(*(g.ref(y) for y in x.args))
     if x.op is Op.KRON:                                        # sum(A kron B) = sum A sum B
         return " * ".join(g.template(Op.SUM, g.ref(y)) for y in x.args)
     return None
@@ -977,6 +1013,7 @@ RULES: list[tuple[Op, Callable[[_Gen, Expr], str | None]]] = [
     (Op.SUM, _sum),
     (Op.NORM, _norm),
     (Op.SLICE, _slice_lower),   # X[r0:r1, c0:c1], bounds omitted where they are the ends
+    (Op.HADAMARD, _hadamard),   # X .* (A kron B) on a 4-D view, never the Kronecker product
 ]
 
 
@@ -1022,6 +1059,51 @@ def _shared_inverses(roots: Sequence[Expr]) -> set[Expr]:
     return {x for x, ops in uses.items() if x in roots or len(ops) > 1 or ops != [Op.MATMUL]}
 
 
+def _solve_dims(g: _Gen, inputs: list[tuple[str, Expr]]) -> list[tuple[str, str]]:
+    """Code reading each needed dimension name from the input shapes: directly (``n =
+    X.shape[0]``) or by solving a size linear in it (``p = Y.shape[0] // m``). Registers the
+    names a solution uses in ``g.dim_names``; returns ``(name, code)`` in dependency order."""
+    axes = [(f"{arg}.shape[{axis}]", d) for arg, e in inputs for axis, d in enumerate(e.shape)
+            if d.value is None]
+    solved: dict[str, tuple[str, set[str]]] = {}
+    for code, d in axes:                                       # n = X.shape[0]
+        if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+            solved.setdefault(d.terms[0][0][0], (code, set()))
+    progress = True
+    while progress:                                            # p*m = Y.shape[0], m known
+        progress = False
+        for code, d in axes:
+            unknown = d.names - solved.keys()
+            with_v = [(mono, c) for mono, c in d.terms if unknown & set(mono)]
+            if len(unknown) != 1 or len(with_v) != 1:
+                continue
+            (v,) = unknown
+            mono, c = with_v[0]
+            if mono.count(v) != 1:
+                continue
+            rest_mono = list(mono)
+            rest_mono.remove(v)
+            coef = Dim({tuple(rest_mono): c})
+            rest = Dim([(mm, cc) for mm, cc in d.terms if v not in mm])
+            expr = code if not rest.terms else f"({code} - {g.dim(rest)})"
+            if coef != ONE:
+                expr = f"{expr} // ({g.dim(coef)})"
+            solved[v] = (expr, coef.names | rest.names)
+            progress = True
+    need = set(g.dim_names)
+    stack = list(need)
+    while stack:
+        v = stack.pop()
+        if v not in solved:
+            raise MatdiffError(f"dimension {mangle(v, set())!r} is not the size of any input, "
+                               "so it cannot be read from the arguments")
+        for w in solved[v][1] - need:
+            need.add(w)
+            stack.append(w)
+    g.dim_names = {v: "" for v in need}
+    return [(v, code) for v, (code, _deps) in solved.items() if v in need]
+
+
 def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
               ) -> tuple[str, list[tuple[str, str, Expr]], str]:
     if backend not in BACKENDS:
@@ -1063,16 +1145,11 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     order = [n for n in order if g.index[n] not in inline]
     # names: temporaries, then dimensions
     tmp_name = {g.index[n]: mangle(f"t{i}", taken) for i, n in enumerate(order)}
+    sym_by_name = list(symbols.items())
+    dim_code = _solve_dims(g, [(g.sym_names[e], e) for e in symbols.values()])
     for d in sorted(g.dim_names):
         g.dim_names[d] = mangle(d, taken)
     body: list[str] = []
-    sym_by_name = list(symbols.items())
-    dims_of: dict[str, tuple[str, int]] = {}
-    for _uname, e in sym_by_name:
-        for axis, d in enumerate(e.shape):
-            if d.value is None and len(d.terms) == 1 and d.terms[0][1] == 1 \
-                    and len(d.terms[0][0]) == 1:
-                dims_of.setdefault(d.terms[0][0][0], (g.sym_names[e], axis))
     m = g.m
     for e in symbols.values():
         v = g.sym_names[e]
@@ -1093,17 +1170,14 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
         for e in scalars:
             v = g.sym_names[e]
             body.append(f"{v} = {m}.as_tensor({v}, dtype=dtype, device=device)")
-    for d, mangled in sorted(g.dim_names.items()):
-        if d not in dims_of:
-            raise MatdiffError(f"dimension {mangled!r} is not the size of any input, so it "
-                               "cannot be read from the arguments")
-        arg, axis = dims_of[d]
-        body.append(f"{mangled} = {arg}.shape[{axis}]")
+    for d, code in dim_code:
+        code = _DIM_TOKEN.sub(lambda mt: g.dim_names[mt.group(1)], code)
+        body.append(f"{g.dim_names[d]} = {code}")
 
     def subst(code: str) -> str:
         code = _RESHAPES.sub("", code)                          # x.reshape(a).reshape(b)
         code = _TOKEN.sub(lambda mt: tmp_name[int(mt.group(1))], code)
-        return re.sub("\x01([^\x01]*)\x01", lambda mt: g.dim_names[mt.group(1)], code)
+        return _DIM_TOKEN.sub(lambda mt: g.dim_names[mt.group(1)], code)
 
     for n in order:
         body.append(f"{tmp_name[g.index[n]]} = {subst(g.code[n])}")
