@@ -150,7 +150,7 @@ _TORCH_HELPERS: dict[str, str] = {
     "cat1": "{m}.cat([{args}], dim=1)",
     "sum0": "{0}.sum(dim=0, keepdim=True)",
     "sum1": "{0}.sum(dim=1, keepdim=True)",
-    "dot_all": "{m}.sum({0} * {1})",
+    "dot_all": "{m}.linalg.vecdot({0}.reshape(-1), {1}.reshape(-1))",
     "diag_tn": "({0} * {1}).sum(dim=0)",                    # torch.einsum is slow here
     "diag_nn": "({0} * {1}.T).sum(dim=1)",
     "perm": ".permute(1, 0, 2)",
