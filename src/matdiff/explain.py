@@ -157,16 +157,18 @@ class _Lines:
 
     def hold(self, e: Expr) -> Expr:
         """A placeholder symbol printed as ``d(e)``."""
-        name = f"dHELD{len(self.held)}"
+        name = f"dHELD{len(self.held)}Z"  # Z ends it: dHELD1Z is not inside dHELD10Z
         self.held[name] = e
         return E.sym(name, e.shape)
 
     def expr(self, e: Expr, style: str, grouped: bool = False) -> str:
         s = printing.render(e, style)
         for name, held in self.held.items():
+            shown = printing.latex_name(name) if style == "latex" else name
+            if shown not in s:
+                continue
             inner = printing.render(held, style)
-            s = s.replace(printing.latex_name(name) if style == "latex" else name,
-                          f"\\mathrm{{d}}\\left({inner}\\right)" if style == "latex"
+            s = s.replace(shown, f"\\mathrm{{d}}\\left({inner}\\right)" if style == "latex"
                           else f"d({inner})")
         if style == "latex":
             for dname, base in self.dnames.items():

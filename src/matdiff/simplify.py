@@ -38,13 +38,32 @@ def cost(e: Expr) -> int:
     >>> X = sym("X", ("n", "n")); cost(X + X.T), cost(-X)
     (4, 1)
     """
-    memo: dict[Expr, int] = {}
+    memo = _COST
+    if e in memo:
+        return memo[e]
     for node in E.toposort([e]):
+        if node in memo:
+            continue
         if node.op is Op.SCALE and node.args[0] is _MINUS_ONE:
             memo[node] = memo[node.args[1]]
         else:
             memo[node] = 1 + sum(memo[a] for a in node.args)
     return memo[e]
+
+
+# Interned nodes never change, so these are plain caches: cost, printed text (the canonical
+# order's key) and simplified form of a node.
+_COST: dict[Expr, int] = {}
+_TEXT: dict[Expr, str] = {}
+_SIMPLE: dict[Expr, Expr] = {}
+
+
+def _text(e: Expr) -> str:
+    """``str(e)``, cached: the key of the canonical order of terms and factors."""
+    out = _TEXT.get(e)
+    if out is None:
+        out = _TEXT[e] = str(e)
+    return out
 
 
 _MINUS_ONE = E.const(-1)
@@ -90,7 +109,15 @@ def _push_transpose(e: Expr) -> Expr | None:
 
 def _transposes(e: Expr) -> int:
     """Number of transpose nodes in the printed tree of ``e``."""
-    return sum(1 for n in _tree(e) if n.op is Op.TRANSPOSE)
+    memo = _TRANSPOSES
+    if e not in memo:
+        for node in E.toposort([e]):
+            if node not in memo:
+                memo[node] = (node.op is Op.TRANSPOSE) + sum(memo[a] for a in node.args)
+    return memo[e]
+
+
+_TRANSPOSES: dict[Expr, int] = {}
 
 
 def _tree(e: Expr) -> list[Expr]:
@@ -162,7 +189,7 @@ def _is_reciprocal(f: Expr) -> bool:
 
 def _scalar_order(item: tuple[Expr, Fraction]) -> tuple[int, str]:
     b = item[0]
-    return (0 if b.op is Op.SYMBOL else 1, str(b))
+    return (0 if b.op is Op.SYMBOL else 1, _text(b))
 
 
 def _merge_scalars(e: Expr) -> Expr | None:
@@ -218,7 +245,7 @@ def _collect(e: Expr) -> Expr | None:
 
 def _term_order(t: Expr) -> tuple[int, int, str]:
     c, rest = _term(t)
-    return (1 if c < 0 else 0, 1 if rest.op is Op.CONST else 0, str(rest))
+    return (1 if c < 0 else 0, 1 if rest.op is Op.CONST else 0, _text(rest))
 
 
 def _factors(t: Expr) -> tuple[Expr, list[Expr]]:
@@ -311,7 +338,7 @@ def _hadamard_powers(e: Expr) -> Expr | None:
     for base in powers:  # I ⊙ I = I: the entries of I are 0 and 1
         if base.op is Op.IDENTITY and powers[base] > 0:
             powers[base] = Fraction(1)
-    order = sorted(powers.items(), key=lambda bk: (bk[0].op is not Op.IDENTITY, str(bk[0])))
+    order = sorted(powers.items(), key=lambda bk: (bk[0].op is not Op.IDENTITY, _text(bk[0])))
     num = [E.hpow(b, E.const(k)) for b, k in order if k > 0]
     den = [E.hpow(b, E.const(-k)) for b, k in order if k < 0]
     out = E.hadamard(*num) if num else E.ones(e.shape)
@@ -571,7 +598,7 @@ def _trace_linear(e: Expr) -> Expr | None:
         for r in rotations:
             if r[0].rows == E.ONE:
                 return E.matmul(*r)
-        best = min(rotations, key=lambda r: str(E.matmul(*r)))
+        best = min(rotations, key=lambda r: _text(E.matmul(*r)))
         return None if best == f else E.trace(E.matmul(*best))
     return None
 
@@ -650,12 +677,16 @@ def simplify(e: Expr, trace: list[str] | None = None) -> Expr:
     >>> str(simplify((x.T @ A).T + A @ x))
     "(A + A')*x"
     """
+    if trace is None and e in _SIMPLE:
+        return _SIMPLE[e]
+    start = e
     memo: dict[Expr, Expr] = {}
     for _ in range(_MAX_PASSES):
         out = _pass(e, memo, trace)
         if out is e:
-            return out
+            break
         e = out
+    _SIMPLE[start] = _SIMPLE[e] = e
     return e
 
 
