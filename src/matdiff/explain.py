@@ -398,5 +398,10 @@ def _inline(g: Expr, parts: Sequence[tuple[Expr, Expr]]) -> Expr:
 
 
 def inline(ex: Explanation) -> dict[str, Expr]:
-    """The gradients of an explanation with every named part substituted back."""
+    """The gradients of an explanation with every named part substituted back.
+
+    >>> import matdiff as md
+    >>> str(inline(explain(md.parse("||A*X*B - C||_F^2"), "X"))["X"])
+    "2*A'*(A*X*B - C)*B'"
+    """
     return {n: _inline(g, ex.parts) for n, g in ex.gradients.items()}

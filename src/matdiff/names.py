@@ -65,7 +65,13 @@ class NamedParts:
 
 
 def substitute(e: Expr, env: dict[Expr, Expr]) -> Expr:
-    """``e`` with each node that is a key of ``env`` replaced by its value (bottom-up)."""
+    """``e`` with each node that is a key of ``env`` replaced by its value (bottom-up).
+
+    >>> from matdiff.expr import sym
+    >>> A, M = sym("A", ("n", "n")), sym("M", ("n", "n"))
+    >>> str(substitute(A @ (A + A.T), {A + A.T: M}))
+    'A*M'
+    """
     if not env:
         return e
     memo: dict[Expr, Expr] = {}

@@ -374,7 +374,12 @@ def _first_word(s: str) -> str:
 
 
 def render(e: Expr, style: str = "text") -> str:
-    """Print ``e`` in one of the styles "text", "unicode", "latex"."""
+    """Print ``e`` in one of the styles "text", "unicode", "latex".
+
+    >>> from matdiff.expr import sym
+    >>> render(sym("W1", ("m", "n")) @ sym("x", ("n",)), "unicode")
+    'W1 x'
+    """
     if style not in ("text", "unicode", "latex"):
         raise ValueError(f"unknown style {style!r}")
     return _Printer(style).print(e)[0].replace(_OPEN, "").replace(_CLOSE, "")
@@ -392,12 +397,24 @@ def to_text(e: Expr) -> str:
 
 
 def to_unicode(e: Expr) -> str:
-    """Unicode for reading: ``2Aᵀ(AXB − C)Bᵀ``, ``‖X‖_F²``, ``X⁻¹``."""
+    """Unicode for reading: ``2Aᵀ(AXB − C)Bᵀ``, ``‖X‖_F²``, ``X⁻¹``.
+
+    >>> from matdiff.expr import sym, inv
+    >>> X, x = sym("X", ("n", "n")), sym("x", ("n",))
+    >>> to_unicode(2 * inv(X).T @ x)
+    '2X⁻ᵀx'
+    """
     return render(e, "unicode")
 
 
 def to_latex(e: Expr) -> str:
-    """LaTeX for papers: ``A^{T}``, ``\\odot``, ``\\otimes``, ``\\left\\| X \\right\\|_{F}``."""
+    """LaTeX for papers: ``A^{T}``, ``\\odot``, ``\\otimes``, ``\\left\\| X \\right\\|_{F}``.
+
+    >>> from matdiff.expr import sym, hadamard, eye
+    >>> X = sym("X", ("n", "n"))
+    >>> to_latex(hadamard(eye("n"), X.T @ X))
+    'I \\\\odot \\\\left(X^{T} X\\\\right)'
+    """
     return render(e, "latex")
 
 
