@@ -583,6 +583,9 @@ def add(*terms: Expr) -> Expr:
     total_const = Fraction(0)
     has_const = False
     for t in terms:
+        if t.op is Op.ADD and t.args[-1].op is not Op.CONST:
+            flat.extend(t.args)  # already flat, without zeros: long sums stay fast
+            continue
         for u in (t.args if t.op is Op.ADD else (t,)):
             if u.op is Op.CONST:
                 total_const += u.attr
