@@ -453,8 +453,8 @@ def _scalar_factor_out(e: Expr) -> Expr | None:
 
 
 def _mixed_product(e: Expr) -> Expr | None:
-    """(A ⊗ B)(C ⊗ D) = AC ⊗ BD when the factors conform; (Bᵀ ⊗ A) vec X = vec(AXB);
-    [A, B][C; D] = AC + BD for conforming partitions."""
+    """(A ⊗ B)(C ⊗ D) = AC ⊗ BD when the factors conform; (Bᵀ ⊗ A) vec X = vec(AXB)
+    (Magnus & Neudecker, ch. 2); [A, B][C; D] = AC + BD for conforming partitions."""
     f = e.args
     for i in range(len(f) - 1):
         a, b = f[i], f[i + 1]
@@ -561,7 +561,7 @@ def _diagonal_part(e: Expr) -> Expr | None:
 
 
 def _sigmoid(e: Expr) -> Expr | None:
-    """exp(u) ⊘ (exp(u) + 𝟏) = σ(u),  𝟏 ⊘ (exp(−u) + 𝟏) = σ(u)."""
+    """exp(u) ⊘ (exp(u) + 𝟏) = σ(u)."""
     num, den = e.args
     if den.op is not Op.ADD or len(den.args) != 2:
         return None
