@@ -406,3 +406,18 @@ def test_bare_ones_is_a_vector_unless_tied(text: str, expected: dict, result: st
 
 def test_sum_of_vec_gradient_is_all_ones() -> None:
     assert str(md.grad("sum(vec(X))", "X")) == "ones(m, n)"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("tr(inv(S)*A)", "-0.5*inv(S)*(A + A')*inv(S)"),
+    ("x'*S*x", "x*x'"),
+    ("log(det(S))", "inv(S)"),
+])
+def test_symmetric_gradient_is_the_symmetric_part_and_checks(text: str, expected: str) -> None:
+    f = md.parse(text, shapes={"S": ("n", "n", "symmetric")})
+    g = md.grad(f, "S")
+    assert str(g) == expected
+    assert same_value(g, md.simplify(md.parse(str(g), md.shapes_of(f)).T)) < 1e-12  # symmetric
+    assert md.check(f, "S").ok  # finite differences along symmetric directions
+    assert any("symmetric" in n for n in md.report(text, ["S"], shapes={
+        "S": ("n", "n", "symmetric")})["notes"])

@@ -269,20 +269,33 @@ class CheckReport:
 
 
 def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int],
-                h: float = 1e-6) -> Array:
-    """Central finite differences of the scalar ``f`` with respect to input ``name``."""
+                h: float = 1e-6, symmetric: bool = False) -> Array:
+    """Central finite differences of the scalar ``f`` with respect to input ``name``.
+
+    For a ``symmetric`` variable the steps stay symmetric (``E_ij + E_ji``), and the result
+    is the gradient in the space of symmetric matrices under ``<A, B> = tr(AᵀB)``: half the
+    directional derivative off the diagonal, all of it on the diagonal.
+    """
     x0 = np.array(env[name], dtype=float)
-    flat = x0.reshape(-1)
-    out = np.zeros_like(flat)
-    for i in range(flat.size):
-        step = h * max(1.0, abs(flat[i]))
-        plus, minus = flat.copy(), flat.copy()
-        plus[i] += step
-        minus[i] -= step
-        fp = evaluate(f, {**env, name: plus.reshape(x0.shape)}, sizes)
-        fm = evaluate(f, {**env, name: minus.reshape(x0.shape)}, sizes)
-        out[i] = (fp - fm) / (2 * step)
-    return out.reshape(x0.shape)
+    out = np.zeros_like(x0)
+
+    def at(x: Array) -> float:
+        return float(evaluate(f, {**env, name: x}, sizes))
+
+    for idx in np.ndindex(x0.shape):
+        if symmetric and idx[0] > idx[1]:
+            continue
+        step = h * max(1.0, abs(x0[idx]))
+        direction = np.zeros_like(x0)
+        direction[idx] = 1.0
+        if symmetric:
+            direction[idx[::-1]] = 1.0
+        slope = (at(x0 + step * direction) - at(x0 - step * direction)) / (2 * step)
+        if symmetric and idx[0] != idx[1]:
+            out[idx] = out[idx[::-1]] = slope / 2
+        else:
+            out[idx] = slope
+    return out
 
 
 def rel_error(a: Any, b: Any) -> float:
@@ -308,7 +321,8 @@ def check_gradients(f: Expr, grads: Mapping[str, Expr], seed: int = 0,
             report.sizes, report.value = dims, float(value)
             for name, g in grads.items():
                 symbolic = evaluate(g, env, dims)
-                numeric = fd_gradient(f, name, env, dims)
+                symmetric = free_symbols(f)[name].symmetric
+                numeric = fd_gradient(f, name, env, dims, symmetric=symmetric)
                 report.errors[name] = rel_error(symbolic, numeric)
         return report
     report.notes.append("  no point where f is finite was found: nothing was checked")
