@@ -180,7 +180,9 @@ def with_mathml(obj: Any) -> Any:
         for name, d in out["derivatives"].items():
             if isinstance(d, dict) and isinstance(d.get("latex"), str):
                 lhs = f"\\frac{{\\partial f}}{{\\partial {name_latex(name)}}} ="
-                d["mathml"] = render(equation(lhs, d["latex"]))["mathml"]
+                named = d.get("named") if out.get("where") else None
+                body = named["latex"] if isinstance(named, dict) else d["latex"]
+                d["mathml"] = render(equation(lhs, body))["mathml"]  # over the named parts
     return out
 
 
