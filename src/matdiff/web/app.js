@@ -339,7 +339,7 @@ function renderResult(report) {
   if (parts.length) {
     where.append(el("h3", { class: "hint" }, "where"));
     for (const p of parts) {
-      const name = p && typeof p === "object" && !p.mathml && p.name ? `${p.name} =` : "";
+      const name = p && typeof p === "object" && p.name ? `${p.name} =` : "";
       where.append(el("div", { class: "part" }, el("span", { class: "name" }, name),
                       mathOrText(p)));
     }
@@ -354,9 +354,11 @@ function renderResult(report) {
   const code = $("code");
   code.replaceChildren();
   for (const [backend, source] of Object.entries(report.code || {})) {
-    code.append(el("figure", { "data-backend": backend },
-      el("figcaption", {}, `Code: ${backend}`, copyButton(() => source)),
-      el("pre", {}, el("code", {}, source))));
+    const block = el("details", { "data-backend": backend },
+      el("summary", {}, `Code: ${backend}`, copyButton(() => source)),
+      el("pre", {}, el("code", {}, source)));
+    if (backend === "numpy") block.open = true;
+    code.append(block);
   }
   $("share").hidden = false;
   $("share-link").href = location.href;
