@@ -1,0 +1,66 @@
+"""Soak run: verify many random expressions through every stage and print the counts.
+
+Each case is a random well-shaped scalar expression (``matdiff.testing.random_expr``, depth
+up to 6, every Op of the language) checked by ``matdiff.testing.verify``: the gradient of
+every variable against central finite differences, ``simplify`` keeps the value and the
+gradient, ``parse(to_text(e))`` is ``e``, and the compiled NumPy code agrees with the
+reference evaluator. A case is ok, a mismatch (a bug), an error (an unexpected exception:
+a bug) or skipped (no point in the domain off the kinks of abs/sign/relu: said, not hidden).
+
+    python benchmarks/soak.py                       # 10,000 cases from seed 0
+    python benchmarks/soak.py --cases 500 --seed 7  # a short run
+    python benchmarks/soak.py --show 20             # print the first 20 failures in full
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+
+from matdiff.expr import Op
+from matdiff.testing import random_case
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=0, help="first case number")
+    ap.add_argument("--depth", type=int, default=6, help="maximum expression depth")
+    ap.add_argument("--show", type=int, default=10, help="failures printed in full")
+    args = ap.parse_args(argv)
+    kinds: collections.Counter[str] = collections.Counter()
+    by_stage: collections.Counter[str] = collections.Counter()
+    ops: collections.Counter[Op] = collections.Counter()
+    slowest: list[tuple[float, int, str]] = []
+    shown = 0
+    start = time.perf_counter()
+    for seed in range(args.seed, args.seed + args.cases):
+        r = random_case(seed, args.depth)
+        kinds[r.kind] += 1
+        ops.update(n.op for n in r.expr.walk())
+        slowest = sorted([*slowest, (r.seconds, seed, str(r.expr))], reverse=True)[:3]
+        if r.kind in ("mismatch", "error"):
+            by_stage[f"{r.kind} in {r.stage}"] += 1
+            if shown < args.show:
+                shown += 1
+                print(f"case {seed}: {r.kind} in {r.stage}: {r.detail[:300]}\n  f = {r.expr}",
+                      file=sys.stderr)
+    wall = time.perf_counter() - start
+    print(f"cases      {args.cases} (seeds {args.seed}..{args.seed + args.cases - 1}, "
+          f"depth <= {args.depth})")
+    for kind in ("ok", "mismatch", "error", "skipped"):
+        print(f"{kind:<10} {kinds[kind]}")
+    for what, count in sorted(by_stage.items()):
+        print(f"  {what:<22} {count}")
+    print(f"ops        {len(ops)} of {len(Op)} ops occur; missing: "
+          f"{', '.join(o.name for o in Op if o not in ops) or 'none'}")
+    print(f"wall       {wall:.1f} s ({1000 * wall / max(1, args.cases):.1f} ms per case)")
+    for secs, seed, text in slowest:
+        print(f"slowest    {secs:.2f} s  case {seed}: {text[:100]}")
+    return 1 if kinds["mismatch"] or kinds["error"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""Random well-shaped expressions for property tests, fuzzing and the soak run.
+
+Input: a hypothesis ``draw`` (or a ``random.Random`` through ``random_case``). Output:
+typed ``Expr`` trees over every ``Op`` of the language, depth up to 6, built with the smart
+constructors of ``matdiff.expr``; ``texts`` gives the same expressions as ASCII with their
+shape declarations. Contract: every generated expression is well shaped by construction,
+and its inputs, drawn by ``matdiff.check.random_inputs``, lie in each function's domain:
+
+* shapes come from two named dimensions ``n`` and ``m`` (``n×n``, ``m×n``, ``n×m``, ``n``,
+  ``m`` and scalars), so every symbol has one shape wherever it occurs;
+* ``log``, ``sqrt``, ``./`` and powers with a non-integer exponent only see *positive*
+  expressions (positive symbols ``P*``, ``p*``, ``exp``, ``sigmoid``, sums and products of
+  positives, ...), whose symbols ``random_inputs`` draws positive;
+* ``inv``, ``det`` and matrix powers only see *well-conditioned* expressions (symbols
+  ``W*``, which ``random_inputs`` draws near ``1.5 I``, their products, transposes and
+  inverses), and ``logdet`` only symmetric positive definite ones (``S`` declared
+  symmetric, ``W Wᵀ``).
+
+``CaseResult``/``verify`` run one case through every stage (gradient against central finite
+differences, simplify keeps the value, the ASCII round trip, the NumPy backend against the
+reference evaluator) and classify it: ``ok``, ``mismatch`` (a bug), ``error`` (an
+unexpected exception: a bug) or ``skipped`` (an honest reason: the point is not in the
+domain or sits on a kink of ``abs``/``sign``/``relu``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from . import expr as E
+from .api import parse, shapes_of
+from .check import evaluate, fd_gradient, random_inputs, rel_error
+from .codegen import compile as compile_numpy
+from .diff import gradients
+from .expr import Dim, Expr, MatdiffError, Op
+from .printing import to_text
+from .simplify import simplify
+
+__all__ = ["exprs", "texts", "random_expr", "random_case", "verify", "CaseResult",
+           "SHAPES", "ALL_OPS", "close", "point"]
+
+N, M = Dim.var("n"), Dim.var("m")
+ONE = Dim.of(1)
+SHAPES: dict[str, tuple[Dim, Dim]] = {
+    "s": (ONE, ONE), "v": (N, ONE), "w": (M, ONE), "N": (N, N), "M": (M, N), "R": (N, M),
+}
+# symbol pools by role and shape: general, positive, well conditioned
+_GENERAL = {"s": ["a", "b"], "v": ["x", "y"], "w": ["u"], "N": ["A", "B", "C"],
+            "M": ["D", "F"], "R": ["G"]}
+_POSITIVE = {"s": ["pa"], "v": ["px"], "w": ["pu"], "N": ["P", "Q"], "M": ["PM"],
+             "R": ["PR"]}
+_WELL = ["W", "V"]
+_TRANSPOSED = {"s": "s", "v": None, "w": None, "N": "N", "M": "R", "R": "M"}
+_SMOOTH = [Op.EXP, Op.SIN, Op.COS, Op.TANH, Op.SIGMOID]
+_KINKED = [Op.ABS, Op.SIGN, Op.RELU]
+ALL_OPS = frozenset(Op)
+
+Draw = Callable[[Any], Any]
+
+
+class _Rnd:
+    """A ``draw`` over a ``random.Random`` for the soak run (no hypothesis engine)."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+
+    def __call__(self, strategy: Any) -> Any:
+        kind, arg = strategy
+        if kind == "int":
+            return self.rng.randint(*arg)
+        return self.rng.choice(arg)
+
+
+def _int(draw: Draw, lo: int, hi: int) -> int:
+    return draw(("int", (lo, hi))) if isinstance(draw, _Rnd) else draw(st.integers(lo, hi))
+
+
+def _pick(draw: Draw, items: list[Any]) -> Any:
+    return draw(("pick", items)) if isinstance(draw, _Rnd) else draw(st.sampled_from(items))
+
+
+def _sym(name: str, key: str, structure: str = "") -> Expr:
+    return E.sym(name, SHAPES[key], structure)
+
+
+def _const(draw: Draw) -> Expr:
+    return E.const(_pick(draw, [Fraction(2), Fraction(-1), Fraction(1, 2), Fraction(3),
+                                Fraction(-3, 4)]))
+
+
+def _leaf(draw: Draw, key: str) -> Expr:
+    choice = _int(draw, 0, 9)
+    if key == "s" and choice < 2:
+        return _const(draw)
+    if key == "N" and choice == 2:
+        return E.eye(N)
+    if key in ("v", "w", "M", "R") and choice == 2:
+        return E.ones(SHAPES[key])
+    return _sym(_pick(draw, _GENERAL[key]), key)
+
+
+def gen(draw: Draw, key: str, depth: int) -> Expr:
+    """A general (real-valued) expression of shape ``SHAPES[key]``."""
+    if depth <= 0:
+        return _leaf(draw, key)
+    d = depth - 1
+    k = _int(draw, 0, 15)
+    if k == 0:
+        return _leaf(draw, key)
+    if k == 1:  # sum
+        return E.add(gen(draw, key, d), gen(draw, key, d))
+    if k == 2:  # scaling by a scalar expression or a constant
+        return E.scale(gen(draw, "s", d) if _int(draw, 0, 1) else _const(draw), gen(draw, key, d))
+    if k == 3:  # matrix product through an inner dimension (an outer product through 1)
+        r, c = SHAPES[key]
+        inner = _pick(draw, [N, M] if ONE in (r, c) else [N, M, ONE])
+        return E.matmul(factor(draw, r, inner, d), factor(draw, inner, c, d))
+    if k == 4:  # transpose
+        t = _TRANSPOSED[key]
+        return E.T(gen(draw, t, d)) if t else E.add(gen(draw, key, d), gen(draw, key, d))
+    if k == 5:  # elementwise product / division by a positive expression
+        if _int(draw, 0, 1):
+            return E.hadamard(gen(draw, key, d), gen(draw, key, d))
+        return E.hdiv(gen(draw, key, d), pos(draw, key, d))
+    if k == 6:  # elementwise functions (smooth ones, and the kinked ones)
+        op = _pick(draw, _SMOOTH + _KINKED + [Op.TAN])
+        arg = gen(draw, key, d)
+        return E.apply(op, E.scale(E.const(Fraction(1, 4)), E.apply(Op.TANH, arg))
+                       if op is Op.TAN else arg)
+    if k == 7:  # log, sqrt and real powers of positive expressions
+        op = _pick(draw, ["log", "sqrt", "pow", "ipow"])
+        p = pos(draw, key, d)
+        if op == "pow":
+            return E.hpow(p, E.const(_pick(draw, [Fraction(1, 2), Fraction(-1), Fraction(3, 2)])))
+        if op == "ipow":
+            return E.hpow(gen(draw, key, d), E.const(_pick(draw, [2, 3])))
+        return E.apply(Op.LOG if op == "log" else Op.SQRT, p)
+    if k == 8:  # functions of well-conditioned matrices
+        if key == "N":
+            w = well(draw, d)
+            return _pick(draw, [E.inv, lambda x: E.matpow(x, 2), lambda x: E.matpow(x, -2),
+                                lambda x: E.matpow(x, 3)])(w)
+        if key == "s":
+            return _pick(draw, [E.det, lambda w: E.logdet(spd(draw, d))])(well(draw, d))
+        return gen(draw, key, d)
+    if k == 9:  # reductions to a scalar
+        if key != "s":
+            return E.scale(gen(draw, "s", d), gen(draw, key, d))
+        src = _pick(draw, list(SHAPES))
+        x = gen(draw, src, d)
+        how = _pick(draw, ["tr", "sum", "norm2", "norm1", "entry"])
+        if how == "tr":
+            return E.trace(gen(draw, "N", d))
+        if how == "sum":
+            return E.total(x)
+        if how == "entry" and src != "s":  # the entry (1, 0), 0-based (n, m >= 2)
+            return E.slice_(x, 1, 2, 0, 1)
+        return E.norm(x, "2" if how == "norm2" else "1")
+    if k == 10:  # diag / Diag
+        if key == "v":
+            return E.diag(gen(draw, "N", d))
+        if key == "N":
+            return E.diagm(gen(draw, "v", d))
+        return gen(draw, key, d)
+    if k == 11:  # vec, unvec and the commutation matrix: unvec(K vec(X)) = Xᵀ
+        if key in ("M", "R"):
+            src = _TRANSPOSED[key]
+            r, c = SHAPES[src]
+            return E.unvec(E.matmul(E.commutation(r, c), E.vec(gen(draw, src, d))), c, r)
+        if key == "s":
+            return E.total(E.hadamard(E.vec(gen(draw, "M", d)), E.vec(gen(draw, "M", d))))
+        return gen(draw, key, d)
+    if k == 12:  # Kronecker products, reduced by a trace or a sum
+        if key == "s":
+            a, b = gen(draw, "N", d), gen(draw, _pick(draw, ["N", "v", "M"]), d)
+            kr = E.kron(a, b)
+            return E.trace(kr) if kr.rows == kr.cols else E.total(kr)
+        if key == "N":  # (x ⊗ yᵀ) is n×n
+            return E.kron(gen(draw, "v", d), E.T(gen(draw, "v", d)))
+        return gen(draw, key, d)
+    if k == 13:  # block matrices and slices of them
+        if key == "M":  # rows n..n+m of [X; Y] Z, a genuine SLICE node
+            top, bottom = gen(draw, "N", d), gen(draw, "M", d)
+            prod = E.matmul(E.block([[top], [bottom]]), gen(draw, "N", d))
+            return E.slice_(prod, N, N + M, 0, N)
+        if key == "s":
+            right = E.zeros(SHAPES["R"]) if _int(draw, 0, 3) == 0 else gen(draw, "R", d)
+            blk = E.block([[gen(draw, "N", d), right]])
+            return E.norm(blk, _pick(draw, ["1", "2"])) if _int(draw, 0, 1) else E.total(blk)
+        if key == "N":  # [X, Y] [Z; U]
+            return E.matmul(E.block([[gen(draw, "N", d), gen(draw, "R", d)]]),
+                            E.block([[gen(draw, "N", d)], [gen(draw, "M", d)]]))
+        return gen(draw, key, d)
+    if k == 14:  # difference / negation
+        return E.sub(gen(draw, key, d), gen(draw, key, d))
+    return gen(draw, key, d - 1) if d > 0 else _leaf(draw, key)
+
+
+def factor(draw: Draw, r: Dim, c: Dim, depth: int) -> Expr:
+    """A general expression of any shape ``r × c`` over the dimensions n, m and 1."""
+    for key, shape in SHAPES.items():
+        if shape == (r, c):
+            return gen(draw, key, depth)
+    for key, shape in SHAPES.items():
+        if shape == (c, r):
+            return E.T(gen(draw, key, depth))
+    return E.matmul(factor(draw, r, ONE, depth), factor(draw, ONE, c, depth))  # m×m
+
+
+def pos(draw: Draw, key: str, depth: int) -> Expr:
+    """An expression with positive entries, of shape ``SHAPES[key]``."""
+    k = _int(draw, 0, 7) if depth > 0 else 0
+    d = depth - 1
+    if k == 0:
+        return _sym(_pick(draw, _POSITIVE[key]), key)
+    if k == 1:
+        return E.apply(_pick(draw, [Op.EXP, Op.SIGMOID]), gen(draw, key, d))
+    if k == 2:
+        return E.add(pos(draw, key, d), pos(draw, key, d))
+    if k == 3:
+        return E.hadamard(pos(draw, key, d), pos(draw, key, d))
+    if k == 4:
+        return E.hdiv(pos(draw, key, d), pos(draw, key, d))
+    if k == 5:
+        return E.apply(Op.SQRT, pos(draw, key, d))
+    if k == 6:
+        return E.add(E.hpow(gen(draw, key, d), 2), E.scale(E.const(1), E.ones(SHAPES[key]))
+                     if key != "s" else E.const(1))
+    t = _TRANSPOSED[key]
+    return E.T(pos(draw, t, d)) if t else E.scale(E.const(2), pos(draw, key, d))
+
+
+def well(draw: Draw, depth: int) -> Expr:
+    """A well-conditioned n×n matrix."""
+    k = _int(draw, 0, 4) if depth > 0 else 0
+    if k == 0:
+        return _sym(_pick(draw, _WELL), "N")
+    if k == 1:
+        return E.T(well(draw, depth - 1))
+    if k == 2:
+        return E.matmul(well(draw, depth - 1), well(draw, depth - 1))
+    if k == 3:
+        return E.inv(well(draw, depth - 1))
+    return E.scale(E.const(2), well(draw, depth - 1))
+
+
+def spd(draw: Draw, depth: int) -> Expr:
+    """A symmetric positive definite n×n matrix."""
+    k = _int(draw, 0, 2) if depth > 0 else 0
+    if k == 0:
+        return _sym("S", "N", "symmetric")
+    w = well(draw, depth - 1)
+    return E.matmul(w, E.T(w)) if k == 1 else E.add(spd(draw, depth - 1), E.matmul(E.T(w), w))
+
+
+@st.composite
+def exprs(draw: Draw, shape: str = "s", max_depth: int = 6) -> Expr:
+    """A hypothesis strategy: a random well-shaped expression (a scalar by default)."""
+    return gen(draw, shape, draw(st.integers(1, max_depth)))
+
+
+@st.composite
+def texts(draw: Draw, max_depth: int = 6) -> tuple[str, dict[str, list[str]]]:
+    """A hypothesis strategy: ``(ascii_text, shapes)`` of a random scalar expression."""
+    e = draw(exprs("s", max_depth))
+    return to_text(e), shapes_of(e)
+
+
+def random_expr(seed: int, max_depth: int = 6) -> Expr:
+    """A random scalar expression from ``seed`` (the soak run's generator).
+
+    >>> random_expr(3) is random_expr(3) and random_expr(3).is_scalar
+    True
+    """
+    draw = _Rnd(seed)
+    return gen(draw, "s", draw(("int", (2, max_depth))))
+
+
+# ----------------------------------------------------------------------------- one case
+
+
+@dataclass
+class CaseResult:
+    """The verdict on one expression: ``kind`` is ok | mismatch | error | skipped."""
+
+    expr: Expr
+    kind: str = "ok"
+    detail: str = ""
+    seconds: float = 0.0
+    errors: dict[str, float] = field(default_factory=dict)
+    stage: str = ""
+
+
+def _on_kink(e: Expr, env: dict[str, Any], sizes: dict[str, int], tol: float = 1e-3) -> bool:
+    """Whether an argument of abs/sign/relu/1-norm (or the vector of a 2-norm) is near 0."""
+    nodes = [n for n in E.toposort([e]) if n.op in (Op.ABS, Op.SIGN, Op.RELU, Op.NORM)]
+    if not nodes:
+        return False
+    values = evaluate([n.args[0] for n in nodes], env, sizes)
+    for n, v in zip(nodes, values, strict=True):
+        a = np.abs(np.asarray(v, dtype=float))
+        if (n.op is Op.NORM and n.attr == "2" and float(np.sqrt((a ** 2).sum())) < tol) or \
+                (n.op is not Op.NORM or n.attr == "1") and a.size and float(a.min()) < tol:
+            return True
+    return False
+
+
+def close(a: Any, b: Any, floor: float = 0.0) -> float:
+    """``rel_error`` with an absolute floor: values below ``floor`` count as zero."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)),
+                floor)
+    return rel_error(a, b) if scale > floor else float(np.max(np.abs(a - b), initial=0.0)) / \
+        max(floor, 1e-300)
+
+
+def _fd_error(f: Expr, name: str, g: Any, env: dict[str, Any], sizes: dict[str, int],
+              value: float) -> float:
+    """The smallest error over a few finite-difference steps (roundoff against truncation);
+    a gradient below the roundoff of ``f`` (1e-6 |f|) counts as zero."""
+    best = float("inf")
+    for h in (1e-6, 1e-5, 1e-7, 1e-4):
+        fd = fd_gradient(f, name, env, sizes, h=h)
+        best = min(best, close(g, fd, 1e-6 * max(1.0, abs(value))))
+        if best < 1e-6:
+            break
+    return best
+
+
+def point(e: Expr, seed: int, tries: int = 8) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """A random point in the domain of ``e``, off the kinks; None when none was found."""
+    for attempt in range(tries):
+        env, sizes = random_inputs(e, seed=seed * 31 + attempt)
+        with np.errstate(all="ignore"):
+            value = evaluate(e, env, sizes)
+            if np.isfinite(value) and abs(value) < 1e8 and not _on_kink(e, env, sizes):
+                return env, sizes
+    return None
+
+
+def verify(e: Expr, seed: int = 0, tolerance: float = 1e-5,
+           stages: tuple[str, ...] = ("grad", "simplify", "roundtrip", "numpy")) -> CaseResult:
+    """Run ``e`` through the stages and classify it.
+
+    >>> x = E.sym("x", ("n",)); verify(E.total(E.apply(Op.EXP, x))).kind
+    'ok'
+    """
+    out = CaseResult(e)
+    start = time.perf_counter()
+    try:
+        where = point(e, seed)
+        if where is None:
+            out.kind, out.detail = "skipped", "no point in the domain, off the kinks"
+            return out
+        env, sizes = where
+        with np.errstate(all="ignore"):
+            value = float(evaluate(e, env, sizes))
+            names = list(E.free_symbols(e))
+            if "simplify" in stages:
+                out.stage = "simplify"
+                s = simplify(e)
+                out.errors["simplify"] = close(value, evaluate(s, env, sizes), 1e-9)
+            if "roundtrip" in stages:
+                out.stage = "roundtrip"
+                text = to_text(e)
+                back = parse(text, shapes=shapes_of(e))
+                if back is not e:
+                    out.kind = "mismatch"
+                    out.detail = f"round trip: {text!r} parses to {to_text(back)!r}"
+                    return out
+            if "numpy" in stages:
+                out.stage = "numpy"
+                try:
+                    fn = compile_numpy(e)
+                except MatdiffError as err:  # e.g. ||ones(n)||: no input carries n
+                    if "is not the size of any input" not in err.message:
+                        raise
+                else:
+                    out.errors["numpy"] = close(value, fn(**env), 1e-9)
+            if "grad" in stages:
+                out.stage = "grad"
+                raw = gradients(e, names)
+                for name in names:
+                    g_raw = evaluate(raw[name], env, sizes)
+                    g = evaluate(simplify(raw[name]), env, sizes)
+                    out.errors[f"simplify d/d{name}"] = close(g_raw, g, 1e-9)
+                    out.errors[f"d/d{name}"] = _fd_error(e, name, g, env, sizes, value)
+        bad = {k: v for k, v in out.errors.items() if not v <= tolerance}
+        if bad:
+            first = next(iter(bad))
+            out.kind, out.stage = "mismatch", "grad" if first.startswith("d/d") else \
+                first.split(" ")[0]
+            out.detail = ", ".join(f"{k}: {v:.1e}" for k, v in bad.items())
+    except Exception as err:  # noqa: BLE001 - any exception here is a bug to report
+        out.kind, out.detail = "error", f"{type(err).__name__}: {err}"
+    finally:
+        out.seconds = time.perf_counter() - start
+    return out
+
+
+def random_case(seed: int, max_depth: int = 6) -> CaseResult:
+    """Generate and verify the case numbered ``seed``."""
+    return verify(random_expr(seed, max_depth), seed)
