@@ -241,7 +241,8 @@ class _Infer:
         return self.solver.is_one(s[0]) and self.solver.is_one(s[1])
 
     def equal(self, s: Sh, t: Sh) -> bool:
-        return all(self.solver.resolve(a) == self.solver.resolve(b) for a, b in zip(s, t, strict=True))
+        return all(self.solver.resolve(a) == self.solver.resolve(b)
+                   for a, b in zip(s, t, strict=True))
 
     def not_scalar(self, s: Sh) -> bool:
         return self.solver.not_one(s[0]) or self.solver.not_one(s[1])
@@ -476,41 +477,47 @@ class _Infer:
             return False
 
     def settle(self) -> None:
-        name_defaults = list(self.symbols)
-        while True:
-            progress = False
-            for n in self.open_nodes:
-                if id(n) not in self.decisions and (c := self.forced(n)) is not None:
-                    self.decide(n, c)
-                    progress = True
-            if progress:
+        """Decide every ambiguous node: what the shapes force first, then the name
+        defaults, then in text order each remaining node by preference. Each sweep is
+        linear in the size of the expression."""
+        self.decide_forced()
+        for name in self.symbols:
+            if name not in self.decl:
+                self.name_default(name)
+        self.decide_forced()
+        for n in self.open_nodes:
+            if id(n) in self.decisions:
                 continue
-            while name_defaults:
-                name = name_defaults.pop(0)
-                if name in self.decl:
-                    continue
-                s = self.symbols[name]
-                if name in _GREEK or (name.islower() and len(name) > 1
-                                      and not _VECTOR_NAME.match(name)):
-                    progress = self.attempt(lambda s=s: (self.solver.unify(s[0], ONE),
-                                                         self.solver.unify(s[1], ONE)))
-                elif _VECTOR_NAME.match(name):
-                    progress = self.attempt(lambda s=s: self.solver.unify(s[1], ONE))
-                if progress:
-                    break
-            if progress:
+            forced = self.forced(n)
+            if forced is not None:
+                self.decide(n, forced)
                 continue
-            todo = [n for n in self.open_nodes if id(n) not in self.decisions]
-            if not todo:
-                if self.ones_are_vectors() or self.match_products():
-                    continue
-                return
-            n = todo[0]
             for choice in self.preferred(n):
                 if self.attempt(lambda n=n, c=choice: self.decide(n, c)):
                     break
             else:
                 self.decide(n, self.preferred(n)[0])  # raises the error at its place
+        while self.ones_are_vectors() or self.match_products():
+            pass
+
+    def decide_forced(self) -> None:
+        """Decide what the shapes force, sweeping until nothing changes."""
+        progress = True
+        while progress:
+            progress = False
+            for n in self.open_nodes:
+                if id(n) not in self.decisions and (c := self.forced(n)) is not None:
+                    self.decide(n, c)
+                    progress = True
+
+    def name_default(self, name: str) -> None:
+        """Greek and multi-letter lowercase names are scalars, single lowercase letters
+        column vectors; tried, and undone if the expression contradicts it."""
+        s = self.symbols[name]
+        if name in _GREEK or (name.islower() and len(name) > 1 and not _VECTOR_NAME.match(name)):
+            self.attempt(lambda: (self.solver.unify(s[0], ONE), self.solver.unify(s[1], ONE)))
+        elif _VECTOR_NAME.match(name):
+            self.attempt(lambda: self.solver.unify(s[1], ONE))
 
     def ones_are_vectors(self) -> bool:
         """A bare ``ones`` whose width nothing else fixes is a column vector."""
