@@ -114,8 +114,8 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
         lhs = _LHS[rep.get("what", "grad")][("text", "unicode", "latex").index(style)] \
             .format(x=name, v=rep.get("directions", {}).get(name, "V"))
         lines.append(f"{lhs} = {d.get('named', d)[style]}")
-    for part in rep.get("where", []):  # the named parts the lines above use
-        lines.append(f"  where {part['name']} = {part[style]}")
+    for i, part in enumerate(rep.get("where", [])):  # the named parts the lines above use
+        lines.append(f"  {'where' if i == 0 else '     '} {part['name']} = {part[style]}")
     if rep.get("steps"):
         lines += ["", "derivation:"]
         width = max(len(s[style]) for s in rep["steps"])
