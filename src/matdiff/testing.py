@@ -391,7 +391,7 @@ def verify(e: Expr, seed: int = 0, tolerance: float = 1e-5,
                 for name in names:
                     g_raw = evaluate(raw[name], env, sizes)
                     g = evaluate(simplify(raw[name]), env, sizes)
-                    out.errors[f"simplify d/d{name}"] = close(g_raw, g, 1e-9)
+                    out.errors[f"simplify d/d{name}"] = close(g_raw, g, 1e-8 * max(1.0, abs(value)))
                     out.errors[f"d/d{name}"] = _fd_error(e, name, g, env, sizes, value)
         bad = {k: v for k, v in out.errors.items() if not v <= tolerance}
         if bad:
