@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 import matdiff as md
+from matdiff import expr as E
+from matdiff.cli import main
 from matdiff.parse_ascii import parse_ascii
 from matdiff.parse_latex import parse_latex
 
@@ -26,3 +29,147 @@ def test_long_sum_parses_in_bounded_time():
     e = md.parse(" + ".join(["x"] * 2000))
     assert e.op is md.Op.ADD and len(e.args) == 2000
     assert time.perf_counter() - start < 20
+
+
+# ----------------------------------------------------------------------------- pathological
+
+
+def test_ten_thousand_nested_parentheses():
+    text = "(" * 10_000 + "x" + ")" * 10_000
+    with pytest.raises(md.MatdiffError, match="nesting deeper than 200 levels") as info:
+        md.parse(text)
+    assert info.value.pos == 200
+
+
+@pytest.mark.parametrize("syntax", ["ascii", "latex"])
+def test_hundred_thousand_terms_and_a_megabyte(syntax):
+    for text in (" + ".join(["x"] * 100_000), "x" * 1_000_000):
+        start = time.perf_counter()
+        with pytest.raises(md.MatdiffError, match="longer than 100000 characters") as info:
+            md.parse(text, syntax=syntax)
+        assert 0 <= info.value.pos <= len(text)
+        assert time.perf_counter() - start < 2
+
+
+def test_inv_thousand_deep_as_text():
+    text = "inv(" * 1000 + "A" + ")" * 1000
+    with pytest.raises(md.MatdiffError, match="nesting deeper than 200 levels"):
+        md.parse(text)
+
+
+def test_inv_nested_to_the_depth_limit():
+    text = "tr(" + "inv(" * 190 + "A" + ")" * 191
+    assert md.parse(text) is md.parse("tr(A)")  # inv(inv(X)) folds
+
+
+def _chain(depth: int) -> E.Expr:
+    """tr(sin(inv(sin(inv(... A))))): a DAG ``depth`` levels deep built without parsing."""
+    a = E.sym("A", ("n", "n"))
+    e = a
+    for i in range(depth):
+        e = E.Expr(E.Op.INV, (e,)) if i % 2 else E.apply(E.Op.SIN, e)
+    return E.trace(e)
+
+
+def test_deep_chain_through_the_iterative_stages():
+    """toposort, the reverse sweep, simplify's passes, evaluate and codegen are iterative."""
+    f = _chain(1000)
+    raw = md.grad(f, "A", simplified=False)
+    assert raw.shape == f.args[0].shape
+    assert md.simplify(f) is not None
+    assert np.isfinite(md.evaluate(f, A=np.eye(3) * 0.5))
+    assert callable(md.compile(f))
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError,
+                   reason="printing (issue 3): _Printer.print recurses once per level; fix: "
+                          "fill the memo bottom-up over toposort([e]) in render() before "
+                          "printing the root")
+def test_deep_chain_prints():
+    assert str(_chain(1000)).startswith("tr(")
+
+
+@pytest.mark.xfail(strict=True, raises=RecursionError,
+                   reason="simplify's hadamard-powers rule sorts by str(), which recurses "
+                          "(printing, issue 3): the simplified gradient of a deep chain")
+def test_deep_chain_simplified_gradient():
+    assert md.grad(_chain(1000), "A").shape == _chain(1).args[0].shape
+
+
+def test_cli_deep_chain_is_a_clear_error(capsys):
+    rc = main(["grad", "tr(" + "inv(" * 1000 + "A" + ")" * 1001, "--no-check"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nesting deeper than 200 levels" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- honest checks
+
+
+def test_check_is_honest_where_f_is_not_finite():
+    """log det of a singular matrix: no point is found, the report says so and is not ok."""
+    f = md.parse("logdet(x*x')", shapes={"x": ["n"]})
+    rep = md.check(f, "x", raise_on_failure=False)
+    assert not rep.ok
+    assert "nothing was checked" in str(rep)
+
+
+def test_check_raises_on_a_wrong_gradient():
+    from matdiff.check import check
+
+    f = md.parse("x'*A*x")
+    s = E.free_symbols(f)
+    wrong = {"x": E.matmul(s["A"], s["x"])}  # the A' x term is missing
+    with pytest.raises(md.MatdiffError, match="does not match finite differences"):
+        check(f, "x", wrong)
+
+
+def test_generated_code_embeds_only_validated_identifiers():
+    """Symbol names reach the source only through ``mangle``: ``[A-Za-z0-9_]``."""
+    from matdiff.codegen import mangle
+
+    hostile = ["__import__('os')", "x; import os", "lambda", "a\nb", "é", "", "1x", "print"]
+    for name in hostile:
+        out = mangle(name, set())
+        assert out.isidentifier() and all(c.isascii() and (c.isalnum() or c == "_")
+                                          for c in out)
+    e = E.total(E.sym("__import__('os')", ("n",)))
+    src = md.codegen(e)
+    assert "import os" not in src and "__import__(" not in src
+
+
+# ----------------------------------------------------------------------------- others' bugs
+
+
+@pytest.mark.xfail(strict=True, reason="printing (issue 3): a product of factors whose "
+                   "partial product is 1x1 prints like scale(u'u, u'u) and reads back as that")
+def test_round_trip_matmul_through_a_scalar():
+    u = E.sym("u", ("m",))
+    e = E.matmul(E.T(u), u, E.T(u), u)
+    assert md.parse(str(e), shapes=md.shapes_of(e)) is e
+
+
+@pytest.mark.xfail(strict=True, raises=md.MatdiffError,
+                   reason="printing (issue 3): ones(n, m) inside a block prints as a bare 1, "
+                          "which does not read back with the block's height")
+def test_round_trip_ones_block():
+    c = E.sym("C", ("n", "n"))
+    e = E.total(E.block([[c, E.ones(("n", "m"))]]))
+    assert md.parse(str(e), shapes=md.shapes_of(e)) is e
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="codegen (issue 6): ||a||_2 of a scalar lowers to "
+                          "np.einsum('ij,ij->', a, a) on a 0-d array")
+def test_codegen_norm_of_a_scalar():
+    e = E.norm(E.sym("a"), "2")
+    assert md.compile(e)(a=-0.7) == pytest.approx(0.7)
+
+
+@pytest.mark.xfail(strict=True, reason="codegen (issue 6): tr(kron(A, B)) = tr(A) tr(B) is "
+                   "used for non-square A, B (x and y' here); np.trace of an n x 1 array is "
+                   "its first entry")
+def test_codegen_trace_of_kron_of_non_square_factors():
+    x, y = E.sym("x", ("n",)), E.sym("y", ("n",))
+    e = E.trace(E.kron(x, E.T(y)))
+    xv, yv = np.array([1.0, 2.0, 3.0]), np.array([1.0, -1.0, 2.0])
+    assert md.compile(e)(x=xv, y=yv) == pytest.approx(float(yv @ xv))
