@@ -1,8 +1,13 @@
 """Failure modes: pathological input gets a clear ``MatdiffError`` or a bounded-time answer,
-never a ``RecursionError`` or a hang; the common mistakes print the documented message."""
+never a ``RecursionError`` or a hang; the common mistakes print the documented message.
+
+``docs/errors.md`` is generated from ``MISTAKES``: ``python tests/test_errors.py > docs/errors.md``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 
 import numpy as np
@@ -173,3 +178,109 @@ def test_codegen_trace_of_kron_of_non_square_factors():
     e = E.trace(E.kron(x, E.T(y)))
     xv, yv = np.array([1.0, 2.0, 3.0]), np.array([1.0, -1.0, 2.0])
     assert md.compile(e)(x=xv, y=yv) == pytest.approx(float(yv @ xv))
+
+
+# ----------------------------------------------------------------------------- the mistakes
+
+# (title, explanation, argv after "matdiff", the exact stderr)
+MISTAKES: list[tuple[str, str, list[str], str]] = [
+    ("Unbalanced brackets", "Every bracket is matched before parsing; the caret points at "
+     "the one left open.",
+     ["grad", "(A*x - b", "--wrt", "x"],
+     "error: '(' is never closed (expected ')')\n  (A*x - b\n  ^\n"),
+    ("A closing bracket too many", "",
+     ["grad", "A*x) - b", "--wrt", "x"],
+     "error: unmatched ')'\n  A*x) - b\n     ^\n"),
+    ("Unbalanced norm bars", "`||` must come in pairs.",
+     ["grad", "||A*x - b||^2 + ||x", "--wrt", "x"],
+     "error: unbalanced norm bars '||'\n  ||A*x - b||^2 + ||x\n                  ^\n"),
+    ("`*` where `.*` was meant", "`*` is the matrix product; elementwise is `.*`.",
+     ["grad", "sum(X*Y)", "--wrt", "X", "--shape", "X=m,n", "--shape", "Y=m,n"],
+     "error: matrix product: the left side is m×n and the right side is m×n; inner "
+     "dimensions differ (use .* for elementwise)\n  sum(X*Y)\n      ^^^\n"),
+    ("Wrong dimension", "Declared shapes always win; the caret marks the first product that "
+     "cannot be formed.",
+     ["grad", "x'*A*x", "--wrt", "x", "--shape", "x=m", "--shape", "A=n,n"],
+     "error: matrix product: the left side is 1×m and the right side is n×n; inner "
+     "dimensions differ (use .* for elementwise)\n  x'*A*x\n  ^^^^\n"),
+    ("Unknown function", "The functions are listed in the README; `trace`, `Tr`, `ln`, "
+     "`norm` are accepted aliases.",
+     ["grad", "trce(X)", "--wrt", "X"],
+     "error: unknown function 'trce'\n  trce(X)\n  ^\n"),
+    ("Differentiating with respect to a variable that is not there", "",
+     ["grad", "x'*A*x", "--wrt", "z"],
+     "error: 'z' does not occur in the expression; its variables are x, A\n"),
+    ("Juxtaposition in ASCII", "ASCII input needs an explicit `*` (LaTeX input reads "
+     "`A x` as a product).",
+     ["grad", "A x", "--syntax", "ascii"],
+     "error: unexpected 'x' (use * for products: matdiff does not multiply by juxtaposition)"
+     "\n  A x\n    ^\n"),
+    ("The spectral norm", "`||X||_2` of a matrix is the spectral norm, which is not "
+     "differentiated; the Frobenius norm is `||X||_F`.",
+     ["grad", "||X||_2", "--wrt", "X"],
+     "error: ||X||_2 of a matrix is the spectral norm, which matdiff does not differentiate;"
+     " write ||X||_F for the Frobenius norm\n  ||X||_2\n  ^^^^^^^\n"),
+    ("A gradient of a non-scalar", "The gradient needs a scalar; a vector or matrix "
+     "function has a Jacobian.",
+     ["grad", "A*x", "--wrt", "x"],
+     "error: the gradient needs a scalar function, but this one is mx1; use jacobian for "
+     "vector or matrix functions\n"),
+    ("A non-integer matrix power", "`^` is the matrix power; the elementwise power is `.^`.",
+     ["grad", "tr(X^0.5)", "--wrt", "X"],
+     "error: a matrix power needs an integer exponent (use .^ for the elementwise power)\n"
+     "  tr(X^0.5)\n     ^^^^^\n"),
+    ("The inverse of a non-square matrix", "",
+     ["grad", "tr(inv(X))", "--wrt", "X", "--shape", "X=m,n"],
+     "error: inv needs a square matrix, but it is m×n\n  tr(inv(X))\n     ^^^^^^\n"),
+    ("An expression that stops early", "",
+     ["grad", "x'*A*", "--wrt", "x"],
+     "error: the expression ends too early\n  x'*A*\n      ^\n"),
+    ("An unmatched `\\left` in LaTeX", "",
+     ["grad", r"\left( A x - b", "--wrt", "x"],
+     "error: '\\left(' has no matching '\\right'\n  \\left( A x - b\n  ^^^^^^\n"),
+    ("Nesting beyond the limit", "Brackets and calls nest at most 200 deep; input is at "
+     "most 100,000 characters.",
+     ["grad", "tr(" + "inv(" * 200 + "A" + ")" * 201],
+     "error: nesting deeper than 200 levels\n"),
+]
+
+
+def run(argv: list[str]) -> tuple[int, str]:
+    """Run the CLI (without the numerical check) and capture its exit status and stderr."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main([*argv, "--no-check"])
+    return rc, err.getvalue()
+
+
+def markdown() -> str:
+    out = ["# Common mistakes and what matdiff says", "",
+           "Every user-facing error is a `matdiff.MatdiffError` with a position; the CLI "
+           "prints the message, the expression and a caret under the offending spot, and "
+           "exits with status 2. No traceback reaches a user. (Generated from "
+           "`MISTAKES` in `tests/test_errors.py`, which checks every message below.)", ""]
+    for i, (title, why, argv, _expected) in enumerate(MISTAKES, 1):
+        _rc, err = run(argv)
+        shown = " ".join(a if a.replace("=", "").replace(",", "").isalnum() else repr(a)
+                         for a in argv)
+        if len(shown) > 100:
+            shown = shown[:60] + " …"
+        out += [f"## {i}. {title}", ""] + ([why, ""] if why else [])
+        out += ["```", f"$ matdiff {shown}", err.rstrip("\n"), "```", ""]
+    return "\n".join(out)
+
+
+
+
+@pytest.mark.parametrize("title,why,argv,expected", MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_common_mistake_message(title, why, argv, expected):
+    rc, err = run(argv)
+    assert rc == 2
+    if title.startswith("Nesting"):
+        assert err.startswith(expected)
+    else:
+        assert err == expected
+
+
+if __name__ == "__main__":  # python tests/test_errors.py > docs/errors.md
+    print(markdown())
