@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shlex
 import time
 
 import numpy as np
@@ -261,8 +262,7 @@ def markdown() -> str:
            "`MISTAKES` in `tests/test_errors.py`, which checks every message below.)", ""]
     for i, (title, why, argv, _expected) in enumerate(MISTAKES, 1):
         _rc, err = run(argv)
-        shown = " ".join(a if a.replace("=", "").replace(",", "").isalnum() else repr(a)
-                         for a in argv)
+        shown = shlex.join(argv)
         if len(shown) > 100:
             shown = shown[:60] + " …"
         out += [f"## {i}. {title}", ""] + ([why, ""] if why else [])
