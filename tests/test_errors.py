@@ -266,7 +266,11 @@ def markdown() -> str:
         if len(shown) > 100:
             shown = shown[:60] + " …"
         out += [f"## {i}. {title}", ""] + ([why, ""] if why else [])
-        out += ["```", f"$ matdiff {shown}", err.rstrip("\n"), "```", ""]
+        lines = err.rstrip("\n").splitlines()
+        if max(map(len, lines)) > 100:  # the expression and its caret, too wide to show
+            lines = [lines[0], "  (the expression follows, with a caret under the offending "
+                               "bracket)"]
+        out += ["```", f"$ matdiff {shown}", *lines, "```", ""]
     return "\n".join(out)
 
 
