@@ -325,11 +325,12 @@ def close(a: Any, b: Any, floor: float = 0.0) -> float:
 def _fd_error(f: Expr, name: str, g: Any, env: dict[str, Any], sizes: dict[str, int],
               value: float) -> float:
     """The smallest error over a few finite-difference steps (roundoff against truncation);
-    a gradient below the roundoff of ``f`` (1e-6 |f|) counts as zero."""
+    differences resolve about 1e-9 |f| in absolute terms, so a gradient below 1e-4 |f| is
+    compared absolutely (to 1e-9 |f| at the default tolerance) instead of relatively."""
     best = float("inf")
     for h in (1e-6, 1e-5, 1e-7, 1e-4):
         fd = fd_gradient(f, name, env, sizes, h=h)
-        best = min(best, close(g, fd, 1e-6 * max(1.0, abs(value))))
+        best = min(best, close(g, fd, 1e-4 * max(1.0, abs(value))))
         if best < 1e-6:
             break
     return best
