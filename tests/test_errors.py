@@ -154,6 +154,22 @@ def test_round_trip_matmul_through_a_scalar():
     assert md.parse(str(e), shapes=md.shapes_of(e)) is e
 
 
+@pytest.mark.xfail(strict=True, reason="printing (issue 3): a*(a/pa), i.e. scale(a, "
+                   "scale(pa^-1, a)), prints as 'a*a/pa', which reads back as (a*a)/pa")
+def test_round_trip_quotient_inside_a_product():
+    a, pa = E.sym("a"), E.sym("pa")
+    e = E.scale(a, E.scale(E.hpow(pa, E.const(-1)), a))
+    assert md.parse(str(e), shapes=md.shapes_of(e)) is e
+
+
+@pytest.mark.xfail(strict=True, reason="printing (issue 3): a zero block whose width no "
+                   "variable carries prints as a bare 0 and reads back with a fresh width")
+def test_round_trip_zero_block_of_free_width():
+    u, c = E.sym("u", ("m",)), E.sym("C", ("n", "n"))
+    e = E.scale(E.matmul(E.T(u), u), E.total(E.block([[c, E.zeros(("n", "m"))]])))
+    assert md.parse(str(e), shapes=md.shapes_of(e)) is e
+
+
 @pytest.mark.xfail(strict=True, raises=md.MatdiffError,
                    reason="printing (issue 3): ones(n, m) inside a block prints as a bare 1, "
                           "which does not read back with the block's height")
