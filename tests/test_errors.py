@@ -28,6 +28,17 @@ def test_long_sum_parses_without_recursion(parse):
     assert tree.kind == "add"
 
 
+def test_sum_just_under_the_length_limit_parses_in_linear_time():
+    """The shapes stage builds a chain ``a + b - c + ...`` as one n-ary sum: each nested
+    sum it used to build was interned by hashing all its terms (quadratic time)."""
+    start = time.perf_counter()
+    e = md.parse(" + ".join(["x"] * 10_000))
+    assert len(e.args) == 10_000
+    assert time.perf_counter() - start < 30
+    e = md.parse("x - (y - x) + 3 - x")
+    assert str(e) == "x - (y - x) + 3*1 - x"
+
+
 def test_long_sum_parses_in_bounded_time():
     """Shape inference resolves dimension chains with path compression and decides
     ``x + x`` (equal shapes) without trial and error; ``add`` extends flat sums in bulk."""

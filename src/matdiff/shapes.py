@@ -570,9 +570,23 @@ class _Infer:
                 if d.value is not None and d.value < 1:
                     raise self.fail(self.symbol_nodes[name], f"{name} would have size {d}")
         built: dict[int, Expr] = {}
+        terms: dict[int, list[Expr]] = {}  # a + b + c: one n-ary sum, not n nested ones
+        chained = self.sum_chains(root)
         stack: list[tuple[Node, bool]] = [(root, False)]
         while stack:
             node, done = stack.pop()
+            if done and (id(node) in chained or node.args and id(node.args[0]) in terms):
+                x, y = node.args
+                head = terms.pop(id(x), None) or [built[id(x)]]
+                tail = built[id(y)] if node.kind == "add" else E.neg(built[id(y)])
+                if id(node) in chained:
+                    terms[id(node)] = [*head, tail]
+                    continue
+                try:
+                    built[id(node)] = E.add(*head, tail)
+                except E.ShapeMismatch as err:
+                    raise self.fail(node, str(err)) from None
+                continue
             if done:
                 try:
                     built[id(node)] = self.make(node, [built.get(id(a)) for a in node.args],
@@ -587,6 +601,19 @@ class _Infer:
                 stack.append((node, True))
                 stack.extend((a, False) for a in reversed(_expr_args(node)))
         return built[id(root)]
+
+    def sum_chains(self, root: Node) -> set[int]:
+        """Sums and differences that are the left operand of a sum or difference (both of
+        equal shapes): ``build`` collects their terms and makes one n-ary sum at the top."""
+        plain = lambda n: n.kind in ("add", "sub") and self.decisions.get(id(n)) == "same"
+        chained: set[int] = set()
+        stack = [root]
+        while stack:
+            n = stack.pop()
+            if plain(n) and plain(n.args[0]):
+                chained.add(id(n.args[0]))
+            stack.extend(_expr_args(n))
+        return chained
 
     def make(self, n: Node, a: list[Any], shape: tuple[Dim, Dim]) -> Expr:
         k = n.kind
