@@ -1000,6 +1000,8 @@ def _norm(g: _Gen, e: Expr) -> str | None:
     if e.attr != "2":
         return None
     y = g.ref(e.args[0])
+    if y.scalar:                              # ||a||_2 = |a|; builtin abs: a literal too
+        return f"abs({y})"
     return f"{g.m}.sqrt({g.helper('dot_all', y, y)})"
 
 
