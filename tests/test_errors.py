@@ -198,14 +198,19 @@ def test_codegen_norm_of_a_scalar(backend):
     assert float(md.compile(e, backend=backend)(a=-0.7)) == pytest.approx(0.7)
 
 
-@pytest.mark.xfail(strict=True, reason="codegen (issue 6): tr(kron(A, B)) = tr(A) tr(B) is "
-                   "used for non-square A, B (x and y' here); np.trace of an n x 1 array is "
-                   "its first entry")
-def test_codegen_trace_of_kron_of_non_square_factors():
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_codegen_trace_of_kron_of_non_square_factors(backend):
+    """tr(A kron B) = tr A tr B only for square A, B; x kron y' is n x n with trace y'x."""
+    pytest.importorskip(backend)
     x, y = E.sym("x", ("n",)), E.sym("y", ("n",))
     e = E.trace(E.kron(x, E.T(y)))
     xv, yv = np.array([1.0, 2.0, 3.0]), np.array([1.0, -1.0, 2.0])
-    assert md.compile(e)(x=xv, y=yv) == pytest.approx(float(yv @ xv))
+    f = md.compile(e, backend=backend)
+    assert float(f(x=xv, y=yv)) == pytest.approx(float(yv @ xv))
+    a, b = E.sym("A", ("m", "n")), E.sym("B", ("n", "m"))     # m x n kron n x m: mn x mn
+    av, bv = np.arange(6.0).reshape(2, 3) - 2, np.arange(6.0).reshape(3, 2) * 0.5 + 1
+    g = md.compile(E.trace(E.kron(a, b)), backend=backend)
+    assert float(g(A=av, B=bv)) == pytest.approx(float(np.trace(np.kron(av, bv))))
 
 
 # ----------------------------------------------------------------------------- the mistakes

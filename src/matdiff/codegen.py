@@ -142,6 +142,7 @@ _HELPERS: dict[str, str] = {
     "perm021": ".transpose(0, 2, 1)",
     "mat11": "{m}.reshape({0}, (1, 1))",
     "scalar": "float({0})",
+    "arange": "{m}.arange({0})",
 }
 _JAX_HELPERS: dict[str, str] = {**_HELPERS, "dot_all": "{m}.vdot({0}, {1})"}
 _TORCH_HELPERS: dict[str, str] = {
@@ -157,6 +158,7 @@ _TORCH_HELPERS: dict[str, str] = {
     "perm021": ".permute(0, 2, 1)",
     "mat11": "{m}.as_tensor({0}, dtype=dtype, device=device).reshape(1, 1)",
     "scalar": "{m}.tensor(float({0}), dtype=dtype, device=device)",
+    "arange": "{m}.arange({0}, device=device)",
 }
 
 BACKENDS: dict[str, Backend] = {
@@ -884,9 +886,8 @@ def _trace(g: _Gen, e: Expr) -> str | None:
         return g.helper("scalar", g.dim(x.attr))
     if x.op is Op.TRANSPOSE:                                   # tr(X') = tr X
         return g.template(Op.TRACE, g.ref(x.args[0]))
-    if x.op is Op.KRON:                                        # tr(A kron B) = tr A tr B
-        a, b = (g.template(Op.TRACE, g.ref(y)) for y in x.args)
-        return f"{a} * {b}"
+    if x.op is Op.KRON:
+        return _trace_kron(g, x)
     if x.op is not Op.MATMUL:
         return None
     coeffs, mats = _split_scalars(g, x.args)                  # tr(A B) = sum(A .* B')
@@ -905,6 +906,20 @@ def _trace(g: _Gen, e: Expr) -> str | None:
     else:
         body = g.helper("dot_all", first, f"{rest}.T")
     return _with_coeff(coeffs, body, True)
+
+
+def _trace_kron(g: _Gen, k: Expr) -> str:
+    """tr(A kron B) = tr A tr B when A and B are square. Otherwise (A p x q, B r x s with
+    pr = qs) the diagonal entry i is A[i // r, i // s] B[i % r, i % s]: gathered, never the
+    product."""
+    a, b = k.args
+    if a.rows == a.cols and b.rows == b.cols:
+        ta, tb = (g.template(Op.TRACE, g.ref(y)) for y in k.args)
+        return f"{ta} * {tb}"
+    i = g.helper("arange", g.dim(k.rows))
+    r, s = g.dim(b.rows), g.dim(b.cols)
+    return g.template(Op.SUM, f"{g.ref(a)}[{i} // {r}, {i} // {s}] * "
+                              f"{g.ref(b)}[{i} % {r}, {i} % {s}]")
 
 
 def _diag(g: _Gen, e: Expr) -> str | None:
