@@ -1020,6 +1020,16 @@ def _norm(g: _Gen, e: Expr) -> str | None:
     return f"{g.m}.sqrt({g.helper('dot_all', y, y)})"
 
 
+def _logdet(g: _Gen, e: Expr) -> str | None:
+    y = g.ref(e.args[0])
+    if not y.scalar:
+        return None
+    a = g.val(f"abs({y})", ONE, ONE, True)                     # logdet of 1x1 a = log|a|
+    if g.b.name == "torch":                                    # a literal is no tensor
+        return g.template(Op.LOG, g.helper("mat11", a)) + ".reshape(())"
+    return g.template(Op.LOG, a)
+
+
 RULES: list[tuple[Op, Callable[[_Gen, Expr], str | None]]] = [
     (Op.MATMUL, _matmul),   # structured factors, chain order, scalars pulled out
     (Op.TRACE, _trace),     # tr(AB) = sum(A .* B'), tr(I_n) = n, tr(A kron B) = tr A tr B
@@ -1029,6 +1039,7 @@ RULES: list[tuple[Op, Callable[[_Gen, Expr], str | None]]] = [
     (Op.POW, _pow),         # ||X||_F^2 = <X, X>
     (Op.SUM, _sum),
     (Op.NORM, _norm),
+    (Op.LOGDET, _logdet),   # a 1x1 argument is a 0-d value: log|a|
     (Op.SLICE, _slice_lower),   # X[r0:r1, c0:c1], bounds omitted where they are the ends
     (Op.HADAMARD, _hadamard),   # X .* (A kron B) on a 4-D view, never the Kronecker product
 ]
