@@ -263,7 +263,8 @@ def spd(draw: Draw, depth: int) -> Expr:
 
 @st.composite
 def exprs(draw: Draw, shape: str = "s", max_depth: int = 6) -> Expr:
-    """A hypothesis strategy: a random well-shaped expression (a scalar by default)."""
+    """A hypothesis strategy: a random well-shaped expression (a scalar by default); ``shape``
+    is a key of ``SHAPES``. Used as ``@given(exprs())`` in ``tests/test_properties.py``."""
     return gen(draw, shape, draw(st.integers(1, max_depth)))
 
 
@@ -314,7 +315,11 @@ def _on_kink(e: Expr, env: dict[str, Any], sizes: dict[str, int], tol: float = 1
 
 
 def close(a: Any, b: Any, floor: float = 0.0) -> float:
-    """``rel_error`` with an absolute floor: values below ``floor`` count as zero."""
+    """``rel_error`` with an absolute floor: values below ``floor`` count as zero.
+
+    >>> close(2.0, 2.0 + 2e-9) < 1e-8, close(1e-12, 0.0, floor=1e-6)
+    (True, 1e-06)
+    """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)),
                 floor)
@@ -337,7 +342,12 @@ def _fd_error(f: Expr, name: str, g: Any, env: dict[str, Any], sizes: dict[str, 
 
 
 def point(e: Expr, seed: int, tries: int = 8) -> tuple[dict[str, Any], dict[str, int]] | None:
-    """A random point in the domain of ``e``, off the kinks; None when none was found."""
+    """A random point in the domain of ``e``, off the kinks; None when none was found.
+
+    >>> env, sizes = point(E.logdet(E.sym("S", ("n", "n"), "symmetric")), seed=0)
+    >>> env["S"].shape == (sizes["n"], sizes["n"])
+    True
+    """
     for attempt in range(tries):
         env, sizes = random_inputs(e, seed=seed * 31 + attempt)
         with np.errstate(all="ignore"):
@@ -408,5 +418,9 @@ def verify(e: Expr, seed: int = 0, tolerance: float = 1e-5,
 
 
 def random_case(seed: int, max_depth: int = 6) -> CaseResult:
-    """Generate and verify the case numbered ``seed``."""
+    """Generate and verify the case numbered ``seed`` (one case of the soak run).
+
+    >>> random_case(2).kind
+    'ok'
+    """
     return verify(random_expr(seed, max_depth), seed)
