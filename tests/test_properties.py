@@ -182,6 +182,39 @@ def test_hessian_is_the_jacobian_of_the_gradient(e, wrt):
     assert close(evaluate(h, env, sizes), fd, 1e-5 * max(1.0, value)) < 1e-4, str(e)
 
 
+def _fd_jacobian(f, wrt, env, sizes):
+    """d vec(f) / d vec(X)ᵀ by central differences (column-major vec)."""
+    x0 = np.asarray(env[wrt], dtype=float)
+    cols = []
+    for i in range(x0.size):
+        step = np.zeros(x0.size)
+        step[i] = 1e-6
+        dx = step.reshape(x0.shape, order="F")
+        plus = np.asarray(evaluate(f, {**env, wrt: x0 + dx}, sizes), dtype=float)
+        minus = np.asarray(evaluate(f, {**env, wrt: x0 - dx}, sizes), dtype=float)
+        cols.append(((plus - minus) / 2e-6).reshape(-1, order="F"))
+    return np.stack(cols, axis=1)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(exprs(shape="v", max_depth=4), st.sampled_from(["x", "A", "y"]))
+def test_jacobian_equals_finite_differences(e, wrt):
+    if wrt not in E.free_symbols(e):
+        return
+    where = point(e, 6)
+    if where is None:
+        return
+    env, sizes = where
+    try:
+        j = md.jacobian(e, wrt)
+    except md.MatdiffError:
+        return
+    value = float(np.max(np.abs(evaluate(e, env, sizes))))
+    got = evaluate(j, env, sizes)
+    assert close(got, _fd_jacobian(e, wrt, env, sizes), 1e-5 * max(1.0, value)) < 1e-4, str(e)
+
+
 def test_every_op_is_generated():
     """The generator reaches every Op of the language (the soak run counts them too)."""
     from matdiff.testing import random_expr

@@ -352,7 +352,8 @@ def point(e: Expr, seed: int, tries: int = 8) -> tuple[dict[str, Any], dict[str,
         env, sizes = random_inputs(e, seed=seed * 31 + attempt)
         with np.errstate(all="ignore"):
             value = evaluate(e, env, sizes)
-            if np.isfinite(value) and abs(value) < 1e8 and not _on_kink(e, env, sizes):
+            size = np.abs(np.asarray(value, dtype=float))
+            if np.all(np.isfinite(size)) and np.all(size < 1e8) and not _on_kink(e, env, sizes):
                 return env, sizes
     return None
 
