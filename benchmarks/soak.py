@@ -9,7 +9,7 @@ a bug) or skipped (no point in the domain off the kinks of abs/sign/relu: said, 
 
     python benchmarks/soak.py                       # 10,000 cases from seed 0
     python benchmarks/soak.py --cases 500 --seed 7  # a short run
-    python benchmarks/soak.py --show 20             # print the first 20 failures in full
+    python benchmarks/soak.py --show 20             # print 20 failures of each stage in full
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0, help="first case number")
     ap.add_argument("--depth", type=int, default=6, help="maximum expression depth")
-    ap.add_argument("--show", type=int, default=10, help="failures printed in full")
+    ap.add_argument("--show", type=int, default=10, help="failures printed per stage")
     args = ap.parse_args(argv)
     kinds: collections.Counter[str] = collections.Counter()
     by_stage: collections.Counter[str] = collections.Counter()
     ops: collections.Counter[Op] = collections.Counter()
     slowest: list[tuple[float, int, str]] = []
-    shown = 0
     start = time.perf_counter()
     for seed in range(args.seed, args.seed + args.cases):
         r = random_case(seed, args.depth)
@@ -42,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         ops.update(n.op for n in r.expr.walk())
         slowest = sorted([*slowest, (r.seconds, seed, str(r.expr))], reverse=True)[:3]
         if r.kind in ("mismatch", "error"):
-            by_stage[f"{r.kind} in {r.stage}"] += 1
-            if shown < args.show:
-                shown += 1
+            group = f"{r.kind} in {r.stage}"
+            by_stage[group] += 1
+            if by_stage[group] <= args.show:
                 print(f"case {seed}: {r.kind} in {r.stage}: {r.detail[:300]}\n  f = {r.expr}",
                       file=sys.stderr)
     wall = time.perf_counter() - start
