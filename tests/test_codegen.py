@@ -537,3 +537,13 @@ def test_logdet_of_a_scalar(backend: str) -> None:
     u, v = sym("u", (1, 3)), sym("v", (3, 1))
     env = {"a": 2.0, "u": np.array([[1.0, 2.0, 3.0]]), "v": np.ones((3, 1))}
     _edge_agrees(backend, logdet(sym("a")) + logdet(matmul(u, v)), env)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_kron_of_a_transposed_factor(backend: str) -> None:
+    """torch.kron views its arguments: a transposed (non-contiguous) factor raised."""
+    b, c = sym("B", ("n", "n")), sym("C", ("n", "n"))
+    e = total(hadamard(kron(ones(("n", "n")), T(b) + c), kron(T(c), b)))
+    rng = np.random.default_rng(0)
+    _edge_agrees(backend, e, {"B": rng.standard_normal((3, 3)),
+                              "C": rng.standard_normal((3, 3))})

@@ -110,6 +110,7 @@ TORCH: dict[Op, str] = {
     Op.ZERO: "{m}.zeros(({r}, {c}), dtype=dtype, device=device)",
     Op.COMMUTATION: "{m}.eye({r}, dtype=dtype, device=device).reshape({b}, {a}, -1)"
                     "{perm}.reshape({r}, {r})",
+    Op.KRON: "{m}.kron({0}.contiguous(), {1}.contiguous())",   # views a transposed factor
     Op.BLOCK: "{grid}",
     Op.SIGMOID: "{m}.sigmoid({0})",
     Op.RELU: "{m}.relu({0})",
