@@ -547,3 +547,12 @@ def test_kron_of_a_transposed_factor(backend: str) -> None:
     rng = np.random.default_rng(0)
     _edge_agrees(backend, e, {"B": rng.standard_normal((3, 3)),
                               "C": rng.standard_normal((3, 3))})
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_identity_of_size_one_is_a_scalar(backend: str) -> None:
+    """I_1 and K(1, 1) are 1x1, so 0-d values: np.eye(1) made a scalar output 2-D (found in
+    gradients with respect to scalars)."""
+    a = sym("a")
+    e = scale(a, eye(1)) + apply(Op.EXP, eye(1)) + commutation(1, 1)
+    _edge_agrees(backend, e, {"a": 2.0})

@@ -496,6 +496,8 @@ class _Gen:
     def default(self, e: Expr) -> str:
         a = [self.ref(x) for x in e.args]
         op = e.op
+        if op in (Op.IDENTITY, Op.COMMUTATION) and e.is_scalar:  # I_1 = K(1,1) = 1, 0-d
+            return self.helper("scalar", 1)
         if op in (Op.IDENTITY,):
             return self.template(op, n=self.dim(e.attr))
         if op in (Op.ONES, Op.ZERO):
