@@ -556,3 +556,19 @@ def test_identity_of_size_one_is_a_scalar(backend: str) -> None:
     a = sym("a")
     e = scale(a, eye(1)) + apply(Op.EXP, eye(1)) + commutation(1, 1)
     _edge_agrees(backend, e, {"a": 2.0})
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_norm_of_a_constant_and_constant_outputs(backend: str) -> None:
+    """||c||_1 lowered to torch.abs(3), which takes no int; a constant output (the gradient of
+    2a) came back as a Python int from JAX and PyTorch instead of a float / 0-d tensor."""
+    a = sym("a")
+    outs = [a * norm(const(-3), "1"), norm(const(Fraction(-1, 3))), norm(a, "1"), const(2)]
+    got = compile(outs, backend=backend)(a=-2.0)
+    if backend == "jax":
+        _jax()
+    for g, want in zip(got, [-6.0, 1 / 3, 2.0, 2.0], strict=True):
+        assert_close(g, want)
+        assert not isinstance(g, int)
+    if backend == "torch":
+        assert all(hasattr(g, "dtype") for g in got)

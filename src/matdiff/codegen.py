@@ -433,6 +433,7 @@ def _atomic(code: str) -> bool:
     return False
 _INLINE = {Op.ADD, Op.SCALE, Op.HADAMARD, Op.HDIV, Op.POW, Op.TRANSPOSE, Op.SLICE,
            Op.DIAGM} | ELEMENTWISE
+_LITERAL = re.compile(r"\(?-?\d[\d.]*(e[-+]?\d+)?( / \d+)?\)?")     # as _literal writes
 _RESHAPES = re.compile(r"\.reshape\([^()]*\)(?=\.reshape\()")
 
 
@@ -1015,11 +1016,14 @@ def _sum(g: _Gen, e: Expr) -> str | None:
 
 
 def _norm(g: _Gen, e: Expr) -> str | None:
+    x = e.args[0]
+    if x.op is Op.CONST:                                       # ||c||_p = |c|
+        return _literal(abs(x.attr))
+    y = g.ref(x)
+    if y.scalar:                                               # ||a||_p = |a|, a 0-d value
+        return f"abs({y})"
     if e.attr != "2":
         return None
-    y = g.ref(e.args[0])
-    if y.scalar:                              # ||a||_2 = |a|; builtin abs: a literal too
-        return f"abs({y})"
     return f"{g.m}.sqrt({g.helper('dot_all', y, y)})"
 
 
@@ -1216,7 +1220,8 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     for r, v in zip(roots, results, strict=True):
         code = subst(str(v))
         if r.is_scalar:
-            rets.append(g.helper("scalar", code) if backend == "numpy" else code)
+            literal = any(_LITERAL.fullmatch(c) for c in (code, g.code.get(r, "")))  # a number
+            rets.append(g.helper("scalar", code) if backend == "numpy" or literal else code)
         elif r.is_vector:
             rets.append(f"{code}.reshape(-1)")
         else:
