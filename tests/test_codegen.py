@@ -572,3 +572,20 @@ def test_norm_of_a_constant_and_constant_outputs(backend: str) -> None:
         assert not isinstance(g, int)
     if backend == "torch":
         assert all(hasattr(g, "dtype") for g in got)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
+def test_scalar_argument_given_as_a_1x1_array(backend: str, shape: tuple[int, ...]) -> None:
+    """A scalar passed as a (1,) or (1, 1) array is accepted; JAX and PyTorch used it as is,
+    so scalar outputs came back (1, 1) and exp(a) 2-D."""
+    a, v = sym("a"), sym("v", ("n",))
+    e = [scale(a, matmul(T(v), v)), apply(Op.EXP, a), block([[a, T(v)]]), scale(a, v)]
+    if backend == "jax":
+        _jax()
+    else:
+        pytest.importorskip(backend)
+    got = compile(e, backend=backend)(a=np.full(shape, 2.0), v=np.ones(3))
+    for g, want in zip(got, [6.0, np.exp(2.0), np.array([[2.0, 1, 1, 1]]), np.full(3, 2.0)],
+                       strict=True):
+        assert_close(g, want)

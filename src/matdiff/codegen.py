@@ -1319,7 +1319,9 @@ def compile(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> Callable[..
             arr = mod.asarray(value, dtype=float)
             return float(arr.reshape(())) if e.is_scalar else arr
         if backend == "torch" and not isinstance(value, mod.Tensor):
-            return mod.as_tensor(value, dtype=mod.float64)
+            value = mod.as_tensor(value, dtype=mod.float64)
+        if e.is_scalar and getattr(value, "ndim", 0) > 0:      # a 1x1 array: the scalar, 0-d
+            return value.reshape(())
         return value
 
     def call(**kwargs: Any) -> Any:
