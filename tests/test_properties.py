@@ -46,17 +46,12 @@ def test_simplify_keeps_the_value(e):
     _assert_ok(e, ("simplify",))
 
 
-@pytest.mark.xfail(strict=True, reason="printing (issue 3): products of scalars and bare '1' "
-                   "in block matrices print ambiguously; see test_errors.py for minimal cases")
 @CASES
 @given(exprs())
 def test_ascii_round_trip(e):
     assert md.parse(md.to_text(e), shapes=md.shapes_of(e)) is e
 
 
-@pytest.mark.xfail(strict=True, reason="LaTeX reader/printer (issue 3): ^{\\circ -1}, "
-                   "\\operatorname{sigmoid}, slices and bare \\mathbf{1} do not read back; "
-                   "about 1 case in 4 of the generator")
 @CASES
 @given(exprs())
 def test_latex_round_trip(e):

@@ -96,7 +96,7 @@ _CLOSE = {"paren": "_RPAR", "sqb": "_RSQB", "set": "_RSET", "brace": "_RBRACE",
           "norm": "NORM_CLOSE", "abs": "ABS_CLOSE"}
 _CHAR = {"+": ("_PLUS", "+"), "-": ("_MINUS", "-"), "*": ("BINOP", "mul"),
          "/": ("BINOP", "div"), "'": ("PRIME", "'"), ",": ("_COMMA", ","),
-         "^": ("_CARET", "^"), "_": ("_USCORE", "_")}
+         "^": ("_CARET", "^"), "_": ("_USCORE", "_"), ":": ("_COLON", ":")}
 _ENVS = frozenset("matrix pmatrix bmatrix Bmatrix vmatrix smallmatrix array".split())
 # what may end an operand: a bar right after one of these closes
 _OPERAND_END = frozenset("SYM NUMBER ONES ZERO SUBTOK _RPAR _RSQB _RSET _RBRACE NORM_CLOSE "
@@ -463,8 +463,18 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     def invtrans(self, meta: Any, children: list[Any]) -> str:
         return _INV_T
 
+    def circ(self, meta: Any, children: list[Any]) -> tuple[str, Node]:
+        op, p = children
+        if self.text[op.start_pos:op.end_pos] != "\\circ":
+            raise self.fail(f"unexpected '{self.text[op.start_pos:op.end_pos]}' in a superscript",
+                            op.start_pos, op.end_pos)
+        return ("circ", p)
+
     def superscript(self, meta: Any, children: list[Any]) -> tuple[str, Any, int, int]:
         return ("sup", children[0], *_span(meta))
+
+    def slice_script(self, meta: Any, children: list[Node]) -> tuple[str, Any, int, int]:
+        return ("slice", tuple(children), *_span(meta))   # X_{[r0:r1,\,c0:c1]}
 
     def prime(self, meta: Any, children: list[Any]) -> tuple[str, Any, int, int]:
         return ("sup", _T, *_span(meta))
@@ -479,12 +489,20 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             raise self.fail("double subscript", subs[1][2], subs[1][3])
         if subs:
             base = self._subscript(base, *subs[0][1:])
+        for tag, x, _, end in scripts:
+            if tag == "slice":
+                base = Node("slice", (base, *x), None, base.start, max(end, base.end))
         for tag, x, sup_start, end in scripts:
             if tag == "sup":
                 base = self._power(base, x, sup_start, end)
         return base
 
     def _subscript(self, base: Node, text: str, start: int, end: int) -> Node:
+        if base.kind == "name" and base.value == "K" and "," in text:     # K_{m,n}
+            sizes = tuple(self._dim(part, start, end) for part in text.split(","))
+            if len(sizes) != 2:
+                raise self.fail("the commutation matrix K_{m,n} takes two sizes", start, end)
+            return Node("call", sizes, "K", base.start, end)
         if base.kind == "name":
             if "_" in base.value:
                 raise self.fail("double subscript", start, end)
@@ -545,8 +563,13 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             minus_one = Node("num", (), Fraction(-1), sup_start, end)          # ^{-T}
             inv = Node("pow", (base, minus_one), None, start, end)
             return Node("transpose", (inv,), None, start, end)
+        kind = "pow"
+        if isinstance(x, tuple):                                            # ^{\circ p}
+            kind, x = "hpow", x[1]
         if x.kind == "neg" and x.args[0].kind == "num":                     # ^{-1}
             x = dataclasses.replace(x.args[0], value=-x.args[0].value, start=x.start)
+        if kind == "hpow":
+            return Node("hpow", (base, x), None, start, end)
         if base.kind == "name" and base.value == "e":                       # e^{x} = exp(x)
             return Node("call", (x,), "exp", start, end)
         return Node("pow", (base, x), None, start, end)

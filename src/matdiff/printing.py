@@ -82,10 +82,25 @@ def _fraction(c: Fraction) -> str:
     return f"{c.numerator}/{c.denominator}"
 
 
-def _floating(e: Expr) -> bool:
-    """Nodes whose size is not visible in their printed form (``I``, ``1``, ``0``)."""
+def _quotient(e: Expr) -> bool:
+    """``x/a``: a scaling by a negative power, printed as a quotient."""
+    if e.op is not Op.SCALE or e.args[0].op is not Op.POW:
+        return False
+    p = e.args[0].args[1]
+    return p.op is Op.CONST and p.attr < 0
+
+
+def _unscaled(e: Expr) -> Expr:
     while e.op is Op.SCALE:
         e = e.args[1]
+    return e
+
+
+def _floating(e: Expr) -> bool:
+    """Nodes whose size is not visible in their printed form (``I``, ``1``, ``0``)."""
+    e = _unscaled(e)
+    if e.op in (Op.ADD, Op.HADAMARD, Op.HDIV):
+        return all(_floating(x) for x in e.args)
     return e.op in (Op.IDENTITY, Op.ONES, Op.ZERO)
 
 
@@ -159,6 +174,9 @@ class _Printer:
         if op is Op.MATMUL:  # (A ⊙ B)C: ⊙ and juxtaposition never share a level on paper
             parts = [self.sub(f, PROD if i == 0 and (st == "text" or f.op not in _ELEMENTWISE_PROD)
                               else PROD + 1) for i, f in enumerate(a)]
+            if a[0].rows == ONE and any(f.cols == ONE for f in a[:-1]):
+                # uᵀ(uuᵀu): a 1x1 partial product would read back as a scaling
+                parts[1:] = [self.sub(_expr.matmul(*a[1:]), PROD + 1)]
             return self.juxtapose(parts, "*"), PROD
         if op is Op.TRANSPOSE:
             return self.transpose(a[0]), POSTFIX
@@ -166,14 +184,14 @@ class _Printer:
             sym = {"text": (" .* ", " ./ "), "unicode": (" ⊙ ", " ⊘ "),
                    "latex": (" \\odot ", " \\oslash ")}[st][op is Op.HDIV]
             sib_fixed = any(not _floating(x) for x in a)
-            parts = [self.sub(f, PROD if i == 0 else PROD + 1, sib_fixed)
+            parts = [self.sub(f, PROD if i == 0 else PROD + 1, self.bare(f, sib_fixed))
                      for i, f in enumerate(a)]
             return sym.join(parts), PROD
         if op is Op.POW:
             return self.power(a[0], a[1], elementwise=not a[0].is_scalar), POW
         if op is Op.MATPOW:
             if a[0].op is Op.INV and st != "text":  # (XᵀX)⁻²
-                b = self.sub(a[0].args[0], POSTFIX)
+                b = self.sub(a[0].args[0], self.base_level(a[0].args[0]))
                 k = str(-e.attr)
                 return b + (f"^{{{k}}}" if tex else k.translate(_SUPERSCRIPT)), POW
             return self.power(a[0], _expr.const(e.attr), elementwise=False), POW
@@ -188,19 +206,21 @@ class _Printer:
             r0, r1, c0, c1 = (format_dim(d, st) for d in e.attr)
             inner = self.sub(a[0], POSTFIX)
             if tex:
+                inner = f"{{{inner}}}" if inner.endswith("}") else inner  # {H_{R}}_{[0:n,\,0:m]}
                 return f"{inner}_{{[{r0}:{r1},\\,{c0}:{c1}]}}", POSTFIX
             return f"{inner}[{r0}:{r1}, {c0}:{c1}]", POSTFIX
         if op is Op.NORM:
             return self.norm(e), ATOM
         if op is Op.INV and st != "text":
+            if a[0].op is Op.TRANSPOSE and tex:  # X^{-T} reads back as the transpose of X^{-1}
+                return self.paren(self.transpose(a[0].args[0])) + "^{-1}", POSTFIX
             if a[0].op is Op.TRANSPOSE:  # (Xᵀ)⁻¹ = X⁻ᵀ
                 return self.sub(a[0].args[0], POSTFIX) + ("^{-T}" if tex else "⁻ᵀ"), POSTFIX
             return self.sub(a[0], POSTFIX) + ("^{-1}" if tex else "⁻¹"), POSTFIX
         if op is Op.UNVEC:
             m, n = (format_dim(d, st) for d in e.attr)
             if tex:
-                return f"\\operatorname{{unvec}}_{{{m},{n}}}\\left({self.sub(a[0], 0)}\\right)", \
-                    ATOM
+                return f"\\operatorname{{unvec}}\\left({self.sub(a[0], 0)}, {m}, {n}\\right)", ATOM
             return f"unvec({self.sub(a[0], 0)}, {m}, {n})", ATOM
         return self.function(e), ATOM
 
@@ -239,23 +259,32 @@ class _Printer:
     def add(self, e: Expr, fixed: bool) -> tuple[str, int]:
         minus = {"text": " - ", "unicode": " − ", "latex": " - "}[self.style]
         sib_fixed = fixed or any(not _floating(t) for t in e.args)
+        if self.style == "text" and sum(_floating(t) for t in e.args) > 1:
+            sib_fixed = False  # 1 + 1 + X reads as 2 + X: a bare 1 is the number
         out = ""
         for i, t in enumerate(e.args):
             negative = t.op is Op.SCALE and t.args[0].op is Op.CONST and t.args[0].attr < 0 or \
                 t.op is Op.CONST and t.attr < 0
             if negative:
                 pos = _expr.scale(_expr.const(-1), t)
-                body = self.sub(pos, PROD, sib_fixed)
+                body = self.sub(pos, PROD, self.bare(pos, sib_fixed))
                 out += (minus.strip() if i == 0 else minus) + body
             else:
-                body = self.sub(t, SUM, sib_fixed)
+                body = self.sub(t, SUM, self.bare(t, sib_fixed))
                 out += body if i == 0 else " + " + body
         return out, SUM
+
+    def bare(self, e: Expr, fixed: bool) -> bool:
+        """Whether ``e``, an operand of a sum or an elementwise product, may print as a bare
+        ``I``, ``1`` or ``0``. The LaTeX reader learns the size of a bare ``\\mathbf{1}``
+        there only after deciding the products around it (in ``yᵀ(x + 𝟏) c F`` it would
+        take ``c`` for the scaled side), so in LaTeX the ones show their size."""
+        return fixed and not (self.style == "latex" and _unscaled(e).op is Op.ONES)
 
     def scale(self, e: Expr, fixed: bool) -> tuple[str, int]:
         a, x = e.args
         st = self.style
-        if a.op is Op.POW and a.args[1].op is Op.CONST and a.args[1].attr < 0:
+        if _quotient(e):
             base = a.args[0] if a.args[1].attr == -1 else \
                 _expr.hpow(a.args[0], _expr.const(-a.args[1].attr))
             num, den = self.sub(x, PROD, fixed), self.sub(base, PROD + 1)
@@ -264,6 +293,8 @@ class _Printer:
             return f"{num}/{den}", PROD
         inner_level = PROD if x.op in (Op.MATMUL, Op.SCALE) or st == "text" and x.op in \
             _ELEMENTWISE_PROD else PROD + 1
+        if a.op is not Op.CONST and _quotient(x):  # a*(b/c): a*b/c reads as (a*b)/c
+            inner_level = PROD + 1
         if a.op is Op.CONST and a.attr == -1:
             body = self.sub(x, PROD if x.op in _ELEMENTWISE_PROD else inner_level, fixed)
             return ("−" if st == "unicode" else "-") + body, PROD
@@ -291,9 +322,14 @@ class _Printer:
         base = self.sub(x, POSTFIX)
         return base + {"text": "'", "unicode": "ᵀ", "latex": "^{T}"}[st]
 
+    def base_level(self, base: Expr) -> int:
+        """The level a power's base needs: on paper a base that ends in a superscript is
+        parenthesised, (X⁻¹)², (Xᵀ)⁻², not X⁻¹², Xᵀ⁻²."""
+        return POSTFIX if self.style == "text" or base.op is Op.SLICE else ATOM
+
     def power(self, base: Expr, p: Expr, elementwise: bool) -> str:
         st = self.style
-        b = self.sub(base, POSTFIX)
+        b = self.sub(base, self.base_level(base))
         circ = "\\circ " if elementwise else ""
         if p.op is Op.CONST and p.attr.denominator == 1:
             k = str(p.attr.numerator)
@@ -310,9 +346,15 @@ class _Printer:
 
     def block(self, e: Expr) -> str:
         r, c = e.attr
-        cells = [[self.sub(x, 0, fixed=True) if x.op is not Op.IDENTITY else
-                  self.print(x, fixed=False)[0] for x in e.args[i * c:(i + 1) * c]]
-                 for i in range(r)]
+        grid = [e.args[i * c:(i + 1) * c] for i in range(r)]
+        sized = [[not _floating(x) or _unscaled(x).op is Op.IDENTITY for x in row] for row in grid]
+        # a bare 1 or 0 only where a block printed with its size fixes its height (in its
+        # row) and its width (in its column); the identity always shows its size, and so do
+        # the ones in ASCII (where a bare 1 is the number)
+        sizeless = (Op.ZERO,) if self.style == "text" else (Op.ZERO, Op.ONES)
+        cells = [[self.sub(x, 0, fixed=_unscaled(x).op in sizeless and any(sized[i])
+                           and any(sized[k][j] for k in range(r)))
+                  for j, x in enumerate(row)] for i, row in enumerate(grid)]
         if self.style == "latex":
             body = " \\\\ ".join(" & ".join(row) for row in cells)
             return f"\\begin{{bmatrix}} {body} \\end{{bmatrix}}"
@@ -382,7 +424,10 @@ def render(e: Expr, style: str = "text") -> str:
     """
     if style not in ("text", "unicode", "latex"):
         raise ValueError(f"unknown style {style!r}")
-    return _Printer(style).print(e)[0].replace(_OPEN, "").replace(_CLOSE, "")
+    printer = _Printer(style)
+    for node in _expr.toposort([e]):  # children first: printing a deep DAG never recurses deeply
+        printer.print(node)
+    return printer.print(e)[0].replace(_OPEN, "").replace(_CLOSE, "")
 
 
 def to_text(e: Expr) -> str:
