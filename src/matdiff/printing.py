@@ -284,6 +284,8 @@ class _Printer:
     def scale(self, e: Expr, fixed: bool) -> tuple[str, int]:
         a, x = e.args
         st = self.style
+        if x.op is Op.ONES and fixed:  # X + 2: a scalar broadcast where siblings fix the size
+            return self.print(a)
         if _quotient(e):
             base = a.args[0] if a.args[1].attr == -1 else \
                 _expr.hpow(a.args[0], _expr.const(-a.args[1].attr))
