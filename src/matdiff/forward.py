@@ -62,7 +62,7 @@ from .expr import (
     vec,
     zeros,
 )
-from .simplify import RULES, _rebuild_node, simplify
+from .simplify import RULES, rebuild, simplify
 
 __all__ = ["JVP", "VEC", "jvp", "differential", "jacobian", "hessian", "hvp",
            "identify", "differential_name", "hvp_direction"]
@@ -455,25 +455,9 @@ def identify(d_f: Expr, dx: Expr) -> Expr:
 
 
 def _rewrite(e: Expr, keep: Callable[[str], bool]) -> Expr:
-    """Simplify with only the simplifier's rules whose names pass ``keep``: bottom-up
-    passes to a fixed point, as ``simplify`` does."""
-    rules = {op: [r for name, r in rows if keep(name)] for op, rows in RULES.items()}
-    for _ in range(50):
-        memo: dict[Expr, Expr] = {}
-        for node in toposort([e]):
-            args = tuple(memo[a] for a in node.args)
-            new = node if args == node.args else _rebuild_node(node, args)
-            for _ in range(50):
-                out = next((o for r in rules.get(new.op, ()) if (o := r(new)) is not None
-                            and o is not new), None)
-                if out is None:
-                    break
-                new = out
-            memo[node] = new
-        if memo[e] is e:
-            return e
-        e = memo[e]
-    return e
+    """Simplify with only the simplifier's rules whose names pass ``keep``."""
+    return simplify(e, rules={op: [(name, r) for name, r in rows if keep(name)]
+                              for op, rows in RULES.items()})
 
 
 def _in_order(e: Expr, reference: str) -> Expr:
@@ -488,7 +472,7 @@ def _in_order(e: Expr, reference: str) -> Expr:
             args = tuple(args[i] for i in order)
             memo[node] = node if args == node.args else Expr(node.op, args, node.attr)
         else:
-            memo[node] = node if args == node.args else _rebuild_node(node, args)
+            memo[node] = node if args == node.args else rebuild(node, args)
     return memo[e]
 
 

@@ -18,7 +18,7 @@ appends the names of the rules that fired to ``trace``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 from . import expr as E
@@ -669,40 +669,45 @@ RULES: dict[Op, list[Rule]] = {
 _MAX_PASSES = 50
 
 
-def simplify(e: Expr, trace: list[str] | None = None) -> Expr:
-    """Rewrite ``e`` bottom-up with ``RULES`` until nothing fires.
+def simplify(e: Expr, trace: list[str] | None = None,
+             rules: Mapping[Op, Sequence[Rule]] | None = None) -> Expr:
+    """Rewrite ``e`` bottom-up with ``RULES`` (or a subset of them: ``rules``) until
+    nothing fires.
 
     >>> from matdiff.expr import sym
     >>> A, x = sym("A", ("n", "n")), sym("x", ("n",))
     >>> str(simplify((x.T @ A).T + A @ x))
     "(A + A')*x"
     """
-    if trace is None and e in _SIMPLE:
+    cached = trace is None and rules is None
+    if cached and e in _SIMPLE:
         return _SIMPLE[e]
     start = e
     memo: dict[Expr, Expr] = {}
     for _ in range(_MAX_PASSES):
-        out = _pass(e, memo, trace)
+        out = _pass(e, memo, trace, RULES if rules is None else rules)
         if out is e:
             break
         e = out
-    _SIMPLE[start] = _SIMPLE[e] = e
+    if cached:
+        _SIMPLE[start] = _SIMPLE[e] = e
     return e
 
 
-def _pass(root: Expr, memo: dict[Expr, Expr], trace: list[str] | None) -> Expr:
+def _pass(root: Expr, memo: dict[Expr, Expr], trace: list[str] | None,
+          rules: Mapping[Op, Sequence[Rule]]) -> Expr:
     for node in E.toposort([root]):
         if node in memo:
             continue
         args = tuple(memo[a] for a in node.args)
         new = node if args == node.args else _rebuild_node(node, args)
         for _ in range(_MAX_PASSES):
-            for name, rewrite in RULES.get(new.op, ()):
+            for name, rewrite in rules.get(new.op, ()):
                 out = rewrite(new)
                 if out is not None and out is not new:
                     if trace is not None:
                         trace.append(name)
-                    args = tuple(_pass(a, memo, trace) for a in out.args)
+                    args = tuple(_pass(a, memo, trace, rules) for a in out.args)
                     new = out if args == out.args else _rebuild_node(out, args)
                     break
             else:
