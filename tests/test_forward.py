@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import matdiff as md
 from matdiff import expr as E
 from matdiff import forward as F
-from matdiff.check import evaluate, random_inputs
+from matdiff.check import evaluate, fd_jacobian, random_inputs, vec_of
 from matdiff.cli import main
 from matdiff.expr import Op
 
@@ -28,28 +28,7 @@ TOL = 1e-5
 # ----------------------------------------------------------------------------- numerics
 
 
-def _vec(value: Any) -> np.ndarray:
-    """Column-major vec of a user value (float, 1-D vector, 2-D matrix)."""
-    arr = np.asarray(value, dtype=float)
-    return arr.reshape(-1, order="F") if arr.ndim == 2 else arr.reshape(-1)
-
-
-def fd_jacobian(f: md.Expr, name: str, env: dict[str, Any], sizes: dict[str, int],
-                h: float = 1e-6) -> np.ndarray:
-    """Central differences of vec(f) with respect to vec(env[name]), column-major."""
-    x0 = np.array(env[name], dtype=float)
-    flat = _vec(x0)
-    cols = []
-    for i in range(flat.size):
-        step = h * max(1.0, abs(flat[i]))
-        moved = []
-        for sign in (1, -1):
-            y = flat.copy()
-            y[i] += sign * step
-            x = y.reshape(x0.shape, order="F") if x0.ndim == 2 else y.reshape(x0.shape)
-            moved.append(_vec(evaluate(f, {**env, name: x}, sizes)))
-        cols.append((moved[0] - moved[1]) / (2 * step))
-    return np.stack(cols, axis=1)
+_vec = vec_of
 
 
 def error(a: Any, b: Any) -> float:

@@ -14,7 +14,7 @@ import numpy as np
 from . import diff as _diff
 from . import forward as _forward
 from . import printing
-from .check import CheckReport, random_inputs, rel_error
+from .check import CheckReport, fd_jacobian, random_inputs, rel_error, vec_of
 from .check import check as _check_gradients
 from .check import evaluate as _evaluate
 from .codegen import codegen
@@ -136,26 +136,6 @@ _FORWARD = {"differential": differential, "jacobian": jacobian, "hessian": hessi
             "hvp": hvp}
 
 
-def _fd_jacobian(f: Expr, name: str, env: dict[str, Any], sizes: dict[str, int],
-                 h: float = 1e-6) -> np.ndarray:
-    """Central differences of vec(f) with respect to vec(env[name]) (column-major)."""
-    def vec(v: Any) -> np.ndarray:
-        a = np.asarray(v, dtype=float)
-        return a.reshape(-1, order="F") if a.ndim == 2 else a.reshape(-1)
-    x0 = np.asarray(env[name], dtype=float)
-    flat, cols = vec(x0), []
-    for i in range(flat.size):
-        step = h * max(1.0, abs(flat[i]))
-        ends = []
-        for sign in (1.0, -1.0):
-            y = flat.copy()
-            y[i] += sign * step
-            x = y.reshape(x0.shape, order="F") if x0.ndim == 2 else y.reshape(x0.shape)
-            ends.append(vec(_evaluate(f, {**env, name: x}, sizes)))
-        cols.append((ends[0] - ends[1]) / (2 * step))
-    return np.stack(cols, axis=1)
-
-
 def _check_forward(f: Expr, name: str, what: str, d: Expr, seed: int = 0,
                    hvp_direction: str | None = None) -> tuple[float, dict[str, int]]:
     """Relative error of a forward-mode result against finite differences: of ``f`` for a
@@ -167,16 +147,13 @@ def _check_forward(f: Expr, name: str, what: str, d: Expr, seed: int = 0,
     for attempt in range(5):
         env, sizes = random_inputs([f, target, d, direction], seed=seed + attempt)
         with np.errstate(all="ignore"):
-            numeric = _fd_jacobian(target, name, env, sizes)
+            numeric = fd_jacobian(target, name, env, sizes)
             if not np.all(np.isfinite(numeric)):
                 continue
             got = np.asarray(_evaluate(d, env, sizes), dtype=float)
             if what in ("jacobian", "hessian"):
                 return rel_error(got.reshape(numeric.shape), numeric), sizes
-            v = np.asarray(env[direction.name], dtype=float)
-            v = v.reshape(-1, order="F") if v.ndim == 2 else v.reshape(-1)
-            got = got.reshape(-1, order="F") if got.ndim == 2 else got.reshape(-1)
-            return rel_error(got, numeric @ v), sizes
+            return rel_error(vec_of(got), numeric @ vec_of(env[direction.name])), sizes
     return float("nan"), {}
 
 

@@ -298,6 +298,34 @@ def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int
     return out
 
 
+def vec_of(value: Any) -> Array:
+    """Column-major vec of a user value (float, 1-D vector, 2-D matrix).
+
+    >>> vec_of(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
+    [1.0, 3.0, 2.0, 4.0]
+    """
+    arr = np.asarray(value, dtype=float)
+    return arr.reshape(-1, order="F") if arr.ndim == 2 else arr.reshape(-1)
+
+
+def fd_jacobian(f: Expr, name: str, env: Mapping[str, Any], sizes: Mapping[str, int],
+                h: float = 1e-6) -> Array:
+    """Central differences of vec(f) with respect to vec(env[name]): the Jacobian
+    ``d vec(f) / d vec(X)ᵀ``, column-major, shape (size f, size X)."""
+    x0 = np.asarray(env[name], dtype=float)
+    flat, cols = vec_of(x0), []
+    for i in range(flat.size):
+        step = h * max(1.0, abs(flat[i]))
+        ends = []
+        for sign in (1.0, -1.0):
+            y = flat.copy()
+            y[i] += sign * step
+            x = y.reshape(x0.shape, order="F") if x0.ndim == 2 else y.reshape(x0.shape)
+            ends.append(vec_of(evaluate(f, {**env, name: x}, sizes)))
+        cols.append((ends[0] - ends[1]) / (2 * step))
+    return np.stack(cols, axis=1)
+
+
 def rel_error(a: Any, b: Any) -> float:
     """max |a - b| / max(|a|, |b|, tiny): a scale-free error between two arrays."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
