@@ -342,6 +342,7 @@ def test_spectral_norm_is_refused_not_guessed() -> None:
 @pytest.mark.parametrize("text", [p.values[0] for p in BATTERY] + [
     "[A, 0; 0, B]", "kron(eye(3), X)", "X[0:2, 1:3]", "ones(n)'*x", "Diag(x)*A",
     "vec(X)'*vec(Y)", "X.^2 ./ Y", "exp(-x) ./ (1 + exp(-x))", "A^3 + inv(A)'",
+    "X + 2", "X - (lam - mu)", "X ./ (x'*x)",  # a broadcast scalar prints as the scalar
 ])
 def test_str_parses_back_to_the_same_node(text: str) -> None:
     f = md.parse(text)

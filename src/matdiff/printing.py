@@ -285,7 +285,8 @@ class _Printer:
         a, x = e.args
         st = self.style
         if x.op is Op.ONES and fixed:  # X + 2: a scalar broadcast where siblings fix the size
-            return self.print(a)
+            text, level = self.print(a)
+            return (self.paren(text), ATOM) if level <= SUM else (text, level)
         if _quotient(e):
             base = a.args[0] if a.args[1].attr == -1 else \
                 _expr.hpow(a.args[0], _expr.const(-a.args[1].attr))
