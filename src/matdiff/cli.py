@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,18 +20,17 @@ __all__ = ["main", "parse_shape_option"]
 
 
 def parse_shape_option(spec: str) -> tuple[str, list[str]]:
-    """``A=m,n`` → ``("A", ["m", "n"])``; ``x=n``; ``lam=`` (scalar); ``S=n,n,sym``.
+    """``A=m,n`` → ``("A", ["m", "n"])``; ``x=n``; ``lam=`` (scalar); ``S=n,n,sym``;
+    ``A=2x3`` also reads as ``A=2,3``.
 
-    >>> parse_shape_option("S=n,n,sym")
-    ('S', ['n', 'n', 'sym'])
+    >>> parse_shape_option("S=n,n,sym"), parse_shape_option("A=2x3")
+    (('S', ['n', 'n', 'sym']), ('A', ['2', '3']))
     """
     name, eq, dims = spec.partition("=")
     if not eq or not name.strip():
         raise MatdiffError(f"--shape takes NAME=d1,d2 (got {spec!r})")
-    parts = [d.strip() for d in dims.replace("x", ",").split(",") if d.strip()] \
-        if "x" in dims and "," not in dims and all(p.strip().isalnum() for p in dims.split("x")) \
-        else [d.strip() for d in dims.split(",") if d.strip()]
-    return name.strip(), parts
+    separator = "x" if re.fullmatch(r"\s*[A-Za-z0-9]+(\s*x\s*[A-Za-z0-9]+)+\s*", dims) else ","
+    return name.strip(), [d.strip() for d in dims.split(separator) if d.strip()]
 
 
 _KINDS = {

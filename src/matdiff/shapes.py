@@ -635,9 +635,10 @@ class _Infer:
             return self.make_binary(n, a[0], a[1], shape)
         if k == "matmul":
             return E.matmul(a[0], a[1])
-        if k == "div":
-            return E.scale(E.hpow(a[1], -1), a[0]) if a[1].op is not Op.CONST else \
-                E.scale(E.const(1 / a[1].attr), a[0]) if a[1].attr != 0 else self._div0(n)
+        if k == "div":  # X / a = a^-1 X (a constant divisor folds to its reciprocal)
+            if a[1].op is Op.CONST and a[1].attr == 0:
+                raise self.fail(n, "division by zero")
+            return E.scale(E.hpow(a[1], -1), a[0])
         if k == "hpow":
             return E.hpow(a[0], a[1])
         if k == "pow":
@@ -658,9 +659,6 @@ class _Infer:
             r0, r1, c0, c1 = (self.dim_of_node(x) for x in n.args[1:])
             return E.slice_(a[0], r0, r1, c0, c1)
         raise self.fail(n, f"unknown syntax '{k}'")
-
-    def _div0(self, n: Node) -> Expr:
-        raise self.fail(n, "division by zero")
 
     def make_binary(self, n: Node, x: Expr, y: Expr, shape: tuple[Dim, Dim]) -> Expr:
         choice = self.decisions[id(n)]
