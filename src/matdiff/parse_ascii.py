@@ -16,7 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.visitors import Transformer_NonRecursive
 
 from .expr import MatdiffError
-from .syntax import FUNCTIONS, Node, canonical_function
+from .syntax import FUNCTIONS, Node, canonical_function, span_of
 
 __all__ = ["parse_ascii", "MAX_DEPTH", "MAX_LENGTH"]
 
@@ -30,10 +30,6 @@ _OPENERS = {"(": ")", "[": "]"}
 _CLOSERS = {")": "(", "]": "["}
 
 
-def _span(meta: Any) -> tuple[int, int]:
-    return (meta.start_pos, meta.end_pos) if not meta.empty else (0, 0)
-
-
 @v_args(meta=True)
 class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     """Lark tree to Node; one method per rule alias."""
@@ -43,7 +39,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         self.text = text
 
     def _node(self, kind: str, meta: Any, args: list[Any], value: Any = None) -> Node:
-        start, end = _span(meta)
+        start, end = span_of(meta)
         return Node(kind, tuple(args), value, start, end)
 
     def num(self, meta: Any, children: list[Token]) -> Node:
@@ -72,7 +68,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         widths = {len(r) for r in rows}
         if len(widths) != 1:
             raise MatdiffError("every row of a block matrix needs the same number of blocks",
-                               pos=_span(meta)[0], end=_span(meta)[1])
+                               pos=span_of(meta)[0], end=span_of(meta)[1])
         return self._node("block", meta, [x for r in rows for x in r], (len(rows), len(rows[0])))
 
     def row(self, meta: Any, children: list[Node]) -> list[Node]:

@@ -36,7 +36,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.visitors import Transformer_NonRecursive
 
 from .expr import MatdiffError
-from .syntax import ALIASES, FUNCTIONS, Node
+from .syntax import ALIASES, FUNCTIONS, Node, span_of
 
 __all__ = ["parse_latex", "looks_like_latex", "MAX_LENGTH", "MAX_DEPTH"]
 
@@ -377,10 +377,6 @@ _NORM_SUB = {"F": "F", "fro": "F", "2": "2", "1": "1"}
 _DIM_TERM = re.compile(r"([-+]?)(\d*(?:[A-Za-z]\d*)*)")   # a term of a printed dimension: 2n
 
 
-def _span(meta: Any) -> tuple[int, int]:
-    return (meta.start_pos, meta.end_pos) if not meta.empty else (0, 0)
-
-
 @v_args(meta=True)
 class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     """Lark tree to Node; one method per rule alias of ``latex.lark``."""
@@ -394,7 +390,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
 
     @staticmethod
     def _node(kind: str, meta: Any, args: Iterable[Node], value: Any = None) -> Node:
-        start, end = _span(meta)
+        start, end = span_of(meta)
         return Node(kind, tuple(args), value, start, end)
 
     def name(self, meta: Any, children: list[Token]) -> Node:
@@ -440,7 +436,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     def matrix(self, meta: Any, children: list[Any]) -> Node:
         begin, *rows, _ = children
         if len({len(r) for r in rows}) != 1:
-            start, end = _span(meta)
+            start, end = span_of(meta)
             raise self.fail("every row of a matrix needs the same number of entries",
                             start, end)
         block = self._node("block", meta, [x for r in rows for x in r], (len(rows), len(rows[0])))
@@ -471,16 +467,16 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return ("circ", p)
 
     def superscript(self, meta: Any, children: list[Any]) -> tuple[str, Any, int, int]:
-        return ("sup", children[0], *_span(meta))
+        return ("sup", children[0], *span_of(meta))
 
     def slice_script(self, meta: Any, children: list[Node]) -> tuple[str, Any, int, int]:
-        return ("slice", tuple(children), *_span(meta))   # X_{[r0:r1,\,c0:c1]}
+        return ("slice", tuple(children), *span_of(meta))   # X_{[r0:r1,\,c0:c1]}
 
     def prime(self, meta: Any, children: list[Any]) -> tuple[str, Any, int, int]:
-        return ("sup", _T, *_span(meta))
+        return ("sup", _T, *span_of(meta))
 
     def subscript(self, meta: Any, children: list[Token]) -> tuple[str, Any, int, int]:
-        return ("sub", "".join(str(t) for t in children), *_span(meta))
+        return ("sub", "".join(str(t) for t in children), *span_of(meta))
 
     def scripted(self, meta: Any, children: list[Any]) -> Node:
         base, *scripts = children

@@ -40,7 +40,7 @@ from typing import Any
 
 from .expr import MatdiffError
 
-__all__ = ["Node", "FUNCTIONS", "ALIASES", "canonical_function"]
+__all__ = ["Node", "FUNCTIONS", "ALIASES", "canonical_function", "span_of"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,11 @@ class Node:
     start: int = 0
     end: int = 0
     text: str | None = field(default=None, compare=False, repr=False)
+
+
+def span_of(meta: Any) -> tuple[int, int]:
+    """The ``[start, end)`` offsets of a Lark tree's ``meta`` (``(0, 0)`` when empty)."""
+    return (meta.start_pos, meta.end_pos) if not meta.empty else (0, 0)
 
 
 # name -> allowed argument counts
