@@ -220,7 +220,8 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     if what != "grad" and what not in _FORWARD:
         raise MatdiffError(f"unknown derivative kind {what!r}: use grad, "
                            + ", ".join(_FORWARD))
-    names = list(free_symbols(f)) if not wrt else [wrt] if isinstance(wrt, str) else list(wrt)
+    symbols = free_symbols(f)
+    names = list(symbols) if not wrt else [wrt] if isinstance(wrt, str) else list(wrt)
     directions: dict[str, str] = {}
     for n in names if what == "hvp" else ():    # one direction per variable, names distinct
         directions[n] = _forward.hvp_direction(f, n, avoid=directions.values()).name
@@ -256,7 +257,7 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
             out["steps"] = [s.as_dict() for s in ex.steps]
     if what == "hvp":
         out["directions"] = directions
-    sym_notes = [n for n in names if free_symbols(f)[n].symmetric]
+    sym_notes = [n for n in names if n in symbols and symbols[n].symmetric]
     if sym_notes and what in ("grad", "hessian", "hvp"):
         out["notes"] = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in sym_notes]
     try:

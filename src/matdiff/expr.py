@@ -569,10 +569,6 @@ def is_zero(e: Expr) -> bool:
     return e.op is Op.ZERO or (e.op is Op.CONST and e.attr == 0)
 
 
-def const_value(e: Expr) -> Fraction | None:
-    return e.attr if e.op is Op.CONST else None
-
-
 def add(*terms: Expr) -> Expr:
     """Sum, flattened, zeros dropped, constants folded.
 
@@ -811,15 +807,9 @@ def trace(x: Expr) -> Expr:
     _square((x,), None)
     if x.is_scalar:
         return x
-    if x.op is Op.IDENTITY:
-        return _dim_const(x.attr, x)
+    if x.op is Op.IDENTITY and x.attr.value is not None:  # tr(I_3) = 3
+        return const(x.attr.value)
     return Expr(Op.TRACE, (x,))
-
-
-def _dim_const(d: Dim, like: Expr) -> Expr:
-    if d.value is not None:
-        return const(d.value)
-    return Expr(Op.TRACE, (like,))
 
 
 def det(x: Expr) -> Expr:
