@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+import matdiff as md
+from matdiff.check import evaluate, random_inputs
 from matdiff.codegen import BACKENDS, JAX, NUMPY, TORCH, codegen, compile
 from matdiff.expr import (
     ELEMENTWISE,
@@ -40,6 +42,7 @@ from matdiff.expr import (
     norm,
     ones,
     scale,
+    slice_,
     sym,
     total,
     trace,
@@ -162,6 +165,9 @@ K = sym("K", (3, 2))          # concrete sizes
 L = sym("L", (2, 4))
 M = sym("M", (4, 5))
 u = sym("u", (5,))
+Gs = matmul(sym("Es", (2 * Dim.var("m"), "n")), X, sym("Fs", ("n", 2 * Dim.var("k"))))
+Yk = sym("Yk", (2 * Dim.var("n"), 2 * Dim.var("n")))
+Kd = sym("Kd", (2, 2))
 
 CASES: dict[str, Expr] = {
     "symbol": A,
@@ -231,6 +237,25 @@ CASES: dict[str, Expr] = {
     "norm-vector": norm(x),
     "chain-concrete": matmul(K, L, M, u),
     "chain-symbolic-4": matmul(A, X, Y, C),
+    # structure the restructuring rules and the lowering look for
+    "sliced-product": slice_(Gs, 0, "m", 0, "k") - 2 * slice_(Gs, "m", 2 * Dim.var("m"),
+                                                              "k", 2 * Dim.var("k")),
+    "sliced-product-overlap": slice_(Gs, 0, "m", 0, "k") + slice_(Gs, 1, Dim.var("m") + 1,
+                                                                  0, "k"),
+    "distribute-scale": scale(const(2), matmul(A, diagm(x)) + matmul(A, X) - matmul(B, Y)),
+    "stacked-products": X + matmul(A.T, A) + matmul(A.T, A) + matmul(C, C.T),
+    "norm-with-diagonal": hpow(norm(X - 2 * diagm(x) + Y), 2),
+    "kron-sandwich-second": matmul(kron(ones((1, 2)), eye("n")),
+                                   hadamard(Yk, kron(Kd, ones(("n", "n")))),
+                                   kron(ones((2, 1)), eye("n"))),
+    "kron-sandwich-first": matmul(kron(eye(2), ones((1, "n"))),
+                                  hadamard(Yk, kron(ones((2, 2)), X)),
+                                  kron(eye(2), ones(("n", 1)))),
+    "kron-sandwich-dense": matmul(kron(Kd, X), hadamard(Yk, kron(Kd, ones(("n", "n")))),
+                                  kron(Kd.T, eye("n"))),
+    "transposed-left-thin": matmul(A.T, sym("Uk", ("m", "k"))),
+    "transposed-left-concrete": matmul(sym("Nn", (6, 5)).T, sym("Nt", (6, 2))),
+    "inverse-transpose": inv(Sp.T) + inv(Sp),
     "scalar-elementwise": apply(Op.EXP, a) + apply(Op.SIN, trace(X)),
     **{f"ew-{op.name.lower()}": apply(op, Pos if op in (Op.LOG, Op.SQRT) else A)
        for op in ELEMENTWISE},
@@ -313,6 +338,14 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "sum-kron": ("np.sum(X) * np.sum(L)", "np.kron"),
     "trace-kron-product": ("einsum('aibj,ab,ij->'", "np.kron"),
     "hadamard-kron": ("[:, None, :, None]", "np.kron"),
+    "sliced-product": ("np.concatenate([t0, -2 * t1], axis=1) @ ", "Es @"),
+    "distribute-scale": ("A * (2 * x).T", "np.diagflat"),
+    "norm-with-diagonal": ("np.diagonal(t0)", "np.diagflat"),
+    "kron-sandwich-second": ("np.einsum('aibj,ab->ij', Yk.reshape(2, n, 2, n), Kd)", "np.kron"),
+    "kron-sandwich-first": ("np.einsum('aibj,ij->ab', Yk.reshape(2, n, 2, n), X)", "np.kron"),
+    "transposed-left-thin": ("(Uk.T @ A).T if n > k else (A.T @ Uk)", "multi_dot"),
+    "transposed-left-concrete": ("(Nt.T @ Nn).T", " if "),
+    "inverse-transpose": ("t0.T + t0", "inv(S.T)"),
 }
 
 
@@ -343,6 +376,22 @@ def test_seed_shaped_block_gradient_uses_slices() -> None:
     assert "np.block" not in src and "np.eye" not in src
     env = inputs([g])
     assert_close(compile(g)(**env), reference(g, env))
+
+
+def test_seed_code_builds_no_diagonal_matrix_and_stacks_the_gradient_products() -> None:
+    """The seed's value + gradients: ||Z - Diag(d)||^2 from the diagonal alone, the four
+    sliced products of the gradient as two products with stacked inner dimensions."""
+    from matdiff.testing import SEED
+    f = md.parse(SEED)
+    grads = md.grad(f, ["R", "Q"])
+    exprs = [f, grads["R"], grads["Q"]]
+    body = codegen(exprs).split('"""')[2]
+    assert "diagflat" not in body and "np.block" not in body
+    assert body.count("@ np.concatenate(") == 2, body
+    env, _sizes = random_inputs(exprs, seed=1)
+    got = compile(exprs)(**env)
+    for value, e in zip(got, exprs, strict=True):
+        assert_close(value, evaluate(e, env))
 
 
 # ----------------------------------------------------------------------------- safety, errors

@@ -42,10 +42,13 @@ from .expr import (
     apply,
     block,
     commutation,
+    const,
     diag,
     hadamard,
+    hpow,
     logdet,
     matmul,
+    norm,
     scale,
     slice_,
     toposort,
@@ -218,7 +221,46 @@ def _transpose(e: Expr) -> Expr | None:
     return None
 
 
-def _slice(e: Expr, only_sliced: Callable[[Expr], bool]) -> Expr | None:
+def _sliced(x: Expr, r0: Dim, r1: Dim, c0: Dim, c1: Dim) -> Expr:
+    """``x[r0:r1, c0:c1]`` with the slice moved through a transpose: ``X'[r, c] = X[c, r]'``."""
+    if x.op is Op.TRANSPOSE:
+        return T(slice_(x.args[0], c0, c1, r0, r1))
+    return slice_(x, r0, r1, c0, c1)
+
+
+def _chain_split(factors: Sequence[Expr]) -> int:
+    """Where a product ``f1 ... fn`` is best cut in two for its last multiplication: by the
+    chain DP when every size is known, else the cut whose cost (each side left to right)
+    provably never exceeds the others', else before the last factor."""
+    dims = [f.rows for f in factors] + [factors[-1].cols]
+
+    def cost(s: int) -> Dim:
+        total = dims[0] * dims[s] * dims[-1]
+        for lo, hi in ((0, s), (s, len(factors))):
+            for i in range(lo + 1, hi):
+                total = total + dims[lo] * dims[i] * dims[i + 1]
+        return total
+    cuts = range(1, len(factors))
+    if all(d.value is not None for d in dims):
+        return min(cuts, key=lambda s: (cost(s).value, -s))
+    for s in reversed(cuts):
+        if all(_nonneg(cost(t) - cost(s)) for t in cuts):
+            return s
+    return len(factors) - 1
+
+
+def _push_slice(x: Expr, r0: Dim, r1: Dim, c0: Dim, c1: Dim) -> Expr:
+    """``(H T)[r, c] = H[r, :] T[:, c]``, recursively; the cut parts are nodes of their own,
+    so slices sharing rows share ``H[r, :]`` (CSE) and no part is computed twice."""
+    if x.op is not Op.MATMUL or x.args[0].is_scalar or x.args[-1].is_scalar:
+        return _sliced(x, r0, r1, c0, c1)
+    s = _chain_split(x.args)
+    head, tail = matmul(*x.args[:s]), matmul(*x.args[s:])
+    return Expr(Op.MATMUL, (_push_slice(head, r0, r1, Dim({}), head.cols),
+                            _push_slice(tail, Dim({}), tail.rows, c0, c1)))
+
+
+def _slice(e: Expr, ctx: _Uses) -> Expr | None:
     x = e.args[0]
     r0, r1, c0, c1 = e.attr
     if x.op is Op.SLICE:                                    # X[a][b] = X[a + b]
@@ -226,11 +268,9 @@ def _slice(e: Expr, only_sliced: Callable[[Expr], bool]) -> Expr | None:
         return slice_(x.args[0], s0 + r0, s0 + r1, t0 + c0, t0 + c1)
     if x.op is Op.TRANSPOSE:                                # X'[r, c] = X[c, r]'
         return T(slice_(x.args[0], c0, c1, r0, r1))
-    if x.op is Op.MATMUL and only_sliced(x) and not x.args[0].is_scalar \
+    if x.op is Op.MATMUL and ctx.only_sliced(x) and not x.args[0].is_scalar \
             and not x.args[-1].is_scalar:                  # (A..B)[r, c] = A[r, :]..B[:, c]
-        first, *mid, last = x.args
-        return matmul(slice_(first, r0, r1, Dim({}), first.cols), *mid,
-                      slice_(last, Dim({}), last.rows, c0, c1))
+        return _push_slice(x, r0, r1, c0, c1)
     return None
 
 
@@ -255,7 +295,99 @@ def _distribute_identity(e: Expr) -> Expr | None:
     return None
 
 
-Rule = Callable[[Expr, Callable[[Expr], bool]], "Expr | None"]
+class _Uses:
+    """How a node is used in the DAG being restructured, for rules that are only worth it
+    when a node has no other consumer. Rules see rewritten nodes; ``origin`` maps them back."""
+
+    def __init__(self, nodes: Sequence[Expr], roots: Sequence[Expr]):
+        self.parents: dict[Expr, list[Expr]] = {}
+        for node in nodes:
+            for a in node.args:
+                self.parents.setdefault(a, []).append(node)
+        self.roots = set(roots)
+        self.origin: dict[Expr, Expr] = {}
+
+    def consumers(self, x: Expr) -> list[Expr] | None:
+        """The nodes using ``x``; None when ``x`` is an output (the caller sees it too)."""
+        x = self.origin.get(x, x)
+        return None if x in self.roots else self.parents.get(x, [])
+
+    def single_use(self, x: Expr) -> bool:
+        users = self.consumers(x)
+        return users is not None and len(users) == 1
+
+    def only_sliced(self, x: Expr) -> bool:
+        """Used only through slices that together cover no more than ``x``: computing each
+        slice by itself costs no more than computing ``x``."""
+        users = self.consumers(x)
+        if not users or any(u.op is not Op.SLICE for u in users):
+            return False
+        area = Dim({})
+        for u in users:
+            r0, r1, c0, c1 = u.attr
+            area = area + (r1 - r0) * (c1 - c0)
+        return _nonneg(x.rows * x.cols - area)
+
+
+def _diagm_factor(t: Expr) -> int | None:
+    """The position of a ``Diag(v)`` factor of the product ``t``, if any."""
+    return next((i for i, f in enumerate(t.args) if f.op is Op.DIAGM), None) \
+        if t.op is Op.MATMUL else None
+
+
+def _dense_pair(t: Expr) -> bool:
+    """A product of exactly two dense matrices (no structure a scalar could go onto)."""
+    mats = [f for f in t.args if not f.is_scalar] if t.op is Op.MATMUL else []
+    return len(mats) == 2 and all(f.op not in _SPECIAL and f.rows != ONE and f.cols != ONE
+                                  for f in mats)
+
+
+def _distribute_scale(e: Expr, ctx: _Uses) -> Expr | None:
+    """c (A Diag(v) + X Y + U V) = A Diag(c v) + (c X) Y + (c U) V: the number goes onto
+    a vector or, for products summed together, into their concatenated factors (see
+    ``_add``), instead of a pass over the whole sum. Only when every term takes it."""
+    c, x = e.args
+    if c.op is not Op.CONST or x.op is not Op.ADD or not ctx.single_use(x):
+        return None
+    cores = [t.args[1] if t.op is Op.SCALE and t.args[0].op is Op.CONST else t for t in x.args]
+    pairs = sum(_dense_pair(t) for t in cores)
+    takes = [_diagm_factor(t) is not None or (pairs > 1 and _dense_pair(t)) for t in cores]
+    if not all(takes):
+        return None
+    terms = []
+    for t, core in zip(x.args, cores, strict=True):
+        i = _diagm_factor(core)
+        if i is None:
+            terms.append(scale(c, t))
+            continue
+        k = c if t is core else scale(c, t.args[0])
+        scaled = Expr(Op.DIAGM, (scale(k, core.args[i].args[0]),))
+        terms.append(Expr(Op.MATMUL, (*core.args[:i], scaled, *core.args[i + 1:])))
+    return add(*terms)
+
+
+def _norm_with_diagonal(e: Expr, ctx: _Uses) -> Expr | None:
+    """||S + c Diag(v)||_F^2 = (||S||_F^2 - ||diag S||^2) + ||diag S + c v||^2: the diagonal
+    matrix is never built (when the sum has no other use). The residual on the diagonal is
+    formed before it is squared, so a close fit keeps its accuracy."""
+    x, p = e.args
+    if x.op is not Op.NORM or x.attr != "2" or p.op is not Op.CONST or p.attr != 2:
+        return None
+    y = x.args[0]
+    if y.op is not Op.ADD or not ctx.single_use(y) or not ctx.single_use(x):
+        return None
+    diagonal = [t for t in y.args if t.op is Op.DIAGM or t.op is Op.SCALE
+                and t.args[0].op is Op.CONST and t.args[1].op is Op.DIAGM]
+    if len(diagonal) != 1:
+        return None
+    (d,) = diagonal
+    cv = d.args[0] if d.op is Op.DIAGM else scale(d.args[0], d.args[1].args[0])
+    rest = add(*(t for t in y.args if t is not d))
+    return add(hpow(norm(rest), 2), scale(const(-1), hpow(norm(diag(rest)), 2)),
+               hpow(norm(add(diag(rest), cv)), 2))
+
+
+Rule = Callable[[Expr, _Uses], "Expr | None"]
 
 RESTRUCTURE: list[tuple[str, Op, Rule]] = [
     ("identity-hadamard", Op.HADAMARD, lambda e, _: _identity_hadamard(e)),
@@ -265,7 +397,11 @@ RESTRUCTURE: list[tuple[str, Op, Rule]] = [
      else None),                                            # log(det X) = logdet X
     ("transpose-structure", Op.TRANSPOSE, lambda e, _: _transpose(e)),
     ("slice-push", Op.SLICE, _slice),
+    ("inverse-transpose", Op.INV, lambda e, _: T(Expr(Op.INV, e.args[0].args))
+     if e.args[0].op is Op.TRANSPOSE else None),           # inv(X') = inv(X)', one inverse
     ("distribute-identity", Op.MATMUL, lambda e, _: _distribute_identity(e)),
+    ("distribute-scale", Op.SCALE, _distribute_scale),
+    ("norm-with-diagonal", Op.POW, _norm_with_diagonal),
 ]
 
 
@@ -328,29 +464,18 @@ def restructure(roots: Sequence[Expr]) -> list[Expr]:
     """
     roots = share_transposes(roots)
     nodes = toposort(roots)
-    parents: dict[Expr, list[Op]] = {}
-    for node in nodes:
-        for a in node.args:
-            parents.setdefault(a, []).append(node.op)
-    root_set = set(roots)
-
-    origin: dict[Expr, Expr] = {}
-
-    def only_sliced(x: Expr) -> bool:
-        x = origin.get(x, x)
-        return x not in root_set and parents.get(x, []) == [Op.SLICE]
-
+    ctx = _Uses(nodes, roots)
     memo: dict[Expr, Expr] = {}
     for node in nodes:
         args = tuple(memo[a] for a in node.args)
         new = node if args == node.args else Expr(node.op, args, node.attr)
         for _name, op, rule in RESTRUCTURE:
             if new.op is op:
-                out = rule(new, only_sliced)
+                out = rule(new, ctx)
                 if out is not None:
                     new = out
         memo[node] = new
-        origin.setdefault(new, node)
+        ctx.origin.setdefault(new, node)
     return [memo[r] for r in roots]
 
 
@@ -562,7 +687,19 @@ class _Gen:
             return self.apply_right(left, right)
         if left.cols == ONE:                                   # outer product u v' = u .* v'
             return self.val(f"{left} * {right}", rows, cols)
-        return self.val(f"{left} @ {right}", rows, cols)
+        plain = self.val(f"{left} @ {right}", rows, cols)
+        if self.b.name == "jax" or not _transposed(left) or _transposed(right) \
+                or cols == ONE or _nonneg(cols - rows):
+            return plain
+        # X'Y = (Y'X)': the same product, but OpenBLAS and MKL run it 2x to 3x slower when
+        # the result is tall and thin (benchmarks/README.md); decided at call time when the
+        # sizes are symbolic
+        x = self.ref(left.expr.args[0])                        # type: ignore[union-attr]
+        swapped = self.val(f"({right}.T @ {x}).T", rows, cols, True)
+        if _nonneg(rows - cols - ONE):
+            return swapped
+        return self.val(f"{swapped} if {self.dim(rows)} > {self.dim(cols)} else {plain}",
+                        rows, cols)
 
     def is_special(self, v: Val) -> bool:
         """A factor applied as an operator (never multiplied out as a dense matrix); an
@@ -825,6 +962,11 @@ class _Gen:
         return build(0, n - 1)
 
 
+def _transposed(v: Val) -> bool:
+    """Whether ``v`` is a transposed node (``X.T``), not a product computed transposed."""
+    return v.expr is not None and v.expr.op is Op.TRANSPOSE
+
+
 def _nonneg(d: Dim) -> bool:
     """True when ``d >= 0`` for all dimensions >= 1: every negative term is covered by positive
     terms whose monomials it divides."""
@@ -858,7 +1000,9 @@ def _split_scalars(g: _Gen, factors: Sequence[Expr]) -> tuple[list[Val], list[Va
 def _with_coeff(coeffs: list[Val], body: str, atomic: bool) -> str:
     if not coeffs:
         return body
-    return " * ".join([str(c) for c in coeffs] + [body if atomic else f"({body})"])
+    first = coeffs[0].code if coeffs[0].expr is not None and coeffs[0].expr.op is Op.CONST \
+        else str(coeffs[0])                                    # -2 * x is (-2) * x
+    return " * ".join([first] + [str(c) for c in coeffs[1:]] + [body if atomic else f"({body})"])
 
 
 def _scale_smallest(g: _Gen, coeffs: list[Val], mats: list[Val]) -> tuple[list[Val], list[Val]]:
@@ -872,12 +1016,48 @@ def _scale_smallest(g: _Gen, coeffs: list[Val], mats: list[Val]) -> tuple[list[V
     return [], [*mats[:i], scaled, *mats[i + 1:]]
 
 
+def _kron_sandwich(g: _Gen, mats: Sequence[Val]) -> Val | None:
+    """(L1 kron L2) (Y .* (K1 kron K2)) (R1 kron R2) as one einsum over the 4-D view
+    Y4[a, i, b, j] = Y[a*Q + i, b*S + j], for outer factors that are identities (an index
+    kept) or ones vectors (an index summed): neither the Kronecker products nor the masked
+    Y are built. The gradient of a Kronecker factor has this form: the blocks Y_ab summed
+    with weights A_ab."""
+    if len(mats) != 3 or any(v.expr is None or v.expr.op is not Op.KRON
+                             for v in (mats[0], mats[2])):
+        return None
+    (l1, l2), (r1, r2) = mats[0].expr.args, mats[2].expr.args  # type: ignore[union-attr]
+    outer = {"a": (l1, l1.rows), "i": (l2, l2.rows), "b": (r1, r1.cols), "j": (r2, r2.cols)}
+    if not all(f.op is Op.IDENTITY or f.op is Op.ONES and size == ONE
+               for f, size in outer.values()):
+        return None                     # a dense outer factor: kron_left / kron_right
+    y, mask = mats[1].expr, ()
+    if y is not None and y.op is Op.HADAMARD and len(y.args) == 2 \
+            and [x.op for x in y.args].count(Op.KRON) == 1:
+        k = next(x for x in y.args if x.op is Op.KRON)
+        y = next(x for x in y.args if x is not k)
+        if k.args[0].shape != (l1.cols, r1.rows) or any(f.op is Op.IDENTITY for f in k.args):
+            return None
+        mask = tuple((f, spec) for f, spec in zip(k.args, ("ab", "ij"), strict=True)
+                     if f.op is not Op.ONES)
+    if y is None:
+        return None
+    y4 = f"{g.ref(y)}.reshape({g.dim(l1.cols)}, {g.dim(l2.cols)}, {g.dim(r1.rows)}, " \
+         f"{g.dim(r2.rows)})"
+    out = "".join(i for i, (f, _) in outer.items() if f.op is Op.IDENTITY)
+    spec = ",".join(["aibj", *(sp for _, sp in mask)]) + "->" + out
+    code = g.einsum(spec, y4, *(g.ref(f) for f, _ in mask))
+    rows, cols = mats[0].rows, mats[2].cols
+    if len(out) != 2 or out[0] not in "ai" or out[1] not in "bj":
+        code = f"{code}.reshape({g.dim(rows)}, {g.dim(cols)})"
+    return g.val(code, rows, cols, True)
+
+
 def _matmul(g: _Gen, e: Expr, extra: Sequence[Val] = ()) -> str:
     coeffs, mats = _split_scalars(g, e.args)
     if not mats:
         return " * ".join(str(c) for c in [*extra, *coeffs])
     coeffs, mats = _scale_smallest(g, [*extra, *coeffs], mats)
-    prod = g.chain(mats)
+    prod = _kron_sandwich(g, mats) or g.chain(mats)
     body, atomic = prod.code, prod.atomic
     if e.is_scalar:
         body, atomic = f"({body})[0, 0]" if not atomic else f"{body}[0, 0]", True
@@ -972,13 +1152,49 @@ def _ones_const(x: Expr) -> Fraction | None:
     return None
 
 
+def _stacked_products(g: _Gen, terms: Sequence[Expr]) -> tuple[str, list[Expr]] | None:
+    """c1 X1 Y1 + c2 X2 Y2 + ... = [c1 X1, c2 X2, ...] [Y1; Y2; ...]: one product with the
+    inner dimensions stacked instead of one product and one pass over the sum per term.
+    Taken for two or more products of two dense factors that have no other use."""
+    found: list[tuple[Expr, list[Val], Val, Val]] = []
+    if terms[0].is_scalar:                                     # x'y + u'v: dots stay dots
+        return None
+    for t in terms:
+        core = t.args[1] if t.op is Op.SCALE and not t.args[1].is_scalar else t
+        if core.op is not Op.MATMUL or g.uses.get(core) != 1 or g.uses.get(t) != 1:
+            continue                                           # no other use, no repeat
+        coeffs, mats = _split_scalars(g, core.args)
+        if len(mats) != 2 or any(g.is_special(v) for v in mats):
+            continue
+        if core is not t:
+            coeffs = [g.ref(t.args[0]), *coeffs]
+        found.append((t, coeffs, *mats))
+    if len(found) < 2:
+        return None
+    left, right = [], []
+    for _t, coeffs, x, y in found:
+        c = coeffs[0].expr if len(coeffs) == 1 else None
+        if c is not None and c.op is Op.CONST:                 # -X, -2 * X
+            left.append(("-" if c.attr == -1 else f"{_literal(c.attr)} * ") + str(x))
+        else:
+            left.append(_with_coeff(coeffs, str(x), True))
+        right.append(str(y))
+    code = f"{g.helper('cat1', args=', '.join(left))} @ {g.helper('cat0', args=', '.join(right))}"
+    return code, [t for t, *_ in found]
+
+
 def _add(g: _Gen, e: Expr) -> str:
     out = ""
     dense = [x for x in e.args if _ones_const(x) is None]
+    stacked = _stacked_products(g, e.args)
     for x in e.args:
         sign = " + "
         c1 = _ones_const(x) if dense else None                 # 1 + X broadcasts
-        if c1 is not None:
+        if stacked is not None and x in stacked[1]:
+            if x is not stacked[1][0]:
+                continue
+            term = stacked[0]
+        elif c1 is not None:
             sign, term = (" - ", _literal(-c1)) if c1 < 0 else (" + ", _literal(c1))
         elif x.op is Op.SCALE and x.args[0].op is Op.CONST and x.args[0].attr < 0:
             sign, c = " - ", -x.args[0].attr
