@@ -137,6 +137,7 @@ _HELPERS: dict[str, str] = {
     "multi_dot": "{m}.linalg.multi_dot([{args}])",
     "cat0": "{m}.concatenate([{args}], axis=0)",
     "cat1": "{m}.concatenate([{args}], axis=1)",
+    "add_product": "{0} + {1} @ {2}",                      # NumPy reuses the product's buffer
     "sum0": "{0}.sum(axis=0, keepdims=True)",
     "sum1": "{0}.sum(axis=1, keepdims=True)",
     "dot_all": "{m}.einsum('ij,ij->', {0}, {1})",           # sum(X .* Y); BLAS dot is slower
@@ -153,11 +154,12 @@ _TORCH_HELPERS: dict[str, str] = {
     **_HELPERS,
     "cat0": "{m}.cat([{args}], dim=0)",
     "cat1": "{m}.cat([{args}], dim=1)",
+    "add_product": "{m}.addmm({0}, {1}, {2})",             # one output buffer, not two
     "sum0": "{0}.sum(dim=0, keepdim=True)",
     "sum1": "{0}.sum(dim=1, keepdim=True)",
     "dot_all": "{m}.linalg.vecdot({0}.reshape(-1), {1}.reshape(-1))",
-    "diag_tn": "({0} * {1}).sum(dim=0)",                    # torch.einsum is slow here
-    "diag_nn": "({0} * {1}.T).sum(dim=1)",
+    "diag_tn": "{m}.linalg.vecdot({0}, {1}, dim=0)",         # torch.einsum is slow here
+    "diag_nn": "{m}.linalg.vecdot({0}, {1}.T, dim=1)",
     "perm": ".permute(1, 0, 2)",
     "perm021": ".permute(0, 2, 1)",
     "mat11": "{m}.as_tensor({0}, dtype=dtype, device=device).reshape(1, 1)",
@@ -1152,7 +1154,8 @@ def _ones_const(x: Expr) -> Fraction | None:
     return None
 
 
-def _stacked_products(g: _Gen, terms: Sequence[Expr]) -> tuple[str, list[Expr]] | None:
+def _stacked_products(g: _Gen, terms: Sequence[Expr]
+                      ) -> tuple[tuple[str, str], list[Expr]] | None:
     """c1 X1 Y1 + c2 X2 Y2 + ... = [c1 X1, c2 X2, ...] [Y1; Y2; ...]: one product with the
     inner dimensions stacked instead of one product and one pass over the sum per term.
     Taken for two or more products of two dense factors that have no other use."""
@@ -1179,8 +1182,8 @@ def _stacked_products(g: _Gen, terms: Sequence[Expr]) -> tuple[str, list[Expr]] 
         else:
             left.append(_with_coeff(coeffs, str(x), True))
         right.append(str(y))
-    code = f"{g.helper('cat1', args=', '.join(left))} @ {g.helper('cat0', args=', '.join(right))}"
-    return code, [t for t, *_ in found]
+    return (g.helper("cat1", args=", ".join(left)), g.helper("cat0", args=", ".join(right))), \
+        [t for t, *_ in found]
 
 
 def _add(g: _Gen, e: Expr) -> str:
@@ -1191,10 +1194,8 @@ def _add(g: _Gen, e: Expr) -> str:
         sign = " + "
         c1 = _ones_const(x) if dense else None                 # 1 + X broadcasts
         if stacked is not None and x in stacked[1]:
-            if x is not stacked[1][0]:
-                continue
-            term = stacked[0]
-        elif c1 is not None:
+            continue
+        if c1 is not None:
             sign, term = (" - ", _literal(-c1)) if c1 < 0 else (" + ", _literal(c1))
         elif x.op is Op.SCALE and x.args[0].op is Op.CONST and x.args[0].attr < 0:
             sign, c = " - ", -x.args[0].attr
@@ -1202,7 +1203,10 @@ def _add(g: _Gen, e: Expr) -> str:
         else:
             term = str(g.ref(x))
         out = (sign.strip() + term if sign == " - " else term) if not out else out + sign + term
-    return out
+    if stacked is None:
+        return out
+    (left, right), _terms = stacked
+    return g.helper("add_product", out, left, right) if out else f"{left} @ {right}"
 
 
 def _scale(g: _Gen, e: Expr) -> str:
