@@ -690,14 +690,17 @@ class _Gen:
         if left.cols == ONE:                                   # outer product u v' = u .* v'
             return self.val(f"{left} * {right}", rows, cols)
         plain = self.val(f"{left} @ {right}", rows, cols)
-        if self.b.name == "jax" or not _transposed(left) or _transposed(right) \
-                or cols == ONE or _nonneg(cols - rows):
+        if not _transposed(left) or _transposed(right):
             return plain
-        # X'Y = (Y'X)': the same product, but OpenBLAS and MKL run it 2x to 3x slower when
-        # the result is tall and thin (benchmarks/README.md); decided at call time when the
-        # sizes are symbolic
+        # X'Y = (Y'X)': the same product, which OpenBLAS and MKL run 2x to 3x faster when
+        # the result is tall and thin, and XLA 8x faster when Y is a vector
+        # (benchmarks/README.md); decided at call time when the sizes are symbolic
         x = self.ref(left.expr.args[0])                        # type: ignore[union-attr]
         swapped = self.val(f"({right}.T @ {x}).T", rows, cols, True)
+        if cols == ONE or self.b.name == "jax":
+            return swapped if cols == ONE and self.b.name == "jax" else plain
+        if _nonneg(cols - rows):
+            return plain
         if _nonneg(rows - cols - ONE):
             return swapped
         return self.val(f"{swapped} if {self.dim(rows)} > {self.dim(cols)} else {plain}",
