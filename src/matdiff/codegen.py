@@ -743,8 +743,8 @@ class _Gen:
         if e.op is Op.BLOCK:                                   # block by block, slices
             return self.block_left(e, v)
         if e.op is Op.COMMUTATION:                             # K(a,b) vecX = vec X'
-            a, b = self.dim(e.attr[0]), self.dim(e.attr[1])
-            code = f"{v}.reshape({b}, {a}, -1){self.helper('perm')}.reshape({self.dim(rows)}, -1)"
+            da, db = self.dim(e.attr[0]), self.dim(e.attr[1])
+            code = f"{v}.reshape({db}, {da}, -1){self.helper('perm')}.reshape({self.dim(rows)}, -1)"
             return self.val(code, rows, cols, True)
         raise AssertionError(e.op)
 
@@ -1035,7 +1035,8 @@ def _kron_sandwich(g: _Gen, mats: Sequence[Val]) -> Val | None:
     if not all(f.op is Op.IDENTITY or f.op is Op.ONES and size == ONE
                for f, size in outer.values()):
         return None                     # a dense outer factor: kron_left / kron_right
-    y, mask = mats[1].expr, ()
+    y = mats[1].expr
+    mask: tuple[tuple[Expr, str], ...] = ()
     if y is not None and y.op is Op.HADAMARD and len(y.args) == 2 \
             and [x.op for x in y.args].count(Op.KRON) == 1:
         k = next(x for x in y.args if x.op is Op.KRON)
@@ -1174,7 +1175,7 @@ def _stacked_products(g: _Gen, terms: Sequence[Expr]
             continue
         if core is not t:
             coeffs = [g.ref(t.args[0]), *coeffs]
-        found.append((t, coeffs, *mats))
+        found.append((t, coeffs, mats[0], mats[1]))
     if len(found) < 2:
         return None
     left, right = [], []
@@ -1440,8 +1441,8 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     for n in order:
         body.append(f"{tmp_name[g.index[n]]} = {subst(g.code[n])}")
     rets = []
-    for r, v in zip(roots, results, strict=True):
-        code = subst(str(v))
+    for r, res in zip(roots, results, strict=True):
+        code = subst(str(res))
         if r.is_scalar:
             literal = any(_LITERAL.fullmatch(c) for c in (code, g.code.get(r, "")))  # a number
             rets.append(g.helper("scalar", code) if backend == "numpy" or literal else code)
