@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -151,12 +151,12 @@ def evaluate(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
     25.0
     """
     single = isinstance(exprs, Expr)
-    roots = [exprs] if single else list(exprs)  # type: ignore[list-item]
+    roots: list[Expr] = [exprs] if isinstance(exprs, Expr) else list(exprs)
     dims = dict(bind_dims(roots, env))
     dims.update(sizes or {})
 
     def d(dim: Dim) -> int:
-        v = dim.subs(dims).value  # type: ignore[arg-type]
+        v = dim.subs(dims).value
         if v is None:
             raise MatdiffError(f"the size {dim} is not determined by the inputs")
         return v
@@ -207,8 +207,8 @@ def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
     dims = {n: int(rng.integers(2, 5)) for n in names}
     dims.update(sizes or {})
     positive, invertible = set(), set()
-    for r in roots:
-        p, i = _needs(r)
+    for root in roots:
+        p, i = _needs(root)
         positive |= p
         invertible |= i
     env: dict[str, Any] = {}
@@ -285,7 +285,8 @@ def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int
     for idx in np.ndindex(x0.shape):
         if symmetric and idx[0] > idx[1]:
             continue
-        step = h * max(1.0, abs(x0[idx]))
+        magnitude = cast(float, abs(x0[idx]))  # a full index: an np.float64, a float subclass
+        step = h * max(1.0, magnitude)
         direction = np.zeros_like(x0)
         direction[idx] = 1.0
         if symmetric:

@@ -113,8 +113,10 @@ def _adjoint_round(terms: list[tuple[Expr, Expr]], dsyms: set[Expr]
             out.extend((g, t) for t in lin.args)
         elif lin.op is Op.BLOCK:
             bars = VJP[Op.BLOCK](g, lin)
-            out.extend((simplify(b), a) for b, a in zip(bars, lin.args, strict=True)
-                       if _has_d(a, dsyms))
+            for b, a in zip(bars, lin.args, strict=True):
+                if _has_d(a, dsyms):
+                    assert b is not None  # the block rule gives every block its cotangent
+                    out.append((simplify(b), a))
         else:
             slots = [i for i, a in enumerate(lin.args) if _has_d(a, dsyms)]
             if not slots:  # a differential that is zero
@@ -328,7 +330,10 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
             break
         work, used = _adjoint_round(work, dsyms)
         current = list(work)
-        step = _line(lines, "; ".join(used), "same", lambda st, cur=current: lines.inner(cur, st))
+
+        def round_body(st: str, cur: list[tuple[Expr, Expr]] = current) -> str:
+            return lines.inner(cur, st)
+        step = _line(lines, "; ".join(used), "same", round_body)
         if step.unicode == steps[-1].unicode:  # only a coefficient moved: one line, both rules
             step.rule = f"{steps[-1].rule}; {step.rule}"
             steps.pop()

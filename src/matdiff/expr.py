@@ -18,7 +18,7 @@ this module and nothing else of matdiff.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import Enum, auto
 from fractions import Fraction
 from typing import Any
@@ -85,12 +85,14 @@ class Dim:
         if isinstance(value, Dim):
             return value
         if isinstance(value, int):
-            return Dim({(): value})
+            constant: dict[Monomial, int] = {(): value}
+            return Dim(constant)
         return Dim.var(value)
 
     @staticmethod
     def var(name: str) -> Dim:
-        return Dim({(name,): 1})
+        linear: dict[Monomial, int] = {(name,): 1}
+        return Dim(linear)
 
     @property
     def value(self) -> int | None:
@@ -135,7 +137,7 @@ class Dim:
     def __hash__(self) -> int:
         return self._hash
 
-    def subs(self, env: dict[str, Dim | int]) -> Dim:
+    def subs(self, env: Mapping[str, Dim | int]) -> Dim:
         """Replace names by dimensions or integers."""
         acc = Dim({})
         for m, c in self.terms:
@@ -256,6 +258,7 @@ class Expr:
     args: tuple[Expr, ...]
     attr: Any
     shape: Shape
+    _hash: int
 
     def __new__(cls, op: Op, args: tuple[Expr, ...] = (), attr: Any = None) -> Expr:
         key = (op, args, attr)
@@ -487,6 +490,11 @@ def _unvec_shape(args: tuple[Expr, ...], attr: Any) -> Shape:
     return (m, n)
 
 
+def _diagm_shape(args: tuple[Expr, ...], _attr: Any) -> Shape:
+    _need(args[0].cols == ONE, "Diag needs a vector")
+    return (args[0].rows, args[0].rows)
+
+
 SHAPE: dict[Op, Callable[[tuple[Expr, ...], Any], Shape]] = {
     Op.SYMBOL: lambda a, attr: attr[1],
     Op.CONST: lambda a, attr: SCALAR,
@@ -510,8 +518,7 @@ SHAPE: dict[Op, Callable[[tuple[Expr, ...], Any], Shape]] = {
     Op.INV: _square,
     Op.MATPOW: _square,
     Op.DIAG: lambda a, _: (_square(a, _)[0], ONE),
-    Op.DIAGM: lambda a, _: (_need(a[0].cols == ONE, "Diag needs a vector") or
-                            (a[0].rows, a[0].rows)),
+    Op.DIAGM: _diagm_shape,
     Op.VEC: lambda a, _: (a[0].rows * a[0].cols, ONE),
     Op.UNVEC: _unvec_shape,
     Op.SUM: lambda a, _: SCALAR,

@@ -242,7 +242,8 @@ def _mixed_product(outer: Expr, inner: Expr) -> Expr | None:
         return None if body is None else scale(inner.args[0], body)
     if inner.op is Op.ADD:
         terms = [_mixed_product(outer, t) for t in inner.args]
-        return None if any(t is None for t in terms) else add(*terms)  # type: ignore[misc]
+        folded = [t for t in terms if t is not None]
+        return None if len(folded) != len(terms) else add(*folded)
     return None
 
 

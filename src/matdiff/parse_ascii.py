@@ -109,7 +109,8 @@ def _friendly(err: UnexpectedInput, text: str) -> MatdiffError:
         return MatdiffError(f"unexpected '{tok}'{hint}", pos=tok.start_pos,
                             end=tok.start_pos + len(str(tok)))
     if isinstance(err, UnexpectedCharacters):
-        return MatdiffError(f"unexpected character '{text[err.pos_in_stream]}'",
+        # lark declares pos_in_stream = None on the base class; here it is the lexer's int
+        return MatdiffError(f"unexpected character '{text[err.pos_in_stream]}'",  # type: ignore[index]
                             pos=err.pos_in_stream)
     return MatdiffError(str(err), pos=getattr(err, "pos_in_stream", 0))
 

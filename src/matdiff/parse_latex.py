@@ -104,6 +104,13 @@ _OPERAND_END = frozenset("SYM NUMBER ONES ZERO SUBTOK _RPAR _RSQB _RSET _RBRACE 
 _TRANSPOSE_WORDS = frozenset(["T", "\\top", "\\intercal"])
 
 
+def _span(t: Token) -> tuple[int, int]:
+    """A token's ``[start, end)``: Lark types the positions optional, but its lexer and
+    ``_tok`` always set them."""
+    assert t.start_pos is not None and t.end_pos is not None
+    return t.start_pos, t.end_pos
+
+
 def _tok(kind: str, value: str, start: int, end: int) -> Token:
     return Token(kind, value, start_pos=start, end_pos=end, line=1, column=start + 1,
                  end_line=1, end_column=end + 1)
@@ -153,7 +160,7 @@ class _Cook:
 
     def step(self, raw: list[Token], i: int) -> int:
         t = raw[i]
-        kind, value, start, end = t.type, str(t), t.start_pos, t.end_pos
+        kind, value, (start, end) = t.type, str(t), _span(t)
         if kind == "RAW_LETTER":
             self.emit("SYM", value, start, end)
         elif kind == "RAW_NUMBER":
@@ -202,7 +209,7 @@ class _Cook:
 
     def command(self, raw: list[Token], i: int) -> int:
         t = raw[i]
-        name, start, end = str(t)[1:], t.start_pos, t.end_pos
+        name, (start, end) = str(t)[1:], _span(t)
         if name in _SPACING:
             return i + 1
         if name in ("left", "right") or name in _SIZING:
@@ -210,7 +217,7 @@ class _Cook:
                 raise self.fail(f"'\\{name}' must be followed by a delimiter", start, end)
             nxt = raw[i + 1]
             how = _SIZING.get(name, name)
-            self.delimiter(how, self.delim_text(nxt) or "", start, nxt.start_pos, nxt.end_pos)
+            self.delimiter(how, self.delim_text(nxt) or "", start, *_span(nxt))
             return i + 2
         if "\\" + name in _DELIMS:
             self.delimiter(None, "\\" + name, start, start, end)
@@ -363,7 +370,7 @@ class _Cook:
         for t in toks:
             if (t.type == "FUNC" and str(t) == "det" and out and out[-1].type == "FUNC"
                     and str(out[-1]) == "log"):
-                t = _tok("FUNC", "logdet", out.pop().start_pos, t.end_pos)
+                t = _tok("FUNC", "logdet", _span(out.pop())[0], _span(t)[1])
             if t.type in ("_LPAR", "_LSQB") and out and out[-1].type == "FUNC":
                 out[-1] = Token.new_borrow_pos("FUNC_P", str(out[-1]), out[-1])
             out.append(t)
@@ -415,7 +422,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         if len(args) not in FUNCTIONS[fname]:
             counts = " or ".join(str(n) for n in FUNCTIONS[fname])
             raise self.fail(f"{fname} takes {counts} argument(s), got {len(args)}",
-                            at.start_pos, at.end_pos)
+                            *_span(at))
         return self._node("call", meta, args, fname)
 
     def call(self, meta: Any, children: list[Any]) -> Node:
@@ -624,7 +631,8 @@ def _friendly(err: UnexpectedInput, text: str) -> MatdiffError:
         return MatdiffError(f"unexpected '{shown}'", pos=tok.start_pos, end=tok.end_pos,
                             text=text)
     if isinstance(err, UnexpectedCharacters):
-        return MatdiffError(f"unexpected character '{text[err.pos_in_stream]}'",
+        # lark declares pos_in_stream = None on the base class; here it is the lexer's int
+        return MatdiffError(f"unexpected character '{text[err.pos_in_stream]}'",  # type: ignore[index]
                             pos=err.pos_in_stream, text=text)
     return MatdiffError("the expression ends too early", pos=max(0, len(text.rstrip()) - 1),
                         text=text)

@@ -22,9 +22,10 @@ Contract: the result is a well-shaped ``Expr``; a mismatch or an ambiguity is a
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +151,8 @@ class _Solver:
         candidates = []
         for mono, coeff in diff.terms:
             if len(mono) == 1 and mono[0].startswith(_FRESH) and coeff in (1, -1):
-                rest = diff - Dim({mono: coeff})
+                single: dict[E.Monomial, int] = {mono: coeff}
+                rest = diff - Dim(single)
                 if mono[0] not in rest.names:
                     value = rest * (-coeff)
                     # prefer a binding without subtraction: C = A + B, not A = C - B
@@ -213,11 +215,12 @@ class _Infer:
     def fail(self, node: Node, message: str) -> MatdiffError:
         return MatdiffError(message, pos=node.start, end=node.end, text=self.text)
 
-    def eq(self, a: Dim, b: Dim, node: Node, message: str) -> None:
+    def eq(self, a: Dim, b: Dim, node: Node, message: Callable[[], str]) -> None:
+        """``a = b``; ``message`` is called only on failure."""
         try:
             self.solver.unify(a, b, node)
         except _Contradiction:
-            raise self.fail(node, message()) from None  # type: ignore[operator]
+            raise self.fail(node, message()) from None
 
     def same(self, x: Node, y: Node, node: Node, what: str) -> None:
         sx, sy = self.shape[id(x)], self.shape[id(y)]
@@ -465,7 +468,7 @@ class _Infer:
             return ["broadcast_right", "same"]
         return ["same", "broadcast_left", "broadcast_right"]
 
-    def attempt(self, action: Any) -> bool:
+    def attempt(self, action: Callable[[], object]) -> bool:
         snap = self.solver.snapshot()
         decisions = dict(self.decisions)
         try:
@@ -493,7 +496,7 @@ class _Infer:
                 self.decide(n, forced)
                 continue
             for choice in self.preferred(n):
-                if self.attempt(lambda n=n, c=choice: self.decide(n, c)):
+                if self.attempt(functools.partial(self.decide, n, choice)):
                     break
             else:
                 self.decide(n, self.preferred(n)[0])  # raises the error at its place
@@ -515,7 +518,10 @@ class _Infer:
         column vectors; tried, and undone if the expression contradicts it."""
         s = self.symbols[name]
         if name in _GREEK or (name.islower() and len(name) > 1 and not _VECTOR_NAME.match(name)):
-            self.attempt(lambda: (self.solver.unify(s[0], ONE), self.solver.unify(s[1], ONE)))
+            def scalar() -> None:
+                self.solver.unify(s[0], ONE)
+                self.solver.unify(s[1], ONE)
+            self.attempt(scalar)
         elif _VECTOR_NAME.match(name):
             self.attempt(lambda: self.solver.unify(s[1], ONE))
 
@@ -526,7 +532,7 @@ class _Infer:
         while self.vector_defaults:
             cols = self.solver.resolve(self.vector_defaults.pop(0)[1])
             if cols.names and not cols.names & tied:
-                if self.attempt(lambda c=cols: self.solver.unify(c, ONE)):
+                if self.attempt(functools.partial(self.solver.unify, cols, ONE)):
                     return True
         return False
 
@@ -540,8 +546,10 @@ class _Infer:
                     order = lambda v: (not v.startswith(_FRESH), int(v[1:]) if
                                        v[1:].isdigit() else 0, v)
                     pairs = list(zip(sorted(xs, key=order), sorted(ys, key=order), strict=True))
-                    if self.attempt(lambda p=pairs: [self.solver.unify(Dim.var(x), Dim.var(y))
-                                                     for x, y in p]):
+                    def pairwise(p: list[tuple[str, str]] = pairs) -> None:
+                        for x, y in p:
+                            self.solver.unify(Dim.var(x), Dim.var(y))
+                    if self.attempt(pairwise):
                         return True
         return False
 
@@ -564,7 +572,9 @@ class _Infer:
 
     def build(self, root: Node) -> Expr:
         rename = self.final_names()
-        final = lambda s: tuple(self.solver.resolve(d).subs(rename) for d in s)
+        def final(s: Sh) -> Sh:
+            return (self.solver.resolve(s[0]).subs(rename),
+                    self.solver.resolve(s[1]).subs(rename))
         for name, s in self.symbols.items():
             for d in final(s):
                 if d.value is not None and d.value < 1:

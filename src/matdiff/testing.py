@@ -190,6 +190,7 @@ def gen(draw: Draw, key: str, depth: int) -> Expr:
     if k == 11:  # vec, unvec and the commutation matrix: unvec(K vec(X)) = Xᵀ
         if key in ("M", "R"):
             src = _TRANSPOSED[key]
+            assert src is not None  # M and R are each other's transpose
             r, c = SHAPES[src]
             return E.unvec(E.matmul(E.commutation(r, c), E.vec(gen(draw, src, d))), c, r)
         if key == "s":

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 import uvicorn
@@ -103,6 +103,9 @@ class DeriveRequest(ParseRequest):
 class RenderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     latex: str
+
+
+_Body = TypeVar("_Body", bound=BaseModel)  # the request model an endpoint validates
 
 
 def _shapes(shapes: dict[str, list[str | int]] | None) -> dict[str, list[str]] | None:
@@ -348,8 +351,8 @@ def create_app(*, parse: Callable[..., Any] = parse_info, derive: Callable[..., 
     app = FastAPI(title="matdiff", docs_url=None, redoc_url=None, openapi_url=None)
     limiter = anyio.CapacityLimiter(WORKERS)
 
-    async def compute(request: Request, model: type[BaseModel],
-                      run: Callable[[BaseModel], tuple[Callable[..., Any], dict[str, Any]]]
+    async def compute(request: Request, model: type[_Body],
+                      run: Callable[[_Body], tuple[Callable[..., Any], dict[str, Any]]]
                       ) -> Response:
         try:
             body = model.model_validate(await _read_json(request, max_body))
@@ -406,7 +409,7 @@ def create_app(*, parse: Callable[..., Any] = parse_info, derive: Callable[..., 
             if not mathml:
                 return derive, kwargs
             return (lambda **kw: with_mathml(derive(**kw))), kwargs
-        return await compute(request, DeriveRequest, job)  # type: ignore[arg-type]
+        return await compute(request, DeriveRequest, job)
 
     return app
 

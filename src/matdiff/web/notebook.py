@@ -8,12 +8,13 @@ Input: an ``Expr`` (hooked as ``Expr._repr_latex_`` / ``_repr_html_``), or the d
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import matdiff as md
 from matdiff.expr import Expr
 
+_latex_to_mathml: Callable[..., str] | None
 try:
     from latex2mathml.converter import convert as _latex_to_mathml
 except ImportError:  # pragma: no cover -- the web extra is not installed
