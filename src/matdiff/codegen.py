@@ -1518,7 +1518,7 @@ def _check_shapes(pairs: list[tuple[str, str, Expr]], values: dict[str, Any]) ->
             elif d.value is None:
                 later.append((name, d, s))
     for name, d, s in later:
-        v = d.subs(sizes).value  # type: ignore[arg-type]
+        v = d.subs(sizes).value
         if v is not None and v != s:
             fail(name, f"of size {d} = {v} along an axis", (s,))
 
