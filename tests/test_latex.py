@@ -215,7 +215,15 @@ CASES = [
          "(call:sqrt (mul (transpose x) x))"),
     Case("abs", r"\left| x^Ty \right|",
          "abs(x'*y)",
-         "(call:abs (mul (transpose x) y))"),
+         "(bars (mul (transpose x) y))"),
+    Case("bars-det", r"\log\left|X^TX\right|",
+         "log(det(X'*X))",
+         "(call:log (bars (mul (transpose X) X)))"),
+    Case("gaussian-nll-bars",
+         r"\frac{1}{2}\log|\Sigma| + \frac{1}{2}(x-\mu)^T\Sigma^{-1}(x-\mu)",
+         "1/2*log(det(Sigma)) + 1/2*(x - mu)'*inv(Sigma)*(x - mu)",
+         "(add (mul (div 1 2) (call:log (bars Sigma))) (mul (mul (mul (div 1 2) (transpose"
+         " (sub x mu))) (pow Sigma -1)) (sub x mu)))"),
     Case("prime", "x'Ax",
          "x'*A*x",
          "(mul (mul (transpose x) A) x)"),
@@ -318,7 +326,7 @@ def test_seed_spans_point_into_the_original_text() -> None:
     (r"\bigl\| X \bigr\|_F + \Big\| X \Big\|_F", "(add (norm:F X) (norm:F X))"),
     (r"\lambda\|w\|_1\|x\|_2", "(mul (mul lambda (norm:1 w)) (norm:2 x))"),
     (r"|x| + \left| y \right| + \lvert z \rvert",
-     "(add (add (call:abs x) (call:abs y)) (call:abs z))"),
+     "(add (add (bars x) (bars y)) (bars z))"),
     (r"\operatorname{tr}(X) + \mathrm{tr}(X) + \text{tr}(X) + \mathrm{Tr}(X) + \operatorname{Tr}X",
      "(add (add (add (add (call:tr X) (call:tr X)) (call:tr X)) (call:tr X)) (call:tr X))"),
     (r"{\rm tr}(X)", "(call:tr X)"),
@@ -505,6 +513,17 @@ def test_sigmoid_cross_entropy_same_value_as_the_ascii_twin() -> None:
     twin = "-y'*log(sigmoid(X*w)) - (ones() - y)'*log(ones() - sigmoid(X*w))"
     f = infer(parse_latex(text, functions=("sigma",)), text)
     assert_same_value(f, infer(parse_ascii(twin), twin))
+
+
+@pytest.mark.parametrize(("text", "meaning"), [
+    (r"\log|\Sigma| + x^T\Sigma^{-1}x", "log(det(Sigma))"),   # a matrix: the determinant
+    (r"\log\left|A\right|", "log(det(A))"),                  # free: made square, det
+    (r"|\alpha| + \|x\|", "abs(alpha)"),                     # a scalar: the absolute value
+    (r"\mathbf{1}^T|x|", "abs(x)"),                           # a vector: elementwise
+    (r"\left|x^Ty\right|", "abs(x'*y)"),
+])
+def test_bars_are_det_of_a_matrix_and_abs_otherwise(text: str, meaning: str) -> None:
+    assert meaning in str(matdiff.parse(text))
 
 
 def test_seed_is_the_ascii_seed_and_has_its_gradients() -> None:

@@ -416,7 +416,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return self._node("norm", meta, [children[1]], "")
 
     def abs(self, meta: Any, children: list[Any]) -> Node:
-        return self._node("call", meta, [children[1]], "abs")
+        return self._node("bars", meta, [children[1]])      # det or abs: decided by shapes
 
     def _call(self, meta: Any, fname: str, args: list[Node], at: Token) -> Node:
         if len(args) not in FUNCTIONS[fname]:

@@ -275,7 +275,7 @@ class _Infer:
         if k in ("add", "sub", "hadamard", "hdiv"):
             self.open_nodes.append(n)
             return (self.solver.fresh(), self.solver.fresh())
-        if k == "mul":
+        if k in ("mul", "bars"):
             self.open_nodes.append(n)
             return (self.solver.fresh(), self.solver.fresh())
         if k == "matmul":
@@ -416,6 +416,14 @@ class _Infer:
 
     # -- pass 2: decide the ambiguous operators
     def decide(self, n: Node, choice: str) -> None:
+        if n.kind == "bars":                 # |X|: det of a matrix, abs of a scalar/vector
+            if choice == "det":
+                self.square(n.args[0], n, "|X| (the determinant)")
+                self.scalar(n, n, "|X| (the determinant)")
+            else:
+                self.same(n, n.args[0], n, "|x| (the absolute value)")
+            self.decisions[id(n)] = choice
+            return
         x, y = n.args
         sx, sy, s = self.shape[id(x)], self.shape[id(y)], self.shape[id(n)]
         what = {"add": "sum", "sub": "difference", "hadamard": "elementwise product '.*'",
@@ -437,6 +445,13 @@ class _Infer:
 
     def forced(self, n: Node) -> str | None:
         """The choice the known shapes force for an ambiguous node, if any."""
+        if n.kind == "bars":
+            r, c = self.shape[id(n.args[0])]
+            if self.solver.is_one(r) or self.solver.is_one(c):
+                return "abs"                 # a scalar or a vector
+            if self.solver.not_one(r) and self.solver.not_one(c):
+                return "det"
+            return None
         sx, sy = self.shape[id(n.args[0])], self.shape[id(n.args[1])]
         if n.kind == "mul":
             if self.is_scalar(sx):
@@ -457,6 +472,8 @@ class _Infer:
         return None
 
     def preferred(self, n: Node) -> list[str]:
+        if n.kind == "bars":
+            return ["det", "abs"]
         sx, sy = self.shape[id(n.args[0])], self.shape[id(n.args[1])]
         if n.kind == "mul":
             col_times_matrix = self.solver.is_one(sx[1]) and not self.solver.is_one(sy[0])
@@ -665,6 +682,8 @@ class _Infer:
             return E.block([a[i * c:(i + 1) * c] for i in range(r)])
         if k == "call":
             return self.make_call(n, a, shape)
+        if k == "bars":
+            return E.det(a[0]) if self.decisions[id(n)] == "det" else E.apply(Op.ABS, a[0])
         if k == "slice":
             r0, r1, c0, c1 = (self.dim_of_node(x) for x in n.args[1:])
             return E.slice_(a[0], r0, r1, c0, c1)

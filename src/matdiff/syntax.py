@@ -27,6 +27,8 @@ div        (a, b)                   ``/`` by a scalar (``\\frac``)
 transpose  (a,)                     ``'``, ``.T``, ``^T``
 norm       (a,)                     value "F" | "2" | "1" | "" (unsubscripted)
 call       args                     value: a name in FUNCTIONS
+bars       (a,)                     LaTeX ``|a|``: the determinant of a matrix, the
+                                    absolute value of a scalar or (elementwise) a vector
 block      row-major blocks         value (rows, cols); a ``num`` 0 block is a zero block
 slice      (x, r0, r1, c0, c1)      ``X[r0:r1, c0:c1]``: rows r0..r1-1, columns c0..c1-1
                                     (0-based, end excluded); bounds are dimensions
