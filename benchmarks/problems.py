@@ -84,7 +84,7 @@ PROBLEMS: dict[str, tuple[Problem, list[int], list[int]]] = {  # problem, sizes,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--only", choices=sorted(PROBLEMS), nargs="+")
     args = ap.parse_args()
     for key in args.only or PROBLEMS:

@@ -3,8 +3,9 @@
     ||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2     wrt R and Q
 
 Shapes: R, Q, A, B: m x n; Z: n x n; P: 2n x k; S: q x k; W: 2m x q; k = q = m/8.
-Every time is the best of ``--repeat`` runs, float64; ratios are against the naive NumPy
-value (the expression evaluated as written, full products) measured in the same run.
+Every time is the best of ``--repeat`` calls (after a warm-up call), float64; ratios are
+against the naive NumPy value (the expression evaluated as written, full products) measured
+in the same run.
 Prints a table; asserts nothing about time.
 
     python benchmarks/seed.py                 # m = n in {256, 1024}
@@ -29,14 +30,19 @@ SHAPES = {"R": ("m", "n"), "Q": ("m", "n"), "A": ("m", "n"), "B": ("m", "n"), "Z
           "P": ("2*n", "k"), "S": ("q", "k"), "W": ("2*m", "q")}
 
 
-def best_time(fn: Callable[[], Any], repeat: int) -> float:
-    """Best wall time of ``repeat`` calls, after one warm-up call (compilation, caches)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
+def best_times(contenders: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Best wall time of each contender over ``repeat`` calls, after one warm-up call
+    (compilation, caches). Contenders run one after another, not interleaved: the OpenMP
+    threads of one framework keep spinning for a while after it returns, and on a small
+    machine they slow whichever framework runs next."""
+    best: dict[str, float] = {}
+    for name, fn in contenders.items():
         fn()
-        best = min(best, time.perf_counter() - t)
+        best[name] = float("inf")
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
     return best
 
 
@@ -95,11 +101,10 @@ def measure(p: Problem, size: int, repeat: int, seed: int = 0) -> dict[str, floa
     between matdiff and the autodiff references."""
     env = p.make_inputs(size, np.random.default_rng(seed))
     exprs = p.exprs()
-    out: dict[str, float] = {}
-    out["naive numpy value"] = best_time(lambda: p.naive(np, **env), repeat)
+    contenders: dict[str, Callable[[], Any]] = {"naive numpy value": lambda: p.naive(np, **env)}
     fn_np = md.compile(exprs, backend="numpy")
     ours = fn_np(**env)
-    out["matdiff numpy"] = best_time(lambda: fn_np(**env), repeat)
+    contenders["matdiff numpy"] = lambda: fn_np(**env)
     deviation = 0.0
     jax = jax_module()
     if jax is not None:
@@ -107,8 +112,7 @@ def measure(p: Problem, size: int, repeat: int, seed: int = 0) -> dict[str, floa
         jenv = {k: jnp.asarray(v) for k, v in env.items()}
         fn_jax = md.compile(exprs, backend="jax")
         ours_jit = jax.jit(lambda **kw: fn_jax(**kw))
-        out["matdiff jax"] = best_time(
-            lambda: jax.block_until_ready(ours_jit(**jenv)), repeat)
+        contenders["matdiff jax"] = lambda: jax.block_until_ready(ours_jit(**jenv))
         idx = tuple(list(env).index(w) for w in p.wrt)
         names = list(env)
 
@@ -117,8 +121,7 @@ def measure(p: Problem, size: int, repeat: int, seed: int = 0) -> dict[str, floa
         vg = jax.jit(jax.value_and_grad(naive_pos, argnums=idx))
         args = [jenv[k] for k in names]
         _, ref_grads = vg(*args)
-        out["jax value_and_grad"] = best_time(lambda: jax.block_until_ready(vg(*args)),
-                                              repeat)
+        contenders["jax value_and_grad"] = lambda: jax.block_until_ready(vg(*args))
         deviation = max(deviation, *(float(np.max(np.abs(np.asarray(a) - b)) /
                                            (1 + np.max(np.abs(b))))
                                      for a, b in zip(ref_grads, ours[1:], strict=True)))
@@ -126,8 +129,10 @@ def measure(p: Problem, size: int, repeat: int, seed: int = 0) -> dict[str, floa
     if torch is not None:
         tenv = {k: torch.as_tensor(v) for k, v in env.items()}
         fn_torch = md.compile(exprs, backend="torch")
-        with torch.no_grad():
-            out["matdiff torch"] = best_time(lambda: fn_torch(**tenv), repeat)
+
+        def ours_torch() -> Any:
+            with torch.no_grad():
+                return fn_torch(**tenv)
 
         def autograd() -> Any:
             leaves = {k: (v.detach().requires_grad_(True) if k in p.wrt else v)
@@ -135,11 +140,13 @@ def measure(p: Problem, size: int, repeat: int, seed: int = 0) -> dict[str, floa
             value = p.naive(torch, **leaves)
             value.backward()
             return value, [leaves[w].grad for w in p.wrt]
-        out["torch autograd"] = best_time(autograd, repeat)
+        contenders["matdiff torch"] = ours_torch
+        contenders["torch autograd"] = autograd
         _, tgrads = autograd()
         deviation = max(deviation, *(float(np.max(np.abs(a.numpy() - b)) /
                                            (1 + np.max(np.abs(b))))
                                      for a, b in zip(tgrads, ours[1:], strict=True)))
+    out = best_times(contenders, repeat)
     out["max rel. gradient deviation"] = deviation
     return out
 
@@ -173,7 +180,7 @@ SEED_PROBLEM = Problem("seed", SEED, SHAPES, ["R", "Q"], seed_naive, seed_inputs
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 1024], help="m = n values")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="m = n = 256, 3 repeats")
     ap.add_argument("--show-code", action="store_true", help="print the generated NumPy code")
     args = ap.parse_args()
