@@ -385,6 +385,17 @@ def test_transposed_matrix_times_vector_per_backend(backend: str, expected: str)
     assert expected in codegen(matmul(A.T, y), backend=backend)
 
 
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_function_of_an_integer_constant_computes_in_floats(backend: str) -> None:
+    """relu(2) ** -1 (soak case 24456) and relu(2) ** 100: NumPy integers refuse negative
+    powers and overflow silently."""
+    if backend != "numpy":
+        _jax() if backend == "jax" else pytest.importorskip("torch")
+    for p, want in ((-1, 0.5), (100, 2.0 ** 100)):
+        got = compile(hpow(apply(Op.RELU, const(2)), p), backend=backend)()
+        assert float(got) == pytest.approx(want, rel=1e-12)
+
+
 def test_seed_code_builds_no_diagonal_matrix_and_stacks_the_gradient_products() -> None:
     """The seed's value + gradients: ||Z - Diag(d)||^2 from the diagonal alone, the four
     sliced products of the gradient as two products with stacked inner dimensions."""

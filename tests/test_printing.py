@@ -227,3 +227,12 @@ def test_every_op_prints_in_every_style() -> None:
         for style in ("text", "unicode", "latex"):
             assert md.printing.render(node, style)
         assert md.parse(md.to_text(node), shapes=md.shapes_of(node)) is node
+
+
+@pytest.mark.parametrize("seed", [20997, 22014])
+def test_round_trip_of_a_scalar_product_times_a_scalar(seed: int) -> None:
+    """Soak cases: (row-vector * ... * vector) * scalar, where the shapes stage settled the
+    last product before knowing its left side is 1x1; two scalars keep their text order."""
+    from matdiff.testing import random_case, shapes_of
+    e = random_case(seed).expr
+    assert md.parse(md.to_text(e), shapes=shapes_of(e)) is e

@@ -624,6 +624,8 @@ class _Gen:
     def default(self, e: Expr) -> str:
         a = [self.ref(x) for x in e.args]
         op = e.op
+        if op in ELEMENTWISE and e.args[0].op is Op.CONST:     # relu(2) ** -1: a float, as
+            a = [Val(repr(float(e.args[0].attr)), True, ONE, ONE, e.args[0])]  # ints overflow
         if op in (Op.IDENTITY, Op.COMMUTATION) and e.is_scalar:  # I_1 = K(1,1) = 1, 0-d
             return self.helper("scalar", 1)
         if op in (Op.IDENTITY,):

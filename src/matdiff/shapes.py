@@ -698,7 +698,9 @@ class _Infer:
         if n.kind == "mul":
             if choice == "matmul":
                 return E.matmul(x, y)
-            return E.scale(x, y) if choice == "scale_left" else E.scale(y, x)
+            if choice == "scale_left" or x.is_scalar and y.is_scalar:
+                return E.scale(x, y)         # two scalars keep their order (round trip)
+            return E.scale(y, x)
         if n.kind == "add":
             return E.add(x, y)
         if n.kind == "sub":
