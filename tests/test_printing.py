@@ -54,8 +54,8 @@ GOLDEN = [  # (expression, wrt or None for the expression itself, text, unicode,
                  r"\left\| Z - I \odot \left(R^{T} A + Q^{T} B\right) \right\|_{F}^{2} + "
                  r"\left\| W - \begin{bmatrix} R & -Q \\ Q & R \end{bmatrix} P S^{T} "
                  r"\right\|_{F}^{2}", id="seed"),
-    pytest.param("lam*||W||_F^2 + x'*inv(S)*x", None, "||W||_F^2*lam + x'*inv(S)*x",
-                 "‖W‖_F² lam + xᵀS⁻¹x", r"\left\| W \right\|_{F}^{2} \mathit{lam} + x^{T} S^{-1} x",
+    pytest.param("lam*||W||_F^2 + x'*inv(S)*x", None, "lam*||W||_F^2 + x'*inv(S)*x",
+                 "lam‖W‖_F² + xᵀS⁻¹x", r"\mathit{lam} \left\| W \right\|_{F}^{2} + x^{T} S^{-1} x",
                  id="multi-letter-names"),
 ]
 
