@@ -111,6 +111,9 @@ REF: dict[Op, Callable[[Expr, list[np.ndarray]], np.ndarray]] = {
     Op.SIGN: lambda e, a: np.sign(a[0]),
     Op.SIGMOID: lambda e, a: 1 / (1 + np.exp(-a[0])),
     Op.RELU: lambda e, a: np.maximum(a[0], 0),
+    Op.ARCSIN: lambda e, a: np.arcsin(a[0]),
+    Op.ARCCOS: lambda e, a: np.arccos(a[0]),
+    Op.ARCTAN: lambda e, a: np.arctan(a[0]),
 }
 
 
@@ -257,7 +260,9 @@ CASES: dict[str, Expr] = {
     "transposed-left-concrete": matmul(sym("Nn", (6, 5)).T, sym("Nt", (6, 2))),
     "inverse-transpose": inv(Sp.T) + inv(Sp),
     "scalar-elementwise": apply(Op.EXP, a) + apply(Op.SIN, trace(X)),
-    **{f"ew-{op.name.lower()}": apply(op, Pos if op in (Op.LOG, Op.SQRT) else A)
+    **{f"ew-{op.name.lower()}": apply(op, Pos if op in (Op.LOG, Op.SQRT) else
+                                      scale(const(Fraction(1, 4)), apply(Op.TANH, A))
+                                      if op in (Op.ARCSIN, Op.ARCCOS) else A)
        for op in ELEMENTWISE},
 }
 

@@ -96,6 +96,9 @@ EVAL: dict[Op, Rule] = {
     Op.COS: lambda e, a, d: np.cos(a[0]),
     Op.TAN: lambda e, a, d: np.tan(a[0]),
     Op.TANH: lambda e, a, d: np.tanh(a[0]),
+    Op.ARCSIN: lambda e, a, d: np.arcsin(a[0]),
+    Op.ARCCOS: lambda e, a, d: np.arccos(a[0]),
+    Op.ARCTAN: lambda e, a, d: np.arctan(a[0]),
     Op.SQRT: lambda e, a, d: np.sqrt(a[0]),
     Op.ABS: lambda e, a, d: np.abs(a[0]),
     Op.SIGN: lambda e, a, d: np.sign(a[0]),
@@ -176,19 +179,23 @@ def evaluate(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
 # ----------------------------------------------------------------------------- random inputs
 
 
-def _needs(e: Expr) -> tuple[set[str], set[str]]:
-    """Symbols under log/sqrt/./ (drawn positive) and under inv/det/logdet (well conditioned)."""
+def _needs(e: Expr) -> tuple[set[str], set[str], set[str]]:
+    """Symbols under log/sqrt/./ (drawn positive), under inv/det/logdet (well conditioned)
+    and under arcsin/arccos (drawn small)."""
     positive: set[str] = set()
     invertible: set[str] = set()
+    small: set[str] = set()
     for node in toposort([e]):
         target = None
         if node.op in (Op.LOG, Op.SQRT, Op.POW) or node.op is Op.HDIV:
             target = positive
         elif node.op in (Op.INV, Op.DET, Op.LOGDET) or node.op is Op.MATPOW:
             target = invertible
+        elif node.op in (Op.ARCSIN, Op.ARCCOS):
+            target = small
         if target is not None:
             target.update(n.name for n in toposort(node.args) if n.op is Op.SYMBOL)
-    return positive, invertible
+    return positive, invertible, small
 
 
 def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
@@ -206,11 +213,12 @@ def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
                     for v in d.names})
     dims = {n: int(rng.integers(2, 5)) for n in names}
     dims.update(sizes or {})
-    positive, invertible = set(), set()
+    positive, invertible, small = set(), set(), set()
     for root in roots:
-        p, i = _needs(root)
+        p, i, s = _needs(root)
         positive |= p
         invertible |= i
+        small |= s
     env: dict[str, Any] = {}
     for node in toposort(roots):
         if node.op is not Op.SYMBOL:
@@ -223,6 +231,9 @@ def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
             x = a @ a.T + r * np.eye(r) * 0.5 + np.eye(r)
         elif name in invertible and r == c:
             x = np.eye(r) * 1.5 + rng.standard_normal((r, c)) * 0.25
+        elif name in small:                  # inside (-1, 1), and positive if need be
+            x = rng.uniform(0.1, 0.3, (r, c)) if name in positive else \
+                rng.uniform(-0.3, 0.3, (r, c))
         elif name in positive or name in invertible:
             x = rng.uniform(0.5, 1.5, (r, c))
         else:

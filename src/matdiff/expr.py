@@ -237,10 +237,13 @@ class Op(Enum):
     SIGN = auto()
     SIGMOID = auto()
     RELU = auto()
+    ARCSIN = auto()
+    ARCCOS = auto()
+    ARCTAN = auto()
 
 
 ELEMENTWISE = frozenset({Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS,
-                         Op.SIGN, Op.SIGMOID, Op.RELU})
+                         Op.SIGN, Op.SIGMOID, Op.RELU, Op.ARCSIN, Op.ARCCOS, Op.ARCTAN})
 
 _INTERN: dict[tuple[Any, ...], Expr] = {}
 
@@ -924,6 +927,7 @@ def apply(op: Op, x: Expr) -> Expr:
     """An elementwise function (exp, log, ...) applied to ``x``."""
     if op not in ELEMENTWISE:
         raise MatdiffError(f"{op.name} is not an elementwise function")
-    if is_zero(x) and op in (Op.SIN, Op.TAN, Op.TANH, Op.SQRT, Op.ABS, Op.SIGN, Op.RELU):
+    if is_zero(x) and op in (Op.SIN, Op.TAN, Op.TANH, Op.SQRT, Op.ABS, Op.SIGN, Op.RELU,
+                             Op.ARCSIN, Op.ARCTAN):
         return x
     return Expr(op, (x,))

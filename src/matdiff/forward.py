@@ -126,6 +126,11 @@ def _one(x: Expr) -> Expr:
     return ones(x.shape)
 
 
+def _sqrt_one_minus_square(x: Expr) -> Expr:
+    """sqrt(1 - x²), the denominator of arcsin' and arccos'."""
+    return apply(Op.SQRT, add(_one(x), neg(hpow(x, 2))))
+
+
 def _zero(y: Expr, xs_dot: list[Expr]) -> Expr:
     return zeros(y.shape)
 
@@ -170,6 +175,9 @@ JVP: dict[Op, Rule] = {
     Op.SIGN: _zero,                                                         # sign' = 0 (a.e.)
     Op.SIGMOID: _ew(lambda x, y: hadamard(y, add(_one(x), neg(y)))),        # σ' = σ(1 - σ)
     Op.RELU: _ew(lambda x, y: apply(Op.SIGN, y)),                           # relu' = [x > 0]
+    Op.ARCSIN: lambda y, d: hdiv(d[0], _sqrt_one_minus_square(y.args[0])),  # 1/sqrt(1 - x²)
+    Op.ARCCOS: lambda y, d: neg(hdiv(d[0], _sqrt_one_minus_square(y.args[0]))),
+    Op.ARCTAN: lambda y, d: hdiv(d[0], add(_one(y), hpow(y.args[0], 2))),   # 1/(1 + x²)
 }
 
 

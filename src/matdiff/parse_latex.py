@@ -73,7 +73,8 @@ _BINOP = {"cdot": "mul", "times": "mul", "ast": "mul", "div": "div", "odot": "ha
           "circ": "hadamard", "oslash": "hdiv", "otimes": "kron", "oplus": "oplus"}
 _FUNC = {"det": "det", "log": "log", "ln": "log", "exp": "exp", "sin": "sin", "cos": "cos",
          "tan": "tan", "tanh": "tanh", "tr": "tr", "Tr": "tr", "trace": "tr", "diag": "diag",
-         "logdet": "logdet", "sgn": "sign"}
+         "logdet": "logdet", "sgn": "sign", "arcsin": "arcsin", "arccos": "arccos",
+         "arctan": "arctan"}
 _SIMPLE = {"top": ("TRANS", "T"), "intercal": ("TRANS", "T"), "prime": ("PRIME", "'"),
            "frac": ("FRAC", "frac"), "tfrac": ("FRAC", "frac"), "dfrac": ("FRAC", "frac"),
            "cfrac": ("FRAC", "frac"), "sqrt": ("SQRT", "sqrt")}

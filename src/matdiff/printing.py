@@ -47,7 +47,8 @@ _FUNC_NAMES = {Op.TRACE: "tr", Op.DET: "det", Op.LOGDET: "logdet", Op.INV: "inv"
                Op.DIAG: "diag", Op.DIAGM: "Diag", Op.VEC: "vec", Op.SUM: "sum",
                Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
                Op.TANH: "tanh", Op.SQRT: "sqrt", Op.ABS: "abs", Op.SIGN: "sign",
-               Op.SIGMOID: "sigmoid", Op.RELU: "relu"}
+               Op.SIGMOID: "sigmoid", Op.RELU: "relu", Op.ARCSIN: "arcsin",
+               Op.ARCCOS: "arccos", Op.ARCTAN: "arctan"}
 
 
 def format_dim(d: Dim, style: str = "text") -> str:
@@ -378,7 +379,8 @@ class _Printer:
         arg = self.print(e.args[0])[0]
         if self.style == "latex":
             known = {"det": "\\det", "exp": "\\exp", "log": "\\log", "sin": "\\sin",
-                     "cos": "\\cos", "tan": "\\tan", "tanh": "\\tanh", "logdet": "\\log\\det"}
+                     "cos": "\\cos", "tan": "\\tan", "tanh": "\\tanh", "logdet": "\\log\\det",
+                     "arcsin": "\\arcsin", "arccos": "\\arccos", "arctan": "\\arctan"}
             if name == "sqrt":
                 return f"\\sqrt{{{arg}}}"
             head = known.get(name, f"\\operatorname{{{name}}}")

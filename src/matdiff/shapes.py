@@ -43,6 +43,7 @@ _VECTOR_NAME = re.compile(r"^[a-z](?:_?[0-9]+|_[A-Za-z0-9]+)?$")
 _ELEMENTWISE_CALLS = {
     "exp": Op.EXP, "log": Op.LOG, "sin": Op.SIN, "cos": Op.COS, "tan": Op.TAN, "tanh": Op.TANH,
     "sqrt": Op.SQRT, "abs": Op.ABS, "sign": Op.SIGN, "sigmoid": Op.SIGMOID, "relu": Op.RELU,
+    "arcsin": Op.ARCSIN, "arccos": Op.ARCCOS, "arctan": Op.ARCTAN,
 }
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eps", "zeta", "eta", "theta", "iota",
           "kappa", "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi",

@@ -72,13 +72,14 @@ FUNCTIONS: dict[str, tuple[int, ...]] = {
     "vec": (1,), "sum": (1,), "kron": (2,), "norm1": (1,), "norm2": (1,), "normF": (1,),
     "exp": (1,), "log": (1,), "sin": (1,), "cos": (1,), "tan": (1,), "tanh": (1,),
     "sqrt": (1,), "abs": (1,), "sign": (1,), "sigmoid": (1,), "relu": (1,),
+    "arcsin": (1,), "arccos": (1,), "arctan": (1,),
     "eye": (1,), "ones": (0, 1, 2), "zeros": (1, 2), "vector": (1,), "matrix": (1,),
     "K": (2,), "unvec": (3,),
 }
 
 ALIASES: dict[str, str] = {
     "trace": "tr", "Tr": "tr", "ln": "log", "logistic": "sigmoid", "diagm": "Diag",
-    "norm": "norm2", "frob": "normF",
+    "norm": "norm2", "frob": "normF", "asin": "arcsin", "acos": "arccos", "atan": "arctan",
 }
 
 

@@ -59,7 +59,8 @@ _POSITIVE = {"s": ["pa"], "v": ["px"], "w": ["pu"], "N": ["P", "Q"], "M": ["PM"]
              "R": ["PR"]}
 _WELL = ["W", "V"]
 _TRANSPOSED = {"s": "s", "v": None, "w": None, "N": "N", "M": "R", "R": "M"}
-_SMOOTH = [Op.EXP, Op.SIN, Op.COS, Op.TANH, Op.SIGMOID]
+_SMOOTH = [Op.EXP, Op.SIN, Op.COS, Op.TANH, Op.SIGMOID, Op.ARCTAN]
+_BOUNDED = [Op.TAN, Op.ARCSIN, Op.ARCCOS]   # their argument is kept inside (-1/4, 1/4)
 _KINKED = [Op.ABS, Op.SIGN, Op.RELU]
 ALL_OPS = frozenset(Op)
 
@@ -148,10 +149,10 @@ def gen(draw: Draw, key: str, depth: int) -> Expr:
             return E.hadamard(gen(draw, key, d), gen(draw, key, d))
         return E.hdiv(gen(draw, key, d), pos(draw, key, d))
     if k == 6:  # elementwise functions (smooth ones, and the kinked ones)
-        op = _pick(draw, _SMOOTH + _KINKED + [Op.TAN])
+        op = _pick(draw, _SMOOTH + _KINKED + _BOUNDED)
         arg = gen(draw, key, d)
         return E.apply(op, E.scale(E.const(Fraction(1, 4)), E.apply(Op.TANH, arg))
-                       if op is Op.TAN else arg)
+                       if op in _BOUNDED else arg)
     if k == 7:  # log, sqrt and real powers of positive expressions
         op = _pick(draw, ["log", "sqrt", "pow", "ipow"])
         p = pos(draw, key, d)
