@@ -436,10 +436,26 @@ def test_generated_source_holds_only_identifiers(bad: str) -> None:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id == "float"                     # no call to a user name
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            assert node.value.startswith("Generated") or re.fullmatch(r"[a-z,\->]+", node.value)
+            assert node.value.startswith("Generated") or re.fullmatch(r"[a-z,\->]+", node.value) \
+                or re.fullmatch(r"[A-Za-z_]\w* has shape |, expected ", node.value)  # asserts
     assert "rm -rf" not in src and "import os" not in src and "'os'" not in src
     env = {bad: np.eye(3), "X": np.arange(9.0).reshape(3, 3)}
     assert_close(compile(e)(**env), 2 * env["X"] + 3 * np.eye(3))
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_standalone_code_asserts_its_input_shapes(backend: str) -> None:
+    """Pasted into a project, the generated function refuses a (1, n) B for an (m, n) one,
+    which A .* B would otherwise broadcast silently."""
+    if backend != "numpy":
+        _jax() if backend == "jax" else pytest.importorskip("torch")
+    namespace: dict[str, Any] = {}
+    exec(codegen(hadamard(A, B), backend=backend), namespace)
+    mod = namespace[BACKENDS[backend].m]
+    good, row = mod.asarray(np.ones((4, 3))), mod.asarray(np.ones((1, 3)))
+    assert namespace["f_and_grad"](A=good, B=good).shape == (4, 3)
+    with pytest.raises(AssertionError, match=r"B has shape .*, expected \(4, 3\)"):
+        namespace["f_and_grad"](A=good, B=row)
 
 
 def test_missing_argument_raises() -> None:

@@ -1323,10 +1323,10 @@ def _shared_inverses(roots: Sequence[Expr]) -> set[Expr]:
     return {x for x, ops in uses.items() if x in roots or len(ops) > 1 or ops != [Op.MATMUL]}
 
 
-def _solve_dims(g: _Gen, inputs: list[tuple[str, Expr]]) -> list[tuple[str, str]]:
-    """Code reading each needed dimension name from the input shapes: directly (``n =
-    X.shape[0]``) or by solving a size linear in it (``p = Y.shape[0] // m``). Registers the
-    names a solution uses in ``g.dim_names``; returns ``(name, code)`` in dependency order."""
+def _solved_dims(g: _Gen, inputs: list[tuple[str, Expr]]) -> dict[str, tuple[str, set[str]]]:
+    """Each dimension name the input shapes determine: its code, read directly (``n =
+    X.shape[0]``) or by solving a size linear in it (``p = Y.shape[0] // m``), and the names
+    that code uses."""
     axes = [(f"{arg}.shape[{axis}]", d) for arg, e in inputs for axis, d in enumerate(e.shape)
             if d.value is None]
     solved: dict[str, tuple[str, set[str]]] = {}
@@ -1354,6 +1354,13 @@ def _solve_dims(g: _Gen, inputs: list[tuple[str, Expr]]) -> list[tuple[str, str]
                 expr = f"{expr} // ({g.dim(coef)})"
             solved[v] = (expr, coef.names | rest.names)
             progress = True
+    return solved
+
+
+def _solve_dims(g: _Gen, inputs: list[tuple[str, Expr]]) -> list[tuple[str, str]]:
+    """Code for each needed dimension name (see ``_solved_dims``). Registers the names a
+    solution uses in ``g.dim_names``; returns ``(name, code)`` in dependency order."""
+    solved = _solved_dims(g, inputs)
     need = set(g.dim_names)
     stack = list(need)
     while stack:
@@ -1410,7 +1417,11 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     # names: temporaries, then dimensions
     tmp_name = {g.index[n]: mangle(f"t{i}", taken) for i, n in enumerate(order)}
     sym_by_name = list(symbols.items())
-    dim_code = _solve_dims(g, [(g.sym_names[e], e) for e in symbols.values()])
+    inputs = [(g.sym_names[e], e) for e in symbols.values()]
+    solvable = _solved_dims(g, inputs).keys()
+    checks = [(v, "(" + ", ".join(g.dim(d) for d in e.shape) + ")") for v, e in inputs
+              if not e.is_scalar and all(d.names <= solvable for d in e.shape)]
+    dim_code = _solve_dims(g, inputs)
     for d in sorted(g.dim_names):
         g.dim_names[d] = mangle(d, taken)
     body: list[str] = []
@@ -1437,6 +1448,10 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     for d, code in dim_code:
         code = _DIM_TOKEN.sub(lambda mt: g.dim_names[mt.group(1)], code)
         body.append(f"{g.dim_names[d]} = {code}")
+    for v, want in checks:                   # NumPy would broadcast a wrong shape silently
+        want = _DIM_TOKEN.sub(lambda mt: g.dim_names[mt.group(1)], want)
+        body.append(f'assert {v}.shape == {want}, f"{v} has shape {{{v}.shape}}, '
+                    f'expected {{{want}}}"')
 
     def subst(code: str) -> str:
         code = _RESHAPES.sub("", code)                          # x.reshape(a).reshape(b)
@@ -1487,9 +1502,10 @@ def codegen(exprs: Expr | Sequence[Expr], backend: str = "numpy",
 
     >>> from matdiff.expr import sym, matmul, T
     >>> A = sym("A", ("n", "n")); x = sym("x", ("n",))
-    >>> for line in codegen(matmul(T(x), A, x)).splitlines()[-3:]:
+    >>> for line in codegen(matmul(T(x), A, x)).splitlines()[-4:]:
     ...     print(line)
-        x = x.reshape(-1, 1)
+        assert x.shape == (n, 1), f"x has shape {x.shape}, expected {(n, 1)}"
+        assert A.shape == (n, n), f"A has shape {A.shape}, expected {(n, n)}"
         t0 = ((x.T @ A) @ x)[0, 0]
         return float(t0)
     """
