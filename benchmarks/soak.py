@@ -10,6 +10,7 @@ a bug) or skipped (no point in the domain off the kinks of abs/sign/relu: said, 
     python benchmarks/soak.py                       # 10,000 cases from seed 0
     python benchmarks/soak.py --cases 500 --seed 7  # a short run
     python benchmarks/soak.py --show 20             # print 20 failures of each stage in full
+    python benchmarks/soak.py --backends            # and JAX / PyTorch code against NumPy's
 """
 
 from __future__ import annotations
@@ -29,14 +30,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="first case number")
     ap.add_argument("--depth", type=int, default=6, help="maximum expression depth")
     ap.add_argument("--show", type=int, default=10, help="failures printed per stage")
+    ap.add_argument("--backends", action="store_true",
+                    help="also compare the JAX and PyTorch code of f and its gradients with "
+                         "NumPy's (float64; slower)")
     args = ap.parse_args(argv)
+    if args.backends:
+        try:
+            import jax
+            jax.config.update("jax_enable_x64", True)
+        except ImportError:
+            pass
     kinds: collections.Counter[str] = collections.Counter()
     by_stage: collections.Counter[str] = collections.Counter()
     ops: collections.Counter[Op] = collections.Counter()
     slowest: list[tuple[float, int, str]] = []
     start = time.perf_counter()
     for seed in range(args.seed, args.seed + args.cases):
-        r = random_case(seed, args.depth)
+        r = random_case(seed, args.depth, args.backends)
         kinds[r.kind] += 1
         ops.update(n.op for n in r.expr.walk())
         slowest = sorted([*slowest, (r.seconds, seed, str(r.expr))], reverse=True)[:3]

@@ -23,7 +23,7 @@ import matdiff as md
 from matdiff import expr as E
 from matdiff.check import evaluate, fd_gradient
 from matdiff.diff import gradients
-from matdiff.testing import close, exprs, point, texts, verify
+from matdiff.testing import close, exprs, point, random_case, texts, verify
 
 CASES = settings(max_examples=60, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -225,3 +225,16 @@ def test_fd_gradient_is_honest_at_a_kink():
     assert verify(f).kind == "skipped"
     env = {"x": np.zeros(3)}
     assert np.allclose(fd_gradient(f, "x", env, {"n": 3}), 0.0)
+
+
+def test_the_soak_backends_stage_compares_jax_and_torch_code() -> None:
+    """``soak.py --backends``: value and gradients compiled for JAX and PyTorch agree with
+    the NumPy code on the first soak cases."""
+    jax = pytest.importorskip("jax")
+    pytest.importorskip("torch")
+    jax.config.update("jax_enable_x64", True)
+    results = [random_case(seed, backends=True) for seed in range(6)]
+    assert all(r.kind in ("ok", "skipped") for r in results), \
+        [(r.kind, r.detail) for r in results]
+    checked = [r for r in results if "torch" in r.errors and "jax" in r.errors]
+    assert checked and all(r.errors["jax"] < 1e-5 and r.errors["torch"] < 1e-5 for r in checked)

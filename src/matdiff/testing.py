@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from . import expr as E
 from .api import parse, shapes_of
 from .check import evaluate, fd_gradient, random_inputs, rel_error
+from .codegen import compile as compile_code
 from .codegen import compile as compile_numpy
 from .diff import gradients
 from .expr import Dim, Expr, MatdiffError, Op
@@ -416,14 +417,29 @@ def verify(e: Expr, seed: int = 0, tolerance: float = 1e-5,
                         raise
                 else:
                     out.errors["numpy"] = close(value, fn(**env), 1e-9)
+            raw = gradients(e, names) if "grad" in stages or "backends" in stages else {}
             if "grad" in stages:
                 out.stage = "grad"
-                raw = gradients(e, names)
                 for name in names:
                     g_raw = evaluate(raw[name], env, sizes)
                     g = evaluate(simplify(raw[name]), env, sizes)
                     out.errors[f"simplify d/d{name}"] = close(g_raw, g, 1e-8 * max(1.0, abs(value)))
                     out.errors[f"d/d{name}"] = _fd_error(e, name, g, env, sizes, value)
+            if "backends" in stages:
+                out.stage = "backends"
+                outputs = [e, *(simplify(raw[name]) for name in names)]
+                try:
+                    want = compile_code(outputs)(**env)
+                except MatdiffError as err:  # as in the numpy stage
+                    if "is not the size of any input" not in err.message:
+                        raise
+                    want = None
+                floor = 1e-8 * max(1.0, abs(value))  # zero gradients evaluate to rounding noise
+                for backend in _other_backends() if want is not None else []:
+                    got = compile_code(outputs, backend=backend)(**env)
+                    out.errors[backend] = max(
+                        close(np.asarray(a.cpu() if hasattr(a, "cpu") else a, dtype=float), b,
+                              floor) for a, b in zip(got, want, strict=True))
         bad = {k: v for k, v in out.errors.items() if not v <= tolerance}
         if bad:
             first = next(iter(bad))
@@ -437,10 +453,30 @@ def verify(e: Expr, seed: int = 0, tolerance: float = 1e-5,
     return out
 
 
-def random_case(seed: int, max_depth: int = 6) -> CaseResult:
-    """Generate and verify the case numbered ``seed`` (one case of the soak run).
+def _other_backends() -> list[str]:
+    """The installed backends besides NumPy that compute in float64: PyTorch, and JAX when
+    ``jax_enable_x64`` is on."""
+    out = []
+    try:
+        import jax
+        if jax.config.read("jax_enable_x64"):
+            out.append("jax")
+    except ImportError:
+        pass
+    try:
+        import torch  # noqa: F401
+        out.append("torch")
+    except ImportError:
+        pass
+    return out
+
+
+def random_case(seed: int, max_depth: int = 6, backends: bool = False) -> CaseResult:
+    """Generate and verify the case numbered ``seed`` (one case of the soak run); with
+    ``backends``, also the JAX and PyTorch code of the value and gradients against NumPy's.
 
     >>> random_case(2).kind
     'ok'
     """
-    return verify(random_expr(seed, max_depth), seed)
+    stages = ("grad", "simplify", "roundtrip", "numpy") + (("backends",) if backends else ())
+    return verify(random_expr(seed, max_depth), seed, stages=stages)
