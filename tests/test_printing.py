@@ -236,3 +236,14 @@ def test_round_trip_of_a_scalar_product_times_a_scalar(seed: int) -> None:
     from matdiff.testing import random_case, shapes_of
     e = random_case(seed).expr
     assert md.parse(md.to_text(e), shapes=shapes_of(e)) is e
+
+
+def test_a_dyadic_constant_whose_float_repr_is_not_exact_prints_as_a_fraction() -> None:
+    """Soak case 83984: 543971/262144 printed as 2.075084686279297, which parses back to a
+    different number; a decimal is printed only when it is exact."""
+    from fractions import Fraction
+
+    from matdiff.expr import const
+    for c, text in ((Fraction(543971, 262144), "543971/262144"), (Fraction(1, 4), "0.25")):
+        assert md.to_text(const(c)) == text
+        assert md.parse(text) is const(c)

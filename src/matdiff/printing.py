@@ -78,8 +78,8 @@ def _fraction(c: Fraction) -> str:
         d //= 2
     while d % 5 == 0:
         d //= 5
-    if d == 1:
-        return repr(float(c))
+    if d == 1 and Fraction(repr(float(c))) == c:              # 0.25, not 543971/262144 as
+        return repr(float(c))                                    # 2.075084686279297
     return f"{c.numerator}/{c.denominator}"
 
 
