@@ -216,6 +216,12 @@ CASES = [
     Case("abs", r"\left| x^Ty \right|",
          "abs(x'*y)",
          "(bars (mul (transpose x) y))"),
+    Case("inner-product", r"\left\langle A, XB \right\rangle",
+         "tr(A'*X*B)",
+         "(call:tr (mul (transpose A) (mul X B)))"),
+    Case("inner-product-vectors", r"\langle x, y \rangle + \lambda",
+         "x'*y + lambda",
+         "(add (call:tr (mul (transpose x) y)) lambda)"),
     Case("bars-det", r"\log\left|X^TX\right|",
          "log(det(X'*X))",
          "(call:log (bars (mul (transpose X) X)))"),
@@ -418,7 +424,7 @@ ERRORS = [
     (r"\left. x \right|", r"\left.", "delimiter"),
     (r"\left x", r"\left", "delimiter"),
     (r"A + * B", "*", "unexpected"),
-    (r"\langle A, B \rangle", r"\langle", r"\operatorname{tr}"),
+    (r"\langle A, B", r"\langle", r"never closed (missing '\rangle')"),
 ]
 
 

@@ -78,8 +78,7 @@ _FUNC = {"det": "det", "log": "log", "ln": "log", "exp": "exp", "sin": "sin", "c
 _SIMPLE = {"top": ("TRANS", "T"), "intercal": ("TRANS", "T"), "prime": ("PRIME", "'"),
            "frac": ("FRAC", "frac"), "tfrac": ("FRAC", "frac"), "dfrac": ("FRAC", "frac"),
            "cfrac": ("FRAC", "frac"), "sqrt": ("SQRT", "sqrt")}
-_HINTS = {"langle": r"write the inner product <A, B> as \operatorname{tr}(A^T B)",
-          "sum": "sums with limits are not supported", "mathcal": "write the plain letter",
+_HINTS = {"sum": "sums with limits are not supported", "mathcal": "write the plain letter",
           "infty": "only the F, 2 and 1 norms are supported",
           **{k: "paste the objective alone" for k in ("min", "max", "arg", "argmin", "argmax")},
           **{k: "paste the expression alone" for k in ("in", "le", "leq", "ge", "geq")}}
@@ -90,11 +89,12 @@ _DELIMS = {"(": ("paren", "open"), ")": ("paren", "close"), "[": ("sqb", "open")
            "\\rbrace": ("set", "close"), "|": ("abs", "either"), "\\vert": ("abs", "either"),
            "\\lvert": ("abs", "open"), "\\rvert": ("abs", "close"), "\\|": ("norm", "either"),
            "\\Vert": ("norm", "either"), "\\lVert": ("norm", "open"),
-           "\\rVert": ("norm", "close"), "{": ("brace", "open"), "}": ("brace", "close")}
+           "\\rVert": ("norm", "close"), "{": ("brace", "open"), "}": ("brace", "close"),
+           "\\langle": ("angle", "open"), "\\rangle": ("angle", "close")}
 _OPEN = {"paren": "_LPAR", "sqb": "_LSQB", "set": "_LSET", "brace": "_LBRACE",
-         "norm": "NORM_OPEN", "abs": "ABS_OPEN"}
+         "norm": "NORM_OPEN", "abs": "ABS_OPEN", "angle": "_LANGLE"}
 _CLOSE = {"paren": "_RPAR", "sqb": "_RSQB", "set": "_RSET", "brace": "_RBRACE",
-          "norm": "NORM_CLOSE", "abs": "ABS_CLOSE"}
+          "norm": "NORM_CLOSE", "abs": "ABS_CLOSE", "angle": "_RANGLE"}
 _CHAR = {"+": ("_PLUS", "+"), "-": ("_MINUS", "-"), "*": ("BINOP", "mul"),
          "/": ("BINOP", "div"), "'": ("PRIME", "'"), ",": ("_COMMA", ","),
          "^": ("_CARET", "^"), "_": ("_USCORE", "_"), ":": ("_COLON", ":")}
@@ -155,7 +155,7 @@ class _Cook:
                 raise self.fail(f"'{opener}' has no matching '\\end{{{kind[4:]}}}'", start, end)
             if how == "left":
                 raise self.fail(f"'{opener}' has no matching '\\right'", start, end)
-            closer = {"brace": "}", "paren": ")", "sqb": "]"}.get(kind, opener)
+            closer = {"brace": "}", "paren": ")", "sqb": "]", "angle": "\\rangle"}.get(kind, opener)
             raise self.fail(f"'{opener}' is never closed (missing '{closer}')", start, end)
         return self.finish(self.out)
 
@@ -415,6 +415,13 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
 
     def norm(self, meta: Any, children: list[Any]) -> Node:
         return self._node("norm", meta, [children[1]], "")
+
+    def inner(self, meta: Any, children: list[Any]) -> Node:
+        """<A, B> = tr(A'B): the Frobenius inner product, a'b for vectors."""
+        a, b = children
+        product = Node("mul", (Node("transpose", (a,), None, a.start, a.end), b), None,
+                       a.start, b.end)
+        return self._node("call", meta, [product], "tr")
 
     def abs(self, meta: Any, children: list[Any]) -> Node:
         return self._node("bars", meta, [children[1]])      # det or abs: decided by shapes
