@@ -247,6 +247,8 @@ CASES: dict[str, Expr] = {
                                                                   0, "k"),
     "distribute-scale": scale(const(2), matmul(A, diagm(x)) + matmul(A, X) - matmul(B, Y)),
     "stacked-products": X + matmul(A.T, A) + matmul(A.T, A) + matmul(C, C.T),
+    "stacked-products-plus-number": matmul(A, X) - matmul(B, Y) - scale(const(Fraction(3, 4)),
+                                                                      ones(("m", "n"))),
     "norm-with-diagonal": hpow(norm(X - 2 * diagm(x) + Y), 2),
     "kron-sandwich-second": matmul(kron(ones((1, 2)), eye("n")),
                                    hadamard(Yk, kron(Kd, ones(("n", "n")))),

@@ -1199,11 +1199,13 @@ def _add(g: _Gen, e: Expr) -> str:
     out = ""
     dense = [x for x in e.args if _ones_const(x) is None]
     stacked = _stacked_products(g, e.args)
+    only_numbers = True                                        # out is a literal, no array
     for x in e.args:
         sign = " + "
         c1 = _ones_const(x) if dense else None                 # 1 + X broadcasts
         if stacked is not None and x in stacked[1]:
             continue
+        only_numbers = only_numbers and c1 is not None
         if c1 is not None:
             sign, term = (" - ", _literal(-c1)) if c1 < 0 else (" + ", _literal(c1))
         elif x.op is Op.SCALE and x.args[0].op is Op.CONST and x.args[0].attr < 0:
@@ -1215,7 +1217,11 @@ def _add(g: _Gen, e: Expr) -> str:
     if stacked is None:
         return out
     (left, right), _terms = stacked
-    return g.helper("add_product", out, left, right) if out else f"{left} @ {right}"
+    if out and not only_numbers:
+        return g.helper("add_product", out, left, right)
+    product = f"{left} @ {right}"                              # torch.addmm wants a tensor
+    return product if not out else product + (f" - {out[1:]}" if out.startswith("-")
+                                               else f" + {out}")
 
 
 def _scale(g: _Gen, e: Expr) -> str:
