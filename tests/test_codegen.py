@@ -259,6 +259,9 @@ CASES: dict[str, Expr] = {
     "kron-sandwich-dense": matmul(kron(Kd, X), hadamard(Yk, kron(Kd, ones(("n", "n")))),
                                   kron(Kd.T, eye("n"))),
     "transposed-left-thin": matmul(A.T, sym("Uk", ("m", "k"))),
+    "block-row-of-transposed-products": matmul(block([[A.T, B.T]]),   # A'U + B'V, each
+                                               block([[sym("Uk", ("m", "k"))],   # chosen at
+                                                      [sym("Vk", ("m", "k"))]])),  # call time
     "transposed-left-concrete": matmul(sym("Nn", (6, 5)).T, sym("Nt", (6, 2))),
     "inverse-transpose": inv(Sp.T) + inv(Sp),
     "scalar-elementwise": apply(Op.EXP, a) + apply(Op.SIN, trace(X)),

@@ -708,8 +708,9 @@ class _Gen:
             return plain
         if _nonneg(rows - cols - ONE):
             return swapped
-        return self.val(f"{swapped} if {self.dim(rows)} > {self.dim(cols)} else {plain}",
-                        rows, cols)
+        # parenthesised: a conditional binds looser than the + of a block row (case 97233)
+        return self.val(f"({swapped} if {self.dim(rows)} > {self.dim(cols)} else {plain})",
+                        rows, cols, True)
 
     def is_special(self, v: Val) -> bool:
         """A factor applied as an operator (never multiplied out as a dense matrix); an
@@ -949,7 +950,7 @@ class _Gen:
             left = self.mul(self.mul(ops[0], ops[1]), ops[2])
             right = self.mul(ops[0], self.mul(ops[1], ops[2]))
             cond = f"{self.dim(cost_left)} <= {self.dim(cost_right)}"
-            return self.val(f"{left} if {cond} else {right}", dims[0], dims[-1])
+            return self.val(f"({left} if {cond} else {right})", dims[0], dims[-1], True)
         return self.val(self.helper("multi_dot", args=", ".join(str(f) for f in ops)),
                         dims[0], dims[-1], True)
 
