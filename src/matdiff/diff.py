@@ -153,7 +153,7 @@ def _ones_like(x: Expr) -> Expr:
     return ones(x.shape)
 
 
-def _sqrt_one_minus_square(x: Expr) -> Expr:
+def sqrt_one_minus_square(x: Expr) -> Expr:
     """sqrt(1 - x²), the denominator of arcsin' and arccos'."""
     return apply(Op.SQRT, add(_ones_like(x), neg(hpow(x, 2))))
 
@@ -198,8 +198,8 @@ VJP: dict[Op, Rule] = {
     Op.SIGN: lambda g, y: [zeros(y.shape)],                           # sign' = 0 (a.e.)
     Op.SIGMOID: _ew(lambda x, y: hadamard(y, add(_ones_like(x), neg(y)))),  # σ' = σ(1-σ)
     Op.RELU: _ew(lambda x, y: apply(Op.SIGN, y)),                     # relu' = [x > 0]
-    Op.ARCSIN: lambda g, y: [hdiv(g, _sqrt_one_minus_square(y.args[0]))],  # 1/sqrt(1 - x²)
-    Op.ARCCOS: lambda g, y: [neg(hdiv(g, _sqrt_one_minus_square(y.args[0])))],
+    Op.ARCSIN: lambda g, y: [hdiv(g, sqrt_one_minus_square(y.args[0]))],  # 1/sqrt(1 - x²)
+    Op.ARCCOS: lambda g, y: [neg(hdiv(g, sqrt_one_minus_square(y.args[0])))],
     Op.ARCTAN: lambda g, y: [hdiv(g, add(_ones_like(y), hpow(y.args[0], 2)))],  # 1/(1 + x²)
 }
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from .diff import gradients
+from .diff import gradients, sqrt_one_minus_square
 from .expr import (
     ONE,
     Dim,
@@ -126,11 +126,6 @@ def _one(x: Expr) -> Expr:
     return ones(x.shape)
 
 
-def _sqrt_one_minus_square(x: Expr) -> Expr:
-    """sqrt(1 - x²), the denominator of arcsin' and arccos'."""
-    return apply(Op.SQRT, add(_one(x), neg(hpow(x, 2))))
-
-
 def _zero(y: Expr, xs_dot: list[Expr]) -> Expr:
     return zeros(y.shape)
 
@@ -175,8 +170,8 @@ JVP: dict[Op, Rule] = {
     Op.SIGN: _zero,                                                         # sign' = 0 (a.e.)
     Op.SIGMOID: _ew(lambda x, y: hadamard(y, add(_one(x), neg(y)))),        # σ' = σ(1 - σ)
     Op.RELU: _ew(lambda x, y: apply(Op.SIGN, y)),                           # relu' = [x > 0]
-    Op.ARCSIN: lambda y, d: hdiv(d[0], _sqrt_one_minus_square(y.args[0])),  # 1/sqrt(1 - x²)
-    Op.ARCCOS: lambda y, d: neg(hdiv(d[0], _sqrt_one_minus_square(y.args[0]))),
+    Op.ARCSIN: lambda y, d: hdiv(d[0], sqrt_one_minus_square(y.args[0])),  # 1/sqrt(1 - x²)
+    Op.ARCCOS: lambda y, d: neg(hdiv(d[0], sqrt_one_minus_square(y.args[0]))),
     Op.ARCTAN: lambda y, d: hdiv(d[0], add(_one(y), hpow(y.args[0], 2))),   # 1/(1 + x²)
 }
 

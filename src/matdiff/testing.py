@@ -39,7 +39,6 @@ from . import expr as E
 from .api import parse, shapes_of
 from .check import evaluate, fd_gradient, random_inputs, rel_error
 from .codegen import compile as compile_code
-from .codegen import compile as compile_numpy
 from .diff import gradients
 from .expr import Dim, Expr, MatdiffError, Op
 from .printing import to_text
@@ -411,7 +410,7 @@ def verify(e: Expr, seed: int = 0, tolerance: float = 1e-5,
             if "numpy" in stages:
                 out.stage = "numpy"
                 try:
-                    fn = compile_numpy(e)
+                    fn = compile_code(e)
                 except MatdiffError as err:  # e.g. ||ones(n)||: no input carries n
                     if "is not the size of any input" not in err.message:
                         raise
