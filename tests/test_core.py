@@ -413,6 +413,7 @@ def test_sum_of_vec_gradient_is_all_ones() -> None:
     ("tr(inv(S)*A)", "-0.5*inv(S)*(A + A')*inv(S)"),
     ("x'*S*x", "x*x'"),
     ("log(det(S))", "inv(S)"),
+    ("0.5*log(det(S)) + 0.5*(x-m)'*inv(S)*(x-m)", "0.5*(I - inv(S)*(x - m)*(x - m)')*inv(S)"),
 ])
 def test_symmetric_gradient_is_the_symmetric_part_and_checks(text: str, expected: str) -> None:
     f = md.parse(text, shapes={"S": ("n", "n", "symmetric")})

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import matdiff as md
 from matdiff import expr as E
-from matdiff.check import evaluate, fd_gradient
+from matdiff.check import evaluate, fd_gradient, fd_jacobian
 from matdiff.diff import gradients
 from matdiff.testing import close, exprs, point, random_case, texts, verify
 
@@ -163,32 +163,9 @@ def test_hessian_is_the_jacobian_of_the_gradient(e, wrt):
         h = md.hessian(e, wrt)
     except md.MatdiffError:
         return
-    x0 = np.asarray(env[wrt], dtype=float)
-    cols = []
-    for i in range(x0.size):
-        step = np.zeros(x0.size)
-        step[i] = 1e-6
-        dx = step.reshape(x0.shape, order="F")
-        plus = evaluate(g, {**env, wrt: x0 + dx}, sizes)
-        minus = evaluate(g, {**env, wrt: x0 - dx}, sizes)
-        cols.append(((np.asarray(plus) - np.asarray(minus)) / 2e-6).reshape(-1, order="F"))
-    fd = np.stack(cols, axis=1)
+    fd = fd_jacobian(g, wrt, env, sizes)
     value = abs(float(evaluate(e, env, sizes)))
     assert close(evaluate(h, env, sizes), fd, 1e-5 * max(1.0, value)) < 1e-4, str(e)
-
-
-def _fd_jacobian(f, wrt, env, sizes):
-    """d vec(f) / d vec(X)ᵀ by central differences (column-major vec)."""
-    x0 = np.asarray(env[wrt], dtype=float)
-    cols = []
-    for i in range(x0.size):
-        step = np.zeros(x0.size)
-        step[i] = 1e-6
-        dx = step.reshape(x0.shape, order="F")
-        plus = np.asarray(evaluate(f, {**env, wrt: x0 + dx}, sizes), dtype=float)
-        minus = np.asarray(evaluate(f, {**env, wrt: x0 - dx}, sizes), dtype=float)
-        cols.append(((plus - minus) / 2e-6).reshape(-1, order="F"))
-    return np.stack(cols, axis=1)
 
 
 @settings(max_examples=25, deadline=None, derandomize=True,
@@ -207,7 +184,7 @@ def test_jacobian_equals_finite_differences(e, wrt):
         return
     value = float(np.max(np.abs(evaluate(e, env, sizes))))
     got = evaluate(j, env, sizes)
-    assert close(got, _fd_jacobian(e, wrt, env, sizes), 1e-5 * max(1.0, value)) < 1e-4, str(e)
+    assert close(got, fd_jacobian(e, wrt, env, sizes), 1e-5 * max(1.0, value)) < 1e-4, str(e)
 
 
 def test_every_op_is_generated():

@@ -65,16 +65,6 @@ def test_required_and_clean_forms(text: str, wrt: str, expected: str) -> None:
     assert md.check(f, wrt).ok
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("log(det(S))", "inv(S)"),
-    ("tr(inv(S)*A)", "-0.5*inv(S)*(A + A')*inv(S)"),
-    ("0.5*log(det(S)) + 0.5*(x-m)'*inv(S)*(x-m)", "0.5*(I - inv(S)*(x - m)*(x - m)')*inv(S)"),
-])
-def test_symmetric_variables(text: str, expected: str) -> None:
-    f = md.parse(text, shapes={"S": ("n", "n", "symmetric")})
-    assert str(md.grad(f, "S")) == expected
-
-
 def test_seed_hadamard_loses_inner_mask_and_transpose() -> None:
     g = md.grad(md.parse(SEED), ["R", "Q"])
     for name in ("R", "Q"):
