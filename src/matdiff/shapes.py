@@ -691,6 +691,6 @@ def infer(root: Node, text: str, shapes: ShapeDecl | None = None) -> Expr:
     for a, b, node in job.solver.pending:
         ra, rb = job.solver.resolve(a), job.solver.resolve(b)
         if ra != rb:
-            raise job.fail(node, f"cannot determine the sizes: {_pretty(ra)} = {_pretty(rb)}; "
-                                 "declare the shapes of the variables")
+            raise job.fail(node or root, f"cannot determine the sizes: {_pretty(ra)} = "
+                                         f"{_pretty(rb)}; declare the shapes of the variables")
     return job.build(root)
