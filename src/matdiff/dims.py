@@ -288,6 +288,10 @@ class ShapeRule:
             for i, j in itertools.product(range(r), range(c)):
                 yield i * c + j, pattern, {"i": i, "j": j, "k": nargs}
             return
+        if not self.indices:                   # (m,n)...: the same pattern everywhere
+            for i in range(nargs):
+                yield i, pattern, _NO_INDEX
+            return
         for i in range(nargs):
             yield i, pattern, {"i": i, "k": nargs}
 
