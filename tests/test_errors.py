@@ -245,6 +245,11 @@ MISTAKES: list[tuple[str, str, list[str], str]] = [
     ("The inverse of a non-square matrix", "",
      ["grad", "tr(inv(X))", "--wrt", "X", "--shape", "X=m,n"],
      "error: inv needs a square matrix, but it is m×n\n  tr(inv(X))\n     ^^^^^^\n"),
+    ("A size named in the text that cannot be whole", "A size written in the text (`I_p`, "
+     "`eye(p)`) is solved from the declared numbers: with `X` 6x6 it would be `p = 3`.",
+     ["grad", "tr(X - kron(I_p, A))", "--wrt", "X", "--shape", "X=7,7", "--shape", "A=2,2"],
+     "error: difference: the left side is 7×7 but the right side is 2*p×2*p (2*p = 7 has no "
+     "whole-number solution)\n  tr(X - kron(I_p, A))\n     ^^^^^^^^^^^^^^^^\n"),
     ("An expression that stops early", "",
      ["grad", "x'*A*", "--wrt", "x"],
      "error: the expression ends too early\n  x'*A*\n      ^\n"),

@@ -242,6 +242,17 @@ CASES = [
     Case("times", r"\lambda \times \operatorname{tr}(X)",
          "lambda*tr(X)",
          "(mul lambda (call:tr X))"),
+    # names read from expr.OPS: \ln\det is the pair (LOG, DET), \sgn the sign's command,
+    # \operatorname takes every ASCII name and alias
+    Case("ln-det", r"\ln\det(\Sigma) + \operatorname{sgn}(x)^T x",
+         "logdet(Sigma) + sign(x)'*x",
+         "(add (call:logdet Sigma) (mul (transpose (call:sign x)) x))"),
+    Case("operatorname-alias", r"\operatorname{logistic}(Wx) + \operatorname{frob}(W)",
+         "sigmoid(W*x) + normF(W)",
+         "(add (call:sigmoid (mul W x)) (call:norm2 W))"),
+    Case("sizes-solved", r"\operatorname{tr}\left(X^T(I_p \otimes A)\right)",
+         "tr(X'*kron(I_p, A))",
+         "(call:tr (mul (transpose X) (call:kron I_p A)))", {"X": (6, 6), "A": (3, 3)}),
 ]
 
 

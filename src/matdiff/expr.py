@@ -1,34 +1,53 @@
-"""The node module: one interned expression node, its dimensions, and the SHAPE table.
+"""The node module: one interned expression node, and ``OPS``, the one place an Op is described.
 
 Every stage of matdiff (parse, shapes, diff, simplify, printing, codegen, check) imports
 this module and nothing else of matdiff.
 
-* ``Dim`` is a dimension: a polynomial with integer coefficients over dimension names
-  (``n``, ``2*n``, ``m*p``, ``k + n``), so block matrices and Kronecker products have exact
-  symbolic sizes.
+* ``Dim`` (from ``matdiff.dims``, re-exported) is a dimension: a polynomial with integer
+  coefficients over dimension names (``n``, ``2*n``, ``m*p``, ``k + n``), so block matrices
+  and Kronecker products have exact symbolic sizes.
 * ``Expr(op, args, attr)`` is frozen and interned: two structurally equal expressions are
   the same object, so ``is`` is equality and dicts keyed by nodes are memo tables.
 * Every node has a shape ``(rows, cols)``; vectors are columns ``(n, 1)``, scalars ``(1, 1)``.
-  The shape is computed from ``op``, ``args`` and ``attr`` by the ``SHAPE`` table when the
+  The shape comes from the Op's shape rule (dimension equations, ``OPS[op].shape``) when the
   node is built, so an ill-shaped node cannot exist.
+* ``OPS[op]`` is an ``OpSpec``: the Op's names (ASCII functions, LaTeX commands), arity,
+  dimension attributes, shape rule and builder. The parsers and shape inference read it;
+  ``SHAPE`` and ``ELEMENTWISE`` are derived from it; ``rebuild`` uses its builder.
 * Smart constructors (``add``, ``matmul``, ``scale``, ...) do only safe local folds: zeros,
   identities, ``T(T(x)) = x``, constant arithmetic, flattening of sums and products.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from enum import Enum, auto
 from fractions import Fraction
 from typing import Any
 
+from .dims import (
+    FRESH,
+    ONE,
+    SCALAR,
+    Contradiction,
+    Dim,
+    DimSolver,
+    Monomial,
+    RuleMismatch,
+    Shape,
+    ShapeRule,
+    as_shape,
+)
+
 __all__ = [
-    "Dim", "Expr", "MatdiffError", "Op", "SHAPE", "ELEMENTWISE", "Shape",
+    "Dim", "Expr", "MatdiffError", "Op", "OPS", "OpSpec", "SHAPE", "ELEMENTWISE", "Shape",
+    "STRUCTURES", "SYMMETRIC_STRUCTURES", "Monomial", "ONE", "ShapeRule", "DimSolver",
+    "Contradiction", "FRESH",
     "sym", "const", "eye", "ones", "zeros", "add", "sub", "neg", "scale", "matmul", "T",
     "hadamard", "hdiv", "hpow", "kron", "block", "trace", "det", "logdet", "inv", "matpow",
     "diag", "diagm", "vec", "total", "norm", "apply", "commutation", "unvec", "toposort",
-    "free_symbols", "SCALAR", "slice_", "block_offsets", "is_zero",
+    "free_symbols", "SCALAR", "slice_", "block_offsets", "is_zero", "rebuild",
 ]
 
 
@@ -59,135 +78,21 @@ class MatdiffError(ValueError):
         return f"error: {self.message}\n  {line}\n  {' ' * col}{'^' * width}"
 
 
-# ----------------------------------------------------------------------------- dimensions
-
-Monomial = tuple[str, ...]  # sorted dimension names; () is the constant term
-
-
-class Dim:
-    """An exact dimension: a polynomial with integer coefficients over names.
-
-    >>> n = Dim.var("n")
-    >>> str(2 * n + 1), str(n * Dim.var("m")), (n + n) == 2 * n
-    ('2*n + 1', 'm*n', True)
-    """
-
-    __slots__ = ("terms", "_hash")
-
-    def __init__(self, terms: dict[Monomial, int] | Iterable[tuple[Monomial, int]]):
-        items = terms.items() if isinstance(terms, dict) else terms
-        self.terms: tuple[tuple[Monomial, int], ...] = tuple(
-            sorted(((m, c) for m, c in items if c != 0), key=lambda mc: (-len(mc[0]), mc[0])))
-        self._hash = hash(self.terms)
-
-    @staticmethod
-    def of(value: int | str | Dim) -> Dim:
-        if isinstance(value, Dim):
-            return value
-        if isinstance(value, int):
-            constant: dict[Monomial, int] = {(): value}
-            return Dim(constant)
-        return Dim.var(value)
-
-    @staticmethod
-    def var(name: str) -> Dim:
-        linear: dict[Monomial, int] = {(name,): 1}
-        return Dim(linear)
-
-    @property
-    def value(self) -> int | None:
-        """The integer value when the dimension is a constant, else None."""
-        if not self.terms:
-            return 0
-        if len(self.terms) == 1 and self.terms[0][0] == ():
-            return self.terms[0][1]
-        return None
-
-    @property
-    def names(self) -> set[str]:
-        return {v for m, _ in self.terms for v in m}
-
-    def __add__(self, other: object) -> Dim:
-        o = Dim.of(other)  # type: ignore[arg-type]
-        acc = dict(self.terms)
-        for m, c in o.terms:
-            acc[m] = acc.get(m, 0) + c
-        return Dim(acc)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: object) -> Dim:
-        return self + (-1) * Dim.of(other)  # type: ignore[arg-type]
-
-    def __mul__(self, other: object) -> Dim:
-        o = Dim.of(other)  # type: ignore[arg-type]
-        acc: dict[Monomial, int] = {}
-        for (m1, c1), (m2, c2) in itertools.product(self.terms, o.terms):
-            m = tuple(sorted(m1 + m2))
-            acc[m] = acc.get(m, 0) + c1 * c2
-        return Dim(acc)
-
-    __rmul__ = __mul__
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, int):
-            other = Dim.of(other)
-        return isinstance(other, Dim) and self.terms == other.terms
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def subs(self, env: Mapping[str, Dim | int]) -> Dim:
-        """Replace names by dimensions or integers."""
-        acc = Dim({})
-        for m, c in self.terms:
-            term = Dim.of(c)
-            for v in m:
-                term = term * Dim.of(env.get(v, Dim.var(v)))
-            acc = acc + term
-        return acc
-
-    def format(self, times: str = "*") -> str:
-        if not self.terms:
-            return "0"
-        parts = []
-        for m, c in self.terms:
-            body = times.join(m)
-            if not m:
-                parts.append(str(c))
-            elif c == 1:
-                parts.append(body)
-            elif c == -1:
-                parts.append("-" + body)
-            else:
-                parts.append(f"{c}{times}{body}")
-        out = parts[0]
-        for p in parts[1:]:
-            out += f" - {p[1:]}" if p.startswith("-") else f" + {p}"
-        return out
-
-    def __str__(self) -> str:
-        return self.format()
-
-    def __repr__(self) -> str:
-        return f"Dim({self.format()!r})"
-
-
-Shape = tuple[Dim, Dim]
-ONE = Dim.of(1)
-SCALAR: Shape = (ONE, ONE)
-
-
 def _shape(s: Iterable[int | str | Dim]) -> Shape:
-    dims = tuple(Dim.of(d) for d in s)
-    if len(dims) == 0:
-        return SCALAR
-    if len(dims) == 1:
-        return (dims[0], ONE)
-    if len(dims) == 2:
-        return (dims[0], dims[1])
-    raise MatdiffError(f"a shape has at most two dimensions, got {len(dims)}")
+    try:
+        return as_shape(s)
+    except ValueError as err:
+        raise MatdiffError(str(err)) from None
 
+
+# declared structure of a variable: alias -> the canonical word kept in the SYMBOL's attr
+STRUCTURES: dict[str, str] = {
+    "symmetric": "symmetric", "sym": "symmetric",
+    "spd": "spd", "posdef": "spd", "pd": "spd",          # symmetric positive definite
+    "pos": "pos", "positive": "pos",                      # every entry > 0, any shape
+    "diagonal": "diagonal", "diag": "diagonal",           # square, zero off the diagonal
+}
+SYMMETRIC_STRUCTURES = frozenset({"symmetric", "spd", "diagonal"})  # Xᵀ = X, so square
 
 # ----------------------------------------------------------------------------- the node
 
@@ -196,7 +101,7 @@ class Op(Enum):
     """The closed set of operations. Every stage has a table keyed by these."""
 
     # leaves
-    SYMBOL = auto()       # attr (name, shape, structure)   structure: "" | "symmetric"
+    SYMBOL = auto()       # attr (name, shape, structure); structure: "" or a STRUCTURES word
     CONST = auto()        # attr Fraction; a 1x1 scalar
     IDENTITY = auto()     # attr n
     ONES = auto()         # attr shape
@@ -241,9 +146,6 @@ class Op(Enum):
     ARCCOS = auto()
     ARCTAN = auto()
 
-
-ELEMENTWISE = frozenset({Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS,
-                         Op.SIGN, Op.SIGMOID, Op.RELU, Op.ARCSIN, Op.ARCCOS, Op.ARCTAN})
 
 _INTERN: dict[tuple[Any, ...], Expr] = {}
 
@@ -313,8 +215,15 @@ class Expr:
         return self.attr[0]
 
     @property
+    def structure(self) -> str:
+        """The declared structure of a SYMBOL (``"symmetric"``, ``"spd"``, ``"pos"``,
+        ``"diagonal"``), ``""`` for none and for every other node."""
+        return self.attr[2] if self.op is Op.SYMBOL else ""
+
+    @property
     def symmetric(self) -> bool:
-        return self.op is Op.SYMBOL and self.attr[2] == "symmetric"
+        """A SYMBOL declared symmetric, spd or diagonal: ``Xᵀ = X``."""
+        return self.op is Op.SYMBOL and self.attr[2] in SYMMETRIC_STRUCTURES
 
     # -- operators, so rules and tests read like math
     @property
@@ -416,132 +325,125 @@ def free_symbols(e: Expr) -> dict[str, Expr]:
     """The SYMBOL leaves of ``e`` by name, in order of first appearance."""
     return {n.attr[0]: n for n in toposort([e]) if n.op is Op.SYMBOL}
 
+# ----------------------------------------------------------------------------- the Op specs
 
-# ----------------------------------------------------------------------------- the SHAPE table
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One Op: how it is written, its shape as dimension equations, and its builder.
+
+    >>> spec = OPS[Op.KRON]
+    >>> spec.shape, spec.ascii, spec.arity
+    ('(m,n),(p,q)->(m*p,n*q)', ('kron',), 2)
+    """
+
+    shape: str                                        # dimension equations (dims.ShapeRule)
+    build: Callable[[tuple[Expr, ...], Any], Expr]    # the smart constructor over (args, attr)
+    ascii: tuple[str, ...] = ()     # function names; the first is the one printed
+    latex: tuple[str, ...] = ()     # LaTeX commands (\det: "det"; "log\\det": two in a row);
+                                    # \operatorname{...} also takes every ASCII name
+    arity: int | None = 1           # expression arguments; None: any number (n-ary)
+    dims: tuple[str, ...] = ()      # the sizes the attribute holds, by their names in
+                                    # `shape`; a call writes them after its arguments
+    optional_dims: int = 0          # trailing sizes a call may leave out, each then 1
+    bare: bool = False              # a call without sizes takes them from its place: ones()
+    elementwise: bool = False       # a scalar function entry by entry: f(X)ᵢⱼ = f(Xᵢⱼ)
+    keeps_zero: bool = False        # elementwise with f(0) = 0: f(0) folds to 0
+    dims_of: Callable[[Any], tuple[Dim, ...]] | None = None  # the sizes in the attribute
+    #                                 (default: the attribute, a tuple or one size)
+    attr_of_name: Callable[[str], Any] | None = None  # a call's attribute, fixed by its name
+    rule: ShapeRule = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        rule = ShapeRule.parse(self.shape)
+        object.__setattr__(self, "rule", rule)
+        output = [t.single for t in rule.output]
+        problems = [
+            (set(self.dims) - rule.names(), "sizes that are not in the rule"),
+            ((self.arity is None) != rule.repeat
+             or not rule.repeat and len(rule.inputs) != self.arity, "an arity the rule lacks"),
+            (self.arity is None and self.ascii, "a call of an n-ary Op"),
+            (self.latex and not self.ascii, "LaTeX names without an ASCII name"),
+            (self.bare and not set(self.dims) <= set(output), "a bare call of hidden sizes"),
+            (self.keeps_zero and not self.elementwise, "keeps_zero, not elementwise"),
+        ]
+        for problem, what in problems:
+            if problem:
+                raise ValueError(f"OpSpec {self.shape} {self.ascii}: {what}")
+
+    def params(self, attr: Any) -> dict[str, Dim]:
+        """The sizes of the attribute, by their names in the shape rule."""
+        if not self.dims:
+            return _NO_PARAMS
+        values = self.dims_of(attr) if self.dims_of is not None else \
+            attr if isinstance(attr, tuple) else (attr,)
+        return dict(zip(self.dims, values, strict=True))
+
+    def call_attr(self, name: str, dims: tuple[Dim, ...]) -> Any:
+        """The attribute of a call ``name(args, dims)``: ``K(m, n)`` has ``(m, n)``."""
+        if self.attr_of_name is not None:
+            return self.attr_of_name(name)
+        if not dims:
+            return None
+        return dims[0] if len(dims) == 1 else tuple(dims)
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """The numbers of arguments a call may have (expressions, then sizes)."""
+        most = (self.arity or 0) + len(self.dims)
+        counts = {most - k for k in range(self.optional_dims + 1)}
+        return tuple(sorted(counts | ({self.arity or 0} if self.bare else set())))
+
+
+_NO_PARAMS: dict[str, Dim] = {}
 
 
 class ShapeMismatch(MatdiffError):
-    """Raised by the SHAPE table when a node would be ill-shaped (an internal invariant)."""
-
-
-def _need(cond: bool, what: str) -> None:
-    if not cond:
-        raise ShapeMismatch(what)
-
-
-def _same(args: tuple[Expr, ...], _attr: Any) -> Shape:
-    first = args[0].shape
-    for a in args[1:]:
-        if a.shape != first:  # the message is formatted only on failure: sums can be long
-            _need(False, f"shapes differ: {_fmt(first)} and {_fmt(a.shape)}")
-    return first
+    """Raised by a shape rule when a node would be ill-shaped (an internal invariant)."""
 
 
 def _fmt(s: Shape) -> str:
     return f"{s[0]}x{s[1]}"
 
 
-def _matmul_shape(args: tuple[Expr, ...], _attr: Any) -> Shape:
-    for a, b in itertools.pairwise(args):
-        _need(a.cols == b.rows, f"matrix product of {_fmt(a.shape)} and {_fmt(b.shape)}")
-    return (args[0].rows, args[-1].cols)
+def _shape_fn(op: Op, spec: OpSpec) -> Callable[[tuple[Expr, ...], Any], Shape]:
+    """The constructors' check: the node's shape from its arguments by the shape rule."""
+    rule, params = spec.rule, spec.params
+
+    def shape(args: tuple[Expr, ...], attr: Any) -> Shape:
+        try:
+            return rule.check([a.shape for a in args], params(attr),
+                              attr if rule.is_grid else None)
+        except RuleMismatch as err:
+            shapes = ", ".join(_fmt(a.shape) for a in args)
+            where = f"argument {err.arg + 1}" if err.arg < len(args) else "the arguments"
+            raise ShapeMismatch(f"{op.name.lower()} of {shapes or 'nothing'}: {where} "
+                                f"does not fit {spec.shape}") from None
+    return shape
 
 
-def _scale_shape(args: tuple[Expr, ...], _attr: Any) -> Shape:
-    _need(args[0].is_scalar, "scaling by a non-scalar")
-    return args[1].shape
-
-
-def _square(args: tuple[Expr, ...], _attr: Any) -> Shape:
-    _need(args[0].rows == args[0].cols, f"square matrix needed, got {_fmt(args[0].shape)}")
-    return args[0].shape
-
-
-def _square_scalar(args: tuple[Expr, ...], attr: Any) -> Shape:
-    _square(args, attr)
-    return SCALAR
-
-
-def _block_shape(args: tuple[Expr, ...], attr: Any) -> Shape:
-    r, c = attr
-    _need(len(args) == r * c, "block grid size")
-    grid = [args[i * c:(i + 1) * c] for i in range(r)]
-    for row in grid:
-        for x in row:
-            _need(x.rows == row[0].rows, "blocks in a row must have equal heights")
-    for j in range(c):
-        for i in range(r):
-            _need(grid[i][j].cols == grid[0][j].cols, "blocks in a column must have equal widths")
-    rows = sum((row[0].rows for row in grid), Dim({}))
-    cols = sum((x.cols for x in grid[0]), Dim({}))
-    return (rows, cols)
-
-
-def _slice_shape(args: tuple[Expr, ...], attr: Any) -> Shape:
-    r0, r1, c0, c1 = attr
-    return (r1 - r0, c1 - c0)
-
-
-def _pow_shape(args: tuple[Expr, ...], _attr: Any) -> Shape:
-    _need(args[1].is_scalar, "the exponent of an elementwise power must be a scalar")
-    return args[0].shape
-
-
-def _unvec_shape(args: tuple[Expr, ...], attr: Any) -> Shape:
-    m, n = attr
-    _need(args[0].cols == ONE and args[0].rows == m * n, "unvec size")
-    return (m, n)
-
-
-def _diagm_shape(args: tuple[Expr, ...], _attr: Any) -> Shape:
-    _need(args[0].cols == ONE, "Diag needs a vector")
-    return (args[0].rows, args[0].rows)
-
-
-SHAPE: dict[Op, Callable[[tuple[Expr, ...], Any], Shape]] = {
-    Op.SYMBOL: lambda a, attr: attr[1],
-    Op.CONST: lambda a, attr: SCALAR,
-    Op.IDENTITY: lambda a, n: (n, n),
-    Op.ONES: lambda a, s: s,
-    Op.ZERO: lambda a, s: s,
-    Op.COMMUTATION: lambda a, mn: (mn[0] * mn[1], mn[0] * mn[1]),
-    Op.ADD: _same,
-    Op.SCALE: _scale_shape,
-    Op.MATMUL: _matmul_shape,
-    Op.TRANSPOSE: lambda a, _: (a[0].cols, a[0].rows),
-    Op.HADAMARD: _same,
-    Op.HDIV: _same,
-    Op.POW: _pow_shape,
-    Op.KRON: lambda a, _: (a[0].rows * a[1].rows, a[0].cols * a[1].cols),
-    Op.BLOCK: _block_shape,
-    Op.SLICE: _slice_shape,
-    Op.TRACE: _square_scalar,
-    Op.DET: _square_scalar,
-    Op.LOGDET: _square_scalar,
-    Op.INV: _square,
-    Op.MATPOW: _square,
-    Op.DIAG: lambda a, _: (_square(a, _)[0], ONE),
-    Op.DIAGM: _diagm_shape,
-    Op.VEC: lambda a, _: (a[0].rows * a[0].cols, ONE),
-    Op.UNVEC: _unvec_shape,
-    Op.SUM: lambda a, _: SCALAR,
-    Op.NORM: lambda a, p: SCALAR,
-    **{op: (lambda a, _: a[0].shape) for op in ELEMENTWISE},
-}
-
+def _check(op: Op, args: tuple[Expr, ...], attr: Any = None) -> Shape:
+    """The shape of ``op`` over ``args``, or ``ShapeMismatch``: constructors check first,
+    then fold."""
+    return SHAPE[op](args, attr)
 
 # ----------------------------------------------------------------------------- constructors
 
 
 def sym(name: str, shape: Iterable[int | str | Dim] = (), structure: str = "") -> Expr:
-    """A variable. ``shape`` is ``()`` (scalar), ``(n,)`` (column vector) or ``(m, n)``.
+    """A variable. ``shape`` is ``()`` (scalar), ``(n,)`` (column vector) or ``(m, n)``;
+    ``structure`` a word of ``STRUCTURES`` (kept canonical: ``"sym"`` is ``"symmetric"``).
 
-    >>> sym("x", ("n",)).shape == (Dim.var("n"), 1)
-    True
+    >>> sym("x", ("n",)).shape == (Dim.var("n"), 1), sym("S", (3, 3), "pd").structure
+    (True, 'spd')
     """
     s = _shape(shape)
-    if structure == "symmetric" and s[0] != s[1]:
-        raise MatdiffError(f"{name} is declared symmetric but is {_fmt(s)}")
+    if structure not in ("", *STRUCTURES):
+        raise MatdiffError(f"unknown structure {structure!r} of {name} (known: "
+                           f"{', '.join(STRUCTURES)})")
+    structure = STRUCTURES.get(structure, "")
+    if structure in SYMMETRIC_STRUCTURES and s[0] != s[1]:
+        raise MatdiffError(f"{name} is declared {structure} but is {_fmt(s)}")
     return Expr(Op.SYMBOL, (), (name, s, structure))
 
 
@@ -603,7 +505,7 @@ def add(*terms: Expr) -> Expr:
     if not flat:
         return zeros(terms[0].shape)
     if len(flat) == 1:
-        _same(tuple(terms), None)
+        _check(Op.ADD, terms)
         return flat[0]
     return Expr(Op.ADD, tuple(flat))
 
@@ -614,7 +516,7 @@ def scale(a: Expr, x: Expr) -> Expr:
     >>> X = sym("X", ("n", "n")); scale(const(2), scale(const(3), X)) is scale(const(6), X)
     True
     """
-    _need(a.is_scalar, "scaling by a non-scalar")
+    _check(Op.SCALE, (a, x))
     if is_zero(a) or is_zero(x):
         return zeros(x.shape)
     if x.op is Op.CONST and a.op is not Op.CONST:
@@ -648,7 +550,7 @@ def matmul(*factors: Expr) -> Expr:
     >>> A = sym("A", ("m", "n")); matmul(eye("m"), A, eye("n")) is A
     True
     """
-    _matmul_shape(factors, None)
+    _check(Op.MATMUL, factors)
     flat: list[Expr] = []
     coeffs: list[Expr] = []
     stack = list(reversed(factors))
@@ -698,7 +600,7 @@ def T(x: Expr) -> Expr:  # noqa: N802
 def hadamard(*factors: Expr) -> Expr:
     """Elementwise product, flattened; zeros absorb, all-ones drop, scalar factors of SCALE
     nodes pulled in front (``A ⊙ (cB) = c (A ⊙ B)``)."""
-    _same(factors, None)
+    _check(Op.HADAMARD, factors)
     flat: list[Expr] = []
     coeffs: list[Expr] = []
     stack = list(reversed(factors))
@@ -731,7 +633,7 @@ def hadamard(*factors: Expr) -> Expr:
 
 def hdiv(x: Expr, y: Expr) -> Expr:
     """Elementwise division; a scalar factor of the numerator goes in front."""
-    _same((x, y), None)
+    _check(Op.HDIV, (x, y))
     if x.is_scalar:
         return scale(x, hpow(y, const(-1)))
     if is_zero(x):
@@ -814,7 +716,7 @@ def slice_(x: Expr, r0: Dim | int, r1: Dim | int, c0: Dim | int, c1: Dim | int) 
 
 
 def trace(x: Expr) -> Expr:
-    _square((x,), None)
+    _check(Op.TRACE, (x,))
     if x.is_scalar:
         return x
     if x.op is Op.IDENTITY and x.attr.value is not None:  # tr(I_3) = 3
@@ -823,7 +725,7 @@ def trace(x: Expr) -> Expr:
 
 
 def det(x: Expr) -> Expr:
-    _square((x,), None)
+    _check(Op.DET, (x,))
     if x.is_scalar:
         return x
     if x.op is Op.IDENTITY:
@@ -832,14 +734,14 @@ def det(x: Expr) -> Expr:
 
 
 def logdet(x: Expr) -> Expr:
-    _square((x,), None)
+    _check(Op.LOGDET, (x,))
     if x.op is Op.IDENTITY:
         return const(0)
     return Expr(Op.LOGDET, (x,))
 
 
 def inv(x: Expr) -> Expr:
-    _square((x,), None)
+    _check(Op.INV, (x,))
     if x.op is Op.INV:
         return x.args[0]
     if x.op is Op.IDENTITY:
@@ -851,7 +753,7 @@ def inv(x: Expr) -> Expr:
 
 def matpow(x: Expr, k: int) -> Expr:
     """Integer power of a square matrix (negative powers through the inverse)."""
-    _square((x,), None)
+    _check(Op.MATPOW, (x,), k)
     if x.is_scalar:
         return hpow(x, const(k))
     if k == 0:
@@ -864,7 +766,7 @@ def matpow(x: Expr, k: int) -> Expr:
 
 
 def diag(x: Expr) -> Expr:
-    _square((x,), None)
+    _check(Op.DIAG, (x,))
     if x.is_scalar:
         return x
     if x.op is Op.DIAGM:
@@ -875,7 +777,7 @@ def diag(x: Expr) -> Expr:
 
 
 def diagm(x: Expr) -> Expr:
-    _need(x.cols == ONE, "Diag needs a vector")
+    _check(Op.DIAGM, (x,))
     if x.is_scalar:
         return x
     if x.op is Op.ONES:
@@ -896,7 +798,9 @@ def vec(x: Expr) -> Expr:
 
 
 def unvec(x: Expr, m: int | str | Dim, n: int | str | Dim) -> Expr:
+    """The m x n matrix whose columns are the mn-vector ``x`` cut in n pieces."""
     m, n = Dim.of(m), Dim.of(n)
+    _check(Op.UNVEC, (x,), (m, n))
     if n == ONE:
         return x
     if x.op in (Op.ONES, Op.ZERO):
@@ -927,7 +831,97 @@ def apply(op: Op, x: Expr) -> Expr:
     """An elementwise function (exp, log, ...) applied to ``x``."""
     if op not in ELEMENTWISE:
         raise MatdiffError(f"{op.name} is not an elementwise function")
-    if is_zero(x) and op in (Op.SIN, Op.TAN, Op.TANH, Op.SQRT, Op.ABS, Op.SIGN, Op.RELU,
-                             Op.ARCSIN, Op.ARCTAN):
+    if is_zero(x) and OPS[op].keeps_zero:
         return x
     return Expr(op, (x,))
+
+
+def rebuild(node: Expr, args: tuple[Expr, ...]) -> Expr:
+    """The same operation as ``node`` over new arguments, through its builder (so the
+    smart constructors fold what the new arguments allow).
+
+    >>> X = sym("X", ("n", "n"))
+    >>> rebuild(trace(X), (eye(3),))
+    const(3)
+    >>> rebuild(X @ X.T, (X, eye("n"))) is X
+    True
+    """
+    return OPS[node.op].build(args, node.attr)
+
+
+# ----------------------------------------------------------------------------- OPS
+
+
+def _elementwise(op: Op, ascii: tuple[str, ...], latex: tuple[str, ...] = (),
+                 keeps_zero: bool = False) -> OpSpec:
+    """The spec of a scalar function applied entry by entry."""
+    return OpSpec("(m,n)->(m,n)", lambda a, _: apply(op, a[0]), ascii, latex,
+                  elementwise=True, keeps_zero=keeps_zero)
+
+
+def _block_of(a: tuple[Expr, ...], rc: tuple[int, int]) -> Expr:
+    return block([a[i * rc[1]:(i + 1) * rc[1]] for i in range(rc[0])])
+
+
+OPS: dict[Op, OpSpec] = {
+    # leaves: the attribute holds the sizes
+    Op.SYMBOL: OpSpec("->(m,n)", lambda a, t: sym(*t), arity=0, dims=("m", "n"),
+                      dims_of=lambda t: t[1]),
+    Op.CONST: OpSpec("->(1,1)", lambda a, c: const(c), arity=0),
+    Op.IDENTITY: OpSpec("->(n,n)", lambda a, n: eye(n), ("eye",), arity=0, dims=("n",)),
+    Op.ONES: OpSpec("->(m,n)", lambda a, s: ones(s), ("ones",), arity=0, dims=("m", "n"),
+                    optional_dims=1, bare=True),
+    Op.ZERO: OpSpec("->(m,n)", lambda a, s: zeros(s), ("zeros",), arity=0, dims=("m", "n"),
+                    optional_dims=1, bare=True),
+    Op.COMMUTATION: OpSpec("->(m*n,m*n)", lambda a, mn: commutation(*mn), ("K",), arity=0,
+                           dims=("m", "n")),
+    # linear structure
+    Op.ADD: OpSpec("(m,n)...->(m,n)", lambda a, _: add(*a), arity=None),
+    Op.SCALE: OpSpec("(1,1),(m,n)->(m,n)", lambda a, _: scale(*a), arity=2),
+    Op.MATMUL: OpSpec("(d[i],d[i+1])...->(d[0],d[k])", lambda a, _: matmul(*a), arity=None),
+    Op.TRANSPOSE: OpSpec("(m,n)->(n,m)", lambda a, _: T(a[0])),
+    Op.HADAMARD: OpSpec("(m,n)...->(m,n)", lambda a, _: hadamard(*a), arity=None),
+    Op.HDIV: OpSpec("(m,n),(m,n)->(m,n)", lambda a, _: hdiv(*a), arity=2),
+    Op.POW: OpSpec("(m,n),(1,1)->(m,n)", lambda a, _: hpow(*a), arity=2),
+    Op.KRON: OpSpec("(m,n),(p,q)->(m*p,n*q)", lambda a, _: kron(*a), ("kron",), arity=2),
+    Op.BLOCK: OpSpec("(h[i],w[j])...->(sum(h),sum(w))", _block_of, arity=None),
+    Op.SLICE: OpSpec("(m,n)->(r1-r0,c1-c0)", lambda a, r: slice_(a[0], *r),
+                     dims=("r0", "r1", "c0", "c1")),
+    # matrix functions
+    Op.TRACE: OpSpec("(n,n)->(1,1)", lambda a, _: trace(a[0]), ("tr", "trace", "Tr"),
+                     ("tr", "Tr", "trace")),
+    Op.DET: OpSpec("(n,n)->(1,1)", lambda a, _: det(a[0]), ("det",), ("det",)),
+    Op.LOGDET: OpSpec("(n,n)->(1,1)", lambda a, _: logdet(a[0]), ("logdet",),
+                      ("logdet", "log\\det")),
+    Op.INV: OpSpec("(n,n)->(n,n)", lambda a, _: inv(a[0]), ("inv",)),
+    Op.MATPOW: OpSpec("(n,n)->(n,n)", lambda a, k: matpow(a[0], k)),
+    Op.DIAG: OpSpec("(n,n)->(n,1)", lambda a, _: diag(a[0]), ("diag",), ("diag",)),
+    Op.DIAGM: OpSpec("(n,1)->(n,n)", lambda a, _: diagm(a[0]), ("Diag", "diagm")),
+    Op.VEC: OpSpec("(m,n)->(m*n,1)", lambda a, _: vec(a[0]), ("vec",)),
+    Op.UNVEC: OpSpec("(m*n,1)->(m,n)", lambda a, mn: unvec(a[0], *mn), ("unvec",),
+                     dims=("m", "n")),
+    Op.SUM: OpSpec("(m,n)->(1,1)", lambda a, _: total(a[0]), ("sum",)),
+    Op.NORM: OpSpec("(m,n)->(1,1)", lambda a, p: norm(a[0], p),
+                    ("norm2", "norm", "normF", "frob", "norm1"),
+                    attr_of_name=lambda name: "1" if name == "norm1" else "2"),
+    # elementwise functions
+    Op.EXP: _elementwise(Op.EXP, ("exp",), ("exp",)),
+    Op.LOG: _elementwise(Op.LOG, ("log", "ln"), ("log", "ln")),
+    Op.SIN: _elementwise(Op.SIN, ("sin",), ("sin",), keeps_zero=True),
+    Op.COS: _elementwise(Op.COS, ("cos",), ("cos",)),
+    Op.TAN: _elementwise(Op.TAN, ("tan",), ("tan",), keeps_zero=True),
+    Op.TANH: _elementwise(Op.TANH, ("tanh",), ("tanh",), keeps_zero=True),
+    Op.SQRT: _elementwise(Op.SQRT, ("sqrt",), keeps_zero=True),    # LaTeX: \sqrt{x}, syntax
+    Op.ABS: _elementwise(Op.ABS, ("abs",), keeps_zero=True),
+    Op.SIGN: _elementwise(Op.SIGN, ("sign",), ("sgn",), keeps_zero=True),
+    Op.SIGMOID: _elementwise(Op.SIGMOID, ("sigmoid", "logistic")),
+    Op.RELU: _elementwise(Op.RELU, ("relu",), keeps_zero=True),
+    Op.ARCSIN: _elementwise(Op.ARCSIN, ("arcsin", "asin"), ("arcsin",), keeps_zero=True),
+    Op.ARCCOS: _elementwise(Op.ARCCOS, ("arccos", "acos"), ("arccos",)),
+    Op.ARCTAN: _elementwise(Op.ARCTAN, ("arctan", "atan"), ("arctan",), keeps_zero=True),
+}
+
+# derived from OPS: the constructors' shape check, and the unary elementwise functions
+SHAPE: dict[Op, Callable[[tuple[Expr, ...], Any], Shape]] = {
+    op: _shape_fn(op, spec) for op, spec in OPS.items()}
+ELEMENTWISE: frozenset[Op] = frozenset(op for op, spec in OPS.items() if spec.elementwise)

@@ -16,7 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.visitors import Transformer_NonRecursive
 
 from .expr import MatdiffError
-from .syntax import FUNCTIONS, Node, canonical_function, span_of
+from .syntax import Node, call_counts, canonical_function, span_of
 
 __all__ = ["parse_ascii", "MAX_DEPTH", "MAX_LENGTH"]
 
@@ -52,10 +52,10 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         tok, *args = children
         args = [a for a in args if a is not None]
         fname = canonical_function(str(tok), pos=tok.start_pos)
-        if len(args) not in FUNCTIONS[fname]:
-            counts = " or ".join(str(n) for n in FUNCTIONS[fname])
-            raise MatdiffError(f"{fname} takes {counts} argument(s), got {len(args)}",
-                               pos=tok.start_pos)
+        counts = call_counts(fname)
+        if len(args) not in counts:
+            raise MatdiffError(f"{fname} takes {' or '.join(map(str, counts))} argument(s), "
+                               f"got {len(args)}", pos=tok.start_pos)
         return self._node("call", meta, args, fname)
 
     def norm(self, meta: Any, children: list[Any]) -> Node:

@@ -35,8 +35,18 @@ from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.visitors import Transformer_NonRecursive
 
-from .expr import MatdiffError
-from .syntax import ALIASES, FUNCTIONS, Node, span_of
+from .expr import MatdiffError, Op
+from .syntax import (
+    FILLS,
+    FUNCTIONS,
+    LATEX_FUNCTIONS,
+    LATEX_PAIRS,
+    Node,
+    call_counts,
+    call_name,
+    canonical_function,
+    span_of,
+)
 
 __all__ = ["parse_latex", "looks_like_latex", "MAX_LENGTH", "MAX_DEPTH"]
 
@@ -71,10 +81,6 @@ _SIZES = ("big", "Big", "bigg", "Bigg")
 _SIZING = {s + m: m or "big" for s in _SIZES for m in ("", "l", "r", "m")}
 _BINOP = {"cdot": "mul", "times": "mul", "ast": "mul", "div": "div", "odot": "hadamard",
           "circ": "hadamard", "oslash": "hdiv", "otimes": "kron", "oplus": "oplus"}
-_FUNC = {"det": "det", "log": "log", "ln": "log", "exp": "exp", "sin": "sin", "cos": "cos",
-         "tan": "tan", "tanh": "tanh", "tr": "tr", "Tr": "tr", "trace": "tr", "diag": "diag",
-         "logdet": "logdet", "sgn": "sign", "arcsin": "arcsin", "arccos": "arccos",
-         "arctan": "arctan"}
 _SIMPLE = {"top": ("TRANS", "T"), "intercal": ("TRANS", "T"), "prime": ("PRIME", "'"),
            "frac": ("FRAC", "frac"), "tfrac": ("FRAC", "frac"), "dfrac": ("FRAC", "frac"),
            "cfrac": ("FRAC", "frac"), "sqrt": ("SQRT", "sqrt")}
@@ -230,9 +236,9 @@ class _Cook:
         elif name in _SIMPLE:
             self.emit(*_SIMPLE[name], start, end)
         elif name in self.functions:
-            self.emit("FUNC", "sigmoid", start, end)
-        elif name in _FUNC:
-            self.emit("FUNC", _FUNC[name], start, end)
+            self.emit("FUNC", call_name(Op.SIGMOID), start, end)
+        elif name in LATEX_FUNCTIONS:                       # \det, \tr, \sgn: from OPS
+            self.emit("FUNC", call_name(LATEX_FUNCTIONS[name]), start, end)
         elif name in GREEK:
             self.emit("SYM", name, start, end)
         else:
@@ -309,10 +315,11 @@ class _Cook:
         if content in _TRANSPOSE_WORDS:
             self.emit("TRANS", "T", start, end)
             return
-        fname = ALIASES.get(content, content)
+        fname = canonical_function(content) if content in FUNCTIONS or content in FILLS else \
+            call_name(LATEX_FUNCTIONS[content]) if content in LATEX_FUNCTIONS else ""
         if cmd == "mathit" and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", content):
             self.emit("SYM", content, start, end)       # an italic name: \mathit{lam}, \mathit{W1}
-        elif len(content) > 1 and fname in FUNCTIONS:
+        elif len(content) > 1 and fname:
             self.emit("FUNC", fname, start, end)
         elif cmd.startswith("operatorname"):
             raise self.fail(f"unknown function '{value}'", start, end)
@@ -369,9 +376,11 @@ class _Cook:
         """``\\log\\det`` is one function; a function followed by a bracket is ``FUNC_P``."""
         out: list[Token] = []
         for t in toks:
-            if (t.type == "FUNC" and str(t) == "det" and out and out[-1].type == "FUNC"
-                    and str(out[-1]) == "log"):
-                t = _tok("FUNC", "logdet", _span(out.pop())[0], _span(t)[1])
+            if t.type == "FUNC" and out and out[-1].type == "FUNC":
+                pair = (FUNCTIONS[str(out[-1])], FUNCTIONS[str(t)])
+                if pair in LATEX_PAIRS:                         # \log\det: one function
+                    name = call_name(LATEX_PAIRS[pair])
+                    t = _tok("FUNC", name, _span(out.pop())[0], _span(t)[1])
             if t.type in ("_LPAR", "_LSQB") and out and out[-1].type == "FUNC":
                 out[-1] = Token.new_borrow_pos("FUNC_P", str(out[-1]), out[-1])
             out.append(t)
@@ -408,7 +417,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return self._node("num", meta, [], Fraction(str(children[0])))
 
     def ones(self, meta: Any, children: list[Token]) -> Node:
-        return self._node("call", meta, [], "ones")
+        return self._node("call", meta, [], call_name(Op.ONES))
 
     def zero(self, meta: Any, children: list[Token]) -> Node:
         return self._node("num", meta, [], Fraction(0))
@@ -421,16 +430,16 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         a, b = children
         product = Node("mul", (Node("transpose", (a,), None, a.start, a.end), b), None,
                        a.start, b.end)
-        return self._node("call", meta, [product], "tr")
+        return self._node("call", meta, [product], call_name(Op.TRACE))
 
     def abs(self, meta: Any, children: list[Any]) -> Node:
         return self._node("bars", meta, [children[1]])      # det or abs: decided by shapes
 
     def _call(self, meta: Any, fname: str, args: list[Node], at: Token) -> Node:
-        if len(args) not in FUNCTIONS[fname]:
-            counts = " or ".join(str(n) for n in FUNCTIONS[fname])
-            raise self.fail(f"{fname} takes {counts} argument(s), got {len(args)}",
-                            *_span(at))
+        counts = call_counts(fname)
+        if len(args) not in counts:
+            raise self.fail(f"{fname} takes {' or '.join(map(str, counts))} argument(s), "
+                            f"got {len(args)}", *_span(at))
         return self._node("call", meta, args, fname)
 
     def call(self, meta: Any, children: list[Any]) -> Node:
@@ -443,7 +452,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return self._node("div", meta, children[1:])
 
     def sqrt(self, meta: Any, children: list[Any]) -> Node:
-        return self._node("call", meta, children[1:], "sqrt")
+        return self._node("call", meta, children[1:], call_name(Op.SQRT))
 
     def row(self, meta: Any, children: list[Node]) -> list[Node]:
         return children
@@ -455,13 +464,15 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             raise self.fail("every row of a matrix needs the same number of entries",
                             start, end)
         block = self._node("block", meta, [x for r in rows for x in r], (len(rows), len(rows[0])))
-        return self._node("call", meta, [block], "det") if str(begin) == "vmatrix" else block
+        if str(begin) == "vmatrix":
+            return self._node("call", meta, [block], call_name(Op.DET))
+        return block
 
     def binop(self, meta: Any, children: list[Any]) -> Node:
         a, op, b = children
         kind = str(op)
         if kind == "kron":
-            return self._node("call", meta, [a, b], "kron")
+            return self._node("call", meta, [a, b], call_name(Op.KRON))
         if kind == "oplus":                              # A ⊕ B = [A 0; 0 B]
             # two distinct zero nodes: later stages key per-node tables by id()
             zeros = [Node("num", (), Fraction(0), op.start_pos, op.end_pos) for _ in "01"]
@@ -513,7 +524,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             sizes = tuple(self._dim(part, start, end) for part in text.split(","))
             if len(sizes) != 2:
                 raise self.fail("the commutation matrix K_{m,n} takes two sizes", start, end)
-            return Node("call", sizes, "K", base.start, end)
+            return Node("call", sizes, call_name(Op.COMMUTATION), base.start, end)
         if base.kind == "name":
             if "_" in base.value:
                 raise self.fail("double subscript", start, end)
@@ -526,13 +537,13 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
                 raise self.fail(f"unsupported norm subscript '{text}' (use F, 2 or 1)",
                                 start, end)
             return dataclasses.replace(base, value=_NORM_SUB[text], end=end)
-        filled = base.kind == "call" and base.value == "ones" and not base.args \
+        filled = base.kind == "call" and base.value == call_name(Op.ONES) and not base.args \
             or base.kind == "num" and base.value == 0
         if filled:                                   # \mathbf{1}_n, \mathbf{0}_{m,n}
             sizes = tuple(self._dim(part, start, end) for part in text.split(","))
             if len(sizes) > 2:
                 raise self.fail("a size subscript has one or two dimensions", start, end)
-            fname = "ones" if base.kind == "call" else "zeros"
+            fname = call_name(Op.ONES if base.kind == "call" else Op.ZERO)
             return Node("call", sizes, fname, base.start, end)
         raise self.fail("only symbols and norms take a subscript here", start, end)
 
@@ -582,7 +593,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         if kind == "hpow":
             return Node("hpow", (base, x), None, start, end)
         if base.kind == "name" and base.value == "e":                       # e^{x} = exp(x)
-            return Node("call", (x,), "exp", start, end)
+            return Node("call", (x,), call_name(Op.EXP), start, end)
         return Node("pow", (base, x), None, start, end)
 
     def __default__(self, data: str, children: list[Any], meta: Any) -> Node:

@@ -1,8 +1,11 @@
 """Shape inference: a syntax tree (``matdiff.syntax.Node``) to a typed ``Expr``.
 
-Every dimension is a symbol; the SHAPE rules of the syntax emit equalities between
-polynomial dimensions, solved by substitution (a union-find over dimension variables whose
-representatives may be polynomials, so ``[R, -Q; Q, R]`` is exactly ``2m x 2n``).
+Every dimension is a symbol. Where an Op is written (a call such as ``tr(X)`` or
+``unvec(x, m, n)``, a transpose, a block matrix, a slice), its shape rule ``OPS[op].shape``
+gives the dimension equations; the operators of the syntax add their own. ``DimSolver``
+solves them by substitution, linear ones with integer coefficients included, so
+``[R, -Q; Q, R]`` is exactly ``2m x 2n`` and ``X - kron(I_p, A)`` with ``X`` 6x6 and
+``A`` 3x3 gives ``p = 2``.
 
 Some operators are ambiguous until shapes are known: ``a*B`` is a matrix product or a
 scaling, ``1 - x`` adds a scalar elementwise. Those are decided as soon as the shapes force
@@ -15,7 +18,11 @@ contradicts the expression:
 3. ``+`` and elementwise operators take equal shapes unless one side is a known scalar.
 
 Declared shapes (``shapes={"A": ("m", "n"), "x": ("n",), "lam": (), "S": ("n", "n",
-"symmetric")}``) always win. Named dimensions are rigid: ``m`` never equals ``n``.
+"symmetric")}``) always win, with a structure word at the end where one applies
+(``STRUCTURES``: symmetric, spd, pos, diagonal, and their aliases). Declared dimensions are
+rigid: ``m`` never equals ``n``. A size named only in the text (``p`` in ``I_p``,
+``eye(p)``, ``K(p, q)``) is distinct from every other name too, but the equations may give
+it a whole number: ``3*p = 6`` makes ``p = 2``, ``2*p = 7`` is an error at its place.
 Contract: the result is a well-shaped ``Expr``; a mismatch or an ambiguity is a
 ``MatdiffError`` whose ``pos`` is the place in the text.
 """
@@ -23,28 +30,34 @@ Contract: the result is a well-shaped ``Expr``; a mismatch or an ambiguity is a
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import expr as E
-from .expr import ONE, Dim, Expr, MatdiffError, Op
-from .syntax import Node
+from .expr import (
+    FRESH,
+    ONE,
+    OPS,
+    STRUCTURES,
+    SYMMETRIC_STRUCTURES,
+    Contradiction,
+    Dim,
+    DimSolver,
+    Expr,
+    MatdiffError,
+    Op,
+    OpSpec,
+)
+from .syntax import FILLS, FUNCTIONS, Node
 
 __all__ = ["infer", "normalize_shapes", "parse_dim", "ShapeDecl"]
 
 ShapeDecl = Mapping[str, Iterable[Any]]
 
-_FRESH = "_"  # prefix of solver variables; user dimension names never start with it
 _IDENTITY_NAME = re.compile(r"^I(?:_\{?([A-Za-z0-9]+)\}?)?$")
 _VECTOR_NAME = re.compile(r"^[a-z](?:_?[0-9]+|_[A-Za-z0-9]+)?$")
-_ELEMENTWISE_CALLS = {
-    "exp": Op.EXP, "log": Op.LOG, "sin": Op.SIN, "cos": Op.COS, "tan": Op.TAN, "tanh": Op.TANH,
-    "sqrt": Op.SQRT, "abs": Op.ABS, "sign": Op.SIGN, "sigmoid": Op.SIGMOID, "relu": Op.RELU,
-    "arcsin": Op.ARCSIN, "arccos": Op.ARCCOS, "arctan": Op.ARCTAN,
-}
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eps", "zeta", "eta", "theta", "iota",
           "kappa", "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi",
           "chi", "psi", "omega"}
@@ -74,17 +87,19 @@ def parse_dim(text: str) -> Dim:
 
 
 def normalize_shapes(shapes: ShapeDecl | None) -> dict[str, tuple[tuple[Dim, Dim], str]]:
-    """Declarations to ``{name: ((rows, cols), structure)}``.
+    """Declarations to ``{name: ((rows, cols), structure)}``; a structure word of
+    ``STRUCTURES`` may end a declaration, and is kept canonical.
 
-    >>> normalize_shapes({"x": ["n"], "S": ("n", "n", "sym")})["S"][1]
-    'symmetric'
+    >>> d = normalize_shapes({"x": ["n"], "S": ("n", "n", "sym"), "lam": ("pos",)})
+    >>> d["S"][1], d["lam"]
+    ('symmetric', ((Dim('1'), Dim('1')), 'pos'))
     """
     out: dict[str, tuple[tuple[Dim, Dim], str]] = {}
     for name, spec in (shapes or {}).items():
         items = list(spec) if not isinstance(spec, (str, int)) else [spec]
         structure = ""
-        if items and isinstance(items[-1], str) and items[-1].lower() in ("sym", "symmetric"):
-            structure = "symmetric"
+        if items and isinstance(items[-1], str) and items[-1].strip().lower() in STRUCTURES:
+            structure = STRUCTURES[items[-1].strip().lower()]
             items = items[:-1]
         dims: list[Dim] = []
         for d in items:
@@ -102,115 +117,36 @@ def normalize_shapes(shapes: ShapeDecl | None) -> dict[str, tuple[tuple[Dim, Dim
         if len(dims) > 2:
             raise MatdiffError(f"{name}: a shape has at most two dimensions")
         shape = (dims + [ONE, ONE])[:2] if dims else [ONE, ONE]
-        if structure and shape[0] != shape[1]:
-            raise MatdiffError(f"{name} is declared symmetric but is not square")
+        if structure in SYMMETRIC_STRUCTURES and shape[0] != shape[1]:
+            raise MatdiffError(f"{name} is declared {structure} but is "
+                               f"{shape[0]}x{shape[1]}, not square")
         out[name] = ((shape[0], shape[1]), structure)
     return out
-
-
-class _Contradiction(Exception):
-    """Two dimensions cannot be equal (internal; turned into a MatdiffError at a place)."""
-
-
-@dataclass
-class _Solver:
-    """Dimension equalities solved by substitution. Fresh variables are ``_0, _1, ...``."""
-
-    bound: dict[str, Dim] = field(default_factory=dict)
-    pending: list[tuple[Dim, Dim, Node]] = field(default_factory=list)
-    count: int = 0
-
-    def fresh(self) -> Dim:
-        self.count += 1
-        return Dim.var(f"{_FRESH}{self.count}")
-
-    def resolve(self, d: Dim) -> Dim:
-        """``d`` with bound variables replaced by their values; the values of the variables
-        met are resolved in place (path compression), so long chains cost linear time."""
-        stack = [v for v in d.names if v in self.bound]
-        while stack:
-            v = stack[-1]
-            inner = [w for w in self.bound[v].names if w in self.bound]
-            unresolved = [w for w in inner if any(u in self.bound for u in self.bound[w].names)]
-            if unresolved:
-                stack.extend(unresolved)  # bindings are acyclic: a bound value never holds
-                continue                  # a variable that was bound when it was made
-            stack.pop()
-            if inner:
-                self.bound[v] = self.bound[v].subs({w: self.bound[w] for w in inner})
-        names = [v for v in d.names if v in self.bound]
-        return d.subs({v: self.bound[v] for v in names}) if names else d
-
-    def unify(self, a: Dim, b: Dim, node: Node | None = None) -> None:
-        diff = self.resolve(a) - self.resolve(b)
-        if not diff.terms:
-            return
-        g = math.gcd(*(c for _, c in diff.terms))
-        diff = Dim({m: c // g for m, c in diff.terms})
-        if diff.value is not None:
-            raise _Contradiction()
-        candidates = []
-        for mono, coeff in diff.terms:
-            if len(mono) == 1 and mono[0].startswith(_FRESH) and coeff in (1, -1):
-                single: dict[E.Monomial, int] = {mono: coeff}
-                rest = diff - Dim(single)
-                if mono[0] not in rest.names:
-                    value = rest * (-coeff)
-                    # prefer a binding without subtraction: C = A + B, not A = C - B
-                    candidates.append((any(c < 0 for _, c in value.terms), mono[0], value))
-        if candidates:
-            _, var, value = min(candidates, key=lambda c: (c[0], len(c[2].terms)))
-            if value.value is not None and value.value < 1:
-                raise _Contradiction()
-            self.bound[var] = value
-            self._retry()
-            return
-        if all(v.startswith(_FRESH) is False for v in diff.names):
-            raise _Contradiction()  # an equation between named dimensions: m != n
-        self.pending.append((a, b, node or Node("num")))
-
-    def _retry(self) -> None:
-        pending, self.pending = self.pending, []
-        for a, b, node in pending:
-            self.unify(a, b, node)
-
-    def is_one(self, d: Dim) -> bool:
-        return self.resolve(d) == ONE
-
-    def not_one(self, d: Dim) -> bool:
-        r = self.resolve(d)
-        return r.value is not None and r.value != 1 or any(not v.startswith(_FRESH)
-                                                          for v in r.names)
-
-    def snapshot(self) -> tuple[dict[str, Dim], list[tuple[Dim, Dim, Node]], int]:
-        return dict(self.bound), list(self.pending), self.count
-
-    def restore(self, snap: tuple[dict[str, Dim], list[tuple[Dim, Dim, Node]], int]) -> None:
-        self.bound, self.pending, self.count = dict(snap[0]), list(snap[1]), snap[2]
 
 
 Sh = tuple[Dim, Dim]
 
 
-def _fmt(s: Sh, solver: _Solver) -> str:
+def _fmt(s: Sh, solver: DimSolver) -> str:
     return "×".join(_pretty(solver.resolve(d)) for d in s)
 
 
 def _pretty(d: Dim) -> str:
-    return d.format().replace(_FRESH, "d")
+    return d.format().replace(FRESH, "d")
 
 
 @dataclass
 class _Infer:
     text: str
     decl: dict[str, tuple[Sh, str]]
-    solver: _Solver = field(default_factory=_Solver)
+    solver: DimSolver = field(default_factory=DimSolver)
     shape: dict[int, Sh] = field(default_factory=dict)          # id(node) -> shape
     symbols: dict[str, Sh] = field(default_factory=dict)        # name -> shape
     symbol_nodes: dict[str, Node] = field(default_factory=dict)
     decisions: dict[int, str] = field(default_factory=dict)     # id(node) -> choice
     open_nodes: list[Node] = field(default_factory=list)         # undecided, in text order
     vector_defaults: list[Sh] = field(default_factory=list)      # bare ones/zeros
+    rename: dict[str, Dim] = field(default_factory=dict)         # fresh -> final names
 
     # -- errors
     def fail(self, node: Node, message: str) -> MatdiffError:
@@ -220,8 +156,9 @@ class _Infer:
         """``a = b``; ``message`` is called only on failure."""
         try:
             self.solver.unify(a, b, node)
-        except _Contradiction:
-            raise self.fail(node, message()) from None
+        except Contradiction as err:
+            reason = f" ({err.reason})" if err.reason else ""
+            raise self.fail(node, message() + reason) from None
 
     def same(self, x: Node, y: Node, node: Node, what: str) -> None:
         sx, sy = self.shape[id(x)], self.shape[id(y)]
@@ -272,7 +209,7 @@ class _Infer:
         if k == "neg":
             return sh(a[0])
         if k == "transpose":
-            return (sh(a[0])[1], sh(a[0])[0])
+            return self.apply_op(n, Op.TRANSPOSE, a, None, "the transpose")
         if k in ("add", "sub", "hadamard", "hdiv"):
             self.open_nodes.append(n)
             return (self.solver.fresh(), self.solver.fresh())
@@ -293,12 +230,15 @@ class _Infer:
         if k == "norm":
             return (ONE, ONE)
         if k == "block":
-            return self.block(n)
+            for x in a:
+                if x.kind == "num" and x.value == 0:  # a zero block: its size from the grid
+                    self.shape[id(x)] = (self.solver.fresh(), self.solver.fresh())
+            return self.apply_op(n, Op.BLOCK, a, n.value, "block matrix")
         if k == "call":
             return self.call(n)
         if k == "slice":
-            r0, r1, c0, c1 = (self.dim_of_node(x) for x in a[1:])
-            return (r1 - r0, c1 - c0)
+            bounds = tuple(self.dim_of_node(x) for x in a[1:])
+            return self.apply_op(n, Op.SLICE, a[:1], bounds, "the slice")
         raise self.fail(n, f"unknown syntax '{k}'")
 
     def name(self, n: Node) -> Sh:
@@ -348,72 +288,58 @@ class _Infer:
             f"matrix product: the left side is {_fmt(sx, self.solver)} and the right side "
             f"is {_fmt(sy, self.solver)}; inner dimensions differ (use .* for elementwise)"))
 
-    def block(self, n: Node) -> Sh:
-        r, c = n.value
-        grid = [n.args[i * c:(i + 1) * c] for i in range(r)]
-        for x in n.args:
-            if x.kind == "num" and x.value == 0:  # a zero block takes its size from the grid
-                self.shape[id(x)] = (self.solver.fresh(), self.solver.fresh())
-        for row in grid:
-            for x in row[1:]:
-                self.eq(self.shape[id(x)][0], self.shape[id(row[0])][0], x,
-                        lambda: "blocks in one row of a block matrix need the same height")
-        for j in range(c):
-            for i in range(1, r):
-                self.eq(self.shape[id(grid[i][j])][1], self.shape[id(grid[0][j])][1],
-                        grid[i][j],
-                        lambda: "blocks in one column of a block matrix need the same width")
-        rows = sum((self.shape[id(row[0])][0] for row in grid), Dim({}))
-        cols = sum((self.shape[id(x)][1] for x in grid[0]), Dim({}))
-        return (rows, cols)
+    def apply_op(self, n: Node, op: Op, args: tuple[Node, ...], attr: Any, what: str) -> Sh:
+        """The shape of ``op`` over ``args`` by its shape rule ``OPS[op].shape``: each of
+        the rule's equations is solved here, with a message saying what it wanted."""
+        spec = OPS[op]
+        rule = spec.rule
+        shapes = [self.shape[id(x)] for x in args]
+        eqs, out = rule.equations(shapes, spec.params(attr), self.solver.fresh,
+                                  attr if rule.is_grid else None)
+        for k, axis, want, actual in eqs:
+            self.eq(actual, want, args[k] if rule.repeat else n,
+                    functools.partial(self.misfit, spec, what, len(args), k, axis, want,
+                                      shapes[k]))
+        return out
+
+    def misfit(self, spec: OpSpec, what: str, nargs: int, k: int, axis: int, want: Dim,
+               shape: Sh) -> str:
+        """Why argument ``k`` (of shape ``shape``) does not fit the shape rule of ``spec``:
+        the words come from the rule's pattern (called on failure only)."""
+        if spec.rule.is_grid:
+            return (f"blocks in one {('row', 'column')[axis]} of a {what} need the same "
+                    f"{('height', 'width')[axis]}")
+        shown = _fmt(shape, self.solver)
+        who = what if nargs == 1 else f"{what}: argument {k + 1}"
+        word = spec.rule.pattern(k)
+        if not word:
+            return f"{who} is {shown}, which does not fit {spec.shape}"
+        if word == "a column vector" and axis == 0:
+            word += f" of length {_pretty(self.solver.resolve(want))}"
+        return f"{who} needs {word}, but it is {shown}"
 
     def call(self, n: Node) -> Sh:
-        f, a = n.value, n.args
-        sh = lambda x: self.shape[id(x)]
-        if f in ("tr", "det", "logdet"):
-            self.square(a[0], n, f)
-            return (ONE, ONE)
-        if f == "inv":
-            self.square(a[0], n, "inv")
-            return sh(a[0])
-        if f == "diag":
-            self.square(a[0], n, "diag")
-            return (sh(a[0])[0], ONE)
-        if f == "Diag":
-            self.eq(sh(a[0])[1], ONE, n, lambda: "Diag needs a vector (use diag for the "
-                                                 "diagonal of a matrix)")
-            return (sh(a[0])[0], sh(a[0])[0])
-        if f == "vec":
-            return (sh(a[0])[0] * sh(a[0])[1], ONE)
-        if f in ("sum", "norm1", "norm2", "normF"):
-            return (ONE, ONE)
-        if f == "kron":
-            return (sh(a[0])[0] * sh(a[1])[0], sh(a[0])[1] * sh(a[1])[1])
-        if f in _ELEMENTWISE_CALLS:
-            return sh(a[0])
-        if f == "eye":
-            d = self.dim_of_node(a[0])
-            return (d, d)
-        if f in ("ones", "zeros"):
-            if not a:
-                s = (self.solver.fresh(), self.solver.fresh())
-                self.vector_defaults.append(s)
-                return s
-            dims = [self.dim_of_node(x) for x in a]
-            return (dims[0], dims[1] if len(dims) > 1 else ONE)
-        if f in ("vector", "matrix"):
-            if not (a[0].kind == "num" and a[0].value in (0, 1)):
-                raise self.fail(n, f"{f}(...) takes 1 or 0 (the all-ones or zero constant)")
-            return (self.solver.fresh(), ONE if f == "vector" else self.solver.fresh())
-        if f == "K":
-            m, k = (self.dim_of_node(x) for x in a)
-            return (m * k, m * k)
-        if f == "unvec":
-            m, k = (self.dim_of_node(x) for x in a[1:])
-            self.eq(sh(a[0])[0], m * k, n, lambda: "unvec: the vector's length must be m*n")
-            self.eq(sh(a[0])[1], ONE, n, lambda: "unvec needs a vector")
-            return (m, k)
-        raise self.fail(n, f"unknown function '{f}'")
+        """A function call: its Op's shape rule, over the arguments and the sizes written
+        after them (``eye(n)``, ``unvec(x, m, n)``)."""
+        if n.value in FILLS:
+            if not (n.args[0].kind == "num" and n.args[0].value in (0, 1)):
+                raise self.fail(n, f"{n.value}(...) takes 1 or 0 (the all-ones or zero "
+                                   "constant)")
+            return (self.solver.fresh(), ONE if n.value == "vector" else self.solver.fresh())
+        op = FUNCTIONS[n.value]
+        spec = OPS[op]
+        arity = spec.arity or 0
+        if spec.bare and spec.dims and len(n.args) == arity:   # ones(): sized by its place
+            s = (self.solver.fresh(), self.solver.fresh())
+            self.vector_defaults.append(s)
+            return s
+        attr = spec.call_attr(n.value, self.sizes(n, spec))
+        return self.apply_op(n, op, n.args[:arity], attr, n.value)
+
+    def sizes(self, n: Node, spec: OpSpec) -> tuple[Dim, ...]:
+        """The sizes written in a call after its arguments; one left out is 1."""
+        given = [self.dim_of_node(x) for x in n.args[spec.arity or 0:]]
+        return tuple(given + [ONE] * (len(spec.dims) - len(given)))
 
     # -- pass 2: decide the ambiguous operators
     def decide(self, n: Node, choice: str) -> None:
@@ -492,7 +418,7 @@ class _Infer:
         try:
             action()
             return True
-        except (_Contradiction, MatdiffError):
+        except (Contradiction, MatdiffError):
             self.solver.restore(snap)
             self.decisions = decisions
             return False
@@ -561,7 +487,7 @@ class _Infer:
             if len(ra.terms) == len(rb.terms) == 1 and ra.terms[0][1] == rb.terms[0][1]:
                 xs, ys = ra.terms[0][0], rb.terms[0][0]
                 if len(xs) == len(ys):
-                    order = lambda v: (not v.startswith(_FRESH), int(v[1:]) if
+                    order = lambda v: (not v.startswith(FRESH), int(v[1:]) if
                                        v[1:].isdigit() else 0, v)
                     pairs = list(zip(sorted(xs, key=order), sorted(ys, key=order), strict=True))
                     def pairwise(p: list[tuple[str, str]] = pairs) -> None:
@@ -576,20 +502,20 @@ class _Infer:
         """Fresh dimension variables still free get readable names, in order of appearance."""
         used = {v for s, _ in self.decl.values() for d in s for v in d.names}
         used |= {v for s in self.shape.values() for d in s for v in self.solver.resolve(d).names
-                 if not v.startswith(_FRESH)}  # names written in the text: eye(n), ones(m)
+                 if not v.startswith(FRESH)}  # names written in the text: eye(n), ones(m)
         used |= set(self.symbols) | set(self.decl)  # a dimension never takes a variable's name
         pool = [c for c in "mnpqrstkjluvwabcdefgh" if c not in used]
         rename: dict[str, Dim] = {}
         for s in list(self.symbols.values()) + [self.shape[k] for k in self.shape]:
             for d in s:
                 for v in sorted(self.solver.resolve(d).names):
-                    if v.startswith(_FRESH) and v not in rename:
+                    if v.startswith(FRESH) and v not in rename:
                         name = pool.pop(0) if pool else f"d{len(rename)}"
                         rename[v] = Dim.var(name)
         return rename
 
     def build(self, root: Node) -> Expr:
-        rename = self.final_names()
+        rename = self.rename = self.final_names()
         def final(s: Sh) -> Sh:
             return (self.solver.resolve(s[0]).subs(rename),
                     self.solver.resolve(s[1]).subs(rename))
@@ -686,8 +612,8 @@ class _Infer:
         if k == "bars":
             return E.det(a[0]) if self.decisions[id(n)] == "det" else E.apply(Op.ABS, a[0])
         if k == "slice":
-            r0, r1, c0, c1 = (self.dim_of_node(x) for x in n.args[1:])
-            return E.slice_(a[0], r0, r1, c0, c1)
+            bounds = tuple(self.final_dim(self.dim_of_node(x)) for x in n.args[1:])
+            return OPS[Op.SLICE].build((a[0],), bounds)
         raise self.fail(n, f"unknown syntax '{k}'")
 
     def make_binary(self, n: Node, x: Expr, y: Expr, shape: tuple[Dim, Dim]) -> Expr:
@@ -720,43 +646,33 @@ class _Infer:
         return E.norm(x, "1" if p == "1" else "2")
 
     def make_call(self, n: Node, a: list[Any], shape: tuple[Dim, Dim]) -> Expr:
-        f = n.value
-        unary = {"tr": E.trace, "det": E.det, "logdet": E.logdet, "inv": E.inv,
-                 "diag": E.diag, "Diag": E.diagm, "vec": E.vec, "sum": E.total}
-        if f in unary:
-            return unary[f](a[0])
-        if f in _ELEMENTWISE_CALLS:
-            return E.apply(_ELEMENTWISE_CALLS[f], a[0])
-        if f == "kron":
-            return E.kron(a[0], a[1])
-        if f in ("norm1", "norm2", "normF"):
-            return self.make_norm(n, a[0], {"norm1": "1", "norm2": "", "normF": "F"}[f] or "F")
-        if f == "eye":
-            return E.eye(shape[0])
-        if f in ("ones", "vector", "matrix") and not (f != "ones" and n.args[0].value == 0):
-            return E.ones(shape)
-        if f in ("zeros", "vector", "matrix"):
-            return E.zeros(shape)
-        if f == "K":
-            m, k = (self.dim_of_node(x) for x in n.args)
-            return E.commutation(m, k)
-        if f == "unvec":
-            return E.unvec(a[0], shape[0], shape[1])
-        raise self.fail(n, f"unknown function '{f}'")
+        """A call through its Op's builder; the sizes are the solved ones."""
+        if n.value in FILLS:
+            return E.ones(shape) if n.args[0].value == 1 else E.zeros(shape)
+        spec = OPS[FUNCTIONS[n.value]]
+        arity = spec.arity or 0
+        if spec.bare and spec.dims and len(n.args) == arity:   # ones(): sized by its place
+            output = [t.single for t in spec.rule.output]
+            dims = tuple(shape[output.index(d)] for d in spec.dims)
+        else:
+            dims = tuple(self.final_dim(d) for d in self.sizes(n, spec))
+        return spec.build(tuple(a[:arity]), spec.call_attr(n.value, dims))
+
+    def final_dim(self, d: Dim) -> Dim:
+        """A dimension as solved, with the final names."""
+        return self.solver.resolve(d).subs(self.rename)
 
 
 def _expr_args(n: Node) -> tuple[Node, ...]:
-    """The arguments that are expressions (``eye(n)``, ``ones(m, n)``, ``K(m, n)`` take
-    dimensions, ``unvec(x, m, n)`` an expression and two dimensions)."""
+    """The arguments that are expressions: a call's sizes are not (``eye(n)``,
+    ``unvec(x, m, n)``), nor a slice's bounds."""
     if n.kind == "slice":
         return n.args[:1]
     if n.kind != "call":
         return n.args
-    if n.value in ("eye", "ones", "zeros", "K", "vector", "matrix"):
+    if n.value in FILLS:
         return ()
-    if n.value == "unvec":
-        return n.args[:1]
-    return n.args
+    return n.args[:OPS[FUNCTIONS[n.value]].arity or 0]
 
 
 def infer(root: Node, text: str, shapes: ShapeDecl | None = None) -> Expr:
@@ -767,12 +683,14 @@ def infer(root: Node, text: str, shapes: ShapeDecl | None = None) -> Expr:
     >>> e.is_scalar, str(e.args[0].shape[1])
     (True, 'm')
     """
-    job = _Infer(text, normalize_shapes(shapes))
+    decl = normalize_shapes(shapes)
+    rigid = frozenset(v for s, _ in decl.values() for d in s for v in d.names)
+    job = _Infer(text, decl, DimSolver(rigid=rigid))
     job.visit(root)
     job.settle()
     for a, b, node in job.solver.pending:
         ra, rb = job.solver.resolve(a), job.solver.resolve(b)
         if ra != rb:
-            raise job.fail(node, f"cannot determine the sizes: {_pretty(ra)} = {_pretty(rb)}; "
-                                 "declare the shapes of the variables")
+            raise job.fail(node or root, f"cannot determine the sizes: {_pretty(ra)} = "
+                                         f"{_pretty(rb)}; declare the shapes of the variables")
     return job.build(root)

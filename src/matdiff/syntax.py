@@ -26,7 +26,9 @@ pow        (a, b)                   ``^``: power of a scalar; integer power of a
 div        (a, b)                   ``/`` by a scalar (``\\frac``)
 transpose  (a,)                     ``'``, ``.T``, ``^T``
 norm       (a,)                     value "F" | "2" | "1" | "" (unsubscripted)
-call       args                     value: a name in FUNCTIONS
+call       args                     value: a name in FUNCTIONS (an Op's call: the
+                                    expressions, then the sizes its attribute holds,
+                                    ``unvec(x, m, n)``), or in FILLS (``vector(1)``)
 bars       (a,)                     LaTeX ``|a|``: the determinant of a matrix, the
                                     absolute value of a scalar or (elementwise) a vector
 block      row-major blocks         value (rows, cols); a ``num`` 0 block is a zero block
@@ -40,9 +42,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .expr import MatdiffError
+from .expr import OPS, MatdiffError, Op
 
-__all__ = ["Node", "FUNCTIONS", "ALIASES", "canonical_function", "span_of"]
+__all__ = ["Node", "FUNCTIONS", "FILLS", "LATEX_FUNCTIONS", "LATEX_PAIRS", "call_counts",
+           "call_name", "canonical_function", "span_of"]
 
 
 @dataclass(frozen=True)
@@ -66,30 +69,60 @@ def span_of(meta: Any) -> tuple[int, int]:
     return (meta.start_pos, meta.end_pos) if not meta.empty else (0, 0)
 
 
-# name -> allowed argument counts
-FUNCTIONS: dict[str, tuple[int, ...]] = {
-    "tr": (1,), "det": (1,), "logdet": (1,), "inv": (1,), "diag": (1,), "Diag": (1,),
-    "vec": (1,), "sum": (1,), "kron": (2,), "norm1": (1,), "norm2": (1,), "normF": (1,),
-    "exp": (1,), "log": (1,), "sin": (1,), "cos": (1,), "tan": (1,), "tanh": (1,),
-    "sqrt": (1,), "abs": (1,), "sign": (1,), "sigmoid": (1,), "relu": (1,),
-    "arcsin": (1,), "arccos": (1,), "arctan": (1,),
-    "eye": (1,), "ones": (0, 1, 2), "zeros": (1, 2), "vector": (1,), "matrix": (1,),
-    "K": (2,), "unvec": (3,),
-}
+# ----------------------------------------------------------------------------- names, from OPS
 
-ALIASES: dict[str, str] = {
-    "trace": "tr", "Tr": "tr", "ln": "log", "logistic": "sigmoid", "diagm": "Diag",
-    "norm": "norm2", "frob": "normF", "asin": "arcsin", "acos": "arccos", "atan": "arctan",
-}
+# every function name of the ASCII language (and of \operatorname{...}) -> its Op
+FUNCTIONS: dict[str, Op] = {name: op for op, spec in OPS.items() for name in spec.ascii}
+# LaTeX commands that are functions (\det, \tr, \sgn) -> the Op
+LATEX_FUNCTIONS: dict[str, Op] = {cmd: op for op, spec in OPS.items() for cmd in spec.latex
+                                  if "\\" not in cmd}
+# two commands in a row that are one function: \log\det -> (LOG, DET) -> LOGDET
+LATEX_PAIRS: dict[tuple[Op, Op], Op] = {
+    (LATEX_FUNCTIONS[first], LATEX_FUNCTIONS[second]): op
+    for op, spec in OPS.items() for cmd in spec.latex if "\\" in cmd
+    for first, second in [cmd.split("\\")]}
+# syntax that looks like a call but is no single Op: vector(c), matrix(c) are the constant c
+# (1: all ones, 0: zeros) of a size taken from the place, a column or any matrix
+FILLS: frozenset[str] = frozenset({"vector", "matrix"})
+
+
+def call_name(op: Op) -> str:
+    """The name a call of ``op`` is written with (its first ASCII name).
+
+    >>> call_name(Op.TRACE)
+    'tr'
+    """
+    return OPS[op].ascii[0]
 
 
 def canonical_function(name: str, pos: int | None = None) -> str:
-    """The canonical name of a function, or a MatdiffError naming the unknown one.
+    """The canonical name of a function: the first ASCII name of its Op that means the same
+    call (``norm1`` stays itself, its attribute differs), or a MatdiffError naming the
+    unknown one.
 
-    >>> canonical_function("trace")
-    'tr'
+    >>> canonical_function("trace"), canonical_function("frob"), canonical_function("norm1")
+    ('tr', 'norm2', 'norm1')
     """
-    name = ALIASES.get(name, name)
+    if name in FILLS:
+        return name
     if name not in FUNCTIONS:
         raise MatdiffError(f"unknown function '{name}'", pos=pos)
-    return name
+    spec = OPS[FUNCTIONS[name]]
+    if spec.attr_of_name is None:
+        return spec.ascii[0]
+    attr = spec.attr_of_name(name)
+    return next(n for n in spec.ascii if spec.attr_of_name(n) == attr)
+
+
+def call_counts(name: str, pos: int | None = None) -> tuple[int, ...]:
+    """The numbers of arguments a call of ``name`` may have, or a MatdiffError naming the
+    unknown function.
+
+    >>> call_counts("trace"), call_counts("ones"), call_counts("unvec")
+    ((1,), (0, 1, 2), (3,))
+    """
+    if name in FILLS:
+        return (1,)
+    if name not in FUNCTIONS:
+        raise MatdiffError(f"unknown function '{name}'", pos=pos)
+    return OPS[FUNCTIONS[name]].counts
