@@ -20,6 +20,8 @@ return a result with ``success`` False and say so in ``message``; no SciPy error
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
-import scipy.optimize
 
 from . import expr as E
 from .api import evaluate, grad
@@ -404,14 +405,21 @@ class _Options:
     seed: int
 
 
+@functools.cache
+def _scipy_optimize() -> Any:
+    """``scipy.optimize``, imported on the first solve (it doubles ``import matdiff``)."""
+    return importlib.import_module("scipy.optimize")
+
+
 def _lbfgsb(objective: Objective, z0: np.ndarray, options: _Options, monitor: _Monitor,
             budget: int) -> tuple[np.ndarray, str, str]:
     """One bound-constrained solve from ``z0``: ``(z, status, message)``."""
     layout = objective.layout
-    box = scipy.optimize.Bounds(layout.lower, layout.upper) \
+    optimize = _scipy_optimize()
+    box = optimize.Bounds(layout.lower, layout.upper) \
         if np.isfinite(layout.lower).any() or np.isfinite(layout.upper).any() else None
     try:
-        res = scipy.optimize.minimize(
+        res = optimize.minimize(
             objective, z0, jac=True, method="L-BFGS-B", bounds=box, callback=monitor,
             options={"maxiter": max(1, budget), "maxfun": 20 * max(1, budget) + 100,
                      "gtol": options.gtol, "ftol": options.ftol, "maxls": 40})
@@ -419,9 +427,9 @@ def _lbfgsb(objective: Objective, z0: np.ndarray, options: _Options, monitor: _M
         assert objective.last is not None
         return (objective.last[0] if stop.z is None else stop.z), stop.status, stop.message
     z = np.asarray(res.x, dtype=float)
-    stop = _diverging(z, float(res.fun) if np.isfinite(res.fun) else math.inf, monitor.f0)
-    if stop is not None:
-        return z, stop.status, stop.message
+    diverged = _diverging(z, float(res.fun) if np.isfinite(res.fun) else math.inf, monitor.f0)
+    if diverged is not None:
+        return z, diverged.status, diverged.message
     if objective.good is None:
         return z, "failed", ("failed: the objective is not finite at x0 (outside its domain: "
                              "log of a negative number, logdet of an indefinite matrix?); "

@@ -98,7 +98,7 @@ def _piece(tok: Token, source: str) -> Piece:
 
 
 @v_args(inline=True)
-class _ToSpec(Transformer):  # type: ignore[type-arg]
+class _ToSpec(Transformer):
     """Lark tree to the parts of a Spec; one method per rule alias."""
 
     def __init__(self, text: str):
