@@ -228,6 +228,34 @@ def _fresh(base: str, taken: set[str]) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=32)
+def _compiled(lagrangian: Expr, names: tuple[str, ...], extra: tuple[Expr, ...],
+              backend: str) -> Callable[..., Any]:
+    """``compile([L, *grad L, *extra])``; cached, as expressions are interned, so solving the
+    same problem again (other data, another start) skips the symbolic work."""
+    gradients = grad(lagrangian, list(names))
+    assert isinstance(gradients, dict)
+    return compile_exprs([lagrangian, *(gradients[n] for n in names), *extra], backend)
+
+
+def _logdet_arguments(roots: Sequence[Expr], variables: Mapping[str, Variable]) -> list[Expr]:
+    """The arguments of ``logdet`` that depend on a variable: their domain is checked."""
+    return [n.args[0] for n in E.toposort(roots) if n.op is Op.LOGDET and not n.args[0].is_scalar
+            and any(s in variables for s in E.free_symbols(n.args[0]))]
+
+
+def _in_domain(a: np.ndarray) -> bool:
+    """``logdet`` is minimised over positive definite matrices (det > 0 if not symmetric):
+    ``log|det|`` itself is unbounded below across the singular ones."""
+    if np.allclose(a, a.T):
+        try:
+            np.linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            return False
+        return True
+    return bool(np.linalg.slogdet(a)[0] > 0)
+
+
 def _squared(e: Expr) -> Expr:
     return E.total(E.hadamard(e, e))              # Σ e_ij², gradient 2e
 
@@ -243,7 +271,7 @@ class Objective:
         self.constrained = bool(problem.equalities or problem.inequalities)
         self.params: dict[str, Any] = {}
         self.shift_names: list[str] = []
-        outputs: list[Expr] = [f]
+        lagrangian, extra = f, []
         if self.constrained:
             rho = E.sym(_fresh("rho", taken), ())
             penalty = []
@@ -254,13 +282,11 @@ class Objective:
                 penalty.append(_squared(inner if kind == "eq" else E.apply(Op.RELU, inner)))
             lagrangian = E.add(f, E.scale(E.scale(E.const("1/2"), rho), E.add(*penalty)))
             self.rho_name = rho.name
-            outputs = [lagrangian, f] + [c for _, (_t, c) in self._constraints()]
-        names = [v.name for v in layout.variables]
-        gradients = grad(outputs[0], names)
-        assert isinstance(gradients, dict)
-        roots = [outputs[0], *(gradients[n] for n in names), *outputs[1:]]
-        self.fn = compile_exprs(roots, backend)
-        self.data = {k: v for k, v in problem.data.items()}
+            extra = [f] + [c for _, (_t, c) in self._constraints()]
+        self.domain = _logdet_arguments([f, *extra], problem.variables)
+        names = tuple(v.name for v in layout.variables)
+        self.fn = _compiled(lagrangian, names, tuple(extra + self.domain), backend)
+        self.data = dict(problem.data)
         self.count = len(names)
         self.nfev = 0
         self.worst = -math.inf
@@ -279,15 +305,19 @@ class Objective:
             self.params[name] = m / rho
 
     def raw(self, z: np.ndarray) -> tuple[float, np.ndarray, float, list[Any]]:
-        """``(L, ∇L in z, f, constraint values)`` at ``z``; ``||x||_1`` terms included."""
+        """``(L, ∇L in z, f, constraint values)`` at ``z``; ``||x||_1`` terms included; the
+        value is NaN outside the domain of a ``logdet``."""
         self.nfev += 1
         out = self.fn(**self.data, **self.layout.unpack(z), **self.params)
         value = float(_numpy(out[0]))
         l1, g_z = self.layout.pull([_numpy(g) for g in out[1:1 + self.count]], z)
+        rest = out[1 + self.count:]
+        if self.domain and not all(_in_domain(_numpy(a)) for a in rest[-len(self.domain):]):
+            value = math.nan
         if not self.constrained:
             return value + l1, g_z, value + l1, []
-        rest = out[1 + self.count:]
-        return value + l1, g_z, float(_numpy(rest[0])) + l1, [_numpy(c) for c in rest[1:]]
+        n = len(self.shift_names)
+        return value + l1, g_z, float(_numpy(rest[0])) + l1, [_numpy(c) for c in rest[1:1 + n]]
 
     def __call__(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         with np.errstate(all="ignore"):
@@ -460,37 +490,43 @@ def _multipliers(objective: Objective, z: np.ndarray) -> tuple[float, float, lis
     return f, objective.violation(cons), cons
 
 
+RHO_GROWTH = 10.0         # rho grows tenfold ...
+RHO_DECREASE = 0.25       # ... unless the violation fell to a quarter of the best so far
+RHO_MAX = 1e12            # beyond it the constraints are taken as infeasible
+RHO0_MAX = 10.0
+
+
 def _augmented(objective: Objective, z: np.ndarray, options: _Options, monitor: _Monitor
                ) -> tuple[np.ndarray, str, str, list[Any]]:
-    """The augmented Lagrangian loop around L-BFGS-B."""
+    """The augmented Lagrangian loop around L-BFGS-B; the multipliers it returns are the
+    updated ones, for which the gradient of the Lagrangian vanishes at the solution."""
     kinds = objective.kinds()
     lam = objective.zero_multipliers()
     objective.set_multipliers(1.0, lam)
     f, violation, cons = _multipliers(objective, z)
     square = sum(float(np.sum(np.square(c if k == "eq" else np.maximum(c, 0))))
                  for k, c in zip(kinds, cons, strict=True))
-    rho = min(10.0, max(1e-6, 2 * max(1.0, abs(f)) / max(square, 1e-12)))
-    best, status, message = violation, "not converged", ""
+    rho = min(RHO0_MAX, max(1e-6, 2 * max(1.0, abs(f)) / max(square, 1e-12)))
+    best, inner = violation, options
     while True:
         objective.set_multipliers(rho, lam)
-        z, status, message = _lbfgsb(objective, z, options, monitor,
-                                     options.maxiter - monitor.nit)
+        z, status, message = _lbfgsb(objective, z, inner, monitor, options.maxiter - monitor.nit)
         if status not in ("converged", "not converged"):
             return z, status, message, lam
         f, violation, cons = _multipliers(objective, z)
         monitor.note(f"outer: rho {rho:.1e}, violation {violation:.2e}")
+        lam = [lam_i + rho * c if k == "eq" else np.maximum(lam_i + rho * c, 0)
+               for k, lam_i, c in zip(kinds, lam, cons, strict=True)]
         if violation <= options.ctol and status == "converged":
             return z, status, message, lam
         if monitor.nit >= options.maxiter:
             return z, "not converged", (f"not converged: the iteration limit "
                                         f"({options.maxiter}) was reached with the "
                                         f"constraints violated by {violation:.2e}"), lam
-        lam = [lam_i + rho * c if k == "eq" else np.maximum(lam_i + rho * c, 0)
-               for k, lam_i, c in zip(kinds, lam, cons, strict=True)]
-        if violation > 0.5 * best:
-            rho *= 10
+        if violation > RHO_DECREASE * best:
+            rho *= RHO_GROWTH
         best = min(best, violation)
-        if rho > 1e12:
+        if rho > RHO_MAX:
             return z, "infeasible", ("infeasible: the constraints cannot be met; the "
                                      f"smallest violation reached is {best:.2e}"), lam
 
