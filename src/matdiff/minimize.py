@@ -464,13 +464,14 @@ def _lbfgsb(objective: Objective, z0: np.ndarray, options: _Options, monitor: _M
         return z, "failed", ("failed: the objective is not finite at x0 (outside its domain: "
                              "log of a negative number, logdet of an indefinite matrix?); "
                              "give x0")
-    if res.status == 99:
+    code = int(res.get("status", 0 if res.success else 2))   # absent when bounds fix every x
+    if code == 99:
         return z, "stopped", "stopped by the callback"
-    if res.status == 0:
+    if code == 0:
         why = "projected gradient" if "GRADIENT" in str(res.message).upper() else \
             "relative reduction of the objective"
         return z, "converged", f"converged ({why} within tolerance)"
-    if res.status == 1:
+    if code == 1:
         return z, "not converged", (f"not converged: the iteration limit ({options.maxiter}) "
                                     "was reached")
     value, g_z = objective(z)

@@ -193,13 +193,14 @@ def _int_shape(node: Expr) -> list[Any] | None:
 
 
 def _fix_shapes(e: Expr, piece: Piece | None, decl: dict[str, list[Any]],
-                variables: Sequence[str]) -> None:
-    """Declare the integer shapes ``e`` settled; a variable left with a symbolic size fails."""
+                variables: Sequence[str], strict: bool = True) -> None:
+    """Declare the integer shapes ``e`` settled; a variable left with a symbolic size fails
+    (when ``strict``: the constraints may still settle it)."""
     for name, node in free_symbols(e).items():
         shape = _int_shape(node)
         if shape is not None:
             decl[name] = shape
-        elif name in variables:
+        elif name in variables and strict:
             shown = "×".join(str(d).replace("_", "") for d in node.shape)
             raise _fail(f"the size of {name} ({shown}) is not settled by the data: give x0 or "
                         f"shapes={{{name!r}: (rows, cols)}}", piece, name)
@@ -432,8 +433,11 @@ def build(f: str | Expr | Piece, variables: Sequence[str], *, data: Mapping[str,
         shown = "×".join(str(d) for d in objective.shape)
         raise _fail(f"the objective must be a scalar; it is {shown}", piece)
     _check_symbols(objective, piece, variables, data)
-    _fix_shapes(objective, piece, decl, variables)
+    _fix_shapes(objective, piece, decl, variables, strict=False)
     parsed = [(c, _constraint(c, decl, variables, data)) for c in constraints]
+    if any(_int_shape(s) is None for s in free_symbols(objective).values()):
+        objective, piece = _objective(f, decl)      # shapes the constraints settled
+        _fix_shapes(objective, piece, decl, variables)
     symbols = free_symbols(objective)
     for _, (lhs, _op, rhs) in parsed:
         symbols.update(free_symbols(lhs))
