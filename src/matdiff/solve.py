@@ -45,7 +45,14 @@ def _read(path: str) -> Any:
 
 def load_data(items: Sequence[str]) -> dict[str, Any]:
     """``["A=A.npy", "b=b.csv", "all.npz"]`` to arrays by name (an ``.npz`` without a name
-    gives all its arrays, by their names in the file)."""
+    gives all its arrays, by their names in the file).
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> np.save(os.path.join(folder, "A.npy"), np.eye(2))
+    >>> load_data([f"A={os.path.join(folder, 'A.npy')}"])["A"].shape
+    (2, 2)
+    """
     out: dict[str, Any] = {}
     for item in items:
         name, eq, path = item.partition("=")
@@ -146,7 +153,12 @@ def _inferred(spec: Spec, sizes: Mapping[str, int]) -> Expr:
 def random_data(spec: Spec, data: Mapping[str, Any], sizes: Mapping[str, int],
                 seed: int = 0) -> dict[str, Any]:
     """Random values for the parameters without data, of the shapes the problem implies
-    (a dimension nothing settles is ``DEFAULT_SIZE``)."""
+    (a dimension nothing settles is ``DEFAULT_SIZE``).
+
+    >>> spec = parse_spec("parameters\\n Matrix A\\nvariables\\n Vector x(3)\\nmin\\n ||A*x||^2")
+    >>> random_data(spec, {}, {})["A"].shape
+    (5, 3)
+    """
     whole = _inferred(spec, sizes)
     symbols = free_symbols(whole)
     names = {v for s in symbols.values() for d in s.shape for v in d.names}
@@ -166,7 +178,7 @@ def solve_spec(text: str, data: Mapping[str, Any] | None = None, *, random: bool
 
     >>> spec, res = solve_spec("parameters\\n Vector b\\nvariables\\n Vector x\\n"
     ...                        "min\\n ||x - b||^2\\nst\\n x >= 0", {"b": [1.0, -1.0]})
-    >>> res.success, [round(v, 6) for v in res.x["x"]]
+    >>> res.success, [round(float(v), 6) for v in res.x["x"]]
     (True, [1.0, 0.0])
     """
     spec = parse_spec(text)
