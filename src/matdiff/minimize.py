@@ -35,7 +35,7 @@ from .api import evaluate, grad
 from .codegen import compile as compile_exprs
 from .expr import Expr, MatdiffError, Op
 from .problem import Problem, Variable, build
-from .spec import Constraint, Piece, parse_constraint
+from .spec import Constraint, parse_constraint
 
 __all__ = ["minimize", "solve_problem", "MinimizeResult", "Iterate", "Layout"]
 
@@ -275,14 +275,14 @@ class Objective:
         if self.constrained:
             rho = E.sym(_fresh("rho", taken), ())
             penalty = []
-            for kind, (_text, c) in self._constraints():
+            for kind, (_text, c) in self.constraints():
                 u = E.sym(_fresh("u", taken), c.shape)
                 self.shift_names.append(u.name)
                 inner = E.add(c, u)
                 penalty.append(_squared(inner if kind == "eq" else E.apply(Op.RELU, inner)))
             lagrangian = E.add(f, E.scale(E.scale(E.const("1/2"), rho), E.add(*penalty)))
             self.rho_name = rho.name
-            extra = [f] + [c for _, (_t, c) in self._constraints()]
+            extra = [f] + [c for _, (_t, c) in self.constraints()]
         self.domain = _logdet_arguments([f, *extra], problem.variables)
         names = tuple(v.name for v in layout.variables)
         self.fn = _compiled(lagrangian, names, tuple(extra + self.domain), backend)
@@ -293,7 +293,7 @@ class Objective:
         self.last: tuple[np.ndarray, float, np.ndarray, float, list[Any]] | None = None
         self.good: tuple[float, np.ndarray] | None = None
 
-    def _constraints(self) -> Iterator[tuple[str, tuple[str, Expr]]]:
+    def constraints(self) -> Iterator[tuple[str, tuple[str, Expr]]]:
         for c in self.problem.equalities:
             yield "eq", c
         for c in self.problem.inequalities:
@@ -343,7 +343,7 @@ class Objective:
     def violation(self, cons: Sequence[Any]) -> float:
         """The largest violation: ``|h|`` of the equalities, ``max(g, 0)`` of the rest."""
         worst = 0.0
-        for (kind, _c), value in zip(self._constraints(), cons, strict=True):
+        for (kind, _c), value in zip(self.constraints(), cons, strict=True):
             a = np.abs(value) if kind == "eq" else np.maximum(value, 0)
             worst = max(worst, float(np.max(a)))
         return worst
@@ -351,13 +351,13 @@ class Objective:
     def zero_multipliers(self) -> list[Any]:
         """Zero multipliers, one per constraint, shaped as the constraint's values."""
         out: list[Any] = []
-        for _kind, (_text, c) in self._constraints():
+        for _kind, (_text, c) in self.constraints():
             r, k = (int(d.value or 0) for d in c.shape)
             out.append(0.0 if c.is_scalar else np.zeros(r if c.is_vector else (r, k)))
         return out
 
     def kinds(self) -> list[str]:
-        return [kind for kind, _ in self._constraints()]
+        return [kind for kind, _ in self.constraints()]
 
 
 # ----------------------------------------------------------------------------- monitoring
@@ -667,7 +667,7 @@ def _result(objective: Objective, monitor: _Monitor, z: np.ndarray, status: str,
     if monitor.stream is not None:
         monitor.line("final", fun, objective.layout.projected_gradient(z, g_z), violation)
         monitor.note(message)
-    texts = [text for _kind, (text, _c) in objective._constraints()]
+    texts = [text for _kind, (text, _c) in objective.constraints()]
     return MinimizeResult(
         x=objective.layout.unpack(z), fun=fun, success=status == "converged", status=status,
         message=message, nit=monitor.nit, nfev=objective.nfev,
@@ -705,7 +705,7 @@ def minimize(f: str | Expr, variables: str | Sequence[str], *,
         constraints = [constraints]
     parsed: list[Constraint] = [c if isinstance(c, Constraint) else parse_constraint(c)
                                 for c in constraints]
-    problem = build(f if not isinstance(f, Piece) else f, names, data=data or {},
+    problem = build(f, names, data=data or {},
                     constraints=parsed, bounds=bounds, shapes=shapes, x0=x0)
     return solve_problem(problem, x0=x0, backend=backend, callback=callback,
                          progress=progress, maxiter=maxiter, tol=tol, ctol=ctol, seed=seed)
