@@ -25,12 +25,13 @@ from .api import (
 )
 from .codegen import codegen, compile  # noqa: A004 - md.compile is the public name
 from .expr import Dim, Expr, MatdiffError, Op
+from .minimize import minimize
 from .printing import to_latex, to_text, to_unicode
 from .simplify import simplify
 
 __all__ = ["Dim", "Expr", "MatdiffError", "Op", "check", "codegen", "compile", "differential",
-           "evaluate", "explain", "grad", "hessian", "hvp", "jacobian", "parse", "printing",
-           "report", "shapes_of", "simplify", "to_latex", "to_text", "to_unicode"]
+           "evaluate", "explain", "grad", "hessian", "hvp", "jacobian", "minimize", "parse",
+           "printing", "report", "shapes_of", "simplify", "to_latex", "to_text", "to_unicode"]
 __version__ = "0.1.0"
 
 # notebook display: expressions typeset as math in Jupyter

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from . import api
 from .expr import MatdiffError
+from .solve import load_data, solve_spec
 
 __all__ = ["main", "parse_shape_option"]
 
@@ -68,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         g.add_argument("--no-check", action="store_true", help="skip the numerical check")
         g.add_argument("--steps", action="store_true",
                        help="show the derivation step by step (grad)")
+    _solve_parser(sub)
     s = sub.add_parser("serve", help="the local web page")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
@@ -132,6 +137,54 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
     return "\n".join(lines)
 
 
+def _solve_parser(sub: Any) -> None:
+    s = sub.add_parser("solve", help="solve an optimisation problem written in a file "
+                       "(parameters, variables, min/max, st)")
+    s.add_argument("file", help="the specification (see docs/solve.md)")
+    s.add_argument("--data", action="append", default=[], metavar="NAME=FILE",
+                   help="data of a parameter from .npy/.npz/.csv (repeat); FILE.npz alone "
+                        "gives all its arrays by name")
+    s.add_argument("--random", action="store_true",
+                   help="random data of the declared shapes for parameters without data")
+    s.add_argument("--size", action="append", default=[], metavar="NAME=N",
+                   help="the size of a dimension name used in the declarations")
+    s.add_argument("--out", default=None, help="where to write the variables (.npz); "
+                   "default: FILE's name with _solution.npz")
+    s.add_argument("--backend", default="numpy", choices=["numpy", "jax", "torch"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--maxiter", type=int, default=10_000)
+    s.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _solve(args: argparse.Namespace) -> int:
+    """``matdiff solve FILE``: progress on stderr, the summary on stdout, variables to .npz."""
+    try:
+        with open(args.file, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as err:
+        raise MatdiffError(f"cannot read {args.file}: {err.strerror}") from None
+    sizes = {}
+    for item in args.size:
+        name, eq, value = item.partition("=")
+        if not eq or not value.strip().isdigit() or int(value) < 1:
+            raise MatdiffError(f"--size takes NAME=N with N a positive integer (got {item!r})")
+        sizes[name.strip()] = int(value)
+    spec, res = solve_spec(text, load_data(args.data), random=args.random, sizes=sizes,
+                           backend=args.backend, progress=not args.quiet, seed=args.seed,
+                           maxiter=args.maxiter)
+    print(res.summary())
+    for name, value in res.x.items():
+        a = np.asarray(value)
+        shown = np.array2string(a, precision=6, threshold=20, max_line_width=96)
+        size = "scalar" if a.ndim == 0 else "x".join(str(n) for n in a.shape)
+        print(f"{name} ({size}) =\n{shown}" if a.ndim else f"{name} = {float(a):.10g}")
+    out = args.out or os.path.splitext(args.file)[0] + "_solution.npz"
+    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in res.x.items()}
+    np.savez(out, **arrays)
+    print(f"wrote {out}")
+    return 0 if res.success else 1
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         from .web.app import serve  # noqa: PLC0415 - the web extra is optional
@@ -148,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in _KINDS:
             return _grad(args)
+        if args.command == "solve":
+            return _solve(args)
         return _serve(args)
     except MatdiffError as err:
         if err.text is None:
