@@ -684,7 +684,8 @@ def infer(root: Node, text: str, shapes: ShapeDecl | None = None) -> Expr:
     (True, 'm')
     """
     decl = normalize_shapes(shapes)
-    rigid = frozenset(v for s, _ in decl.values() for d in s for v in d.names)
+    rigid = frozenset(v for s, _ in decl.values() for d in s for v in d.names
+                      if not v.startswith(FRESH))   # a declared ``_k`` is an unknown
     job = _Infer(text, decl, DimSolver(rigid=rigid))
     job.visit(root)
     job.settle()
