@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 import matdiff as md
 from matdiff import expr as E
 from matdiff.expr import Op
-from matdiff.names import name_parts
-from matdiff.printing import with_names
+from matdiff.names import name_parts, with_names
 from matdiff.testing import BATTERY as GRADIENT_BATTERY
 from matdiff.testing import SEED
 

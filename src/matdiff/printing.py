@@ -1,76 +1,172 @@
 """Printers: ``Expr`` to ASCII (valid input), Unicode, and LaTeX.
 
 Input: an ``Expr``. Output: a string. Contract: ``to_text(e)`` parses back, with the same
-shape declarations, to the very same (interned) node, so ``str(e)`` is always valid input.
-One precedence table ``PREC`` serves the three styles; each style is a table of templates
-keyed by ``Op``. Sub-matrices print as ``X[r0:r1, c0:c1]`` (0-based, end excluded).
+shape declarations, to the very same (interned) node, so ``str(e)`` is always valid input;
+``to_latex(e)`` parses back through the LaTeX reader wherever that reader has the construct.
+Sub-matrices print as ``X[r0:r1, c0:c1]`` (0-based, end excluded). This module imports only
+the node module.
+
+How a node is printed, all from tables:
+
+* ``FORMS`` picks what is printed: the node's ``Op``, or a finer ``Form`` of it that the
+  structure asks for (``x/a`` and ``−x`` are forms of SCALE; ``X⁻ᵀ`` is INV of TRANSPOSE).
+  A style that has no row for a form prints the node by the next coarser one.
+* A style (``TEXT``, ``UNICODE``, ``LATEX``) is a table ``{Op | Form: template}``; the rows
+  the styles agree on are written once. A function call needs only its name, in
+  ``FUNCTIONS``; an operator needs one template row per style, built from a dozen kinds
+  (``Postfix("ᵀ")``, ``Infix(" ⊙ ")``, ``Wrap("‖{0}‖_{p}")``, ...).
+* ``PREC[form]`` is the level of the printed form and the level each child slot needs; a
+  child printed below its slot's level is parenthesised. A template that brackets a slot
+  itself (a call, a norm, ``\\frac``) needs nothing there and binds as an atom. Levels are
+  names that each style ranks: in MATLAB text ``.*`` binds like ``*``; on paper ⊙ binds
+  looser than juxtaposition (``AB ⊙ C``, ``2(A ⊙ B)``), and a scalar product in front of
+  a product is bracketed (``(xᵀAx)y``).
+* Templates report the ``Edge`` at either end of what they print (a one-letter name, a
+  longer name, a digit, a superscript, a subscript, a brace group). The juxtaposition rule
+  and the superscript rules read these edges, never the printed text.
+
+Unicode juxtaposition (a product written without a sign), so that a reader can split it:
+
+* one-letter names (Latin or Greek) and one-letter functions run together: ``AXB``,
+  ``xᵀAx``, ``2Aᵀ``, ``det(X)X⁻ᵀ``, ``σ(z)``; a run of letters with nothing between them
+  is always a product of one-letter names;
+* a longer name (``lam``, ``W1``, ``H_R``, ``I_n``), a function name of more than one
+  letter (``tr``, ``log det``), a subscript (``‖X‖_F``) and a non-integer exponent
+  (``X^a``) are set off by a space from a neighbouring letter, digit or name:
+  ``lam W``, ``W2 tanh(W1 x)``, ``‖X‖_F Y``, ``X^a Y``; next to a bracket, an operator or
+  a superscript no space is needed (``lam‖W‖_F²``, ``W2ᵀv``);
+* a number runs into a following letter (``2X``, ``0.25X``); a fraction in front of a
+  product is bracketed (``(1/3)X``), since ``1/3X`` would read as ``1/(3X)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum, auto
 from fractions import Fraction
+from typing import Protocol
 
 from . import expr as _expr
 from .expr import ONE, Dim, Expr, Op
-from .names import name_parts
 
-__all__ = ["to_text", "to_unicode", "to_latex", "PREC", "format_shape", "format_dim",
-           "latex_name", "FORMATS", "render", "with_names"]
+__all__ = ["to_text", "to_unicode", "to_latex", "render", "FORMATS", "format_shape",
+           "format_dim", "latex_name", "PREC", "Prec", "Level", "Form", "FORMS", "FUNCTIONS",
+           "TEXT", "UNICODE", "LATEX", "STYLES", "Style", "Edge", "Piece"]
 
-# precedence levels: a child printed below its slot's level is parenthesised
-SUM, PROD, NEG, POW, POSTFIX, ATOM = 1, 2, 3, 4, 5, 6
 
-PREC: dict[Op, int] = {
-    Op.ADD: SUM, Op.SCALE: PROD, Op.MATMUL: PROD, Op.HADAMARD: PROD, Op.HDIV: PROD,
-    Op.KRON: ATOM, Op.POW: POW, Op.MATPOW: POW, Op.TRANSPOSE: POSTFIX, Op.SLICE: POSTFIX,
-    **{op: ATOM for op in Op if op not in (Op.ADD, Op.SCALE, Op.MATMUL, Op.HADAMARD,
-                                            Op.HDIV, Op.KRON, Op.POW, Op.MATPOW,
-                                            Op.TRANSPOSE, Op.SLICE)},
+# ----------------------------------------------------------------------------- levels
+
+
+class Level(Enum):
+    """Precedence levels by name; a style's ladder ranks them (loosest first)."""
+
+    BRACKET = auto()   # a slot inside brackets: anything goes
+    SUM = auto()       # a + b − c, and A ⊗ B on paper
+    PRODUCT = auto()   # a slot that takes any product but no sum: −X ⊘ Y, a − BC
+    ELEM = auto()      # A ⊙ B, A ⊘ B
+    QUOT = auto()      # x/a, 1/3
+    JUXT = auto()      # AB, 2X, a*X
+    COEF = auto()      # the slot of a scalar in front of a product
+    NEG = auto()       # −2
+    POW = auto()       # X², x^0.5
+    POSTFIX = auto()   # Xᵀ, X⁻¹, X[0:n, 0:m]
+    ATOM = auto()      # names, numbers, calls, anything bracketed
+
+
+def _ladder(*steps: Level | tuple[Level, ...]) -> dict[Level, int]:
+    return {lv: i for i, step in enumerate(steps)
+            for lv in (step if isinstance(step, tuple) else (step,))}
+
+
+L = Level
+# MATLAB: .* and * share a level; a quotient or a coefficient takes any product
+TEXT_LADDER = _ladder(L.BRACKET, L.SUM, (L.PRODUCT, L.QUOT, L.COEF), (L.ELEM, L.JUXT), L.NEG,
+                      L.POW, L.POSTFIX, L.ATOM)
+# paper: AB ⊙ C is (AB) ⊙ C; 2(A ⊙ B); (xᵀAx)y and (1/3)X bracket their scalar
+PAPER_LADDER = _ladder(L.BRACKET, L.SUM, (L.PRODUCT, L.ELEM), L.QUOT, L.JUXT, (L.COEF, L.NEG),
+                       L.POW, L.POSTFIX, L.ATOM)
+
+
+@dataclass(frozen=True)
+class Prec:
+    """How tightly a printed form binds, and the level its first and other slots need."""
+
+    level: Level
+    first: Level = Level.BRACKET
+    rest: Level | None = None  # None: as ``first``
+
+    def slot(self, i: int) -> Level:
+        return self.first if i == 0 or self.rest is None else self.rest
+
+
+class Form(Enum):
+    """Finer things to print than an ``Op``, each recognised by a row of ``FORMS``."""
+
+    FRACTION = auto()     # 1/3, -3/4: a number that is no finite decimal
+    NEGATIVE = auto()     # −2
+    ROW_OF_ONES = auto()  # 𝟏ₙᵀ
+    BROADCAST = auto()    # the 2 of X + 2: a scaled ones whose size its siblings show
+    QUOTIENT = auto()     # x/a, x/a²: SCALE(a⁻ᵏ, x)
+    NEGATION = auto()     # −x: SCALE(-1, x)
+    NUMERIC = auto()      # 2X: SCALE by a number
+    T_INV = auto()        # X⁻ᵀ: TRANSPOSE(INV(X))
+    INV_T = auto()        # X⁻ᵀ: INV(TRANSPOSE(X))
+    MATPOW_INV = auto()   # X⁻²: MATPOW(INV(X), 2)
+
+
+# Function calls f(x) in every style; the LaTeX head is \f where LaTeX has one (TEX_HEADS),
+# else \operatorname{f}. A new function needs only its row here.
+FUNCTIONS: dict[Op, str] = {
+    Op.TRACE: "tr", Op.DET: "det", Op.LOGDET: "logdet", Op.DIAG: "diag", Op.DIAGM: "Diag",
+    Op.VEC: "vec", Op.UNVEC: "unvec", Op.SUM: "sum", Op.EXP: "exp", Op.LOG: "log",
+    Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan", Op.TANH: "tanh", Op.SQRT: "sqrt",
+    Op.ABS: "abs", Op.SIGN: "sign", Op.SIGMOID: "sigmoid", Op.RELU: "relu",
+    Op.ARCSIN: "arcsin", Op.ARCCOS: "arccos", Op.ARCTAN: "arctan",
 }
+TEX_HEADS = {"det", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin",
+             "arccos", "arctan", "max", "min"}
 
-_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
-          "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
-          "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon",
-          "Phi", "Psi", "Omega", "varepsilon", "varphi"}
-_GREEK_UNICODE = dict(zip(
-    ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
-     "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
-     "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi",
-     "Psi", "Omega"],
-    "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
-
-_ELEMENTWISE_PROD = (Op.HADAMARD, Op.HDIV)
-
-_FUNC_NAMES = {Op.TRACE: "tr", Op.DET: "det", Op.LOGDET: "logdet", Op.INV: "inv",
-               Op.DIAG: "diag", Op.DIAGM: "Diag", Op.VEC: "vec", Op.SUM: "sum",
-               Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
-               Op.TANH: "tanh", Op.SQRT: "sqrt", Op.ABS: "abs", Op.SIGN: "sign",
-               Op.SIGMOID: "sigmoid", Op.RELU: "relu", Op.ARCSIN: "arcsin",
-               Op.ARCCOS: "arccos", Op.ARCTAN: "arctan"}
-
-
-def format_dim(d: Dim, style: str = "text") -> str:
-    """A dimension as text (``2*n``) or for display (``2n``).
-
-    >>> format_dim(2 * Dim.var("n"), "unicode")
-    '2n'
-    """
-    return d.format("*" if style == "text" else "")
-
-
-def format_shape(shape: tuple[Dim, Dim], style: str = "unicode") -> str:
-    """``m×n``; a column vector shows its length alone, a scalar as ``scalar``."""
-    if shape == (ONE, ONE):
-        return "scalar"
-    if shape[1] == ONE:
-        return format_dim(shape[0], style)
-    sep = "x" if style == "text" else "×"
-    return f"{format_dim(shape[0], style)}{sep}{format_dim(shape[1], style)}"
+_ATOM = Prec(L.ATOM)
+# The operators, and the leaves with the forms of both; every Op is in exactly one of
+# LEAVES, OPERATORS and FUNCTIONS (a test checks that PREC covers Op and Form).
+LEAVES: dict[Op | Form, Prec] = {
+    Op.SYMBOL: _ATOM, Op.CONST: _ATOM, Op.IDENTITY: _ATOM, Op.ONES: _ATOM, Op.ZERO: _ATOM,
+    Op.COMMUTATION: _ATOM,                          # K(m, n)
+    Form.FRACTION: Prec(L.QUOT),                    # 1/3
+    Form.NEGATIVE: Prec(L.NEG),                     # −2
+    Form.ROW_OF_ONES: Prec(L.POSTFIX),              # 𝟏ₙᵀ
+}
+OPERATORS: dict[Op | Form, Prec] = {
+    Op.ADD: Prec(L.SUM, L.SUM),                     # a + b; a − (b + c)
+    Op.SCALE: Prec(L.JUXT, L.COEF, L.JUXT),         # a BC; a (b/c); (xᵀAx)y
+    Form.NUMERIC: Prec(L.JUXT, L.COEF, L.QUOT),     # 2BC; 2x/a; (1/3)X
+    Form.NEGATION: Prec(L.ELEM, L.PRODUCT),         # −X ⊘ Y; −(A + B)
+    Form.QUOTIENT: Prec(L.QUOT, L.PRODUCT, L.NEG),  # Ax/(xᵀx)
+    Form.BROADCAST: Prec(L.ATOM, L.PRODUCT),        # X + 2 (keeps the level of its 2)
+    Op.MATMUL: Prec(L.JUXT, L.JUXT, L.NEG),         # AB(C + D); (A ⊙ B)C on paper
+    Op.HADAMARD: Prec(L.ELEM, L.ELEM, L.NEG),       # AB ⊙ C ⊙ (D ⊙ E)
+    Op.HDIV: Prec(L.ELEM, L.ELEM, L.NEG),           # A ⊙ B ⊘ C
+    Op.KRON: Prec(L.SUM, L.NEG),                    # (A + B) ⊗ C; kron(A, B) in text
+    Op.POW: Prec(L.POW, L.POSTFIX),                 # Xᵀ.^2; x^(1/2)
+    Op.MATPOW: Prec(L.POW, L.POSTFIX),              # X²
+    Form.MATPOW_INV: Prec(L.POW, L.POSTFIX),        # X⁻²
+    Op.TRANSPOSE: Prec(L.POSTFIX, L.POSTFIX),       # X[0:n, 0:m]ᵀ
+    Form.T_INV: Prec(L.POSTFIX, L.POSTFIX),         # X⁻ᵀ
+    Op.INV: Prec(L.POSTFIX, L.POSTFIX),             # X⁻¹; inv(X) in text
+    Form.INV_T: Prec(L.POSTFIX, L.POSTFIX),         # X⁻ᵀ
+    Op.SLICE: Prec(L.POSTFIX, L.POSTFIX),           # Xᵀ[0:n, 0:m]
+    Op.BLOCK: _ATOM,                                # [A, B; C, D]
+    Op.NORM: _ATOM,                                 # ‖X‖_F
+}
+PREC: dict[Op | Form, Prec] = {**LEAVES, **OPERATORS, **{op: _ATOM for op in FUNCTIONS}}
 
 
-def _fraction(c: Fraction) -> str:
+# ----------------------------------------------------------------------------- forms
+
+
+def _decimal(c: Fraction) -> str | None:
+    """``c`` (≥ 0) as an exact decimal (``3``, ``0.25``), or None."""
     if c.denominator == 1:
         return str(c.numerator)
     d = c.denominator
@@ -80,7 +176,7 @@ def _fraction(c: Fraction) -> str:
         d //= 5
     if d == 1 and Fraction(repr(float(c))) == c:              # 0.25, not 543971/262144 as
         return repr(float(c))                                    # 2.075084686279297
-    return f"{c.numerator}/{c.denominator}"
+    return None
 
 
 def _quotient(e: Expr) -> bool:
@@ -89,6 +185,87 @@ def _quotient(e: Expr) -> bool:
         return False
     p = e.args[0].args[1]
     return p.op is Op.CONST and p.attr < 0
+
+
+def _is_number(e: Expr, value: int | None = None) -> bool:
+    return e.op is Op.CONST and (value is None or e.attr == value)
+
+
+Match = Callable[[Expr, bool], bool]  # (node, printed without its size?) -> applies
+
+# (form, the Op it refines, when): the first that applies and that the style has a row
+# for is printed; the order matters only between forms of one Op.
+FORMS: list[tuple[Form, Op, Match]] = [
+    (Form.FRACTION, Op.CONST, lambda e, _: _decimal(abs(e.attr)) is None),
+    (Form.NEGATIVE, Op.CONST, lambda e, _: e.attr < 0),
+    (Form.ROW_OF_ONES, Op.ONES, lambda e, fixed: not fixed and e.rows == ONE),
+    (Form.BROADCAST, Op.SCALE, lambda e, fixed: fixed and e.args[1].op is Op.ONES),
+    (Form.QUOTIENT, Op.SCALE, lambda e, _: _quotient(e)),
+    (Form.NEGATION, Op.SCALE, lambda e, _: _is_number(e.args[0], -1)),
+    (Form.NUMERIC, Op.SCALE, lambda e, _: _is_number(e.args[0])),
+    (Form.T_INV, Op.TRANSPOSE, lambda e, _: e.args[0].op is Op.INV),
+    (Form.INV_T, Op.INV, lambda e, _: e.args[0].op is Op.TRANSPOSE),
+    (Form.MATPOW_INV, Op.MATPOW, lambda e, _: e.args[0].op is Op.INV),
+]
+_FORMS_OF: dict[Op, list[tuple[Form, Match]]] = {}
+for _form, _op, _match in FORMS:
+    _FORMS_OF.setdefault(_op, []).append((_form, _match))
+
+
+def _denominator(e: Expr) -> Expr:
+    """The ``a²`` of ``x/a²`` = SCALE(a⁻², x)."""
+    base, p = e.args[0].args
+    return base if p.attr == -1 else _expr.hpow(base, _expr.const(-p.attr))
+
+
+def _matmul_operands(e: Expr) -> tuple[Expr, ...]:
+    a = e.args
+    if a[0].rows == ONE and any(f.cols == ONE for f in a[:-1]):
+        return (a[0], _expr.matmul(*a[1:]))  # uᵀ(uuᵀu): a 1x1 partial product would read
+    return a                                  # back as a scaling
+
+
+# what fills a form's slots, where that is not the node's arguments
+OPERANDS: dict[Op | Form, Callable[[Expr], tuple[Expr, ...]]] = {
+    Op.MATMUL: _matmul_operands,
+    Op.MATPOW: lambda e: (e.args[0], _expr.const(e.attr)),
+    Form.MATPOW_INV: lambda e: (e.args[0].args[0], _expr.const(-e.attr)),
+    Form.T_INV: lambda e: (e.args[0].args[0],),
+    Form.INV_T: lambda e: (e.args[0].args[0],),
+    Form.QUOTIENT: lambda e: (e.args[1], _denominator(e)),
+    Form.NEGATION: lambda e: (e.args[1],),
+    Form.BROADCAST: lambda e: (e.args[0],),
+}
+
+
+def _vector_or_matrix(e: Expr) -> list[Dim]:
+    return [e.rows] if e.cols == ONE else [e.rows, e.cols]
+
+
+# the sizes a leaf or a call shows: eye(n), ones(m, n), K(m, n), unvec(x, m, n)
+SIZES: dict[Op | Form, Callable[[Expr], Sequence[Dim]]] = {
+    Op.IDENTITY: lambda e: [e.attr], Op.ONES: _vector_or_matrix, Op.ZERO: _vector_or_matrix,
+    Form.ROW_OF_ONES: lambda e: [e.cols], Op.COMMUTATION: lambda e: e.attr,
+    Op.UNVEC: lambda e: e.attr,
+}
+# p → the subscript of ‖·‖_p for (a vector, a matrix)
+NORM_SUBSCRIPTS = {"1": ("1", "1"), "2": ("2", "F")}
+
+
+def _norm_subscript(e: Expr) -> str:
+    x = e.args[0]
+    return NORM_SUBSCRIPTS[e.attr][0 if x.cols == ONE or x.rows == ONE else 1]
+
+
+# named fields of templates: X[{r0}:{r1}, {c0}:{c1}], ‖X‖_{p}
+FIELDS: dict[Op | Form, Callable[[Expr, Callable[[Dim], str]], dict[str, str]]] = {
+    Op.SLICE: lambda e, dim: dict(zip(("r0", "r1", "c0", "c1"), map(dim, e.attr),
+                                      strict=True)),
+    Op.NORM: lambda e, dim: {"p": _norm_subscript(e)},
+}
+
+
+# ----------------------------------------------------------------------------- sizes
 
 
 def _unscaled(e: Expr) -> Expr:
@@ -103,6 +280,343 @@ def _floating(e: Expr) -> bool:
     if e.op in (Op.ADD, Op.HADAMARD, Op.HDIV):
         return all(_floating(x) for x in e.args)
     return e.op in (Op.IDENTITY, Op.ONES, Op.ZERO)
+
+
+Sizing = Callable[[Expr, tuple[Expr, ...], bool, "Style"], tuple[bool, ...]]
+
+
+def _siblings(e: Expr, args: tuple[Expr, ...], fixed: bool, style: Style) -> tuple[bool, ...]:
+    """Operands of a sum or an elementwise product: a bare ``I``, ``1`` or ``0`` where
+    another operand shows the size (in a sum, also where the sum's context shows it)."""
+    shown = fixed and e.op is Op.ADD or any(not _floating(x) for x in args)
+    if style.numbers_fold and e.op is Op.ADD and sum(map(_floating, args)) > 1:
+        shown = False  # 1 + 1 + X reads as 2 + X: a bare 1 is the number
+    return tuple(shown and style.bare(x) for x in args)
+
+
+def _grid(e: Expr, args: tuple[Expr, ...], fixed: bool, style: Style) -> tuple[bool, ...]:
+    """Blocks: a bare 1 or 0 only where a block printed with its size fixes its height (in
+    its row) and its width (in its column); the identity always shows its size."""
+    r, c = e.attr
+    sized = [not _floating(x) or _unscaled(x).op is Op.IDENTITY for x in args]
+    return tuple(_unscaled(x).op in style.sizeless and any(sized[k // c * c:k // c * c + c])
+                 and any(sized[k % c::c]) for k, x in enumerate(args))
+
+
+def _scaled(i: int) -> Sizing:
+    """A scaling (``a X``, ``x/a``, ``−x``): operand ``i``, the scaled one, prints as the
+    node does (``X + 2I`` shows the size of ``I`` through the 2)."""
+    def sizes(e: Expr, args: tuple[Expr, ...], fixed: bool, style: Style) -> tuple[bool, ...]:
+        return tuple(fixed and k == i for k in range(len(args)))
+    return sizes
+
+
+SIZING: dict[Op | Form, Sizing] = {
+    Op.ADD: _siblings, Op.HADAMARD: _siblings, Op.HDIV: _siblings, Op.BLOCK: _grid,
+    Op.SCALE: _scaled(1), Form.NUMERIC: _scaled(1), Form.NEGATION: _scaled(0),
+    Form.QUOTIENT: _scaled(0),
+}
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+class Edge(Enum):
+    """What one end of a printed piece is, for what may stand next to it."""
+
+    CLOSED = auto()  # a bracket, an operator, a glyph no letter extends: ) ] ‖ 𝟏 −
+    LETTER = auto()  # a one-letter name or function: A, λ, σ(
+    WORD = auto()    # a longer name or function: W1, lam, H_R, tr(, I_n
+    DIGIT = auto()   # a number
+    SUP = auto()     # a superscript: ᵀ ⁻¹ ² ^{T}
+    SUB = auto()     # a subscript or an exponent a letter would extend: ‖X‖_F, X^a, H_{R}
+    GROUP = auto()   # a LaTeX brace group: \mathit{lam}, \sqrt{x}, \end{bmatrix}
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Printed text, its level (as ranked by its style) and its two edges."""
+
+    text: str
+    level: int
+    left: Edge = Edge.CLOSED
+    right: Edge = Edge.CLOSED
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node as a template sees it: its form, the operands that fill the form's slots,
+    whether each operand may print without its size, and whether the node itself may."""
+
+    e: Expr
+    form: Op | Form
+    args: tuple[Expr, ...]
+    sizes: tuple[bool, ...]
+    fixed: bool
+
+
+class Template(Protocol):
+    def fill(self, r: _Renderer, n: Node) -> Piece: ...
+
+
+def _glue(left: Edge, right: Edge) -> str:
+    """Unicode juxtaposition: a space only where a longer name, a function or a subscript
+    would run into a letter, a digit or a name, or two numbers would meet."""
+    if right is Edge.WORD or left in (Edge.WORD, Edge.SUB) and \
+            right in (Edge.LETTER, Edge.WORD, Edge.DIGIT):
+        return " "
+    return " " if left is Edge.DIGIT and right is Edge.DIGIT else ""
+
+
+class Script(Enum):
+    """What a postfix mark is, for the base it follows."""
+
+    PLAIN = auto()    # ', [0:n, 0:m]: anything at the slot's level
+    SUPER = auto()    # ᵀ ⁻¹ ² ^{T}: a base ending in a superscript is parenthesised
+    TEX_SUB = auto()  # _{[...]}: a base ending in a script or a group is braced, {H_{R}}_{...}
+
+
+# ----------------------------------------------------------------------------- templates
+
+
+def _word(head: str) -> Edge:
+    return Edge.LETTER if len(head) == 1 else Edge.WORD
+
+
+@dataclass(frozen=True)
+class Name:
+    """A symbol: ``spell`` writes its name, ``edges`` says how it ends on either side."""
+
+    spell: Callable[[str], str]
+    edges: Callable[[str], tuple[Edge, Edge]]
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        name = n.e.name
+        return Piece(self.spell(name), r.level(n), *self.edges(name))
+
+
+@dataclass(frozen=True)
+class Number:
+    """A constant: ``3``, ``0.25``, ``1/3``, or ``\\frac{1}{3}`` with ``tex``."""
+
+    minus: str
+    tex: bool = False
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        c: Fraction = n.e.attr
+        sign = self.minus if c < 0 else ""
+        digits = _decimal(abs(c))
+        if digits is None and self.tex:
+            body = f"\\frac{{{abs(c.numerator)}}}{{{c.denominator}}}"
+            return Piece(sign + body, r.level(n), Edge.CLOSED, Edge.GROUP)
+        body = digits or f"{abs(c.numerator)}/{c.denominator}"
+        return Piece(sign + body, r.level(n), Edge.CLOSED if sign else Edge.DIGIT, Edge.DIGIT)
+
+
+@dataclass(frozen=True)
+class Sized:
+    """``bare`` where the context shows the size (``I``, ``1``), else ``sized``."""
+
+    bare: str
+    sized: Template
+    edge: Edge
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        if n.fixed:
+            return Piece(self.bare, r.rank(L.ATOM), self.edge, self.edge)
+        return self.sized.fill(r, n)
+
+
+@dataclass(frozen=True)
+class Subscripted:
+    """A glyph with its sizes as a subscript, and a mark after: ``I_n``, ``𝟏_nᵀ``,
+    ``K_{m,n}``."""
+
+    glyph: str
+    left: Edge
+    after: str = ""
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        sub = r.style.subscript([r.dim(d) for d in SIZES[n.form](n.e)])
+        return Piece(self.glyph + sub + self.after, r.level(n), self.left,
+                     Edge.SUP if self.after else Edge.SUB)
+
+
+@dataclass(frozen=True)
+class Call:
+    """``head(operands, sizes)``: brackets its arguments, so binds as an atom."""
+
+    head: str
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        args = [r.operand(n, i, L.BRACKET).text for i in range(len(n.args))]
+        args += [r.dim(d) for d in SIZES.get(n.form, lambda e: ())(n.e)]
+        opening, closing = r.style.brackets
+        return Piece(f"{self.head}{opening}{', '.join(args)}{closing}", r.rank(L.ATOM),
+                     _word(self.head))
+
+
+@dataclass(frozen=True)
+class Wrap:
+    """A format string whose slots ``{0}``, ``{1}`` it brackets itself (``\\sqrt{{{0}}}``,
+    ``‖{0}‖_{p}``), with the named ``FIELDS`` of the form; binds as an atom."""
+
+    fmt: str
+    right: Edge = Edge.CLOSED
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        args = [r.operand(n, i, L.BRACKET).text for i in range(len(n.args))]
+        return Piece(self.fmt.format(*args, **r.fields(n)), r.rank(L.ATOM), Edge.CLOSED,
+                     self.right)
+
+
+@dataclass(frozen=True)
+class Postfix:
+    """``{0}`` then a mark (with the form's ``FIELDS``): ``Xᵀ``, ``X⁻¹``, ``X[0:n, 0:m]``."""
+
+    mark: str
+    script: Script = Script.PLAIN
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        base = r.operand(n, 0, script=self.script)
+        text = base.text
+        if self.script is Script.TEX_SUB and base.right in (Edge.SUP, Edge.SUB, Edge.GROUP):
+            text = f"{{{text}}}"
+        fields = r.fields(n)
+        mark = self.mark.format(**fields) if fields else self.mark
+        right = {Script.PLAIN: Edge.CLOSED, Script.SUPER: Edge.SUP, Script.TEX_SUB: Edge.SUB}
+        return Piece(text + mark, r.level(n), base.left, right[self.script])
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A mark then ``{0}``: ``−X``."""
+
+    mark: str
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        body = r.operand(n, 0)
+        return Piece(self.mark + body.text, r.level(n), Edge.CLOSED, body.right)
+
+
+@dataclass(frozen=True)
+class Infix:
+    """Operands joined by a symbol: ``A ⊙ B ⊙ C``, ``x/a``, ``A ⊗ B``."""
+
+    symbol: str
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        parts = [r.operand(n, i) for i in range(len(n.args))]
+        return Piece(self.symbol.join(p.text for p in parts), r.level(n), parts[0].left,
+                     parts[-1].right)
+
+
+@dataclass(frozen=True)
+class Juxt:
+    """A product written side by side: ``sep`` between factors, or (None) the Unicode
+    juxtaposition rule on the factors' edges (see the module docstring)."""
+
+    sep: str | None
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        parts = [r.operand(n, i) for i in range(len(n.args))]
+        text = parts[0].text
+        for a, b in zip(parts, parts[1:], strict=False):
+            text += (_glue(a.right, b.left) if self.sep is None else self.sep) + b.text
+        return Piece(text, r.level(n), parts[0].left, parts[-1].right)
+
+
+@dataclass(frozen=True)
+class Sum:
+    """``a + b − c``: a term scaled by a negative number follows a minus sign."""
+
+    plus: str
+    minus: str
+    lead: str  # the sign of a negative first term
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        text, parts = "", []
+        for i, t in enumerate(n.args):
+            if _negative(t):
+                sign = self.lead if i == 0 else self.minus
+                body = r.slot(_expr.neg(t), PREC[Form.NEGATION].first, n.sizes[i])
+            else:
+                sign = "" if i == 0 else self.plus
+                body = r.slot(t, PREC[Op.ADD].first, n.sizes[i])
+            text += sign + body.text
+            parts.append(body)
+        left = Edge.CLOSED if _negative(n.args[0]) else parts[0].left
+        return Piece(text, r.level(n), left, parts[-1].right)
+
+
+def _negative(t: Expr) -> bool:
+    """A term printed after a minus sign: a negative number, or one scaled by one."""
+    return t.op is Op.CONST and t.attr < 0 or \
+        t.op is Op.SCALE and t.args[0].op is Op.CONST and t.args[0].attr < 0
+
+
+@dataclass(frozen=True)
+class Power:
+    """``base`` to a power: ``int_fmt`` for an integer exponent (written with ``digits``),
+    ``fmt`` for any other; ``{ew}`` is ``ew`` for an elementwise power of a matrix."""
+
+    int_fmt: str
+    fmt: str
+    ew: str
+    digits: dict[int, int] | None = None   # a str.translate table: 2 → ²
+    exponent: Level = L.POSTFIX            # the level a non-integer exponent needs
+    int_edge: Edge = Edge.SUP
+    edge: Edge = Edge.SUP
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        base = r.operand(n, 0, script=Script.SUPER)
+        p = n.args[1]
+        ew = self.ew if n.e.op is Op.POW and not n.e.args[0].is_scalar else ""
+        if p.op is Op.CONST and p.attr.denominator == 1:
+            k = str(p.attr.numerator)
+            k = k.translate(self.digits) if self.digits else k
+            return Piece(self.int_fmt.format(b=base.text, ew=ew, k=k), r.level(n), base.left,
+                         self.int_edge)
+        k = r.slot(p, self.exponent).text
+        return Piece(self.fmt.format(b=base.text, ew=ew, k=k), r.level(n), base.left,
+                     self.edge)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A block matrix: rows of cells between ``open`` and ``close``."""
+
+    open: str
+    col: str
+    row: str
+    close: str
+    right: Edge = Edge.CLOSED
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        cols = n.e.attr[1]
+        cells = [r.operand(n, i, L.BRACKET).text for i in range(len(n.args))]
+        rows = [self.col.join(cells[i:i + cols]) for i in range(0, len(cells), cols)]
+        return Piece(self.open + self.row.join(rows) + self.close, r.rank(L.ATOM),
+                     Edge.CLOSED, self.right)
+
+
+@dataclass(frozen=True)
+class Same:
+    """The operand alone, at its own level: the ``2`` of ``X + 2``."""
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        return r.operand(n, 0)
+
+
+# ----------------------------------------------------------------------------- names
+
+_GREEK_UNICODE = dict(zip(
+    ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+     "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+     "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi",
+     "Psi", "Omega"],
+    "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
+_GREEK = {*_GREEK_UNICODE, "varepsilon", "varphi"}
 
 
 def latex_name(name: str) -> str:
@@ -127,267 +641,22 @@ def _unicode_name(name: str) -> str:
     return _GREEK_UNICODE.get(base, base) + (f"_{sub}" if sub else "")
 
 
-class _Printer:
-    """One printing style: ASCII ("text"), Unicode ("unicode") or LaTeX ("latex")."""
+def _one_letter(name: str) -> bool:
+    return len(name) == 1 or name in _GREEK
 
-    def __init__(self, style: str):
-        self.style = style
-        self.memo: dict[tuple[Expr, bool], tuple[str, int]] = {}
 
-    def paren(self, s: str) -> str:
-        return f"\\left({s}\\right)" if self.style == "latex" else f"({s})"
+def _name_edges(name: str) -> tuple[Edge, Edge]:
+    edge = Edge.LETTER if _one_letter(name) else Edge.WORD
+    return edge, edge
 
-    def sub(self, e: Expr, level: int, fixed: bool = False) -> str:
-        s, p = self.print(e, fixed)
-        return self.paren(s) if p < level else s
 
-    def print(self, e: Expr, fixed: bool = False) -> tuple[str, int]:
-        key = (e, fixed)
-        if key not in self.memo:
-            self.memo[key] = self.node(e, fixed)
-        return self.memo[key]
-
-    def node(self, e: Expr, fixed: bool) -> tuple[str, int]:  # noqa: C901 - a table
-        op, a, st = e.op, e.args, self.style
-        tex, uni = st == "latex", st == "unicode"
-        if op is Op.SYMBOL:
-            name = e.name
-            if uni:  # marked, so juxtaposition knows where one name ends (stripped at the end)
-                return f"{_OPEN}{_unicode_name(name)}{_CLOSE}", ATOM
-            return (latex_name(name) if tex else name), ATOM
-        if op is Op.CONST:
-            return self.const(e.attr)
-        if op is Op.IDENTITY:
-            if fixed:
-                return "I", ATOM
-            n = format_dim(e.attr, st)
-            return (f"I_{{{n}}}" if tex else f"I_{_subscript(n)}" if uni
-                    else f"eye({format_dim(e.attr)})"), ATOM
-        if op in (Op.ONES, Op.ZERO):
-            return self.filled(e, fixed)
-        if op is Op.COMMUTATION:
-            m, n = (format_dim(d, st) for d in e.attr)
-            return (f"K_{{{m},{n}}}" if tex else f"K({m}, {n})"), ATOM
-        if op is Op.ADD:
-            return self.add(e, fixed)
-        if op is Op.SCALE:
-            return self.scale(e, fixed)
-        if op is Op.MATMUL:  # (A ⊙ B)C: ⊙ and juxtaposition never share a level on paper
-            parts = [self.sub(f, PROD if i == 0 and (st == "text" or f.op not in _ELEMENTWISE_PROD)
-                              else PROD + 1) for i, f in enumerate(a)]
-            if a[0].rows == ONE and any(f.cols == ONE for f in a[:-1]):
-                # uᵀ(uuᵀu): a 1x1 partial product would read back as a scaling
-                parts[1:] = [self.sub(_expr.matmul(*a[1:]), PROD + 1)]
-            return self.juxtapose(parts, "*"), PROD
-        if op is Op.TRANSPOSE:
-            return self.transpose(a[0]), POSTFIX
-        if op in (Op.HADAMARD, Op.HDIV):
-            sym = {"text": (" .* ", " ./ "), "unicode": (" ⊙ ", " ⊘ "),
-                   "latex": (" \\odot ", " \\oslash ")}[st][op is Op.HDIV]
-            sib_fixed = any(not _floating(x) for x in a)
-            parts = [self.sub(f, PROD if i == 0 else PROD + 1, self.bare(f, sib_fixed))
-                     for i, f in enumerate(a)]
-            return sym.join(parts), PROD
-        if op is Op.POW:
-            return self.power(a[0], a[1], elementwise=not a[0].is_scalar), POW
-        if op is Op.MATPOW:
-            if a[0].op is Op.INV and st != "text":  # (XᵀX)⁻²
-                b = self.sub(a[0].args[0], self.base_level(a[0].args[0]))
-                k = str(-e.attr)
-                return b + (f"^{{{k}}}" if tex else k.translate(_SUPERSCRIPT)), POW
-            return self.power(a[0], _expr.const(e.attr), elementwise=False), POW
-        if op is Op.KRON:
-            if st == "text":
-                return f"kron({self.sub(a[0], 0)}, {self.sub(a[1], 0)})", ATOM
-            sym = " \\otimes " if tex else " ⊗ "  # parenthesised inside any product
-            return self.sub(a[0], PROD + 1) + sym + self.sub(a[1], PROD + 1), SUM
-        if op is Op.BLOCK:
-            return self.block(e), ATOM
-        if op is Op.SLICE:
-            r0, r1, c0, c1 = (format_dim(d, st) for d in e.attr)
-            inner = self.sub(a[0], POSTFIX)
-            if tex:
-                inner = f"{{{inner}}}" if inner.endswith("}") else inner  # {H_{R}}_{[0:n,\,0:m]}
-                return f"{inner}_{{[{r0}:{r1},\\,{c0}:{c1}]}}", POSTFIX
-            return f"{inner}[{r0}:{r1}, {c0}:{c1}]", POSTFIX
-        if op is Op.NORM:
-            return self.norm(e), ATOM
-        if op is Op.INV and st != "text":
-            if a[0].op is Op.TRANSPOSE and tex:  # X^{-T} reads back as the transpose of X^{-1}
-                return self.paren(self.transpose(a[0].args[0])) + "^{-1}", POSTFIX
-            if a[0].op is Op.TRANSPOSE:  # (Xᵀ)⁻¹ = X⁻ᵀ
-                return self.sub(a[0].args[0], POSTFIX) + ("^{-T}" if tex else "⁻ᵀ"), POSTFIX
-            return self.sub(a[0], POSTFIX) + ("^{-1}" if tex else "⁻¹"), POSTFIX
-        if op is Op.UNVEC:
-            m, n = (format_dim(d, st) for d in e.attr)
-            if tex:
-                return f"\\operatorname{{unvec}}\\left({self.sub(a[0], 0)}, {m}, {n}\\right)", ATOM
-            return f"unvec({self.sub(a[0], 0)}, {m}, {n})", ATOM
-        return self.function(e), ATOM
-
-    # -- pieces
-    def const(self, c: Fraction) -> tuple[str, int]:
-        if self.style == "latex" and c.denominator != 1 and "/" in _fraction(c):
-            s = f"\\frac{{{abs(c.numerator)}}}{{{c.denominator}}}"
-            return ("-" + s, NEG) if c < 0 else (s, ATOM)
-        s = _fraction(c)
-        if self.style == "unicode":
-            s = s.replace("-", "−")
-        if c < 0:
-            return s, NEG
-        return s, PROD if "/" in s else ATOM
-
-    def filled(self, e: Expr, fixed: bool) -> tuple[str, int]:
-        st = self.style
-        ones = e.op is Op.ONES
-        if fixed:
-            return ("1" if ones else "0") if st == "text" else \
-                ("\\mathbf{1}" if ones else "\\mathbf{0}") if st == "latex" else \
-                ("𝟏" if ones else "0"), ATOM
-        dims = [e.rows] if e.cols == ONE else [e.rows, e.cols]
-        if st == "text":
-            return f"{'ones' if ones else 'zeros'}({', '.join(format_dim(d) for d in dims)})", \
-                ATOM
-        if e.rows == ONE and e.op is Op.ONES:  # a row of ones: 𝟏ₙᵀ
-            n = format_dim(e.cols, st)
-            return (f"\\mathbf{{1}}_{{{n}}}^{{T}}" if st == "latex"
-                    else f"𝟏_{_subscript(n)}ᵀ"), POSTFIX
-        size = "×".join(format_dim(d, st) for d in dims)
-        if st == "latex":
-            return f"\\mathbf{{{'1' if ones else '0'}}}_{{{size.replace('×', ',')}}}", ATOM
-        return f"{'𝟏' if ones else '0'}_{size}", ATOM
-
-    def add(self, e: Expr, fixed: bool) -> tuple[str, int]:
-        minus = {"text": " - ", "unicode": " − ", "latex": " - "}[self.style]
-        sib_fixed = fixed or any(not _floating(t) for t in e.args)
-        if self.style == "text" and sum(_floating(t) for t in e.args) > 1:
-            sib_fixed = False  # 1 + 1 + X reads as 2 + X: a bare 1 is the number
-        out = ""
-        for i, t in enumerate(e.args):
-            negative = t.op is Op.SCALE and t.args[0].op is Op.CONST and t.args[0].attr < 0 or \
-                t.op is Op.CONST and t.attr < 0
-            if negative:
-                pos = _expr.scale(_expr.const(-1), t)
-                body = self.sub(pos, PROD, self.bare(pos, sib_fixed))
-                out += (minus.strip() if i == 0 else minus) + body
-            else:
-                body = self.sub(t, SUM, self.bare(t, sib_fixed))
-                out += body if i == 0 else " + " + body
-        return out, SUM
-
-    def bare(self, e: Expr, fixed: bool) -> bool:
-        """Whether ``e``, an operand of a sum or an elementwise product, may print as a bare
-        ``I``, ``1`` or ``0``. The LaTeX reader learns the size of a bare ``\\mathbf{1}``
-        there only after deciding the products around it (in ``yᵀ(x + 𝟏) c F`` it would
-        take ``c`` for the scaled side), so in LaTeX the ones show their size."""
-        return fixed and not (self.style == "latex" and _unscaled(e).op is Op.ONES)
-
-    def scale(self, e: Expr, fixed: bool) -> tuple[str, int]:
-        a, x = e.args
-        st = self.style
-        if x.op is Op.ONES and fixed:  # X + 2: a scalar broadcast where siblings fix the size
-            text, level = self.print(a)
-            return (self.paren(text), ATOM) if level <= SUM else (text, level)
-        if _quotient(e):
-            base = a.args[0] if a.args[1].attr == -1 else \
-                _expr.hpow(a.args[0], _expr.const(-a.args[1].attr))
-            num, den = self.sub(x, PROD, fixed), self.sub(base, PROD + 1)
-            if st == "latex":
-                return f"\\frac{{{self.print(x, fixed)[0]}}}{{{self.print(base)[0]}}}", ATOM
-            return f"{num}/{den}", PROD
-        inner_level = PROD if x.op in (Op.MATMUL, Op.SCALE) or st == "text" and x.op in \
-            _ELEMENTWISE_PROD else PROD + 1
-        if a.op is not Op.CONST and _quotient(x):  # a*(b/c): a*b/c reads as (a*b)/c
-            inner_level = PROD + 1
-        if a.op is Op.CONST and a.attr == -1:
-            body = self.sub(x, PROD if x.op in _ELEMENTWISE_PROD else inner_level, fixed)
-            return ("−" if st == "unicode" else "-") + body, PROD
-        coeff = self.sub(a, PROD if a.op is not Op.MATMUL or st == "text" else PROD + 1)
-        body = self.sub(x, inner_level, fixed)
-        return self.juxtapose([coeff, body], "*"), PROD
-
-    def juxtapose(self, parts: list[str], text_sep: str) -> str:
-        if self.style == "text":
-            return text_sep.join(parts)
-        if self.style == "latex":
-            return " ".join(parts)
-        out = parts[0]
-        for prev, p in zip(parts, parts[1:], strict=False):
-            left, right = _last_word(prev), _first_word(p)
-            glue = " " if len(left) > 1 and right or len(right) > 1 or \
-                left.isdigit() and right.isdigit() else ""
-            out += glue + p
-        return out
-
-    def transpose(self, x: Expr) -> str:
-        st = self.style
-        if x.op is Op.INV and st != "text":
-            return self.sub(x.args[0], POSTFIX) + ("^{-T}" if st == "latex" else "⁻ᵀ")
-        base = self.sub(x, POSTFIX)
-        return base + {"text": "'", "unicode": "ᵀ", "latex": "^{T}"}[st]
-
-    def base_level(self, base: Expr) -> int:
-        """The level a power's base needs: on paper a base that ends in a superscript is
-        parenthesised, (X⁻¹)², (Xᵀ)⁻², not X⁻¹², Xᵀ⁻²."""
-        return POSTFIX if self.style == "text" or base.op is Op.SLICE else ATOM
-
-    def power(self, base: Expr, p: Expr, elementwise: bool) -> str:
-        st = self.style
-        b = self.sub(base, self.base_level(base))
-        circ = "\\circ " if elementwise else ""
-        if p.op is Op.CONST and p.attr.denominator == 1:
-            k = str(p.attr.numerator)
-            if st == "unicode":
-                return b + ("∘" if elementwise else "") + k.translate(_SUPERSCRIPT)
-            if st == "latex":
-                return f"{b}^{{{circ}{k}}}"
-            return f"{b}{'.^' if elementwise else '^'}{k}"
-        e, level = self.print(p)
-        if st == "latex":
-            return f"{b}^{{{circ}{e}}}"
-        exp = e if level >= POSTFIX else f"({e})"
-        return f"{b}{'.^' if elementwise and st == 'text' else '^'}{exp}"
-
-    def block(self, e: Expr) -> str:
-        r, c = e.attr
-        grid = [e.args[i * c:(i + 1) * c] for i in range(r)]
-        sized = [[not _floating(x) or _unscaled(x).op is Op.IDENTITY for x in row] for row in grid]
-        # a bare 1 or 0 only where a block printed with its size fixes its height (in its
-        # row) and its width (in its column); the identity always shows its size, and so do
-        # the ones in ASCII (where a bare 1 is the number)
-        sizeless = (Op.ZERO,) if self.style == "text" else (Op.ZERO, Op.ONES)
-        cells = [[self.sub(x, 0, fixed=_unscaled(x).op in sizeless and any(sized[i])
-                           and any(sized[k][j] for k in range(r)))
-                  for j, x in enumerate(row)] for i, row in enumerate(grid)]
-        if self.style == "latex":
-            body = " \\\\ ".join(" & ".join(row) for row in cells)
-            return f"\\begin{{bmatrix}} {body} \\end{{bmatrix}}"
-        return "[" + "; ".join(", ".join(row) for row in cells) + "]"
-
-    def norm(self, e: Expr) -> str:
-        x = e.args[0]
-        sub = "1" if e.attr == "1" else "2" if x.cols == ONE or x.rows == ONE else "F"
-        inner = self.print(x)[0]
-        if self.style == "latex":
-            return f"\\left\\| {inner} \\right\\|_{{{sub}}}"
-        if self.style == "unicode":
-            return f"‖{inner}‖_{sub}"
-        return f"||{inner}||_{sub}"
-
-    def function(self, e: Expr) -> str:
-        name = _FUNC_NAMES[e.op]
-        arg = self.print(e.args[0])[0]
-        if self.style == "latex":
-            known = {"det": "\\det", "exp": "\\exp", "log": "\\log", "sin": "\\sin",
-                     "cos": "\\cos", "tan": "\\tan", "tanh": "\\tanh", "logdet": "\\log\\det",
-                     "arcsin": "\\arcsin", "arccos": "\\arccos", "arctan": "\\arctan"}
-            if name == "sqrt":
-                return f"\\sqrt{{{arg}}}"
-            head = known.get(name, f"\\operatorname{{{name}}}")
-            return f"{head}\\left({arg}\\right)"
-        if self.style == "unicode":
-            name = {"logdet": "log det", "sigmoid": "σ"}.get(name, name)
-        return f"{name}({arg})"
+def _latex_name_edges(name: str) -> tuple[Edge, Edge]:
+    base, _, sub = name.partition("_")
+    if sub:
+        return _word(base), Edge.SUB
+    if _one_letter(base):
+        return Edge.LETTER, Edge.LETTER if len(base) == 1 else Edge.WORD
+    return Edge.WORD, Edge.GROUP
 
 
 def _subscript(s: str) -> str:
@@ -395,29 +664,185 @@ def _subscript(s: str) -> str:
     return s if s.isalnum() else f"({s})"
 
 
-def _word_char(c: str) -> bool:
-    return c.isascii() and (c.isalnum() or c == "_") or c in _GREEK_UNICODE.values()
+def _unicode_sizes(dims: list[str]) -> str:
+    return "_" + "×".join(map(_subscript, dims))  # I_n, 𝟏_m×n, 0_(m - 2)×n
 
 
-_OPEN, _CLOSE = "\x01", "\x02"
+def _latex_sizes(dims: list[str]) -> str:
+    return "_{" + ",".join(dims) + "}"
 
 
-def _last_word(s: str) -> str:
-    if s.endswith(_CLOSE):
-        return s[s.rindex(_OPEN) + 1:-1]
-    i = len(s)
-    while i > 0 and _word_char(s[i - 1]):
-        i -= 1
-    return s[i:]
+# ----------------------------------------------------------------------------- styles
 
 
-def _first_word(s: str) -> str:
-    if s.startswith(_OPEN):
-        return s[1:s.index(_CLOSE)]
-    i = 0
-    while i < len(s) and _word_char(s[i]):
-        i += 1
-    return s[:i]
+@dataclass(frozen=True)
+class Style:
+    """One way to print: its template table, its ladder of levels, and a few glyphs."""
+
+    name: str
+    rows: Mapping[Op | Form, Template]
+    ladder: Mapping[Level, int]
+    brackets: tuple[str, str]
+    times: str                                   # in a dimension: 2*n | 2n
+    subscript: Callable[[list[str]], str]        # sizes as a subscript: _n, _{m,n}
+    sizeless: frozenset[Op]                      # blocks that may print without their size
+    bare_ones: bool = True                       # may 1 stand for ones(...) beside a size?
+    numbers_fold: bool = False                   # is a bare 1 the number (1 + 1 = 2)?
+
+    def bare(self, e: Expr) -> bool:
+        """Whether ``e``, beside an operand that shows the size, may print as a bare ``I``,
+        ``1`` or ``0``. The LaTeX reader learns the size of a bare ``\\mathbf{1}`` only
+        after deciding the products around it, so in LaTeX the ones show their size."""
+        return self.bare_ones or _unscaled(e).op is not Op.ONES
+
+
+def _calls(names: Mapping[Op, str]) -> dict[Op | Form, Template]:
+    return {op: Call(name) for op, name in names.items()}
+
+
+def _tex_head(name: str) -> str:
+    return "\\" + name if name in TEX_HEADS else f"\\operatorname{{{name}}}"
+
+
+_EVERY_STYLE: dict[Op | Form, Template] = {
+    Form.BROADCAST: Same(),
+}
+_PLAIN_STYLES: dict[Op | Form, Template] = {  # text and Unicode
+    **_EVERY_STYLE,
+    **_calls(FUNCTIONS),
+    Op.COMMUTATION: Call("K"),                     # K(m, n)
+    Op.BLOCK: Grid("[", ", ", "; ", "]"),          # [A, B; C, D]
+    Op.SLICE: Postfix("[{r0}:{r1}, {c0}:{c1}]"),   # X[0:n, 0:m]
+    Form.QUOTIENT: Infix("/"),                     # x/(xᵀx)
+}
+
+TEXT: dict[Op | Form, Template] = {
+    **_PLAIN_STYLES,
+    Op.SYMBOL: Name(str, _name_edges),
+    Op.CONST: Number("-"), Form.FRACTION: Number("-"), Form.NEGATIVE: Number("-"),
+    Op.IDENTITY: Sized("I", Call("eye"), Edge.LETTER),
+    Op.ONES: Sized("1", Call("ones"), Edge.DIGIT),
+    Op.ZERO: Sized("0", Call("zeros"), Edge.DIGIT),
+    Op.ADD: Sum(" + ", " - ", "-"),
+    Op.SCALE: Juxt("*"), Form.NUMERIC: Juxt("*"), Form.NEGATION: Prefix("-"),
+    Op.MATMUL: Juxt("*"),
+    Op.HADAMARD: Infix(" .* "), Op.HDIV: Infix(" ./ "), Op.KRON: Call("kron"),
+    Op.TRANSPOSE: Postfix("'"), Op.INV: Call("inv"),
+    Op.POW: Power("{b}{ew}^{k}", "{b}{ew}^{k}", "."),
+    Op.MATPOW: Power("{b}^{k}", "{b}^{k}", ""),
+    Op.NORM: Wrap("||{0}||_{p}"),
+}
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_UNICODE_POWER = Power("{b}{ew}{k}", "{b}^{k}", "∘", _SUPERSCRIPT, edge=Edge.SUB)
+UNICODE: dict[Op | Form, Template] = {
+    **_PLAIN_STYLES,
+    Op.SYMBOL: Name(_unicode_name, _name_edges),
+    Op.CONST: Number("−"), Form.FRACTION: Number("−"), Form.NEGATIVE: Number("−"),
+    Op.IDENTITY: Sized("I", Subscripted("I", Edge.WORD), Edge.LETTER),
+    Op.ONES: Sized("𝟏", Subscripted("𝟏", Edge.CLOSED), Edge.CLOSED),
+    Form.ROW_OF_ONES: Subscripted("𝟏", Edge.CLOSED, "ᵀ"),
+    Op.ZERO: Sized("0", Subscripted("0", Edge.DIGIT), Edge.DIGIT),
+    Op.ADD: Sum(" + ", " − ", "−"),
+    Op.SCALE: Juxt(None), Form.NUMERIC: Juxt(None), Form.NEGATION: Prefix("−"),
+    Op.MATMUL: Juxt(None),
+    Op.HADAMARD: Infix(" ⊙ "), Op.HDIV: Infix(" ⊘ "), Op.KRON: Infix(" ⊗ "),
+    Op.TRANSPOSE: Postfix("ᵀ", Script.SUPER), Form.T_INV: Postfix("⁻ᵀ", Script.SUPER),
+    Op.INV: Postfix("⁻¹", Script.SUPER), Form.INV_T: Postfix("⁻ᵀ", Script.SUPER),
+    Op.POW: _UNICODE_POWER, Op.MATPOW: _UNICODE_POWER, Form.MATPOW_INV: _UNICODE_POWER,
+    Op.NORM: Wrap("‖{0}‖_{p}", Edge.SUB),
+    Op.LOGDET: Call("log det"), Op.SIGMOID: Call("σ"),
+}
+
+_LATEX_POWER = Power("{b}^{{{ew}{k}}}", "{b}^{{{ew}{k}}}", "\\circ ", exponent=L.BRACKET)
+LATEX: dict[Op | Form, Template] = {
+    **_EVERY_STYLE,
+    **{op: Call(_tex_head(name)) for op, name in FUNCTIONS.items()},
+    Op.SYMBOL: Name(latex_name, _latex_name_edges),
+    Op.CONST: Number("-", tex=True), Form.NEGATIVE: Number("-", tex=True),
+    Op.IDENTITY: Sized("I", Subscripted("I", Edge.WORD), Edge.LETTER),
+    Op.ONES: Sized("\\mathbf{1}", Subscripted("\\mathbf{1}", Edge.CLOSED), Edge.GROUP),
+    Form.ROW_OF_ONES: Subscripted("\\mathbf{1}", Edge.CLOSED, "^{T}"),
+    Op.ZERO: Sized("\\mathbf{0}", Subscripted("\\mathbf{0}", Edge.CLOSED), Edge.GROUP),
+    Op.COMMUTATION: Subscripted("K", Edge.WORD),
+    Op.ADD: Sum(" + ", " - ", "-"),
+    Op.SCALE: Juxt(" "), Form.NUMERIC: Juxt(" "), Form.NEGATION: Prefix("-"),
+    Form.QUOTIENT: Wrap("\\frac{{{0}}}{{{1}}}", Edge.GROUP),
+    Op.MATMUL: Juxt(" "),
+    Op.HADAMARD: Infix(" \\odot "), Op.HDIV: Infix(" \\oslash "), Op.KRON: Infix(" \\otimes "),
+    Op.TRANSPOSE: Postfix("^{T}", Script.SUPER), Form.T_INV: Postfix("^{-T}", Script.SUPER),
+    Op.INV: Postfix("^{-1}", Script.SUPER),
+    Op.POW: _LATEX_POWER, Op.MATPOW: _LATEX_POWER, Form.MATPOW_INV: _LATEX_POWER,
+    Op.BLOCK: Grid("\\begin{bmatrix} ", " & ", " \\\\ ", " \\end{bmatrix}", Edge.GROUP),
+    Op.SLICE: Postfix("_{{[{r0}:{r1},\\,{c0}:{c1}]}}", Script.TEX_SUB),
+    Op.NORM: Wrap("\\left\\| {0} \\right\\|_{{{p}}}", Edge.SUB),
+    Op.SQRT: Wrap("\\sqrt{{{0}}}", Edge.GROUP), Op.LOGDET: Call("\\log\\det"),
+}
+
+STYLES: dict[str, Style] = {
+    "text": Style("text", TEXT, TEXT_LADDER, ("(", ")"), "*", _unicode_sizes,
+                  frozenset({Op.ZERO}), numbers_fold=True),
+    "unicode": Style("unicode", UNICODE, PAPER_LADDER, ("(", ")"), "", _unicode_sizes,
+                     frozenset({Op.ZERO, Op.ONES})),
+    "latex": Style("latex", LATEX, PAPER_LADDER, ("\\left(", "\\right)"), "", _latex_sizes,
+                   frozenset({Op.ZERO, Op.ONES}), bare_ones=False),
+}
+
+
+# ----------------------------------------------------------------------------- render
+
+
+class _Renderer:
+    """Prints the nodes of one expression in one style, each once per sizing (memo)."""
+
+    def __init__(self, style: Style):
+        self.style = style
+        self.memo: dict[tuple[Expr, bool], Piece] = {}
+
+    def rank(self, level: Level) -> int:
+        return self.style.ladder[level]
+
+    def level(self, n: Node) -> int:
+        return self.rank(PREC[n.form].level)
+
+    def dim(self, d: Dim) -> str:
+        return d.format(self.style.times)
+
+    def fields(self, n: Node) -> dict[str, str]:
+        make = FIELDS.get(n.form) or FIELDS.get(n.e.op)
+        return make(n.e, self.dim) if make else {}
+
+    def form(self, e: Expr, fixed: bool) -> Op | Form:
+        for form, applies in _FORMS_OF.get(e.op, ()):
+            if form in self.style.rows and applies(e, fixed):
+                return form
+        return e.op
+
+    def piece(self, e: Expr, fixed: bool = False) -> Piece:
+        key = (e, fixed)
+        if key not in self.memo:
+            form = self.form(e, fixed)
+            args = OPERANDS[form](e) if form in OPERANDS else e.args
+            sizing = SIZING.get(form)
+            sizes = sizing(e, args, fixed, self.style) if sizing else (False,) * len(args)
+            self.memo[key] = self.style.rows[form].fill(self, Node(e, form, args, sizes, fixed))
+        return self.memo[key]
+
+    def slot(self, e: Expr, level: Level, fixed: bool = False,
+             script: Script = Script.PLAIN) -> Piece:
+        """``e`` printed for a slot that needs ``level``: parenthesised below it, and
+        where a superscript would follow a superscript (``(Xᵀ)²``, not ``Xᵀ²``)."""
+        p = self.piece(e, fixed)
+        if p.level < self.rank(level) or script is Script.SUPER and p.right is Edge.SUP:
+            opening, closing = self.style.brackets
+            return Piece(f"{opening}{p.text}{closing}", self.rank(L.ATOM))
+        return p
+
+    def operand(self, n: Node, i: int, level: Level | None = None,
+                script: Script = Script.PLAIN) -> Piece:
+        """Operand ``i`` of ``n`` at its slot's level in ``PREC`` (or at ``level``)."""
+        need = PREC[n.form].slot(i) if level is None else level
+        return self.slot(n.args[i], need, n.sizes[i], script)
 
 
 def render(e: Expr, style: str = "text") -> str:
@@ -427,12 +852,12 @@ def render(e: Expr, style: str = "text") -> str:
     >>> render(sym("W1", ("m", "n")) @ sym("x", ("n",)), "unicode")
     'W1 x'
     """
-    if style not in ("text", "unicode", "latex"):
+    if style not in STYLES:
         raise ValueError(f"unknown style {style!r}")
-    printer = _Printer(style)
+    r = _Renderer(STYLES[style])
     for node in _expr.toposort([e]):  # children first: printing a deep DAG never recurses deeply
-        printer.print(node)
-    return printer.print(e)[0].replace(_OPEN, "").replace(_CLOSE, "")
+        r.piece(node)
+    return r.piece(e).text
 
 
 def to_text(e: Expr) -> str:
@@ -468,23 +893,27 @@ def to_latex(e: Expr) -> str:
     return render(e, "latex")
 
 
-def with_names(exprs: Sequence[Expr], style: str = "unicode"
-               ) -> tuple[list[str], list[tuple[str, str]]]:
-    """The expressions printed over named parts, and the ``where`` list ``[(name, text)]``
-    (each part uses only earlier ones). ``str(expr)`` itself never uses names.
+def format_dim(d: Dim, style: str = "text") -> str:
+    """A dimension as text (``2*n``) or for display (``2n``).
 
-    >>> import matdiff as md
-    >>> f = md.parse("||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2")
-    >>> g = md.grad(f, ["R", "Q"])
-    >>> shown, where = with_names([g["R"], g["Q"]], "unicode")
-    >>> shown[0]
-    '2(A(I ⊙ M) + C[0:n, 0:m] + C[n:2n, m:2m])'
-    >>> where
-    [('M', 'QᵀB + RᵀA − Z'), ('N', '[R, −Q; Q, R]PSᵀ − W'), ('C', 'NSPᵀ')]
+    >>> format_dim(2 * Dim.var("n"), "unicode")
+    '2n'
     """
-    named = name_parts(list(exprs))
-    shown = [render(r, style) for r in named.roots]
-    return shown, [(render(n, style), render(d, style)) for n, d in named.parts]
+    return d.format("*" if style == "text" else "")
+
+
+def format_shape(shape: tuple[Dim, Dim], style: str = "unicode") -> str:
+    """``m×n``; a column vector shows its length alone, a scalar as ``scalar``.
+
+    >>> format_shape((Dim.var("m"), Dim.var("n")))
+    'm×n'
+    """
+    if shape == (ONE, ONE):
+        return "scalar"
+    if shape[1] == ONE:
+        return format_dim(shape[0], style)
+    sep = "x" if style == "text" else "×"
+    return f"{format_dim(shape[0], style)}{sep}{format_dim(shape[1], style)}"
 
 
 FORMATS: dict[str, Callable[[Expr], str]] = {"text": to_text, "unicode": to_unicode,
