@@ -45,7 +45,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
 from fractions import Fraction
-from typing import Protocol
+from functools import cached_property
+from typing import NamedTuple, Protocol
 
 from . import expr as _expr
 from .expr import ONE, Dim, Expr, Op
@@ -196,7 +197,8 @@ Match = Callable[[Expr, bool], bool]  # (node, printed without its size?) -> app
 # (form, the Op it refines, when): the first that applies and that the style has a row
 # for is printed; the order matters only between forms of one Op.
 FORMS: list[tuple[Form, Op, Match]] = [
-    (Form.FRACTION, Op.CONST, lambda e, _: _decimal(abs(e.attr)) is None),
+    (Form.FRACTION, Op.CONST, lambda e, _: e.attr.denominator != 1 and
+     _decimal(abs(e.attr)) is None),
     (Form.NEGATIVE, Op.CONST, lambda e, _: e.attr < 0),
     (Form.ROW_OF_ONES, Op.ONES, lambda e, fixed: not fixed and e.rows == ONE),
     (Form.BROADCAST, Op.SCALE, lambda e, fixed: fixed and e.args[1].op is Op.ONES),
@@ -333,8 +335,7 @@ class Edge(Enum):
     GROUP = auto()   # a LaTeX brace group: \mathit{lam}, \sqrt{x}, \end{bmatrix}
 
 
-@dataclass(frozen=True)
-class Piece:
+class Piece(NamedTuple):
     """Printed text, its level (as ranked by its style) and its two edges."""
 
     text: str
@@ -343,13 +344,26 @@ class Piece:
     right: Edge = Edge.CLOSED
 
 
-@dataclass(frozen=True)
-class Node:
-    """A node as a template sees it: its form, the operands that fill the form's slots,
+class Row(NamedTuple):
+    """A form as one style prints it: its template, its ``PREC`` row ranked by the style's
+    ladder (the form's level, the levels its first and other slots need), its
+    ``OPERANDS`` and its ``SIZING``."""
+
+    form: Op | Form
+    template: Template
+    level: int
+    first: int
+    rest: int
+    operands: Callable[[Expr], tuple[Expr, ...]] | None
+    sizing: Sizing | None
+
+
+class Node(NamedTuple):
+    """A node as a template sees it: its row, the operands that fill the row's slots,
     whether each operand may print without its size, and whether the node itself may."""
 
     e: Expr
-    form: Op | Form
+    row: Row
     args: tuple[Expr, ...]
     sizes: tuple[bool, ...]
     fixed: bool
@@ -392,7 +406,7 @@ class Name:
 
     def fill(self, r: _Renderer, n: Node) -> Piece:
         name = n.e.name
-        return Piece(self.spell(name), r.level(n), *self.edges(name))
+        return Piece(self.spell(name), n.row.level, *self.edges(name))
 
 
 @dataclass(frozen=True)
@@ -408,9 +422,9 @@ class Number:
         digits = _decimal(abs(c))
         if digits is None and self.tex:
             body = f"\\frac{{{abs(c.numerator)}}}{{{c.denominator}}}"
-            return Piece(sign + body, r.level(n), Edge.CLOSED, Edge.GROUP)
+            return Piece(sign + body, n.row.level, Edge.CLOSED, Edge.GROUP)
         body = digits or f"{abs(c.numerator)}/{c.denominator}"
-        return Piece(sign + body, r.level(n), Edge.CLOSED if sign else Edge.DIGIT, Edge.DIGIT)
+        return Piece(sign + body, n.row.level, Edge.CLOSED if sign else Edge.DIGIT, Edge.DIGIT)
 
 
 @dataclass(frozen=True)
@@ -423,7 +437,7 @@ class Sized:
 
     def fill(self, r: _Renderer, n: Node) -> Piece:
         if n.fixed:
-            return Piece(self.bare, r.rank(L.ATOM), self.edge, self.edge)
+            return Piece(self.bare, r.atom, self.edge, self.edge)
         return self.sized.fill(r, n)
 
 
@@ -437,8 +451,8 @@ class Subscripted:
     after: str = ""
 
     def fill(self, r: _Renderer, n: Node) -> Piece:
-        sub = r.style.subscript([r.dim(d) for d in SIZES[n.form](n.e)])
-        return Piece(self.glyph + sub + self.after, r.level(n), self.left,
+        sub = r.style.subscript([r.dim(d) for d in SIZES[n.row.form](n.e)])
+        return Piece(self.glyph + sub + self.after, n.row.level, self.left,
                      Edge.SUP if self.after else Edge.SUB)
 
 
@@ -449,10 +463,10 @@ class Call:
     head: str
 
     def fill(self, r: _Renderer, n: Node) -> Piece:
-        args = [r.operand(n, i, L.BRACKET).text for i in range(len(n.args))]
-        args += [r.dim(d) for d in SIZES.get(n.form, lambda e: ())(n.e)]
+        args = [r.operand(n, i, bracketed=True).text for i in range(len(n.args))]
+        args += [r.dim(d) for d in SIZES.get(n.row.form, lambda e: ())(n.e)]
         opening, closing = r.style.brackets
-        return Piece(f"{self.head}{opening}{', '.join(args)}{closing}", r.rank(L.ATOM),
+        return Piece(f"{self.head}{opening}{', '.join(args)}{closing}", r.atom,
                      _word(self.head))
 
 
@@ -465,8 +479,8 @@ class Wrap:
     right: Edge = Edge.CLOSED
 
     def fill(self, r: _Renderer, n: Node) -> Piece:
-        args = [r.operand(n, i, L.BRACKET).text for i in range(len(n.args))]
-        return Piece(self.fmt.format(*args, **r.fields(n)), r.rank(L.ATOM), Edge.CLOSED,
+        args = [r.operand(n, i, bracketed=True).text for i in range(len(n.args))]
+        return Piece(self.fmt.format(*args, **r.fields(n)), r.atom, Edge.CLOSED,
                      self.right)
 
 
@@ -485,7 +499,7 @@ class Postfix:
         fields = r.fields(n)
         mark = self.mark.format(**fields) if fields else self.mark
         right = {Script.PLAIN: Edge.CLOSED, Script.SUPER: Edge.SUP, Script.TEX_SUB: Edge.SUB}
-        return Piece(text + mark, r.level(n), base.left, right[self.script])
+        return Piece(text + mark, n.row.level, base.left, right[self.script])
 
 
 @dataclass(frozen=True)
@@ -496,7 +510,7 @@ class Prefix:
 
     def fill(self, r: _Renderer, n: Node) -> Piece:
         body = r.operand(n, 0)
-        return Piece(self.mark + body.text, r.level(n), Edge.CLOSED, body.right)
+        return Piece(self.mark + body.text, n.row.level, Edge.CLOSED, body.right)
 
 
 @dataclass(frozen=True)
@@ -507,7 +521,7 @@ class Infix:
 
     def fill(self, r: _Renderer, n: Node) -> Piece:
         parts = [r.operand(n, i) for i in range(len(n.args))]
-        return Piece(self.symbol.join(p.text for p in parts), r.level(n), parts[0].left,
+        return Piece(self.symbol.join(p.text for p in parts), n.row.level, parts[0].left,
                      parts[-1].right)
 
 
@@ -523,7 +537,7 @@ class Juxt:
         text = parts[0].text
         for a, b in zip(parts, parts[1:], strict=False):
             text += (_glue(a.right, b.left) if self.sep is None else self.sep) + b.text
-        return Piece(text, r.level(n), parts[0].left, parts[-1].right)
+        return Piece(text, n.row.level, parts[0].left, parts[-1].right)
 
 
 @dataclass(frozen=True)
@@ -539,14 +553,14 @@ class Sum:
         for i, t in enumerate(n.args):
             if _negative(t):
                 sign = self.lead if i == 0 else self.minus
-                body = r.slot(_expr.neg(t), PREC[Form.NEGATION].first, n.sizes[i])
+                body = r.slot(_expr.neg(t), r.rank(PREC[Form.NEGATION].first), n.sizes[i])
             else:
                 sign = "" if i == 0 else self.plus
-                body = r.slot(t, PREC[Op.ADD].first, n.sizes[i])
+                body = r.slot(t, n.row.first, n.sizes[i])
             text += sign + body.text
             parts.append(body)
         left = Edge.CLOSED if _negative(n.args[0]) else parts[0].left
-        return Piece(text, r.level(n), left, parts[-1].right)
+        return Piece(text, n.row.level, left, parts[-1].right)
 
 
 def _negative(t: Expr) -> bool:
@@ -575,10 +589,10 @@ class Power:
         if p.op is Op.CONST and p.attr.denominator == 1:
             k = str(p.attr.numerator)
             k = k.translate(self.digits) if self.digits else k
-            return Piece(self.int_fmt.format(b=base.text, ew=ew, k=k), r.level(n), base.left,
+            return Piece(self.int_fmt.format(b=base.text, ew=ew, k=k), n.row.level, base.left,
                          self.int_edge)
-        k = r.slot(p, self.exponent).text
-        return Piece(self.fmt.format(b=base.text, ew=ew, k=k), r.level(n), base.left,
+        k = r.slot(p, r.rank(self.exponent)).text
+        return Piece(self.fmt.format(b=base.text, ew=ew, k=k), n.row.level, base.left,
                      self.edge)
 
 
@@ -594,9 +608,9 @@ class Grid:
 
     def fill(self, r: _Renderer, n: Node) -> Piece:
         cols = n.e.attr[1]
-        cells = [r.operand(n, i, L.BRACKET).text for i in range(len(n.args))]
+        cells = [r.operand(n, i, bracketed=True).text for i in range(len(n.args))]
         rows = [self.col.join(cells[i:i + cols]) for i in range(0, len(cells), cols)]
-        return Piece(self.open + self.row.join(rows) + self.close, r.rank(L.ATOM),
+        return Piece(self.open + self.row.join(rows) + self.close, r.atom,
                      Edge.CLOSED, self.right)
 
 
@@ -688,6 +702,17 @@ class Style:
     sizeless: frozenset[Op]                      # blocks that may print without their size
     bare_ones: bool = True                       # may 1 stand for ones(...) beside a size?
     numbers_fold: bool = False                   # is a bare 1 the number (1 + 1 = 2)?
+
+    @cached_property
+    def plan(self) -> dict[Op, tuple[tuple[tuple[Match, Row], ...], Row]]:
+        """For each Op: its forms this style prints (with when each applies), and its own
+        row; every row with its ``PREC`` levels ranked by the ladder."""
+        def row(form: Op | Form) -> Row:
+            p, rank = PREC[form], self.ladder
+            return Row(form, self.rows[form], rank[p.level], rank[p.slot(0)], rank[p.slot(1)],
+                       OPERANDS.get(form), SIZING.get(form))
+        return {op: (tuple((applies, row(form)) for form, applies in _FORMS_OF.get(op, ())
+                           if form in self.rows), row(op)) for op in Op}
 
     def bare(self, e: Expr) -> bool:
         """Whether ``e``, beside an operand that shows the size, may print as a bare ``I``,
@@ -797,51 +822,50 @@ class _Renderer:
 
     def __init__(self, style: Style):
         self.style = style
-        self.memo: dict[tuple[Expr, bool], Piece] = {}
+        self.plan = style.plan
+        self.atom = style.ladder[L.ATOM]
+        self.memo: tuple[dict[Expr, Piece], dict[Expr, Piece]] = ({}, {})
 
     def rank(self, level: Level) -> int:
         return self.style.ladder[level]
-
-    def level(self, n: Node) -> int:
-        return self.rank(PREC[n.form].level)
 
     def dim(self, d: Dim) -> str:
         return d.format(self.style.times)
 
     def fields(self, n: Node) -> dict[str, str]:
-        make = FIELDS.get(n.form) or FIELDS.get(n.e.op)
+        make = FIELDS.get(n.row.form)
         return make(n.e, self.dim) if make else {}
 
-    def form(self, e: Expr, fixed: bool) -> Op | Form:
-        for form, applies in _FORMS_OF.get(e.op, ()):
-            if form in self.style.rows and applies(e, fixed):
-                return form
-        return e.op
-
     def piece(self, e: Expr, fixed: bool = False) -> Piece:
-        key = (e, fixed)
-        if key not in self.memo:
-            form = self.form(e, fixed)
-            args = OPERANDS[form](e) if form in OPERANDS else e.args
-            sizing = SIZING.get(form)
-            sizes = sizing(e, args, fixed, self.style) if sizing else (False,) * len(args)
-            self.memo[key] = self.style.rows[form].fill(self, Node(e, form, args, sizes, fixed))
-        return self.memo[key]
-
-    def slot(self, e: Expr, level: Level, fixed: bool = False,
-             script: Script = Script.PLAIN) -> Piece:
-        """``e`` printed for a slot that needs ``level``: parenthesised below it, and
-        where a superscript would follow a superscript (``(Xᵀ)²``, not ``Xᵀ²``)."""
-        p = self.piece(e, fixed)
-        if p.level < self.rank(level) or script is Script.SUPER and p.right is Edge.SUP:
-            opening, closing = self.style.brackets
-            return Piece(f"{opening}{p.text}{closing}", self.rank(L.ATOM))
+        memo = self.memo[fixed]
+        p = memo.get(e)
+        if p is None:
+            forms, row = self.plan[e.op]
+            for applies, candidate in forms:  # the first form of e's Op that applies
+                if applies(e, fixed):
+                    row = candidate
+                    break
+            args = row.operands(e) if row.operands else e.args
+            sizes = row.sizing(e, args, fixed, self.style) if row.sizing else \
+                (False,) * len(args)
+            p = memo[e] = row.template.fill(self, Node(e, row, args, sizes, fixed))
         return p
 
-    def operand(self, n: Node, i: int, level: Level | None = None,
+    def slot(self, e: Expr, need: int, fixed: bool = False,
+             script: Script = Script.PLAIN) -> Piece:
+        """``e`` printed for a slot that needs the rank ``need``: parenthesised below it,
+        and where a superscript would follow a superscript (``(Xᵀ)²``, not ``Xᵀ²``)."""
+        p = self.memo[fixed].get(e) or self.piece(e, fixed)
+        if p.level < need or script is Script.SUPER and p.right is Edge.SUP:
+            opening, closing = self.style.brackets
+            return Piece(f"{opening}{p.text}{closing}", self.atom)
+        return p
+
+    def operand(self, n: Node, i: int, bracketed: bool = False,
                 script: Script = Script.PLAIN) -> Piece:
-        """Operand ``i`` of ``n`` at its slot's level in ``PREC`` (or at ``level``)."""
-        need = PREC[n.form].slot(i) if level is None else level
+        """Operand ``i`` of ``n`` at its slot's level in ``PREC`` (anything where the
+        template brackets it)."""
+        need = 0 if bracketed else n.row.first if i == 0 else n.row.rest
         return self.slot(n.args[i], need, n.sizes[i], script)
 
 
