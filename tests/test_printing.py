@@ -5,6 +5,8 @@ the round trips ``parse(to_text(e)) is e`` and, where the LaTeX grammar reads th
 from __future__ import annotations
 
 import ast
+import dataclasses
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -357,6 +359,98 @@ def test_printing_imports_only_the_node_module() -> None:
     relative = {(node.module or "") + ":" + ",".join(a.name for a in node.names)
                 for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
     assert {r.split(":")[0] or r.split(":")[1] for r in relative} == {"expr"}
+
+
+_lam, _W2, _z = E.sym("lam"), E.sym("W2", ("m", n)), E.sym("z", (n,))
+_N = E.Dim.var(n)
+
+
+@pytest.mark.parametrize(("e", "unicode"), [
+    (E.scale(_lam, _Y), "lam Y"),
+    (E.matmul(_W2, E.apply(Op.TANH, E.matmul(_W1, _x))), "W2 tanh(W1 x)"),
+    (E.matmul(_X, _Y, _X), "XYX"),
+    (E.matmul(_x.T, _X, _x), "xᵀXx"),
+    (E.scale(E.const(2), E.matmul(_X.T, _Y)), "2XᵀY"),
+    (E.scale(E.det(_X), E.inv(_X).T), "det(X)X⁻ᵀ"),
+    (E.matmul(_X, E.apply(Op.SIGMOID, _z)), "Xσ(z)"),
+    (E.scale(E.trace(_X), _Y), "tr(X)Y"),
+    (E.scale(E.const(2), E.trace(_X)), "2 tr(X)"),
+    (E.scale(E.norm(_X), _Y), "‖X‖_F Y"),
+    (E.scale(E.hpow(E.norm(_X), 2), _Y), "‖X‖_F²Y"),
+    (E.scale(_lam, E.hpow(E.norm(_X), 2)), "lam‖X‖_F²"),
+    (E.matmul(E.T(_W1), _x), "W1ᵀx"),
+    (E.scale(_a, E.eye(n)), "a I_n"),
+    (E.matmul(E.hpow(_X, _a), _Y), "X^a Y"),
+    (E.matmul(E.ones((n, "m")), E.sym("B", ("m", n))), "𝟏_n×m B"),
+    (E.scale(E.const(10), _X), "10X"),
+    (E.scale(E.const(Fraction(1, 4)), _X), "0.25X"),
+    (E.scale(E.const(Fraction(-1, 3)), _X), "(−1/3)X"),
+    (E.add(_Y, E.scale(E.const(Fraction(-1, 3)), _X)), "Y − (1/3)X"),
+    (E.inv(E.T(E.inv(_X))), "(X⁻¹)⁻ᵀ"),
+    (E.block([[E.zeros((_N - 2, _N - 1))], [E.ones((2, _N - 1))]]),
+     "[0_(n - 2)×(n - 1); 𝟏_2×(n - 1)]"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_unicode_juxtaposition(e: md.Expr, unicode: str) -> None:
+    """One-letter names run together; longer names, function names, subscripts and
+    exponents are set off by a space; a fraction in front of a product is bracketed."""
+    assert md.to_unicode(e) == unicode
+    assert md.parse(md.to_text(e), shapes=md.shapes_of(e)) is e
+
+
+_LONG = [E.sym(s, (n, n)) for s in ("W1", "H_R", "PM")] + [E.sym("lam"), E.sym("ab")]
+_WORD_CHAR = re.compile(r"[A-Za-z0-9_\u0391-\u03c9]")
+
+
+def _grow_long(args: tuple[md.Expr, md.Expr, md.Expr, int]) -> md.Expr:
+    p, q, s, k = args
+    ops = [lambda: p @ q, lambda: E.scale(s, p), lambda: E.scale(s, p @ q), lambda: p.T @ q,
+           lambda: E.scale(E.trace(p), q), lambda: E.hadamard(p, q), lambda: p + q,
+           lambda: E.scale(E.const(12), p), lambda: E.inv(p) @ q, lambda: E.hpow(p, s) @ q]
+    return ops[k % len(ops)]()
+
+
+LONG_NAMES = st.recursive(st.sampled_from([*_LONG[:3], *MATS]),
+                          lambda inner: st.tuples(inner, inner, st.sampled_from(
+                              [_LONG[3], _LONG[4], *SCAL]), st.integers(0, 50)).map(_grow_long),
+                          max_leaves=6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(e=LONG_NAMES)
+def test_unicode_sets_off_every_longer_name(e: md.Expr) -> None:
+    """In Unicode a name of more than one letter never touches a letter, a digit or
+    another name, so a reader can tell ``lam X`` from ``l a m X``."""
+    s = md.to_unicode(e)
+    for name in {x.name for x in E.toposort([e]) if x.op is Op.SYMBOL and len(x.name) > 1}:
+        for m in re.finditer(re.escape(name), s):
+            before, after = s[m.start() - 1:m.start()], s[m.end():m.end() + 1]
+            assert not _WORD_CHAR.fullmatch(before or " "), (name, s)
+            assert not _WORD_CHAR.fullmatch(after or " "), (name, s)
+
+
+def test_a_new_operator_is_a_row_per_style() -> None:
+    """What issue 13 needs for complex matrices are rows of the existing kinds: here the
+    conjugate (X̄, \\bar{X}) and the adjoint (Xᴴ) stand in for the transpose."""
+    e = E.matmul(E.T(_X), _X, E.matpow(E.T(_Y), 2))
+    bar = dataclasses.replace(printing.STYLES["unicode"], rows={
+        **printing.UNICODE, Op.TRANSPOSE: printing.Postfix("\u0304")})
+    tex_bar = dataclasses.replace(printing.STYLES["latex"], rows={
+        **printing.LATEX, Op.TRANSPOSE: printing.Wrap("\\bar{{{0}}}", printing.Edge.GROUP)})
+    adjoint = dataclasses.replace(printing.STYLES["unicode"], rows={
+        **printing.UNICODE, Op.TRANSPOSE: printing.Postfix("ᴴ", printing.Script.SUPER)})
+    assert printing.render(e, bar) == "X\u0304XY\u0304²"
+    assert printing.render(e, tex_bar) == r"\bar{X} X \bar{Y}^{2}"
+    assert printing.render(e, adjoint) == "XᴴX(Yᴴ)²"
+
+
+def test_one_set_of_named_parts_prints_in_every_style() -> None:
+    """``--steps`` and the plain output can share one ``NamedParts`` (issue 13): the same
+    names, printed in each style."""
+    g = md.grad(SEED, ["R", "Q"])
+    named = name_parts([g["R"], g["Q"]])
+    for style in ("text", "unicode", "latex"):
+        shown, where = named.printed(style)
+        assert (shown, where) == with_names([g["R"], g["Q"]], style) == SEED_NAMED[style]
 
 
 @pytest.mark.parametrize("seed", [20997, 22014])

@@ -11,10 +11,10 @@ How a node is printed, all from tables:
 * ``FORMS`` picks what is printed: the node's ``Op``, or a finer ``Form`` of it that the
   structure asks for (``x/a`` and ``−x`` are forms of SCALE; ``X⁻ᵀ`` is INV of TRANSPOSE).
   A style that has no row for a form prints the node by the next coarser one.
-* A style (``TEXT``, ``UNICODE``, ``LATEX``) is a table ``{Op | Form: template}``; the rows
-  the styles agree on are written once. A function call needs only its name, in
-  ``FUNCTIONS``; an operator needs one template row per style, built from a dozen kinds
-  (``Postfix("ᵀ")``, ``Infix(" ⊙ ")``, ``Wrap("‖{0}‖_{p}")``, ...).
+* ``TEMPLATES`` has one row per Op or Form: its template in text, Unicode and LaTeX (one
+  template where the styles agree), built from a dozen kinds (``Postfix("ᵀ")``,
+  ``Infix(" ⊙ ")``, ``Wrap("‖{0}‖_{p}")``, ...). A function call needs only its name, in
+  ``FUNCTIONS``. Each style (``TEXT``, ``UNICODE``, ``LATEX``) is one column of these.
 * ``PREC[form]`` is the level of the printed form and the level each child slot needs; a
   child printed below its slot's level is parenthesised. A template that brackets a slot
   itself (a call, a norm, ``\\frac``) needs nothing there and binds as an atom. Levels are
@@ -37,6 +37,21 @@ Unicode juxtaposition (a product written without a sign), so that a reader can s
   a superscript no space is needed (``lam‖W‖_F²``, ``W2ᵀv``);
 * a number runs into a following letter (``2X``, ``0.25X``); a fraction in front of a
   product is bracketed (``(1/3)X``), since ``1/3X`` would read as ``1/(3X)``.
+
+A longer name standing alone (``lam``) looks like the product of one-letter names ``l``,
+``a``, ``m``; a reader settles that by the declared names, as the LaTeX reader does for
+``\\mathit{lam}``.
+
+Adding an operation to the printers (each a row or two):
+
+* a function: ``Op.SOFTPLUS: "softplus"`` in ``FUNCTIONS`` prints ``softplus(x)`` and
+  ``\\operatorname{softplus}\\left(x\\right)``; ``expm`` likewise (its PREC row comes with it);
+* an operator: a ``Prec`` row in ``OPERATORS`` and a row in ``TEMPLATES``, e.g. the
+  conjugate ``Op.CONJ: Prec(L.POSTFIX, L.POSTFIX)`` with
+  ``(Call("conj"), Postfix("\\u0304"), Wrap("\\\\bar{{{0}}}", Edge.GROUP))`` for ``conj(X)``,
+  ``X̄``, ``\\bar{X}``; the adjoint ``(Postfix("'"), Postfix("ᴴ", Script.SUPER),
+  Postfix("^{H}", Script.SUPER))``;
+* a norm: a row of ``NORM_SUBSCRIPTS``, ``"*": ("*", "*")`` for ``‖X‖_*``.
 """
 
 from __future__ import annotations
@@ -146,7 +161,7 @@ OPERATORS: dict[Op | Form, Prec] = {
     Form.QUOTIENT: Prec(L.QUOT, L.PRODUCT, L.NEG),  # Ax/(xᵀx)
     Form.BROADCAST: Prec(L.ATOM, L.PRODUCT),        # X + 2 (keeps the level of its 2)
     Op.MATMUL: Prec(L.JUXT, L.JUXT, L.NEG),         # AB(C + D); (A ⊙ B)C on paper
-    Op.HADAMARD: Prec(L.ELEM, L.ELEM, L.NEG),       # AB ⊙ C ⊙ (D ⊙ E)
+    Op.HADAMARD: Prec(L.ELEM, L.ELEM, L.NEG),       # AB ⊙ C ⊙ (D + E)
     Op.HDIV: Prec(L.ELEM, L.ELEM, L.NEG),           # A ⊙ B ⊘ C
     Op.KRON: Prec(L.SUM, L.NEG),                    # (A + B) ⊗ C; kron(A, B) in text
     Op.POW: Prec(L.POW, L.POSTFIX),                 # Xᵀ.^2; x^(1/2)
@@ -708,6 +723,10 @@ class Style:
         """For each Op: its forms this style prints (with when each applies), and its own
         row; every row with its ``PREC`` levels ranked by the ladder."""
         def row(form: Op | Form) -> Row:
+            if form not in PREC:
+                raise KeyError(f"{form.name} has no PREC row")
+            if form not in self.rows:
+                raise KeyError(f"{form.name} has no template in the {self.name} style")
             p, rank = PREC[form], self.ladder
             return Row(form, self.rows[form], rank[p.level], rank[p.slot(0)], rank[p.slot(1)],
                        OPERANDS.get(form), SIZING.get(form))
@@ -721,89 +740,77 @@ class Style:
         return self.bare_ones or _unscaled(e).op is not Op.ONES
 
 
-def _calls(names: Mapping[Op, str]) -> dict[Op | Form, Template]:
-    return {op: Call(name) for op, name in names.items()}
-
-
 def _tex_head(name: str) -> str:
     return "\\" + name if name in TEX_HEADS else f"\\operatorname{{{name}}}"
 
 
-_EVERY_STYLE: dict[Op | Form, Template] = {
+_SUPER, _SUPERSCRIPT = Script.SUPER, str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_POWERS = (Power("{b}{ew}^{k}", "{b}{ew}^{k}", "."),                       # X.^2, X^3, x^0.5
+           Power("{b}{ew}{k}", "{b}^{k}", "∘", _SUPERSCRIPT, edge=Edge.SUB),  # X∘², X³, x^0.5
+           Power("{b}^{{{ew}{k}}}", "{b}^{{{ew}{k}}}", "\\circ ", exponent=L.BRACKET))
+_I = Sized("I", Subscripted("I", Edge.WORD), Edge.LETTER)                   # I, I_n, I_{n}
+_BLOCK = Grid("[", ", ", "; ", "]")                                         # [A, B; C, D]
+_SLICE = Postfix("[{r0}:{r1}, {c0}:{c1}]")                                  # X[0:n, 0:m]
+
+Column = Template | None  # None: the style has no row (a call from FUNCTIONS, or the Op's)
+# One row per Op or Form: its template in (text, unicode, latex), or one for all three.
+# A function call needs no row (FUNCTIONS); a row here overrides its call in a style.
+TEMPLATES: dict[Op | Form, Template | tuple[Column, Column, Column]] = {
+    Op.SYMBOL: (Name(str, _name_edges), Name(_unicode_name, _name_edges),
+                Name(latex_name, _latex_name_edges)),                     # lambda, λ, \lambda
+    Op.CONST: (Number("-"), Number("−"), Number("-", tex=True)),
+    Form.FRACTION: (Number("-"), Number("−"), None),                      # 1/3 | \frac{1}{3}
+    Form.NEGATIVE: (Number("-"), Number("−"), Number("-", tex=True)),
+    Op.IDENTITY: (Sized("I", Call("eye"), Edge.LETTER), _I, _I),
+    Op.ONES: (Sized("1", Call("ones"), Edge.DIGIT),
+              Sized("𝟏", Subscripted("𝟏", Edge.CLOSED), Edge.CLOSED),
+              Sized("\\mathbf{1}", Subscripted("\\mathbf{1}", Edge.CLOSED), Edge.GROUP)),
+    Form.ROW_OF_ONES: (None, Subscripted("𝟏", Edge.CLOSED, "ᵀ"),
+                       Subscripted("\\mathbf{1}", Edge.CLOSED, "^{T}")),
+    Op.ZERO: (Sized("0", Call("zeros"), Edge.DIGIT),
+              Sized("0", Subscripted("0", Edge.DIGIT), Edge.DIGIT),
+              Sized("\\mathbf{0}", Subscripted("\\mathbf{0}", Edge.CLOSED), Edge.GROUP)),
+    Op.COMMUTATION: (Call("K"), Call("K"), Subscripted("K", Edge.WORD)),   # K(m, n), K_{m,n}
+    Op.ADD: (Sum(" + ", " - ", "-"), Sum(" + ", " − ", "−"), Sum(" + ", " - ", "-")),
+    Op.SCALE: (Juxt("*"), Juxt(None), Juxt(" ")),
+    Form.NUMERIC: (Juxt("*"), Juxt(None), Juxt(" ")),
+    Form.NEGATION: (Prefix("-"), Prefix("−"), Prefix("-")),
+    Form.QUOTIENT: (Infix("/"), Infix("/"), Wrap("\\frac{{{0}}}{{{1}}}", Edge.GROUP)),
     Form.BROADCAST: Same(),
-}
-_PLAIN_STYLES: dict[Op | Form, Template] = {  # text and Unicode
-    **_EVERY_STYLE,
-    **_calls(FUNCTIONS),
-    Op.COMMUTATION: Call("K"),                     # K(m, n)
-    Op.BLOCK: Grid("[", ", ", "; ", "]"),          # [A, B; C, D]
-    Op.SLICE: Postfix("[{r0}:{r1}, {c0}:{c1}]"),   # X[0:n, 0:m]
-    Form.QUOTIENT: Infix("/"),                     # x/(xᵀx)
-}
-
-TEXT: dict[Op | Form, Template] = {
-    **_PLAIN_STYLES,
-    Op.SYMBOL: Name(str, _name_edges),
-    Op.CONST: Number("-"), Form.FRACTION: Number("-"), Form.NEGATIVE: Number("-"),
-    Op.IDENTITY: Sized("I", Call("eye"), Edge.LETTER),
-    Op.ONES: Sized("1", Call("ones"), Edge.DIGIT),
-    Op.ZERO: Sized("0", Call("zeros"), Edge.DIGIT),
-    Op.ADD: Sum(" + ", " - ", "-"),
-    Op.SCALE: Juxt("*"), Form.NUMERIC: Juxt("*"), Form.NEGATION: Prefix("-"),
-    Op.MATMUL: Juxt("*"),
-    Op.HADAMARD: Infix(" .* "), Op.HDIV: Infix(" ./ "), Op.KRON: Call("kron"),
-    Op.TRANSPOSE: Postfix("'"), Op.INV: Call("inv"),
-    Op.POW: Power("{b}{ew}^{k}", "{b}{ew}^{k}", "."),
-    Op.MATPOW: Power("{b}^{k}", "{b}^{k}", ""),
-    Op.NORM: Wrap("||{0}||_{p}"),
+    Op.MATMUL: (Juxt("*"), Juxt(None), Juxt(" ")),
+    Op.HADAMARD: (Infix(" .* "), Infix(" ⊙ "), Infix(" \\odot ")),
+    Op.HDIV: (Infix(" ./ "), Infix(" ⊘ "), Infix(" \\oslash ")),
+    Op.KRON: (Call("kron"), Infix(" ⊗ "), Infix(" \\otimes ")),
+    Op.TRANSPOSE: (Postfix("'"), Postfix("ᵀ", _SUPER), Postfix("^{T}", _SUPER)),
+    Form.T_INV: (None, Postfix("⁻ᵀ", _SUPER), Postfix("^{-T}", _SUPER)),
+    Op.INV: (Call("inv"), Postfix("⁻¹", _SUPER), Postfix("^{-1}", _SUPER)),
+    Form.INV_T: (None, Postfix("⁻ᵀ", _SUPER), None),      # LaTeX: \left(X^{T}\right)^{-1}
+    Op.POW: _POWERS,
+    Op.MATPOW: _POWERS,
+    Form.MATPOW_INV: (None, *_POWERS[1:]),                 # X⁻², X^{-2}
+    Op.BLOCK: (_BLOCK, _BLOCK, Grid("\\begin{bmatrix} ", " & ", " \\\\ ", " \\end{bmatrix}",
+                                    Edge.GROUP)),
+    Op.SLICE: (_SLICE, _SLICE, Postfix("_{{[{r0}:{r1},\\,{c0}:{c1}]}}", Script.TEX_SUB)),
+    Op.NORM: (Wrap("||{0}||_{p}"), Wrap("‖{0}‖_{p}", Edge.SUB),
+              Wrap("\\left\\| {0} \\right\\|_{{{p}}}", Edge.SUB)),
+    Op.LOGDET: (None, Call("log det"), Call("\\log\\det")),
+    Op.SIGMOID: (None, Call("σ"), None),
+    Op.SQRT: (None, None, Wrap("\\sqrt{{{0}}}", Edge.GROUP)),
 }
 
-_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
-_UNICODE_POWER = Power("{b}{ew}{k}", "{b}^{k}", "∘", _SUPERSCRIPT, edge=Edge.SUB)
-UNICODE: dict[Op | Form, Template] = {
-    **_PLAIN_STYLES,
-    Op.SYMBOL: Name(_unicode_name, _name_edges),
-    Op.CONST: Number("−"), Form.FRACTION: Number("−"), Form.NEGATIVE: Number("−"),
-    Op.IDENTITY: Sized("I", Subscripted("I", Edge.WORD), Edge.LETTER),
-    Op.ONES: Sized("𝟏", Subscripted("𝟏", Edge.CLOSED), Edge.CLOSED),
-    Form.ROW_OF_ONES: Subscripted("𝟏", Edge.CLOSED, "ᵀ"),
-    Op.ZERO: Sized("0", Subscripted("0", Edge.DIGIT), Edge.DIGIT),
-    Op.ADD: Sum(" + ", " − ", "−"),
-    Op.SCALE: Juxt(None), Form.NUMERIC: Juxt(None), Form.NEGATION: Prefix("−"),
-    Op.MATMUL: Juxt(None),
-    Op.HADAMARD: Infix(" ⊙ "), Op.HDIV: Infix(" ⊘ "), Op.KRON: Infix(" ⊗ "),
-    Op.TRANSPOSE: Postfix("ᵀ", Script.SUPER), Form.T_INV: Postfix("⁻ᵀ", Script.SUPER),
-    Op.INV: Postfix("⁻¹", Script.SUPER), Form.INV_T: Postfix("⁻ᵀ", Script.SUPER),
-    Op.POW: _UNICODE_POWER, Op.MATPOW: _UNICODE_POWER, Form.MATPOW_INV: _UNICODE_POWER,
-    Op.NORM: Wrap("‖{0}‖_{p}", Edge.SUB),
-    Op.LOGDET: Call("log det"), Op.SIGMOID: Call("σ"),
-}
 
-_LATEX_POWER = Power("{b}^{{{ew}{k}}}", "{b}^{{{ew}{k}}}", "\\circ ", exponent=L.BRACKET)
-LATEX: dict[Op | Form, Template] = {
-    **_EVERY_STYLE,
-    **{op: Call(_tex_head(name)) for op, name in FUNCTIONS.items()},
-    Op.SYMBOL: Name(latex_name, _latex_name_edges),
-    Op.CONST: Number("-", tex=True), Form.NEGATIVE: Number("-", tex=True),
-    Op.IDENTITY: Sized("I", Subscripted("I", Edge.WORD), Edge.LETTER),
-    Op.ONES: Sized("\\mathbf{1}", Subscripted("\\mathbf{1}", Edge.CLOSED), Edge.GROUP),
-    Form.ROW_OF_ONES: Subscripted("\\mathbf{1}", Edge.CLOSED, "^{T}"),
-    Op.ZERO: Sized("\\mathbf{0}", Subscripted("\\mathbf{0}", Edge.CLOSED), Edge.GROUP),
-    Op.COMMUTATION: Subscripted("K", Edge.WORD),
-    Op.ADD: Sum(" + ", " - ", "-"),
-    Op.SCALE: Juxt(" "), Form.NUMERIC: Juxt(" "), Form.NEGATION: Prefix("-"),
-    Form.QUOTIENT: Wrap("\\frac{{{0}}}{{{1}}}", Edge.GROUP),
-    Op.MATMUL: Juxt(" "),
-    Op.HADAMARD: Infix(" \\odot "), Op.HDIV: Infix(" \\oslash "), Op.KRON: Infix(" \\otimes "),
-    Op.TRANSPOSE: Postfix("^{T}", Script.SUPER), Form.T_INV: Postfix("^{-T}", Script.SUPER),
-    Op.INV: Postfix("^{-1}", Script.SUPER),
-    Op.POW: _LATEX_POWER, Op.MATPOW: _LATEX_POWER, Form.MATPOW_INV: _LATEX_POWER,
-    Op.BLOCK: Grid("\\begin{bmatrix} ", " & ", " \\\\ ", " \\end{bmatrix}", Edge.GROUP),
-    Op.SLICE: Postfix("_{{[{r0}:{r1},\\,{c0}:{c1}]}}", Script.TEX_SUB),
-    Op.NORM: Wrap("\\left\\| {0} \\right\\|_{{{p}}}", Edge.SUB),
-    Op.SQRT: Wrap("\\sqrt{{{0}}}", Edge.GROUP), Op.LOGDET: Call("\\log\\det"),
-}
+def _column(i: int, head: Callable[[str], str]) -> dict[Op | Form, Template]:
+    """Style ``i``'s table: a call per function (its head written by ``head``), then the
+    ``TEMPLATES`` column."""
+    rows: dict[Op | Form, Template] = {op: Call(head(name)) for op, name in FUNCTIONS.items()}
+    for form, row in TEMPLATES.items():
+        template = row[i] if isinstance(row, tuple) else row
+        if template is not None:
+            rows[form] = template
+    return rows
 
+
+TEXT, UNICODE, LATEX = _column(0, str), _column(1, str), _column(2, _tex_head)
 STYLES: dict[str, Style] = {
     "text": Style("text", TEXT, TEXT_LADDER, ("(", ")"), "*", _unicode_sizes,
                   frozenset({Op.ZERO}), numbers_fold=True),
@@ -869,16 +876,17 @@ class _Renderer:
         return self.slot(n.args[i], need, n.sizes[i], script)
 
 
-def render(e: Expr, style: str = "text") -> str:
-    """Print ``e`` in one of the styles "text", "unicode", "latex".
+def render(e: Expr, style: str | Style = "text") -> str:
+    """Print ``e`` in one of the styles "text", "unicode", "latex" (or a ``Style`` of one's
+    own, such as a copy of one of ``STYLES`` with other rows).
 
     >>> from matdiff.expr import sym
     >>> render(sym("W1", ("m", "n")) @ sym("x", ("n",)), "unicode")
     'W1 x'
     """
-    if style not in STYLES:
+    if isinstance(style, str) and style not in STYLES:
         raise ValueError(f"unknown style {style!r}")
-    r = _Renderer(STYLES[style])
+    r = _Renderer(STYLES[style] if isinstance(style, str) else style)
     for node in _expr.toposort([e]):  # children first: printing a deep DAG never recurses deeply
         r.piece(node)
     return r.piece(e).text
