@@ -367,6 +367,9 @@ _N = E.Dim.var(n)
 
 @pytest.mark.parametrize(("e", "unicode"), [
     (E.scale(_lam, _Y), "lam Y"),
+    (E.scale(E.sym("lambda"), _Y), "λY"),
+    (E.scale(E.sym("varepsilon"), _Y), "varepsilon Y"),
+    (E.scale(E.sym("lambda_1"), _Y), "λ_1 Y"),
     (E.matmul(_W2, E.apply(Op.TANH, E.matmul(_W1, _x))), "W2 tanh(W1 x)"),
     (E.matmul(_X, _Y, _X), "XYX"),
     (E.matmul(_x.T, _X, _x), "xᵀXx"),

@@ -670,22 +670,21 @@ def _unicode_name(name: str) -> str:
     return _GREEK_UNICODE.get(base, base) + (f"_{sub}" if sub else "")
 
 
-def _one_letter(name: str) -> bool:
-    return len(name) == 1 or name in _GREEK
-
-
 def _name_edges(name: str) -> tuple[Edge, Edge]:
-    edge = Edge.LETTER if _one_letter(name) else Edge.WORD
+    """A name as Unicode prints it: one letter (``x``, ``λ`` for lambda) or longer
+    (``W1``, ``lam``, ``λ_1``, ``varepsilon``)."""
+    edge = Edge.LETTER if len(name) == 1 or name in _GREEK_UNICODE else Edge.WORD
     return edge, edge
 
 
 def _latex_name_edges(name: str) -> tuple[Edge, Edge]:
+    """``x``, ``\\lambda``; ``H_{R}`` ends in a subscript and ``\\mathit{W1}`` in a group."""
     base, _, sub = name.partition("_")
     if sub:
         return _word(base), Edge.SUB
-    if _one_letter(base):
-        return Edge.LETTER, Edge.LETTER if len(base) == 1 else Edge.WORD
-    return Edge.WORD, Edge.GROUP
+    if len(base) == 1:
+        return Edge.LETTER, Edge.LETTER
+    return (Edge.WORD, Edge.WORD) if base in _GREEK else (Edge.WORD, Edge.GROUP)
 
 
 def _subscript(s: str) -> str:
