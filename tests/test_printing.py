@@ -431,6 +431,17 @@ def test_unicode_sets_off_every_longer_name(e: md.Expr) -> None:
             assert not _WORD_CHAR.fullmatch(after or " "), (name, s)
 
 
+@settings(max_examples=60, deadline=None)
+@given(e=SQUARE)
+def test_the_terms_of_a_sum_join_to_its_print(e: md.Expr) -> None:
+    """``printing.terms`` splits a result between its terms (for wrapping long lines)."""
+    e = E.add(e, E.neg(E.hadamard(e, MATS[0])), E.T(MATS[1]))
+    for style in ("text", "unicode", "latex"):
+        parts = printing.terms(e, style)
+        assert "".join(parts) == printing.render(e, style)
+        assert len(parts) == (len(e.args) if e.op is Op.ADD else 1)
+
+
 def test_a_new_operator_is_a_row_per_style() -> None:
     """What issue 13 needs for complex matrices are rows of the existing kinds: here the
     conjugate (X̄, \\bar{X}) and the adjoint (Xᴴ) stand in for the transpose."""

@@ -66,7 +66,7 @@ from typing import NamedTuple, Protocol
 from . import expr as _expr
 from .expr import ONE, Dim, Expr, Op
 
-__all__ = ["to_text", "to_unicode", "to_latex", "render", "FORMATS", "format_shape",
+__all__ = ["to_text", "to_unicode", "to_latex", "render", "terms", "FORMATS", "format_shape",
            "format_dim", "latex_name", "PREC", "Prec", "Level", "Form", "FORMS", "FUNCTIONS",
            "TEXT", "UNICODE", "LATEX", "STYLES", "Style", "Edge", "Piece"]
 
@@ -563,8 +563,9 @@ class Sum:
     minus: str
     lead: str  # the sign of a negative first term
 
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        text, parts = "", []
+    def terms(self, r: _Renderer, n: Node) -> list[tuple[str, Piece]]:
+        """Each term with the sign before it: ``[("", a), (" + ", b), (" − ", c)]``."""
+        out = []
         for i, t in enumerate(n.args):
             if _negative(t):
                 sign = self.lead if i == 0 else self.minus
@@ -572,10 +573,14 @@ class Sum:
             else:
                 sign = "" if i == 0 else self.plus
                 body = r.slot(t, n.row.first, n.sizes[i])
-            text += sign + body.text
-            parts.append(body)
-        left = Edge.CLOSED if _negative(n.args[0]) else parts[0].left
-        return Piece(text, n.row.level, left, parts[-1].right)
+            out.append((sign, body))
+        return out
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        parts = self.terms(r, n)
+        left = Edge.CLOSED if parts[0][0] else parts[0][1].left
+        return Piece("".join(sign + p.text for sign, p in parts), n.row.level, left,
+                     parts[-1][1].right)
 
 
 def _negative(t: Expr) -> bool:
@@ -889,6 +894,26 @@ def render(e: Expr, style: str | Style = "text") -> str:
     for node in _expr.toposort([e]):  # children first: printing a deep DAG never recurses deeply
         r.piece(node)
     return r.piece(e).text
+
+
+def terms(e: Expr, style: str = "text") -> list[str]:
+    """The terms of a sum as ``render`` prints them, each with the sign before it, so that
+    a long result can be broken between terms; any other expression is one term.
+
+    >>> from matdiff.expr import sym
+    >>> A, B = sym("A", ("n", "n")), sym("B", ("n", "n"))
+    >>> terms(A - 2 * B.T + B, "unicode")
+    ['A', ' − 2Bᵀ', ' + B']
+    """
+    style_ = STYLES[style]
+    template = style_.rows[Op.ADD]
+    if e.op is not Op.ADD or not isinstance(template, Sum):
+        return [render(e, style)]
+    r = _Renderer(style_)
+    for node in _expr.toposort([e]):
+        r.piece(node)
+    n = Node(e, style_.plan[Op.ADD][1], e.args, _siblings(e, e.args, False, style_), False)
+    return [sign + p.text for sign, p in template.terms(r, n)]
 
 
 def to_text(e: Expr) -> str:
