@@ -314,7 +314,7 @@ def _siblings(e: Expr, args: tuple[Expr, ...], fixed: bool, style: Style) -> tup
 def _grid(e: Expr, args: tuple[Expr, ...], fixed: bool, style: Style) -> tuple[bool, ...]:
     """Blocks: a bare 1 or 0 only where a block printed with its size fixes its height (in
     its row) and its width (in its column); the identity always shows its size."""
-    r, c = e.attr
+    c = e.attr[1]
     sized = [not _floating(x) or _unscaled(x).op is Op.IDENTITY for x in args]
     return tuple(_unscaled(x).op in style.sizeless and any(sized[k // c * c:k // c * c + c])
                  and any(sized[k % c::c]) for k, x in enumerate(args))
