@@ -4,15 +4,22 @@ the round trips ``parse(to_text(e)) is e`` and, where the LaTeX grammar reads th
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import re
+from fractions import Fraction
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import matdiff as md
 from matdiff import expr as E
+from matdiff import printing
 from matdiff.expr import Op
-from matdiff.names import name_parts
-from matdiff.printing import with_names
+from matdiff.names import name_parts, with_names
+from matdiff.printing import Form
 from matdiff.testing import BATTERY as GRADIENT_BATTERY
 from matdiff.testing import SEED
 
@@ -216,17 +223,248 @@ def test_kronecker_factor_of_a_product_is_parenthesised() -> None:
     assert md.parse(md.to_latex(h), shapes=md.shapes_of(h), syntax="latex") is h
 
 
-def test_every_op_prints_in_every_style() -> None:
-    X, x = MATS[2], VECS[0]
-    nodes = {Op.COMMUTATION: E.commutation(n, n), Op.UNVEC: E.unvec(E.vec(X) + E.vec(X), n, n),
-             Op.SLICE: E.slice_(E.block([[X, X]]), 0, n, 1, 3), Op.VEC: E.vec(X),
-             Op.ONES: E.ones((n, n)), Op.ZERO: E.zeros((n, n)), Op.SUM: E.total(X),
-             Op.LOGDET: E.logdet(X), Op.DIAG: E.diag(X), Op.DIAGM: E.diagm(x),
-             **{op: E.apply(op, X) for op in E.ELEMENTWISE}}
-    for node in nodes.values():
-        for style in ("text", "unicode", "latex"):
-            assert md.printing.render(node, style)
-        assert md.parse(md.to_text(node), shapes=md.shapes_of(node)) is node
+_Y, _G, _W1 = E.sym("Y", (n, n)), E.sym("G", (n, "m")), E.sym("W1", (n, n))
+_x, _y, _a = E.sym("x", (n,)), E.sym("y", (n,)), E.sym("a")
+
+# One representative expression per Op, with its golden output in each style:
+# (expression, text, unicode, latex). A new Op fails test_every_op_has_a_golden until it
+# has a row here, and its row fails until every style has a template for it.
+EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
+    Op.SYMBOL: (E.add(_X, E.sym("H_R", (n, n)), _W1, E.scale(E.sym("lambda"), _Y)),
+                "X + H_R + W1 + lambda*Y", "X + H_R + W1 + λY",
+                r"X + H_{R} + \mathit{W1} + \lambda Y"),
+    Op.CONST: (E.scale(E.const(3), _X), "3*X", "3X", "3 X"),
+    Op.IDENTITY: (E.add(E.eye(n), E.scale(_a, E.eye(n))), "eye(n) + a*eye(n)", "I_n + a I_n",
+                  "I_{n} + a I_{n}"),
+    Op.ONES: (E.matmul(E.ones((n, "m")), E.sym("B", ("m", n))), "ones(n, m)*B", "𝟏_n×m B",
+              r"\mathbf{1}_{n,m} B"),
+    Op.ZERO: (E.block([[_X, E.zeros((n, "m"))]]), "[X, zeros(n, m)]", "[X, 0_n×m]",
+              r"\begin{bmatrix} X & \mathbf{0}_{n,m} \end{bmatrix}"),
+    Op.COMMUTATION: (E.matmul(E.commutation(n, "m"), E.vec(_G)), "K(n, m)*vec(G)",
+                     "K(n, m) vec(G)", r"K_{n,m} \operatorname{vec}\left(G\right)"),
+    Op.ADD: (E.add(_X, E.neg(_Y), E.T(_X)), "X - Y + X'", "X − Y + Xᵀ", "X - Y + X^{T}"),
+    Op.SCALE: (E.scale(_a, E.matmul(_X, _Y)), "a*X*Y", "aXY", "a X Y"),
+    Op.MATMUL: (E.matmul(_X, E.add(_X, _Y), _y), "X*(X + Y)*y", "X(X + Y)y",
+                r"X \left(X + Y\right) y"),
+    Op.TRANSPOSE: (E.T(E.matmul(_X, _Y)), "(X*Y)'", "(XY)ᵀ", r"\left(X Y\right)^{T}"),
+    Op.HADAMARD: (E.hadamard(E.matmul(_X, _Y), _X, E.add(_X, _Y)), "X*Y .* X .* (X + Y)",
+                  "XY ⊙ X ⊙ (X + Y)", r"X Y \odot X \odot \left(X + Y\right)"),
+    Op.HDIV: (E.hdiv(_X, E.add(_X, _Y)), "X ./ (X + Y)", "X ⊘ (X + Y)",
+              r"X \oslash \left(X + Y\right)"),
+    Op.POW: (E.hpow(_X, 2), "X.^2", "X∘²", r"X^{\circ 2}"),
+    Op.KRON: (E.kron(E.add(_X, _Y), _Y), "kron(X + Y, Y)", "(X + Y) ⊗ Y",
+              r"\left(X + Y\right) \otimes Y"),
+    Op.BLOCK: (E.block([[_X, _Y], [_Y, _X]]), "[X, Y; Y, X]", "[X, Y; Y, X]",
+               r"\begin{bmatrix} X & Y \\ Y & X \end{bmatrix}"),
+    Op.SLICE: (E.slice_(E.block([[_X, _Y]]), 0, n, 1, 3), "[X, Y][0:n, 1:3]",
+               "[X, Y][0:n, 1:3]", r"{\begin{bmatrix} X & Y \end{bmatrix}}_{[0:n,\,1:3]}"),
+    Op.TRACE: (E.trace(_X), "tr(X)", "tr(X)", r"\operatorname{tr}\left(X\right)"),
+    Op.DET: (E.det(_X), "det(X)", "det(X)", r"\det\left(X\right)"),
+    Op.LOGDET: (E.logdet(_X), "logdet(X)", "log det(X)", r"\log\det\left(X\right)"),
+    Op.INV: (E.inv(_X), "inv(X)", "X⁻¹", "X^{-1}"),
+    Op.MATPOW: (E.matpow(_X, 3), "X^3", "X³", "X^{3}"),
+    Op.DIAG: (E.diag(_X), "diag(X)", "diag(X)", r"\operatorname{diag}\left(X\right)"),
+    Op.DIAGM: (E.diagm(_x), "Diag(x)", "Diag(x)", r"\operatorname{Diag}\left(x\right)"),
+    Op.VEC: (E.vec(_X), "vec(X)", "vec(X)", r"\operatorname{vec}\left(X\right)"),
+    Op.UNVEC: (E.unvec(E.matmul(E.commutation(n, "m"), E.vec(_G)), "m", n),
+               "unvec(K(n, m)*vec(G), m, n)", "unvec(K(n, m) vec(G), m, n)",
+               r"\operatorname{unvec}\left(K_{n,m} \operatorname{vec}\left(G\right), m, n\right)"),
+    Op.SUM: (E.total(_X), "sum(X)", "sum(X)", r"\operatorname{sum}\left(X\right)"),
+    Op.NORM: (E.add(E.norm(_X), E.norm(_x), E.norm(_X, "1")), "||X||_F + ||x||_2 + ||X||_1",
+              "‖X‖_F + ‖x‖_2 + ‖X‖_1",
+              r"\left\| X \right\|_{F} + \left\| x \right\|_{2} + \left\| X \right\|_{1}"),
+    **{op: (E.apply(op, _X), f"{name}(X)", f"{name}(X)",
+            rf"\{name}\left(X\right)" if name in ("exp", "log", "sin", "cos", "tan", "tanh",
+                                                  "arcsin", "arccos", "arctan")
+            else rf"\operatorname{{{name}}}\left(X\right)")
+       for op, name in [(Op.EXP, "exp"), (Op.LOG, "log"), (Op.SIN, "sin"), (Op.COS, "cos"),
+                        (Op.TAN, "tan"), (Op.TANH, "tanh"), (Op.ABS, "abs"), (Op.SIGN, "sign"),
+                        (Op.RELU, "relu"), (Op.ARCSIN, "arcsin"), (Op.ARCCOS, "arccos"),
+                        (Op.ARCTAN, "arctan")]},
+    Op.SQRT: (E.apply(Op.SQRT, _X), "sqrt(X)", "sqrt(X)", r"\sqrt{X}"),
+    Op.SIGMOID: (E.apply(Op.SIGMOID, _X), "sigmoid(X)", "σ(X)",
+                 r"\operatorname{sigmoid}\left(X\right)"),
+}
+
+# The same for every Form (a finer thing to print than an Op, see printing.FORMS).
+EVERY_FORM: dict[Form, tuple[md.Expr, str, str, str]] = {
+    Form.FRACTION: (E.scale(E.const(Fraction(1, 3)), _X), "1/3*X", "(1/3)X", r"\frac{1}{3} X"),
+    Form.NEGATIVE: (E.add(E.hpow(_a, 2), E.const(-2)), "a^2 - 2", "a² − 2", "a^{2} - 2"),
+    Form.ROW_OF_ONES: (E.matmul(E.ones((1, n)), _X), "ones(1, n)*X", "𝟏_nᵀX",
+                       r"\mathbf{1}_{n}^{T} X"),
+    Form.BROADCAST: (E.add(_X, E.scale(E.const(2), E.ones((n, n)))), "X + 2", "X + 2",
+                     r"X + 2 \mathbf{1}_{n,n}"),
+    Form.QUOTIENT: (E.scale(E.hpow(E.matmul(_x.T, _x), -1), _x), "x/(x'*x)", "x/(xᵀx)",
+                    r"\frac{x}{x^{T} x}"),
+    Form.NEGATION: (E.neg(E.hdiv(_X, _Y)), "-X ./ Y", "−X ⊘ Y", r"-X \oslash Y"),
+    Form.NUMERIC: (E.scale(E.const(2), E.hadamard(_X, _Y)), "2*X .* Y", "2(X ⊙ Y)",
+                   r"2 \left(X \odot Y\right)"),
+    Form.T_INV: (E.T(E.inv(_X)), "inv(X)'", "X⁻ᵀ", "X^{-T}"),
+    Form.INV_T: (E.inv(E.T(_X)), "inv(X')", "X⁻ᵀ", r"\left(X^{T}\right)^{-1}"),
+    Form.MATPOW_INV: (E.matpow(E.inv(_X), 2), "inv(X)^2", "X⁻²", "X^{-2}"),
+}
+
+
+def test_every_op_and_every_form_has_a_golden() -> None:
+    assert set(EVERY_OP) == set(Op)
+    assert set(EVERY_FORM) == set(Form)
+
+
+@pytest.mark.parametrize("op", list(EVERY_OP), ids=lambda o: o.name)
+def test_every_op_prints_in_every_style(op: Op) -> None:
+    e, text, unicode, latex = EVERY_OP[op]
+    assert op in {node.op for node in E.toposort([e])}
+    assert (md.to_text(e), md.to_unicode(e), md.to_latex(e)) == (text, unicode, latex)
+    assert md.parse(text, shapes=md.shapes_of(e)) is e
+    assert md.parse(latex, shapes=md.shapes_of(e), syntax="latex") is e
+
+
+@pytest.mark.parametrize("form", list(EVERY_FORM), ids=lambda f: f.name)
+def test_every_form_prints_in_every_style(form: Form) -> None:
+    e, text, unicode, latex = EVERY_FORM[form]
+    [(op, applies)] = [(op, match) for f, op, match in printing.FORMS if f is form]
+    assert any(node.op is op and applies(node, fixed) for node in E.toposort([e])
+               for fixed in (False, True))
+    assert (md.to_text(e), md.to_unicode(e), md.to_latex(e)) == (text, unicode, latex)
+    assert md.parse(text, shapes=md.shapes_of(e)) is e
+    assert md.parse(latex, shapes=md.shapes_of(e), syntax="latex") is e
+
+
+def test_prec_is_an_explicit_table_of_every_op_and_form() -> None:
+    """PREC is the union of three hand-written tables, each Op and Form in exactly one,
+    so a new Op without a precedence row (or a function name) is missing from PREC."""
+    parts = [set(printing.LEAVES), set(printing.OPERATORS), set(printing.FUNCTIONS)]
+    assert all(not (a & b) for i, a in enumerate(parts) for b in parts[i + 1:])
+    assert set().union(*parts) == set(Op) | set(Form) == set(printing.PREC)
+
+
+@pytest.mark.parametrize("style", list(printing.STYLES))
+def test_every_style_prints_every_op_and_ranks_every_level(style: str) -> None:
+    s = printing.STYLES[style]
+    assert not set(Op) - set(s.rows), f"{style} lacks a template"
+    assert set(s.rows) <= set(printing.PREC)
+    assert set(s.ladder) == set(printing.Level)
+    assert set(s.plan) == set(Op)
+
+
+def test_every_form_is_printed_by_some_style() -> None:
+    printed = set().union(*(s.rows for s in printing.STYLES.values()))
+    assert set(Form) <= printed
+
+
+def test_printing_imports_only_the_node_module() -> None:
+    """Printing is a pipeline stage: it reads the node module and nothing else of matdiff
+    (in particular not the simplifier; named parts live in ``names``)."""
+    tree = ast.parse(Path(printing.__file__).read_text(encoding="utf-8"))
+    relative = {(node.module or "") + ":" + ",".join(a.name for a in node.names)
+                for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
+    assert {r.split(":")[0] or r.split(":")[1] for r in relative} == {"expr"}
+
+
+_lam, _W2, _z = E.sym("lam"), E.sym("W2", ("m", n)), E.sym("z", (n,))
+_N = E.Dim.var(n)
+
+
+@pytest.mark.parametrize(("e", "unicode"), [
+    (E.scale(_lam, _Y), "lam Y"),
+    (E.scale(E.sym("lambda"), _Y), "λY"),
+    (E.scale(E.sym("varepsilon"), _Y), "varepsilon Y"),
+    (E.scale(E.sym("lambda_1"), _Y), "λ_1 Y"),
+    (E.matmul(_W2, E.apply(Op.TANH, E.matmul(_W1, _x))), "W2 tanh(W1 x)"),
+    (E.matmul(_X, _Y, _X), "XYX"),
+    (E.matmul(_x.T, _X, _x), "xᵀXx"),
+    (E.scale(E.const(2), E.matmul(_X.T, _Y)), "2XᵀY"),
+    (E.scale(E.det(_X), E.inv(_X).T), "det(X)X⁻ᵀ"),
+    (E.matmul(_X, E.apply(Op.SIGMOID, _z)), "Xσ(z)"),
+    (E.scale(E.trace(_X), _Y), "tr(X)Y"),
+    (E.scale(E.const(2), E.trace(_X)), "2 tr(X)"),
+    (E.scale(E.norm(_X), _Y), "‖X‖_F Y"),
+    (E.scale(E.hpow(E.norm(_X), 2), _Y), "‖X‖_F²Y"),
+    (E.scale(_lam, E.hpow(E.norm(_X), 2)), "lam‖X‖_F²"),
+    (E.matmul(E.T(_W1), _x), "W1ᵀx"),
+    (E.scale(_a, E.eye(n)), "a I_n"),
+    (E.matmul(E.hpow(_X, _a), _Y), "X^a Y"),
+    (E.matmul(E.ones((n, "m")), E.sym("B", ("m", n))), "𝟏_n×m B"),
+    (E.scale(E.const(10), _X), "10X"),
+    (E.scale(E.const(Fraction(1, 4)), _X), "0.25X"),
+    (E.scale(E.const(Fraction(-1, 3)), _X), "(−1/3)X"),
+    (E.add(_Y, E.scale(E.const(Fraction(-1, 3)), _X)), "Y − (1/3)X"),
+    (E.inv(E.T(E.inv(_X))), "(X⁻¹)⁻ᵀ"),
+    (E.block([[E.zeros((_N - 2, _N - 1))], [E.ones((2, _N - 1))]]),
+     "[0_(n - 2)×(n - 1); 𝟏_2×(n - 1)]"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_unicode_juxtaposition(e: md.Expr, unicode: str) -> None:
+    """One-letter names run together; longer names, function names, subscripts and
+    exponents are set off by a space; a fraction in front of a product is bracketed."""
+    assert md.to_unicode(e) == unicode
+    assert md.parse(md.to_text(e), shapes=md.shapes_of(e)) is e
+
+
+_LONG = [E.sym(s, (n, n)) for s in ("W1", "H_R", "PM")] + [E.sym("lam"), E.sym("ab")]
+_WORD_CHAR = re.compile(r"[A-Za-z0-9_\u0391-\u03c9]")
+
+
+def _grow_long(args: tuple[md.Expr, md.Expr, md.Expr, int]) -> md.Expr:
+    p, q, s, k = args
+    ops = [lambda: p @ q, lambda: E.scale(s, p), lambda: E.scale(s, p @ q), lambda: p.T @ q,
+           lambda: E.scale(E.trace(p), q), lambda: E.hadamard(p, q), lambda: p + q,
+           lambda: E.scale(E.const(12), p), lambda: E.inv(p) @ q, lambda: E.hpow(p, s) @ q]
+    return ops[k % len(ops)]()
+
+
+LONG_NAMES = st.recursive(st.sampled_from([*_LONG[:3], *MATS]),
+                          lambda inner: st.tuples(inner, inner, st.sampled_from(
+                              [_LONG[3], _LONG[4], *SCAL]), st.integers(0, 50)).map(_grow_long),
+                          max_leaves=6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(e=LONG_NAMES)
+def test_unicode_sets_off_every_longer_name(e: md.Expr) -> None:
+    """In Unicode a name of more than one letter never touches a letter, a digit or
+    another name, so a reader can tell ``lam X`` from ``l a m X``."""
+    s = md.to_unicode(e)
+    for name in {x.name for x in E.toposort([e]) if x.op is Op.SYMBOL and len(x.name) > 1}:
+        for m in re.finditer(re.escape(name), s):
+            before, after = s[m.start() - 1:m.start()], s[m.end():m.end() + 1]
+            assert not _WORD_CHAR.fullmatch(before or " "), (name, s)
+            assert not _WORD_CHAR.fullmatch(after or " "), (name, s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(e=SQUARE)
+def test_the_terms_of_a_sum_join_to_its_print(e: md.Expr) -> None:
+    """``printing.terms`` splits a result between its terms (for wrapping long lines)."""
+    e = E.add(e, E.neg(E.hadamard(e, MATS[0])), E.T(MATS[1]))
+    for style in ("text", "unicode", "latex"):
+        parts = printing.terms(e, style)
+        assert "".join(parts) == printing.render(e, style)
+        assert len(parts) == (len(e.args) if e.op is Op.ADD else 1)
+
+
+def test_a_new_operator_is_a_row_per_style() -> None:
+    """What issue 13 needs for complex matrices are rows of the existing kinds: here the
+    conjugate (X̄, \\bar{X}) and the adjoint (Xᴴ) stand in for the transpose."""
+    e = E.matmul(E.T(_X), _X, E.matpow(E.T(_Y), 2))
+    bar = dataclasses.replace(printing.STYLES["unicode"], rows={
+        **printing.UNICODE, Op.TRANSPOSE: printing.Postfix("\u0304")})
+    tex_bar = dataclasses.replace(printing.STYLES["latex"], rows={
+        **printing.LATEX, Op.TRANSPOSE: printing.Wrap("\\bar{{{0}}}", printing.Edge.GROUP)})
+    adjoint = dataclasses.replace(printing.STYLES["unicode"], rows={
+        **printing.UNICODE, Op.TRANSPOSE: printing.Postfix("ᴴ", printing.Script.SUPER)})
+    assert printing.render(e, bar) == "X\u0304XY\u0304²"
+    assert printing.render(e, tex_bar) == r"\bar{X} X \bar{Y}^{2}"
+    assert printing.render(e, adjoint) == "XᴴX(Yᴴ)²"
+
+
+def test_one_set_of_named_parts_prints_in_every_style() -> None:
+    """``--steps`` and the plain output can share one ``NamedParts`` (issue 13): the same
+    names, printed in each style."""
+    g = md.grad(SEED, ["R", "Q"])
+    named = name_parts([g["R"], g["Q"]])
+    for style in ("text", "unicode", "latex"):
+        shown, where = named.printed(style)
+        assert (shown, where) == with_names([g["R"], g["Q"]], style) == SEED_NAMED[style]
 
 
 @pytest.mark.parametrize("seed", [20997, 22014])

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 from . import expr as E
 from .expr import Expr, Op
+from .printing import render
 from .simplify import cost, rebuild, simplify
 
-__all__ = ["NamedParts", "Namer", "name_parts", "substitute"]
+__all__ = ["NamedParts", "Namer", "name_parts", "substitute", "with_names"]
 
 SUM_NAMES = "MNKLUV"           # residuals (sums) ...
 MATRIX_NAMES = "CDEFGHJKLTUV"   # ... and other matrices
@@ -62,6 +63,29 @@ class NamedParts:
 
     def __iter__(self) -> Iterator[tuple[Expr, Expr]]:
         return iter(self.parts)
+
+    def printed(self, style: str = "unicode") -> tuple[list[str], list[tuple[str, str]]]:
+        """The roots and the ``where`` list ``[(name, text)]`` printed in ``style``; one
+        ``NamedParts`` prints the same names in every style."""
+        return ([render(r, style) for r in self.roots],
+                [(render(n, style), render(d, style)) for n, d in self.parts])
+
+
+def with_names(exprs: Sequence[Expr], style: str = "unicode"
+               ) -> tuple[list[str], list[tuple[str, str]]]:
+    """The expressions printed over named parts, and the ``where`` list ``[(name, text)]``
+    (each part uses only earlier ones). ``str(expr)`` itself never uses names.
+
+    >>> import matdiff as md
+    >>> f = md.parse("||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2")
+    >>> g = md.grad(f, ["R", "Q"])
+    >>> shown, where = with_names([g["R"], g["Q"]], "unicode")
+    >>> shown[0]
+    '2(A(I ⊙ M) + C[0:n, 0:m] + C[n:2n, m:2m])'
+    >>> where
+    [('M', 'QᵀB + RᵀA − Z'), ('N', '[R, −Q; Q, R]PSᵀ − W'), ('C', 'NSPᵀ')]
+    """
+    return name_parts(list(exprs)).printed(style)
 
 
 def substitute(e: Expr, env: dict[Expr, Expr]) -> Expr:

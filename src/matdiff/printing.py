@@ -1,76 +1,188 @@
 """Printers: ``Expr`` to ASCII (valid input), Unicode, and LaTeX.
 
 Input: an ``Expr``. Output: a string. Contract: ``to_text(e)`` parses back, with the same
-shape declarations, to the very same (interned) node, so ``str(e)`` is always valid input.
-One precedence table ``PREC`` serves the three styles; each style is a table of templates
-keyed by ``Op``. Sub-matrices print as ``X[r0:r1, c0:c1]`` (0-based, end excluded).
+shape declarations, to the very same (interned) node, so ``str(e)`` is always valid input;
+``to_latex(e)`` parses back through the LaTeX reader wherever that reader has the construct.
+Sub-matrices print as ``X[r0:r1, c0:c1]`` (0-based, end excluded). This module imports only
+the node module.
+
+How a node is printed, all from tables:
+
+* ``FORMS`` picks what is printed: the node's ``Op``, or a finer ``Form`` of it that the
+  structure asks for (``x/a`` and ``−x`` are forms of SCALE; ``X⁻ᵀ`` is INV of TRANSPOSE).
+  A style that has no row for a form prints the node by the next coarser one.
+* ``TEMPLATES`` has one row per Op or Form: its template in text, Unicode and LaTeX (one
+  template where the styles agree), built from a dozen kinds (``Postfix("ᵀ")``,
+  ``Infix(" ⊙ ")``, ``Wrap("‖{0}‖_{p}")``, ...). A function call needs only its name, in
+  ``FUNCTIONS``. Each style (``TEXT``, ``UNICODE``, ``LATEX``) is one column of these.
+* ``PREC[form]`` is the level of the printed form and the level each child slot needs; a
+  child printed below its slot's level is parenthesised. A template that brackets a slot
+  itself (a call, a norm, ``\\frac``) needs nothing there and binds as an atom. Levels are
+  names that each style ranks: in MATLAB text ``.*`` binds like ``*``; on paper ⊙ binds
+  looser than juxtaposition (``AB ⊙ C``, ``2(A ⊙ B)``), and a scalar product in front of
+  a product is bracketed (``(xᵀAx)y``).
+* Templates report the ``Edge`` at either end of what they print (a one-letter name, a
+  longer name, a digit, a superscript, a subscript, a brace group). The juxtaposition rule
+  and the superscript rules read these edges, never the printed text.
+
+Unicode juxtaposition (a product written without a sign), so that a reader can split it:
+
+* one-letter names (Latin or Greek) and one-letter functions run together: ``AXB``,
+  ``xᵀAx``, ``2Aᵀ``, ``det(X)X⁻ᵀ``, ``σ(z)``; a run of letters with nothing between them
+  is always a product of one-letter names;
+* a longer name (``lam``, ``W1``, ``H_R``, ``I_n``), a function name of more than one
+  letter (``tr``, ``log det``), a subscript (``‖X‖_F``) and a non-integer exponent
+  (``X^a``) are set off by a space from a neighbouring letter, digit or name:
+  ``lam W``, ``W2 tanh(W1 x)``, ``‖X‖_F Y``, ``X^a Y``; next to a bracket, an operator or
+  a superscript no space is needed (``lam‖W‖_F²``, ``W2ᵀv``);
+* a number runs into a following letter (``2X``, ``0.25X``); a fraction in front of a
+  product is bracketed (``(1/3)X``), since ``1/3X`` would read as ``1/(3X)``.
+
+A longer name standing alone (``lam``) looks like the product of one-letter names ``l``,
+``a``, ``m``; a reader settles that by the declared names, as the LaTeX reader does for
+``\\mathit{lam}``.
+
+Adding an operation to the printers (each a row or two):
+
+* a function: ``Op.SOFTPLUS: "softplus"`` in ``FUNCTIONS`` prints ``softplus(x)`` and
+  ``\\operatorname{softplus}\\left(x\\right)``; ``expm`` likewise (its PREC row comes with it);
+* an operator: a ``Prec`` row in ``OPERATORS`` and a row in ``TEMPLATES``, e.g. the
+  conjugate ``Op.CONJ: Prec(L.POSTFIX, L.POSTFIX)`` with
+  ``(Call("conj"), Postfix("\\u0304"), Wrap("\\\\bar{{{0}}}", Edge.GROUP))`` for ``conj(X)``,
+  ``X̄``, ``\\bar{X}``; the adjoint ``(Postfix("'"), Postfix("ᴴ", Script.SUPER),
+  Postfix("^{H}", Script.SUPER))``;
+* a norm: a row of ``NORM_SUBSCRIPTS``, ``"*": ("*", "*")`` for ``‖X‖_*``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum, auto
 from fractions import Fraction
+from functools import cached_property
+from typing import NamedTuple, Protocol
 
 from . import expr as _expr
 from .expr import ONE, Dim, Expr, Op
-from .names import name_parts
 
-__all__ = ["to_text", "to_unicode", "to_latex", "PREC", "format_shape", "format_dim",
-           "latex_name", "FORMATS", "render", "with_names"]
+__all__ = ["to_text", "to_unicode", "to_latex", "render", "terms", "FORMATS", "format_shape",
+           "format_dim", "latex_name", "PREC", "Prec", "Level", "Form", "FORMS", "FUNCTIONS",
+           "TEXT", "UNICODE", "LATEX", "STYLES", "Style", "Edge", "Piece"]
 
-# precedence levels: a child printed below its slot's level is parenthesised
-SUM, PROD, NEG, POW, POSTFIX, ATOM = 1, 2, 3, 4, 5, 6
 
-PREC: dict[Op, int] = {
-    Op.ADD: SUM, Op.SCALE: PROD, Op.MATMUL: PROD, Op.HADAMARD: PROD, Op.HDIV: PROD,
-    Op.KRON: ATOM, Op.POW: POW, Op.MATPOW: POW, Op.TRANSPOSE: POSTFIX, Op.SLICE: POSTFIX,
-    **{op: ATOM for op in Op if op not in (Op.ADD, Op.SCALE, Op.MATMUL, Op.HADAMARD,
-                                            Op.HDIV, Op.KRON, Op.POW, Op.MATPOW,
-                                            Op.TRANSPOSE, Op.SLICE)},
+# ----------------------------------------------------------------------------- levels
+
+
+class Level(Enum):
+    """Precedence levels by name; a style's ladder ranks them (loosest first)."""
+
+    BRACKET = auto()   # a slot inside brackets: anything goes
+    SUM = auto()       # a + b − c, and A ⊗ B on paper
+    PRODUCT = auto()   # a slot that takes any product but no sum: −X ⊘ Y, a − BC
+    ELEM = auto()      # A ⊙ B, A ⊘ B
+    QUOT = auto()      # x/a, 1/3
+    JUXT = auto()      # AB, 2X, a*X
+    COEF = auto()      # the slot of a scalar in front of a product
+    NEG = auto()       # −2
+    POW = auto()       # X², x^0.5
+    POSTFIX = auto()   # Xᵀ, X⁻¹, X[0:n, 0:m]
+    ATOM = auto()      # names, numbers, calls, anything bracketed
+
+
+def _ladder(*steps: Level | tuple[Level, ...]) -> dict[Level, int]:
+    return {lv: i for i, step in enumerate(steps)
+            for lv in (step if isinstance(step, tuple) else (step,))}
+
+
+L = Level
+# MATLAB: .* and * share a level; a quotient or a coefficient takes any product
+TEXT_LADDER = _ladder(L.BRACKET, L.SUM, (L.PRODUCT, L.QUOT, L.COEF), (L.ELEM, L.JUXT), L.NEG,
+                      L.POW, L.POSTFIX, L.ATOM)
+# paper: AB ⊙ C is (AB) ⊙ C; 2(A ⊙ B); (xᵀAx)y and (1/3)X bracket their scalar
+PAPER_LADDER = _ladder(L.BRACKET, L.SUM, (L.PRODUCT, L.ELEM), L.QUOT, L.JUXT, (L.COEF, L.NEG),
+                       L.POW, L.POSTFIX, L.ATOM)
+
+
+@dataclass(frozen=True)
+class Prec:
+    """How tightly a printed form binds, and the level its first and other slots need."""
+
+    level: Level
+    first: Level = Level.BRACKET
+    rest: Level | None = None  # None: as ``first``
+
+    def slot(self, i: int) -> Level:
+        return self.first if i == 0 or self.rest is None else self.rest
+
+
+class Form(Enum):
+    """Finer things to print than an ``Op``, each recognised by a row of ``FORMS``."""
+
+    FRACTION = auto()     # 1/3, -3/4: a number that is no finite decimal
+    NEGATIVE = auto()     # −2
+    ROW_OF_ONES = auto()  # 𝟏ₙᵀ
+    BROADCAST = auto()    # the 2 of X + 2: a scaled ones whose size its siblings show
+    QUOTIENT = auto()     # x/a, x/a²: SCALE(a⁻ᵏ, x)
+    NEGATION = auto()     # −x: SCALE(-1, x)
+    NUMERIC = auto()      # 2X: SCALE by a number
+    T_INV = auto()        # X⁻ᵀ: TRANSPOSE(INV(X))
+    INV_T = auto()        # X⁻ᵀ: INV(TRANSPOSE(X))
+    MATPOW_INV = auto()   # X⁻²: MATPOW(INV(X), 2)
+
+
+# Function calls f(x) in every style; the LaTeX head is \f where LaTeX has one (TEX_HEADS),
+# else \operatorname{f}. A new function needs only its row here.
+FUNCTIONS: dict[Op, str] = {
+    Op.TRACE: "tr", Op.DET: "det", Op.LOGDET: "logdet", Op.DIAG: "diag", Op.DIAGM: "Diag",
+    Op.VEC: "vec", Op.UNVEC: "unvec", Op.SUM: "sum", Op.EXP: "exp", Op.LOG: "log",
+    Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan", Op.TANH: "tanh", Op.SQRT: "sqrt",
+    Op.ABS: "abs", Op.SIGN: "sign", Op.SIGMOID: "sigmoid", Op.RELU: "relu",
+    Op.ARCSIN: "arcsin", Op.ARCCOS: "arccos", Op.ARCTAN: "arctan",
 }
+TEX_HEADS = {"det", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin",
+             "arccos", "arctan", "max", "min"}
 
-_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
-          "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi",
-          "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon",
-          "Phi", "Psi", "Omega", "varepsilon", "varphi"}
-_GREEK_UNICODE = dict(zip(
-    ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
-     "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
-     "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi",
-     "Psi", "Omega"],
-    "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
-
-_ELEMENTWISE_PROD = (Op.HADAMARD, Op.HDIV)
-
-_FUNC_NAMES = {Op.TRACE: "tr", Op.DET: "det", Op.LOGDET: "logdet", Op.INV: "inv",
-               Op.DIAG: "diag", Op.DIAGM: "Diag", Op.VEC: "vec", Op.SUM: "sum",
-               Op.EXP: "exp", Op.LOG: "log", Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan",
-               Op.TANH: "tanh", Op.SQRT: "sqrt", Op.ABS: "abs", Op.SIGN: "sign",
-               Op.SIGMOID: "sigmoid", Op.RELU: "relu", Op.ARCSIN: "arcsin",
-               Op.ARCCOS: "arccos", Op.ARCTAN: "arctan"}
-
-
-def format_dim(d: Dim, style: str = "text") -> str:
-    """A dimension as text (``2*n``) or for display (``2n``).
-
-    >>> format_dim(2 * Dim.var("n"), "unicode")
-    '2n'
-    """
-    return d.format("*" if style == "text" else "")
-
-
-def format_shape(shape: tuple[Dim, Dim], style: str = "unicode") -> str:
-    """``m×n``; a column vector shows its length alone, a scalar as ``scalar``."""
-    if shape == (ONE, ONE):
-        return "scalar"
-    if shape[1] == ONE:
-        return format_dim(shape[0], style)
-    sep = "x" if style == "text" else "×"
-    return f"{format_dim(shape[0], style)}{sep}{format_dim(shape[1], style)}"
+_ATOM = Prec(L.ATOM)
+# The operators, and the leaves with the forms of both; every Op is in exactly one of
+# LEAVES, OPERATORS and FUNCTIONS (a test checks that PREC covers Op and Form).
+LEAVES: dict[Op | Form, Prec] = {
+    Op.SYMBOL: _ATOM, Op.CONST: _ATOM, Op.IDENTITY: _ATOM, Op.ONES: _ATOM, Op.ZERO: _ATOM,
+    Op.COMMUTATION: _ATOM,                          # K(m, n)
+    Form.FRACTION: Prec(L.QUOT),                    # 1/3
+    Form.NEGATIVE: Prec(L.NEG),                     # −2
+    Form.ROW_OF_ONES: Prec(L.POSTFIX),              # 𝟏ₙᵀ
+}
+OPERATORS: dict[Op | Form, Prec] = {
+    Op.ADD: Prec(L.SUM, L.SUM),                     # a + b; a − (b + c)
+    Op.SCALE: Prec(L.JUXT, L.COEF, L.JUXT),         # a BC; a (b/c); (xᵀAx)y
+    Form.NUMERIC: Prec(L.JUXT, L.COEF, L.QUOT),     # 2BC; 2x/a; (1/3)X
+    Form.NEGATION: Prec(L.ELEM, L.PRODUCT),         # −X ⊘ Y; −(A + B)
+    Form.QUOTIENT: Prec(L.QUOT, L.PRODUCT, L.NEG),  # Ax/(xᵀx)
+    Form.BROADCAST: Prec(L.ATOM, L.PRODUCT),        # X + 2 (keeps the level of its 2)
+    Op.MATMUL: Prec(L.JUXT, L.JUXT, L.NEG),         # AB(C + D); (A ⊙ B)C on paper
+    Op.HADAMARD: Prec(L.ELEM, L.ELEM, L.NEG),       # AB ⊙ C ⊙ (D + E)
+    Op.HDIV: Prec(L.ELEM, L.ELEM, L.NEG),           # A ⊙ B ⊘ C
+    Op.KRON: Prec(L.SUM, L.NEG),                    # (A + B) ⊗ C; kron(A, B) in text
+    Op.POW: Prec(L.POW, L.POSTFIX),                 # Xᵀ.^2; x^(1/2)
+    Op.MATPOW: Prec(L.POW, L.POSTFIX),              # X²
+    Form.MATPOW_INV: Prec(L.POW, L.POSTFIX),        # X⁻²
+    Op.TRANSPOSE: Prec(L.POSTFIX, L.POSTFIX),       # X[0:n, 0:m]ᵀ
+    Form.T_INV: Prec(L.POSTFIX, L.POSTFIX),         # X⁻ᵀ
+    Op.INV: Prec(L.POSTFIX, L.POSTFIX),             # X⁻¹; inv(X) in text
+    Form.INV_T: Prec(L.POSTFIX, L.POSTFIX),         # X⁻ᵀ
+    Op.SLICE: Prec(L.POSTFIX, L.POSTFIX),           # Xᵀ[0:n, 0:m]
+    Op.BLOCK: _ATOM,                                # [A, B; C, D]
+    Op.NORM: _ATOM,                                 # ‖X‖_F
+}
+PREC: dict[Op | Form, Prec] = {**LEAVES, **OPERATORS, **{op: _ATOM for op in FUNCTIONS}}
 
 
-def _fraction(c: Fraction) -> str:
+# ----------------------------------------------------------------------------- forms
+
+
+def _decimal(c: Fraction) -> str | None:
+    """``c`` (≥ 0) as an exact decimal (``3``, ``0.25``), or None."""
     if c.denominator == 1:
         return str(c.numerator)
     d = c.denominator
@@ -80,7 +192,7 @@ def _fraction(c: Fraction) -> str:
         d //= 5
     if d == 1 and Fraction(repr(float(c))) == c:              # 0.25, not 543971/262144 as
         return repr(float(c))                                    # 2.075084686279297
-    return f"{c.numerator}/{c.denominator}"
+    return None
 
 
 def _quotient(e: Expr) -> bool:
@@ -89,6 +201,88 @@ def _quotient(e: Expr) -> bool:
         return False
     p = e.args[0].args[1]
     return p.op is Op.CONST and p.attr < 0
+
+
+def _is_number(e: Expr, value: int | None = None) -> bool:
+    return e.op is Op.CONST and (value is None or e.attr == value)
+
+
+Match = Callable[[Expr, bool], bool]  # (node, printed without its size?) -> applies
+
+# (form, the Op it refines, when): the first that applies and that the style has a row
+# for is printed; the order matters only between forms of one Op.
+FORMS: list[tuple[Form, Op, Match]] = [
+    (Form.FRACTION, Op.CONST, lambda e, _: e.attr.denominator != 1 and
+     _decimal(abs(e.attr)) is None),
+    (Form.NEGATIVE, Op.CONST, lambda e, _: e.attr < 0),
+    (Form.ROW_OF_ONES, Op.ONES, lambda e, fixed: not fixed and e.rows == ONE),
+    (Form.BROADCAST, Op.SCALE, lambda e, fixed: fixed and e.args[1].op is Op.ONES),
+    (Form.QUOTIENT, Op.SCALE, lambda e, _: _quotient(e)),
+    (Form.NEGATION, Op.SCALE, lambda e, _: _is_number(e.args[0], -1)),
+    (Form.NUMERIC, Op.SCALE, lambda e, _: _is_number(e.args[0])),
+    (Form.T_INV, Op.TRANSPOSE, lambda e, _: e.args[0].op is Op.INV),
+    (Form.INV_T, Op.INV, lambda e, _: e.args[0].op is Op.TRANSPOSE),
+    (Form.MATPOW_INV, Op.MATPOW, lambda e, _: e.args[0].op is Op.INV),
+]
+_FORMS_OF: dict[Op, list[tuple[Form, Match]]] = {}
+for _form, _op, _match in FORMS:
+    _FORMS_OF.setdefault(_op, []).append((_form, _match))
+
+
+def _denominator(e: Expr) -> Expr:
+    """The ``a²`` of ``x/a²`` = SCALE(a⁻², x)."""
+    base, p = e.args[0].args
+    return base if p.attr == -1 else _expr.hpow(base, _expr.const(-p.attr))
+
+
+def _matmul_operands(e: Expr) -> tuple[Expr, ...]:
+    a = e.args
+    if a[0].rows == ONE and any(f.cols == ONE for f in a[:-1]):
+        return (a[0], _expr.matmul(*a[1:]))  # uᵀ(uuᵀu): a 1x1 partial product would read
+    return a                                  # back as a scaling
+
+
+# what fills a form's slots, where that is not the node's arguments
+OPERANDS: dict[Op | Form, Callable[[Expr], tuple[Expr, ...]]] = {
+    Op.MATMUL: _matmul_operands,
+    Op.MATPOW: lambda e: (e.args[0], _expr.const(e.attr)),
+    Form.MATPOW_INV: lambda e: (e.args[0].args[0], _expr.const(-e.attr)),
+    Form.T_INV: lambda e: (e.args[0].args[0],),
+    Form.INV_T: lambda e: (e.args[0].args[0],),
+    Form.QUOTIENT: lambda e: (e.args[1], _denominator(e)),
+    Form.NEGATION: lambda e: (e.args[1],),
+    Form.BROADCAST: lambda e: (e.args[0],),
+}
+
+
+def _vector_or_matrix(e: Expr) -> list[Dim]:
+    return [e.rows] if e.cols == ONE else [e.rows, e.cols]
+
+
+# the sizes a leaf or a call shows: eye(n), ones(m, n), K(m, n), unvec(x, m, n)
+SIZES: dict[Op | Form, Callable[[Expr], Sequence[Dim]]] = {
+    Op.IDENTITY: lambda e: [e.attr], Op.ONES: _vector_or_matrix, Op.ZERO: _vector_or_matrix,
+    Form.ROW_OF_ONES: lambda e: [e.cols], Op.COMMUTATION: lambda e: e.attr,
+    Op.UNVEC: lambda e: e.attr,
+}
+# p → the subscript of ‖·‖_p for (a vector, a matrix)
+NORM_SUBSCRIPTS = {"1": ("1", "1"), "2": ("2", "F")}
+
+
+def _norm_subscript(e: Expr) -> str:
+    x = e.args[0]
+    return NORM_SUBSCRIPTS[e.attr][0 if x.cols == ONE or x.rows == ONE else 1]
+
+
+# named fields of templates: X[{r0}:{r1}, {c0}:{c1}], ‖X‖_{p}
+FIELDS: dict[Op | Form, Callable[[Expr, Callable[[Dim], str]], dict[str, str]]] = {
+    Op.SLICE: lambda e, dim: dict(zip(("r0", "r1", "c0", "c1"), map(dim, e.attr),
+                                      strict=True)),
+    Op.NORM: lambda e, dim: {"p": _norm_subscript(e)},
+}
+
+
+# ----------------------------------------------------------------------------- sizes
 
 
 def _unscaled(e: Expr) -> Expr:
@@ -103,6 +297,360 @@ def _floating(e: Expr) -> bool:
     if e.op in (Op.ADD, Op.HADAMARD, Op.HDIV):
         return all(_floating(x) for x in e.args)
     return e.op in (Op.IDENTITY, Op.ONES, Op.ZERO)
+
+
+Sizing = Callable[[Expr, tuple[Expr, ...], bool, "Style"], tuple[bool, ...]]
+
+
+def _siblings(e: Expr, args: tuple[Expr, ...], fixed: bool, style: Style) -> tuple[bool, ...]:
+    """Operands of a sum or an elementwise product: a bare ``I``, ``1`` or ``0`` where
+    another operand shows the size (in a sum, also where the sum's context shows it)."""
+    shown = fixed and e.op is Op.ADD or any(not _floating(x) for x in args)
+    if style.numbers_fold and e.op is Op.ADD and sum(map(_floating, args)) > 1:
+        shown = False  # 1 + 1 + X reads as 2 + X: a bare 1 is the number
+    return tuple(shown and style.bare(x) for x in args)
+
+
+def _grid(e: Expr, args: tuple[Expr, ...], fixed: bool, style: Style) -> tuple[bool, ...]:
+    """Blocks: a bare 1 or 0 only where a block printed with its size fixes its height (in
+    its row) and its width (in its column); the identity always shows its size."""
+    c = e.attr[1]
+    sized = [not _floating(x) or _unscaled(x).op is Op.IDENTITY for x in args]
+    return tuple(_unscaled(x).op in style.sizeless and any(sized[k // c * c:k // c * c + c])
+                 and any(sized[k % c::c]) for k, x in enumerate(args))
+
+
+def _scaled(i: int) -> Sizing:
+    """A scaling (``a X``, ``x/a``, ``−x``): operand ``i``, the scaled one, prints as the
+    node does (``X + 2I`` shows the size of ``I`` through the 2)."""
+    def sizes(e: Expr, args: tuple[Expr, ...], fixed: bool, style: Style) -> tuple[bool, ...]:
+        return tuple(fixed and k == i for k in range(len(args)))
+    return sizes
+
+
+SIZING: dict[Op | Form, Sizing] = {
+    Op.ADD: _siblings, Op.HADAMARD: _siblings, Op.HDIV: _siblings, Op.BLOCK: _grid,
+    Op.SCALE: _scaled(1), Form.NUMERIC: _scaled(1), Form.NEGATION: _scaled(0),
+    Form.QUOTIENT: _scaled(0),
+}
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+class Edge(Enum):
+    """What one end of a printed piece is, for what may stand next to it."""
+
+    CLOSED = auto()  # a bracket, an operator, a glyph no letter extends: ) ] ‖ 𝟏 −
+    LETTER = auto()  # a one-letter name or function: A, λ, σ(
+    WORD = auto()    # a longer name or function: W1, lam, H_R, tr(, I_n
+    DIGIT = auto()   # a number
+    SUP = auto()     # a superscript: ᵀ ⁻¹ ² ^{T}
+    SUB = auto()     # a subscript or an exponent a letter would extend: ‖X‖_F, X^a, H_{R}
+    GROUP = auto()   # a LaTeX brace group: \mathit{lam}, \sqrt{x}, \end{bmatrix}
+
+
+class Piece(NamedTuple):
+    """Printed text, its level (as ranked by its style) and its two edges."""
+
+    text: str
+    level: int
+    left: Edge = Edge.CLOSED
+    right: Edge = Edge.CLOSED
+
+
+class Row(NamedTuple):
+    """A form as one style prints it: its template, its ``PREC`` row ranked by the style's
+    ladder (the form's level, the levels its first and other slots need), its
+    ``OPERANDS`` and its ``SIZING``."""
+
+    form: Op | Form
+    template: Template
+    level: int
+    first: int
+    rest: int
+    operands: Callable[[Expr], tuple[Expr, ...]] | None
+    sizing: Sizing | None
+
+
+class Node(NamedTuple):
+    """A node as a template sees it: its row, the operands that fill the row's slots,
+    whether each operand may print without its size, and whether the node itself may."""
+
+    e: Expr
+    row: Row
+    args: tuple[Expr, ...]
+    sizes: tuple[bool, ...]
+    fixed: bool
+
+
+class Template(Protocol):
+    def fill(self, r: _Renderer, n: Node) -> Piece: ...
+
+
+def _glue(left: Edge, right: Edge) -> str:
+    """Unicode juxtaposition: a space only where a longer name, a function or a subscript
+    would run into a letter, a digit or a name, or two numbers would meet."""
+    if right is Edge.WORD or left in (Edge.WORD, Edge.SUB) and \
+            right in (Edge.LETTER, Edge.WORD, Edge.DIGIT):
+        return " "
+    return " " if left is Edge.DIGIT and right is Edge.DIGIT else ""
+
+
+class Script(Enum):
+    """What a postfix mark is, for the base it follows."""
+
+    PLAIN = auto()    # ', [0:n, 0:m]: anything at the slot's level
+    SUPER = auto()    # ᵀ ⁻¹ ² ^{T}: a base ending in a superscript is parenthesised
+    TEX_SUB = auto()  # _{[...]}: a base ending in a script or a group is braced, {H_{R}}_{...}
+
+
+# ----------------------------------------------------------------------------- templates
+
+
+def _word(head: str) -> Edge:
+    return Edge.LETTER if len(head) == 1 else Edge.WORD
+
+
+@dataclass(frozen=True)
+class Name:
+    """A symbol: ``spell`` writes its name, ``edges`` says how it ends on either side."""
+
+    spell: Callable[[str], str]
+    edges: Callable[[str], tuple[Edge, Edge]]
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        name = n.e.name
+        return Piece(self.spell(name), n.row.level, *self.edges(name))
+
+
+@dataclass(frozen=True)
+class Number:
+    """A constant: ``3``, ``0.25``, ``1/3``, or ``\\frac{1}{3}`` with ``tex``."""
+
+    minus: str
+    tex: bool = False
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        c: Fraction = n.e.attr
+        sign = self.minus if c < 0 else ""
+        digits = _decimal(abs(c))
+        if digits is None and self.tex:
+            body = f"\\frac{{{abs(c.numerator)}}}{{{c.denominator}}}"
+            return Piece(sign + body, n.row.level, Edge.CLOSED, Edge.GROUP)
+        body = digits or f"{abs(c.numerator)}/{c.denominator}"
+        return Piece(sign + body, n.row.level, Edge.CLOSED if sign else Edge.DIGIT, Edge.DIGIT)
+
+
+@dataclass(frozen=True)
+class Sized:
+    """``bare`` where the context shows the size (``I``, ``1``), else ``sized``."""
+
+    bare: str
+    sized: Template
+    edge: Edge
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        if n.fixed:
+            return Piece(self.bare, r.atom, self.edge, self.edge)
+        return self.sized.fill(r, n)
+
+
+@dataclass(frozen=True)
+class Subscripted:
+    """A glyph with its sizes as a subscript, and a mark after: ``I_n``, ``𝟏_nᵀ``,
+    ``K_{m,n}``."""
+
+    glyph: str
+    left: Edge
+    after: str = ""
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        sub = r.style.subscript([r.dim(d) for d in SIZES[n.row.form](n.e)])
+        return Piece(self.glyph + sub + self.after, n.row.level, self.left,
+                     Edge.SUP if self.after else Edge.SUB)
+
+
+@dataclass(frozen=True)
+class Call:
+    """``head(operands, sizes)``: brackets its arguments, so binds as an atom."""
+
+    head: str
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        args = [r.operand(n, i, bracketed=True).text for i in range(len(n.args))]
+        args += [r.dim(d) for d in SIZES.get(n.row.form, lambda e: ())(n.e)]
+        opening, closing = r.style.brackets
+        return Piece(f"{self.head}{opening}{', '.join(args)}{closing}", r.atom,
+                     _word(self.head))
+
+
+@dataclass(frozen=True)
+class Wrap:
+    """A format string whose slots ``{0}``, ``{1}`` it brackets itself (``\\sqrt{{{0}}}``,
+    ``‖{0}‖_{p}``), with the named ``FIELDS`` of the form; binds as an atom."""
+
+    fmt: str
+    right: Edge = Edge.CLOSED
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        args = [r.operand(n, i, bracketed=True).text for i in range(len(n.args))]
+        return Piece(self.fmt.format(*args, **r.fields(n)), r.atom, Edge.CLOSED,
+                     self.right)
+
+
+@dataclass(frozen=True)
+class Postfix:
+    """``{0}`` then a mark (with the form's ``FIELDS``): ``Xᵀ``, ``X⁻¹``, ``X[0:n, 0:m]``."""
+
+    mark: str
+    script: Script = Script.PLAIN
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        base = r.operand(n, 0, script=self.script)
+        text = base.text
+        if self.script is Script.TEX_SUB and base.right in (Edge.SUP, Edge.SUB, Edge.GROUP):
+            text = f"{{{text}}}"
+        fields = r.fields(n)
+        mark = self.mark.format(**fields) if fields else self.mark
+        right = {Script.PLAIN: Edge.CLOSED, Script.SUPER: Edge.SUP, Script.TEX_SUB: Edge.SUB}
+        return Piece(text + mark, n.row.level, base.left, right[self.script])
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A mark then ``{0}``: ``−X``."""
+
+    mark: str
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        body = r.operand(n, 0)
+        return Piece(self.mark + body.text, n.row.level, Edge.CLOSED, body.right)
+
+
+@dataclass(frozen=True)
+class Infix:
+    """Operands joined by a symbol: ``A ⊙ B ⊙ C``, ``x/a``, ``A ⊗ B``."""
+
+    symbol: str
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        parts = [r.operand(n, i) for i in range(len(n.args))]
+        return Piece(self.symbol.join(p.text for p in parts), n.row.level, parts[0].left,
+                     parts[-1].right)
+
+
+@dataclass(frozen=True)
+class Juxt:
+    """A product written side by side: ``sep`` between factors, or (None) the Unicode
+    juxtaposition rule on the factors' edges (see the module docstring)."""
+
+    sep: str | None
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        parts = [r.operand(n, i) for i in range(len(n.args))]
+        text = parts[0].text
+        for a, b in zip(parts, parts[1:], strict=False):
+            text += (_glue(a.right, b.left) if self.sep is None else self.sep) + b.text
+        return Piece(text, n.row.level, parts[0].left, parts[-1].right)
+
+
+@dataclass(frozen=True)
+class Sum:
+    """``a + b − c``: a term scaled by a negative number follows a minus sign."""
+
+    plus: str
+    minus: str
+    lead: str  # the sign of a negative first term
+
+    def terms(self, r: _Renderer, n: Node) -> list[tuple[str, Piece]]:
+        """Each term with the sign before it: ``[("", a), (" + ", b), (" − ", c)]``."""
+        out = []
+        for i, t in enumerate(n.args):
+            if _negative(t):
+                sign = self.lead if i == 0 else self.minus
+                body = r.slot(_expr.neg(t), r.rank(PREC[Form.NEGATION].first), n.sizes[i])
+            else:
+                sign = "" if i == 0 else self.plus
+                body = r.slot(t, n.row.first, n.sizes[i])
+            out.append((sign, body))
+        return out
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        parts = self.terms(r, n)
+        left = Edge.CLOSED if parts[0][0] else parts[0][1].left
+        return Piece("".join(sign + p.text for sign, p in parts), n.row.level, left,
+                     parts[-1][1].right)
+
+
+def _negative(t: Expr) -> bool:
+    """A term printed after a minus sign: a negative number, or one scaled by one."""
+    return t.op is Op.CONST and t.attr < 0 or \
+        t.op is Op.SCALE and t.args[0].op is Op.CONST and t.args[0].attr < 0
+
+
+@dataclass(frozen=True)
+class Power:
+    """``base`` to a power: ``int_fmt`` for an integer exponent (written with ``digits``),
+    ``fmt`` for any other; ``{ew}`` is ``ew`` for an elementwise power of a matrix."""
+
+    int_fmt: str
+    fmt: str
+    ew: str
+    digits: dict[int, int] | None = None   # a str.translate table: 2 → ²
+    exponent: Level = L.POSTFIX            # the level a non-integer exponent needs
+    int_edge: Edge = Edge.SUP
+    edge: Edge = Edge.SUP
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        base = r.operand(n, 0, script=Script.SUPER)
+        p = n.args[1]
+        ew = self.ew if n.e.op is Op.POW and not n.e.args[0].is_scalar else ""
+        if p.op is Op.CONST and p.attr.denominator == 1:
+            k = str(p.attr.numerator)
+            k = k.translate(self.digits) if self.digits else k
+            return Piece(self.int_fmt.format(b=base.text, ew=ew, k=k), n.row.level, base.left,
+                         self.int_edge)
+        k = r.slot(p, r.rank(self.exponent)).text
+        return Piece(self.fmt.format(b=base.text, ew=ew, k=k), n.row.level, base.left,
+                     self.edge)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A block matrix: rows of cells between ``open`` and ``close``."""
+
+    open: str
+    col: str
+    row: str
+    close: str
+    right: Edge = Edge.CLOSED
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        cols = n.e.attr[1]
+        cells = [r.operand(n, i, bracketed=True).text for i in range(len(n.args))]
+        rows = [self.col.join(cells[i:i + cols]) for i in range(0, len(cells), cols)]
+        return Piece(self.open + self.row.join(rows) + self.close, r.atom,
+                     Edge.CLOSED, self.right)
+
+
+@dataclass(frozen=True)
+class Same:
+    """The operand alone, at its own level: the ``2`` of ``X + 2``."""
+
+    def fill(self, r: _Renderer, n: Node) -> Piece:
+        return r.operand(n, 0)
+
+
+# ----------------------------------------------------------------------------- names
+
+_GREEK_UNICODE = dict(zip(
+    ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+     "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+     "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi",
+     "Psi", "Omega"],
+    "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
+_GREEK = {*_GREEK_UNICODE, "varepsilon", "varphi"}
 
 
 def latex_name(name: str) -> str:
@@ -127,267 +675,21 @@ def _unicode_name(name: str) -> str:
     return _GREEK_UNICODE.get(base, base) + (f"_{sub}" if sub else "")
 
 
-class _Printer:
-    """One printing style: ASCII ("text"), Unicode ("unicode") or LaTeX ("latex")."""
+def _name_edges(name: str) -> tuple[Edge, Edge]:
+    """A name as Unicode prints it: one letter (``x``, ``λ`` for lambda) or longer
+    (``W1``, ``lam``, ``λ_1``, ``varepsilon``)."""
+    edge = Edge.LETTER if len(name) == 1 or name in _GREEK_UNICODE else Edge.WORD
+    return edge, edge
 
-    def __init__(self, style: str):
-        self.style = style
-        self.memo: dict[tuple[Expr, bool], tuple[str, int]] = {}
 
-    def paren(self, s: str) -> str:
-        return f"\\left({s}\\right)" if self.style == "latex" else f"({s})"
-
-    def sub(self, e: Expr, level: int, fixed: bool = False) -> str:
-        s, p = self.print(e, fixed)
-        return self.paren(s) if p < level else s
-
-    def print(self, e: Expr, fixed: bool = False) -> tuple[str, int]:
-        key = (e, fixed)
-        if key not in self.memo:
-            self.memo[key] = self.node(e, fixed)
-        return self.memo[key]
-
-    def node(self, e: Expr, fixed: bool) -> tuple[str, int]:  # noqa: C901 - a table
-        op, a, st = e.op, e.args, self.style
-        tex, uni = st == "latex", st == "unicode"
-        if op is Op.SYMBOL:
-            name = e.name
-            if uni:  # marked, so juxtaposition knows where one name ends (stripped at the end)
-                return f"{_OPEN}{_unicode_name(name)}{_CLOSE}", ATOM
-            return (latex_name(name) if tex else name), ATOM
-        if op is Op.CONST:
-            return self.const(e.attr)
-        if op is Op.IDENTITY:
-            if fixed:
-                return "I", ATOM
-            n = format_dim(e.attr, st)
-            return (f"I_{{{n}}}" if tex else f"I_{_subscript(n)}" if uni
-                    else f"eye({format_dim(e.attr)})"), ATOM
-        if op in (Op.ONES, Op.ZERO):
-            return self.filled(e, fixed)
-        if op is Op.COMMUTATION:
-            m, n = (format_dim(d, st) for d in e.attr)
-            return (f"K_{{{m},{n}}}" if tex else f"K({m}, {n})"), ATOM
-        if op is Op.ADD:
-            return self.add(e, fixed)
-        if op is Op.SCALE:
-            return self.scale(e, fixed)
-        if op is Op.MATMUL:  # (A ⊙ B)C: ⊙ and juxtaposition never share a level on paper
-            parts = [self.sub(f, PROD if i == 0 and (st == "text" or f.op not in _ELEMENTWISE_PROD)
-                              else PROD + 1) for i, f in enumerate(a)]
-            if a[0].rows == ONE and any(f.cols == ONE for f in a[:-1]):
-                # uᵀ(uuᵀu): a 1x1 partial product would read back as a scaling
-                parts[1:] = [self.sub(_expr.matmul(*a[1:]), PROD + 1)]
-            return self.juxtapose(parts, "*"), PROD
-        if op is Op.TRANSPOSE:
-            return self.transpose(a[0]), POSTFIX
-        if op in (Op.HADAMARD, Op.HDIV):
-            sym = {"text": (" .* ", " ./ "), "unicode": (" ⊙ ", " ⊘ "),
-                   "latex": (" \\odot ", " \\oslash ")}[st][op is Op.HDIV]
-            sib_fixed = any(not _floating(x) for x in a)
-            parts = [self.sub(f, PROD if i == 0 else PROD + 1, self.bare(f, sib_fixed))
-                     for i, f in enumerate(a)]
-            return sym.join(parts), PROD
-        if op is Op.POW:
-            return self.power(a[0], a[1], elementwise=not a[0].is_scalar), POW
-        if op is Op.MATPOW:
-            if a[0].op is Op.INV and st != "text":  # (XᵀX)⁻²
-                b = self.sub(a[0].args[0], self.base_level(a[0].args[0]))
-                k = str(-e.attr)
-                return b + (f"^{{{k}}}" if tex else k.translate(_SUPERSCRIPT)), POW
-            return self.power(a[0], _expr.const(e.attr), elementwise=False), POW
-        if op is Op.KRON:
-            if st == "text":
-                return f"kron({self.sub(a[0], 0)}, {self.sub(a[1], 0)})", ATOM
-            sym = " \\otimes " if tex else " ⊗ "  # parenthesised inside any product
-            return self.sub(a[0], PROD + 1) + sym + self.sub(a[1], PROD + 1), SUM
-        if op is Op.BLOCK:
-            return self.block(e), ATOM
-        if op is Op.SLICE:
-            r0, r1, c0, c1 = (format_dim(d, st) for d in e.attr)
-            inner = self.sub(a[0], POSTFIX)
-            if tex:
-                inner = f"{{{inner}}}" if inner.endswith("}") else inner  # {H_{R}}_{[0:n,\,0:m]}
-                return f"{inner}_{{[{r0}:{r1},\\,{c0}:{c1}]}}", POSTFIX
-            return f"{inner}[{r0}:{r1}, {c0}:{c1}]", POSTFIX
-        if op is Op.NORM:
-            return self.norm(e), ATOM
-        if op is Op.INV and st != "text":
-            if a[0].op is Op.TRANSPOSE and tex:  # X^{-T} reads back as the transpose of X^{-1}
-                return self.paren(self.transpose(a[0].args[0])) + "^{-1}", POSTFIX
-            if a[0].op is Op.TRANSPOSE:  # (Xᵀ)⁻¹ = X⁻ᵀ
-                return self.sub(a[0].args[0], POSTFIX) + ("^{-T}" if tex else "⁻ᵀ"), POSTFIX
-            return self.sub(a[0], POSTFIX) + ("^{-1}" if tex else "⁻¹"), POSTFIX
-        if op is Op.UNVEC:
-            m, n = (format_dim(d, st) for d in e.attr)
-            if tex:
-                return f"\\operatorname{{unvec}}\\left({self.sub(a[0], 0)}, {m}, {n}\\right)", ATOM
-            return f"unvec({self.sub(a[0], 0)}, {m}, {n})", ATOM
-        return self.function(e), ATOM
-
-    # -- pieces
-    def const(self, c: Fraction) -> tuple[str, int]:
-        if self.style == "latex" and c.denominator != 1 and "/" in _fraction(c):
-            s = f"\\frac{{{abs(c.numerator)}}}{{{c.denominator}}}"
-            return ("-" + s, NEG) if c < 0 else (s, ATOM)
-        s = _fraction(c)
-        if self.style == "unicode":
-            s = s.replace("-", "−")
-        if c < 0:
-            return s, NEG
-        return s, PROD if "/" in s else ATOM
-
-    def filled(self, e: Expr, fixed: bool) -> tuple[str, int]:
-        st = self.style
-        ones = e.op is Op.ONES
-        if fixed:
-            return ("1" if ones else "0") if st == "text" else \
-                ("\\mathbf{1}" if ones else "\\mathbf{0}") if st == "latex" else \
-                ("𝟏" if ones else "0"), ATOM
-        dims = [e.rows] if e.cols == ONE else [e.rows, e.cols]
-        if st == "text":
-            return f"{'ones' if ones else 'zeros'}({', '.join(format_dim(d) for d in dims)})", \
-                ATOM
-        if e.rows == ONE and e.op is Op.ONES:  # a row of ones: 𝟏ₙᵀ
-            n = format_dim(e.cols, st)
-            return (f"\\mathbf{{1}}_{{{n}}}^{{T}}" if st == "latex"
-                    else f"𝟏_{_subscript(n)}ᵀ"), POSTFIX
-        size = "×".join(format_dim(d, st) for d in dims)
-        if st == "latex":
-            return f"\\mathbf{{{'1' if ones else '0'}}}_{{{size.replace('×', ',')}}}", ATOM
-        return f"{'𝟏' if ones else '0'}_{size}", ATOM
-
-    def add(self, e: Expr, fixed: bool) -> tuple[str, int]:
-        minus = {"text": " - ", "unicode": " − ", "latex": " - "}[self.style]
-        sib_fixed = fixed or any(not _floating(t) for t in e.args)
-        if self.style == "text" and sum(_floating(t) for t in e.args) > 1:
-            sib_fixed = False  # 1 + 1 + X reads as 2 + X: a bare 1 is the number
-        out = ""
-        for i, t in enumerate(e.args):
-            negative = t.op is Op.SCALE and t.args[0].op is Op.CONST and t.args[0].attr < 0 or \
-                t.op is Op.CONST and t.attr < 0
-            if negative:
-                pos = _expr.scale(_expr.const(-1), t)
-                body = self.sub(pos, PROD, self.bare(pos, sib_fixed))
-                out += (minus.strip() if i == 0 else minus) + body
-            else:
-                body = self.sub(t, SUM, self.bare(t, sib_fixed))
-                out += body if i == 0 else " + " + body
-        return out, SUM
-
-    def bare(self, e: Expr, fixed: bool) -> bool:
-        """Whether ``e``, an operand of a sum or an elementwise product, may print as a bare
-        ``I``, ``1`` or ``0``. The LaTeX reader learns the size of a bare ``\\mathbf{1}``
-        there only after deciding the products around it (in ``yᵀ(x + 𝟏) c F`` it would
-        take ``c`` for the scaled side), so in LaTeX the ones show their size."""
-        return fixed and not (self.style == "latex" and _unscaled(e).op is Op.ONES)
-
-    def scale(self, e: Expr, fixed: bool) -> tuple[str, int]:
-        a, x = e.args
-        st = self.style
-        if x.op is Op.ONES and fixed:  # X + 2: a scalar broadcast where siblings fix the size
-            text, level = self.print(a)
-            return (self.paren(text), ATOM) if level <= SUM else (text, level)
-        if _quotient(e):
-            base = a.args[0] if a.args[1].attr == -1 else \
-                _expr.hpow(a.args[0], _expr.const(-a.args[1].attr))
-            num, den = self.sub(x, PROD, fixed), self.sub(base, PROD + 1)
-            if st == "latex":
-                return f"\\frac{{{self.print(x, fixed)[0]}}}{{{self.print(base)[0]}}}", ATOM
-            return f"{num}/{den}", PROD
-        inner_level = PROD if x.op in (Op.MATMUL, Op.SCALE) or st == "text" and x.op in \
-            _ELEMENTWISE_PROD else PROD + 1
-        if a.op is not Op.CONST and _quotient(x):  # a*(b/c): a*b/c reads as (a*b)/c
-            inner_level = PROD + 1
-        if a.op is Op.CONST and a.attr == -1:
-            body = self.sub(x, PROD if x.op in _ELEMENTWISE_PROD else inner_level, fixed)
-            return ("−" if st == "unicode" else "-") + body, PROD
-        coeff = self.sub(a, PROD if a.op is not Op.MATMUL or st == "text" else PROD + 1)
-        body = self.sub(x, inner_level, fixed)
-        return self.juxtapose([coeff, body], "*"), PROD
-
-    def juxtapose(self, parts: list[str], text_sep: str) -> str:
-        if self.style == "text":
-            return text_sep.join(parts)
-        if self.style == "latex":
-            return " ".join(parts)
-        out = parts[0]
-        for prev, p in zip(parts, parts[1:], strict=False):
-            left, right = _last_word(prev), _first_word(p)
-            glue = " " if len(left) > 1 and right or len(right) > 1 or \
-                left.isdigit() and right.isdigit() else ""
-            out += glue + p
-        return out
-
-    def transpose(self, x: Expr) -> str:
-        st = self.style
-        if x.op is Op.INV and st != "text":
-            return self.sub(x.args[0], POSTFIX) + ("^{-T}" if st == "latex" else "⁻ᵀ")
-        base = self.sub(x, POSTFIX)
-        return base + {"text": "'", "unicode": "ᵀ", "latex": "^{T}"}[st]
-
-    def base_level(self, base: Expr) -> int:
-        """The level a power's base needs: on paper a base that ends in a superscript is
-        parenthesised, (X⁻¹)², (Xᵀ)⁻², not X⁻¹², Xᵀ⁻²."""
-        return POSTFIX if self.style == "text" or base.op is Op.SLICE else ATOM
-
-    def power(self, base: Expr, p: Expr, elementwise: bool) -> str:
-        st = self.style
-        b = self.sub(base, self.base_level(base))
-        circ = "\\circ " if elementwise else ""
-        if p.op is Op.CONST and p.attr.denominator == 1:
-            k = str(p.attr.numerator)
-            if st == "unicode":
-                return b + ("∘" if elementwise else "") + k.translate(_SUPERSCRIPT)
-            if st == "latex":
-                return f"{b}^{{{circ}{k}}}"
-            return f"{b}{'.^' if elementwise else '^'}{k}"
-        e, level = self.print(p)
-        if st == "latex":
-            return f"{b}^{{{circ}{e}}}"
-        exp = e if level >= POSTFIX else f"({e})"
-        return f"{b}{'.^' if elementwise and st == 'text' else '^'}{exp}"
-
-    def block(self, e: Expr) -> str:
-        r, c = e.attr
-        grid = [e.args[i * c:(i + 1) * c] for i in range(r)]
-        sized = [[not _floating(x) or _unscaled(x).op is Op.IDENTITY for x in row] for row in grid]
-        # a bare 1 or 0 only where a block printed with its size fixes its height (in its
-        # row) and its width (in its column); the identity always shows its size, and so do
-        # the ones in ASCII (where a bare 1 is the number)
-        sizeless = (Op.ZERO,) if self.style == "text" else (Op.ZERO, Op.ONES)
-        cells = [[self.sub(x, 0, fixed=_unscaled(x).op in sizeless and any(sized[i])
-                           and any(sized[k][j] for k in range(r)))
-                  for j, x in enumerate(row)] for i, row in enumerate(grid)]
-        if self.style == "latex":
-            body = " \\\\ ".join(" & ".join(row) for row in cells)
-            return f"\\begin{{bmatrix}} {body} \\end{{bmatrix}}"
-        return "[" + "; ".join(", ".join(row) for row in cells) + "]"
-
-    def norm(self, e: Expr) -> str:
-        x = e.args[0]
-        sub = "1" if e.attr == "1" else "2" if x.cols == ONE or x.rows == ONE else "F"
-        inner = self.print(x)[0]
-        if self.style == "latex":
-            return f"\\left\\| {inner} \\right\\|_{{{sub}}}"
-        if self.style == "unicode":
-            return f"‖{inner}‖_{sub}"
-        return f"||{inner}||_{sub}"
-
-    def function(self, e: Expr) -> str:
-        name = _FUNC_NAMES[e.op]
-        arg = self.print(e.args[0])[0]
-        if self.style == "latex":
-            known = {"det": "\\det", "exp": "\\exp", "log": "\\log", "sin": "\\sin",
-                     "cos": "\\cos", "tan": "\\tan", "tanh": "\\tanh", "logdet": "\\log\\det",
-                     "arcsin": "\\arcsin", "arccos": "\\arccos", "arctan": "\\arctan"}
-            if name == "sqrt":
-                return f"\\sqrt{{{arg}}}"
-            head = known.get(name, f"\\operatorname{{{name}}}")
-            return f"{head}\\left({arg}\\right)"
-        if self.style == "unicode":
-            name = {"logdet": "log det", "sigmoid": "σ"}.get(name, name)
-        return f"{name}({arg})"
+def _latex_name_edges(name: str) -> tuple[Edge, Edge]:
+    """``x``, ``\\lambda``; ``H_{R}`` ends in a subscript and ``\\mathit{W1}`` in a group."""
+    base, _, sub = name.partition("_")
+    if sub:
+        return _word(base), Edge.SUB
+    if len(base) == 1:
+        return Edge.LETTER, Edge.LETTER
+    return (Edge.WORD, Edge.WORD) if base in _GREEK else (Edge.WORD, Edge.GROUP)
 
 
 def _subscript(s: str) -> str:
@@ -395,44 +697,223 @@ def _subscript(s: str) -> str:
     return s if s.isalnum() else f"({s})"
 
 
-def _word_char(c: str) -> bool:
-    return c.isascii() and (c.isalnum() or c == "_") or c in _GREEK_UNICODE.values()
+def _unicode_sizes(dims: list[str]) -> str:
+    return "_" + "×".join(map(_subscript, dims))  # I_n, 𝟏_m×n, 0_(m - 2)×n
 
 
-_OPEN, _CLOSE = "\x01", "\x02"
+def _latex_sizes(dims: list[str]) -> str:
+    return "_{" + ",".join(dims) + "}"
 
 
-def _last_word(s: str) -> str:
-    if s.endswith(_CLOSE):
-        return s[s.rindex(_OPEN) + 1:-1]
-    i = len(s)
-    while i > 0 and _word_char(s[i - 1]):
-        i -= 1
-    return s[i:]
+# ----------------------------------------------------------------------------- styles
 
 
-def _first_word(s: str) -> str:
-    if s.startswith(_OPEN):
-        return s[1:s.index(_CLOSE)]
-    i = 0
-    while i < len(s) and _word_char(s[i]):
-        i += 1
-    return s[:i]
+@dataclass(frozen=True)
+class Style:
+    """One way to print: its template table, its ladder of levels, and a few glyphs."""
+
+    name: str
+    rows: Mapping[Op | Form, Template]
+    ladder: Mapping[Level, int]
+    brackets: tuple[str, str]
+    times: str                                   # in a dimension: 2*n | 2n
+    subscript: Callable[[list[str]], str]        # sizes as a subscript: _n, _{m,n}
+    sizeless: frozenset[Op]                      # blocks that may print without their size
+    bare_ones: bool = True                       # may 1 stand for ones(...) beside a size?
+    numbers_fold: bool = False                   # is a bare 1 the number (1 + 1 = 2)?
+
+    @cached_property
+    def plan(self) -> dict[Op, tuple[tuple[tuple[Match, Row], ...], Row]]:
+        """For each Op: its forms this style prints (with when each applies), and its own
+        row; every row with its ``PREC`` levels ranked by the ladder."""
+        def row(form: Op | Form) -> Row:
+            if form not in PREC:
+                raise KeyError(f"{form.name} has no PREC row")
+            if form not in self.rows:
+                raise KeyError(f"{form.name} has no template in the {self.name} style")
+            p, rank = PREC[form], self.ladder
+            return Row(form, self.rows[form], rank[p.level], rank[p.slot(0)], rank[p.slot(1)],
+                       OPERANDS.get(form), SIZING.get(form))
+        return {op: (tuple((applies, row(form)) for form, applies in _FORMS_OF.get(op, ())
+                           if form in self.rows), row(op)) for op in Op}
+
+    def bare(self, e: Expr) -> bool:
+        """Whether ``e``, beside an operand that shows the size, may print as a bare ``I``,
+        ``1`` or ``0``. The LaTeX reader learns the size of a bare ``\\mathbf{1}`` only
+        after deciding the products around it, so in LaTeX the ones show their size."""
+        return self.bare_ones or _unscaled(e).op is not Op.ONES
 
 
-def render(e: Expr, style: str = "text") -> str:
-    """Print ``e`` in one of the styles "text", "unicode", "latex".
+def _tex_head(name: str) -> str:
+    return "\\" + name if name in TEX_HEADS else f"\\operatorname{{{name}}}"
+
+
+_SUPER, _SUPERSCRIPT = Script.SUPER, str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_POWERS = (Power("{b}{ew}^{k}", "{b}{ew}^{k}", "."),                       # X.^2, X^3, x^0.5
+           Power("{b}{ew}{k}", "{b}^{k}", "∘", _SUPERSCRIPT, edge=Edge.SUB),  # X∘², X³, x^0.5
+           Power("{b}^{{{ew}{k}}}", "{b}^{{{ew}{k}}}", "\\circ ", exponent=L.BRACKET))
+_I = Sized("I", Subscripted("I", Edge.WORD), Edge.LETTER)                   # I, I_n, I_{n}
+_BLOCK = Grid("[", ", ", "; ", "]")                                         # [A, B; C, D]
+_SLICE = Postfix("[{r0}:{r1}, {c0}:{c1}]")                                  # X[0:n, 0:m]
+
+Column = Template | None  # None: the style has no row (a call from FUNCTIONS, or the Op's)
+# One row per Op or Form: its template in (text, unicode, latex), or one for all three.
+# A function call needs no row (FUNCTIONS); a row here overrides its call in a style.
+TEMPLATES: dict[Op | Form, Template | tuple[Column, Column, Column]] = {
+    Op.SYMBOL: (Name(str, _name_edges), Name(_unicode_name, _name_edges),
+                Name(latex_name, _latex_name_edges)),                     # lambda, λ, \lambda
+    Op.CONST: (Number("-"), Number("−"), Number("-", tex=True)),
+    Form.FRACTION: (Number("-"), Number("−"), None),                      # 1/3 | \frac{1}{3}
+    Form.NEGATIVE: (Number("-"), Number("−"), Number("-", tex=True)),
+    Op.IDENTITY: (Sized("I", Call("eye"), Edge.LETTER), _I, _I),
+    Op.ONES: (Sized("1", Call("ones"), Edge.DIGIT),
+              Sized("𝟏", Subscripted("𝟏", Edge.CLOSED), Edge.CLOSED),
+              Sized("\\mathbf{1}", Subscripted("\\mathbf{1}", Edge.CLOSED), Edge.GROUP)),
+    Form.ROW_OF_ONES: (None, Subscripted("𝟏", Edge.CLOSED, "ᵀ"),
+                       Subscripted("\\mathbf{1}", Edge.CLOSED, "^{T}")),
+    Op.ZERO: (Sized("0", Call("zeros"), Edge.DIGIT),
+              Sized("0", Subscripted("0", Edge.DIGIT), Edge.DIGIT),
+              Sized("\\mathbf{0}", Subscripted("\\mathbf{0}", Edge.CLOSED), Edge.GROUP)),
+    Op.COMMUTATION: (Call("K"), Call("K"), Subscripted("K", Edge.WORD)),   # K(m, n), K_{m,n}
+    Op.ADD: (Sum(" + ", " - ", "-"), Sum(" + ", " − ", "−"), Sum(" + ", " - ", "-")),
+    Op.SCALE: (Juxt("*"), Juxt(None), Juxt(" ")),
+    Form.NUMERIC: (Juxt("*"), Juxt(None), Juxt(" ")),
+    Form.NEGATION: (Prefix("-"), Prefix("−"), Prefix("-")),
+    Form.QUOTIENT: (Infix("/"), Infix("/"), Wrap("\\frac{{{0}}}{{{1}}}", Edge.GROUP)),
+    Form.BROADCAST: Same(),
+    Op.MATMUL: (Juxt("*"), Juxt(None), Juxt(" ")),
+    Op.HADAMARD: (Infix(" .* "), Infix(" ⊙ "), Infix(" \\odot ")),
+    Op.HDIV: (Infix(" ./ "), Infix(" ⊘ "), Infix(" \\oslash ")),
+    Op.KRON: (Call("kron"), Infix(" ⊗ "), Infix(" \\otimes ")),
+    Op.TRANSPOSE: (Postfix("'"), Postfix("ᵀ", _SUPER), Postfix("^{T}", _SUPER)),
+    Form.T_INV: (None, Postfix("⁻ᵀ", _SUPER), Postfix("^{-T}", _SUPER)),
+    Op.INV: (Call("inv"), Postfix("⁻¹", _SUPER), Postfix("^{-1}", _SUPER)),
+    Form.INV_T: (None, Postfix("⁻ᵀ", _SUPER), None),      # LaTeX: \left(X^{T}\right)^{-1}
+    Op.POW: _POWERS,
+    Op.MATPOW: _POWERS,
+    Form.MATPOW_INV: (None, *_POWERS[1:]),                 # X⁻², X^{-2}
+    Op.BLOCK: (_BLOCK, _BLOCK, Grid("\\begin{bmatrix} ", " & ", " \\\\ ", " \\end{bmatrix}",
+                                    Edge.GROUP)),
+    Op.SLICE: (_SLICE, _SLICE, Postfix("_{{[{r0}:{r1},\\,{c0}:{c1}]}}", Script.TEX_SUB)),
+    Op.NORM: (Wrap("||{0}||_{p}"), Wrap("‖{0}‖_{p}", Edge.SUB),
+              Wrap("\\left\\| {0} \\right\\|_{{{p}}}", Edge.SUB)),
+    Op.LOGDET: (None, Call("log det"), Call("\\log\\det")),
+    Op.SIGMOID: (None, Call("σ"), None),
+    Op.SQRT: (None, None, Wrap("\\sqrt{{{0}}}", Edge.GROUP)),
+}
+
+
+def _column(i: int, head: Callable[[str], str]) -> dict[Op | Form, Template]:
+    """Style ``i``'s table: a call per function (its head written by ``head``), then the
+    ``TEMPLATES`` column."""
+    rows: dict[Op | Form, Template] = {op: Call(head(name)) for op, name in FUNCTIONS.items()}
+    for form, row in TEMPLATES.items():
+        template = row[i] if isinstance(row, tuple) else row
+        if template is not None:
+            rows[form] = template
+    return rows
+
+
+TEXT, UNICODE, LATEX = _column(0, str), _column(1, str), _column(2, _tex_head)
+STYLES: dict[str, Style] = {
+    "text": Style("text", TEXT, TEXT_LADDER, ("(", ")"), "*", _unicode_sizes,
+                  frozenset({Op.ZERO}), numbers_fold=True),
+    "unicode": Style("unicode", UNICODE, PAPER_LADDER, ("(", ")"), "", _unicode_sizes,
+                     frozenset({Op.ZERO, Op.ONES})),
+    "latex": Style("latex", LATEX, PAPER_LADDER, ("\\left(", "\\right)"), "", _latex_sizes,
+                   frozenset({Op.ZERO, Op.ONES}), bare_ones=False),
+}
+
+
+# ----------------------------------------------------------------------------- render
+
+
+class _Renderer:
+    """Prints the nodes of one expression in one style, each once per sizing (memo)."""
+
+    def __init__(self, style: Style):
+        self.style = style
+        self.plan = style.plan
+        self.atom = style.ladder[L.ATOM]
+        self.memo: tuple[dict[Expr, Piece], dict[Expr, Piece]] = ({}, {})
+
+    def rank(self, level: Level) -> int:
+        return self.style.ladder[level]
+
+    def dim(self, d: Dim) -> str:
+        return d.format(self.style.times)
+
+    def fields(self, n: Node) -> dict[str, str]:
+        make = FIELDS.get(n.row.form)
+        return make(n.e, self.dim) if make else {}
+
+    def piece(self, e: Expr, fixed: bool = False) -> Piece:
+        memo = self.memo[fixed]
+        p = memo.get(e)
+        if p is None:
+            forms, row = self.plan[e.op]
+            for applies, candidate in forms:  # the first form of e's Op that applies
+                if applies(e, fixed):
+                    row = candidate
+                    break
+            args = row.operands(e) if row.operands else e.args
+            sizes = row.sizing(e, args, fixed, self.style) if row.sizing else \
+                (False,) * len(args)
+            p = memo[e] = row.template.fill(self, Node(e, row, args, sizes, fixed))
+        return p
+
+    def slot(self, e: Expr, need: int, fixed: bool = False,
+             script: Script = Script.PLAIN) -> Piece:
+        """``e`` printed for a slot that needs the rank ``need``: parenthesised below it,
+        and where a superscript would follow a superscript (``(Xᵀ)²``, not ``Xᵀ²``)."""
+        p = self.memo[fixed].get(e) or self.piece(e, fixed)
+        if p.level < need or script is Script.SUPER and p.right is Edge.SUP:
+            opening, closing = self.style.brackets
+            return Piece(f"{opening}{p.text}{closing}", self.atom)
+        return p
+
+    def operand(self, n: Node, i: int, bracketed: bool = False,
+                script: Script = Script.PLAIN) -> Piece:
+        """Operand ``i`` of ``n`` at its slot's level in ``PREC`` (anything where the
+        template brackets it)."""
+        need = 0 if bracketed else n.row.first if i == 0 else n.row.rest
+        return self.slot(n.args[i], need, n.sizes[i], script)
+
+
+def render(e: Expr, style: str | Style = "text") -> str:
+    """Print ``e`` in one of the styles "text", "unicode", "latex" (or a ``Style`` of one's
+    own, such as a copy of one of ``STYLES`` with other rows).
 
     >>> from matdiff.expr import sym
     >>> render(sym("W1", ("m", "n")) @ sym("x", ("n",)), "unicode")
     'W1 x'
     """
-    if style not in ("text", "unicode", "latex"):
+    if isinstance(style, str) and style not in STYLES:
         raise ValueError(f"unknown style {style!r}")
-    printer = _Printer(style)
+    r = _Renderer(STYLES[style] if isinstance(style, str) else style)
     for node in _expr.toposort([e]):  # children first: printing a deep DAG never recurses deeply
-        printer.print(node)
-    return printer.print(e)[0].replace(_OPEN, "").replace(_CLOSE, "")
+        r.piece(node)
+    return r.piece(e).text
+
+
+def terms(e: Expr, style: str = "text") -> list[str]:
+    """The terms of a sum as ``render`` prints them, each with the sign before it, so that
+    a long result can be broken between terms; any other expression is one term.
+
+    >>> from matdiff.expr import sym
+    >>> A, B = sym("A", ("n", "n")), sym("B", ("n", "n"))
+    >>> terms(A - 2 * B.T + B, "unicode")
+    ['A', ' − 2Bᵀ', ' + B']
+    """
+    style_ = STYLES[style]
+    template = style_.rows[Op.ADD]
+    if e.op is not Op.ADD or not isinstance(template, Sum):
+        return [render(e, style)]
+    r = _Renderer(style_)
+    for node in _expr.toposort([e]):
+        r.piece(node)
+    n = Node(e, style_.plan[Op.ADD][1], e.args, _siblings(e, e.args, False, style_), False)
+    return [sign + p.text for sign, p in template.terms(r, n)]
 
 
 def to_text(e: Expr) -> str:
@@ -468,23 +949,27 @@ def to_latex(e: Expr) -> str:
     return render(e, "latex")
 
 
-def with_names(exprs: Sequence[Expr], style: str = "unicode"
-               ) -> tuple[list[str], list[tuple[str, str]]]:
-    """The expressions printed over named parts, and the ``where`` list ``[(name, text)]``
-    (each part uses only earlier ones). ``str(expr)`` itself never uses names.
+def format_dim(d: Dim, style: str = "text") -> str:
+    """A dimension as text (``2*n``) or for display (``2n``).
 
-    >>> import matdiff as md
-    >>> f = md.parse("||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2")
-    >>> g = md.grad(f, ["R", "Q"])
-    >>> shown, where = with_names([g["R"], g["Q"]], "unicode")
-    >>> shown[0]
-    '2(A(I ⊙ M) + C[0:n, 0:m] + C[n:2n, m:2m])'
-    >>> where
-    [('M', 'QᵀB + RᵀA − Z'), ('N', '[R, −Q; Q, R]PSᵀ − W'), ('C', 'NSPᵀ')]
+    >>> format_dim(2 * Dim.var("n"), "unicode")
+    '2n'
     """
-    named = name_parts(list(exprs))
-    shown = [render(r, style) for r in named.roots]
-    return shown, [(render(n, style), render(d, style)) for n, d in named.parts]
+    return d.format("*" if style == "text" else "")
+
+
+def format_shape(shape: tuple[Dim, Dim], style: str = "unicode") -> str:
+    """``m×n``; a column vector shows its length alone, a scalar as ``scalar``.
+
+    >>> format_shape((Dim.var("m"), Dim.var("n")))
+    'm×n'
+    """
+    if shape == (ONE, ONE):
+        return "scalar"
+    if shape[1] == ONE:
+        return format_dim(shape[0], style)
+    sep = "x" if style == "text" else "×"
+    return f"{format_dim(shape[0], style)}{sep}{format_dim(shape[1], style)}"
 
 
 FORMATS: dict[str, Callable[[Expr], str]] = {"text": to_text, "unicode": to_unicode,
