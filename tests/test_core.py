@@ -251,7 +251,9 @@ def _tables() -> dict[str, Mapping[Op, Any]]:
     """Every table keyed by Op, listed once: a new Op is a row in each (CONTRIBUTING.md)."""
     codegen = importlib.import_module("matdiff.codegen")
     return {"expr.OPS": OPS, "expr.SHAPE": SHAPE, "diff.VJP": VJP, "forward.JVP": JVP,
-            "check.EVAL": EVAL, "printing.PREC": PREC, "simplify._BUILD": _BUILD,
+            "check.EVAL": EVAL,
+            "printing.PREC": {k: v for k, v in PREC.items() if isinstance(k, Op)},  # not Forms
+            "simplify._BUILD": _BUILD,
             "codegen.NUMPY": codegen.NUMPY, "codegen.JAX": codegen.JAX,
             "codegen.TORCH": codegen.TORCH, "test_core.EXERCISE": EXERCISE}
 

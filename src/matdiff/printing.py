@@ -64,7 +64,7 @@ from functools import cached_property
 from typing import NamedTuple, Protocol
 
 from . import expr as _expr
-from .expr import ONE, Dim, Expr, Op
+from .expr import ONE, OPS, Dim, Expr, Op
 
 __all__ = ["to_text", "to_unicode", "to_latex", "render", "terms", "FORMATS", "format_shape",
            "format_dim", "latex_name", "PREC", "Prec", "Level", "Form", "FORMS", "FUNCTIONS",
@@ -133,13 +133,11 @@ class Form(Enum):
 
 # Function calls f(x) in every style; the LaTeX head is \f where LaTeX has one (TEX_HEADS),
 # else \operatorname{f}. A new function needs only its row here.
-FUNCTIONS: dict[Op, str] = {
-    Op.TRACE: "tr", Op.DET: "det", Op.LOGDET: "logdet", Op.DIAG: "diag", Op.DIAGM: "Diag",
-    Op.VEC: "vec", Op.UNVEC: "unvec", Op.SUM: "sum", Op.EXP: "exp", Op.LOG: "log",
-    Op.SIN: "sin", Op.COS: "cos", Op.TAN: "tan", Op.TANH: "tanh", Op.SQRT: "sqrt",
-    Op.ABS: "abs", Op.SIGN: "sign", Op.SIGMOID: "sigmoid", Op.RELU: "relu",
-    Op.ARCSIN: "arcsin", Op.ARCCOS: "arccos", Op.ARCTAN: "arctan",
-}
+FUNCTIONS: dict[Op, str] = {op: OPS[op].ascii[0] for op in (   # printed by their spec name
+    Op.TRACE, Op.DET, Op.LOGDET, Op.DIAG, Op.DIAGM, Op.VEC, Op.UNVEC, Op.SUM, Op.EXP, Op.LOG,
+    Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS, Op.SIGN, Op.SIGMOID, Op.RELU,
+    Op.ARCSIN, Op.ARCCOS, Op.ARCTAN,
+)}
 TEX_HEADS = {"det", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin",
              "arccos", "arctan", "max", "min"}
 
