@@ -11,9 +11,10 @@ this module and nothing else of matdiff.
 * Every node has a shape ``(rows, cols)``; vectors are columns ``(n, 1)``, scalars ``(1, 1)``.
   The shape comes from the Op's shape rule (dimension equations, ``OPS[op].shape``) when the
   node is built, so an ill-shaped node cannot exist.
-* ``OPS[op]`` is an ``OpSpec``: the Op's names (ASCII functions, LaTeX commands), arity,
-  dimension attributes, shape rule and builder. The parsers and shape inference read it;
-  ``SHAPE`` and ``ELEMENTWISE`` are derived from it; ``rebuild`` uses its builder.
+* ``OPS[op]`` is an ``OpSpec`` (defined in ``matdiff.opspec``, re-exported here with
+  ``MatdiffError``): the Op's names (ASCII functions, LaTeX commands), arity, dimension
+  attributes, shape rule and builder. The parsers and shape inference read it; ``SHAPE``
+  and ``ELEMENTWISE`` are derived from it; ``rebuild`` uses its builder.
 * Smart constructors (``add``, ``matmul``, ``scale``, ...) do only safe local folds: zeros,
   identities, ``T(T(x)) = x``, constant arithmetic, flattening of sums and products.
 """
@@ -21,7 +22,6 @@ this module and nothing else of matdiff.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from enum import Enum, auto
 from fractions import Fraction
 from typing import Any
@@ -34,48 +34,21 @@ from .dims import (
     Dim,
     DimSolver,
     Monomial,
-    RuleMismatch,
     Shape,
     ShapeRule,
     as_shape,
 )
+from .opspec import MatdiffError, OpSpec, ShapeMismatch, format_shape, shape_function
 
 __all__ = [
     "Dim", "Expr", "MatdiffError", "Op", "OPS", "OpSpec", "SHAPE", "ELEMENTWISE", "Shape",
     "STRUCTURES", "SYMMETRIC_STRUCTURES", "Monomial", "ONE", "ShapeRule", "DimSolver",
-    "Contradiction", "FRESH",
+    "Contradiction", "FRESH", "ShapeMismatch",
     "sym", "const", "eye", "ones", "zeros", "add", "sub", "neg", "scale", "matmul", "T",
     "hadamard", "hdiv", "hpow", "kron", "block", "trace", "det", "logdet", "inv", "matpow",
     "diag", "diagm", "vec", "total", "norm", "apply", "commutation", "unvec", "toposort",
     "free_symbols", "SCALAR", "slice_", "block_offsets", "is_zero", "rebuild",
 ]
-
-
-class MatdiffError(ValueError):
-    """A user-facing error. ``pos`` is the offset in the input text, where one applies.
-
-    >>> str(MatdiffError("unknown function 'foo'", pos=3))
-    "unknown function 'foo'"
-    """
-
-    def __init__(self, message: str, pos: int | None = None, text: str | None = None,
-                 end: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.pos = pos
-        self.end = end
-        self.text = text
-
-    def render(self) -> str:
-        """The message, with the text and a caret under ``pos`` where both are known."""
-        if self.text is None or self.pos is None:
-            return f"error: {self.message}"
-        line_start = self.text.rfind("\n", 0, self.pos) + 1
-        line_end = self.text.find("\n", self.pos)
-        line = self.text[line_start: None if line_end < 0 else line_end]
-        col = self.pos - line_start
-        width = max(1, min((self.end or self.pos + 1) - self.pos, len(line) - col))
-        return f"error: {self.message}\n  {line}\n  {' ' * col}{'^' * width}"
 
 
 def _shape(s: Iterable[int | str | Dim]) -> Shape:
@@ -328,100 +301,6 @@ def free_symbols(e: Expr) -> dict[str, Expr]:
 # ----------------------------------------------------------------------------- the Op specs
 
 
-@dataclass(frozen=True)
-class OpSpec:
-    """One Op: how it is written, its shape as dimension equations, and its builder.
-
-    >>> spec = OPS[Op.KRON]
-    >>> spec.shape, spec.ascii, spec.arity
-    ('(m,n),(p,q)->(m*p,n*q)', ('kron',), 2)
-    """
-
-    shape: str                                        # dimension equations (dims.ShapeRule)
-    build: Callable[[tuple[Expr, ...], Any], Expr]    # the smart constructor over (args, attr)
-    ascii: tuple[str, ...] = ()     # function names; the first is the one printed
-    latex: tuple[str, ...] = ()     # LaTeX commands (\det: "det"; "log\\det": two in a row);
-                                    # \operatorname{...} also takes every ASCII name
-    arity: int | None = 1           # expression arguments; None: any number (n-ary)
-    dims: tuple[str, ...] = ()      # the sizes the attribute holds, by their names in
-                                    # `shape`; a call writes them after its arguments
-    optional_dims: int = 0          # trailing sizes a call may leave out, each then 1
-    bare: bool = False              # a call without sizes takes them from its place: ones()
-    elementwise: bool = False       # a scalar function entry by entry: f(X)ᵢⱼ = f(Xᵢⱼ)
-    keeps_zero: bool = False        # elementwise with f(0) = 0: f(0) folds to 0
-    dims_of: Callable[[Any], tuple[Dim, ...]] | None = None  # the sizes in the attribute
-    #                                 (default: the attribute, a tuple or one size)
-    attr_of_name: Callable[[str], Any] | None = None  # a call's attribute, fixed by its name
-    rule: ShapeRule = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        rule = ShapeRule.parse(self.shape)
-        object.__setattr__(self, "rule", rule)
-        output = [t.single for t in rule.output]
-        problems = [
-            (set(self.dims) - rule.names(), "sizes that are not in the rule"),
-            ((self.arity is None) != rule.repeat
-             or not rule.repeat and len(rule.inputs) != self.arity, "an arity the rule lacks"),
-            (self.arity is None and self.ascii, "a call of an n-ary Op"),
-            (self.latex and not self.ascii, "LaTeX names without an ASCII name"),
-            (self.bare and not set(self.dims) <= set(output), "a bare call of hidden sizes"),
-            (self.keeps_zero and not self.elementwise, "keeps_zero, not elementwise"),
-        ]
-        for problem, what in problems:
-            if problem:
-                raise ValueError(f"OpSpec {self.shape} {self.ascii}: {what}")
-
-    def params(self, attr: Any) -> dict[str, Dim]:
-        """The sizes of the attribute, by their names in the shape rule."""
-        if not self.dims:
-            return _NO_PARAMS
-        values = self.dims_of(attr) if self.dims_of is not None else \
-            attr if isinstance(attr, tuple) else (attr,)
-        return dict(zip(self.dims, values, strict=True))
-
-    def call_attr(self, name: str, dims: tuple[Dim, ...]) -> Any:
-        """The attribute of a call ``name(args, dims)``: ``K(m, n)`` has ``(m, n)``."""
-        if self.attr_of_name is not None:
-            return self.attr_of_name(name)
-        if not dims:
-            return None
-        return dims[0] if len(dims) == 1 else tuple(dims)
-
-    @property
-    def counts(self) -> tuple[int, ...]:
-        """The numbers of arguments a call may have (expressions, then sizes)."""
-        most = (self.arity or 0) + len(self.dims)
-        counts = {most - k for k in range(self.optional_dims + 1)}
-        return tuple(sorted(counts | ({self.arity or 0} if self.bare else set())))
-
-
-_NO_PARAMS: dict[str, Dim] = {}
-
-
-class ShapeMismatch(MatdiffError):
-    """Raised by a shape rule when a node would be ill-shaped (an internal invariant)."""
-
-
-def _fmt(s: Shape) -> str:
-    return f"{s[0]}x{s[1]}"
-
-
-def _shape_fn(op: Op, spec: OpSpec) -> Callable[[tuple[Expr, ...], Any], Shape]:
-    """The constructors' check: the node's shape from its arguments by the shape rule."""
-    rule, params = spec.rule, spec.params
-
-    def shape(args: tuple[Expr, ...], attr: Any) -> Shape:
-        try:
-            return rule.check([a.shape for a in args], params(attr),
-                              attr if rule.is_grid else None)
-        except RuleMismatch as err:
-            shapes = ", ".join(_fmt(a.shape) for a in args)
-            where = f"argument {err.arg + 1}" if err.arg < len(args) else "the arguments"
-            raise ShapeMismatch(f"{op.name.lower()} of {shapes or 'nothing'}: {where} "
-                                f"does not fit {spec.shape}") from None
-    return shape
-
-
 def _check(op: Op, args: tuple[Expr, ...], attr: Any = None) -> Shape:
     """The shape of ``op`` over ``args``, or ``ShapeMismatch``: constructors check first,
     then fold."""
@@ -443,7 +322,7 @@ def sym(name: str, shape: Iterable[int | str | Dim] = (), structure: str = "") -
                            f"{', '.join(STRUCTURES)})")
     structure = STRUCTURES.get(structure, "")
     if structure in SYMMETRIC_STRUCTURES and s[0] != s[1]:
-        raise MatdiffError(f"{name} is declared {structure} but is {_fmt(s)}")
+        raise MatdiffError(f"{name} is declared {structure} but is {format_shape(s)}")
     return Expr(Op.SYMBOL, (), (name, s, structure))
 
 
@@ -923,5 +802,5 @@ OPS: dict[Op, OpSpec] = {
 
 # derived from OPS: the constructors' shape check, and the unary elementwise functions
 SHAPE: dict[Op, Callable[[tuple[Expr, ...], Any], Shape]] = {
-    op: _shape_fn(op, spec) for op, spec in OPS.items()}
+    op: shape_function(op.name.lower(), spec) for op, spec in OPS.items()}
 ELEMENTWISE: frozenset[Op] = frozenset(op for op, spec in OPS.items() if spec.elementwise)
