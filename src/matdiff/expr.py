@@ -21,10 +21,8 @@ this module and nothing else of matdiff.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from enum import Enum, auto
+from collections.abc import Iterable
 from fractions import Fraction
-from typing import Any
 
 from .dims import (
     FRESH,
@@ -38,6 +36,18 @@ from .dims import (
     ShapeRule,
     as_shape,
 )
+from .node import (
+    _STR_HOOK,  # noqa: F401 - printing installs the str() of a node here
+    OPS,
+    SHAPE,
+    STRUCTURES,
+    SYMMETRIC_STRUCTURES,
+    Expr,
+    Op,
+    free_symbols,
+    toposort,
+)
+from .node import check_shape as _check
 from .opspec import MatdiffError, OpSpec, ShapeMismatch, format_shape, shape_function
 
 __all__ = [
@@ -57,254 +67,6 @@ def _shape(s: Iterable[int | str | Dim]) -> Shape:
     except ValueError as err:
         raise MatdiffError(str(err)) from None
 
-
-# declared structure of a variable: alias -> the canonical word kept in the SYMBOL's attr
-STRUCTURES: dict[str, str] = {
-    "symmetric": "symmetric", "sym": "symmetric",
-    "spd": "spd", "posdef": "spd", "pd": "spd",          # symmetric positive definite
-    "pos": "pos", "positive": "pos",                      # every entry > 0, any shape
-    "diagonal": "diagonal", "diag": "diagonal",           # square, zero off the diagonal
-}
-SYMMETRIC_STRUCTURES = frozenset({"symmetric", "spd", "diagonal"})  # Xᵀ = X, so square
-
-# ----------------------------------------------------------------------------- the node
-
-
-class Op(Enum):
-    """The closed set of operations. Every stage has a table keyed by these."""
-
-    # leaves
-    SYMBOL = auto()       # attr (name, shape, structure); structure: "" or a STRUCTURES word
-    CONST = auto()        # attr Fraction; a 1x1 scalar
-    IDENTITY = auto()     # attr n
-    ONES = auto()         # attr shape
-    ZERO = auto()         # attr shape
-    COMMUTATION = auto()  # attr (m, n): K vec(X) = vec(X') for X m x n
-    # linear structure
-    ADD = auto()          # n-ary, same shapes
-    SCALE = auto()        # (a, X): scalar a times X
-    MATMUL = auto()       # n-ary matrix product, flattened
-    TRANSPOSE = auto()
-    HADAMARD = auto()     # n-ary elementwise product
-    HDIV = auto()         # X ./ Y
-    POW = auto()          # (X, p): elementwise power, p a scalar expression
-    KRON = auto()         # Kronecker product, binary
-    BLOCK = auto()        # attr (r, c), args row-major
-    SLICE = auto()        # attr (r0, r1, c0, c1): rows r0..r1-1, columns c0..c1-1 (0-based)
-    # matrix functions
-    TRACE = auto()
-    DET = auto()
-    LOGDET = auto()
-    INV = auto()
-    MATPOW = auto()       # attr k: integer power k >= 2 of a square matrix
-    DIAG = auto()         # diagonal of a square matrix, as a column vector
-    DIAGM = auto()        # vector to diagonal matrix
-    VEC = auto()          # column-major stacking
-    UNVEC = auto()        # attr (m, n): inverse of vec
-    SUM = auto()          # sum of all entries
-    NORM = auto()         # attr p: "2" (Euclidean / Frobenius) | "1" (entrywise)
-    # elementwise functions
-    EXP = auto()
-    LOG = auto()
-    SIN = auto()
-    COS = auto()
-    TAN = auto()
-    TANH = auto()
-    SQRT = auto()
-    ABS = auto()
-    SIGN = auto()
-    SIGMOID = auto()
-    RELU = auto()
-    ARCSIN = auto()
-    ARCCOS = auto()
-    ARCTAN = auto()
-
-
-_INTERN: dict[tuple[Any, ...], Expr] = {}
-
-
-class Expr:
-    """An interned expression node ``(op, args, attr)`` with its ``shape``.
-
-    >>> X = sym("X", ("m", "n"))
-    >>> (X.T.T is X, str(X.T.shape[0]), (X + X) is add(X, X))
-    (True, 'n', True)
-    """
-
-    __slots__ = ("op", "args", "attr", "shape", "_hash", "__weakref__")
-    op: Op
-    args: tuple[Expr, ...]
-    attr: Any
-    shape: Shape
-    _hash: int
-
-    def __new__(cls, op: Op, args: tuple[Expr, ...] = (), attr: Any = None) -> Expr:
-        key = (op, args, attr)
-        node = _INTERN.get(key)
-        if node is None:
-            node = object.__new__(cls)
-            object.__setattr__(node, "op", op)
-            object.__setattr__(node, "args", args)
-            object.__setattr__(node, "attr", attr)
-            object.__setattr__(node, "shape", SHAPE[op](args, attr))
-            object.__setattr__(node, "_hash", hash(key))
-            _INTERN[key] = node
-        return node
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Expr is immutable")
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Expr, (self.op, self.args, self.attr))
-
-    # -- shape helpers
-    @property
-    def rows(self) -> Dim:
-        return self.shape[0]
-
-    @property
-    def cols(self) -> Dim:
-        return self.shape[1]
-
-    @property
-    def is_scalar(self) -> bool:
-        return self.shape == SCALAR
-
-    @property
-    def is_vector(self) -> bool:
-        return self.shape[1] == ONE and self.shape[0] != ONE
-
-    @property
-    def name(self) -> str:
-        """The name of a SYMBOL."""
-        if self.op is not Op.SYMBOL:
-            raise AttributeError("only symbols have names")
-        return self.attr[0]
-
-    @property
-    def structure(self) -> str:
-        """The declared structure of a SYMBOL (``"symmetric"``, ``"spd"``, ``"pos"``,
-        ``"diagonal"``), ``""`` for none and for every other node."""
-        return self.attr[2] if self.op is Op.SYMBOL else ""
-
-    @property
-    def symmetric(self) -> bool:
-        """A SYMBOL declared symmetric, spd or diagonal: ``Xᵀ = X``."""
-        return self.op is Op.SYMBOL and self.attr[2] in SYMMETRIC_STRUCTURES
-
-    # -- operators, so rules and tests read like math
-    @property
-    def T(self) -> Expr:  # noqa: N802
-        return T(self)
-
-    def __add__(self, other: Expr | int | Fraction) -> Expr:
-        return add(self, _lift(other, self))
-
-    def __radd__(self, other: int | Fraction) -> Expr:
-        return add(_lift(other, self), self)
-
-    def __sub__(self, other: Expr | int | Fraction) -> Expr:
-        return sub(self, _lift(other, self))
-
-    def __rsub__(self, other: int | Fraction) -> Expr:
-        return sub(_lift(other, self), self)
-
-    def __neg__(self) -> Expr:
-        return neg(self)
-
-    def __matmul__(self, other: Expr) -> Expr:
-        return matmul(self, other)
-
-    def __mul__(self, other: Expr | int | Fraction) -> Expr:
-        if not isinstance(other, Expr):
-            return scale(const(other), self)
-        if other.is_scalar:
-            return scale(other, self)
-        if self.is_scalar:
-            return scale(self, other)
-        return hadamard(self, other)
-
-    def __rmul__(self, other: int | Fraction) -> Expr:
-        return scale(const(other), self)
-
-    def __truediv__(self, other: Expr | int | Fraction) -> Expr:
-        if not isinstance(other, Expr):
-            return scale(const(Fraction(1) / Fraction(other)), self)
-        if other.is_scalar:
-            return scale(hpow(other, const(-1)), self)
-        return hdiv(self, other)
-
-    def __repr__(self) -> str:
-        if self.op is Op.SYMBOL:
-            return f"sym({self.attr[0]!r})"
-        if self.op is Op.CONST:
-            return f"const({self.attr})"
-        inner = ", ".join(repr(a) for a in self.args)
-        extra = "" if self.attr is None else (", " if inner else "") + repr(self.attr)
-        return f"{self.op.name.lower()}({inner}{extra})"
-
-    def __str__(self) -> str:
-        return _STR_HOOK[0](self)
-
-    def walk(self) -> Iterator[Expr]:
-        """Every node of the DAG once, children before parents."""
-        return iter(toposort([self]))
-
-
-def _default_str(e: Expr) -> str:
-    return repr(e)
-
-
-# The printing module installs the ASCII printer here, so str(expr) is valid input.
-_STR_HOOK: list[Callable[[Expr], str]] = [_default_str]
-
-
-def _lift(value: Expr | int | Fraction, like: Expr) -> Expr:
-    if isinstance(value, Expr):
-        return value
-    c = const(value)
-    return c if like.is_scalar else scale(c, ones(like.shape))
-
-
-def toposort(roots: Iterable[Expr]) -> list[Expr]:
-    """All nodes reachable from ``roots``, each once, children before parents (iterative)."""
-    seen: set[int] = set()
-    order: list[Expr] = []
-    for root in roots:
-        if id(root) in seen:
-            continue
-        stack: list[tuple[Expr, int]] = [(root, 0)]
-        seen.add(id(root))
-        while stack:
-            node, i = stack.pop()
-            if i < len(node.args):
-                stack.append((node, i + 1))
-                child = node.args[i]
-                if id(child) not in seen:
-                    seen.add(id(child))
-                    stack.append((child, 0))
-            else:
-                order.append(node)
-    return order
-
-
-def free_symbols(e: Expr) -> dict[str, Expr]:
-    """The SYMBOL leaves of ``e`` by name, in order of first appearance."""
-    return {n.attr[0]: n for n in toposort([e]) if n.op is Op.SYMBOL}
-
-# ----------------------------------------------------------------------------- the Op specs
-
-
-def _check(op: Op, args: tuple[Expr, ...], attr: Any = None) -> Shape:
-    """The shape of ``op`` over ``args``, or ``ShapeMismatch``: constructors check first,
-    then fold."""
-    return SHAPE[op](args, attr)
 
 # ----------------------------------------------------------------------------- constructors
 
@@ -742,7 +504,7 @@ def _block_of(a: tuple[Expr, ...], rc: tuple[int, int]) -> Expr:
     return block([a[i * rc[1]:(i + 1) * rc[1]] for i in range(rc[0])])
 
 
-OPS: dict[Op, OpSpec] = {
+OPS.update({
     # leaves: the attribute holds the sizes
     Op.SYMBOL: OpSpec("->(m,n)", lambda a, t: sym(*t), arity=0, dims=("m", "n"),
                       dims_of=lambda t: t[1]),
@@ -798,9 +560,8 @@ OPS: dict[Op, OpSpec] = {
     Op.ARCSIN: _elementwise(Op.ARCSIN, ("arcsin", "asin"), ("arcsin",), keeps_zero=True),
     Op.ARCCOS: _elementwise(Op.ARCCOS, ("arccos", "acos"), ("arccos",)),
     Op.ARCTAN: _elementwise(Op.ARCTAN, ("arctan", "atan"), ("arctan",), keeps_zero=True),
-}
+})
 
 # derived from OPS: the constructors' shape check, and the unary elementwise functions
-SHAPE: dict[Op, Callable[[tuple[Expr, ...], Any], Shape]] = {
-    op: shape_function(op.name.lower(), spec) for op, spec in OPS.items()}
+SHAPE.update({op: shape_function(op.name.lower(), spec) for op, spec in OPS.items()})
 ELEMENTWISE: frozenset[Op] = frozenset(op for op, spec in OPS.items() if spec.elementwise)
