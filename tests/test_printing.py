@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import matdiff as md
 from matdiff import expr as E
-from matdiff import printing
+from matdiff import printing, templates
 from matdiff.expr import Op
 from matdiff.names import name_parts, with_names
 from matdiff.printing import Form
@@ -352,13 +352,19 @@ def test_every_form_is_printed_by_some_style() -> None:
     assert set(Form) <= printed
 
 
-def test_printing_imports_only_the_node_module() -> None:
-    """Printing is a pipeline stage: it reads the node module and nothing else of matdiff
-    (in particular not the simplifier; named parts live in ``names``)."""
-    tree = ast.parse(Path(printing.__file__).read_text(encoding="utf-8"))
+def _relative_imports(module: object) -> set[str]:
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))  # type: ignore[attr-defined]
     relative = {(node.module or "") + ":" + ",".join(a.name for a in node.names)
                 for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
-    assert {r.split(":")[0] or r.split(":")[1] for r in relative} == {"expr"}
+    return {r.split(":")[0] or r.split(":")[1] for r in relative}
+
+
+def test_printing_imports_only_the_node_module() -> None:
+    """Printing is a pipeline stage: it reads the node module and nothing else of matdiff
+    (in particular not the simplifier; named parts live in ``names``) but its own template
+    kinds (``templates``), which read only the node module too."""
+    assert _relative_imports(printing) == {"expr", "templates"}
+    assert _relative_imports(templates) == {"expr"}
 
 
 _lam, _W2, _z = E.sym("lam"), E.sym("W2", ("m", n)), E.sym("z", (n,))
