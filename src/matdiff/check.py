@@ -17,10 +17,11 @@ from typing import Any, cast
 
 import numpy as np
 
+from . import linalg
 from .expr import ELEMENTWISE, Dim, Expr, MatdiffError, Op, free_symbols, toposort
 
-__all__ = ["EVAL", "evaluate", "random_inputs", "check", "CheckReport", "bind_dims",
-           "to_user", "to_internal"]
+__all__ = ["EVAL", "evaluate", "evaluate_all", "random_inputs", "check", "CheckReport",
+           "bind_dims", "to_user", "to_internal", "KINKS", "not_differentiable"]
 
 Array = np.ndarray
 
@@ -78,6 +79,7 @@ EVAL: dict[Op, Rule] = {
     Op.BLOCK: lambda e, a, d: np.block([a[i * e.attr[1]:(i + 1) * e.attr[1]]
                                         for i in range(e.attr[0])]),
     Op.SLICE: lambda e, a, d: a[0][d(e.attr[0]):d(e.attr[1]), d(e.attr[2]):d(e.attr[3])],
+    Op.TRIL: lambda e, a, d: np.tril(a[0]),
     Op.TRACE: lambda e, a, d: np.array([[np.trace(a[0])]]),
     Op.DET: lambda e, a, d: np.array([[np.linalg.det(a[0])]]),
     Op.LOGDET: lambda e, a, d: _slogdet(a[0]),
@@ -90,6 +92,20 @@ EVAL: dict[Op, Rule] = {
     Op.SUM: lambda e, a, d: np.array([[a[0].sum()]]),
     Op.NORM: lambda e, a, d: np.array([[np.abs(a[0]).sum() if e.attr == "1"
                                         else np.sqrt((a[0] ** 2).sum())]]),
+    Op.EXPM: lambda e, a, d: linalg.expm(a[0]),
+    Op.LOGM: lambda e, a, d: linalg.logm(a[0]),
+    Op.SQRTM: lambda e, a, d: linalg.sqrtm(a[0]),
+    Op.FRECHET: lambda e, a, d: linalg.frechet(e.attr, a[0], a[1]),
+    Op.EIGVAL: lambda e, a, d: linalg.eigval(a[0], e.attr),
+    Op.EIGVEC: lambda e, a, d: linalg.eigvec(a[0], e.attr),
+    Op.SPECTRAL_NORM: lambda e, a, d: np.array([[np.linalg.norm(a[0], 2)]]),
+    Op.NUCLEAR_NORM: lambda e, a, d: np.array([[np.linalg.norm(a[0], "nuc")]]),
+    Op.POLAR: lambda e, a, d: linalg.polar(a[0]),
+    Op.SVD_U1: lambda e, a, d: linalg.svd_u1(a[0]),
+    Op.SVD_V1: lambda e, a, d: linalg.svd_v1(a[0]),
+    Op.PINV: lambda e, a, d: np.linalg.pinv(a[0]),
+    Op.ADJ: lambda e, a, d: linalg.adj(a[0]),
+    Op.CHOL: lambda e, a, d: linalg.chol(a[0]),
     Op.EXP: lambda e, a, d: np.exp(a[0]),
     Op.LOG: lambda e, a, d: np.log(a[0]),
     Op.SIN: lambda e, a, d: np.sin(a[0]),
@@ -155,6 +171,14 @@ def evaluate(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
     """
     single = isinstance(exprs, Expr)
     roots: list[Expr] = [exprs] if isinstance(exprs, Expr) else list(exprs)
+    values = evaluate_all(roots, env, sizes)
+    out = [to_user(values[r], r) for r in roots]
+    return out[0] if single else out
+
+
+def evaluate_all(roots: Sequence[Expr], env: Mapping[str, Any],
+                 sizes: Mapping[str, int] | None = None) -> dict[Expr, Array]:
+    """The value (a 2-D array) of every node of ``roots`` at the inputs ``env``."""
     dims = dict(bind_dims(roots, env))
     dims.update(sizes or {})
 
@@ -172,30 +196,83 @@ def evaluate(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
             values[node] = to_internal(env[node.name], (d(node.rows), d(node.cols)))
         else:
             values[node] = EVAL[node.op](node, [values[a] for a in node.args], d)
-    out = [to_user(values[r], r) for r in roots]
-    return out[0] if single else out
+    return values
+
+
+# ----------------------------------------------------------------------------- kinks
+
+Kink = tuple[str, Callable[[Expr, Array], bool]]
+_REPEATED_EIGENVALUE: Kink = ("a repeated extreme eigenvalue",
+                              lambda e, x: linalg.eigen_gap(x, e.attr) < linalg.GAP)
+_REPEATED_SINGULAR_VALUE: Kink = ("a repeated largest singular value",
+                                  lambda e, x: linalg.singular_gap(x) < linalg.GAP)
+_RANK_DEFICIENT: Kink = ("a zero singular value (rank deficient)",
+                         lambda e, x: linalg.rank_margin(x) < linalg.GAP)
+_BRANCH_CUT: Kink = ("an eigenvalue on the branch cut (-inf, 0]",
+                     lambda e, x: linalg.spectral_cut(x))
+
+# Where an Op's argument makes it non-differentiable (or outside the domain of its
+# derivative): a check draws another point there, and never compares.
+KINKS: dict[Op, Kink] = {
+    Op.EIGVAL: _REPEATED_EIGENVALUE, Op.EIGVEC: _REPEATED_EIGENVALUE,
+    Op.SPECTRAL_NORM: _REPEATED_SINGULAR_VALUE, Op.SVD_U1: _REPEATED_SINGULAR_VALUE,
+    Op.SVD_V1: _REPEATED_SINGULAR_VALUE,
+    Op.NUCLEAR_NORM: _RANK_DEFICIENT, Op.POLAR: _RANK_DEFICIENT, Op.PINV: _RANK_DEFICIENT,
+    Op.ADJ: _RANK_DEFICIENT,   # the derivative of adj is written with X⁻¹
+    Op.LOGM: _BRANCH_CUT, Op.SQRTM: _BRANCH_CUT,
+    Op.FRECHET: (_BRANCH_CUT[0], lambda e, x: e.attr != "expm" and linalg.spectral_cut(x)),
+}
+
+
+def not_differentiable(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
+                       sizes: Mapping[str, int] | None = None) -> str | None:
+    """Why ``exprs`` are not differentiable at the inputs ``env`` (a node's argument on a
+    kink of ``KINKS``), or None.
+
+    >>> from matdiff.expr import sym, eigval
+    >>> S = sym("S", ("n", "n"))
+    >>> not_differentiable(eigval(S, "min"), {"S": np.diag([1.0, 1.0, 3.0])})
+    'a repeated extreme eigenvalue of S'
+    """
+    roots = [exprs] if isinstance(exprs, Expr) else list(exprs)
+    nodes = [n for n in toposort(roots) if n.op in KINKS]
+    if not nodes:
+        return None
+    with np.errstate(all="ignore"):
+        values = evaluate_all(roots, env, sizes)
+        for n in nodes:
+            x = values[n.args[0]]
+            what, at_kink = KINKS[n.op]
+            if np.all(np.isfinite(x)) and at_kink(n, x):
+                return f"{what} of {n.args[0]}"
+    return None
 
 
 # ----------------------------------------------------------------------------- random inputs
 
 
-def _needs(e: Expr) -> tuple[set[str], set[str], set[str]]:
-    """Symbols under log/sqrt/./ (drawn positive), under inv/det/logdet (well conditioned)
-    and under arcsin/arccos (drawn small)."""
+def _needs(e: Expr) -> tuple[set[str], set[str], set[str], set[str]]:
+    """Symbols under log/sqrt/./ (drawn positive), under inv/det/logdet/adj and the principal
+    logm/sqrtm (well conditioned, near 1.5 I: a spectrum off the branch cut), under
+    arcsin/arccos (drawn small) and square ones under chol (symmetric positive definite)."""
     positive: set[str] = set()
     invertible: set[str] = set()
     small: set[str] = set()
+    spd: set[str] = set()
     for node in toposort([e]):
         target = None
         if node.op in (Op.LOG, Op.SQRT, Op.POW) or node.op is Op.HDIV:
             target = positive
-        elif node.op in (Op.INV, Op.DET, Op.LOGDET) or node.op is Op.MATPOW:
+        elif node.op in (Op.INV, Op.DET, Op.LOGDET, Op.MATPOW, Op.ADJ, Op.LOGM, Op.SQRTM) \
+                or node.op is Op.FRECHET and node.attr != "expm":
             target = invertible
         elif node.op in (Op.ARCSIN, Op.ARCCOS):
             target = small
+        elif node.op is Op.CHOL:
+            target = spd
         if target is not None:
             target.update(n.name for n in toposort(node.args) if n.op is Op.SYMBOL)
-    return positive, invertible, small
+    return positive, invertible, small, spd
 
 
 def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
@@ -213,12 +290,13 @@ def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
                     for v in d.names})
     dims = {n: int(rng.integers(2, 5)) for n in names}
     dims.update(sizes or {})
-    positive, invertible, small = set(), set(), set()
+    positive, invertible, small, spd = set(), set(), set(), set()
     for root in roots:
-        p, i, s = _needs(root)
+        p, i, s, d = _needs(root)
         positive |= p
         invertible |= i
         small |= s
+        spd |= d
     env: dict[str, Any] = {}
     for node in toposort(roots):
         if node.op is not Op.SYMBOL:
@@ -226,7 +304,7 @@ def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
         r, c = (d.subs(dims).value for d in node.shape)
         assert r is not None and c is not None
         name = node.name
-        if node.symmetric:
+        if node.symmetric or name in spd and r == c:
             a = rng.standard_normal((r, r)) * 0.3
             x = a @ a.T + r * np.eye(r) * 0.5 + np.eye(r)
         elif name in invertible and r == c:
@@ -263,6 +341,7 @@ class CheckReport:
     tolerance: float = 1e-6
     value: float = float("nan")
     notes: list[str] = field(default_factory=list)
+    inconclusive: str = ""  # why nothing was compared ("not differentiable here"), or ""
 
     @property
     def max_rel_error(self) -> float:
@@ -270,12 +349,19 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return all(np.isfinite(e) and e <= self.tolerance for e in self.errors.values())
+        return not self.inconclusive and \
+            all(np.isfinite(e) and e <= self.tolerance for e in self.errors.values())
+
+    @property
+    def mismatch(self) -> bool:
+        """A gradient was compared and differs: never so where nothing was compared."""
+        return not self.inconclusive and not self.ok
 
     def __str__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
         rows = [f"  d/d{k}: max relative error {v:.2e}" for k, v in self.errors.items()]
-        verdict = "OK" if self.ok else "FAILED"
+        verdict = "OK" if self.ok else f"inconclusive here: {self.inconclusive}" \
+            if self.inconclusive else "FAILED"
         return "\n".join([f"finite-difference check ({sizes}): {verdict}", *rows, *self.notes])
 
 
@@ -351,6 +437,7 @@ def check_gradients(f: Expr, grads: Mapping[str, Expr], seed: int = 0,
                     tries: int = 5) -> CheckReport:
     """Compare symbolic gradients with central finite differences at random points."""
     report = CheckReport(tolerance=tolerance)
+    kinks = 0
     for attempt in range(tries):
         env, dims = random_inputs([f, *grads.values()], seed=seed + attempt, sizes=sizes)
         with np.errstate(all="ignore"):
@@ -358,12 +445,23 @@ def check_gradients(f: Expr, grads: Mapping[str, Expr], seed: int = 0,
             if not np.isfinite(value):
                 report.notes.append(f"  point {attempt}: f is not finite there; drew another")
                 continue
+            kink = not_differentiable(f, env, dims)
+            if kink is not None:
+                kinks += 1
+                report.notes.append(f"  point {attempt}: not differentiable here ({kink}); "
+                                    "drew another")
+                continue
             report.sizes, report.value = dims, float(value)
             for name, g in grads.items():
                 symbolic = evaluate(g, env, dims)
                 symmetric = free_symbols(f)[name].symmetric
                 numeric = fd_gradient(f, name, env, dims, symmetric=symmetric)
                 report.errors[name] = rel_error(symbolic, numeric)
+        return report
+    if kinks:
+        report.inconclusive = "not differentiable at any point drawn"
+        report.notes.append("  no point where f is differentiable was found: nothing was "
+                            "checked")
         return report
     report.notes.append("  no point where f is finite was found: nothing was checked")
     report.errors = {name: float("nan") for name in grads}
@@ -382,6 +480,6 @@ def check(f: Expr, wrt: str | Sequence[str], grads: Mapping[str, Expr] | None = 
         raise MatdiffError(f"'{missing[0]}' does not occur in the expression")
     report = check_gradients(f, {n: grads[n] for n in names}, seed=seed, tolerance=tolerance,
                              sizes=sizes)
-    if raise_on_failure and not report.ok:
+    if raise_on_failure and report.mismatch:
         raise MatdiffError(f"the gradient does not match finite differences:\n{report}")
     return report

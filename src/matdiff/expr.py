@@ -21,7 +21,7 @@ this module and nothing else of matdiff.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 
 from .dims import (
@@ -58,6 +58,9 @@ __all__ = [
     "hadamard", "hdiv", "hpow", "kron", "block", "trace", "det", "logdet", "inv", "matpow",
     "diag", "diagm", "vec", "total", "norm", "apply", "commutation", "unvec", "toposort",
     "free_symbols", "SCALAR", "slice_", "block_offsets", "is_zero", "rebuild",
+    "tril", "expm", "logm", "sqrtm", "MATRIX_FUNCTIONS", "derivative", "frechet",
+    "frechet_block", "eigval", "eigvec", "spectral_norm", "nuclear_norm", "polar", "svd_u1",
+    "svd_v1", "pinv", "adj", "chol",
 ]
 
 
@@ -468,6 +471,205 @@ def norm(x: Expr, p: str = "2") -> Expr:
     return Expr(Op.NORM, (x,), p)
 
 
+def tril(x: Expr) -> Expr:
+    """The lower triangle of ``x`` (diagonal included), zeros above it."""
+    _check(Op.TRIL, (x,))
+    if x.is_scalar or is_zero(x) or x.op in (Op.IDENTITY, Op.DIAGM, Op.TRIL):
+        return x
+    return Expr(Op.TRIL, (x,))
+
+
+# ----------------------------------------------------------------------------- spectral
+
+
+def expm(x: Expr) -> Expr:
+    """The matrix exponential e^X; a scalar's is ``exp``.
+
+    >>> X = sym("X", ("n", "n")); expm(zeros(X.shape)) is eye("n"), expm(X).shape == X.shape
+    (True, True)
+    """
+    _check(Op.EXPM, (x,))
+    if x.is_scalar:
+        return apply(Op.EXP, x)
+    if is_zero(x):
+        return eye(x.rows)                                # e^0 = I
+    if x.op is Op.DIAGM:
+        return diagm(apply(Op.EXP, x.args[0]))            # e^Diag(v) = Diag(e^v)
+    return Expr(Op.EXPM, (x,))
+
+
+def logm(x: Expr) -> Expr:
+    """The principal matrix logarithm (X with no eigenvalue on (-inf, 0]); a scalar's is
+    ``log``."""
+    _check(Op.LOGM, (x,))
+    if x.is_scalar:
+        return apply(Op.LOG, x)
+    if x.op is Op.IDENTITY:
+        return zeros(x.shape)                             # log I = 0
+    if x.op is Op.DIAGM:
+        return diagm(apply(Op.LOG, x.args[0]))
+    return Expr(Op.LOGM, (x,))
+
+
+def sqrtm(x: Expr) -> Expr:
+    """The principal square root X^(1/2) (no eigenvalue on (-inf, 0]); a scalar's is
+    ``sqrt``."""
+    _check(Op.SQRTM, (x,))
+    if x.is_scalar:
+        return apply(Op.SQRT, x)
+    if is_zero(x) or x.op is Op.IDENTITY:
+        return x
+    if x.op is Op.DIAGM:
+        return diagm(apply(Op.SQRT, x.args[0]))
+    return Expr(Op.SQRTM, (x,))
+
+
+MATRIX_FUNCTIONS: dict[str, Callable[[Expr], Expr]] = {
+    "expm": expm, "logm": logm, "sqrtm": sqrtm}
+
+
+def derivative(f: str, a: Expr) -> Expr:
+    """f'(A) for the matrix function ``f`` (expm: e^A, logm: A⁻¹, sqrtm: A^(-1/2)/2)."""
+    if f == "expm":
+        return expm(a)
+    if f == "logm":
+        return inv(a)
+    return scale(const(Fraction(1, 2)), inv(sqrtm(a)))
+
+
+def frechet(f: str, a: Expr, e: Expr) -> Expr:
+    """L_f(A, E), the Fréchet derivative of the matrix function ``f`` ("expm", "logm",
+    "sqrtm") at A in the direction E: the upper right block of f([A, E; 0, A]) (Mathias
+    1996; Higham, *Functions of Matrices*, 2008, Thm 3.6). L_f(A, cI) = c f'(A).
+
+    >>> A, E = sym("A", ("n", "n")), sym("E", ("n", "n"))
+    >>> frechet("expm", A, E).op is Op.FRECHET, frechet("expm", A, eye("n")) is expm(A)
+    (True, True)
+    """
+    _check(Op.FRECHET, (a, e), f)
+    if f not in MATRIX_FUNCTIONS:
+        raise MatdiffError(f"no Fréchet derivative of {f!r}: use expm, logm or sqrtm")
+    if is_zero(e):
+        return zeros(a.shape)
+    if a.is_scalar:
+        return scale(e, derivative(f, a))                 # f'(a) e
+    c = const(1) if e.op is Op.IDENTITY else \
+        e.args[0] if e.op is Op.SCALE and e.args[1].op is Op.IDENTITY else None
+    if c is not None:
+        return scale(c, derivative(f, a))                 # L_f(A, cI) = c f'(A)
+    return Expr(Op.FRECHET, (a, e), f)
+
+
+def frechet_block(a: Expr, e: Expr) -> Expr:
+    """B = [A, E; 0, A]: f(B) = [f(A), L_f(A, E); 0, f(A)], so the derivatives of
+    ``FRECHET`` are those of f at B, in the upper right block."""
+    return block([[a, e], [zeros(a.shape), a]])
+
+
+def _extreme(which: str) -> str:
+    if which not in ("max", "min"):
+        raise MatdiffError(f"unknown extreme {which!r}: use 'max' or 'min'")
+    return which
+
+
+def eigval(x: Expr, which: str = "max") -> Expr:
+    """λ_max or λ_min of the symmetric part (X + Xᵀ)/2 (of X itself when X is symmetric)."""
+    _check(Op.EIGVAL, (x,))
+    if x.is_scalar:
+        return x
+    if x.op is Op.IDENTITY:
+        return const(1)
+    return Expr(Op.EIGVAL, (x,), _extreme(which))
+
+
+def eigvec(x: Expr, which: str = "max") -> Expr:
+    """The unit eigenvector of ``eigval(x, which)``, its largest entry (in absolute value)
+    positive; defined where that eigenvalue is simple."""
+    _check(Op.EIGVEC, (x,))
+    if x.is_scalar:
+        return const(1)
+    return Expr(Op.EIGVEC, (x,), _extreme(which))
+
+
+def _unit(x: Expr) -> Expr:
+    return scale(hpow(norm(x), -1), x)
+
+
+def spectral_norm(x: Expr) -> Expr:
+    """‖X‖₂ = σ_max(X); a vector's is its Euclidean norm."""
+    _check(Op.SPECTRAL_NORM, (x,))
+    if x.rows == ONE or x.cols == ONE:
+        return apply(Op.ABS, x) if x.is_scalar else norm(x)
+    return Expr(Op.SPECTRAL_NORM, (x,))
+
+
+def nuclear_norm(x: Expr) -> Expr:
+    """‖X‖_* = Σ σᵢ(X); a vector's is its Euclidean norm."""
+    _check(Op.NUCLEAR_NORM, (x,))
+    if x.rows == ONE or x.cols == ONE:
+        return apply(Op.ABS, x) if x.is_scalar else norm(x)
+    return Expr(Op.NUCLEAR_NORM, (x,))
+
+
+def polar(x: Expr) -> Expr:
+    """UVᵀ for the thin SVD X = UΣVᵀ of a full-rank X (the orthogonal polar factor); a
+    vector's is x/‖x‖."""
+    _check(Op.POLAR, (x,))
+    if x.is_scalar:
+        return apply(Op.SIGN, x)
+    if x.rows == ONE or x.cols == ONE:
+        return _unit(x)
+    return Expr(Op.POLAR, (x,))
+
+
+def svd_u1(x: Expr) -> Expr:
+    """u₁ = X v₁ / σ_max(X): the left singular vector of the largest singular value."""
+    _check(Op.SVD_U1, (x,))
+    return apply(Op.SIGN, x) if x.is_scalar else Expr(Op.SVD_U1, (x,))
+
+
+def svd_v1(x: Expr) -> Expr:
+    """v₁: the unit right singular vector of the largest singular value, its largest entry
+    (in absolute value) positive; defined where that singular value is simple."""
+    _check(Op.SVD_V1, (x,))
+    return const(1) if x.is_scalar else Expr(Op.SVD_V1, (x,))
+
+
+def pinv(x: Expr) -> Expr:
+    """The Moore–Penrose pseudo-inverse X⁺ (differentiable where the rank is full)."""
+    _check(Op.PINV, (x,))
+    if x.is_scalar:
+        return hpow(x, const(-1))
+    if x.op is Op.PINV:
+        return x.args[0]                                  # (X⁺)⁺ = X
+    if x.op is Op.IDENTITY:
+        return x
+    return Expr(Op.PINV, (x,))
+
+
+def adj(x: Expr) -> Expr:
+    """The adjugate: adj(X) X = X adj(X) = det(X) I."""
+    _check(Op.ADJ, (x,))
+    if x.is_scalar:
+        return const(1)
+    if x.op is Op.IDENTITY:
+        return x
+    return Expr(Op.ADJ, (x,))
+
+
+def chol(x: Expr) -> Expr:
+    """The lower Cholesky factor L (positive diagonal) of the symmetric part of X:
+    LLᵀ = (X + Xᵀ)/2, as NumPy's ``cholesky`` of a symmetric positive definite matrix."""
+    _check(Op.CHOL, (x,))
+    if x.is_scalar:
+        return apply(Op.SQRT, x)
+    if x.op is Op.IDENTITY:
+        return x
+    if x.op is Op.DIAGM:
+        return diagm(apply(Op.SQRT, x.args[0]))
+    return Expr(Op.CHOL, (x,))
+
+
 def apply(op: Op, x: Expr) -> Expr:
     """An elementwise function (exp, log, ...) applied to ``x``."""
     if op not in ELEMENTWISE:
@@ -500,6 +702,11 @@ def _elementwise(op: Op, ascii: tuple[str, ...], latex: tuple[str, ...] = (),
                   elementwise=True, keeps_zero=keeps_zero)
 
 
+def _which(name: str) -> str:
+    """The extreme a call's name fixes: ``lambda_max``, ``eigmax`` → "max"."""
+    return "max" if name.endswith("max") else "min"
+
+
 def _block_of(a: tuple[Expr, ...], rc: tuple[int, int]) -> Expr:
     return block([a[i * rc[1]:(i + 1) * rc[1]] for i in range(rc[0])])
 
@@ -528,6 +735,7 @@ OPS.update({
     Op.BLOCK: OpSpec("(h[i],w[j])...->(sum(h),sum(w))", _block_of, arity=None),
     Op.SLICE: OpSpec("(m,n)->(r1-r0,c1-c0)", lambda a, r: slice_(a[0], *r),
                      dims=("r0", "r1", "c0", "c1")),
+    Op.TRIL: OpSpec("(m,n)->(m,n)", lambda a, _: tril(a[0]), ("tril",)),
     # matrix functions
     Op.TRACE: OpSpec("(n,n)->(1,1)", lambda a, _: trace(a[0]), ("tr", "trace", "Tr"),
                      ("tr", "Tr", "trace")),
@@ -543,8 +751,27 @@ OPS.update({
                      dims=("m", "n")),
     Op.SUM: OpSpec("(m,n)->(1,1)", lambda a, _: total(a[0]), ("sum",)),
     Op.NORM: OpSpec("(m,n)->(1,1)", lambda a, p: norm(a[0], p),
-                    ("norm2", "norm", "normF", "frob", "norm1"),
+                    ("norm2", "normF", "frob", "norm1"),   # norm(X, p): the parsers
                     attr_of_name=lambda name: "1" if name == "norm1" else "2"),
+    # spectral functions and factorizations
+    Op.EXPM: OpSpec("(n,n)->(n,n)", lambda a, _: expm(a[0]), ("expm",)),
+    Op.LOGM: OpSpec("(n,n)->(n,n)", lambda a, _: logm(a[0]), ("logm",)),
+    Op.SQRTM: OpSpec("(n,n)->(n,n)", lambda a, _: sqrtm(a[0]), ("sqrtm",)),
+    Op.FRECHET: OpSpec("(n,n),(n,n)->(n,n)", lambda a, f: frechet(f, *a),
+                       ("expm_frechet", "logm_frechet", "sqrtm_frechet"), arity=2,
+                       attr_of_name=lambda name: name.split("_")[0]),
+    Op.EIGVAL: OpSpec("(n,n)->(1,1)", lambda a, w: eigval(a[0], w),
+                      ("lambda_max", "lambda_min", "eigmax", "eigmin"), attr_of_name=_which),
+    Op.EIGVEC: OpSpec("(n,n)->(n,1)", lambda a, w: eigvec(a[0], w), ("eigvec_max", "eigvec_min"),
+                      attr_of_name=_which),
+    Op.SPECTRAL_NORM: OpSpec("(m,n)->(1,1)", lambda a, _: spectral_norm(a[0])),  # ||X||_2
+    Op.NUCLEAR_NORM: OpSpec("(m,n)->(1,1)", lambda a, _: nuclear_norm(a[0])),    # ||X||_*
+    Op.POLAR: OpSpec("(m,n)->(m,n)", lambda a, _: polar(a[0]), ("polar",)),
+    Op.SVD_U1: OpSpec("(m,n)->(m,1)", lambda a, _: svd_u1(a[0]), ("svd_u1",)),
+    Op.SVD_V1: OpSpec("(m,n)->(n,1)", lambda a, _: svd_v1(a[0]), ("svd_v1",)),
+    Op.PINV: OpSpec("(m,n)->(n,m)", lambda a, _: pinv(a[0]), ("pinv",)),
+    Op.ADJ: OpSpec("(n,n)->(n,n)", lambda a, _: adj(a[0]), ("adj", "adjugate")),
+    Op.CHOL: OpSpec("(n,n)->(n,n)", lambda a, _: chol(a[0]), ("chol", "cholesky")),
     # elementwise functions
     Op.EXP: _elementwise(Op.EXP, ("exp",), ("exp",)),
     Op.LOG: _elementwise(Op.LOG, ("log", "ln"), ("log", "ln")),

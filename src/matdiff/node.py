@@ -52,6 +52,7 @@ class Op(Enum):
     KRON = auto()         # Kronecker product, binary
     BLOCK = auto()        # attr (r, c), args row-major
     SLICE = auto()        # attr (r0, r1, c0, c1): rows r0..r1-1, columns c0..c1-1 (0-based)
+    TRIL = auto()         # the lower triangle, diagonal included
     # matrix functions
     TRACE = auto()
     DET = auto()
@@ -64,6 +65,22 @@ class Op(Enum):
     UNVEC = auto()        # attr (m, n): inverse of vec
     SUM = auto()          # sum of all entries
     NORM = auto()         # attr p: "2" (Euclidean / Frobenius) | "1" (entrywise)
+    # spectral functions and factorizations (README: "Spectral functions" for the domains)
+    EXPM = auto()         # the matrix exponential e^X
+    LOGM = auto()         # the principal logarithm (no eigenvalue on (-inf, 0])
+    SQRTM = auto()        # the principal square root X^(1/2) (no eigenvalue on (-inf, 0])
+    FRECHET = auto()      # attr "expm" | "logm" | "sqrtm": (A, E) -> L_f(A, E), the Fréchet
+    #                       derivative of f at A in the direction E
+    EIGVAL = auto()       # attr "max" | "min": extreme eigenvalue of the symmetric part of X
+    EIGVEC = auto()       # attr "max" | "min": its unit eigenvector, largest |entry| > 0
+    SPECTRAL_NORM = auto()  # ||X||_2 = sigma_max(X)
+    NUCLEAR_NORM = auto()   # ||X||_* = sum of the singular values
+    POLAR = auto()        # U V' for the thin SVD X = U S V' (the orthogonal polar factor)
+    SVD_U1 = auto()       # u1 = X v1 / sigma_max: the left singular vector of sigma_max
+    SVD_V1 = auto()       # v1: the right singular vector of sigma_max, largest |entry| > 0
+    PINV = auto()         # the Moore-Penrose pseudo-inverse
+    ADJ = auto()          # the adjugate: adj(X) X = det(X) I
+    CHOL = auto()         # the lower Cholesky factor L of the symmetric part: L L' = (X + X')/2
     # elementwise functions
     EXP = auto()
     LOG = auto()

@@ -74,6 +74,7 @@ from .templates import (
     Name,
     Node,
     Number,
+    Pick,
     Piece,
     Postfix,
     Power,
@@ -137,6 +138,7 @@ class Form(Enum):
     T_INV = auto()        # X⁻ᵀ: TRANSPOSE(INV(X))
     INV_T = auto()        # X⁻ᵀ: INV(TRANSPOSE(X))
     MATPOW_INV = auto()   # X⁻²: MATPOW(INV(X), 2)
+    INV_SQRTM = auto()    # X^(-1/2): INV(SQRTM(X))
 
 
 # Function calls f(x) in every style; the LaTeX head is \f where LaTeX has one (TEX_HEADS),
@@ -144,7 +146,8 @@ class Form(Enum):
 FUNCTIONS: dict[Op, str] = {op: OPS[op].ascii[0] for op in (   # printed by their spec name
     Op.TRACE, Op.DET, Op.LOGDET, Op.DIAG, Op.DIAGM, Op.VEC, Op.UNVEC, Op.SUM, Op.EXP, Op.LOG,
     Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS, Op.SIGN, Op.SIGMOID, Op.RELU,
-    Op.ARCSIN, Op.ARCCOS, Op.ARCTAN,
+    Op.ARCSIN, Op.ARCCOS, Op.ARCTAN, Op.TRIL, Op.EXPM, Op.LOGM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
+    Op.ADJ, Op.CHOL,
 )}
 TEX_HEADS = {"det", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin",
              "arccos", "arctan", "max", "min"}
@@ -180,6 +183,14 @@ OPERATORS: dict[Op | Form, Prec] = {
     Op.SLICE: Prec(L.POSTFIX, L.POSTFIX),           # Xᵀ[0:n, 0:m]
     Op.BLOCK: _ATOM,                                # [A, B; C, D]
     Op.NORM: _ATOM,                                 # ‖X‖_F
+    Op.SPECTRAL_NORM: _ATOM,                        # ‖X‖_2
+    Op.NUCLEAR_NORM: _ATOM,                         # ‖X‖_*
+    Op.EIGVAL: _ATOM,                               # λ_max(S)
+    Op.EIGVEC: _ATOM,                               # eigvec_max(S)
+    Op.FRECHET: _ATOM,                              # L_exp(A, E)
+    Op.SQRTM: Prec(L.POSTFIX, L.POSTFIX),           # X^½; sqrtm(X) in text
+    Form.INV_SQRTM: Prec(L.POSTFIX, L.POSTFIX),     # X^-½
+    Op.PINV: Prec(L.POSTFIX, L.POSTFIX),            # X⁺; pinv(X) in text
 }
 PREC: dict[Op | Form, Prec] = {**LEAVES, **OPERATORS, **{op: _ATOM for op in FUNCTIONS}}
 
@@ -215,6 +226,7 @@ FORMS: list[tuple[Form, Op, Match]] = [
     (Form.T_INV, Op.TRANSPOSE, lambda e, _: e.args[0].op is Op.INV),
     (Form.INV_T, Op.INV, lambda e, _: e.args[0].op is Op.TRANSPOSE),
     (Form.MATPOW_INV, Op.MATPOW, lambda e, _: e.args[0].op is Op.INV),
+    (Form.INV_SQRTM, Op.INV, lambda e, _: e.args[0].op is Op.SQRTM),
 ]
 _FORMS_OF: dict[Op, list[tuple[Form, Match]]] = {}
 for _form, _op, _match in FORMS:
@@ -241,6 +253,7 @@ OPERANDS: dict[Op | Form, Callable[[Expr], tuple[Expr, ...]]] = {
     Form.MATPOW_INV: lambda e: (e.args[0].args[0], _expr.const(-e.attr)),
     Form.T_INV: lambda e: (e.args[0].args[0],),
     Form.INV_T: lambda e: (e.args[0].args[0],),
+    Form.INV_SQRTM: lambda e: (e.args[0].args[0],),
     Form.QUOTIENT: lambda e: (e.args[1], _denominator(e)),
     Form.NEGATION: lambda e: (e.args[1],),
     Form.BROADCAST: lambda e: (e.args[0],),
@@ -441,6 +454,20 @@ _I = Sized("I", Subscripted("I", Edge.WORD), Edge.LETTER)                   # I,
 _BLOCK = Grid("[", ", ", "; ", "]")                                         # [A, B; C, D]
 _SLICE = Postfix("[{r0}:{r1}, {c0}:{c1}]")                                  # X[0:n, 0:m]
 
+_MATRIX_FUNCTIONS = ("expm", "logm", "sqrtm")
+
+
+def _norm_row(p: str) -> tuple[Template, Template, Template]:
+    """‖X‖ with a fixed subscript: ``||X||_2``, ``‖X‖_*``, ``\\left\\| X \\right\\|_{*}``."""
+    return (Wrap("||{0}||_" + p), Wrap("‖{0}‖_" + p, Edge.SUB),
+            Wrap("\\left\\| {0} \\right\\|_{{" + p + "}}", Edge.SUB))
+
+
+def _by_extreme(head: str) -> Pick:
+    """A call whose head names the extreme: ``lambda_max(S)``, ``λ_min(S)``."""
+    return Pick({w: Call(head.format(w)) for w in ("max", "min")})
+
+
 Column = Template | None  # None: the style has no row (a call from FUNCTIONS, or the Op's)
 # One row per Op or Form: its template in (text, unicode, latex), or one for all three.
 # A function call needs no row (FUNCTIONS); a row here overrides its call in a style.
@@ -485,6 +512,20 @@ TEMPLATES: dict[Op | Form, Template | tuple[Column, Column, Column]] = {
     Op.LOGDET: (None, Call("log det"), Call("\\log\\det")),
     Op.SIGMOID: (None, Call("σ"), None),
     Op.SQRT: (None, None, Wrap("\\sqrt{{{0}}}", Edge.GROUP)),
+    Op.EXPM: (None, None, Wrap("e^{{{0}}}", Edge.SUP)),                   # expm(X) | e^{X}
+    Op.SQRTM: (Call("sqrtm"), Postfix("^½", _SUPER), Postfix("^{1/2}", _SUPER)),
+    Form.INV_SQRTM: (None, Postfix("^-½", _SUPER), Postfix("^{-1/2}", _SUPER)),
+    Op.PINV: (Call("pinv"), Postfix("⁺", _SUPER), Postfix("^{+}", _SUPER)),
+    Op.SPECTRAL_NORM: _norm_row("2"),
+    Op.NUCLEAR_NORM: _norm_row("*"),
+    Op.EIGVAL: (_by_extreme("lambda_{}"), _by_extreme("λ_{}"),
+                _by_extreme("\\lambda_{{\\{}}}")),                   # \lambda_{\max}
+    Op.EIGVEC: (_by_extreme("eigvec_{}"), _by_extreme("eigvec_{}"),
+                _by_extreme("\\operatorname{{eigvec_{}}}")),
+    Op.FRECHET: (Pick({f: Call(f + "_frechet") for f in _MATRIX_FUNCTIONS}),
+                 Pick({f: Call(f"L_{f[:-1]}") for f in _MATRIX_FUNCTIONS}),        # L_exp(A, E)
+                 Pick({"expm": Call("L_{\\exp}"), "logm": Call("L_{\\log}"),
+                       "sqrtm": Call("L_{\\mathrm{sqrt}}")})),
 }
 
 

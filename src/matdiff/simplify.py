@@ -739,6 +739,10 @@ _BUILD: dict[Op, Callable[[Expr, tuple[Expr, ...]], Expr]] = {
     Op.UNVEC: lambda e, a: E.unvec(a[0], *e.attr),
     Op.SUM: lambda e, a: E.total(a[0]),
     Op.NORM: lambda e, a: E.norm(a[0], e.attr),
+    **{op: (lambda e, a: E.OPS[e.op].build(a, e.attr)) for op in (
+        Op.TRIL, Op.EXPM, Op.LOGM, Op.SQRTM, Op.FRECHET, Op.EIGVAL, Op.EIGVEC,
+        Op.SPECTRAL_NORM, Op.NUCLEAR_NORM, Op.POLAR, Op.SVD_U1, Op.SVD_V1, Op.PINV, Op.ADJ,
+        Op.CHOL)},
     **{op: (lambda e, a: E.apply(e.op, a[0])) for op in E.ELEMENTWISE},
 }
 

@@ -19,7 +19,7 @@ from .expr import Dim, Expr, Op
 
 __all__ = ["Level", "Edge", "Piece", "Row", "Node", "Template", "Renderer", "Script", "Name",
            "Number", "Sized", "Subscripted", "Call", "Wrap", "Postfix", "Prefix", "Infix",
-           "Juxt", "Sum", "Power", "Grid", "Same", "decimal", "word_edge"]
+           "Juxt", "Sum", "Power", "Grid", "Same", "Pick", "decimal", "word_edge"]
 
 
 class Level(Enum):
@@ -371,3 +371,13 @@ class Renderer(Protocol):
     def operand(self, n: Node, i: int, bracketed: bool = False,
                 script: Script = ...) -> Piece: ...
     def negated(self, t: Expr, fixed: bool) -> Piece: ...
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The template for the node's attribute: ``lambda_max(S)`` or ``lambda_min(S)``."""
+
+    by: dict[Any, Template]
+
+    def fill(self, r: Renderer, n: Node) -> Piece:
+        return self.by[n.e.attr].fill(r, n)
