@@ -12,9 +12,9 @@ gradients it reaches. The derivation goes
 3. ``= 2M : (I ⊙ (dRᵀA + dQᵀB)) + …`` — the differentials of the parts (forward mode, the
    ``JVP`` table: ``d(AB) = dA B + A dB``, ``d(A ⊙ B) = dA ⊙ B + A ⊙ dB``, blockwise);
 4. then, round by round, the outermost operation around each ``dX`` moves to the left of
-   the colon by its adjoint rule (``A : BXC = BᵀACᵀ : X``, ``A : (B ⊙ X) = (A ⊙ B) : X``,
-   ``A : [X, Y; Z, W] = A₁₁ : X + …``) — the ``ADJOINT_RULE`` names — until every term is
-   ``G : dX``;
+   the colon by its adjoint (``A : BXC = BᵀACᵀ : X``, ``A : (B ⊙ X) = (A ⊙ B) : X``,
+   ``A : [X, Y; Z, W] = A₁₁ : X + …``: the node's row of the ``VJP`` table, through
+   ``diff.adjoint``; ``ADJOINT_RULE`` names it) until every term is ``G : dX``;
 5. ``dφ = G : dX``, so ``∂φ/∂X = G``.
 
 No index is ever expanded: every line is a matrix expression.

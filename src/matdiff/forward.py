@@ -10,7 +10,9 @@ Input: an expression ``F`` and a variable name ``X``. Output, all as ``Expr``:
   ``vec``. ``J`` is identified from ``dF`` (Magnus & Neudecker, *Matrix Differential
   Calculus*, ch. 9) by the ``VEC`` table, which writes each node linear in ``dX`` as
   ``M vec(dX)``: ``vec(A dX B) = (Bᵀ ⊗ A) vec dX``, ``vec(dXᵀ) = K vec dX``,
-  ``vec(a ⊙ dX) = Diag(vec a) vec dX``, ``tr(C dX) = vec(Cᵀ)ᵀ vec dX``.
+  ``vec(a ⊙ dX) = Diag(vec a) vec dX``, ``tr(C dX) = vec(Cᵀ)ᵀ vec dX``. A scalar's row
+  ``vec(G)ᵀ`` comes from reverse mode: a coefficient moves inwards through each linear node
+  by that node's adjoint, which is its row of the ``VJP`` table (``diff.adjoint``).
 * ``hessian(f, "X")``: ``H = d vec(∇f) / d vec(X)ᵀ``, the Jacobian of the gradient
   (forward over reverse).
 * ``hvp(f, "X", "V")``: ``H vec(V)`` as a matrix with ``V``'s shape: the JVP of the gradient
