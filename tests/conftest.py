@@ -19,7 +19,8 @@ Counting. A hypothesis property may set an example aside only for the documented
 that ``matdiff.testing.point`` finds no point of the function's domain off its kinks:
 ``tally.reject()`` (the ``tally`` fixture) counts it and draws another example,
 ``tally.accept()`` counts an example checked; the test fails (an error at its teardown)
-when more than a quarter of its examples were set aside, or none was checked.
+when more than a quarter of its examples were set aside, or none was checked. (And, in
+pyproject.toml: an unregistered marker or a parametrisation over nothing is an error.)
 """
 
 from __future__ import annotations
