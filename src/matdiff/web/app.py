@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import socket
 import threading
@@ -39,13 +40,13 @@ import webbrowser
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -94,7 +95,9 @@ EXAMPLES: list[dict[str, Any]] = [
 
 # ----------------------------------------------------------------------------- schemas
 
-Dims = list[str | int]  # a declared shape: [], [n], [m, n], optionally ending in "symmetric"
+MAX_ENTRIES = 1000  # entries of a symbol whose declared sizes are numbers (the check's cost)
+Size = Annotated[int, Field(ge=0, le=MAX_ENTRIES)]
+Dims = list[Size | str]  # a declared shape: [], [n], [m, n], optionally ending in "symmetric"
 
 
 class ParseRequest(BaseModel):
@@ -102,6 +105,20 @@ class ParseRequest(BaseModel):
     expr: str
     shapes: dict[str, Dims] | None = None
     syntax: Literal["ascii", "latex"] | None = None
+
+    @field_validator("shapes")
+    @classmethod
+    def _numeric_sizes(cls, shapes: dict[str, Dims] | None) -> dict[str, Dims] | None:
+        """At most ``MAX_ENTRIES`` entries a symbol, counting its numeric sizes: the check
+        evaluates the function once per entry."""
+        for name, dims in (shapes or {}).items():
+            sizes = [d if isinstance(d, int) else int(d) if len(d) < 9 else MAX_ENTRIES + 1
+                     for d in dims if isinstance(d, int) or re.fullmatch("[0-9]+", d)]
+            if math.prod(sizes) > MAX_ENTRIES:
+                raise ValueError(f"{name} would have more than {MAX_ENTRIES} entries, which "
+                                 "is as many as this service checks numerically (declare "
+                                 "symbolic sizes, or use the Python API)")
+        return shapes
 
 
 class DeriveRequest(ParseRequest):
@@ -234,14 +251,23 @@ def lone_surrogate(body: BaseModel) -> SafeJSON | None:
 
 
 def validation_message(err: RequestValidationError) -> str:
-    """The first problem of a request that does not fit its schema, in one line."""
+    """The first problem of a request that does not fit its schema, in one line, with its
+    place in the body (``shapes.X.0``)."""
     first = err.errors()[0]
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     if first.get("type") == "json_invalid":
         return f"bad request: the body is not JSON ({first.get('ctx', {}).get('error')})"
-    if not loc and isinstance(first.get("input"), (bytes, str)):
+    body = getattr(err, "body", None)
+    if first.get("loc") in (("body",), ()) and isinstance(body, (bytes, str)):
         return "bad request: the body must be JSON, sent as content-type: application/json"
-    return f"bad request: {'.'.join(loc) or 'body'}: {first.get('msg', 'invalid')}"
+    loc = list(first.get("loc", ()))
+    where, node = ([], body) if loc[:1] == ["body"] else ([str(p) for p in loc], None)
+    for step in loc[1:] if loc[:1] == ["body"] else ():  # into the body, less pydantic's tags
+        if isinstance(node, dict) and step in node or isinstance(node, list) and \
+                isinstance(step, int) and 0 <= step < len(node):
+            node = node[step]
+            where.append(str(step))
+    message = str(first.get("ctx", {}).get("error") or first.get("msg", "invalid"))
+    return f"bad request: {'.'.join(where) or 'body'}: {message}"
 
 
 # ----------------------------------------------------------------------------- body limit

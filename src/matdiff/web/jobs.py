@@ -19,23 +19,10 @@ import numpy as np
 from latex2mathml.converter import convert as latex_to_mathml
 
 import matdiff as md
+from matdiff.web.notebook import lhs_of, name_latex
 
-__all__ = ["LHS", "KIND_NAMES", "parse_info", "render", "derive", "with_mathml", "finite",
-           "run_job", "presented", "name_latex", "equation", "top_level_terms", "lhs_of"]
-
-# What each derivative kind is called, and its left-hand side as (unicode, LaTeX); {x} is
-# the variable's name, {v} the direction of a Hessian-vector product.
-KIND_NAMES = {"grad": "gradient", "jacobian": "Jacobian", "hessian": "Hessian",
-              "differential": "differential", "hvp": "Hessian-vector product"}
-LHS = {
-    "grad": ("∂f/∂{x}", "\\frac{{\\partial f}}{{\\partial {x}}}"),
-    "jacobian": ("∂vec(f)/∂vec({x})ᵀ",
-                 "\\frac{{\\partial \\operatorname{{vec}} f}}"
-                 "{{\\partial \\operatorname{{vec}}({x})^{{T}}}}"),
-    "hessian": ("H_{x}", "H_{{{x}}}"),
-    "differential": ("d_{x} f", "d_{{{x}}} f"),
-    "hvp": ("H_{x} {v}", "H_{{{x}}} {v}"),
-}
+__all__ = ["parse_info", "render", "derive", "with_mathml", "finite",
+           "run_job", "presented", "name_latex", "equation", "top_level_terms"]
 
 # Errors of the numerical check that leave the formulas standing (a random point where a
 # product is singular, an overflow): the report is made again without the check.
@@ -99,37 +86,6 @@ def presented(fn: Callable[..., dict[str, Any]], kwargs: dict[str, Any],
 
 
 # ----------------------------------------------------------------------------- labels
-
-
-def name_latex(name: str) -> str:
-    """A symbol's name as LaTeX: ``H_R`` -> ``H_{R}``, ``lam`` -> ``\\lambda``.
-
-    >>> name_latex("H_R"), name_latex("W1"), name_latex("lam"), name_latex("a{b")
-    ('H_{R}', 'W1', '\\\\lambda', '\\\\mathrm{a\\\\{b}')
-    """
-    greek = {"lam": "lambda", "lambda": "lambda", "alpha": "alpha", "beta": "beta",
-             "gamma": "gamma", "mu": "mu", "sigma": "sigma", "theta": "theta"}
-    if name in greek:
-        return "\\" + greek[name]
-    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)(?:_([A-Za-z0-9]+))?", name)
-    if m is None:
-        return "\\mathrm{" + re.sub(r"([\\{}_^$&#%~])", r"\\\1", name) + "}"
-    return m[1] + (f"_{{{m[2]}}}" if m[2] else "")
-
-
-def lhs_of(report: dict[str, Any], name: str) -> tuple[str, str]:
-    """The left-hand side of the derivative of ``report`` w.r.t. ``name`` as (unicode,
-    LaTeX): what was computed, not always a gradient.
-
-    >>> lhs_of({"what": "hessian"}, "X")
-    ('H_X', 'H_{X}')
-    >>> lhs_of({"what": "hvp", "directions": {"X": "V"}}, "X")[0]
-    'H_X V'
-    """
-    what = report.get("what", "grad")
-    unicode, latex = LHS[what if what in LHS else "grad"]
-    v = str((report.get("directions") or {}).get(name, "V"))
-    return unicode.format(x=name, v=v), latex.format(x=name_latex(name), v=name_latex(v))
 
 
 def with_labels(report: Any) -> Any:
