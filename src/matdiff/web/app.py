@@ -64,7 +64,7 @@ HERE = Path(__file__).parent
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 MAX_BODY = 64 * 1024  # bytes
 TIMEOUT = 10.0  # CPU seconds per computation
-CHEAP = 0.1  # estimated seconds up to which a request takes the fast lane
+CHEAP = 0.05  # estimated seconds up to which a request takes the fast lane
 
 SEED = "||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2"
 SEED_LATEX = (r"\left\| Z - I\odot(H_R^TA + H_I^TB) \right\|_F^2 + \left\|W-\begin{pmatrix}"
@@ -101,7 +101,7 @@ Dims = list[Size | str]  # a declared shape: [], [n], [m, n], optionally ending 
 
 
 class ParseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says
     expr: str
     shapes: dict[str, Dims] | None = None
     syntax: Literal["ascii", "latex"] | None = None
@@ -127,7 +127,7 @@ class DeriveRequest(ParseRequest):
 
 
 class RenderRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     latex: str
 
 

@@ -51,7 +51,7 @@ __all__ = ["Pool", "Job", "Busy", "Crash", "default_pool", "run_limited", "WALL_
 
 WALL_FACTOR = 3.0     # wall-clock cap of a job, as a multiple of its CPU-time limit
 POLL = 0.05           # seconds between looks at a running job
-HEAVY_NICE = 5        # CPU priority of heavy-lane workers (0 is the server's)
+HEAVY_NICE = 2        # CPU priority of heavy-lane workers (0 is the server's)
 MEMORY_LIMIT = 4 << 30  # bytes of address space per worker
 ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
