@@ -231,6 +231,30 @@ def test_a_trivial_request_is_fast_while_8_heavy_run(server: tuple[str, Any],
     assert statistics.median(trivial) < 1.0 and max(trivial) < 2.0, trivial
 
 
+def test_requests_whose_client_left_are_dropped(server: tuple[str, Any],
+                                                heavy_depth: int) -> None:
+    url, _ = server
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=url, timeout=180) as client:
+            kept = [asyncio.ensure_future(send(client, derive(network(heavy_depth, f"k{i}_"),
+                                                              "heavy"))) for i in range(2)]
+            async with httpx.AsyncClient(base_url=url, timeout=0.5) as impatient:
+                for i in range(3):
+                    with pytest.raises(httpx.TimeoutException):
+                        await impatient.post("/api/derive", json=network(heavy_depth, f"a{i}_"))
+            deadline = time.monotonic() + 5
+            while (await client.get("/api/status")).json()["heavy"]["queued"]:
+                assert time.monotonic() < deadline, "abandoned requests stayed queued"
+                await asyncio.sleep(0.05)
+            answers = await asyncio.gather(*kept)
+            status = (await client.get("/api/status")).json()
+            assert status["heavy"]["running"] == 0, status  # the abandoned ones never ran
+            return answers
+
+    assert [a["status"] for a in asyncio.run(scenario())] == [200, 200]
+
+
 def test_ctrl_c_stops_the_server_and_its_workers(server: tuple[str, Any]) -> None:
     url, proc = server
     workers = descendants(proc.pid)

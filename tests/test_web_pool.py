@@ -141,3 +141,17 @@ def test_an_abandoned_job_is_dropped_or_killed(pool: Pool, tmp_path: Path) -> No
     assert time.monotonic() - start < 5
     assert run(pool, spin, seconds=0.05) == 0.05
     assert queued.future.cancelled() and not marker.exists()
+
+
+def test_close_kills_the_running_jobs_at_once() -> None:
+    p = Pool(fast=1, heavy=1)
+    job = p.submit(spin, {"seconds": 30}, heavy=True, timeout=60)
+    deadline = time.monotonic() + 20
+    while p.stats()["heavy"]["running"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    start = time.monotonic()
+    p.close()
+    assert time.monotonic() - start < 5
+    with pytest.raises(TimeoutError):
+        job.future.result(5)

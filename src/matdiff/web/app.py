@@ -395,11 +395,12 @@ Compute = Callable[[Request, Callable[..., Any], dict[str, Any], float], Awaitab
 
 
 def create_app(*, parse: Callable[..., Any] = parse_info, derive: Callable[..., Any] = derive,
-               timeout: float = TIMEOUT, max_body: int = MAX_BODY,
-               pool: Pool | None = None) -> FastAPI:
+               timeout: float = TIMEOUT, max_body: int = MAX_BODY, pool: Pool | None = None,
+               cheap: float = CHEAP) -> FastAPI:
     """The FastAPI app. ``parse`` and ``derive`` are what the endpoints run (tests swap them;
     they must be module-level functions, which a worker process can import); ``pool``
-    defaults to the process-wide pool, closed at exit.
+    defaults to the process-wide pool, closed at exit; requests estimated to take up to
+    ``cheap`` seconds take its fast lane.
 
     >>> sorted(r.path for r in create_app().routes if r.path.startswith("/api"))
     ['/api/derive', '/api/examples', '/api/parse', '/api/render', '/api/status']
@@ -420,7 +421,7 @@ def create_app(*, parse: Callable[..., Any] = parse_info, derive: Callable[..., 
     async def compute(request: Request, fn: Callable[..., Any], kwargs: dict[str, Any],
                       cost: float) -> Response:
         try:
-            job = workers.submit(fn, kwargs, heavy=cost > CHEAP, timeout=timeout)
+            job = workers.submit(fn, kwargs, heavy=cost > cheap, timeout=timeout)
             outcome = await outcome_of(job, request)
         except Busy as err:
             return error(503, f"the server is busy ({err}); try again in a few seconds",

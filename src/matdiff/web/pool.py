@@ -144,7 +144,7 @@ class Worker:
 # ----------------------------------------------------------------------------- jobs
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity
 class Job:
     """One computation: ``fn(**kwargs)`` in a worker, within ``timeout`` CPU seconds."""
 
@@ -200,7 +200,7 @@ class Lane:
         self.max_queue, self.memory_limit = max_queue, memory_limit
         self.queue: collections.deque[Job] = collections.deque()
         self.ready = threading.Condition()
-        self.running = 0
+        self.active: set[Job] = set()  # the jobs its workers run now
         self.closing = False
         self.threads: list[threading.Thread] = []
         self.demote: Demote | None = None
@@ -243,7 +243,7 @@ class Lane:
                 continue
             job.started, job.cpu_start = time.monotonic(), worker.cpu_seconds()
             with self.ready:
-                self.running += 1
+                self.active.add(job)
             try:
                 worker.conn.send((job.fn, job.kwargs))
                 state = _watch(worker, job, self.demote)
@@ -253,7 +253,7 @@ class Lane:
                 state = "killed"
             finally:
                 with self.ready:
-                    self.running -= 1
+                    self.active.discard(job)
             if state != "done":
                 worker = self._new_worker()  # the old one is dead, or left with its job
         if worker is not None:
@@ -261,12 +261,14 @@ class Lane:
 
     def stats(self) -> dict[str, int]:
         with self.ready:
-            return {"workers": self.size, "running": self.running, "queued": len(self.queue)}
+            return {"workers": self.size, "running": len(self.active),
+                    "queued": len(self.queue)}
 
     def close(self) -> None:
+        """Take no more jobs; drop the queued ones and kill the running ones."""
         with self.ready:
             self.closing = True
-            for job in self.queue:
+            for job in [*self.queue, *self.active]:
                 job.abandon()
             self.queue.clear()
             self.ready.notify_all()
@@ -307,7 +309,7 @@ class Pool:
         self.fast.demote = self._demote
         self.demote_after = demote_after
         self.max_demoted = heavy if max_demoted is None else max_demoted
-        self.demoted = 0
+        self.demoted: set[Job] = set()  # demoted jobs still running
         self.lock = threading.Lock()
         self.started = False
 
@@ -337,9 +339,9 @@ class Pool:
         if wall < self.demote_after:
             return False
         with self.lock:
-            if self.demoted >= self.max_demoted:
+            if len(self.demoted) >= self.max_demoted:
                 return False
-            self.demoted += 1
+            self.demoted.add(job)
         worker.renice(HEAVY_NICE)
         threading.Thread(target=self._finish_demoted, args=(worker, job), daemon=True,
                          name="matdiff-demoted").start()
@@ -351,12 +353,12 @@ class Pool:
                 worker.close()
         finally:
             with self.lock:
-                self.demoted -= 1
+                self.demoted.discard(job)
 
     def stats(self) -> dict[str, Any]:
         """Workers, running and queued jobs per lane, and the demoted jobs running."""
         with self.lock:
-            demoted = self.demoted
+            demoted = len(self.demoted)
         return {"fast": self.fast.stats(), "heavy": self.heavy.stats(), "demoted": demoted,
                 "start_method": METHOD}
 
@@ -364,6 +366,9 @@ class Pool:
         """Stop taking jobs, drop the queued ones and end the workers."""
         self.fast.close()
         self.heavy.close()
+        with self.lock:
+            for job in self.demoted:
+                job.abandon()
         for t in self.fast.threads + self.heavy.threads:
             t.join(10)
 
