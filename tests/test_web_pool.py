@@ -66,7 +66,6 @@ def pool() -> Iterator[Pool]:
     p.close()
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_workers_come_from_a_single_threaded_fork_server(pool: Pool) -> None:
     assert pool.stats()["start_method"] == "forkserver"
     assert threading.active_count() > 1  # this process has threads: it must not fork

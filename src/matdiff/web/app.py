@@ -257,7 +257,7 @@ def validation_message(err: RequestValidationError) -> str:
     if first.get("type") == "json_invalid":
         return f"bad request: the body is not JSON ({first.get('ctx', {}).get('error')})"
     body = getattr(err, "body", None)
-    if first.get("loc") in (("body",), ()) and isinstance(body, (bytes, str)):
+    if first.get("loc") in (("body",), ()) and isinstance(body, bytes):  # JSON unread
         return "bad request: the body must be JSON, sent as content-type: application/json"
     loc = list(first.get("loc", ()))
     where, node = ([], body) if loc[:1] == ["body"] else ([str(p) for p in loc], None)

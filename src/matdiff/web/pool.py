@@ -73,7 +73,7 @@ class Crash(RuntimeError):
 def _serve_jobs(conn: Connection, nice: int, memory_limit: int | None) -> None:
     """A worker's main loop (in the child): receive ``(fn, kwargs)``, send the outcome."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the server's to handle
-    if nice:
+    if nice and hasattr(os, "nice"):
         os.nice(nice)
     if memory_limit is not None and resource is not None:
         with contextlib.suppress(ValueError, OSError):
