@@ -154,3 +154,20 @@ def test_close_kills_the_running_jobs_at_once() -> None:
     assert time.monotonic() - start < 5
     with pytest.raises(TimeoutError):
         job.future.result(5)
+
+
+def test_an_idle_heavy_worker_helps_the_busy_fast_lane() -> None:
+    p = Pool(fast=1, heavy=1, demote_after=60)
+    try:
+        heavy_pid = unpack(p.submit(pid, {}, heavy=True, timeout=20).future.result(60))
+        busy = p.submit(spin, {"seconds": 1.5}, heavy=False, timeout=30)
+        deadline = time.monotonic() + 20
+        while p.stats()["fast"]["running"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        helped = p.submit(pid, {}, heavy=False, timeout=20)
+        assert unpack(helped.future.result(60)) == heavy_pid
+        assert not busy.future.done()
+        assert unpack(busy.future.result(60)) == 1.5
+    finally:
+        p.close()

@@ -10,7 +10,8 @@ Contract:
   in an unknown state. The fork server is started with one BLAS thread and matdiff already
   imported, so a new worker costs a fork, not an import.
 - Two lanes. ``fast`` keeps ``fast`` workers for requests estimated cheap; ``heavy`` runs
-  the rest on ``heavy`` workers at a lower CPU priority (``nice``). A fast-lane job still
+  the rest on ``heavy`` workers at a lower CPU priority (``nice``), and helps the fast lane
+  when it has nothing to do and the fast workers are all busy. A fast-lane job still
   running after ``demote_after`` seconds is *demoted*: its worker leaves the lane (lowered
   to the heavy priority, finishing that one job) and a new worker takes its place, so a
   cost estimate that was wrong cannot block the cheap requests behind it.
@@ -192,14 +193,19 @@ def _watch(worker: Worker, job: Job, demote: Demote | None = None) -> str:
 
 
 class Lane:
-    """A queue of jobs and the threads that feed them to this lane's workers, one each."""
+    """A queue of jobs and the threads that feed them to this lane's workers, one each.
+    A lane with ``helps`` set takes that lane's jobs when its own queue is empty and that
+    lane has no idle worker."""
 
     def __init__(self, name: str, size: int, nice: int, max_queue: int,
-                 memory_limit: int | None):
+                 memory_limit: int | None, ready: threading.Condition,
+                 helps: Lane | None = None):
         self.name, self.size, self.nice = name, size, nice
         self.max_queue, self.memory_limit = max_queue, memory_limit
         self.queue: collections.deque[Job] = collections.deque()
-        self.ready = threading.Condition()
+        self.ready = ready  # one lock and condition for the pool's lanes
+        self.helps = helps
+        self.idle = 0  # threads waiting for a job
         self.active: set[Job] = set()  # the jobs its workers run now
         self.closing = False
         self.threads: list[threading.Thread] = []
@@ -217,13 +223,27 @@ class Lane:
             if len(self.queue) >= self.max_queue:
                 raise Busy(f"{len(self.queue)} computations are waiting in the {self.name} lane")
             self.queue.append(job)
-            self.ready.notify()
+            self.ready.notify_all()
 
     def _take(self) -> Job | None:
         with self.ready:
-            while not self.queue and not self.closing:
-                self.ready.wait()
-            return None if self.closing else self.queue.popleft()
+            self.idle += 1
+            try:
+                while not self.closing:
+                    queue = self.queue or self._helped()
+                    if queue:
+                        self.ready.notify_all()  # idle counts change: helpers look again
+                        return queue.popleft()
+                    self.ready.wait()
+                return None
+            finally:
+                self.idle -= 1
+
+    def _helped(self) -> collections.deque[Job] | None:
+        """The queue of the lane this one helps, if it has jobs and no idle worker."""
+        other = self.helps
+        busy = other is not None and other.queue and other.idle == 0
+        return other.queue if busy and other is not None else None
 
     def _new_worker(self) -> Worker | None:
         try:
@@ -304,8 +324,10 @@ class Pool:
                  max_queue: int = 256, max_demoted: int | None = None,
                  memory_limit: int | None = MEMORY_LIMIT):
         heavy = heavy if heavy is not None else max(1, min(4, os.cpu_count() or 1))
-        self.fast = Lane("fast", fast, 0, max_queue, memory_limit)
-        self.heavy = Lane("heavy", heavy, HEAVY_NICE, max_queue, memory_limit)
+        ready = threading.Condition()
+        self.fast = Lane("fast", fast, 0, max_queue, memory_limit, ready)
+        self.heavy = Lane("heavy", heavy, HEAVY_NICE, max_queue, memory_limit, ready,
+                          helps=self.fast)
         self.fast.demote = self._demote
         self.demote_after = demote_after
         self.max_demoted = heavy if max_demoted is None else max_demoted
