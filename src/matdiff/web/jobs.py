@@ -98,7 +98,8 @@ def with_labels(report: Any) -> Any:
 
 
 def with_mathml(obj: Any) -> Any:
-    """A copy of a report where each dict with a ``"latex"`` string gains ``"mathml"``.
+    """A copy of a report where each dict with a ``"latex"`` string gains ``"mathml"``
+    (where latex2mathml can typeset it; the page shows the plain text otherwise).
 
     A derivative's MathML is the whole equation, ``∂f/∂X = ...``, ``H_X = ...``, etc.
 
@@ -111,15 +112,22 @@ def with_mathml(obj: Any) -> Any:
         return obj
     out = {k: with_mathml(v) for k, v in obj.items()}
     if isinstance(out.get("latex"), str):
-        out["mathml"] = render(out["latex"])["mathml"]
+        _set_mathml(out, out["latex"])
     if isinstance(out.get("derivatives"), dict):
         for name, d in with_labels(out)["derivatives"].items():
             if isinstance(d, dict) and isinstance(d.get("latex"), str):
                 lhs = lhs_of(out, name)[1] + " ="
                 named = d.get("named") if out.get("where") else None
                 body = named["latex"] if isinstance(named, dict) else d["latex"]
-                d["mathml"] = render(equation(lhs, body))["mathml"]  # over the named parts
+                _set_mathml(d, equation(lhs, body))  # the equation, over the named parts
     return out
+
+
+def _set_mathml(item: dict[str, Any], latex: str) -> None:
+    try:
+        item["mathml"] = render(latex)["mathml"]
+    except md.MatdiffError:
+        item.pop("mathml", None)
 
 
 def top_level_terms(latex: str) -> list[str]:
