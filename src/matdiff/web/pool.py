@@ -1,7 +1,7 @@
 """The web service's worker processes: two lanes, time limits, replacement of killed workers.
 
-Input: jobs ``(fn, kwargs)`` with a lane, a time limit and a cost estimate, from any thread
-(``Pool.submit``). Output: a ``concurrent.futures.Future`` per job, resolved with
+Input: jobs ``(fn, kwargs)`` (a module-level function, which a worker imports by name, and
+its arguments) with a lane and a time limit, from any thread (``Pool.submit``). Output: a ``concurrent.futures.Future`` per job, resolved with
 ``jobs.run_job``'s outcome, or with ``TimeoutError`` (the worker was killed) or ``Crash``.
 
 Contract:
