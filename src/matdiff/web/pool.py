@@ -1,8 +1,9 @@
 """The web service's worker processes: two lanes, time limits, replacement of killed workers.
 
 Input: jobs ``(fn, kwargs)`` (a module-level function, which a worker imports by name, and
-its arguments) with a lane and a time limit, from any thread (``Pool.submit``). Output: a ``concurrent.futures.Future`` per job, resolved with
-``jobs.run_job``'s outcome, or with ``TimeoutError`` (the worker was killed) or ``Crash``.
+its arguments) with a lane and a time limit, from any thread (``Pool.submit``). Output: a
+``concurrent.futures.Future`` per job, resolved with ``jobs.run_job``'s outcome, or with
+``TimeoutError`` (the worker was killed) or ``Crash``.
 
 Contract:
 - Workers are started once, by the ``forkserver`` method (``spawn`` where there is none):
