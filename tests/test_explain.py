@@ -11,6 +11,7 @@ import pytest
 import matdiff as md
 from matdiff.check import evaluate, random_inputs, rel_error
 from matdiff.cli import main
+from matdiff.diff import LINEAR
 from matdiff.explain import ADJOINT_RULE, inline
 from matdiff.expr import Op
 from matdiff.testing import BATTERY, SEED
@@ -93,6 +94,11 @@ def test_cli_steps() -> None:
     text = out.getvalue()
     assert "derivation:" in text and "dφ = 2M : dM + 2N : dN" in text
     assert "where M = I ⊙ (QᵀB + RᵀA) − Z" in text
+
+
+def test_every_linear_op_has_an_adjoint_rule_name() -> None:
+    """The adjoint rounds move a coefficient through any linear node (``diff.LINEAR``)."""
+    assert set(ADJOINT_RULE) == set(LINEAR)
 
 
 def test_errors() -> None:

@@ -17,8 +17,8 @@ from matdiff.cli import main
 from matdiff.dims import Contradiction, Dim, DimSolver, RuleMismatch, ShapeRule
 from matdiff.expr import ONE, OPS, Op
 from matdiff.shapes import normalize_shapes
+from matdiff.strategies import exprs
 from matdiff.syntax import FUNCTIONS, LATEX_FUNCTIONS, LATEX_PAIRS, canonical_function
-from matdiff.testing import exprs
 
 # ----------------------------------------------------------------------------- the names
 

@@ -1,14 +1,13 @@
 """The page in a real headless browser: Debian's chromium driven by Playwright.
 
 Needs ``pip install playwright`` (its Python package only: no ``playwright install``) and
-``apt-get install -y chromium``; skipped where either is missing. The seed's result is
-saved to ``docs/seed.png``, which the README shows.
+``apt-get install -y chromium`` (marked ``browser``). The seed's result is saved to
+``docs/seed.png``, which the README shows.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -16,15 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import playwright.sync_api as playwright_sync
 import pytest
+import uvicorn
 
-pytest.importorskip("fastapi")
-pytest.importorskip("latex2mathml")
-uvicorn = pytest.importorskip("uvicorn")
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-import matdiff as md  # noqa: E402
-from matdiff.web.app import EXAMPLES, SEED, create_app  # noqa: E402
+from matdiff.web.app import EXAMPLES, SEED, create_app
 
 expect = playwright_sync.expect
 
@@ -34,14 +29,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "seed.png"
 WAIT_MS = 30_000
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason=f"no {CHROMIUM} (apt-get install -y chromium)")
+pytestmark = [pytest.mark.web, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
 def web_app() -> Any:
-    if not (hasattr(md, "report") and hasattr(md, "parse")):
-        pytest.skip("the core API (md.report, md.parse) is not there yet")
     return create_app()
 
 
@@ -154,3 +146,27 @@ def test_declare_a_shape_symmetric(page: Any) -> None:
         "∂f/∂x = 2*S*x", timeout=WAIT_MS)
     expect(page.get_by_label("shape of S")).to_have_attribute("placeholder", "k, k")
     assert "symmetric" in page.url
+
+
+@pytest.mark.parametrize(("what", "label"), [("hessian", "H_x = "), ("hvp", "H_x V = "),
+                                             ("differential", "d_x f = ")])
+def test_the_result_says_what_was_computed(page: Any, what: str, label: str) -> None:
+    page.fill("#expr", "x'*A*x")
+    expect(page.get_by_label("differentiate w.r.t. x")).to_be_enabled(timeout=WAIT_MS)
+    page.get_by_label("differentiate w.r.t. x").check()
+    page.select_option("#what", what)
+    assert derive_by_click(page).status == 200
+    plain = page.locator('.derivative[data-wrt="x"] .plain code')
+    expect(plain).to_contain_text(label, timeout=WAIT_MS)
+    assert "∂f/∂x" not in plain.text_content()
+    assert f"what={what}" in page.url
+
+
+def test_an_error_from_the_server_is_shown_not_thrown(page: Any) -> None:
+    page.fill("#expr", "x'*x")
+    expect(page.get_by_label("shape of x")).to_be_visible(timeout=WAIT_MS)
+    with page.expect_response(lambda r: "/api/parse" in r.url and r.status == 400,
+                              timeout=WAIT_MS) as answer:
+        page.get_by_label("shape of x").fill("100000")
+    assert "1000" in json.loads(answer.value.text())["error"]
+    expect(page.locator("#error")).to_contain_text("1000", timeout=WAIT_MS)

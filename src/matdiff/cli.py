@@ -75,8 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     _solve_parser(sub)
     s = sub.add_parser("serve", help="the local web page")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=_number(0, 65535, "port"), default=8000)
     s.add_argument("--open", action="store_true", help="open a browser")
+    s.add_argument("--workers", type=_number(1, 64, "worker count"), default=None,
+                   help="processes for heavy computations (default: the cores, at most 4)")
+    s.add_argument("--timeout", type=_number(1, 3600, "time limit"), default=10,
+                   help="CPU seconds a computation may take (default 10)")
     return p
 
 
@@ -185,13 +189,27 @@ def _solve(args: argparse.Namespace) -> int:
     return 0 if res.success else 1
 
 
+def _number(lo: int, hi: int, what: str) -> Any:
+    """An argparse type: an integer from ``lo`` to ``hi`` (argparse reports it, exit 2)."""
+    def number(text: str) -> int:
+        if not re.fullmatch(r"\s*[0-9]+\s*", text) or not lo <= int(text) <= hi:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} ({lo} to {hi})")
+        return int(text)
+    return number
+
+
 def _serve(args: argparse.Namespace) -> int:
+    """``matdiff serve`` until Ctrl+C (exit 0); a port that is taken or invalid is a message
+    and exit 2."""
     try:
-        from .web.app import serve  # noqa: PLC0415 - the web extra is optional
-    except ImportError as err:
-        raise MatdiffError("the web page needs the 'web' extra: pip install 'matdiff[web]' "
-                           f"({err})") from None
-    serve(args.host, args.port, args.open)
+        try:
+            from .web.app import serve  # noqa: PLC0415 - the web extra is optional
+        except ImportError as err:
+            raise MatdiffError("the web page needs the 'web' extra: pip install "
+                               f"'matdiff[web]' ({err})") from None
+        serve(args.host, args.port, args.open, workers=args.workers, timeout=args.timeout)
+    except KeyboardInterrupt:  # Ctrl+C while starting, or passed on by uvicorn once stopped
+        print("matdiff serve stopped", file=sys.stderr)
     return 0
 
 

@@ -62,8 +62,9 @@ from .expr import (
     zeros,
 )
 
-__all__ = ["VJP", "grad", "gradients", "SYMMETRIC_CONVENTION", "sym_part", "eigen_resolvent",
-           "eigvec_tangent", "top_singular", "polar_tangent", "pinv_tangent", "phi"]
+__all__ = ["VJP", "grad", "gradients", "SYMMETRIC_CONVENTION", "LINEAR", "linear_in",
+           "adjoint", "sym_part", "eigen_resolvent", "eigvec_tangent", "top_singular",
+           "polar_tangent", "pinv_tangent", "phi"]
 
 SYMMETRIC_CONVENTION = ("gradient w.r.t. a symmetric matrix: the symmetric part (G + G')/2 of "
                         "the unstructured gradient G")
@@ -352,6 +353,56 @@ VJP: dict[Op, Rule] = {
     Op.ARCCOS: lambda g, y: [neg(hdiv(g, sqrt_one_minus_square(y.args[0])))],
     Op.ARCTAN: lambda g, y: [hdiv(g, add(_ones_like(y), hpow(y.args[0], 2)))],  # 1/(1 + x²)
 }
+
+
+# ----------------------------------------------------------------------------- adjoints
+
+# How a node is linear in its arguments: in all of them together (sums, blocks and the
+# linear maps of one argument) or in one of them at a time (products; a quotient in its
+# numerator only; a Fréchet derivative in its direction only). Where a node is linear in an argument, its VJP row applied to a
+# coefficient C is the adjoint: <C, Y(X)> = <X̄, X> with X̄ = VJP, <A, B> = sum(A ⊙ B).
+LINEAR: dict[Op, str] = {
+    Op.ADD: "jointly", Op.BLOCK: "jointly", Op.TRANSPOSE: "jointly", Op.TRACE: "jointly",
+    Op.SUM: "jointly", Op.DIAG: "jointly", Op.DIAGM: "jointly", Op.VEC: "jointly",
+    Op.UNVEC: "jointly", Op.SLICE: "jointly", Op.TRIL: "jointly",
+    Op.SCALE: "one", Op.MATMUL: "one", Op.HADAMARD: "one", Op.KRON: "one",
+    Op.HDIV: "first",
+    Op.FRECHET: "second",                    # L_f(A, E) is linear in the direction E
+}
+
+
+def linear_in(y: Expr, slots: Sequence[int]) -> bool:
+    """Whether the node ``y`` is linear in its arguments ``slots`` taken together (the others
+    held fixed, as they are zero in a differential in which only ``slots`` vary).
+
+    >>> from matdiff.expr import sym
+    >>> A, X = sym("A", ("n", "n")), sym("X", ("n", "n"))
+    >>> linear_in(A @ X, [1]), linear_in(X @ X, [0, 1]), linear_in(X + A, [0, 1])
+    (True, False, True)
+    """
+    kind = LINEAR.get(y.op)
+    return bool(slots) and (kind == "jointly" or kind == "one" and len(slots) == 1
+                            or kind == "first" and list(slots) == [0]
+                            or kind == "second" and list(slots) == [1])
+
+
+def adjoint(c: Expr, y: Expr, slots: Sequence[int]) -> list[Expr]:
+    """The adjoint of the node ``y``, a linear map of its arguments ``slots``, applied to the
+    coefficient ``c``: the ``X̄_i`` with ``<c, y> = Σ_i <X̄_i, X_i>`` (``A : BXC = BᵀACᵀ : X``),
+    read from the ``VJP`` table; a ``MatdiffError`` where ``y`` is not linear in them.
+
+    >>> from matdiff.expr import sym
+    >>> A, X, C = sym("A", ("n", "n")), sym("X", ("n", "n")), sym("C", ("n", "n"))
+    >>> [str(x_bar) for x_bar in adjoint(C, A @ X, [1])]
+    ["A'*C"]
+    """
+    if not linear_in(y, slots):
+        raise MatdiffError(f"{y.op.name.lower()}(...) is not linear in the argument(s) "
+                           f"{', '.join(str(i + 1) for i in slots)} that carry the differential")
+    bars = VJP[y.op](c, y)
+    out = [bars[i] for i in slots]
+    assert all(b is not None for b in out)  # every linear slot has its cotangent
+    return [b for b in out if b is not None]
 
 
 def _depends(root: Expr, names: set[str]) -> set[Expr]:

@@ -12,9 +12,9 @@ gradients it reaches. The derivation goes
 3. ``= 2M : (I ⊙ (dRᵀA + dQᵀB)) + …`` — the differentials of the parts (forward mode, the
    ``JVP`` table: ``d(AB) = dA B + A dB``, ``d(A ⊙ B) = dA ⊙ B + A ⊙ dB``, blockwise);
 4. then, round by round, the outermost operation around each ``dX`` moves to the left of
-   the colon by its adjoint rule (``A : BXC = BᵀACᵀ : X``, ``A : (B ⊙ X) = (A ⊙ B) : X``,
-   ``A : [X, Y; Z, W] = A₁₁ : X + …``) — the ``ADJOINT_RULE`` names — until every term is
-   ``G : dX``;
+   the colon by its adjoint (``A : BXC = BᵀACᵀ : X``, ``A : (B ⊙ X) = (A ⊙ B) : X``,
+   ``A : [X, Y; Z, W] = A₁₁ : X + …``: the node's row of the ``VJP`` table, through
+   ``diff.adjoint``; ``ADJOINT_RULE`` names it) until every term is ``G : dX``;
 5. ``dφ = G : dX``, so ``∂φ/∂X = G``.
 
 No index is ever expanded: every line is a matrix expression.
@@ -28,7 +28,7 @@ from fractions import Fraction
 
 from . import expr as E
 from . import printing
-from .diff import VJP, gradients
+from .diff import adjoint, gradients
 from .expr import Expr, MatdiffError, Op
 from .forward import jvp
 from .names import Namer, name_parts, substitute
@@ -93,6 +93,8 @@ ADJOINT_RULE: dict[Op, str] = {
     Op.VEC: "a : vec X = unvec(a) : X",
     Op.UNVEC: "A : unvec(x) = vec(A) : x",
     Op.SUM: "a : sum(X) = a𝟏𝟏ᵀ : X",
+    Op.TRIL: "A : tril X = tril A : X",
+    Op.FRECHET: "A : L_f(B, X) = L_f(Bᵀ, A) : X (Higham 2008, Lemma 3.19)",
 }
 
 
@@ -102,34 +104,21 @@ def _has_d(e: Expr, dsyms: set[Expr]) -> bool:
 
 def _adjoint_round(terms: list[tuple[Expr, Expr]], dsyms: set[Expr]
                    ) -> tuple[list[tuple[Expr, Expr]], list[str]]:
-    """Move the outermost operation around each differential to the left of the colon."""
+    """Move the outermost operation around each differential to the left of the colon: the
+    node's adjoint, read from the VJP table (``diff.adjoint``), applied to the coefficient."""
     out: list[tuple[Expr, Expr]] = []
     used: list[str] = []
     for g, lin in terms:
         if lin in dsyms:
             out.append((g, lin))
             continue
-        if lin.op is Op.ADD:
-            out.extend((g, t) for t in lin.args)
-        elif lin.op is Op.BLOCK:
-            bars = VJP[Op.BLOCK](g, lin)
-            for b, a in zip(bars, lin.args, strict=True):
-                if _has_d(a, dsyms):
-                    assert b is not None  # the block rule gives every block its cotangent
-                    out.append((simplify(b), a))
-        else:
-            slots = [i for i, a in enumerate(lin.args) if _has_d(a, dsyms)]
-            if not slots:  # a differential that is zero
-                continue
-            if len(slots) != 1:
-                raise MatdiffError(f"the differential {lin} is not linear in one place")
-            i = slots[0]
-            g_new = VJP[lin.op](g, lin)[i]
-            assert g_new is not None
-            out.append((simplify(g_new), lin.args[i]))
-        rule = ADJOINT_RULE.get(lin.op, f"adjoint of {lin.op.name.lower()}")
-        if rule not in used:
-            used.append(rule)
+        slots = [i for i, a in enumerate(lin.args) if _has_d(a, dsyms)]
+        if not slots:  # a differential that is zero
+            continue
+        out.extend((simplify(x_bar), lin.args[i])
+                   for i, x_bar in zip(slots, adjoint(g, lin, slots), strict=True))
+        if ADJOINT_RULE[lin.op] not in used:
+            used.append(ADJOINT_RULE[lin.op])
     moved = []
     for g, lin in out:  # A : (−X) = −A : X at once
         if lin.op is Op.SCALE and lin.args[0].op is Op.CONST:
@@ -252,79 +241,57 @@ def _coefficient(t: Expr) -> Fraction:
     return t.args[0].attr if t.op is Op.SCALE and t.args[0].op is Op.CONST else Fraction(1)
 
 
-def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
-    """The derivation of ``∂f/∂X`` in differential form, as a list of steps.
+@dataclass
+class _Outer:
+    """Step 1: φ = Σ G : L (``phi``), its named ``parts``, and for dφ = Σ G : dY the triples
+    (G, Y or the name of Y, Y) in ``outer``, with the outer ``rules`` used."""
 
-    >>> import matdiff as md
-    >>> ex = explain(md.parse("||A*X*B - C||_F^2"), "X")
-    >>> [s.unicode for s in ex.steps][:2]
-    ['φ = M : M', 'dφ = 2M : dM']
-    >>> str(ex.gradients["X"])
-    "2*A'*M*B'"
-    """
-    if not f.is_scalar:
-        raise MatdiffError("a derivation needs a scalar function")
-    names = [wrt] if isinstance(wrt, str) else list(wrt)
-    symbols = E.free_symbols(f)
-    for n in names:
-        if n not in symbols:
-            raise MatdiffError(f"'{n}' does not occur in the expression")
-    variables = {symbols[n] for n in names}
-    dsym = {symbols[n]: E.sym("d" + n, symbols[n].shape, symbols[n].attr[2]) for n in names}
-    dsyms = set(dsym.values())
-    lines = _Lines({"d" + n: n for n in names})
+    parts: list[tuple[Expr, Expr]] = field(default_factory=list)
+    phi: list[tuple[Expr, Expr]] = field(default_factory=list)
+    outer: list[tuple[Expr, Expr, Expr]] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
 
-    # 1. φ as inner products of named parts
+
+def _outer_terms(f: Expr, variables: set[Expr]) -> _Outer:
+    """φ as inner products of named parts, and the outer rules of dφ, term by term."""
     namer = Namer([f])
-    terms = list(f.args) if f.op is Op.ADD else [f]
-    parts: list[tuple[Expr, Expr]] = []
-    phi_terms: list[tuple[Expr, Expr]] = []      # shown as G : L (φ itself)
-    outer: list[tuple[Expr, Expr, Expr]] = []    # (G, part symbol or expr, its body)
-    rules: list[str] = []
-    for t in terms:
-        t = simplify(t) if t.op is not Op.POW else t  # log det X → logdet X
-        c, body = (t.args[0], t.args[1]) if t.op is Op.SCALE and not any(
-            n in variables for n in E.toposort([t.args[0]])) else (E.const(1), t)
-        if body.op is Op.POW and body.args[1] is E.const(2) and body.args[0].op is Op.NORM \
-                and body.args[0].attr == "2":
-            m = _variables_first(body.args[0].args[0], variables)
-            name = m if m.op is Op.SYMBOL else namer.fresh(m)
-            if name is not m:
-                parts.append((name, m))
-            phi_terms.append((E.scale(c, name), name))
-            outer.append((E.scale(E.scale(E.const(2), c), name), name, m))
-            rules.append("d-norm")
-        elif body.op is Op.TRACE:
-            phi_terms.append((E.scale(c, E.eye(body.args[0].rows)), body.args[0]))
-            outer.append((E.scale(c, E.eye(body.args[0].rows)), body.args[0], body.args[0]))
-            rules.append("d-trace")
-        elif body.op is Op.LOGDET:
-            y = body.args[0]
-            phi_terms.append((c, body))
-            outer.append((E.scale(c, E.T(E.inv(y))), y, y))
-            rules.append("d-logdet")
-        else:
-            phi_terms.append((c, body))
-            outer.append((c, body, body))
-            rules.append("d-scalar")
+    out = _Outer()
+    for t in f.args if f.op is Op.ADD else (f,):
+        _outer_term(t, variables, namer, out)
+    return out
 
-    steps: list[Step] = []
-    if parts:
-        steps.append(_line(lines, _OUTER["norm"], "phi", lambda st: lines.inner(
-            [(g, lin) for g, lin in phi_terms], st) if any(g.op is not Op.CONST for g, _ in
-                                                          phi_terms) else _plain(f, st)))
-    # 2. the outer rules: dφ = Σ G : dY
-    shown = [(simplify(g), _dname(y, dsym, lines)) for g, y, _ in outer]
-    steps.append(_line(lines, "; ".join(dict.fromkeys(_OUTER[r] for r in rules)), "dphi",
-                       lambda st: lines.inner(shown, st)))
-    # 3. the differentials of the parts
-    tangents = {n: dsym[symbols[n]] for n in names}
-    work = [(simplify(g), simplify(jvp(body, tangents))) for g, _, body in outer]
-    work = _merge([(g, lin) for g, lin in work if not E.is_zero(lin)])
-    steps.append(_line(lines, "differentials of the parts: d(AB) = dA B + A dB, "
-                       "d(A ⊙ B) = dA ⊙ B + A ⊙ dB, d[A, B] = [dA, dB]", "same",
-                       lambda st: lines.inner(work, st)))
-    # 4. adjoint rounds
+
+def _outer_term(t: Expr, variables: set[Expr], namer: Namer, out: _Outer) -> None:
+    t = simplify(t) if t.op is not Op.POW else t  # log det X → logdet X
+    c, body = (t.args[0], t.args[1]) if t.op is Op.SCALE and not any(
+        n in variables for n in E.toposort([t.args[0]])) else (E.const(1), t)
+    if body.op is Op.POW and body.args[1] is E.const(2) and body.args[0].op is Op.NORM \
+            and body.args[0].attr == "2":
+        m = _variables_first(body.args[0].args[0], variables)
+        name = m if m.op is Op.SYMBOL else namer.fresh(m)
+        if name is not m:
+            out.parts.append((name, m))
+        out.phi.append((E.scale(c, name), name))
+        out.outer.append((E.scale(E.scale(E.const(2), c), name), name, m))
+        out.rules.append("d-norm")
+    elif body.op is Op.TRACE:
+        out.phi.append((E.scale(c, E.eye(body.args[0].rows)), body.args[0]))
+        out.outer.append((E.scale(c, E.eye(body.args[0].rows)), body.args[0], body.args[0]))
+        out.rules.append("d-trace")
+    elif body.op is Op.LOGDET:
+        y = body.args[0]
+        out.phi.append((c, body))
+        out.outer.append((E.scale(c, E.T(E.inv(y))), y, y))
+        out.rules.append("d-logdet")
+    else:
+        out.phi.append((c, body))
+        out.outer.append((c, body, body))
+        out.rules.append("d-scalar")
+
+
+def _adjoint_steps(lines: _Lines, steps: list[Step], work: list[tuple[Expr, Expr]],
+                   dsyms: set[Expr]) -> list[tuple[Expr, Expr]]:
+    """Step 4: adjoint rounds until every term is G : dX, one line each."""
     for _ in range(64):
         if all(lin in dsyms for _, lin in work):
             break
@@ -338,19 +305,25 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
             step.rule = f"{steps[-1].rule}; {step.rule}"
             steps.pop()
         steps.append(step)
-    # 5. the gradients
-    grads = {n: next((g for g, lin in work if lin is dsym[symbols[n]]), E.zeros(
-        symbols[n].shape)) for n in names}
-    for n in names:
-        if symbols[n].symmetric:
-            grads[n] = simplify(E.scale(E.const(Fraction(1, 2)), E.add(grads[n],
-                                                                         E.T(grads[n]))))
+    return work
+
+
+def _conclusions(lines: _Lines, steps: list[Step], f: Expr, variables: dict[str, Expr],
+                 dsym: dict[Expr, Expr], work: list[tuple[Expr, Expr]],
+                 parts: list[tuple[Expr, Expr]]) -> tuple[dict[str, Expr], list[tuple[Expr, Expr]]]:
+    """Step 5: dφ = G : dX, so ∂φ/∂X = G (the symmetric part for a symmetric X), with the
+    gradient as ``matdiff.grad`` simplifies it where that is shorter, and the named parts."""
+    grads = {n: next((g for g, lin in work if lin is dsym[x]), E.zeros(x.shape))
+             for n, x in variables.items()}
+    for n, x in variables.items():
+        if x.symmetric:
+            grads[n] = simplify(E.scale(E.const(Fraction(1, 2)), E.add(grads[n], E.T(grads[n]))))
     named = name_parts(list(grads.values()))
     taken = {p.name for p, _ in parts}
     extra = [(n, d) for n, d in named.parts if n.name not in taken]
-    final = dict(zip(names, named.roots, strict=True))
-    reference = gradients(f, names)
-    for n in names:
+    final = dict(zip(variables, named.roots, strict=True))
+    reference = gradients(f, list(variables))
+    for n in variables:
         steps.append(_conclusion(lines, n, final[n]))
         ref = simplify(reference[n])
         if cost(ref) < cost(_inline(final[n], parts + named.parts)):
@@ -361,6 +334,47 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
     all_parts = parts + extra
     if all_parts:
         steps.append(_where(lines, all_parts))
+    return final, all_parts
+
+
+def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
+    """The derivation of ``∂f/∂X`` in differential form, as a list of steps.
+
+    >>> import matdiff as md
+    >>> ex = explain(md.parse("||A*X*B - C||_F^2"), "X")
+    >>> [s.unicode for s in ex.steps][:2]
+    ['φ = M : M', 'dφ = 2M : dM']
+    >>> str(ex.gradients["X"])
+    "2*A'*M*B'"
+    """
+    if not f.is_scalar:
+        raise MatdiffError("a derivation needs a scalar function")
+    symbols = E.free_symbols(f)
+    for n in [wrt] if isinstance(wrt, str) else wrt:
+        if n not in symbols:
+            raise MatdiffError(f"'{n}' does not occur in the expression")
+    variables = {n: symbols[n] for n in ([wrt] if isinstance(wrt, str) else wrt)}
+    dsym = {x: E.sym("d" + n, x.shape, x.attr[2]) for n, x in variables.items()}
+    lines = _Lines({"d" + n: n for n in variables})
+    # 1. φ as inner products of named parts; 2. the outer rules: dφ = Σ G : dY
+    o = _outer_terms(f, set(variables.values()))
+    steps: list[Step] = []
+    if o.parts:
+        steps.append(_line(lines, _OUTER["norm"], "phi", lambda st: lines.inner(
+            o.phi, st) if any(g.op is not Op.CONST for g, _ in o.phi) else _plain(f, st)))
+    shown = [(simplify(g), _dname(y, dsym, lines)) for g, y, _ in o.outer]
+    steps.append(_line(lines, "; ".join(dict.fromkeys(_OUTER[r] for r in o.rules)), "dphi",
+                       lambda st: lines.inner(shown, st)))
+    # 3. the differentials of the parts (forward mode)
+    tangents = {n: dsym[x] for n, x in variables.items()}
+    work = [(simplify(g), simplify(jvp(body, tangents))) for g, _, body in o.outer]
+    work = _merge([(g, lin) for g, lin in work if not E.is_zero(lin)])
+    steps.append(_line(lines, "differentials of the parts: d(AB) = dA B + A dB, "
+                       "d(A ⊙ B) = dA ⊙ B + A ⊙ dB, d[A, B] = [dA, dB]", "same",
+                       lambda st: lines.inner(work, st)))
+    # 4. adjoint rounds; 5. the gradients
+    work = _adjoint_steps(lines, steps, work, set(dsym.values()))
+    final, all_parts = _conclusions(lines, steps, f, variables, dsym, work, o.parts)
     return Explanation(steps, all_parts, final)
 
 

@@ -10,7 +10,9 @@ Input: an expression ``F`` and a variable name ``X``. Output, all as ``Expr``:
   ``vec``. ``J`` is identified from ``dF`` (Magnus & Neudecker, *Matrix Differential
   Calculus*, ch. 9) by the ``VEC`` table, which writes each node linear in ``dX`` as
   ``M vec(dX)``: ``vec(A dX B) = (Bᵀ ⊗ A) vec dX``, ``vec(dXᵀ) = K vec dX``,
-  ``vec(a ⊙ dX) = Diag(vec a) vec dX``, ``tr(C dX) = vec(Cᵀ)ᵀ vec dX``.
+  ``vec(a ⊙ dX) = Diag(vec a) vec dX``, ``tr(C dX) = vec(Cᵀ)ᵀ vec dX``. A scalar's row
+  ``vec(G)ᵀ`` comes from reverse mode: a coefficient moves inwards through each linear node
+  by that node's adjoint, which is its row of the ``VJP`` table (``diff.adjoint``).
 * ``hessian(f, "X")``: ``H = d vec(∇f) / d vec(X)ᵀ``, the Jacobian of the gradient
   (forward over reverse).
 * ``hvp(f, "X", "V")``: ``H vec(V)`` as a matrix with ``V``'s shape: the JVP of the gradient
@@ -27,9 +29,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from .diff import (
+    adjoint,
     eigen_resolvent,
     eigvec_tangent,
     gradients,
+    linear_in,
     phi,
     pinv_tangent,
     polar_tangent,
@@ -48,6 +52,7 @@ from .expr import (
     add,
     apply,
     block,
+    block_offsets,
     commutation,
     const,
     diag,
@@ -300,13 +305,6 @@ def jvp(f: Expr, tangents: dict[str, Expr]) -> Expr:
 # ----------------------------------------------------------------------------- identification
 
 
-def _row(e: Expr) -> Expr:
-    """``vec(e)ᵀ``: the row with ``vec(e)ᵀ vec(Z) = sum(e ⊙ Z)``; scalar factors in front."""
-    if e.op is Op.SCALE:
-        return scale(e.args[0], _row(e.args[1]))
-    return T(vec(e))
-
-
 def _then(outer: Expr, inner: Expr) -> Expr:
     """``outer @ inner``, with the mixed product (A⊗B)(C⊗D) = AC⊗BD where it fits (through
     sums and products that start with a Kronecker product) and Diag(a) Diag(b) = Diag(a ⊙ b)."""
@@ -351,6 +349,11 @@ def _selector(n: Dim, start: Dim, stop: Dim) -> Expr:
     return block([[p] for p in parts if p.rows != 0])
 
 
+# Linear nodes whose row comes from the VEC table, not from their adjoint: a slice's adjoint
+# pads the coefficient with zero blocks, its VEC row is a product of selector matrices.
+_BY_SELECTORS = frozenset({Op.SLICE})
+
+
 class _Identify:
     """``M`` with ``vec(e) = M vec(dX)`` for expressions ``e`` linear in the symbol ``dX``."""
 
@@ -386,40 +389,20 @@ class _Identify:
         return self.memo[e]
 
     def row(self, e: Expr, coeff: Expr) -> Expr:
-        """The row r with sum(coeff ⊙ e) = r vec(dX), for e linear in dX: the coefficient
-        moves inwards to dX, as in reverse mode, so the row reads vec(G)ᵀ."""
-        op, a = e.op, e.args
+        """The row r with sum(coeff ⊙ e) = r vec(dX), for e linear in dX: through each
+        linear node the coefficient moves inwards to dX by the node's adjoint (its VJP
+        row, as in reverse mode), so the row reads vec(G)ᵀ; other nodes by the VEC table."""
         if e not in self.dep:
             return zeros((ONE, self.size))
-        if op is Op.ADD:
-            return add(*(self.row(t, coeff) for t in a if self.has(t)))
-        if op is Op.SCALE:                          # sum(C ⊙ aY) = a sum(C ⊙ Y)
-            return add(scale(a[0], self.row(a[1], coeff)),
-                       self.row(a[0], total(hadamard(coeff, a[1]))))
-        if op is Op.MATMUL and sum(self.has(f) for f in a) == 1:
-            i = next(i for i, f in enumerate(a) if self.has(f))  # sum(C ⊙ LZR) = sum(LᵀCRᵀ ⊙ Z)
-            z = a[i]
-            return self.row(z, matmul(T(_prod(a[:i], z.rows)), coeff, T(_prod(a[i + 1:], z.cols))))
-        if op is Op.HADAMARD and sum(self.has(f) for f in a) == 1:
-            i = next(i for i, f in enumerate(a) if self.has(f))  # sum(C ⊙ A ⊙ Z)
-            return self.row(a[i], hadamard(coeff, *a[:i], *a[i + 1:]))
-        if op is Op.HDIV and not self.has(a[1]):               # sum(C ⊙ Y ./ B)
-            return self.row(a[0], hdiv(coeff, a[1]))
-        if op is Op.TRANSPOSE:                                 # sum(C ⊙ Zᵀ) = sum(Cᵀ ⊙ Z)
-            return self.row(a[0], T(coeff))
-        if op is Op.TRACE:                                     # c tr Z = sum(cI ⊙ Z)
-            return self.row(a[0], scale(coeff, eye(a[0].rows)))
-        if op is Op.SUM:                                       # c sum Z = sum(c1 ⊙ Z)
-            return self.row(a[0], scale(coeff, ones(a[0].shape)))
-        if op is Op.DIAG:                                      # sum(c ⊙ diag Z) = sum(Diag c ⊙ Z)
-            return self.row(a[0], diagm(coeff))
-        if op is Op.DIAGM:                                     # sum(C ⊙ Diag z) = sum(diag C ⊙ z)
-            return self.row(a[0], diag(coeff))
-        if op is Op.VEC:
-            return self.row(a[0], unvec(coeff, a[0].rows, a[0].cols))
-        if op is Op.UNVEC:
-            return self.row(a[0], vec(coeff))
-        return matmul(_row(coeff), self.table(e))
+        if coeff.op is Op.SCALE:                      # scalar factors stay in front
+            return scale(coeff.args[0], self.row(e, coeff.args[1]))
+        if coeff.is_scalar and coeff is not const(1):  # sum(c ⊙ y) = c y for a scalar y
+            return scale(coeff, self.row(e, const(1)))
+        slots = [i for i, a in enumerate(e.args) if self.has(a)]
+        if e.op in _BY_SELECTORS or not linear_in(e, slots):
+            return matmul(T(vec(coeff)), self.table(e))    # vec(C)ᵀ vec(e)
+        return add(*(self.row(e.args[i], x_bar)
+                     for i, x_bar in zip(slots, adjoint(coeff, e, slots), strict=True)))
 
 
 def _scale_vec(e: Expr, m: _Identify) -> Expr:
@@ -499,12 +482,8 @@ def _slice_vec(e: Expr, m: _Identify) -> Expr:
 
 def _block_vec(e: Expr, m: _Identify) -> Expr:
     """[Y_ij] = Σ E_i Y_ij F_jᵀ with E_i, F_j selectors:  vec = Σ (F_j ⊗ E_i) vec(Y_ij)."""
-    r, c = e.attr
-    rows, cols = [Dim({})], [Dim({})]
-    for i in range(r):
-        rows.append(rows[-1] + e.args[i * c].rows)
-    for j in range(c):
-        cols.append(cols[-1] + e.args[j].cols)
+    c = e.attr[1]
+    rows, cols = block_offsets(e)
     terms = []
     for k, y in enumerate(e.args):
         if m.has(y):

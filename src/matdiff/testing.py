@@ -1,10 +1,12 @@
 """Random well-shaped expressions for property tests, fuzzing and the soak run.
 
-Input: a hypothesis ``draw`` (or a ``random.Random`` through ``random_case``). Output:
-typed ``Expr`` trees over every ``Op`` of the language, depth up to 6, built with the smart
-constructors of ``matdiff.expr``; ``texts`` gives the same expressions as ASCII with their
-shape declarations. Contract: every generated expression is well shaped by construction,
-and its inputs, drawn by ``matdiff.check.random_inputs``, lie in each function's domain:
+Input: a ``Draw`` (two methods, ``int(lo, hi)`` and ``pick(items)``): ``RandomDraw`` over a
+``random.Random`` (the soak run, ``random_expr``), or hypothesis's ``draw`` through
+``matdiff.strategies`` (``exprs``, ``texts``: the only module that imports hypothesis, a
+test-only extra). Output: typed ``Expr`` trees over every ``Op`` of the language, depth up
+to 6, built with the smart constructors of ``matdiff.expr``. Contract: every generated
+expression is well shaped by construction, and its inputs, drawn by
+``matdiff.check.random_inputs``, lie in each function's domain:
 
 * shapes come from two named dimensions ``n`` and ``m`` (``n×n``, ``m×n``, ``n×m``, ``n``,
   ``m`` and scalars), so every symbol has one shape wherever it occurs;
@@ -27,25 +29,25 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
-from hypothesis import strategies as st
 
 from . import expr as E
 from .api import parse, shapes_of
 from .check import evaluate, fd_gradient, random_inputs, rel_error
 from .codegen import compile as compile_code
 from .diff import gradients
-from .expr import Dim, Expr, MatdiffError, Op
+from .expr import Dim, Expr, Op
 from .printing import to_text
 from .simplify import simplify
 
-__all__ = ["exprs", "texts", "random_expr", "random_case", "verify", "CaseResult",
-           "SHAPES", "ALL_OPS", "close", "point", "SEED", "BATTERY"]
+__all__ = ["Draw", "RandomDraw", "gen", "random_expr", "random_case", "verify", "CaseResult",
+           "SHAPES", "ALL_OPS", "close", "point", "run_compiled", "SIZES", "SEED", "BATTERY",
+           "shapes_of"]
 
 N, M = Dim.var("n"), Dim.var("m")
 ONE = Dim.of(1)
@@ -64,21 +66,34 @@ _BOUNDED = [Op.TAN, Op.ARCSIN, Op.ARCCOS]   # their argument is kept inside (-1/
 _KINKED = [Op.ABS, Op.SIGN, Op.RELU]
 ALL_OPS = frozenset(Op)
 
-Draw = Callable[[Any], Any]
+T_ = TypeVar("T_")
 
 
-class _Rnd:
-    """A ``draw`` over a ``random.Random`` for the soak run (no hypothesis engine)."""
+class Draw(Protocol):
+    """Where the generator's choices come from."""
+
+    def int(self, lo: int, hi: int) -> int:
+        """An integer in ``lo..hi`` (both included)."""
+
+    def pick(self, items: Sequence[T_]) -> T_:
+        """One of ``items``."""
+
+
+class RandomDraw:
+    """A ``Draw`` over a ``random.Random`` (the soak run: no hypothesis engine).
+
+    >>> d = RandomDraw(1); 0 <= d.int(0, 3) <= 3 and d.pick(["a", "b"]) in ("a", "b")
+    True
+    """
 
     def __init__(self, seed: int):
         self.rng = random.Random(seed)
 
-    def __call__(self, strategy: Any) -> Any:
-        kind, arg = strategy
-        if kind == "int":
-            return self.rng.randint(*arg)
-        return self.rng.choice(arg)
+    def int(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, hi)
 
+    def pick(self, items: Sequence[T_]) -> T_:
+        return self.rng.choice(items)
 
 
 # The public battery (shared/examples/battery.md): the seed and the gradient items.
@@ -97,130 +112,180 @@ BATTERY: list[tuple[str, list[str]]] = [  # its gradient items, with their varia
     ("||diag(X) - v||_2^2", ["X"]), ("(x'*A*x)/(x'*x)", ["x"]),
 ]
 
-def _int(draw: Draw, lo: int, hi: int) -> int:
-    return draw(("int", (lo, hi))) if isinstance(draw, _Rnd) else draw(st.integers(lo, hi))
-
-
-def _pick(draw: Draw, items: list[Any]) -> Any:
-    return draw(("pick", items)) if isinstance(draw, _Rnd) else draw(st.sampled_from(items))
-
 
 def _sym(name: str, key: str, structure: str = "") -> Expr:
     return E.sym(name, SHAPES[key], structure)
 
 
 def _const(draw: Draw) -> Expr:
-    return E.const(_pick(draw, [Fraction(2), Fraction(-1), Fraction(1, 2), Fraction(3),
-                                Fraction(-3, 4)]))
+    return E.const(draw.pick([Fraction(2), Fraction(-1), Fraction(1, 2), Fraction(3),
+                              Fraction(-3, 4)]))
 
 
 def _leaf(draw: Draw, key: str) -> Expr:
-    choice = _int(draw, 0, 9)
+    choice = draw.int(0, 9)
     if key == "s" and choice < 2:
         return _const(draw)
     if key == "N" and choice == 2:
         return E.eye(N)
     if key in ("v", "w", "M", "R") and choice == 2:
         return E.ones(SHAPES[key])
-    return _sym(_pick(draw, _GENERAL[key]), key)
+    return _sym(draw.pick(_GENERAL[key]), key)
+
+
+# ----------------------------------------------------------------------------- the generator
+# gen draws one of the branches below; each builds an expression of shape SHAPES[key] from
+# subexpressions of depth d (one less), or falls back to another branch where its Op does
+# not give that shape.
+
+Branch = Callable[[Draw, str, int], Expr]
 
 
 def gen(draw: Draw, key: str, depth: int) -> Expr:
-    """A general (real-valued) expression of shape ``SHAPES[key]``."""
+    """A general (real-valued) expression of shape ``SHAPES[key]``.
+
+    >>> gen(RandomDraw(4), "N", 3).shape == SHAPES["N"]
+    True
+    """
     if depth <= 0:
         return _leaf(draw, key)
-    d = depth - 1
-    k = _int(draw, 0, 15)
-    if k == 0:
-        return _leaf(draw, key)
-    if k == 1:  # sum
-        return E.add(gen(draw, key, d), gen(draw, key, d))
-    if k == 2:  # scaling by a scalar expression or a constant
-        return E.scale(gen(draw, "s", d) if _int(draw, 0, 1) else _const(draw), gen(draw, key, d))
-    if k == 3:  # matrix product through an inner dimension (an outer product through 1)
-        r, c = SHAPES[key]
-        inner = _pick(draw, [N, M] if ONE in (r, c) else [N, M, ONE])
-        return E.matmul(factor(draw, r, inner, d), factor(draw, inner, c, d))
-    if k == 4:  # transpose
-        t = _TRANSPOSED[key]
-        return E.T(gen(draw, t, d)) if t else E.add(gen(draw, key, d), gen(draw, key, d))
-    if k == 5:  # elementwise product / division by a positive expression
-        if _int(draw, 0, 1):
-            return E.hadamard(gen(draw, key, d), gen(draw, key, d))
-        return E.hdiv(gen(draw, key, d), pos(draw, key, d))
-    if k == 6:  # elementwise functions (smooth ones, and the kinked ones)
-        op = _pick(draw, _SMOOTH + _KINKED + _BOUNDED)
-        arg = gen(draw, key, d)
-        return E.apply(op, E.scale(E.const(Fraction(1, 4)), E.apply(Op.TANH, arg))
-                       if op in _BOUNDED else arg)
-    if k == 7:  # log, sqrt and real powers of positive expressions
-        op = _pick(draw, ["log", "sqrt", "pow", "ipow"])
-        p = pos(draw, key, d)
-        if op == "pow":
-            return E.hpow(p, E.const(_pick(draw, [Fraction(1, 2), Fraction(-1), Fraction(3, 2)])))
-        if op == "ipow":
-            return E.hpow(gen(draw, key, d), E.const(_pick(draw, [2, 3])))
-        return E.apply(Op.LOG if op == "log" else Op.SQRT, p)
-    if k == 8:  # functions of well-conditioned matrices
-        if key == "N":
-            w = well(draw, d)
-            return _pick(draw, [E.inv, lambda x: E.matpow(x, 2), lambda x: E.matpow(x, -2),
-                                lambda x: E.matpow(x, 3)])(w)
-        if key == "s":
-            return _pick(draw, [E.det, lambda w: E.logdet(spd(draw, d))])(well(draw, d))
-        return gen(draw, key, d)
-    if k == 9:  # reductions to a scalar
-        if key != "s":
-            return E.scale(gen(draw, "s", d), gen(draw, key, d))
-        src = _pick(draw, list(SHAPES))
-        x = gen(draw, src, d)
-        how = _pick(draw, ["tr", "sum", "norm2", "norm1", "entry"])
-        if how == "tr":
-            return E.trace(gen(draw, "N", d))
-        if how == "sum":
-            return E.total(x)
-        if how == "entry" and src != "s":  # the entry (1, 0), 0-based (n, m >= 2)
-            return E.slice_(x, 1, 2, 0, 1)
-        return E.norm(x, "2" if how == "norm2" else "1")
-    if k == 10:  # diag / Diag
-        if key == "v":
-            return E.diag(gen(draw, "N", d))
-        if key == "N":
-            return E.diagm(gen(draw, "v", d))
-        return gen(draw, key, d)
-    if k == 11:  # vec, unvec and the commutation matrix: unvec(K vec(X)) = Xᵀ
-        if key in ("M", "R"):
-            src = _TRANSPOSED[key]
-            assert src is not None  # M and R are each other's transpose
-            r, c = SHAPES[src]
-            return E.unvec(E.matmul(E.commutation(r, c), E.vec(gen(draw, src, d))), c, r)
-        if key == "s":
-            return E.total(E.hadamard(E.vec(gen(draw, "M", d)), E.vec(gen(draw, "M", d))))
-        return gen(draw, key, d)
-    if k == 12:  # Kronecker products, reduced by a trace or a sum
-        if key == "s":
-            a, b = gen(draw, "N", d), gen(draw, _pick(draw, ["N", "v", "M"]), d)
-            kr = E.kron(a, b)
-            return E.trace(kr) if kr.rows == kr.cols else E.total(kr)
-        if key == "N":  # (x ⊗ yᵀ) is n×n
-            return E.kron(gen(draw, "v", d), E.T(gen(draw, "v", d)))
-        return gen(draw, key, d)
-    if k == 13:  # block matrices and slices of them
-        if key == "M":  # rows n..n+m of [X; Y] Z, a genuine SLICE node
-            top, bottom = gen(draw, "N", d), gen(draw, "M", d)
-            prod = E.matmul(E.block([[top], [bottom]]), gen(draw, "N", d))
-            return E.slice_(prod, N, N + M, 0, N)
-        if key == "s":
-            right = E.zeros(SHAPES["R"]) if _int(draw, 0, 3) == 0 else gen(draw, "R", d)
-            blk = E.block([[gen(draw, "N", d), right]])
-            return E.norm(blk, _pick(draw, ["1", "2"])) if _int(draw, 0, 1) else E.total(blk)
-        if key == "N":  # [X, Y] [Z; U]
-            return E.matmul(E.block([[gen(draw, "N", d), gen(draw, "R", d)]]),
-                            E.block([[gen(draw, "N", d)], [gen(draw, "M", d)]]))
-        return gen(draw, key, d)
-    if k == 14:  # difference / negation
-        return E.sub(gen(draw, key, d), gen(draw, key, d))
+    return _BRANCHES[draw.int(0, len(_BRANCHES) - 1)](draw, key, depth - 1)
+
+
+def _sum(draw: Draw, key: str, d: int) -> Expr:
+    return E.add(gen(draw, key, d), gen(draw, key, d))
+
+
+def _scaled(draw: Draw, key: str, d: int) -> Expr:
+    """Scaling by a scalar expression or a constant."""
+    return E.scale(gen(draw, "s", d) if draw.int(0, 1) else _const(draw), gen(draw, key, d))
+
+
+def _product(draw: Draw, key: str, d: int) -> Expr:
+    """A matrix product through an inner dimension (an outer product through 1)."""
+    r, c = SHAPES[key]
+    inner = draw.pick([N, M] if ONE in (r, c) else [N, M, ONE])
+    return E.matmul(factor(draw, r, inner, d), factor(draw, inner, c, d))
+
+
+def _transpose(draw: Draw, key: str, d: int) -> Expr:
+    t = _TRANSPOSED[key]
+    return E.T(gen(draw, t, d)) if t else E.add(gen(draw, key, d), gen(draw, key, d))
+
+
+def _elementwise_product(draw: Draw, key: str, d: int) -> Expr:
+    """An elementwise product, or a division by a positive expression."""
+    if draw.int(0, 1):
+        return E.hadamard(gen(draw, key, d), gen(draw, key, d))
+    return E.hdiv(gen(draw, key, d), pos(draw, key, d))
+
+
+def _elementwise_function(draw: Draw, key: str, d: int) -> Expr:
+    """The smooth elementwise functions, the kinked ones, and the bounded ones on (-1/4, 1/4)."""
+    op = draw.pick(_SMOOTH + _KINKED + _BOUNDED)
+    arg = gen(draw, key, d)
+    return E.apply(op, E.scale(E.const(Fraction(1, 4)), E.apply(Op.TANH, arg))
+                   if op in _BOUNDED else arg)
+
+
+def _positive_function(draw: Draw, key: str, d: int) -> Expr:
+    """log, sqrt and real powers of positive expressions; integer powers of any."""
+    op = draw.pick(["log", "sqrt", "pow", "ipow"])
+    p = pos(draw, key, d)
+    if op == "pow":
+        return E.hpow(p, E.const(draw.pick([Fraction(1, 2), Fraction(-1), Fraction(3, 2)])))
+    if op == "ipow":
+        return E.hpow(gen(draw, key, d), E.const(draw.pick([2, 3])))
+    return E.apply(Op.LOG if op == "log" else Op.SQRT, p)
+
+
+def _matrix_function(draw: Draw, key: str, d: int) -> Expr:
+    """inv, matrix powers, det and logdet of well-conditioned (or SPD) matrices."""
+    if key == "N":
+        w = well(draw, d)
+        return draw.pick([E.inv, lambda x: E.matpow(x, 2), lambda x: E.matpow(x, -2),
+                          lambda x: E.matpow(x, 3)])(w)
+    if key == "s":
+        return draw.pick([E.det, lambda w: E.logdet(spd(draw, d))])(well(draw, d))
+    return gen(draw, key, d)
+
+
+def _reduction(draw: Draw, key: str, d: int) -> Expr:
+    """Reductions to a scalar (a matrix is scaled by one): tr, sum, norms, an entry."""
+    if key != "s":
+        return E.scale(gen(draw, "s", d), gen(draw, key, d))
+    src = draw.pick(list(SHAPES))
+    x = gen(draw, src, d)
+    how = draw.pick(["tr", "sum", "norm2", "norm1", "entry"])
+    if how == "tr":
+        return E.trace(gen(draw, "N", d))
+    if how == "sum":
+        return E.total(x)
+    if how == "entry" and src != "s":  # the entry (1, 0), 0-based (n, m >= 2)
+        return E.slice_(x, 1, 2, 0, 1)
+    return E.norm(x, "2" if how == "norm2" else "1")
+
+
+def _diagonal(draw: Draw, key: str, d: int) -> Expr:
+    if key == "v":
+        return E.diag(gen(draw, "N", d))
+    if key == "N":
+        return E.diagm(gen(draw, "v", d))
+    return gen(draw, key, d)
+
+
+def _vec(draw: Draw, key: str, d: int) -> Expr:
+    """vec, unvec and the commutation matrix: unvec(K vec(X)) = Xᵀ."""
+    if key in ("M", "R"):
+        src = _TRANSPOSED[key]
+        assert src is not None  # M and R are each other's transpose
+        r, c = SHAPES[src]
+        return E.unvec(E.matmul(E.commutation(r, c), E.vec(gen(draw, src, d))), c, r)
+    if key == "s":
+        return E.total(E.hadamard(E.vec(gen(draw, "M", d)), E.vec(gen(draw, "M", d))))
+    return gen(draw, key, d)
+
+
+def _kron(draw: Draw, key: str, d: int) -> Expr:
+    """Kronecker products, reduced by a trace or a sum."""
+    if key == "s":
+        a, b = gen(draw, "N", d), gen(draw, draw.pick(["N", "v", "M"]), d)
+        kr = E.kron(a, b)
+        return E.trace(kr) if kr.rows == kr.cols else E.total(kr)
+    if key == "N":  # (x ⊗ yᵀ) is n×n
+        return E.kron(gen(draw, "v", d), E.T(gen(draw, "v", d)))
+    return gen(draw, key, d)
+
+
+def _block(draw: Draw, key: str, d: int) -> Expr:
+    """Block matrices and slices of them."""
+    if key == "M":  # rows n..n+m of [X; Y] Z, a genuine SLICE node
+        top, bottom = gen(draw, "N", d), gen(draw, "M", d)
+        prod = E.matmul(E.block([[top], [bottom]]), gen(draw, "N", d))
+        return E.slice_(prod, N, N + M, 0, N)
+    if key == "s":
+        right = E.zeros(SHAPES["R"]) if draw.int(0, 3) == 0 else gen(draw, "R", d)
+        blk = E.block([[gen(draw, "N", d), right]])
+        return E.norm(blk, draw.pick(["1", "2"])) if draw.int(0, 1) else E.total(blk)
+    if key == "N":  # [X, Y] [Z; U]
+        return E.matmul(E.block([[gen(draw, "N", d), gen(draw, "R", d)]]),
+                        E.block([[gen(draw, "N", d)], [gen(draw, "M", d)]]))
+    return gen(draw, key, d)
+
+
+def _difference(draw: Draw, key: str, d: int) -> Expr:
+    return E.sub(gen(draw, key, d), gen(draw, key, d))
+
+
+def _shallower(draw: Draw, key: str, d: int) -> Expr:
     return gen(draw, key, d - 1) if d > 0 else _leaf(draw, key)
+
+
+_BRANCHES: list[Branch] = [
+    lambda draw, key, d: _leaf(draw, key), _sum, _scaled, _product, _transpose,
+    _elementwise_product, _elementwise_function, _positive_function, _matrix_function,
+    _reduction, _diagonal, _vec, _kron, _block, _difference, _shallower,
+]
 
 
 def factor(draw: Draw, r: Dim, c: Dim, depth: int) -> Expr:
@@ -236,12 +301,12 @@ def factor(draw: Draw, r: Dim, c: Dim, depth: int) -> Expr:
 
 def pos(draw: Draw, key: str, depth: int) -> Expr:
     """An expression with positive entries, of shape ``SHAPES[key]``."""
-    k = _int(draw, 0, 7) if depth > 0 else 0
+    k = draw.int(0, 7) if depth > 0 else 0
     d = depth - 1
     if k == 0:
-        return _sym(_pick(draw, _POSITIVE[key]), key)
+        return _sym(draw.pick(_POSITIVE[key]), key)
     if k == 1:
-        return E.apply(_pick(draw, [Op.EXP, Op.SIGMOID]), gen(draw, key, d))
+        return E.apply(draw.pick([Op.EXP, Op.SIGMOID]), gen(draw, key, d))
     if k == 2:
         return E.add(pos(draw, key, d), pos(draw, key, d))
     if k == 3:
@@ -259,9 +324,9 @@ def pos(draw: Draw, key: str, depth: int) -> Expr:
 
 def well(draw: Draw, depth: int) -> Expr:
     """A well-conditioned n×n matrix."""
-    k = _int(draw, 0, 4) if depth > 0 else 0
+    k = draw.int(0, 4) if depth > 0 else 0
     if k == 0:
-        return _sym(_pick(draw, _WELL), "N")
+        return _sym(draw.pick(_WELL), "N")
     if k == 1:
         return E.T(well(draw, depth - 1))
     if k == 2:
@@ -273,25 +338,11 @@ def well(draw: Draw, depth: int) -> Expr:
 
 def spd(draw: Draw, depth: int) -> Expr:
     """A symmetric positive definite n×n matrix."""
-    k = _int(draw, 0, 2) if depth > 0 else 0
+    k = draw.int(0, 2) if depth > 0 else 0
     if k == 0:
         return _sym("S", "N", "symmetric")
     w = well(draw, depth - 1)
     return E.matmul(w, E.T(w)) if k == 1 else E.add(spd(draw, depth - 1), E.matmul(E.T(w), w))
-
-
-@st.composite
-def exprs(draw: Draw, shape: str = "s", max_depth: int = 6) -> Expr:
-    """A hypothesis strategy: a random well-shaped expression (a scalar by default); ``shape``
-    is a key of ``SHAPES``. Used as ``@given(exprs())`` in ``tests/test_properties.py``."""
-    return gen(draw, shape, draw(st.integers(1, max_depth)))
-
-
-@st.composite
-def texts(draw: Draw, max_depth: int = 6) -> tuple[str, dict[str, list[str]]]:
-    """A hypothesis strategy: ``(ascii_text, shapes)`` of a random scalar expression."""
-    e = draw(exprs("s", max_depth))
-    return to_text(e), shapes_of(e)
 
 
 def random_expr(seed: int, max_depth: int = 6) -> Expr:
@@ -300,8 +351,8 @@ def random_expr(seed: int, max_depth: int = 6) -> Expr:
     >>> random_expr(3) is random_expr(3) and random_expr(3).is_scalar
     True
     """
-    draw = _Rnd(seed)
-    return gen(draw, "s", draw(("int", (2, max_depth))))
+    draw = RandomDraw(seed)
+    return gen(draw, "s", draw.int(2, max_depth))
 
 
 # ----------------------------------------------------------------------------- one case
@@ -377,6 +428,24 @@ def point(e: Expr, seed: int, tries: int = 8) -> tuple[dict[str, Any], dict[str,
     return None
 
 
+SIZES = E.sym("sizes", (N, M))  # an input that gives the generated code n and m
+
+
+def run_compiled(outputs: Sequence[Expr], env: dict[str, Any], sizes: dict[str, int],
+                 backend: str = "numpy") -> list[Any]:
+    """The values of ``outputs`` at the point ``env`` from the code ``md.compile`` generates
+    for ``backend``. That code reads every size from an input's shape; one more input,
+    ``SIZES`` (zeros, n×m), carries n and m where no input of the outputs does
+    (``sum(ones(n))``).
+
+    >>> run_compiled([E.total(E.ones(("n", "m")))], {}, {"n": 2, "m": 3})
+    [6.0]
+    """
+    fn = compile_code([*outputs, SIZES], backend=backend)
+    values = fn(**env, sizes=np.zeros((sizes.get("n", 2), sizes.get("m", 2))))
+    return list(values[:-1])
+
+
 def verify(e: Expr, seed: int = 0, tolerance: float = 1e-5,
            stages: tuple[str, ...] = ("grad", "simplify", "roundtrip", "numpy")) -> CaseResult:
     """Run ``e`` through the stages and classify it.
@@ -391,56 +460,10 @@ def verify(e: Expr, seed: int = 0, tolerance: float = 1e-5,
         if where is None:
             out.kind, out.detail = "skipped", "no point in the domain, off the kinks"
             return out
-        env, sizes = where
         with np.errstate(all="ignore"):
-            value = float(evaluate(e, env, sizes))
-            names = list(E.free_symbols(e))
-            if "simplify" in stages:
-                out.stage = "simplify"
-                s = simplify(e)
-                out.errors["simplify"] = close(value, evaluate(s, env, sizes), 1e-9)
-            if "roundtrip" in stages:
-                out.stage = "roundtrip"
-                text = to_text(e)
-                back = parse(text, shapes=shapes_of(e))
-                if back is not e:
-                    out.kind = "mismatch"
-                    out.detail = f"round trip: {text!r} parses to {to_text(back)!r}"
-                    return out
-            if "numpy" in stages:
-                out.stage = "numpy"
-                try:
-                    fn = compile_code(e)
-                except MatdiffError as err:  # e.g. ||ones(n)||: no input carries n
-                    if "is not the size of any input" not in err.message:
-                        raise
-                else:
-                    out.errors["numpy"] = close(value, fn(**env), 1e-9)
-            raw = gradients(e, names) if "grad" in stages or "backends" in stages else {}
-            if "grad" in stages:
-                out.stage = "grad"
-                for name in names:
-                    g_raw = evaluate(raw[name], env, sizes)
-                    g = evaluate(simplify(raw[name]), env, sizes)
-                    out.errors[f"simplify d/d{name}"] = close(g_raw, g, 1e-8 * max(1.0, abs(value)))
-                    out.errors[f"d/d{name}"] = _fd_error(e, name, g, env, sizes, value)
-            if "backends" in stages:
-                out.stage = "backends"
-                outputs = [e, *(simplify(raw[name]) for name in names)]
-                try:
-                    want = compile_code(outputs)(**env)
-                except MatdiffError as err:  # as in the numpy stage
-                    if "is not the size of any input" not in err.message:
-                        raise
-                    want = None
-                floor = 1e-8 * max(1.0, abs(value))  # zero gradients evaluate to rounding noise
-                for backend in _other_backends() if want is not None else []:
-                    got = compile_code(outputs, backend=backend)(**env)
-                    out.errors[backend] = max(
-                        close(np.asarray(a.cpu() if hasattr(a, "cpu") else a, dtype=float), b,
-                              floor) for a, b in zip(got, want, strict=True))
+            _run_stages(out, e, *where, stages)
         bad = {k: v for k, v in out.errors.items() if not v <= tolerance}
-        if bad:
+        if bad and out.kind == "ok":
             first = next(iter(bad))
             out.kind, out.stage = "mismatch", "grad" if first.startswith("d/d") else \
                 first.split(" ")[0]
@@ -450,6 +473,45 @@ def verify(e: Expr, seed: int = 0, tolerance: float = 1e-5,
     finally:
         out.seconds = time.perf_counter() - start
     return out
+
+
+def _run_stages(out: CaseResult, e: Expr, env: dict[str, Any], sizes: dict[str, int],
+                stages: tuple[str, ...]) -> None:
+    """Fill ``out.errors`` stage by stage (a round trip that fails is a mismatch at once)."""
+    value = float(evaluate(e, env, sizes))
+    names = list(E.free_symbols(e))
+    if "simplify" in stages:
+        out.stage = "simplify"
+        out.errors["simplify"] = close(value, evaluate(simplify(e), env, sizes), 1e-9)
+    if "roundtrip" in stages:
+        out.stage = "roundtrip"
+        text = to_text(e)
+        back = parse(text, shapes=shapes_of(e))
+        if back is not e:
+            out.kind = "mismatch"
+            out.detail = f"round trip: {text!r} parses to {to_text(back)!r}"
+            return
+    if "numpy" in stages:
+        out.stage = "numpy"
+        out.errors["numpy"] = close(value, run_compiled([e], env, sizes)[0], 1e-9)
+    raw = gradients(e, names) if "grad" in stages or "backends" in stages else {}
+    if "grad" in stages:
+        out.stage = "grad"
+        for name in names:
+            g_raw = evaluate(raw[name], env, sizes)
+            g = evaluate(simplify(raw[name]), env, sizes)
+            out.errors[f"simplify d/d{name}"] = close(g_raw, g, 1e-8 * max(1.0, abs(value)))
+            out.errors[f"d/d{name}"] = _fd_error(e, name, g, env, sizes, value)
+    if "backends" in stages:
+        out.stage = "backends"
+        outputs = [e, *(simplify(raw[name]) for name in names)]
+        want = run_compiled(outputs, env, sizes)
+        floor = 1e-8 * max(1.0, abs(value))  # zero gradients evaluate to rounding noise
+        for backend in _other_backends():
+            got = run_compiled(outputs, env, sizes, backend)
+            out.errors[backend] = max(
+                close(np.asarray(a.cpu() if hasattr(a, "cpu") else a, dtype=float), b, floor)
+                for a, b in zip(got, want, strict=True))
 
 
 def _other_backends() -> list[str]:

@@ -289,13 +289,25 @@ async function derive() {
   renderResult(r.body);
 }
 
+// The numerical check of one derivative: OK, MISMATCH, or inconclusive (with its reason);
+// an error that is not a finite number arrives as null, with a "reason".
 function checkLine(check) {
   if (!check) return null;
-  const err = Number(check.max_rel_error);
-  const num = Number.isFinite(err) ? err.toExponential(1) : String(check.max_rel_error);
-  return check.ok
-    ? el("span", { class: "check ok" }, `✓ agrees with finite differences (max rel. error ${num})`)
-    : el("span", { class: "check bad" }, `✗ numerical check failed (max rel. error ${num})`);
+  const err = check.max_rel_error;
+  const num = typeof err === "number" && Number.isFinite(err) ? err.toExponential(1) : "n/a";
+  const guess = check.ok ? "ok" : err === null ? "inconclusive" : "mismatch";
+  const verdict = String(check.verdict ?? guess).toLowerCase();
+  const reason = check.reason ? ` — ${check.reason}` : "";
+  if (verdict.startsWith("ok")) {
+    return el("span", { class: "check ok" },
+              `✓ agrees with finite differences (max rel. error ${num})`);
+  }
+  if (verdict.startsWith("inconclusive")) {
+    return el("span", { class: "check unsure" },
+              `? the numerical check is inconclusive here${reason}`);
+  }
+  return el("span", { class: "check bad" },
+            `✗ numerical check failed (max rel. error ${num})${reason}`);
 }
 
 // Steps and other parts whose layout the core may extend: rendered by their JSON type.
@@ -326,7 +338,7 @@ function renderResult(report) {
     const plain = d.text ?? d.unicode ?? "";
     const row = el("div", { class: "derivative", "data-wrt": name },
       el("div", { class: "math" }, mathOrText(d)),
-      el("div", { class: "plain" }, el("code", {}, `∂f/∂${name} = ${plain}`),
+      el("div", { class: "plain" }, el("code", {}, `${d.lhs ?? `∂f/∂${name}`} = ${plain}`),
          copyButton(() => plain)));
     const check = checkLine((report.check || {})[name]);
     if (check) row.append(check);

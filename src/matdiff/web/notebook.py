@@ -8,11 +8,12 @@ Input: an ``Expr`` (hooked as ``Expr._repr_latex_`` / ``_repr_html_``), or the d
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import matdiff as md
-from matdiff.expr import Expr
+from matdiff import Expr
 
 _latex_to_mathml: Callable[..., str] | None
 try:
@@ -20,7 +21,53 @@ try:
 except ImportError:  # pragma: no cover -- the web extra is not installed
     _latex_to_mathml = None
 
-__all__ = ["repr_latex", "repr_html", "report_html", "math_html"]
+__all__ = ["repr_latex", "repr_html", "report_html", "math_html", "LHS", "KIND_NAMES",
+           "name_latex", "lhs_of"]
+
+# What each derivative kind is called, and its left-hand side as (unicode, LaTeX); {x} is
+# the variable's name, {v} the direction of a Hessian-vector product.
+KIND_NAMES = {"grad": "gradient", "jacobian": "Jacobian", "hessian": "Hessian",
+              "differential": "differential", "hvp": "Hessian-vector product"}
+LHS = {
+    "grad": ("∂f/∂{x}", "\\frac{{\\partial f}}{{\\partial {x}}}"),
+    "jacobian": ("∂vec(f)/∂vec({x})ᵀ",
+                 "\\frac{{\\partial \\operatorname{{vec}} f}}"
+                 "{{\\partial \\operatorname{{vec}}({x})^{{T}}}}"),
+    "hessian": ("H_{x}", "H_{{{x}}}"),
+    "differential": ("d_{x} f", "d_{{{x}}} f"),
+    "hvp": ("H_{x} {v}", "H_{{{x}}} {v}"),
+}
+
+
+def name_latex(name: str) -> str:
+    """A symbol's name as LaTeX: ``H_R`` -> ``H_{R}``, ``lam`` -> ``\\lambda``.
+
+    >>> name_latex("H_R"), name_latex("W1"), name_latex("lam"), name_latex("a{b")
+    ('H_{R}', 'W1', '\\\\lambda', '\\\\mathrm{a\\\\{b}')
+    """
+    greek = {"lam": "lambda", "lambda": "lambda", "alpha": "alpha", "beta": "beta",
+             "gamma": "gamma", "mu": "mu", "sigma": "sigma", "theta": "theta"}
+    if name in greek:
+        return "\\" + greek[name]
+    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)(?:_([A-Za-z0-9]+))?", name)
+    if m is None:
+        return "\\mathrm{" + re.sub(r"([\\{}_^$&#%~])", r"\\\1", name) + "}"
+    return m[1] + (f"_{{{m[2]}}}" if m[2] else "")
+
+
+def lhs_of(report: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """The left-hand side of the derivative of ``report`` w.r.t. ``name`` as (unicode,
+    LaTeX): what was computed, not always a gradient.
+
+    >>> lhs_of({"what": "hessian"}, "X")
+    ('H_X', 'H_{X}')
+    >>> lhs_of({"what": "hvp", "directions": {"X": "V"}}, "X")[0]
+    'H_X V'
+    """
+    what = report.get("what", "grad")
+    unicode, latex = LHS[what if what in LHS else "grad"]
+    v = str((report.get("directions") or {}).get(name, "V"))
+    return unicode.format(x=name, v=v), latex.format(x=name_latex(name), v=name_latex(v))
 
 
 def repr_latex(expr: Expr) -> str:
@@ -49,16 +96,16 @@ def report_html(report: Mapping[str, Any]) -> str:
     ...     "text": "2*x"}}, "check": {"x": {"max_rel_error": 1e-12, "ok": True}}})
     >>> "∂f/∂x" in out, "checked" in out
     (True, True)
+    >>> "H_x" in report_html({"what": "hessian", "derivatives": {"x": {"text": "2*A"}}})
+    True
     """
     rows = []
     for name, d in report.get("derivatives", {}).items():
         math = math_html(d["latex"], display=True) if "latex" in d else html.escape(
             d.get("text", ""))
-        check = report.get("check", {}).get(name)
-        verdict = "" if check is None else (
-            f'<td>{"✓" if check.get("ok") else "✗"} checked numerically '
-            f'(max rel. error {check.get("max_rel_error", float("nan")):.1e})</td>')
-        rows.append(f"<tr><th>∂f/∂{html.escape(name)}</th><td>{math}</td>{verdict}</tr>")
+        verdict = check_html(report.get("check", {}).get(name))
+        lhs = html.escape(lhs_of(report, name)[0])
+        rows.append(f"<tr><th>{lhs}</th><td>{math}</td>{verdict}</tr>")
     for part in report.get("where", []) or []:
         if isinstance(part, Mapping):
             value = math_html(part["latex"]) if "latex" in part else html.escape(
@@ -70,6 +117,22 @@ def report_html(report: Mapping[str, Any]) -> str:
     head = html.escape(str(report.get("expression", "")))
     return (f'<div class="matdiff-report"><div><code>f = {head}</code></div>'
             f'<table>{"".join(rows)}</table></div>')
+
+
+def check_html(check: Mapping[str, Any] | None) -> str:
+    """A derivative's numerical check as a table cell (empty without one).
+
+    >>> check_html({"max_rel_error": None, "ok": False, "reason": "saturated"})
+    '<td>? check inconclusive here: saturated</td>'
+    """
+    if check is None:
+        return ""
+    error = check.get("max_rel_error")
+    if not isinstance(error, (int, float)):
+        reason = html.escape(str(check.get("reason", "no finite error")))
+        return f"<td>? check inconclusive here: {reason}</td>"
+    return (f'<td>{"✓" if check.get("ok") else "✗"} checked numerically '
+            f"(max rel. error {error:.1e})</td>")
 
 
 def repr_html(obj: Expr | Mapping[str, Any]) -> str:
