@@ -271,7 +271,7 @@ def _eigvec_vjp(g: Expr, y: Expr) -> list[Expr]:
 
 
 def _matrix_function_vjp(g: Expr, y: Expr) -> list[Expr]:
-    """C = f(X):  X̄ = L_f(Xᵀ, C̄), as ⟨L_f(X, E), G⟩ = ⟨E, L_f(Xᵀ, G)⟩ (Higham 2008, 3.2)."""
+    """C = f(X):  X̄ = L_f(Xᵀ, C̄), as ⟨L_f(X, E), G⟩ = ⟨E, L_f(Xᵀ, G)⟩ (Higham 2008, ch. 3)."""
     return [frechet(OPS[y.op].ascii[0], T(y.args[0]), g)]
 
 

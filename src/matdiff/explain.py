@@ -94,7 +94,7 @@ ADJOINT_RULE: dict[Op, str] = {
     Op.UNVEC: "A : unvec(x) = vec(A) : x",
     Op.SUM: "a : sum(X) = a𝟏𝟏ᵀ : X",
     Op.TRIL: "A : tril X = tril A : X",
-    Op.FRECHET: "A : L_f(B, X) = L_f(Bᵀ, A) : X (Higham 2008, Lemma 3.19)",
+    Op.FRECHET: "A : L_f(B, X) = L_f(Bᵀ, A) : X",
 }
 
 
