@@ -53,6 +53,9 @@ from .expr import (
     slice_,
     toposort,
 )
+from .spectral_code import TEMPLATES as SPECTRAL
+from .spectral_code import attr_code as spectral_attr
+from .spectral_code import needs as spectral_needs
 
 __all__ = ["codegen", "compile", "NUMPY", "JAX", "TORCH", "BACKENDS", "mangle"]
 
@@ -107,10 +110,11 @@ _COMMON: dict[Op, str] = {
     Op.RELU: "{m}.maximum({0}, 0)",
 }
 
-NUMPY: dict[Op, str] = dict(_COMMON)
-JAX: dict[Op, str] = dict(_COMMON)
+NUMPY: dict[Op, str] = {**_COMMON, **{op: t for op, (t, _) in SPECTRAL["numpy"].items()}}
+JAX: dict[Op, str] = {**_COMMON, **{op: t for op, (t, _) in SPECTRAL["jax"].items()}}
 TORCH: dict[Op, str] = {
     **_COMMON,
+    **{op: t for op, (t, _) in SPECTRAL["torch"].items()},
     Op.IDENTITY: "{m}.eye({n}, dtype=dtype, device=device)",
     Op.ONES: "{m}.ones(({r}, {c}), dtype=dtype, device=device)",
     Op.ZERO: "{m}.zeros(({r}, {c}), dtype=dtype, device=device)",
@@ -649,6 +653,8 @@ class _Gen:
             return self.template(op, a[0], k=e.attr)
         if op is Op.UNVEC:
             return self.template(op, a[0], r=self.dim(e.attr[0]), c=self.dim(e.attr[1]))
+        if op in SPECTRAL[self.b.name]:                       # expm, eigvec, ... (attr: k)
+            return self.template(op, *a, k=spectral_attr(e))
         if op is Op.NORM and e.attr == "1":
             return f"{self.m}.sum({self.m}.abs({a[0]}))"
         if op in ELEMENTWISE and e.is_scalar and self.b.name == "torch":
@@ -1496,7 +1502,11 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     doc += ["", "Returns:"]
     doc += [f"    {_fmt_shape(r, dim_str)}" for r in outs]
     doc += ['"""']
-    lines = [BACKENDS[backend].imports, "", "", f"def {fname}({', '.join(params)}):"]
+    preludes = spectral_needs(backend, list(g.code), m)  # scipy.linalg, helpers (_logm)
+    head = [BACKENDS[backend].imports, *[p for p in preludes if p.startswith("import")]]
+    helpers = [p for p in preludes if not p.startswith("import")]
+    lines = ["\n".join(head), "", "", *[h + "\n\n" for h in helpers],
+             f"def {fname}({', '.join(params)}):"]
     lines += ["    " + x for x in doc + body]
     src = "\n".join(lines) + "\n"
     pairs = [(uname, g.sym_names[e], e) for uname, e in sym_by_name]

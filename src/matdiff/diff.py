@@ -359,8 +359,9 @@ VJP: dict[Op, Rule] = {
 
 # How a node is linear in its arguments: in all of them together (sums, blocks and the
 # linear maps of one argument) or in one of them at a time (products; a quotient in its
-# numerator only; a Fréchet derivative in its direction only). Where a node is linear in an argument, its VJP row applied to a
-# coefficient C is the adjoint: <C, Y(X)> = <X̄, X> with X̄ = VJP, <A, B> = sum(A ⊙ B).
+# numerator only; a Fréchet derivative in its direction only). Where a node is linear in
+# an argument, its VJP row applied to a coefficient C is the adjoint: <C, Y(X)> = <X̄, X>
+# with X̄ = VJP, <A, B> = sum(A ⊙ B).
 LINEAR: dict[Op, str] = {
     Op.ADD: "jointly", Op.BLOCK: "jointly", Op.TRANSPOSE: "jointly", Op.TRACE: "jointly",
     Op.SUM: "jointly", Op.DIAG: "jointly", Op.DIAGM: "jointly", Op.VEC: "jointly",
