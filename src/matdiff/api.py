@@ -205,6 +205,20 @@ def explain(f: Expr | str, wrt: str | Sequence[str], *,
     return _derivation(_as_expr(f, shapes), wrt)
 
 
+def _where(named: NamedParts) -> list[dict[str, Any]]:
+    """The ``where`` list of a report: the factorizations (``UΣVᵀ = X (thin SVD)``, their
+    left side per style in ``"lhs"``), then the named parts."""
+    styles = ("text", "unicode", "latex")
+    out: list[dict[str, Any]] = []
+    for f in named.factors:
+        clauses = {style: f.clause(style) for style in styles}
+        out.append({"name": clauses["text"][0], **{s: c[1] for s, c in clauses.items()},
+                    "lhs": {s: c[0] for s, c in clauses.items()}})
+    out += [{"name": printing.to_text(n), **{s: named.render(d, s) for s in styles}}
+            for n, d in named.parts]
+    return out
+
+
 def report(text: str, wrt: str | Sequence[str] | None = None,
            shapes: ShapeDecl | None = None, syntax: str | None = None, what: str = "grad",
            verify: bool = True, steps: bool = False) -> dict[str, Any]:
@@ -245,14 +259,11 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         ex = _derivation(f, names) if steps else None
         named = name_parts(list(grads.values())) if ex is None else \
             NamedParts([ex.gradients[n] for n in grads], ex.parts)  # the derivation's names
-        if named.parts:
-            out["where"] = [{"name": printing.to_text(n), "text": printing.to_text(d),
-                             "unicode": printing.to_unicode(d), "latex": printing.to_latex(d)}
-                            for n, d in named.parts]
+        if named.parts or named.factors:
+            out["where"] = _where(named)
             for n, g in zip(grads, named.roots, strict=True):
                 out["derivatives"][n]["named"] = {
-                    "text": printing.to_text(g), "unicode": printing.to_unicode(g),
-                    "latex": printing.to_latex(g)}
+                    style: named.render(g, style) for style in ("text", "unicode", "latex")}
         if ex is not None:
             out["steps"] = [s.as_dict() for s in ex.steps]
     if what == "hvp":
