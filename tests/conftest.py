@@ -37,7 +37,7 @@ from hypothesis import reject
 EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "jax": ("matdiff[jax]", ("jax",)),
     "torch": ("matdiff[torch]", ("torch",)),
-    "web": ("matdiff[web]", ("fastapi", "uvicorn", "latex2mathml", "httpx")),
+    "web": ("matdiff[web]", ("fastapi", "uvicorn", "latex2mathml", "httpx", "schemathesis")),
     "browser": ("matdiff[browser]", ("playwright",)),
 }
 _MARKER_OF_MODULE = {module: marker for marker, (_, modules) in EXTRAS.items()

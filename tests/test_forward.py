@@ -416,7 +416,7 @@ def _combine_vectors(children: st.SearchStrategy[md.Expr]) -> st.SearchStrategy[
 
 vectors = st.recursive(st.sampled_from(_VLEAVES), _combine_vectors, max_leaves=5)
 
-_SETTINGS = settings(max_examples=60, deadline=None,
+_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                      suppress_health_check=[HealthCheck.too_slow])
 
 
