@@ -20,7 +20,7 @@ from .check import evaluate as _evaluate
 from .codegen import codegen
 from .explain import Explanation
 from .explain import explain as _derivation
-from .expr import Expr, MatdiffError, free_symbols
+from .expr import Expr, MatdiffError, Op, free_symbols, toposort
 from .names import NamedParts, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
@@ -205,6 +205,25 @@ def explain(f: Expr | str, wrt: str | Sequence[str], *,
     return _derivation(_as_expr(f, shapes), wrt)
 
 
+def reading_notes(f: Expr) -> list[str]:
+    """Notes on how an exponential was read: ``expm`` (LaTeX ``e^{X}`` of a square matrix) is
+    the matrix exponential, ``exp`` (and ``\\exp``) elementwise.
+
+    >>> reading_notes(parse("tr(exp(X))", shapes={"X": ("n", "n")}))[0][:34]
+    'exp(X) of a matrix is elementwise;'
+    """
+    ops = {n.op for n in toposort([f]) if n.op is Op.EXPM or n.op is Op.EXP
+           and n.rows == n.cols and not n.is_scalar}
+    notes = []
+    if Op.EXP in ops:
+        notes.append("exp(X) of a matrix is elementwise; the matrix exponential is expm(X) "
+                     "(LaTeX: e^{X})")
+    if Op.EXPM in ops:
+        notes.append("expm(X) is the matrix exponential (LaTeX e^{X} of a square matrix is "
+                     "read so); exp(X) and \\exp(X) are elementwise")
+    return notes
+
+
 def _where(named: NamedParts) -> list[dict[str, Any]]:
     """The ``where`` list of a report: the factorizations (``UΣVᵀ = X (thin SVD)``, their
     left side per style in ``"lhs"``), then the named parts."""
@@ -271,6 +290,9 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     sym_notes = [n for n in names if n in symbols and symbols[n].symmetric]
     if sym_notes and what in ("grad", "hessian", "hvp"):
         out["notes"] = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in sym_notes]
+    out["notes"] = [*out.get("notes", []), *reading_notes(f)]
+    if not out["notes"]:
+        del out["notes"]
     try:
         out["code"] = {b: codegen([f, *grads.values()], backend=b, name=f"f_and_{what}")
                        for b in ("numpy", "jax", "torch")}
@@ -284,6 +306,9 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         out["check_sizes"] = next(iter(checked.values()))[1] if checked else {}
     elif verify:
         rep = _check_gradients(f, names, grads, raise_on_failure=False)
-        out["check"] = {n: {"max_rel_error": rep.errors[n], "ok": bool(rep.ok)} for n in names}
+        out["check"] = {n: {"max_rel_error": rep.errors.get(n, float("nan")),
+                            "ok": bool(rep.ok)} for n in names}
+        for n in names if rep.inconclusive else ():   # not differentiable: never a mismatch
+            out["check"][n]["inconclusive"] = rep.inconclusive
         out["check_sizes"] = rep.sizes
     return out

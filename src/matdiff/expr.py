@@ -529,7 +529,14 @@ MATRIX_FUNCTIONS: dict[str, Callable[[Expr], Expr]] = {
 
 
 def derivative(f: str, a: Expr) -> Expr:
-    """f'(A) for the matrix function ``f`` (expm: e^A, logm: A⁻¹, sqrtm: A^(-1/2)/2)."""
+    """f'(A) for the matrix function ``f`` (expm: e^A, logm: A⁻¹, sqrtm: A^(-1/2)/2);
+    f'(Bᵀ) = f'(B)ᵀ, written so (the Cookbook's ∂tr F(X)/∂X = f(X)ᵀ).
+
+    >>> str(derivative("expm", T(sym("X", ("n", "n")))))
+    "expm(X)'"
+    """
+    if a.op is Op.TRANSPOSE:
+        return T(derivative(f, a.args[0]))
     if f == "expm":
         return expm(a)
     if f == "logm":
@@ -557,7 +564,23 @@ def frechet(f: str, a: Expr, e: Expr) -> Expr:
         e.args[0] if e.op is Op.SCALE and e.args[1].op is Op.IDENTITY else None
     if c is not None:
         return scale(c, derivative(f, a))                 # L_f(A, cI) = c f'(A)
+    if _function_of(e, a):
+        return matmul(derivative(f, a), e)                # AE = EA: L_f(A, E) = f'(A) E
     return Expr(Op.FRECHET, (a, e), f)
+
+
+def _function_of(e: Expr, a: Expr) -> bool:
+    """Whether ``e`` is built from ``a`` alone by sums, products, scalings, inverses, powers
+    and matrix functions (or is so transposed when ``a`` is a transpose), so AE = EA."""
+    if e is a or e.op is Op.IDENTITY:
+        return True
+    if e.op is Op.TRANSPOSE and a.op is Op.TRANSPOSE:
+        return _function_of(e.args[0], a.args[0])
+    if e.op is Op.SCALE:
+        return e.args[0].op is Op.CONST and _function_of(e.args[1], a)
+    if e.op in (Op.EXPM, Op.LOGM, Op.SQRTM, Op.INV, Op.MATPOW, Op.ADD, Op.MATMUL):
+        return all(_function_of(x, a) for x in e.args)
+    return False
 
 
 def frechet_block(a: Expr, e: Expr) -> Expr:

@@ -407,10 +407,25 @@ class Factor:
         return self.lhs[i], self.rhs[i].format(render(self.described, style))
 
 
+def _preorder(roots: Sequence[Expr]) -> list[Expr]:
+    """The distinct nodes of ``roots`` in the order a printer meets them (left to right)."""
+    seen: set[Expr] = set()
+    out: list[Expr] = []
+    stack = list(reversed(roots))
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            out.append(node)
+            stack.extend(reversed(node.args))
+    return out
+
+
 def _factors(roots: Sequence[Expr], namer: Namer) -> list[Factor]:
-    """The factorizations the nodes of ``roots`` use (one per argument and kind), named."""
+    """The factorizations the nodes of ``roots`` use (one per argument and kind), named in
+    the order a reader meets them."""
     found: dict[tuple[Any, ...], Factor] = {}
-    for node in E.toposort(roots):
+    for node in _preorder(roots):
         kind = FACTORIZATIONS.get(node.op)
         if kind is None:
             continue
