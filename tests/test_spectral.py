@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import matdiff as md
+from matdiff import diff as D
 from matdiff import expr as E
 from matdiff import forward as F
 from matdiff.check import (
@@ -413,3 +414,14 @@ def test_random_inputs_land_in_the_domain(text: str) -> None:
         env, sizes = random_inputs(f, seed=seed)
         assert np.isfinite(evaluate(f, env, sizes))
         assert not_differentiable(f, env, sizes) is None
+
+
+def test_the_adjoint_of_a_frechet_derivative_is_free_of_its_direction() -> None:
+    """L_f(A, E) is linear in E: its adjoint L_f(Aᵀ, C) holds no E, so a derivation step
+    reads C : L_f(A, dX) = L_f(Aᵀ, C) : dX."""
+    a, e, c = (E.sym(n, ("n", "n")) for n in "AEC")
+    for f in ("expm", "logm", "sqrtm"):
+        (e_bar,) = D.adjoint(c, E.frechet(f, a, e), [1])
+        assert e_bar is E.frechet(f, a.T, c)
+    steps = md.explain("tr(A*expm(X))", "X").render("unicode")
+    assert "L_exp(Xᵀ, Aᵀ) : dX" in steps

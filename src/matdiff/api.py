@@ -21,7 +21,7 @@ from .codegen import codegen
 from .explain import Explanation
 from .explain import explain as _derivation
 from .expr import Expr, MatdiffError, Op, free_symbols, toposort
-from .names import NamedParts, name_parts
+from .names import NamedParts, name_factors, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
 from .shapes import ShapeDecl, infer
@@ -277,7 +277,7 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     if what == "grad":
         ex = _derivation(f, names) if steps else None
         named = name_parts(list(grads.values())) if ex is None else \
-            NamedParts([ex.gradients[n] for n in grads], ex.parts)  # the derivation's names
+            name_factors(NamedParts([ex.gradients[n] for n in grads], ex.parts))  # its names
         if named.parts or named.factors:
             out["where"] = _where(named)
             for n, g in zip(grads, named.roots, strict=True):

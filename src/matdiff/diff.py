@@ -277,11 +277,13 @@ def _matrix_function_vjp(g: Expr, y: Expr) -> list[Expr]:
 
 def _frechet_vjp(g: Expr, y: Expr) -> list[Expr]:
     """C = L_f(A, E) = f(B)[0:n, n:2n], B = [A, E; 0, A]: with W = L_f(Bᵀ, [0, C̄; 0, 0])
-    (the adjoint of f at B, applied to the padded C̄), Ā = W₁₁ + W₂₂, Ē = W₁₂."""
+    (the adjoint of f at B, applied to the padded C̄), Ā = W₁₁ + W₂₂ and Ē = W₁₂, which is
+    L_f(Aᵀ, C̄) (Bᵀ is block lower triangular): free of E, as C is linear in E."""
     a, e = y.args
     n, z = a.rows, zeros(a.shape)
     w = frechet(y.attr, T(frechet_block(a, e)), block([[z, g], [z, z]]))
-    return [add(slice_(w, 0, n, 0, n), slice_(w, n, 2 * n, n, 2 * n)), slice_(w, 0, n, n, 2 * n)]
+    return [add(slice_(w, 0, n, 0, n), slice_(w, n, 2 * n, n, 2 * n)),
+            frechet(y.attr, T(a), g)]
 
 
 def _outer(u: Expr, v: Expr) -> Expr:

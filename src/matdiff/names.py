@@ -30,7 +30,8 @@ from .printing import STYLES, Style, render
 from .simplify import cost, rebuild, simplify
 from .templates import Edge, Level, Node, Piece, Renderer, Template
 
-__all__ = ["NamedParts", "Namer", "name_parts", "substitute", "with_names", "Factor",
+__all__ = ["NamedParts", "Namer", "name_parts", "name_factors", "substitute", "with_names",
+           "Factor",
            "FACTORIZATIONS", "factor_style"]
 
 SUM_NAMES = "MNKLUV"           # residuals (sums) ...
@@ -238,7 +239,13 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
         roots = [substitute(r, tiny) for r in roots]
     named = _renamed(_fewest_minus_signs(NamedParts(roots, _dependency_order(defs))),
                      Namer(list(exprs)))
-    namer = Namer(list(exprs))
+    return name_factors(named)
+
+
+def name_factors(named: NamedParts) -> NamedParts:
+    """``named`` with the factorizations its roots and parts use named (names that neither
+    a variable nor a part has)."""
+    namer = Namer(named.roots)
     namer.taken |= {n.name for n, _ in named.parts}
     named.factors = _factors(named.roots + [d for _, d in named.parts], namer)
     return named
