@@ -19,7 +19,7 @@ from typing import Any
 from . import __version__, api
 from .expr import MatdiffError
 
-__all__ = ["main", "parse_shape_option"]
+__all__ = ["main", "parse_shape_option", "read_expression", "protect_dash_expressions"]
 
 
 def parse_shape_option(spec: str) -> tuple[str, list[str]]:
@@ -82,7 +82,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def read_expression(args: argparse.Namespace) -> str:
-    """The expression of a command: its argument, standard input for ``-``, or ``--file``."""
+    """The expression of a command: its argument, standard input for ``-``, or ``--file``
+    (trailing line ends dropped).
+
+    >>> read_expression(argparse.Namespace(expr="x'*A*x", file=None))
+    "x'*A*x"
+    """
     if args.file is not None and args.expr is not None:
         raise MatdiffError(f"give the expression or --file, not both (got {args.expr!r} "
                            f"and --file {args.file})")
@@ -107,7 +112,11 @@ def protect_dash_expressions(parser: argparse.ArgumentParser,
                              argv: Sequence[str]) -> tuple[list[str], set[str]]:
     """``argv`` with each word that starts with ``-`` but is no option (``-x'*A*x``,
     ``-2*x``) marked by a leading space, which argparse takes for a positional argument;
-    and the marked words, to unmark after parsing."""
+    and the marked words, to unmark after parsing.
+
+    >>> protect_dash_expressions(_parser(), ["grad", "--wrt", "x", "-x'*A*x"])[0]
+    ['grad', '--wrt', 'x', " -x'*A*x"]
+    """
     options = {o for a in _all_actions(parser) for o in a.option_strings}
     out, marked = [], set()
     for i, word in enumerate(argv):
