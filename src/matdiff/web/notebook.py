@@ -18,8 +18,9 @@ from matdiff.expr import Expr
 from matdiff.names import name_parts
 
 _latex_to_mathml: Callable[..., str] | None
-try:
-    from latex2mathml.converter import convert as _latex_to_mathml
+try:  # a module, then its function: mypy-clean with and without the web extra
+    import latex2mathml.converter as _converter
+    _latex_to_mathml = _converter.convert
 except ImportError:  # pragma: no cover -- the web extra is not installed
     _latex_to_mathml = None
 
