@@ -27,7 +27,7 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 import matdiff as md
 from matdiff import expr as E
 from matdiff.check import evaluate, random_inputs
-from matdiff.sympy_interop import NO_FORM, SHARED
+from matdiff.sympy_interop import NO_FORM, SHARED, WRITE
 from matdiff.testing import SEED, SHAPES, close, exprs, point
 
 CASES = settings(max_examples=60, deadline=None, derandomize=True,
@@ -319,7 +319,9 @@ def test_every_op_round_trip(op):
 
 
 def test_round_trip_covers_every_shared_op():
-    """The shared subset is SymPy's: every Op but the formulas and the three without a form."""
+    """Every Op has a WRITE row or a reason in NO_FORM; the shared subset is every Op but the
+    four written as formulas and the three without a form."""
+    assert set(WRITE) | set(NO_FORM) == set(E.Op) and not set(WRITE) & set(NO_FORM)
     assert set(E.Op) - SHARED == {E.Op.HDIV, E.Op.LOGDET, E.Op.SUM, E.Op.NORM, *NO_FORM}
 
 
