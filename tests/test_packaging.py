@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
+import sys
 from pathlib import Path
 
 import matdiff
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI (the test extra)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))

@@ -19,17 +19,12 @@ import matdiff as md
 from matdiff.testing import SEED
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "docs" / "tutorial.ipynb"
-SOLVE_TAG = "needs-minimize"
-HAS_MINIMIZE = hasattr(md, "minimize")
 
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    """The notebook after running every cell (in a scratch folder); the solve cell only
-    where ``md.minimize`` exists."""
+    """The notebook after running every cell (in a scratch folder)."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    if not HAS_MINIMIZE:
-        nb.cells = [c for c in nb.cells if SOLVE_TAG not in c.metadata.get("tags", [])]
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path_factory.mktemp("nb"))}})
     here = str(Path(md.__file__).resolve().parent.parent)  # the kernel imports this matdiff
@@ -72,9 +67,6 @@ def test_tutorial_runs(executed):
 
 
 def test_tutorial_solve_cell(executed):
-    if not HAS_MINIMIZE:
-        pytest.skip("md.minimize does not exist yet (its branch is not merged): the "
-                    "tutorial's solve cell was not executed")
     assert "True" in _data(_outputs(executed, "md.minimize"), "text/plain")
 
 
