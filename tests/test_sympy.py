@@ -27,8 +27,9 @@ from sympy.matrices.expressions.matexpr import MatrixElement
 import matdiff as md
 from matdiff import expr as E
 from matdiff.check import evaluate, random_inputs
+from matdiff.strategies import exprs
 from matdiff.sympy_interop import NO_FORM, SHARED, WRITE
-from matdiff.testing import SEED, SHAPES, close, exprs, point
+from matdiff.testing import SEED, SHAPES, close, point
 
 CASES = settings(max_examples=60, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
