@@ -2,13 +2,16 @@
 
 Needs ``pip install playwright`` (its Python package only: no ``playwright install``) and
 ``apt-get install -y chromium`` (marked ``browser``). The seed's result is saved to
-``docs/seed.png``, which the README shows.
+``docs/seed.png``, which the README shows, when MATDIFF_UPDATE_SCREENSHOT=1 (else to a
+temporary file, so the suite leaves the checkout clean).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +29,8 @@ expect = playwright_sync.expect
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "seed.png"
+SCREENSHOT = (Path(__file__).resolve().parents[1] / "docs" if os.environ.get(
+    "MATDIFF_UPDATE_SCREENSHOT") == "1" else Path(tempfile.gettempdir())) / "seed.png"
 WAIT_MS = 30_000
 
 pytestmark = [pytest.mark.web, pytest.mark.browser]

@@ -1,7 +1,10 @@
 """The ``matdiff`` command: a thin shell over the public API.
 
 ``matdiff grad EXPR --wrt X [--wrt Y] [--shape A=m,n] [--format text|unicode|latex|json]``.
-Any bad input prints the message, the expression and a caret to stderr and exits 2.
+EXPR may start with ``-`` (``matdiff grad "-x'*A*x"``); ``-`` reads it from standard input and
+``--file F`` from a file, so a long expression passes no limit of the command line.
+``--format json`` follows ``docs/cli-json.schema.json``. ``matdiff --version`` prints the
+version. Any bad input prints the message, the expression and a caret to stderr and exits 2.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from . import api
+from . import __version__, api
 from .expr import MatdiffError
 from .solve import load_data, solve_spec
 
-__all__ = ["main", "parse_shape_option"]
+__all__ = ["main", "parse_shape_option", "read_expression", "protect_dash_expressions"]
 
 
 def parse_shape_option(spec: str) -> tuple[str, list[str]]:
@@ -58,10 +61,13 @@ _LHS = {  # what → (text, unicode, latex) left-hand sides, {x} the variable
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="matdiff", description="Symbolic matrix calculus.")
+    p.add_argument("--version", action="version", version=f"matdiff {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for what, text in _KINDS.items():
         g = sub.add_parser(what, help=text)
-        g.add_argument("expr", help="the expression, ASCII or LaTeX")
+        g.add_argument("expr", nargs="?", help="the expression, ASCII or LaTeX; - reads it "
+                       "from standard input")
+        g.add_argument("--file", metavar="F", help="read the expression from the file F")
         g.add_argument("--wrt", action="append", default=[], metavar="X",
                        help="variable (repeat for several; default: all)")
         g.add_argument("--shape", action="append", default=[], metavar="NAME=d1,d2",
@@ -84,7 +90,65 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def read_expression(args: argparse.Namespace) -> str:
+    """The expression of a command: its argument, standard input for ``-``, or ``--file``
+    (trailing line ends dropped).
+
+    >>> read_expression(argparse.Namespace(expr="x'*A*x", file=None))
+    "x'*A*x"
+    """
+    if args.file is not None and args.expr is not None:
+        raise MatdiffError(f"give the expression or --file, not both (got {args.expr!r} "
+                           f"and --file {args.file})")
+    if args.file is not None:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as err:
+            raise MatdiffError(f"cannot read --file {args.file}: "
+                               f"{getattr(err, 'strerror', None) or err}") from None
+    elif args.expr == "-":
+        text = sys.stdin.read()
+    elif args.expr is None:
+        raise MatdiffError("no expression: give it as an argument, - to read it from "
+                           "standard input, or --file F")
+    else:
+        text = args.expr
+    return text.rstrip("\r\n")
+
+
+def protect_dash_expressions(parser: argparse.ArgumentParser,
+                             argv: Sequence[str]) -> tuple[list[str], set[str]]:
+    """``argv`` with each word that starts with ``-`` but is no option (``-x'*A*x``,
+    ``-2*x``) marked by a leading space, which argparse takes for a positional argument;
+    and the marked words, to unmark after parsing.
+
+    >>> protect_dash_expressions(_parser(), ["grad", "--wrt", "x", "-x'*A*x"])[0]
+    ['grad', '--wrt', 'x', " -x'*A*x"]
+    """
+    options = {o for a in _all_actions(parser) for o in a.option_strings}
+    out, marked = [], set()
+    for i, word in enumerate(argv):
+        if "--" in argv[:i] or word in ("-", "--") or word in options \
+                or not word.startswith("-") or re.fullmatch(r"--[A-Za-z][\w-]*(=.*)?", word):
+            out.append(word)
+        else:
+            out.append(" " + word)
+            marked.add(" " + word)
+    return out, marked
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    actions = list(parser._actions)
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sub in a.choices.values():
+                actions += _all_actions(sub)
+    return actions
+
+
 def _grad(args: argparse.Namespace) -> int:
+    args.expr = read_expression(args)
     shapes = dict(parse_shape_option(s) for s in args.shape)
     what = args.command
     if args.format in ("numpy", "jax", "torch"):
@@ -219,7 +283,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    words, marked = protect_dash_expressions(parser, sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    for key, value in vars(args).items():
+        if isinstance(value, str) and value in marked:
+            setattr(args, key, value[1:])
     try:
         if args.command in _KINDS:
             return _grad(args)

@@ -2,7 +2,9 @@
 
 Input: an ``Expr`` (hooked as ``Expr._repr_latex_`` / ``_repr_html_``), or the dict of
 ``md.report``. Output: ``$...$`` LaTeX for Jupyter's MathJax, or HTML whose math is MathML
-(from latex2mathml where installed; the escaped LaTeX otherwise). Nothing is evaluated.
+(from latex2mathml where installed; the escaped LaTeX otherwise). An expression large enough
+to have named parts (``matdiff.names``) shows them, ``where M = …``, as the CLI does.
+Nothing is evaluated.
 """
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import matdiff as md
-from matdiff import Expr
+from matdiff.expr import Expr
+from matdiff.names import name_parts
 
 _latex_to_mathml: Callable[..., str] | None
-try:
-    from latex2mathml.converter import convert as _latex_to_mathml
+try:  # a module, then its function: mypy-clean with and without the web extra
+    import latex2mathml.converter as _converter
+    _latex_to_mathml = _converter.convert
 except ImportError:  # pragma: no cover -- the web extra is not installed
     _latex_to_mathml = None
 
 __all__ = ["repr_latex", "repr_html", "report_html", "math_html", "LHS", "KIND_NAMES",
-           "name_latex", "lhs_of"]
+           "name_latex", "lhs_of", "named_latex"]
 
 # What each derivative kind is called, and its left-hand side as (unicode, LaTeX); {x} is
 # the variable's name, {v} the direction of a Hessian-vector product.
@@ -70,9 +74,28 @@ def lhs_of(report: Mapping[str, Any], name: str) -> tuple[str, str]:
     return unicode.format(x=name, v=v), latex.format(x=name_latex(name), v=name_latex(v))
 
 
+def named_latex(expr: Expr) -> tuple[str, list[tuple[str, str]]]:
+    """The LaTeX of ``expr`` over its named parts, and the parts ``[(name, definition)]``.
+
+    >>> f = md.parse("||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2")
+    >>> shown, parts = named_latex(md.grad(f, "R"))
+    >>> [name for name, _ in parts]
+    ['C']
+    """
+    named = name_parts([expr])
+    return md.printing.to_latex(named.roots[0]), [
+        (md.printing.to_latex(n), md.printing.to_latex(d)) for n, d in named.parts]
+
+
 def repr_latex(expr: Expr) -> str:
-    """``Expr._repr_latex_``: the LaTeX of ``expr`` between dollars."""
-    return f"${md.printing.to_latex(expr)}$"
+    """``Expr._repr_latex_``: the LaTeX of ``expr`` between dollars, with its named parts
+    (``where M = …``) in an aligned display when it has some."""
+    shown, parts = named_latex(expr)
+    if not parts:
+        return f"${shown}$"
+    lead = ["\\text{where } "] + ["\\quad "] * (len(parts) - 1)
+    rows = [f"& {shown}"] + [f"& {w}{n} = {d}" for w, (n, d) in zip(lead, parts, strict=True)]
+    return "$$\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}$$"
 
 
 def math_html(latex: str, display: bool = False) -> str:
@@ -139,4 +162,10 @@ def repr_html(obj: Expr | Mapping[str, Any]) -> str:
     """``_repr_html_`` for an ``Expr`` (its formula) or a report (``report_html``)."""
     if isinstance(obj, Mapping):
         return report_html(obj)
-    return math_html(md.printing.to_latex(obj), display=True)
+    shown, parts = named_latex(obj)
+    if not parts:
+        return math_html(shown, display=True)
+    lead = ["where"] + ["&emsp;&emsp;"] * (len(parts) - 1)
+    rows = "".join(f"<div>{w} {math_html(n + ' = ' + d)}</div>"
+                   for w, (n, d) in zip(lead, parts, strict=True))
+    return f'<div class="matdiff-expr">{math_html(shown, display=True)}{rows}</div>'
