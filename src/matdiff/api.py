@@ -309,6 +309,7 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         out["check"] = {n: {"max_rel_error": rep.errors.get(n, float("nan")),
                             "ok": bool(rep.ok)} for n in names}
         for n in names if rep.inconclusive else ():   # not differentiable: never a mismatch
-            out["check"][n]["inconclusive"] = rep.inconclusive
+            out["check"][n].update(max_rel_error=None, verdict="inconclusive",
+                                   reason=rep.inconclusive)
         out["check_sizes"] = rep.sizes
     return out

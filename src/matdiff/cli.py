@@ -201,8 +201,8 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
         lines.append("")
         lines.append(f"check: central finite differences at a random point ({sizes})")
         for name, c in rep["check"].items():
-            if c.get("inconclusive"):    # not differentiable: nothing compared, no verdict
-                lines.append(f"  d/d{name}: inconclusive here: {c['inconclusive']}")
+            if c.get("verdict") == "inconclusive":   # not differentiable: nothing compared
+                lines.append(f"  d/d{name}: inconclusive here: {c['reason']}")
                 continue
             verdict = "OK" if c["ok"] else "MISMATCH"
             lines.append(f"  d/d{name}: max relative error {c['max_rel_error']:.1e}  {verdict}")
