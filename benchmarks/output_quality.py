@@ -78,6 +78,7 @@ SPECTRAL = [
     ("Watson 1992", "||X||_2", "X", RECT, "svd_u1(X)*svd_v1(X)'"),
     ("Watson 1992 + chain", "||X||_2^2", "X", RECT, "2*||X||_2*svd_u1(X)*svd_v1(X)'"),
     ("MC 49 + chain", "det(X)^(1/3)", "X", None, "1/3*det(X)^(1/3)*inv(X)'"),
+    ("MC 49 + chain", "det(X)^(1/n)", "X", {"X": ("k", "k")}, "1/n*det(X)^(1/n)*inv(X)'"),
     ("MC 49 + chain", "det(X)^2", "X", None, "2*det(X)^2*inv(X)'"),
     ("Golub & Pereyra 1973", "tr(A*pinv(X))", "X", {"X": ("m", "n"), "A": ("m", "n")},
      "-pinv(X)'*A'*pinv(X)' + (eye(m) - X*pinv(X))*A*pinv(X)*pinv(X)' "

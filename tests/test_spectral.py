@@ -312,6 +312,8 @@ LITERATURE = [
      "Watson 1992, and the chain rule"),
     ("det-root", "det(X)^(1/3)", "X", None, "1/3*det(X)^(1/3)*inv(X)'",
      "(1/3) det(X)^(1/3) X⁻ᵀ", "Matrix Cookbook (49), and the chain rule"),
+    ("det-nth-root", "det(X)^(1/n)", "X", {"X": ("k", "k")}, "1/n*det(X)^(1/n)*inv(X)'",
+     "det(X)^(n⁻¹) X⁻ᵀ/n", "Matrix Cookbook (49), and the chain rule"),
     ("det-power", "det(X)^2", "X", None, "2*det(X)^2*inv(X)'", "2 det(X)²X⁻ᵀ",
      "Matrix Cookbook (49), and the chain rule"),
     ("adjugate", "tr(adj(X))", "X", None, "(tr(adj(X))*inv(X) - inv(X)*adj(X))'",
@@ -426,3 +428,13 @@ def test_the_adjoint_of_a_frechet_derivative_is_free_of_its_direction() -> None:
         assert e_bar is E.frechet(f, a.T, c)
     steps = md.explain("tr(A*expm(X))", "X").render("unicode")
     assert "L_exp(Xᵀ, Aᵀ) : dX" in steps
+
+
+@pytest.mark.parametrize(("text", "merged"), [
+    ("det(X)*det(X)^(p - 1)", "det(X)^p"), ("det(X)^p*det(X)^q", "det(X)^(p + q)"),
+    ("det(X)^(1/n)*det(X)^2", "det(X)^(n^-1 + 2)"), ("(det(X)^(1/2))^2", "det(X)"),
+    ("det(X)^(1/3)*det(X)", "det(X)^(4/3)"),
+])
+def test_powers_of_a_determinant_merge_into_one_exponent(text: str, merged: str) -> None:
+    shapes = {"X": ("k", "k")}
+    assert str(md.simplify(md.parse(text, shapes=shapes))) == merged

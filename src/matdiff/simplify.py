@@ -205,8 +205,27 @@ def _merge_scalars(e: Expr) -> Expr | None:
     for base, k in list(powers.items()):
         if base.op is Op.SIGN and k.denominator == 1:
             powers[base] = Fraction(k.numerator % 2)
+    _merge_exponents(powers)
     out = _join_scalar(coeff, powers, body, e.shape)
     return None if out is e else out
+
+
+def _merge_exponents(powers: dict[Expr, Fraction]) -> None:
+    """b^p · b^q = b^(p + q) where an exponent is an expression (det(X)·det(X)^(1/n − 1) =
+    det(X)^(1/n)), the factors taken an integer number of times; in place."""
+    exponents: dict[Expr, list[tuple[Expr, Expr]]] = {}
+    for key, k in powers.items():
+        if k.denominator != 1:
+            continue
+        base, p = (key.args[0], key.args[1]) if key.op is Op.POW else (key, E.const(1))
+        exponents.setdefault(base, []).append((key, E.scale(E.const(k), p)))
+    for base, items in exponents.items():
+        if len(items) < 2 or all(p.op is Op.CONST for _, p in items):
+            continue
+        for key, _ in items:
+            del powers[key]
+        merged = E.hpow(base, simplify(E.add(*(p for _, p in items))))
+        powers[merged] = powers.get(merged, Fraction(0)) + 1
 
 
 # ----------------------------------------------------------------------------- sums
