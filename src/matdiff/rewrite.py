@@ -391,6 +391,24 @@ def _call(f: Callable[..., Any], params: frozenset[str], b: Bindings) -> Any:
     return f(**{k: b[k] for k in params})
 
 
+def _template(p: Pat) -> bool:
+    """Can ``p`` be filled in: one Op a node, captures and numbers at the leaves?"""
+    if p.name is not None:  # a capture (its Op and predicate only restrict the match)
+        return p.args is None and type(p) is Pat
+    if p.args is None:
+        return p.ops == {Op.CONST} and p.attr is not ANY and not callable(p.attr)
+    return p.ops is not None and len(p.ops) == 1 and p.where is None and all(
+        isinstance(a, Pat) and _template(a) for a in p.args)
+
+
+def _captures(p: Pat) -> set[str]:
+    names = {p.name} if p.name is not None else set()
+    for a in p.args or ():
+        if isinstance(a, Pat):
+            names |= _captures(a)
+    return names
+
+
 def instantiate(template: Pat, b: Bindings) -> Expr:
     """A template pattern with its captures filled in, built by the smart constructors."""
     if template.name is not None:
@@ -423,8 +441,10 @@ class Rule:
 
     @property
     def reversible(self) -> bool:
-        """Both sides are patterns: the rule is data that a search may apply either way."""
-        return isinstance(self.rewrite, Pat)
+        """Both sides are templates over the same captures: the rule is an equation that a
+        search may apply either way (right to left: match ``rewrite``, fill ``pattern``)."""
+        return isinstance(self.rewrite, Pat) and _template(self.pattern) and \
+            _captures(self.pattern) == _captures(self.rewrite)
 
     @property
     def judged(self) -> bool:

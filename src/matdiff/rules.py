@@ -243,6 +243,8 @@ SCALARS = RuleSet([
     Rule("sign-square-absorbed",                                      # sign(s)² sᵖ = sᵖ, p > 0
          P(Op.SCALE, ..., SIGN_SQUARED, ..., scalar_pw(s, p), ...),
          lambda s, p: E.hpow(s, p), lambda p: p.attr > 0),
+    Rule("sqrt-of-even-power", P(Op.SQRT, P(Op.POW, u, k)),           # √(u²ʲ) = |u|ʲ
+         lambda u, k: E.hpow(E.apply(Op.ABS, u), E.const(k.attr / 2)), lambda k: _even(k)),
     Rule("abs-of-nonneg", P(Op.ABS, u), lambda u: u,                  # |u| = u
          lambda u: is_nonneg(u), "u >= 0"),
     Rule("sign-of-positive", P(Op.SIGN, u), lambda u: E.ones(u.shape),  # sign(u) = 1
