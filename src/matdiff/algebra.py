@@ -14,7 +14,7 @@ Nothing here prints an expression: every order comes from ``order.order_key``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -27,7 +27,7 @@ from .rewrite import build_chain, chain
 __all__ = ["coefficient", "power", "power_of", "hadamard_factors", "leading_factor",
            "trailing_factor", "factor_out", "common_scalar_factor", "sorted_terms",
            "sorted_factors", "sorted_hadamard", "negate_inside", "without", "diagonal_free",
-           "is_symbolic_identity", "join_monomial", "monomial"]
+           "is_symbolic_identity", "join_monomial", "monomial", "common_coefficient"]
 
 ONE = E.const(1)
 
@@ -108,13 +108,10 @@ def factor_out(root: Expr, f: Expr, side: int) -> Expr:
 # ----------------------------------------------------------------------------- orders
 
 def term_key(t: Expr) -> tuple[Any, ...]:
-    """Positive terms first, constants (numbers, ones) last, then the structural order."""
+    """Positive terms first, then negative ones, each with ones last, and a number last of
+    all (where ``add`` puts it); within those, the structural order."""
     cf, rest = coefficient(t)
-    return (cf.attr < 0, rest.op in (Op.CONST, Op.ONES), order_key(rest))
-
-
-def sorted_terms(root: Expr) -> Expr:
-    return E.add(*sorted(root.args, key=term_key))
+    return (rest.op is Op.CONST, cf.attr < 0, rest.op is Op.ONES, order_key(rest))
 
 
 def scalar_key(f: Expr) -> tuple[Any, ...]:
@@ -124,22 +121,38 @@ def scalar_key(f: Expr) -> tuple[Any, ...]:
     return (rank, base.op is not Op.SYMBOL, order_key(base), ex.attr)
 
 
-def sorted_factors(root: Expr) -> Expr:
-    """A chain of scalar factors in canonical order (the matrix body stays last)."""
-    items = chain(root)
-    body = [] if items[-1].is_scalar else [items[-1]]
-    scalars = items[:len(items) - len(body)]
-    return build_chain(Op.SCALE, sorted(scalars, key=scalar_key) + body, root)
-
-
 def hadamard_key(f: Expr) -> tuple[Any, ...]:
     """The masks ``I`` and ``Diag(v)`` first, then the structural order of the bases."""
     base, ex = power(f)
     return (base.op is not Op.IDENTITY, base.op is not Op.DIAGM, order_key(base), ex.attr)
 
 
-def sorted_hadamard(root: Expr) -> Expr:
-    return E.hadamard(*sorted(root.args, key=hadamard_key))
+def _in_order(items: Sequence[Expr], key: Callable[[Expr], Any]) -> list[Expr] | None:
+    """``items`` sorted by ``key``, or None when they already are."""
+    keys = [key(x) for x in items]
+    if all(a <= b for a, b in zip(keys, keys[1:], strict=False)):
+        return None
+    return [items[i] for _, i in sorted(zip(keys, range(len(items)), strict=True))]
+
+
+def sorted_terms(root: Expr) -> Expr | None:
+    """A + B = B + A: the terms of a sum in canonical order."""
+    terms = _in_order(root.args, term_key)
+    return None if terms is None else E.add(*terms)
+
+
+def sorted_factors(root: Expr) -> Expr | None:
+    """ab = ba: a chain of scalar factors in canonical order (the matrix body stays last)."""
+    items = chain(root)
+    body = [] if items[-1].is_scalar else [items[-1]]
+    scalars = _in_order(items[:len(items) - len(body)], scalar_key)
+    return None if scalars is None else build_chain(Op.SCALE, scalars + body, root)
+
+
+def sorted_hadamard(root: Expr) -> Expr | None:
+    """A ⊙ B = B ⊙ A: the factors of a Hadamard product in canonical order."""
+    factors = _in_order(root.args, hadamard_key)
+    return None if factors is None else E.hadamard(*factors)
 
 
 # ----------------------------------------------------------------------------- monomials
@@ -200,6 +213,14 @@ def _even(k: Fraction) -> bool:
 
 def _gcd(a: Fraction, b: Fraction) -> Fraction:
     return Fraction(math.gcd(a.numerator, b.numerator), math.lcm(a.denominator, b.denominator))
+
+
+def common_coefficient(terms: Sequence[Expr]) -> Fraction:
+    """The greatest common divisor of the numeric coefficients of ``terms`` (positive)."""
+    g = Fraction(0)
+    for t in terms:
+        g = _gcd(g, abs(coefficient(t)[0].attr))
+    return g
 
 
 def common_scalar_factor(root: Expr) -> Expr | None:

@@ -16,6 +16,7 @@ from fractions import Fraction
 
 from . import expr as E
 from .expr import Expr, Op
+from .order import unseen
 
 __all__ = ["signs", "is_positive", "is_nonneg", "is_nonzero", "det_positive",
            "NEG", "ZERO", "POS", "ANY_SIGN"]
@@ -57,10 +58,9 @@ def signs(e: Expr) -> int:
     """The signs an entry of ``e`` can take (a set of NEG, ZERO, POS bits); cached."""
     memo = _SIGNS
     if e not in memo:
-        for node in E.toposort([e]):
-            if node not in memo:
-                rule = _RULES.get(node.op)
-                memo[node] = rule(node, [memo[a] for a in node.args]) if rule else ANY_SIGN
+        for node in unseen(e, memo):
+            rule = _RULES.get(node.op)
+            memo[node] = rule(node, [memo[a] for a in node.args]) if rule else ANY_SIGN
     return memo[e]
 
 

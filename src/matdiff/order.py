@@ -18,15 +18,35 @@ whatever the depth of the tree.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
 from . import expr as E
 from .expr import Dim, Expr, Op
 
-__all__ = ["cost", "order_key"]
+__all__ = ["cost", "order_key", "unseen"]
 
 _MINUS_ONE = E.const(-1)
+
+
+def unseen(e: Expr, memo: Mapping[Expr, Any]) -> list[Expr]:
+    """The nodes of ``e`` that are not keys of ``memo``, children before parents; the walk
+    does not enter nodes that are (so a cache costs nothing to consult again)."""
+    out: list[Expr] = []
+    seen: set[Expr] = set()
+    stack: list[tuple[Expr, int]] = [(e, 0)]
+    while stack:
+        node, i = stack.pop()
+        if i == 0 and (node in memo or node in seen):
+            continue
+        if i < len(node.args):
+            stack.append((node, i + 1))
+            stack.append((node.args[i], 0))
+        else:
+            seen.add(node)
+            out.append(node)
+    return out
 _COST: dict[Expr, int] = {}
 
 
@@ -40,9 +60,7 @@ def cost(e: Expr) -> int:
     memo = _COST
     if e in memo:
         return memo[e]
-    for node in E.toposort([e]):
-        if node in memo:
-            continue
+    for node in unseen(e, memo):
         if node.op is Op.SCALE and node.args[0] is _MINUS_ONE:
             memo[node] = memo[node.args[1]]
         elif not node.args:
@@ -85,9 +103,8 @@ def order_key(e: Expr) -> Key:
     key = _KEY.get(e)
     if key is not None:
         return key
-    for node in E.toposort([e]):
-        if node not in _KEY:
-            _KEY[node] = _key_of(node)
+    for node in unseen(e, _KEY):
+        _KEY[node] = _key_of(node)
     return _KEY[e]
 
 

@@ -94,12 +94,18 @@ def chain(e: Expr) -> tuple[Expr, ...]:
     """
     if e.op is not Op.SCALE:
         return e.args
-    out = []
-    while e.op is Op.SCALE:
-        out.append(e.args[0])
-        e = e.args[1]
-    out.append(e)
-    return tuple(out)
+    items = _CHAINS.get(e)
+    if items is None:
+        out, node = [], e
+        while node.op is Op.SCALE:
+            out.append(node.args[0])
+            node = node.args[1]
+        out.append(node)
+        items = _CHAINS[e] = tuple(out)
+    return items
+
+
+_CHAINS: dict[Expr, tuple[Expr, ...]] = {}  # interned nodes: chains are cached
 
 
 def build_chain(op: Op, items: Sequence[Expr], like: Expr) -> Expr:
@@ -158,7 +164,7 @@ class Pat:
     [['X']]
     """
 
-    __slots__ = ("ops", "args", "attr", "name", "where", "splice", "simple", "_ids")
+    __slots__ = ("ops", "args", "attr", "name", "where", "splice", "simple", "_ids", "_seq")
     simple: bool
 
     def __init__(self, op: Op | Iterable[Op] | None = None,
@@ -174,7 +180,8 @@ class Pat:
         self.name = name
         self.where = where
         wild = self.args is not None and any(a is ... or isinstance(a, Seq) for a in self.args)
-        self.splice = wild and not any(isinstance(a, Seq) for a in self.args or ())
+        self._seq = any(isinstance(a, Seq) for a in self.args or ())
+        self.splice = wild and not self._seq
         # A simple pattern matches in at most one way: no wildcards, no sums or Hadamard
         # products (whose items match in any order) with fixed arguments.
         self.simple = self.args is None or not wild and all(
@@ -197,8 +204,12 @@ class Pat:
         arguments of fixed arity (no captures, no predicates)."""
         if self._ids is not None and id(e.op) not in self._ids:
             return False
-        if self.args is None or self.splice or any(isinstance(a, Seq) for a in self.args):
+        if self.args is None or self._seq:
             return True
+        if self.splice:  # each item with an Op has a candidate somewhere in the chain
+            ops = {id(x.op) for x in chain(e)}
+            return all(not ops.isdisjoint(p._ids) for p in self.args
+                       if isinstance(p, Pat) and p._ids is not None)
         if len(e.args) != len(self.args):
             return False
         if id(e.op) in _COMMUTATIVE:
@@ -249,7 +260,7 @@ class Pat:
             if bound is None:
                 b = {**b, self.name: e}
         assert self.args is not None
-        wild = self.splice or any(isinstance(a, Seq) for a in self.args)
+        wild = self.splice or self._seq
         items = chain(e) if wild else e.args
         if not wild and len(items) != len(self.args):
             return
@@ -282,7 +293,9 @@ def _match_bag(pats: list[Pat], items: tuple[Expr, ...], b: Bindings,
     the items left over). Each pattern is matched to every item once; the matches are then
     joined on the capture names they share (a hash join), so ``cX + … + dX`` costs time
     linear in the number of terms."""
-    found = []
+    found: list[dict[tuple[Expr, ...], list[tuple[int, Bindings]]]] = []
+    shared: list[tuple[str, ...]] = []
+    named = set(b)
     for p in pats:
         if p.simple:
             cands = [(j, bj) for j, item in enumerate(items)
@@ -291,26 +304,25 @@ def _match_bag(pats: list[Pat], items: tuple[Expr, ...], b: Bindings,
             cands = [(j, bj) for j, item in enumerate(items) for bj, _ in p.match_items(item, b)]
         if not cands:
             return
-        found.append(cands)
-    yield from _join(found, 0, b, pos, set(b))
+        keys = tuple(sorted(named.intersection(cands[0][1])))  # names bound before p
+        index: dict[tuple[Expr, ...], list[tuple[int, Bindings]]] = {}
+        for j, bj in cands:  # the matches of p by the values of the names it shares
+            index.setdefault(tuple(bj[n] for n in keys), []).append((j, bj))
+        found.append(index)
+        shared.append(keys)
+        named.update(cands[0][1])
+    yield from _join(found, shared, 0, b, pos)
 
 
-def _join(found: list[list[tuple[int, Bindings]]], k: int, acc: Bindings,
-          pos: tuple[int, ...], named: set[str],
-          index: dict[int, dict[tuple[Expr, ...], list[tuple[int, Bindings]]]] | None = None
-          ) -> Iterator[tuple[Bindings, tuple[int, ...]]]:
+def _join(found: list[dict[tuple[Expr, ...], list[tuple[int, Bindings]]]],
+          shared: list[tuple[str, ...]], k: int, acc: Bindings,
+          pos: tuple[int, ...]) -> Iterator[tuple[Bindings, tuple[int, ...]]]:
     if k == len(found):
         yield acc, pos
         return
-    index = {} if index is None else index
-    shared = tuple(sorted(named.intersection(found[k][0][1])))
-    if k not in index:  # the matches of pattern k by the values of the names it shares
-        index[k] = {}
-        for j, bj in found[k]:
-            index[k].setdefault(tuple(bj[n] for n in shared), []).append((j, bj))
-    for j, bj in index[k].get(tuple(acc[n] for n in shared), ()):
+    for j, bj in found[k].get(tuple(acc[n] for n in shared[k]), ()):
         if j not in pos:
-            yield from _join(found, k + 1, {**acc, **bj}, pos + (j,), named.union(bj), index)
+            yield from _join(found, shared, k + 1, {**acc, **bj}, pos + (j,))
 
 
 def _match_run(pats: tuple[Any, ...], i: int, items: tuple[Expr, ...], j: int, b: Bindings,
@@ -433,11 +445,18 @@ class Rule:
     domain: str = ALL
     _rw: frozenset[str] = field(init=False, repr=False)
     _gd: frozenset[str] = field(init=False, repr=False)
+    judged: bool = field(init=False, repr=False)
+    whole: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         rw = frozenset() if isinstance(self.rewrite, Pat) else _params(self.rewrite)
         object.__setattr__(self, "_rw", rw)
         object.__setattr__(self, "_gd", _params(self.guard))
+        # judged: the guard takes ``new`` and so judges the result; a choice made by cost
+        object.__setattr__(self, "judged", "new" in self._gd)
+        # whole: the rewrite gives the whole new node (it takes ``root``), not only the
+        # replacement of the items that a ``...`` pattern matched
+        object.__setattr__(self, "whole", "root" in rw or not self.pattern.splice)
 
     @property
     def reversible(self) -> bool:
@@ -446,24 +465,19 @@ class Rule:
         return isinstance(self.rewrite, Pat) and _template(self.pattern) and \
             _captures(self.pattern) == _captures(self.rewrite)
 
-    @property
-    def judged(self) -> bool:
-        """The guard judges the result (it takes ``new``): a choice made by cost."""
-        return "new" in self._gd
-
-    @property
-    def whole(self) -> bool:
-        """The rewrite gives the whole new node (it takes ``root``), not only the
-        replacement of the items a ``...`` pattern matched."""
-        return "root" in self._rw or not self.pattern.splice
-
     def candidates(self, node: Expr, finish: Callable[[Expr], Expr]) -> Iterator[Expr]:
         """The rewritten forms of ``node``, one per match that passes the guard, each with
         its arguments rewritten by ``finish`` (the rewriter's own recursion)."""
         if not self.pattern.quick(node):
             return
+        if self.pattern.simple:
+            one = self.pattern.match_one(node, {})
+            matches: Iterable[tuple[Bindings, tuple[int, ...]]] = () if one is None else \
+                ((one, ()),)
+        else:
+            matches = self.pattern.match_items(node, {})
         seen: set[Expr] = set()
-        for b, pos in self.pattern.match_items(node, {}):
+        for b, pos in matches:
             b["root"] = node
             if self.guard is not None and not self.judged and not _call(self.guard, self._gd, b):
                 continue
@@ -516,6 +530,7 @@ class RuleSet:
             for op in r.pattern.ops if r.pattern.ops is not None else tuple(Op):
                 index.setdefault(op, []).append(r)
         self._index = {id(op): tuple(rs) for op, rs in index.items()}
+        self._groups: dict[int, tuple[tuple[Rule, ...], ...]] = {}
 
     def __add__(self, other: RuleSet) -> RuleSet:
         return RuleSet(self.rules + other.rules)
@@ -538,6 +553,20 @@ class RuleSet:
 
     def for_op(self, op: Op) -> tuple[Rule, ...]:
         return self._index.get(id(op), ())
+
+    def groups_for(self, op: Op) -> tuple[tuple[Rule, ...], ...]:
+        """The rules for ``op`` in table order, each run of rules judged by cost as one
+        group (a choice), every other rule alone."""
+        groups = self._groups.get(id(op))
+        if groups is None:
+            out: list[list[Rule]] = []
+            for r in self.for_op(op):
+                if out and r.judged and out[-1][-1].judged:
+                    out[-1].append(r)
+                else:
+                    out.append([r])
+            groups = self._groups[id(op)] = tuple(tuple(g) for g in out)
+        return groups
 
 
 # ----------------------------------------------------------------------------- the rewriter
@@ -606,14 +635,12 @@ class _Pass:
     def step(self, node: Expr) -> tuple[Expr, list[str]] | None:
         """The first rule that fires, in table order; a run of rules judged by cost is one
         choice: every candidate of every rule in it is made, and the cheapest is kept."""
-        rules = self.rules.for_op(node.op)
-        i = 0
-        while i < len(rules):
-            group = [rules[i]]
-            while rules[i].judged and i + len(group) < len(rules) and \
-                    rules[i + len(group)].judged:
-                group.append(rules[i + len(group)])
-            i += len(group)
+        for group in self.rules.groups_for(node.op):
+            if len(group) == 1 and not group[0].judged and self.trace is None:
+                out = group[0].apply(node, self.finish)  # the common case, without a trace
+                if out is not None:
+                    return out, []
+                continue
             best: tuple[Expr, list[str]] | None = None
             for rule in group:
                 for out, names in self.tried(rule, node):

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from . import expr as E
 from .algebra import (
     coefficient,
+    common_coefficient,
     common_scalar_factor,
     diagonal_free,
     factor_out,
@@ -160,7 +161,6 @@ def _add_blocks(M: Expr, N: Expr) -> Expr:  # noqa: N803
 
 
 SUMS = RuleSet([
-    Rule("sort-terms", Pat(Op.ADD), sorted_terms),                    # A + B = B + A
     Rule("expand-scaled-sum", P(Op.ADD, ..., P(Op.SCALE, c, Pat(Op.ADD, name="V")), ...),
          lambda c, V: tuple(E.scale(c, t) for t in V.args)),          # c(A + B) = cA + cB
     Rule("collect-terms", P(Op.ADD, ..., term(c, X), ..., term(d, X), ...),  # cX + dX = (c+d)X
@@ -176,6 +176,7 @@ SUMS = RuleSet([
     Rule("factor-right", P(Op.ADD, ..., last(F), ..., last(F), ...),  # XA + YA = (X + Y)A
          lambda root, F: factor_out(root, F, -1), cheaper),
     Rule("factor-scalar", Pat(Op.ADD), common_scalar_factor, cheaper),  # sX + sY = s(X + Y)
+    Rule("sort-terms", Pat(Op.ADD), sorted_terms),                    # A + B = B + A
 ])
 
 
@@ -203,6 +204,24 @@ def _join(X: Expr, Y: Expr, p: Expr, q: Expr) -> Expr:  # noqa: N803
     return E.hpow(E.scale(E.hpow(X, E.const(-p.attr)), E.hpow(Y, E.const(-q.attr))), -1)
 
 
+def _has_common_coefficient(e: Expr) -> bool:
+    return common_coefficient(e.args) not in (0, 1)
+
+
+def _divided(V: Expr) -> tuple[Expr, Expr]:  # noqa: N803
+    """A sum ``gA + gB`` as (g, A + B), g the common coefficient of its terms."""
+    g = common_coefficient(V.args)
+    return E.const(g), E.add(*(E.scale(E.const(1 / g), t) for t in V.args))
+
+
+def _pull_coefficient(c: Expr, V: Expr) -> Expr:  # noqa: N803
+    g, rest = _divided(V)
+    return E.scale(E.const(c.attr * g.attr), rest)
+
+
+SUM_WITH_COEFFICIENT = Pat(Op.ADD, name="V", where=_has_common_coefficient)
+
+
 def _flip(c: Expr, X: Expr) -> Expr | None:  # noqa: N803
     flipped = negate_inside(X)
     return None if flipped is None else E.scale(E.const(-c.attr), flipped)
@@ -212,7 +231,6 @@ SIGN_SQUARED = P(Op.POW, P(Op.SIGN, s), const(2))
 POWER_OF_POWER = P(Op.POW, P(Op.POW, u, p), q)
 
 SCALARS = RuleSet([
-    Rule("sort-scalar-factors", Pat(Op.SCALE), sorted_factors),       # ab = ba
     Rule("merge-powers", P(Op.SCALE, ..., scalar_pw(X, p), ..., scalar_pw(X, q), ...),
          lambda X, p, q: E.hpow(X, E.const(p.attr + q.attr))),        # xᵖ xᵠ = xᵖ⁺ᵠ
     Rule("join-reciprocals", P(Op.SCALE, ..., reciprocal(X, p), ..., reciprocal(Y, q), ...),
@@ -249,8 +267,11 @@ SCALARS = RuleSet([
          lambda u: is_nonneg(u), "u >= 0"),
     Rule("sign-of-positive", P(Op.SIGN, u), lambda u: E.ones(u.shape),  # sign(u) = 1
          lambda u: is_positive(u), "u > 0"),
+    Rule("coefficient-into-scale",                                    # c(gA + gB) = (cg)(A + B)
+         P(Op.SCALE, c, SUM_WITH_COEFFICIENT), _pull_coefficient),
     Rule("flip-difference", P(Op.SCALE, Pat(Op.CONST, attr=lambda a: a < 0, name="c"), X),
          _flip),                                                      # −c(Y − X) = c(X − Y)
+    Rule("sort-scalar-factors", Pat(Op.SCALE), sorted_factors),       # ab = ba
 ])
 
 
@@ -282,6 +303,9 @@ PRODUCTS = RuleSet([
          P(Op.MATMUL, Seq("pre"), var("s", lambda e: e.is_scalar), Seq("post")),
          lambda s, pre, post: E.scale(s, E.matmul(*pre, *post)),
          lambda pre, post: any(not f.is_scalar for f in pre + post)),
+    Rule("coefficient-out-of-factor",                                 # A(gX + gY) = g A(X + Y)
+         P(Op.MATMUL, Seq("pre"), SUM_WITH_COEFFICIENT, Seq("post")),
+         lambda pre, V, post: E.scale(_divided(V)[0], E.matmul(*pre, _divided(V)[1], *post))),
     Rule("mixed-product", P(Op.MATMUL, ..., P(Op.KRON, A, B), P(Op.KRON, C, D), ...),
          P(Op.KRON, P(Op.MATMUL, A, C), P(Op.MATMUL, B, D)),
          _kron_conform),                                              # (A⊗B)(C⊗D) = AC⊗BD  MC 511
@@ -331,7 +355,6 @@ def _cancel_quotient(root: Expr, n: Expr, d: Expr, X: Expr, p: Expr, q: Expr) ->
 EXP_U = P(Op.EXP, U)
 
 HADAMARD = RuleSet([
-    Rule("sort-hadamard-factors", Pat(Op.HADAMARD), sorted_hadamard),  # A ⊙ B = B ⊙ A
     Rule("hadamard-merge-powers",                                      # X∘ᵖ ⊙ X∘ᵠ = X∘⁽ᵖ⁺ᵠ⁾
          P(Op.HADAMARD, ..., hadamard_pw(X, p), ..., hadamard_pw(X, q), ...),
          lambda X, p, q: E.hpow(X, E.const(p.attr + q.attr))),
@@ -362,6 +385,7 @@ HADAMARD = RuleSet([
          lambda U, pre, post: E.hadamard(E.apply(Op.SIGMOID, U), *pre, *post)),
     Rule("diagonal-part", P(Op.DIAGM, P(Op.DIAG, X)),                 # Diag(diag X) = I ⊙ X
          lambda X: E.hadamard(E.eye(X.rows), X)),
+    Rule("sort-hadamard-factors", Pat(Op.HADAMARD), sorted_hadamard),  # A ⊙ B = B ⊙ A
 ])
 
 
