@@ -494,7 +494,7 @@ def test_order_key_of_deep_trees_compares_without_recursion() -> None:
 
 
 def test_rule_sets_compose_by_object() -> None:
-    groups = [S.TRANSPOSES, S.SUMS, S.SCALARS, S.PRODUCTS, S.HADAMARD, S.FUNCTIONS]
+    groups = [S.TRANSPOSES, S.SUMS, S.SCALARS, S.POWERS, S.PRODUCTS, S.HADAMARD, S.FUNCTIONS]
     assert list(S.RULES) == [r for g in groups for r in g]
     without = S.RULES - S.TRANSPOSES
     assert len(without) == len(S.RULES) - len(S.TRANSPOSES)

@@ -1,27 +1,37 @@
 """Rewrite rules as data: patterns over ``Expr``, named rules, rule sets, and the rewriter.
 
-A pattern (``Pat``) describes a node: its ``Op`` (or one of several), its arguments
-(sub-patterns), its attribute, a predicate on the node, and a capture name. A capture name
-used twice must bind the same node, so ``Pat(Op.ADD, [X, X])`` with ``X = var("X")`` matches
-``A + A`` only. The arguments of the n-ary operations (sums, matrix products, Hadamard
-products, and the chain ``a·(b·(c·X))`` of scalar factors, read as ``[a, b, c, X]``) may
-contain sequence wildcards: ``...`` matches any run of arguments, ``Seq("rest")`` does the
-same and captures the run as a tuple. Items between two wildcards are found anywhere in the
-chain; adjacent items must be adjacent. Sums and Hadamard products are kept in a canonical
-order, so a pattern names its items in that order and no permutations are ever tried.
+Patterns. ``Pat(op, args, attr=, name=, where=)`` describes a node: its ``Op`` (or one of
+several), its arguments (sub-patterns), its attribute (a value or a predicate), a predicate
+on the node, and a capture name. A name captured twice must bind the same node, so
+``Pat(Op.ADD, [X, X.T])`` with ``X = var("X")`` matches ``A + Aᵀ`` only. The arguments of
+the n-ary operations (sums, matrix products, Hadamard products, and the chain
+``a·(b·(c·X))`` of scalar factors, read as ``[a, b, c, X]``) may contain sequence
+wildcards: ``...`` matches any run of arguments and ``Seq("rest")`` captures the run.
+In a matrix product the items keep their order (``[..., A, B, ...]`` is two adjacent
+factors anywhere in the chain). Sums, Hadamard products and scalar chains commute and are
+kept in a canonical order, so their items are found anywhere without trying permutations:
+each item is matched once against each argument, and the matches are joined on the names
+they share (``[..., cX, ..., dX, ...]`` costs time linear in the number of terms). A
+``View`` reads a node in a normal form of its own (a term as coefficient and rest, a factor
+as base and exponent).
 
-``Rule(name, pattern, rewrite, guard, domain)`` is one identity. ``rewrite`` is a function of
-the captures, passed by keyword (``lambda A, B: ...``; ``root`` is the matched node), or a
-template ``Pat`` whose captures are filled in, which makes the rule reversible data. When the
-pattern's arguments contain an anonymous ``...``, the rewrite gives the replacement of the
-matched items only (one node, or a tuple of nodes); the rest of the chain stays where it was.
-``guard`` is a predicate over the same keywords; a guard that takes ``new`` is called with the
-candidate result (its arguments already rewritten), so ``cost(new) < cost(root)`` is a guard.
-``domain`` states where the identity holds; a rule whose domain is not "all" has a guard that
-checks it. ``RuleSet``s compose with ``+`` and ``-``. ``rewrite_fixpoint`` runs a rule set
-bottom-up to a fixed point.
+Rules. ``Rule(name, pattern, rewrite, guard, domain)`` is one identity. ``rewrite`` is a
+function of the captures, passed by keyword as in tinygrad (``lambda A, B: ...``), or a
+template ``Pat`` whose captures are filled in; a rule whose two sides are templates over the
+same captures is ``reversible``: an equation a search may apply either way. With an
+anonymous ``...`` in the pattern, the rewrite gives the replacement of the matched items
+only (a node or a tuple of nodes) and the rest of the chain stays; a rewrite that takes
+``root`` (the matched node) gives the whole new node. ``guard`` is a predicate over the same
+keywords; a guard that takes ``new`` judges the candidate result (its arguments already
+rewritten), as ``cost(new) < cost(root)`` does. ``domain`` states where the identity holds;
+one that is not ``ALL`` is checked by the guard.
+
+Rewriting. ``RuleSet``s compose with ``+`` and ``-`` and index their rules by the Op at the
+root of the pattern. ``rewrite_fixpoint`` rewrites bottom-up until nothing fires: at each
+node the first rule in table order that fires wins, except that consecutive rules judged by
+cost form one choice, where every candidate of every such rule is made and the cheapest
+(``order.cost``) is kept.
 """
-
 from __future__ import annotations
 
 import inspect
@@ -35,8 +45,8 @@ from . import expr as E
 from .expr import Expr, Op
 from .order import cost
 
-__all__ = ["Pat", "Seq", "var", "Rule", "RuleSet", "rewrite_fixpoint", "rebuild", "BUILD",
-           "chain", "build_chain", "ALL"]
+__all__ = ["Pat", "Seq", "View", "var", "Rule", "RuleSet", "rewrite_fixpoint", "rebuild",
+           "instantiate", "BUILD", "chain", "build_chain", "ALL", "COMMUTATIVE"]
 
 Bindings = dict[str, Any]
 ALL = "all"  # the domain of an identity that holds wherever its left side is defined
@@ -148,9 +158,6 @@ class Seq:
 
     def __repr__(self) -> str:
         return f"*{self.name}"
-
-
-Item = "Pat | Seq | EllipsisType"
 
 
 class Pat:
@@ -353,8 +360,18 @@ def var(name: str, where: Callable[[Expr], bool] | None = None) -> Pat:
 
 
 class View(Pat):
-    """A pattern that reads a node in a normal form of its own (``c·X`` as a coefficient and
-    a rest, ``X∘p`` as a base and an exponent): ``read`` gives ``{name: node}`` or None."""
+    """A pattern that reads a node in a normal form of its own: ``read(node)`` gives the
+    node's parts (``2X`` as the coefficient and the rest ``(2, X)``, ``x`` as the base and
+    exponent ``(x, 1)``), or None; ``parts`` are the patterns those parts must match.
+
+    >>> term = View(lambda e: (e.args[0], e.args[1]) if e.op is Op.SCALE else (E.const(1), e),
+    ...             Pat(Op.CONST, name="c"), var("X"))
+    >>> A = E.sym("A", ("n", "n"))
+    >>> [(str(b["c"]), str(b["X"])) for b in term.match(2 * A)]
+    [('2', 'A')]
+    >>> [str(b["c"]) for b in term.match(A)]
+    ['1']
+    """
 
     __slots__ = ("read", "parts", "_read")
 

@@ -44,8 +44,8 @@ from .expr import Expr, Op
 from .order import cost, order_key
 from .rewrite import Pat, Rule, RuleSet, Seq, View, build_chain, chain, var
 
-__all__ = ["RULES", "TRANSPOSES", "SUMS", "SCALARS", "PRODUCTS", "HADAMARD", "FUNCTIONS",
-           "cheaper"]
+__all__ = ["RULES", "TRANSPOSES", "SUMS", "SCALARS", "POWERS", "PRODUCTS", "HADAMARD",
+           "FUNCTIONS", "cheaper"]
 
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -238,6 +238,22 @@ SCALARS = RuleSet([
     Rule("cancel-reciprocal",                                         # xᵖ (xᵠ r)⁻¹ = xᵖ⁻ᵠ r⁻¹
          P(Op.SCALE, ..., P(Op.POW, P(Op.SCALE, ..., scalar_pw(X, q, name="xq"), ..., name="D"),
                             const(-1)), ..., scalar_pw(X, p), ...), _cancel),
+    Rule("abs-as-sign", P(Op.SCALE, ..., pw(P(Op.ABS, s), k), ...),   # |s|ᵏ = sᵏ sign(s)ᵏ, k ∈ ℤ
+         lambda s, k: (E.hpow(s, k), E.hpow(E.apply(Op.SIGN, s), k)), _abs_expands),
+    Rule("sign-square-absorbed",                                      # sign(s)² sᵖ = sᵖ, p > 0
+         P(Op.SCALE, ..., SIGN_SQUARED, ..., scalar_pw(s, p), ...),
+         lambda s, p: E.hpow(s, p), lambda p: p.attr > 0),
+    Rule("coefficient-into-scale",                                    # c(gA + gB) = (cg)(A + B)
+         P(Op.SCALE, c, SUM_WITH_COEFFICIENT), _pull_coefficient),
+    Rule("flip-difference", P(Op.SCALE, Pat(Op.CONST, attr=lambda a: a < 0, name="c"), X),
+         _flip),                                                      # −c(Y − X) = c(X − Y)
+    Rule("sort-scalar-factors", Pat(Op.SCALE), sorted_factors),       # ab = ba
+])
+
+
+# ----------------------------------------------------------------------------- powers, |.|, sign
+
+POWERS = RuleSet([
     Rule("power-of-product", P(Op.POW, P(Op.SCALE, Seq("pre"), u, Seq("post")), p),
          lambda p, u, pre, post: E.scale(E.hpow(u, p), E.hpow(_product(pre + post), p)),
          _power_splits, "p ∈ ℤ, or u > 0, or r > 0, or u, r >= 0"),  # (ur)ᵖ = uᵖ rᵖ
@@ -250,28 +266,18 @@ SCALARS = RuleSet([
          lambda p, q: _even(p) and not _integer(q)),
     Rule("abs-even-power", P(Op.POW, P(Op.ABS, u), k),                # |u|ᵏ = uᵏ, k ∈ 2ℤ
          P(Op.POW, u, k), lambda k: _even(k)),
-    Rule("abs-as-sign", P(Op.SCALE, ..., pw(P(Op.ABS, s), k), ...),   # |s|ᵏ = sᵏ sign(s)ᵏ, k ∈ ℤ
-         lambda s, k: (E.hpow(s, k), E.hpow(E.apply(Op.SIGN, s), k)), _abs_expands),
     Rule("sign-odd-power", P(Op.POW, P(Op.SIGN, s), k),               # sign(s)²ʲ⁺¹ = sign(s)
          P(Op.SIGN, s), lambda k: _integer(k) and k.attr % 2 == 1 and k.attr != 1),
     Rule("sign-even-power", P(Op.POW, P(Op.SIGN, s), k),              # sign(s)²ʲ = sign(s)²
          P(Op.POW, P(Op.SIGN, s), const(2)), lambda k: _even(k) and k.attr not in (0, 2)),
     Rule("sign-square", SIGN_SQUARED, lambda s: E.ones(s.shape),      # sign(s)² = 1
          lambda s: is_nonzero(s), "s ≠ 0"),
-    Rule("sign-square-absorbed",                                      # sign(s)² sᵖ = sᵖ, p > 0
-         P(Op.SCALE, ..., SIGN_SQUARED, ..., scalar_pw(s, p), ...),
-         lambda s, p: E.hpow(s, p), lambda p: p.attr > 0),
     Rule("sqrt-of-even-power", P(Op.SQRT, P(Op.POW, u, k)),           # √(u²ʲ) = |u|ʲ
          lambda u, k: E.hpow(E.apply(Op.ABS, u), E.const(k.attr / 2)), lambda k: _even(k)),
     Rule("abs-of-nonneg", P(Op.ABS, u), lambda u: u,                  # |u| = u
          lambda u: is_nonneg(u), "u >= 0"),
     Rule("sign-of-positive", P(Op.SIGN, u), lambda u: E.ones(u.shape),  # sign(u) = 1
          lambda u: is_positive(u), "u > 0"),
-    Rule("coefficient-into-scale",                                    # c(gA + gB) = (cg)(A + B)
-         P(Op.SCALE, c, SUM_WITH_COEFFICIENT), _pull_coefficient),
-    Rule("flip-difference", P(Op.SCALE, Pat(Op.CONST, attr=lambda a: a < 0, name="c"), X),
-         _flip),                                                      # −c(Y − X) = c(X − Y)
-    Rule("sort-scalar-factors", Pat(Op.SCALE), sorted_factors),       # ab = ba
 ])
 
 
@@ -438,4 +444,4 @@ FUNCTIONS = RuleSet([
          P(Op.SCALE, s, P(Op.SUM, A))),
 ])
 
-RULES = TRANSPOSES + SUMS + SCALARS + PRODUCTS + HADAMARD + FUNCTIONS
+RULES = TRANSPOSES + SUMS + SCALARS + POWERS + PRODUCTS + HADAMARD + FUNCTIONS

@@ -22,10 +22,10 @@ from __future__ import annotations
 from .expr import Expr
 from .order import cost, order_key
 from .rewrite import BUILD, Rule, RuleSet, rebuild, rewrite_fixpoint
-from .rules import FUNCTIONS, HADAMARD, PRODUCTS, RULES, SCALARS, SUMS, TRANSPOSES
+from .rules import FUNCTIONS, HADAMARD, POWERS, PRODUCTS, RULES, SCALARS, SUMS, TRANSPOSES
 
-__all__ = ["simplify", "RULES", "TRANSPOSES", "SUMS", "SCALARS", "PRODUCTS", "HADAMARD",
-           "FUNCTIONS", "cost", "order_key", "Rule", "RuleSet", "rebuild"]
+__all__ = ["simplify", "RULES", "TRANSPOSES", "SUMS", "SCALARS", "POWERS", "PRODUCTS",
+           "HADAMARD", "FUNCTIONS", "cost", "order_key", "Rule", "RuleSet", "rebuild"]
 
 _BUILD = BUILD  # every non-leaf Op can be rebuilt (the Op-coverage test reads this table)
 
