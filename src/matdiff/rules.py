@@ -2,9 +2,9 @@
 
 Each row is ``Rule(name, pattern, rewrite, guard, domain)`` (the pattern language is in
 ``rewrite``) with the identity as a trailing comment and a source where one applies:
-Petersen & Pedersen, *The Matrix Cookbook* (MC, equation numbers) and Magnus & Neudecker,
-*Matrix Differential Calculus* (MN). A rewrite written as a pattern (a template) makes the
-rule data that a search can apply in either direction.
+Petersen & Pedersen, *The Matrix Cookbook*, 2012 (MC, equation or section numbers) and
+Magnus & Neudecker, *Matrix Differential Calculus* (MN). A rewrite written as a pattern (a
+template) makes the rule data that a search can apply in either direction.
 
 Domains: an identity that holds wherever its left side is defined (``x·x⁻¹ = 1``,
 ``(AB)⁻¹ = B⁻¹A⁻¹``) has the domain "all". Any other states its domain, and its guard asks
@@ -110,9 +110,9 @@ def _product(fs: Sequence[Expr]) -> Expr:
 # ----------------------------------------------------------------------------- transposes
 
 TRANSPOSES = RuleSet([
-    Rule("transpose-of-product", T(P(Op.MATMUL, Seq("fs"))),          # (AB)ᵀ = BᵀAᵀ  MC 2
+    Rule("transpose-of-product", T(P(Op.MATMUL, Seq("fs"))),          # (AB)ᵀ = BᵀAᵀ  MC 5
          lambda fs: E.matmul(*(E.T(f) for f in reversed(fs)))),
-    Rule("transpose-of-sum", T(P(Op.ADD, Seq("ts"))),                 # (A + B)ᵀ = Aᵀ + Bᵀ  MC 3
+    Rule("transpose-of-sum", T(P(Op.ADD, Seq("ts"))),                 # (A + B)ᵀ = Aᵀ + Bᵀ  MC 4
          lambda ts: E.add(*(E.T(t) for t in ts)), cheaper),
     Rule("transpose-of-hadamard", T(P(Op.HADAMARD, Seq("fs"))),        # (A ⊙ B)ᵀ = Aᵀ ⊙ Bᵀ
          lambda fs: E.hadamard(*(E.T(f) for f in fs))),
@@ -124,14 +124,14 @@ TRANSPOSES = RuleSet([
          lambda f, A: E.apply(f.op, E.T(A)), cheaper),
     Rule("transpose-of-matrix-power", T(P(Op.MATPOW, A, name="Ak")),   # (Aᵏ)ᵀ = (Aᵀ)ᵏ
          lambda Ak, A: E.matpow(E.T(A), Ak.attr), cheaper),
-    Rule("transpose-of-kron", T(P(Op.KRON, A, B)),                     # (A ⊗ B)ᵀ = Aᵀ ⊗ Bᵀ  MC 507
+    Rule("transpose-of-kron", T(P(Op.KRON, A, B)),                # (A ⊗ B)ᵀ = Aᵀ ⊗ Bᵀ  MC 10.2.1
          P(Op.KRON, T(A), T(B))),
     Rule("transpose-of-diagonal", T(P(Op.DIAGM, A)),                   # Diag(a)ᵀ = Diag(a)
          P(Op.DIAGM, A)),
     Rule("transpose-of-block", T(Pat(Op.BLOCK, name="M")),  # [A B; C D]ᵀ = [Aᵀ Cᵀ; Bᵀ Dᵀ]
          lambda M: E.block([[E.T(M.args[i * M.attr[1] + j]) for i in range(M.attr[0])]
                             for j in range(M.attr[1])])),
-    Rule("transpose-of-inverse", T(P(Op.INV, A)),                      # (A⁻¹)ᵀ = (Aᵀ)⁻¹  MC 5
+    Rule("transpose-of-inverse", T(P(Op.INV, A)),                      # (A⁻¹)ᵀ = (Aᵀ)⁻¹  MC 3
          P(Op.INV, T(A)), lambda A: A.op is not Op.SYMBOL or A.symmetric),  # X⁻ᵀ stays
 ])
 
@@ -314,10 +314,10 @@ PRODUCTS = RuleSet([
          lambda pre, V, post: E.scale(_divided(V)[0], E.matmul(*pre, _divided(V)[1], *post))),
     Rule("mixed-product", P(Op.MATMUL, ..., P(Op.KRON, A, B), P(Op.KRON, C, D), ...),
          P(Op.KRON, P(Op.MATMUL, A, C), P(Op.MATMUL, B, D)),
-         _kron_conform),                                              # (A⊗B)(C⊗D) = AC⊗BD  MC 511
+         _kron_conform),                                       # (A⊗B)(C⊗D) = AC⊗BD  MC 10.2.1
     Rule("kron-vec", P(Op.MATMUL, ..., P(Op.KRON, var("Bt"), A), P(Op.VEC, X), ...),
          P(Op.VEC, P(Op.MATMUL, A, X, T(var("Bt")))),
-         _vec_conform),                                      # (Bᵀ ⊗ A) vec X = vec(AXB)  MC 520
+         _vec_conform),                                      # (Bᵀ⊗A) vec X = vec(AXB)  MC 10.2.2
     Rule("block-product", P(Op.MATMUL, ..., Pat(Op.BLOCK, name="M"), Pat(Op.BLOCK, name="N"),
                             ...),
          _block_product, _blocks_conform),                            # [A B][C; D] = AC + BD
@@ -420,23 +420,23 @@ def _logdet_splits(fs: tuple[Expr, ...]) -> bool:
 
 FUNCTIONS = RuleSet([
     Rule("trace-of-zero", P(Op.TRACE, Pat(Op.ZERO)), const(0)),       # tr 0 = 0
-    Rule("trace-of-sum", P(Op.TRACE, P(Op.ADD, Seq("ts"))),    # tr(A + B) = tr A + tr B  MC 11
+    Rule("trace-of-sum", P(Op.TRACE, P(Op.ADD, Seq("ts"))),    # tr(A + B) = tr A + tr B  MC 15
          lambda ts: E.add(*(E.trace(t) for t in ts))),
-    Rule("trace-of-scaled", P(Op.TRACE, P(Op.SCALE, s, A)),           # tr(sA) = s tr A  MC 12
+    Rule("trace-of-scaled", P(Op.TRACE, P(Op.SCALE, s, A)),           # tr(sA) = s tr A
          P(Op.SCALE, s, P(Op.TRACE, A))),
     Rule("trace-of-kron", P(Op.TRACE, P(Op.KRON, square("A"), square("B"))),
-         P(Op.SCALE, P(Op.TRACE, A), P(Op.TRACE, B))),                # tr(A⊗B) = tr A tr B  MC 515
+         P(Op.SCALE, P(Op.TRACE, A), P(Op.TRACE, B))),         # tr(A⊗B) = tr A tr B  MC 10.2.1
     Rule("trace-cyclic", P(Op.TRACE, P(Op.MATMUL, Seq("fs"))),        # tr(ABC) = tr(BCA)  MC 16
          _rotation),
-    Rule("det-of-product", P(Op.DET, P(Op.MATMUL, Seq("fs"))),        # det(AB) = det A det B  MC 18
+    Rule("det-of-product", P(Op.DET, P(Op.MATMUL, Seq("fs"))),        # det(AB) = det A det B  MC 21
          lambda fs: _product([E.det(f) for f in fs]), _all_square),
-    Rule("det-of-transpose", P(Op.DET, T(X)), P(Op.DET, X)),          # det Xᵀ = det X  MC 19
+    Rule("det-of-transpose", P(Op.DET, T(X)), P(Op.DET, X)),          # det Xᵀ = det X  MC 20
     Rule("logdet-of-product", P(Op.LOGDET, P(Op.MATMUL, Seq("fs"))),  # logdet AB = Σ logdet
          lambda fs: E.add(*(E.logdet(f) for f in fs)), _logdet_splits,
          "at most one factor with det < 0"),
     Rule("logdet-of-transpose", P(Op.LOGDET, T(X)), P(Op.LOGDET, X)),  # logdet Xᵀ = logdet X
     Rule("log-det", P(Op.LOG, P(Op.DET, X)), P(Op.LOGDET, X)),        # log det X = logdet X
-    Rule("inverse-of-product", P(Op.INV, P(Op.MATMUL, Seq("fs"))),    # (AB)⁻¹ = B⁻¹A⁻¹  MC 4
+    Rule("inverse-of-product", P(Op.INV, P(Op.MATMUL, Seq("fs"))),    # (AB)⁻¹ = B⁻¹A⁻¹  MC 1
          lambda fs: E.matmul(*(E.inv(f) for f in reversed(fs))), _all_square),
     Rule("inverse-of-scaled", P(Op.INV, P(Op.SCALE, s, A)),           # (sA)⁻¹ = s⁻¹A⁻¹
          P(Op.SCALE, P(Op.POW, s, const(-1)), P(Op.INV, A))),
