@@ -8,7 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import matdiff as md
@@ -362,6 +362,17 @@ def test_powers_abs_and_signs_keep_their_value_on_every_branch(e: md.Expr, seed:
     """Random scalar expressions of powers (fractional ones too), |.|, sign, sums and
     products, at points with every sign combination of their variables."""
     _check_branches(e, seed)
+
+
+@settings(max_examples=80, deadline=None)
+@given(e=SCALAR_EXPRS, seed=st.integers(0, 1000))
+def test_gradients_of_powers_keep_their_value_on_every_branch(e: md.Expr, seed: int) -> None:
+    """The simplified gradient equals the raw one (the VJP rules, unsimplified) wherever the
+    raw one is defined, on every sign branch of the variables."""
+    names = list(E.free_symbols(e))
+    assume(names)  # an expression with a variable
+    for g in md.grad(e, names, simplified=False).values():
+        _check_branches(g, seed)
 
 
 DOMAIN_CASES = [  # (expression, a point where the old, domain-blind rules changed its value)

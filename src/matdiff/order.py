@@ -8,11 +8,20 @@ costs. Shared subtrees count each time they are printed. So ``X(bcᵀ + cbᵀ)``
 cheaper than ``Xbcᵀ + Xcbᵀ`` (13): factoring wins when it removes a symbol.
 
 ``order_key(e)`` places ``e`` in the canonical order of the terms of a sum and the factors
-of Hadamard and scalar products. It is structural, never printed text: the name of the
-leaf that is read first (``A`` for ``AᵀB``; symbols before identities, ones and numbers),
-then the first node tokens (Op and attribute) in reading order, then a digest of the whole
-tree. Keys are cached per interned node and compare in time bounded by the prefix length,
-whatever the depth of the tree.
+of Hadamard and scalar products. It is structural and never reads printed text. It is the
+triple (lead, prefix, digest):
+
+* lead: what is read first, as a short string: a symbol's name (``A`` for ``AᵀB`` and for
+  ``2A``), ``(`` for a product that starts with a sum (``(A + B)C``), a function's name in
+  lowercase (``exp``, ``inv``; after the capital letters, as ``Y ⊙ cos X`` reads), ``I``,
+  ``1`` and ``0`` for identities, ones and zeros, and numbers last;
+* prefix: the first tokens (Op rank, attribute) of the tree in reading order (pre-order):
+  leaves, then transposes (``A`` before ``Aᵀ`` before ``AB``), then the other Ops;
+* digest: a hash of the whole tree (Op names, attributes, the children's digests), the same
+  in every process; it orders trees that agree in their first tokens.
+
+Keys are cached per interned node, built from the children's keys, and compare in time
+bounded by the prefix length whatever the depth of the trees (a key is never nested).
 """
 
 from __future__ import annotations
@@ -84,9 +93,9 @@ _FUNCTIONS = (Op.TRACE, Op.DET, Op.LOGDET, Op.INV, Op.DIAG, Op.DIAGM, Op.VEC, Op
               Op.NORM, Op.KRON, *E.ELEMENTWISE)
 _LEAD.update({op: op.name.lower() for op in _FUNCTIONS})
 # Leaves first, then a transpose (A before Aᵀ before AB), then the Ops in declaration order.
-_RANK = {op: (0 if not i else i + 1) for i, op in enumerate(Op)} | {Op.TRANSPOSE: 1}
-for _op in (Op.SYMBOL, Op.CONST, Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION):
-    _RANK[_op] = 0
+_LEAVES = (Op.SYMBOL, Op.CONST, Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION)
+_RANK = {op: 0 if op in _LEAVES else 1 if op is Op.TRANSPOSE else 2 + i
+         for i, op in enumerate(Op)}
 
 Key = tuple[str, tuple[Any, ...], bytes]
 _KEY: dict[Expr, Key] = {}

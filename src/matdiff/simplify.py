@@ -1,4 +1,4 @@
-"""Simplification: named, directed rewrite rules run bottom-up to a fixed point.
+"""Simplification: named rewrite rules, one identity each, run bottom-up to a fixed point.
 
 Input: an ``Expr``. Output: an equal ``Expr`` in canonical form: transposes at the leaves
 (``(AB)ᵀ = BᵀAᵀ``; a sum whose terms are all transposed is kept as ``(x − m)ᵀ``, and
@@ -10,13 +10,15 @@ factors and common scalar factors pulled out of sums when that makes the result 
 removes minus signs, domain identities (Kronecker, block, trace, det, Hadamard with ``I``),
 and terms in a fixed, structural order.
 
-The rules are data (``rules.RULES``, one identity each, see ``rewrite`` for the pattern
-language); ``cost`` (``order``) is the one judge of which of two equal forms is kept; the
-canonical order of terms comes from ``order.order_key``, never from printed text; rules
-that hold only for positive, nonzero or invertible arguments fire only where ``domain``
-knows it. ``simplify(e, trace)`` appends the names of the rules that fired to ``trace``.
+The parts: ``rules`` (the rule tables: ``RULES`` = ``TRANSPOSES + SUMS + SCALARS + POWERS +
+PRODUCTS + HADAMARD + FUNCTIONS``), ``rewrite`` (the pattern matcher, ``Rule``, ``RuleSet``
+and the rewriter), ``order`` (``cost``, the one judge of which equal form is kept, and the
+structural ``order_key``; nothing here reads printed text), ``domain`` (the signs an
+expression can take: a rule that holds only for positive, nonzero or invertible arguments
+fires only where that is known) and ``algebra`` (the normal forms the rules read and
+write). ``simplify(e, trace)`` appends the names of the rules that fired to ``trace``;
+``simplify(e, rules=RULES - TRANSPOSES)`` runs a chosen rule set.
 """
-
 from __future__ import annotations
 
 from .expr import Expr
