@@ -2,27 +2,44 @@
 
 ``evaluate`` interprets an ``Expr`` directly with NumPy (the ``EVAL`` table, one plain
 formula per Op): it is the oracle the compiled code and the symbolic derivatives are
-compared with. ``check(f, wrt)`` draws random inputs of the inferred shapes (each dimension
-name a small random size; square matrices well conditioned; entries positive where
-``log``/``sqrt`` need it) and compares the symbolic gradient with central finite
-differences. It returns a ``CheckReport`` and raises ``MatdiffError`` when the error is over
-the tolerance.
+compared with. It estimates the memory an evaluation needs before it allocates and refuses
+above ``domain.LIMIT_BYTES``.
+
+``check(f, wrt, grads)`` compares symbolic derivatives with finite differences at random
+points of the formula's domain (``domain.random_inputs``) and gives each variable its own
+verdict (``Verdict``): ``ok``, ``mismatch``, or ``inconclusive`` with a reason from
+``domain.REASONS`` (singular by shape, singular, ill-conditioned, saturated, not
+differentiable, overflow, nan, too large). The comparison is along directions (each
+coordinate, or random ones for large variables): the claimed directional derivative
+against central differences with Richardson extrapolation, ``(4 c(h/2) - c(h)) / 3``, whose
+error is estimated from the differences themselves plus the rounding of ``f``; where that
+estimate is too large, a scan over steps from 0.1 down to 1e-9 picks the best one. The
+tolerance is ``tolerance * scale + 3 * (estimated error)`` plus the rounding of the symbolic
+value, scaled by the condition numbers of the inverted matrices. A disagreement is a
+mismatch only where the function is smooth and well-conditioned at the point; elsewhere the
+check moves to another point, and says why when every point it tried was unreliable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, cast
 
 import numpy as np
 
+from . import domain
+from .domain import LIMIT_BYTES, Hazard, random_inputs
 from .expr import ELEMENTWISE, Dim, Expr, MatdiffError, Op, free_symbols, toposort
 
-__all__ = ["EVAL", "evaluate", "random_inputs", "check", "CheckReport", "bind_dims",
-           "to_user", "to_internal"]
+__all__ = ["EVAL", "evaluate", "node_values", "random_inputs", "check", "check_gradients",
+           "check_claims", "Claim", "CheckReport", "Verdict", "bind_dims", "to_user",
+           "to_internal", "fd_gradient", "fd_jacobian", "vec_of", "rel_error", "LIMIT_BYTES"]
 
 Array = np.ndarray
+EPS = float(np.finfo(float).eps)
 
 
 def _commutation(m: int, n: int) -> Array:
@@ -57,12 +74,20 @@ def _prod(*xs: Array) -> Array:
     return out
 
 
+def _const(value: Fraction) -> Array:
+    """A constant as a float; beyond the float range it is ±inf, as IEEE arithmetic says."""
+    try:
+        return np.array([[float(value)]])
+    except OverflowError:
+        return np.array([[np.inf if value > 0 else -np.inf]])
+
+
 Dims = Callable[[Dim], int]
 Rule = Callable[[Expr, list[Array], Dims], Array]
 
 EVAL: dict[Op, Rule] = {
     Op.SYMBOL: lambda e, a, d: np.zeros(0),  # bound from the environment, never called
-    Op.CONST: lambda e, a, d: np.array([[float(e.attr)]]),
+    Op.CONST: lambda e, a, d: _const(e.attr),
     Op.IDENTITY: lambda e, a, d: np.eye(d(e.attr)),
     Op.ONES: lambda e, a, d: np.ones((d(e.rows), d(e.cols))),
     Op.ZERO: lambda e, a, d: np.zeros((d(e.rows), d(e.cols))),
@@ -110,7 +135,11 @@ assert ELEMENTWISE <= set(EVAL)
 
 def to_internal(value: Any, shape: tuple[int, int]) -> Array:
     """A user's value (float, 1-D vector, 2-D matrix) as a 2-D float array of ``shape``."""
-    arr = np.asarray(value, dtype=float)
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise MatdiffError(f"expected real numbers of shape {shape}, got "
+                           f"{type(value).__name__} ({err})") from None
     if arr.size != shape[0] * shape[1]:
         raise MatdiffError(f"expected an array of shape {shape}, got {arr.shape}")
     return arr.reshape(shape)
@@ -131,7 +160,11 @@ def bind_dims(exprs: Sequence[Expr], env: Mapping[str, Any]) -> dict[str, int]:
     for node in toposort(exprs):
         if node.op is not Op.SYMBOL or node.name not in env:
             continue
-        arr = np.asarray(env[node.name])
+        try:
+            arr = np.asarray(env[node.name], dtype=float)
+        except (TypeError, ValueError):
+            raise MatdiffError(f"the input {node.name} is not an array of real numbers") \
+                from None
         full = arr.shape + (1,) * (2 - arr.ndim) if arr.ndim < 2 else arr.shape
         if node.is_vector and arr.ndim == 1:
             full = (arr.shape[0], 1)
@@ -145,6 +178,53 @@ def bind_dims(exprs: Sequence[Expr], env: Mapping[str, Any]) -> dict[str, int]:
     return sizes
 
 
+def _dims_of(dims: Mapping[str, int]) -> Dims:
+    def d(dim: Dim) -> int:
+        v = dim.subs(dims).value
+        if v is None:
+            raise MatdiffError(f"the size {dim} is not determined by the inputs")
+        return v
+    return d
+
+
+def _eval_node(node: Expr, args: list[Array], d: Dims, strict: bool) -> Array:
+    """One EVAL step; a singular matrix is an error (``strict``) or NaN."""
+    try:
+        return EVAL[node.op](node, args, d)
+    except np.linalg.LinAlgError:
+        if strict:
+            raise MatdiffError(f"{node} cannot be evaluated here: its matrix is singular") \
+                from None
+        return np.full((d(node.rows), d(node.cols)), np.nan)
+    except MemoryError:
+        raise MatdiffError(f"out of memory evaluating {node}") from None
+
+
+def node_values(roots: Sequence[Expr], env: Mapping[str, Any],
+                sizes: Mapping[str, int] | None = None, strict: bool = True
+                ) -> dict[Expr, Array]:
+    """The value (a 2-D array) of every node of ``roots`` at the inputs ``env``; with
+    ``strict=False`` a singular inverse is NaN instead of an error."""
+    dims = dict(bind_dims(roots, env))
+    dims.update(sizes or {})
+    d = _dims_of(dims)
+    order = toposort(roots)
+    for node in order:
+        d(node.rows), d(node.cols)
+    need = domain.estimate_bytes(roots, dims)
+    if need > LIMIT_BYTES:
+        raise MatdiffError(domain.too_large(need, "this evaluation"))
+    values: dict[Expr, Array] = {}
+    for node in order:
+        if node.op is Op.SYMBOL:
+            if node.name not in env:
+                raise MatdiffError(f"missing input '{node.name}'")
+            values[node] = to_internal(env[node.name], (d(node.rows), d(node.cols)))
+        else:
+            values[node] = _eval_node(node, [values[a] for a in node.args], d, strict)
+    return values
+
+
 def evaluate(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
              sizes: Mapping[str, int] | None = None) -> Any:
     """Evaluate expressions at the inputs ``env`` (by symbol name) with the EVAL table.
@@ -153,130 +233,13 @@ def evaluate(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
     >>> x = sym("x", ("n",)); float(evaluate(x.T @ x, {"x": np.array([3.0, 4.0])}))
     25.0
     """
-    single = isinstance(exprs, Expr)
     roots: list[Expr] = [exprs] if isinstance(exprs, Expr) else list(exprs)
-    dims = dict(bind_dims(roots, env))
-    dims.update(sizes or {})
-
-    def d(dim: Dim) -> int:
-        v = dim.subs(dims).value
-        if v is None:
-            raise MatdiffError(f"the size {dim} is not determined by the inputs")
-        return v
-
-    values: dict[Expr, Array] = {}
-    for node in toposort(roots):
-        if node.op is Op.SYMBOL:
-            if node.name not in env:
-                raise MatdiffError(f"missing input '{node.name}'")
-            values[node] = to_internal(env[node.name], (d(node.rows), d(node.cols)))
-        else:
-            values[node] = EVAL[node.op](node, [values[a] for a in node.args], d)
+    values = node_values(roots, env, sizes)
     out = [to_user(values[r], r) for r in roots]
-    return out[0] if single else out
+    return out[0] if isinstance(exprs, Expr) else out
 
 
-# ----------------------------------------------------------------------------- random inputs
-
-
-def _needs(e: Expr) -> tuple[set[str], set[str], set[str]]:
-    """Symbols under log/sqrt/./ (drawn positive), under inv/det/logdet (well conditioned)
-    and under arcsin/arccos (drawn small)."""
-    positive: set[str] = set()
-    invertible: set[str] = set()
-    small: set[str] = set()
-    for node in toposort([e]):
-        target = None
-        if node.op in (Op.LOG, Op.SQRT, Op.POW) or node.op is Op.HDIV:
-            target = positive
-        elif node.op in (Op.INV, Op.DET, Op.LOGDET) or node.op is Op.MATPOW:
-            target = invertible
-        elif node.op in (Op.ARCSIN, Op.ARCCOS):
-            target = small
-        if target is not None:
-            target.update(n.name for n in toposort(node.args) if n.op is Op.SYMBOL)
-    return positive, invertible, small
-
-
-def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
-                  sizes: Mapping[str, int] | None = None) -> tuple[dict[str, Any], dict[str, int]]:
-    """Random inputs for the symbols of ``exprs`` and random sizes for its dimension names.
-
-    >>> from matdiff.expr import sym
-    >>> env, sizes = random_inputs(sym("A", ("m", "n")), seed=1)
-    >>> env["A"].shape == (sizes["m"], sizes["n"])
-    True
-    """
-    roots = [exprs] if isinstance(exprs, Expr) else list(exprs)
-    rng = np.random.default_rng(seed)
-    names = sorted({v for r in toposort(roots) for d in r.shape + _attr_dims(r)
-                    for v in d.names})
-    dims = {n: int(rng.integers(2, 5)) for n in names}
-    dims.update(sizes or {})
-    positive, invertible, small = set(), set(), set()
-    for root in roots:
-        p, i, s = _needs(root)
-        positive |= p
-        invertible |= i
-        small |= s
-    env: dict[str, Any] = {}
-    for node in toposort(roots):
-        if node.op is not Op.SYMBOL:
-            continue
-        r, c = (d.subs(dims).value for d in node.shape)
-        assert r is not None and c is not None
-        name = node.name
-        if node.symmetric:
-            a = rng.standard_normal((r, r)) * 0.3
-            x = a @ a.T + r * np.eye(r) * 0.5 + np.eye(r)
-        elif name in invertible and r == c:
-            x = np.eye(r) * 1.5 + rng.standard_normal((r, c)) * 0.25
-        elif name in small:                  # inside (-1, 1), and positive if need be
-            x = rng.uniform(0.1, 0.3, (r, c)) if name in positive else \
-                rng.uniform(-0.3, 0.3, (r, c))
-        elif name in positive or name in invertible:
-            x = rng.uniform(0.5, 1.5, (r, c))
-        else:
-            x = rng.standard_normal((r, c))
-        env[name] = to_user(x, node)
-    return env, dims
-
-
-def _attr_dims(e: Expr) -> tuple[Dim, ...]:
-    if isinstance(e.attr, Dim):
-        return (e.attr,)
-    if isinstance(e.attr, tuple):
-        return tuple(x for x in e.attr if isinstance(x, Dim)) + tuple(
-            d for x in e.attr if isinstance(x, tuple) for d in x if isinstance(d, Dim))
-    return ()
-
-
-# ----------------------------------------------------------------------------- the check
-
-
-@dataclass
-class CheckReport:
-    """Result of a finite-difference check: max relative error per variable."""
-
-    errors: dict[str, float] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
-    tolerance: float = 1e-6
-    value: float = float("nan")
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def max_rel_error(self) -> float:
-        return max(self.errors.values(), default=0.0)
-
-    @property
-    def ok(self) -> bool:
-        return all(np.isfinite(e) and e <= self.tolerance for e in self.errors.values())
-
-    def __str__(self) -> str:
-        sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
-        rows = [f"  d/d{k}: max relative error {v:.2e}" for k, v in self.errors.items()]
-        verdict = "OK" if self.ok else "FAILED"
-        return "\n".join([f"finite-difference check ({sizes}): {verdict}", *rows, *self.notes])
+# ----------------------------------------------------------------------------- plain differences
 
 
 def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int],
@@ -346,42 +309,468 @@ def rel_error(a: Any, b: Any) -> float:
     return float(np.max(np.abs(a - b), initial=0.0)) / scale
 
 
+# ----------------------------------------------------------------------------- claims, verdicts
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A derivative to check: how ``target`` changes when the variable ``name`` moves along
+    a direction D. ``kind`` says how ``expr`` gives that change: ``"gradient"`` (a scalar
+    target; ``sum(expr ⊙ D)``), ``"matrix"`` (``expr @ vec(D)``: a Jacobian or Hessian) or
+    ``"direction"`` (``expr`` evaluated with the symbol ``direction`` set to D: a
+    differential or a Hessian-vector product)."""
+
+    name: str
+    target: Expr
+    expr: Expr
+    kind: str = "gradient"
+    direction: str | None = None
+
+
+@dataclass
+class Verdict:
+    """One variable's verdict: ``status`` "ok", "mismatch" or "inconclusive"; ``error`` the
+    max relative error where a comparison was made (None where none was); ``reason`` one of
+    ``domain.REASONS`` when inconclusive; ``detail`` a sentence."""
+
+    status: str
+    error: float | None = None
+    reason: str = ""
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe: no NaN or infinity (None instead)."""
+        err = self.error if self.error is not None and np.isfinite(self.error) else None
+        return {"verdict": self.status, "ok": self.status == "ok", "max_rel_error": err,
+                "reason": self.reason or None, "detail": self.detail or None}
+
+    def line(self) -> str:
+        if self.status == "inconclusive":
+            return f"inconclusive here ({self.reason}): {self.detail}"
+        err = f"max relative error {self.error:.1e}" if self.error is not None else "no error"
+        tail = f" ({self.detail})" if self.detail else ""
+        return f"{err}  {'OK' if self.status == 'ok' else 'MISMATCH'}{tail}"
+
+
+@dataclass
+class CheckReport:
+    """Result of a finite-difference check: a ``Verdict`` per variable (``verdicts``) and,
+    as before, the max relative error per variable (``errors``; NaN where nothing was
+    compared)."""
+
+    errors: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    tolerance: float = 1e-6
+    value: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    points: int = 0
+
+    @property
+    def max_rel_error(self) -> float:
+        return max(self.errors.values(), default=0.0)
+
+    @property
+    def ok(self) -> bool:
+        """Every variable checked and OK."""
+        return all(v.status == "ok" for v in self.verdicts.values())
+
+    @property
+    def failed(self) -> bool:
+        """Some variable's derivative disagrees with finite differences (a MISMATCH)."""
+        return any(v.status == "mismatch" for v in self.verdicts.values())
+
+    @property
+    def inconclusive(self) -> dict[str, str]:
+        """The variables not decided, with their reasons."""
+        return {k: v.reason for k, v in self.verdicts.items() if v.status == "inconclusive"}
+
+    def __str__(self) -> str:
+        sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
+        verdict = "MISMATCH" if self.failed else "OK" if self.ok else "INCONCLUSIVE"
+        rows = [f"  d/d{k}: {v.line()}" for k, v in self.verdicts.items()]
+        if self.verdicts and len(self.inconclusive) == len(self.verdicts):
+            rows.append("  nothing was checked")
+        return "\n".join([f"finite-difference check ({sizes}): {verdict}", *rows,
+                          *self.notes])
+
+
+# ----------------------------------------------------------------------------- differences
+
+
+class _Point:
+    """The inputs of one random point and the value of every node there; ``moved`` gives a
+    target's value with one input changed, recomputing only the nodes that depend on it."""
+
+    def __init__(self, roots: Sequence[Expr], env: dict[str, Any], dims: dict[str, int]):
+        self.env, self.dims, self.order = env, dims, toposort(roots)
+        self.d = _dims_of(dims)
+        with np.errstate(all="ignore"):
+            self.values = node_values(roots, env, dims, strict=False)
+        self.hazards = domain.hazards(self.order, self.values)
+        self._dependent: dict[str, list[Expr]] = {}
+
+    def dependent(self, name: str) -> list[Expr]:
+        if name not in self._dependent:
+            dep: set[Expr] = set()
+            for node in self.order:
+                if node.op is Op.SYMBOL and node.attr[0] == name or \
+                        any(a in dep for a in node.args):
+                    dep.add(node)
+            self._dependent[name] = [n for n in self.order if n in dep]
+        return self._dependent[name]
+
+    def moved(self, target: Expr, name: str, x: Array) -> Array:
+        new: dict[Expr, Array] = {}
+        for node in self.dependent(name):
+            if node.op is Op.SYMBOL:
+                new[node] = x
+            else:
+                args = [new.get(a, self.values[a]) for a in node.args]
+                new[node] = _eval_node(node, args, self.d, strict=False)
+        return new.get(target, self.values[target])
+
+
+@dataclass
+class _Estimate:
+    value: Array        # the derivative along the direction, vec'd
+    error: float        # estimated absolute error: truncation and rounding
+    noise: float        # the rounding part alone
+
+
+Phi = Callable[[float], Array]
+
+
+def _noise(phi: Phi, step: float = 1e-9, points: int = 9) -> float:
+    """The rounding noise of the target along a direction, as ECnoise estimates it (Moré
+    and Wild, 2011): the k-th differences of ``points`` values ``step`` apart hold only
+    noise, whose level is sqrt(γ_k mean((Δ^k f)²)), γ_k = (k!)² / (2k)!; the largest
+    estimate over k = 3..6, and at least eps |f|."""
+    values = np.array([phi(step * (i - points // 2)) for i in range(points)])
+    if not np.all(np.isfinite(values)):
+        return float("inf")
+    levels = [EPS * float(np.max(np.abs(values), initial=0.0))]
+    table = values
+    for k in range(1, 7):
+        table = np.diff(table, axis=0)
+        gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
+        if k >= 3:
+            levels.append(float(np.max(np.sqrt(gamma * np.mean(table ** 2, axis=0)))))
+    return max(levels)
+
+
+def _differences(phi: Phi, steps: Sequence[float]) -> list[Array]:
+    """Central differences ``c(h) = (φ(h) - φ(-h)) / 2h``."""
+    return [(phi(h) - phi(-h)) / (2 * h) for h in steps]
+
+
+def _fast(phi: Phi, sigma: float, h: float = 1e-3) -> _Estimate:
+    """Richardson from steps h, h/2 and from h/2, h/4; its error is estimated as the gap
+    between the two, plus the rounding noise (``sigma``: that of the target's values)."""
+    c1, c2, c3 = _differences(phi, (h, h / 2, h / 4))
+    noise = 2 * sigma / (h / 4)
+    r1, r2 = (4 * c2 - c1) / 3, (4 * c3 - c2) / 3
+    with np.errstate(all="ignore"):
+        gap = float(np.max(np.abs(r1 - r2), initial=0.0))
+    return _Estimate(r2, gap + 3 * noise, 3 * noise)
+
+
+def _scan(phi: Phi, sigma: float, start: float = 0.1, levels: int = 28) -> _Estimate:
+    """Steps start, start/2, ... (to about 1e-9): the Richardson value whose neighbours
+    agree best (Ridders' idea), its error the larger of the two gaps plus the noise."""
+    steps = [start / 2 ** j for j in range(levels)]
+    c = _differences(phi, steps)
+    with np.errstate(all="ignore"):
+        r = [(4 * c[j + 1] - c[j]) / 3 for j in range(levels - 1)]
+        gaps = [float(np.max(np.abs(r[j] - r[j + 1]), initial=0.0)) for j in range(levels - 2)]
+    best: _Estimate | None = None
+    for j in range(1, levels - 2):
+        noise = 2 * sigma / steps[j + 1]
+        error = max(gaps[j - 1], gaps[j]) + noise
+        if np.isfinite(error) and np.all(np.isfinite(r[j])) and \
+                (best is None or error < best.error):
+            best = _Estimate(r[j], error, noise)
+    return best or _Estimate(r[-1], float("inf"), float("inf"))
+
+
+def _judge(claimed: Array, est: _Estimate, scale: float, tolerance: float,
+           sym_error: float) -> str:
+    """'ok', 'bad' (a clear disagreement) or 'unsure' (the differences are not reliable)."""
+    if not np.isfinite(est.error) or not np.all(np.isfinite(est.value)):
+        return "unsure"
+    resolvable = est.error <= max(1e-4 * scale, 30 * est.noise)
+    if not np.all(np.isfinite(claimed)):
+        return "bad" if resolvable else "unsure"
+    gap = float(np.max(np.abs(claimed - est.value), initial=0.0))
+    if gap <= tolerance * scale + 3 * est.error + sym_error:
+        return "ok" if resolvable else "unsure"
+    return "bad" if resolvable else "unsure"
+
+
+# ----------------------------------------------------------------------------- one point
+
+
+_MAX_COORDINATES = 40
+
+
+def _directions(x0: Array, kind: str, rng: np.random.Generator) -> list[Array]:
+    """Directions in the variable's space (symmetric, diagonal or any), each scaled by the
+    size of the entries it moves: every coordinate, or 16 random ones for a large variable."""
+    r, c = x0.shape
+    if kind in ("symmetric", "spd"):
+        coords = [(i, j) for i in range(r) for j in range(i, c)]
+    elif kind == "diagonal":
+        coords = [(i, i) for i in range(min(r, c))]
+    else:
+        coords = [(i, j) for j in range(c) for i in range(r)]
+    if len(coords) <= _MAX_COORDINATES:
+        out = []
+        for i, j in coords:
+            d = np.zeros_like(x0)
+            d[i, j] = max(1.0, abs(float(x0[i, j])))
+            if kind in ("symmetric", "spd"):
+                d[j, i] = d[i, j]                                  # E_ij + E_ji
+            out.append(d)
+        return out
+    return [_random_direction(x0, kind, rng) for _ in range(16)]
+
+
+def _random_direction(x0: Array, kind: str, rng: np.random.Generator) -> Array:
+    d = rng.standard_normal(x0.shape) * max(1.0, float(np.sqrt(np.mean(x0 ** 2))))
+    if kind in ("symmetric", "spd"):
+        return (d + d.T) / 2
+    return np.diag(np.diag(d)) if kind == "diagonal" else d
+
+
+@dataclass
+class _Outcome:
+    status: str                   # "ok" | "mismatch" | "unsure"
+    error: float | None = None
+    reason: str = ""
+    detail: str = ""
+
+
+def _claimed(claim: Claim, point: _Point) -> Callable[[Array], Array]:
+    """The claimed change of the target along D, as a vec."""
+    if claim.kind == "gradient":
+        g = point.values[claim.expr]
+        return lambda d: np.array([float(np.sum(g * d))])
+    if claim.kind == "matrix":
+        j = point.values[claim.expr]
+        return lambda d: j @ d.reshape(-1, order="F")
+
+    def along(d: Array) -> Array:
+        assert claim.direction is not None
+        env = {**point.env, claim.direction: d}
+        with np.errstate(all="ignore"):
+            return vec_of(node_values([claim.expr], env, point.dims, strict=False)[claim.expr])
+    return along
+
+
+def _relevant(point: _Point, claim: Claim) -> tuple[list[Hazard], list[Hazard], float]:
+    """Hazards in the target (those that depend on the variable first), hazards of the
+    claimed expression's own matrices, and the largest condition number among them."""
+    in_target = set(toposort([claim.target]))
+    moving = in_target & set(point.dependent(claim.name))
+    own = set(toposort([claim.expr])) - in_target
+    found = [h for h in point.hazards if h.node in moving] + \
+        [h for h in point.hazards if h.node in in_target and h.node not in moving]
+    in_claim = [h for h in point.hazards if h.node in own and
+                h.reason in ("singular", "ill-conditioned", "")]
+    kappa = max((h.condition for h in found + in_claim if h.node in moving or h in in_claim),
+                default=1.0)
+    return [h for h in found if h.reason], [h for h in in_claim if h.reason], kappa
+
+
+def _unsure(found: Sequence[Hazard], fallback: str) -> _Outcome:
+    for reason in domain.REASONS:
+        for h in found:
+            if h.reason == reason:
+                return _Outcome("unsure", None, reason, h.detail)
+    return _Outcome("unsure", None, "not differentiable", fallback)
+
+
+def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Generator
+             ) -> _Outcome:
+    """The claim against finite differences at one point."""
+    target_hazards, claim_hazards, kappa = _relevant(point, claim)
+    if not np.all(np.isfinite(point.values[claim.target])):
+        return _unsure(target_hazards, "the function is not finite here")
+    x = next(n for n in point.order if n.op is Op.SYMBOL and n.attr[0] == claim.name)
+    x0, kind = point.values[x], domain.structure(x)
+    claimed = _claimed(claim, point)
+    directions = _directions(x0, kind, rng)
+    with np.errstate(all="ignore"):
+        said = [claimed(d) for d in directions]
+        phis = [_phi(point, claim, x0, d) for d in directions]
+        sigma = _noise(_phi(point, claim, x0, _random_direction(x0, kind, rng)))
+        estimates = [_fast(phi, sigma) for phi in phis]
+    finite = [float(np.max(np.abs(s), initial=0.0)) for s in said if np.all(np.isfinite(s))]
+    scale = max(finite, default=0.0)
+    sym_error = 64 * EPS * (1 + kappa) * scale
+    verdicts = [_judge(s, e, max(scale, _size(e)), tolerance, sym_error)
+                for s, e in zip(said, estimates, strict=True)]
+    for k, verdict in enumerate(verdicts):
+        if verdict != "ok":
+            with np.errstate(all="ignore"):
+                estimates[k] = _scan(phis[k], sigma)
+            verdicts[k] = _judge(said[k], estimates[k], max(scale, _size(estimates[k])),
+                                 tolerance, sym_error)
+    scale = max([scale] + [_size(e) for e, v in zip(estimates, verdicts, strict=True)
+                           if v != "unsure"])
+    error = _max_gap(said, estimates, verdicts) / scale if scale > 0 else \
+        _max_gap(said, estimates, verdicts)
+    if all(v == "ok" for v in verdicts):
+        noise = max(e.noise for e in estimates)
+        if scale <= 30 * noise:            # both sides are rounding noise around 0
+            return _Outcome("ok", error, detail="zero to within rounding here")
+        return _Outcome("ok", error)
+    if "bad" in verdicts:
+        if target_hazards or claim_hazards:
+            return _unsure(target_hazards + claim_hazards, "")
+        k = verdicts.index("bad")
+        detail = "the derivative is not finite here, although f is smooth" \
+            if not np.all(np.isfinite(said[k])) else ""
+        return _Outcome("mismatch", error if np.isfinite(error) else None, detail=detail)
+    return _unsure(target_hazards + claim_hazards,
+                   "the finite differences do not settle at any step here")
+
+
+def _phi(point: _Point, claim: Claim, x0: Array, d: Array) -> Phi:
+    return lambda t: vec_of(point.moved(claim.target, claim.name, x0 + t * d))
+
+
+def _size(e: _Estimate) -> float:
+    return float(np.max(np.abs(e.value), initial=0.0)) if np.all(np.isfinite(e.value)) else 0.0
+
+
+def _max_gap(said: list[Array], estimates: list[_Estimate], verdicts: list[str]) -> float:
+    gaps = [float(np.max(np.abs(s - e.value), initial=0.0))
+            for s, e, v in zip(said, estimates, verdicts, strict=True) if v != "unsure"]
+    return max(gaps, default=float("nan"))
+
+
+# ----------------------------------------------------------------------------- points
+
+
+def _combine(outcomes: list[_Outcome]) -> Verdict:
+    """A mismatch at any point is a mismatch; otherwise OK at some point is OK; otherwise
+    inconclusive, with the reason of the first point."""
+    for o in outcomes:
+        if o.status == "mismatch":
+            return Verdict("mismatch", o.error, "", o.detail)
+    for o in outcomes:
+        if o.status == "ok":
+            return Verdict("ok", o.error, "", o.detail)
+    if not outcomes:
+        return Verdict("inconclusive", None, "nan", "no point where the function is finite "
+                                                    "was found")
+    return Verdict("inconclusive", None, outcomes[0].reason, outcomes[0].detail)
+
+
+def _budget(roots: Sequence[Expr], dims: dict[str, int], claims: int) -> str:
+    """Why the check cannot run at these sizes ('' when it can)."""
+    need = domain.estimate_bytes(roots, dims)
+    if need > LIMIT_BYTES:
+        return domain.too_large(need, "evaluating the expression at these sizes")
+    flops = domain.estimate_flops(roots, dims)
+    if flops * claims * 4 * _MAX_COORDINATES > 5e10:
+        return (f"one evaluation takes about {flops:.1e} floating-point operations; the "
+                "finite differences would take minutes at these sizes")
+    return ""
+
+
+def _all(claims: Iterable[str], reason: str, detail: str) -> dict[str, Verdict]:
+    return {k: Verdict("inconclusive", None, reason, detail) for k in claims}
+
+
+def check_claims(claims: Mapping[str, Claim], seed: int = 0, tolerance: float = 1e-6,
+                 sizes: Mapping[str, int] | None = None, tries: int = 5,
+                 extra: Sequence[Expr] = ()) -> CheckReport:
+    """Check each claim at up to ``tries`` random points (and as many points with other
+    signs where a power or a division has a real branch there), until each has a verdict.
+
+    >>> from matdiff.expr import sym
+    >>> x = sym("x", ("n",)); f = x.T @ x
+    >>> check_claims({"x": Claim("x", f, x + x)}).verdicts["x"].status
+    'ok'
+    """
+    report = CheckReport(tolerance=tolerance)
+    roots = [*{c.target: None for c in claims.values()}, *(c.expr for c in claims.values()),
+             *extra]
+    dims = domain.choose_sizes(roots, np.random.default_rng(seed), sizes)
+    report.sizes = dims
+    targets = list({c.target: None for c in claims.values()})
+    problems = domain.shape_problems(targets, dims) or \
+        list(dict.fromkeys(domain.shape_problems(roots, dims)))
+    why = _budget(roots, dims, len(claims)) if not problems else ""
+    if problems or why:
+        report.verdicts = _all(claims, "singular by shape" if problems else "too large",
+                               "; ".join(problems) or why)
+    else:
+        _run_points(report, claims, roots, seed, tries)
+    report.errors = {k: v.error if v.error is not None else float("nan")
+                     for k, v in report.verdicts.items()}
+    return report
+
+
+def _run_points(report: CheckReport, claims: Mapping[str, Claim], roots: list[Expr],
+                seed: int, tries: int) -> None:
+    """Draw points and compare until every claim is decided (and, where the formula has
+    other real branches, compared at one point of another branch too)."""
+    outcomes: dict[str, list[_Outcome]] = {k: [] for k in claims}
+    branchy = domain.has_branches(roots)
+    branch_done = {k: not branchy for k in claims}
+    rng = np.random.default_rng(seed + 1)
+    for attempt in range(2 * tries if branchy else tries):
+        signs = branchy and attempt % 2 == 1
+        todo = [k for k in claims if (not branch_done[k] if signs else
+                                      not any(o.status != "unsure" for o in outcomes[k]))]
+        if not todo and all(branch_done.values()):
+            break
+        env, _ = random_inputs(roots, seed=seed + attempt, sizes=report.sizes, signs=signs)
+        point = _Point(roots, env, report.sizes)
+        report.points += 1
+        first = claims[todo[0]].target if todo else roots[0]
+        if attempt == 0 and first.is_scalar and np.isfinite(point.values[first][0, 0]):
+            report.value = float(point.values[first][0, 0])
+        for k in todo:
+            outcome = _compare(claims[k], point, report.tolerance, rng)
+            if signs and outcome.status == "unsure":
+                continue                                   # not a point of a real branch
+            outcomes[k].append(outcome)
+            branch_done[k] = branch_done[k] or signs
+    for k in claims:
+        report.verdicts[k] = _combine(outcomes[k])
+    if branchy and not all(branch_done.values()):
+        report.notes.append("  note: no point with other signs (another real branch of a "
+                            "power or a division) had a reliable comparison")
+
+
 def check_gradients(f: Expr, grads: Mapping[str, Expr], seed: int = 0,
                     tolerance: float = 1e-6, sizes: Mapping[str, int] | None = None,
-                    tries: int = 5) -> CheckReport:
-    """Compare symbolic gradients with central finite differences at random points."""
-    report = CheckReport(tolerance=tolerance)
-    for attempt in range(tries):
-        env, dims = random_inputs([f, *grads.values()], seed=seed + attempt, sizes=sizes)
-        with np.errstate(all="ignore"):
-            value = evaluate(f, env, dims)
-            if not np.isfinite(value):
-                report.notes.append(f"  point {attempt}: f is not finite there; drew another")
-                continue
-            report.sizes, report.value = dims, float(value)
-            for name, g in grads.items():
-                symbolic = evaluate(g, env, dims)
-                symmetric = free_symbols(f)[name].symmetric
-                numeric = fd_gradient(f, name, env, dims, symmetric=symmetric)
-                report.errors[name] = rel_error(symbolic, numeric)
-        return report
-    report.notes.append("  no point where f is finite was found: nothing was checked")
-    report.errors = {name: float("nan") for name in grads}
-    return report
+                    tries: int = 5, extra: Sequence[Expr] = ()) -> CheckReport:
+    """Compare symbolic gradients with finite differences at random points; ``extra`` are
+    symbols that ``f`` does not use (their gradients are zero)."""
+    return check_claims({name: Claim(name, f, g) for name, g in grads.items()}, seed=seed,
+                        tolerance=tolerance, sizes=sizes, tries=tries, extra=extra)
 
 
 def check(f: Expr, wrt: str | Sequence[str], grads: Mapping[str, Expr] | None = None,
           seed: int = 0, tolerance: float = 1e-6, raise_on_failure: bool = True,
-          sizes: Mapping[str, int] | None = None) -> CheckReport:
-    """Check gradients (``grads``, or those of the ``diff`` stage passed in) of ``f``."""
+          sizes: Mapping[str, int] | None = None, extra: Sequence[Expr] = ()
+          ) -> CheckReport:
+    """Check gradients (``grads``, or those of the ``diff`` stage passed in) of ``f``;
+    raises ``MatdiffError`` on a mismatch (not when the check is inconclusive)."""
     names = [wrt] if isinstance(wrt, str) else list(wrt)
     if grads is None:
         raise MatdiffError("check needs the gradients to compare")
-    missing = [n for n in names if n not in free_symbols(f)]
+    known = {*free_symbols(f), *(e.attr[0] for e in extra if e.op is Op.SYMBOL)}
+    missing = [n for n in names if n not in known]
     if missing:
         raise MatdiffError(f"'{missing[0]}' does not occur in the expression")
     report = check_gradients(f, {n: grads[n] for n in names}, seed=seed, tolerance=tolerance,
-                             sizes=sizes)
-    if raise_on_failure and not report.ok:
+                             sizes=sizes, extra=extra)
+    if raise_on_failure and report.failed:
         raise MatdiffError(f"the gradient does not match finite differences:\n{report}")
     return report
