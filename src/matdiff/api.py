@@ -90,22 +90,26 @@ def _need_tolerance(tolerance: Any) -> float:
 _DIM_TYPES = (str, int, np.integer, Dim)
 
 
-def _need_shapes(shapes: Any) -> ShapeDecl | None:
+def _need_shapes(shapes: Any) -> dict[str, tuple[Any, ...]] | None:
     """``shapes``: None or {name: dims}, dims a tuple/list of sizes (int or str), one size,
-    or () for a scalar; a structure ('sym', 'spd', ...) may end the tuple."""
+    or () for a scalar; a structure ('sym', 'spd', ...) may end the tuple. Returns a copy
+    with plain tuples and ints."""
     if shapes is None:
         return None
     if not isinstance(shapes, Mapping):
         raise MatdiffError(f"shapes must be a dict {{name: dims}}, got {_kind(shapes)}")
+    out: dict[str, tuple[Any, ...]] = {}
     for name, spec in shapes.items():
         if not isinstance(name, str) or not name.strip():
             raise MatdiffError(f"shapes: a name must be a non-empty string, got {name!r}")
         items = [spec] if isinstance(spec, _DIM_TYPES) else spec
         if isinstance(spec, bool) or not isinstance(items, (list, tuple)) or any(
-                isinstance(d, bool) or not isinstance(d, _DIM_TYPES) for d in items):
+                isinstance(d, (bool, np.bool_)) or not isinstance(d, _DIM_TYPES)
+                for d in items):
             raise MatdiffError(f"shapes[{name!r}] must be a tuple of sizes such as ('m', 'n'),"
                                f" (3,) or () for a scalar, got {spec!r}")
-    return shapes
+        out[name] = tuple(int(d) if isinstance(d, np.integer) else d for d in items)
+    return out
 
 
 def _need_text(text: Any, what: str = "the expression") -> str:
@@ -176,7 +180,8 @@ def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
     """
     _need_text(text)
     shapes = _need_shapes(shapes)
-    if syntax not in (None, "ascii", "latex"):
+    if syntax is not None and not isinstance(syntax, str) or syntax not in (None, "ascii",
+                                                                             "latex"):
         raise MatdiffError(f"unknown syntax {syntax!r}: use 'ascii' or 'latex'")
     names = [sigmoid_names] if isinstance(sigmoid_names, str) else sigmoid_names
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
@@ -421,7 +426,7 @@ def shapes_of(e: Expr | Sequence[Expr], style: str = "text") -> dict[str, list[s
     roots = [e] if isinstance(e, Expr) else e
     if not isinstance(roots, (list, tuple)) or not all(isinstance(r, Expr) for r in roots):
         raise MatdiffError(f"shapes_of takes an Expr or a list of them, got {_kind(e)}")
-    if style not in ("text", "unicode", "latex"):
+    if not isinstance(style, str) or style not in ("text", "unicode", "latex"):
         raise MatdiffError(f"unknown style {style!r}: use 'text', 'unicode' or 'latex'")
     out: dict[str, list[str]] = {}
     for root in roots:
@@ -550,7 +555,7 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     >>> r["derivatives"]["x"]["text"], r["check"]["x"]["verdict"]
     ("(A + A')*x", 'ok')
     """
-    if what not in _KINDS:
+    if not isinstance(what, str) or what not in _KINDS:
         raise MatdiffError(f"unknown derivative kind {what!r}: use " + ", ".join(_KINDS))
     verify, steps = _need_flag(verify, "verify"), _need_flag(steps, "steps")
     f = parse(text, shapes, syntax)

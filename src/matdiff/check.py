@@ -22,6 +22,7 @@ check moves to another point, and says why when every point it tried was unrelia
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -215,13 +216,14 @@ def node_values(roots: Sequence[Expr], env: Mapping[str, Any],
     if need > LIMIT_BYTES:
         raise MatdiffError(domain.too_large(need, "this evaluation"))
     values: dict[Expr, Array] = {}
-    for node in order:
-        if node.op is Op.SYMBOL:
-            if node.name not in env:
-                raise MatdiffError(f"missing input '{node.name}'")
-            values[node] = to_internal(env[node.name], (d(node.rows), d(node.cols)))
-        else:
-            values[node] = _eval_node(node, [values[a] for a in node.args], d, strict)
+    with np.errstate(all="ignore") if not strict else contextlib.nullcontext():
+        for node in order:
+            if node.op is Op.SYMBOL:
+                if node.name not in env:
+                    raise MatdiffError(f"missing input '{node.name}'")
+                values[node] = to_internal(env[node.name], (d(node.rows), d(node.cols)))
+            else:
+                values[node] = _eval_node(node, [values[a] for a in node.args], d, strict)
     return values
 
 
@@ -347,9 +349,9 @@ class Verdict:
     def line(self) -> str:
         if self.status == "inconclusive":
             return f"inconclusive here ({self.reason}): {self.detail}"
-        err = f"max relative error {self.error:.1e}" if self.error is not None else "no error"
+        err = f"max relative error {self.error:.1e}  " if self.error is not None else ""
         tail = f" ({self.detail})" if self.detail else ""
-        return f"{err}  {'OK' if self.status == 'ok' else 'MISMATCH'}{tail}"
+        return f"{err}{'OK' if self.status == 'ok' else 'MISMATCH'}{tail}"
 
 
 @dataclass
@@ -620,14 +622,18 @@ def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Gener
                            if v != "unsure"])
     error = _max_gap(said, estimates, verdicts) / scale if scale > 0 else \
         _max_gap(said, estimates, verdicts)
+    serious = [h for h in target_hazards + claim_hazards if h.serious]
     if all(v == "ok" for v in verdicts):
-        noise = max(e.noise for e in estimates)
-        if scale <= 30 * noise:            # both sides are rounding noise around 0
-            return _Outcome("ok", error, detail="zero to within rounding here")
-        return _Outcome("ok", error)
+        noise = 30 * max(e.noise for e in estimates)
+        if scale > noise:
+            return _Outcome("ok", error)
+        if serious:                         # noise around a singular point says nothing
+            return _unsure(serious, "")
+        return _Outcome("ok", _max_gap(said, estimates, verdicts) / max(noise, 1e-300),
+                        detail="zero to within rounding here")
     if "bad" in verdicts:
-        if target_hazards or claim_hazards:
-            return _unsure(target_hazards + claim_hazards, "")
+        if serious:                         # the differences cannot be trusted here
+            return _unsure(serious, "")
         k = verdicts.index("bad")
         detail = "the derivative is not finite here, although f is smooth" \
             if not np.all(np.isfinite(said[k])) else ""
@@ -684,6 +690,21 @@ def _all(claims: Iterable[str], reason: str, detail: str) -> dict[str, Verdict]:
     return {k: Verdict("inconclusive", None, reason, detail) for k in claims}
 
 
+def _validate(key: str, claim: Claim) -> None:
+    """The claimed expression has the shape its kind needs."""
+    x = next((n for n in toposort([claim.target]) if n.op is Op.SYMBOL
+              and n.attr[0] == claim.name), None)
+    if claim.kind == "gradient" and x is not None and claim.expr.shape != x.shape:
+        raise MatdiffError(f"{key}: the gradient must have the shape of {claim.name}")
+    if claim.kind == "matrix" and x is not None and claim.expr.shape != (
+            claim.target.rows * claim.target.cols, x.rows * x.cols):
+        raise MatdiffError(f"{key}: the matrix must be (size of f) × (size of {claim.name})")
+    if claim.kind == "direction" and claim.direction is None:
+        raise MatdiffError(f"{key}: a directional claim needs the direction's name")
+    if claim.kind not in ("gradient", "matrix", "direction"):
+        raise MatdiffError(f"{key}: unknown kind of claim {claim.kind!r}")
+
+
 def check_claims(claims: Mapping[str, Claim], seed: int = 0, tolerance: float = 1e-6,
                  sizes: Mapping[str, int] | None = None, tries: int = 5,
                  extra: Sequence[Expr] = ()) -> CheckReport:
@@ -695,6 +716,8 @@ def check_claims(claims: Mapping[str, Claim], seed: int = 0, tolerance: float = 
     >>> check_claims({"x": Claim("x", f, x + x)}).verdicts["x"].status
     'ok'
     """
+    for key, claim in claims.items():
+        _validate(key, claim)
     report = CheckReport(tolerance=tolerance)
     roots = [*{c.target: None for c in claims.values()}, *(c.expr for c in claims.values()),
              *extra]
@@ -714,37 +737,42 @@ def check_claims(claims: Mapping[str, Claim], seed: int = 0, tolerance: float = 
     return report
 
 
+_BRANCH_POINTS = 2
+
+
 def _run_points(report: CheckReport, claims: Mapping[str, Claim], roots: list[Expr],
                 seed: int, tries: int) -> None:
-    """Draw points and compare until every claim is decided (and, where the formula has
-    other real branches, compared at one point of another branch too)."""
+    """Draw points and compare until every claim is decided; where a power or a division
+    has other real branches (negative bases), also at ``_BRANCH_POINTS`` points drawn with
+    random signs where the function is finite."""
     outcomes: dict[str, list[_Outcome]] = {k: [] for k in claims}
     branchy = domain.has_branches(roots)
-    branch_done = {k: not branchy for k in claims}
+    branches = {k: 0 if branchy else _BRANCH_POINTS for k in claims}
     rng = np.random.default_rng(seed + 1)
     for attempt in range(2 * tries if branchy else tries):
         signs = branchy and attempt % 2 == 1
-        todo = [k for k in claims if (not branch_done[k] if signs else
-                                      not any(o.status != "unsure" for o in outcomes[k]))]
-        if not todo and all(branch_done.values()):
-            break
+        todo = [k for k in claims if (branches[k] < _BRANCH_POINTS if signs else
+                                      all(o.status == "unsure" for o in outcomes[k]))]
+        if not todo:
+            if all(n >= _BRANCH_POINTS for n in branches.values()) and \
+                    all(any(o.status != "unsure" for o in v) for v in outcomes.values()):
+                break
+            continue
         env, _ = random_inputs(roots, seed=seed + attempt, sizes=report.sizes, signs=signs)
         point = _Point(roots, env, report.sizes)
         report.points += 1
-        first = claims[todo[0]].target if todo else roots[0]
-        if attempt == 0 and first.is_scalar and np.isfinite(point.values[first][0, 0]):
+        first = claims[todo[0]].target
+        if math.isnan(report.value) and not signs and first.is_scalar and \
+                np.isfinite(point.values[first][0, 0]):
             report.value = float(point.values[first][0, 0])
         for k in todo:
             outcome = _compare(claims[k], point, report.tolerance, rng)
             if signs and outcome.status == "unsure":
                 continue                                   # not a point of a real branch
             outcomes[k].append(outcome)
-            branch_done[k] = branch_done[k] or signs
+            branches[k] += signs
     for k in claims:
         report.verdicts[k] = _combine(outcomes[k])
-    if branchy and not all(branch_done.values()):
-        report.notes.append("  note: no point with other signs (another real branch of a "
-                            "power or a division) had a reliable comparison")
 
 
 def check_gradients(f: Expr, grads: Mapping[str, Expr], seed: int = 0,

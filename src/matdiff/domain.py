@@ -272,9 +272,14 @@ def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
     if wanted > LIMIT_BYTES:
         raise MatdiffError(too_large(wanted, "drawing random inputs"))
     env: dict[str, Any] = {}
+    flipped = False
     for node in symbols:
         r, c = shapes[node.attr[0]]
         x = _draw(node, r, c, need, rng, signs)
+        if signs and node.attr[0] in need.signed and structure(node) == "":
+            if not flipped and np.all(x > 0):
+                x[0, 0] = -x[0, 0]                 # some base is negative: another branch
+            flipped = flipped or bool(np.any(x < 0))
         env[node.attr[0]] = x[:, 0].copy() if c == 1 and r != 1 else \
             float(x[0, 0]) if (r, c) == (1, 1) else x
     return env, dims
@@ -334,12 +339,16 @@ def estimate_flops(roots: Sequence[Expr], dims: Mapping[str, int]) -> int:
 @dataclass(frozen=True)
 class Hazard:
     """Something at a point that can spoil finite differences: ``reason`` (one of
-    ``REASONS``), a sentence, the node, and for an inverse its condition number."""
+    ``REASONS``), a sentence, the node, for an inverse its condition number, and whether
+    it can spoil differences that look converged (``serious``: a singular or
+    ill-conditioned matrix, a kink, a NaN) or only explains differences that do not
+    converge (a saturated function, a periodic function of a large argument)."""
 
     reason: str
     detail: str
     node: Expr
     condition: float = 1.0
+    serious: bool = True     # False: explains unreliable differences, excuses no mismatch
 
 
 def _short(e: Expr) -> str:
@@ -381,10 +390,10 @@ def _elementwise_hazard(node: Expr, arg: Array) -> Hazard | None:
     op, big = node.op, float(np.max(np.abs(arg), initial=0.0))
     if op in (Op.SIGMOID, Op.TANH) and big > 15 or op is Op.ARCTAN and big > 1e6:
         return Hazard("saturated", f"{_short(node)} is saturated here (an argument of "
-                                   f"{big:.3g})", node)
+                                   f"{big:.3g})", node, serious=False)
     if op in (Op.SIN, Op.COS, Op.TAN) and big > 1e4:
         return Hazard("ill-conditioned", f"{_short(node)} has an argument of {big:.3g}: "
-                                         "a period is a small step there", node)
+                                         "a period is a small step there", node, serious=False)
     small = float(np.min(np.abs(arg), initial=np.inf))
     if op in (Op.LOG, Op.SQRT) and small < 1e-8 * max(1.0, big) or \
             op is Op.TAN and float(np.min(np.abs(np.cos(arg)), initial=1.0)) < 1e-6 or \
@@ -398,13 +407,15 @@ def _hazard(node: Expr, value: Array, args: list[Array]) -> Hazard | None:
         digits = len(str(abs(node.attr.numerator))) - len(str(node.attr.denominator))
         return Hazard("overflow", f"the constant 1e{digits} is beyond the floating-point "
                                   "range", node)
+    op = node.op
+    if op in (Op.INV, Op.DET, Op.LOGDET):
+        found = _matrix_hazard(node, args[0])
+        if found is not None and found.reason or np.all(np.isfinite(value)):
+            return found
     if not np.all(np.isfinite(value)):
         kind = "nan" if np.any(np.isnan(value)) else "overflow"
         what = "NaN" if kind == "nan" else "infinite"
         return Hazard(kind, f"{_short(node)} is {what} here", node)
-    op = node.op
-    if op in (Op.INV, Op.DET, Op.LOGDET):
-        return _matrix_hazard(node, args[0])
     if op in (Op.ABS, Op.SIGN, Op.RELU) or op is Op.NORM:
         return _kink(node, args[0])
     if op is Op.HDIV:
