@@ -552,21 +552,44 @@ class _Outcome:
     detail: str = ""
 
 
-def _claimed(claim: Claim, point: _Point) -> Callable[[Array], Array]:
-    """The claimed change of the target along D, as a vec."""
-    if claim.kind == "gradient":
-        g = point.values[claim.expr]
-        return lambda d: np.array([float(np.sum(g * d))])
-    if claim.kind == "matrix":
-        j = point.values[claim.expr]
-        return lambda d: j @ d.reshape(-1, order="F")
+def _claimed(claim: Claim, env: Mapping[str, Any], dims: Mapping[str, int],
+             values: Mapping[Expr, Array] | None = None) -> Callable[[Array], Array]:
+    """The claimed change of the target along D at the inputs ``env``, as a vec."""
+    if claim.kind in ("gradient", "matrix"):
+        m = values[claim.expr] if values is not None else \
+            node_values([claim.expr], env, dims, strict=False)[claim.expr]
+        if claim.kind == "gradient":
+            return lambda d: np.array([float(np.sum(m * d))])
+        return lambda d: m @ d.reshape(-1, order="F")
 
     def along(d: Array) -> Array:
         assert claim.direction is not None
-        env = {**point.env, claim.direction: d}
-        with np.errstate(all="ignore"):
-            return vec_of(node_values([claim.expr], env, point.dims, strict=False)[claim.expr])
+        at = {**env, claim.direction: d}
+        return vec_of(node_values([claim.expr], at, dims, strict=False)[claim.expr])
     return along
+
+
+def _jitter(value: Any, rng: np.random.Generator) -> Any:
+    """An input changed by a relative 1e-12 (random signs): enough to draw the rounding
+    afresh, too little to change a well-conditioned value beyond 1e-11 of itself."""
+    arr = np.asarray(value, dtype=float)
+    out = arr * (1 + 1e-12 * rng.choice([-1.0, 1.0], arr.shape))
+    return float(out) if arr.ndim == 0 else out
+
+
+def _spread(claim: Claim, point: _Point, directions: list[Array], said: list[Array],
+            rng: np.random.Generator, copies: int = 3) -> list[float]:
+    """How much the claimed values move when every input is jittered (``_jitter``): their
+    rounding error, cancellation and ill-conditioning included. A claimed value below its
+    spread is zero to within rounding."""
+    out = [0.0] * len(directions)
+    for _ in range(copies):
+        env = {k: _jitter(v, rng) for k, v in point.env.items()}
+        claimed = _claimed(claim, env, point.dims)
+        for k, (d, s) in enumerate(zip(directions, said, strict=True)):
+            gap = np.max(np.abs(claimed(d) - s), initial=0.0)
+            out[k] = max(out[k], float(gap) if np.isfinite(gap) else 0.0)
+    return out
 
 
 def _relevant(point: _Point, claim: Claim) -> tuple[list[Hazard], list[Hazard], float]:
@@ -600,32 +623,33 @@ def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Gener
         return _unsure(target_hazards, "the function is not finite here")
     x = next(n for n in point.order if n.op is Op.SYMBOL and n.attr[0] == claim.name)
     x0, kind = point.values[x], domain.structure(x)
-    claimed = _claimed(claim, point)
+    claimed = _claimed(claim, point.env, point.dims, point.values)
     directions = _directions(x0, kind, rng)
     with np.errstate(all="ignore"):
         said = [claimed(d) for d in directions]
+        spread = _spread(claim, point, directions, said, rng)
         phis = [_phi(point, claim, x0, d) for d in directions]
         sigma = _noise(_phi(point, claim, x0, _random_direction(x0, kind, rng)))
         estimates = [_fast(phi, sigma) for phi in phis]
     finite = [float(np.max(np.abs(s), initial=0.0)) for s in said if np.all(np.isfinite(s))]
     scale = max(finite, default=0.0)
-    sym_error = 64 * EPS * (1 + kappa) * scale
-    verdicts = [_judge(s, e, max(scale, _size(e)), tolerance, sym_error)
-                for s, e in zip(said, estimates, strict=True)]
+    sym_error = [64 * EPS * (1 + kappa) * scale + 3 * sp for sp in spread]
+    verdicts = [_judge(s, e, max(scale, _size(e)), tolerance, sym_error[k])
+                for k, (s, e) in enumerate(zip(said, estimates, strict=True))]
     for k, verdict in enumerate(verdicts):
         if verdict != "ok":
             with np.errstate(all="ignore"):
                 estimates[k] = _scan(phis[k], sigma)
             verdicts[k] = _judge(said[k], estimates[k], max(scale, _size(estimates[k])),
-                                 tolerance, sym_error)
+                                 tolerance, sym_error[k])
     scale = max([scale] + [_size(e) for e, v in zip(estimates, verdicts, strict=True)
                            if v != "unsure"])
     error = _max_gap(said, estimates, verdicts) / scale if scale > 0 else \
         _max_gap(said, estimates, verdicts)
     serious = [h for h in target_hazards + claim_hazards if h.serious]
     if all(v == "ok" for v in verdicts):
-        noise = 30 * max(e.noise for e in estimates)
-        if scale > noise:
+        noise = max(30 * max(e.noise for e in estimates), 3 * max(spread))
+        if scale > noise or scale == 0:     # scale 0: f does not move, the claim is 0
             return _Outcome("ok", error)
         if serious:                         # noise around a singular point says nothing
             return _unsure(serious, "")
