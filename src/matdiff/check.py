@@ -477,22 +477,23 @@ def _fast(phi: Phi, sigma: float, h: float = 1e-3) -> _Estimate:
     return _Estimate(r2, gap + 3 * noise, 3 * noise)
 
 
-def _scan(phi: Phi, sigma: float, start: float = 0.1, levels: int = 28) -> _Estimate:
-    """Steps start, start/2, ... (to about 1e-9): the Richardson value whose neighbours
-    agree best (Ridders' idea), its error the larger of the two gaps plus the noise."""
+def _scan(phi: Phi, sigma: float, start: float = 0.1, levels: int = 28) -> list[_Estimate]:
+    """Steps start, start/2, ... (to about 1e-9): the Richardson value at each, its error
+    the larger gap to its two neighbours plus the noise, best first (Ridders' idea). A
+    periodic function can alias at every step above some size, so the caller accepts any
+    estimate that is reliable and agrees, not only the best one."""
     steps = [start / 2 ** j for j in range(levels)]
     c = _differences(phi, steps)
     with np.errstate(all="ignore"):
         r = [(4 * c[j + 1] - c[j]) / 3 for j in range(levels - 1)]
         gaps = [float(np.max(np.abs(r[j] - r[j + 1]), initial=0.0)) for j in range(levels - 2)]
-    best: _Estimate | None = None
+    out = []
     for j in range(1, levels - 2):
         noise = 2 * sigma / steps[j + 1]
         error = max(gaps[j - 1], gaps[j]) + noise
-        if np.isfinite(error) and np.all(np.isfinite(r[j])) and \
-                (best is None or error < best.error):
-            best = _Estimate(r[j], error, noise)
-    return best or _Estimate(r[-1], float("inf"), float("inf"))
+        if np.isfinite(error) and np.all(np.isfinite(r[j])):
+            out.append(_Estimate(r[j], error, noise))
+    return sorted(out, key=lambda e: e.error) or [_Estimate(r[-1], np.inf, np.inf)]
 
 
 def _judge(claimed: Array, est: _Estimate, scale: float, tolerance: float,
@@ -639,9 +640,11 @@ def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Gener
     for k, verdict in enumerate(verdicts):
         if verdict != "ok":
             with np.errstate(all="ignore"):
-                estimates[k] = _scan(phis[k], sigma)
-            verdicts[k] = _judge(said[k], estimates[k], max(scale, _size(estimates[k])),
-                                 tolerance, sym_error[k])
+                scanned = _scan(phis[k], sigma)
+            judged = [(_judge(said[k], e, max(scale, _size(e)), tolerance, sym_error[k]), e)
+                      for e in scanned]
+            verdicts[k], estimates[k] = next(((v, e) for v, e in judged if v == "ok"),
+                                             judged[0])
     scale = max([scale] + [_size(e) for e, v in zip(estimates, verdicts, strict=True)
                            if v != "unsure"])
     error = _max_gap(said, estimates, verdicts) / scale if scale > 0 else \
