@@ -347,8 +347,9 @@ def hvp(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], direction: str | 
     """
     f = _as_expr(f, shapes)
     names, extra = _variables(f, wrt, shapes)
-    if direction is not None:
-        _need_text(direction, "direction")
+    if direction is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*",
+                                                  _need_text(direction, "direction")):
+        raise MatdiffError(f"the direction must be a name such as V, got {direction!r}")
     if isinstance(wrt, (str, Expr)):
         return zeros(extra[names[0]].shape) if extra else \
             _forward.hvp(f, names[0], direction)

@@ -593,19 +593,26 @@ def _spread(claim: Claim, point: _Point, directions: list[Array], said: list[Arr
     return out
 
 
-def _relevant(point: _Point, claim: Claim) -> tuple[list[Hazard], list[Hazard], float]:
-    """Hazards in the target (those that depend on the variable first), hazards of the
-    claimed expression's own matrices, and the largest condition number among them."""
+@dataclass
+class _Hazards:
+    moving: list[Hazard]     # in the target, depending on the variable
+    still: list[Hazard]      # in the target, not depending on it
+    claim: list[Hazard]      # singular or ill-conditioned matrices of the claim alone
+    kappa: float             # the largest condition number among moving and claim ones
+
+
+def _relevant(point: _Point, claim: Claim) -> _Hazards:
+    """The hazards at the point that matter for this claim."""
     in_target = set(toposort([claim.target]))
     moving = in_target & set(point.dependent(claim.name))
     own = set(toposort([claim.expr])) - in_target
-    found = [h for h in point.hazards if h.node in moving] + \
-        [h for h in point.hazards if h.node in in_target and h.node not in moving]
     in_claim = [h for h in point.hazards if h.node in own and
                 h.reason in ("singular", "ill-conditioned", "")]
-    kappa = max((h.condition for h in found + in_claim if h.node in moving or h in in_claim),
-                default=1.0)
-    return [h for h in found if h.reason], [h for h in in_claim if h.reason], kappa
+    found = [h for h in point.hazards if h.node in moving]
+    kappa = max((h.condition for h in found + in_claim), default=1.0)
+    return _Hazards([h for h in found if h.reason],
+                    [h for h in point.hazards if h.node in in_target - moving and h.reason],
+                    [h for h in in_claim if h.reason], kappa)
 
 
 def _unsure(found: Sequence[Hazard], fallback: str) -> _Outcome:
@@ -619,9 +626,10 @@ def _unsure(found: Sequence[Hazard], fallback: str) -> _Outcome:
 def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Generator
              ) -> _Outcome:
     """The claim against finite differences at one point."""
-    target_hazards, claim_hazards, kappa = _relevant(point, claim)
+    hazards = _relevant(point, claim)
+    kappa = hazards.kappa
     if not np.all(np.isfinite(point.values[claim.target])):
-        return _unsure(target_hazards, "the function is not finite here")
+        return _unsure(hazards.moving + hazards.still, "the function is not finite here")
     x = next(n for n in point.order if n.op is Op.SYMBOL and n.attr[0] == claim.name)
     x0, kind = point.values[x], domain.structure(x)
     claimed = _claimed(claim, point.env, point.dims, point.values)
@@ -649,7 +657,7 @@ def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Gener
                            if v != "unsure"])
     error = _max_gap(said, estimates, verdicts) / scale if scale > 0 else \
         _max_gap(said, estimates, verdicts)
-    serious = [h for h in target_hazards + claim_hazards if h.serious]
+    serious = [h for h in hazards.moving + hazards.claim if h.serious]
     if all(v == "ok" for v in verdicts):
         noise = max(30 * max(e.noise for e in estimates), 3 * max(spread))
         if scale > noise or scale == 0:     # scale 0: f does not move, the claim is 0
@@ -665,7 +673,7 @@ def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Gener
         detail = "the derivative is not finite here, although f is smooth" \
             if not np.all(np.isfinite(said[k])) else ""
         return _Outcome("mismatch", error if np.isfinite(error) else None, detail=detail)
-    return _unsure(target_hazards + claim_hazards,
+    return _unsure(hazards.moving + hazards.claim,
                    "the finite differences do not settle at any step here")
 
 

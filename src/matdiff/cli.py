@@ -100,7 +100,8 @@ def _grad(args: argparse.Namespace) -> int:
 
         f = api.parse(args.expr, shapes, args.syntax)
         names = args.wrt or list(api.shapes_of(f))
-        derivs = getattr(api, what)(f, names, shapes=shapes)
+        derivs = api.grad(f, names, shapes=shapes) if what == "grad" else \
+            {n: getattr(api, what)(f, n, shapes=shapes) for n in names}
         assert isinstance(derivs, dict)
         print(codegen([f, *derivs.values()], backend=args.format, name=f"f_and_{what}"))
         return EXIT_OK

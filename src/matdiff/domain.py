@@ -380,8 +380,9 @@ def _kink(node: Expr, arg: Array) -> Hazard | None:
     a = np.abs(arg)
     if node.op is Op.NORM and node.attr != "1":
         near = float(np.sqrt((arg ** 2).sum())) < 1e-6
-    else:
-        near = a.size > 0 and float(a.min()) < 1e-3 * max(1.0, float(a.max()))
+    else:                                   # exact zeros are structural: I, zero blocks
+        moving = a[a != 0]
+        near = moving.size > 0 and float(moving.min()) < 1e-3 * max(1.0, float(a.max()))
     return Hazard("not differentiable", f"{_short(node)} has its kink within "
                   "reach of the finite-difference steps", node) if near else None
 
