@@ -657,7 +657,8 @@ def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Gener
                            if v != "unsure"])
     error = _max_gap(said, estimates, verdicts) / scale if scale > 0 else \
         _max_gap(said, estimates, verdicts)
-    serious = [h for h in hazards.moving + hazards.claim if h.serious]
+    serious = [h for h in hazards.moving + hazards.claim if h.serious] + \
+        [h for h in hazards.still if h.reason in ("nan", "overflow")]   # off the domain
     if all(v == "ok" for v in verdicts):
         noise = max(30 * max(e.noise for e in estimates), 3 * max(spread))
         if scale > noise or scale == 0:     # scale 0: f does not move, the claim is 0
