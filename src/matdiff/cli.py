@@ -186,12 +186,12 @@ def _port_is_free(host: str, port: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _port_is_free(args.host, args.port)
     try:
         from .web.app import serve  # noqa: PLC0415 - the web extra is optional
     except ImportError as err:
         raise MatdiffError("the web page needs the 'web' extra: pip install 'matdiff[web]' "
                            f"({err})") from None
-    _port_is_free(args.host, args.port)
     serve(args.host, args.port, args.open)
     return EXIT_OK
 
