@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     _solve_parser(sub)
     s = sub.add_parser("serve", help="the local web page")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=_number(0, 65535, "port"), default=8000)
+    s.add_argument("--port", type=_number(1, 65535, "port number"), default=8000)
     s.add_argument("--open", action="store_true", help="open a browser")
     s.add_argument("--workers", type=_number(1, 64, "worker count"), default=None,
                    help="processes for heavy computations (default: the cores, at most 4)")
