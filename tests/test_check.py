@@ -307,3 +307,16 @@ def test_report_value_and_sizes():
     rep = md.check("x'*x", "x")
     assert np.isfinite(rep.value) and rep.sizes and rep.points >= 1
     assert rep.errors["x"] < 1e-9 and rep.max_rel_error == rep.errors["x"]
+
+
+@pytest.mark.parametrize("what", ["hessian", "jacobian", "hvp"])
+def test_a_derivative_free_of_its_variable_is_checked(what):
+    """The Hessian of a linear f (tr(AXB)) no longer holds X; the check still finds X's
+    shape (in f) and compares (load-test case of the web service)."""
+    rep = md.report("tr(A*X*B)", ["X"], what=what)
+    assert rep["check"]["X"]["verdict"] == "ok", rep["check"]
+
+
+def test_no_variables_is_a_clear_error():
+    with pytest.raises(md.MatdiffError, match="has no variables"):
+        md.report("0")

@@ -514,7 +514,7 @@ def _blocks(f: Expr, names: list[str], extra: dict[str, Expr], verify: bool
     if verify and pairs:
         grads = _gradients(f, names, extra)
         claims = {f"{a},{b}": Claim(b, grads[a], h, "matrix") for (a, b), h in blocks.items()}
-        rep = check_claims(claims, extra=list(extra.values()))
+        rep = check_claims(claims, extra=[f, *extra.values()])
         for block, key in zip(out, claims, strict=True):
             block["check"] = rep.verdicts[key].as_dict()
     return out
@@ -561,6 +561,9 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     verify, steps = _need_flag(verify, "verify"), _need_flag(steps, "steps")
     f = parse(text, shapes, syntax)
     names, extra = _variables(f, wrt, shapes) if wrt else (list(free_symbols(f)), {})
+    if not names:
+        raise MatdiffError("the expression has no variables: there is nothing to "
+                           "differentiate (name one with --wrt and declare its shape)")
     directions = {n: v.name for n, v in hvp_directions(f, names, extra).items()} \
         if what == "hvp" else {}
     derivs = _derivatives(f, what, names, extra, directions)
@@ -587,7 +590,7 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     if verify:
         tolerance = 1e-6
         rep = check_claims(_claims(f, what, derivs, extra, directions), tolerance=tolerance,
-                           extra=list(extra.values()))
+                           extra=[f, *extra.values()])   # f holds every variable
         out["check"] = {n: v.as_dict() for n, v in rep.verdicts.items()}
         out["check_sizes"] = rep.sizes
         if rep.notes:

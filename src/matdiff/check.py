@@ -630,7 +630,10 @@ def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Gener
     kappa = hazards.kappa
     if not np.all(np.isfinite(point.values[claim.target])):
         return _unsure(hazards.moving + hazards.still, "the function is not finite here")
-    x = next(n for n in point.order if n.op is Op.SYMBOL and n.attr[0] == claim.name)
+    x = next((n for n in point.order if n.op is Op.SYMBOL and n.attr[0] == claim.name), None)
+    if x is None:
+        raise MatdiffError(f"the check needs the variable {claim.name} among its expressions "
+                           "(pass it, or the function, in extra)")
     x0, kind = point.values[x], points.structure(x)
     claimed = _claimed(claim, point.env, point.dims, point.values)
     directions = _directions(x0, kind, rng)
