@@ -49,8 +49,8 @@ def test_seed_goes_through_the_hadamard_and_block_steps() -> None:
     assert parts["M"] == "I .* (Q'*B + R'*A) - Z"
     assert parts["N"] == "[R, -Q; Q, R]*P*S' - W"
     assert parts["C"] == "N*S*P'"
-    assert md.to_unicode(ex.gradients["R"]) == "2(C[0:n, 0:m] + C[n:2n, m:2m] + A(I ⊙ M))"
-    assert md.to_unicode(ex.gradients["Q"]) == "2(C[n:2n, 0:m] + B(I ⊙ M) − C[0:n, m:2m])"
+    assert md.to_unicode(ex.gradients["R"]) == "2(A(I ⊙ M) + C[0:n, 0:m] + C[n:2n, m:2m])"
+    assert md.to_unicode(ex.gradients["Q"]) == "2(B(I ⊙ M) + C[n:2n, 0:m] − C[0:n, m:2m])"
     assert lines[-1].startswith("where M = I ⊙ (QᵀB + RᵀA) − Z")
 
 

@@ -1,36 +1,173 @@
 """The public API: parse → shapes → grad → simplify → print → compile → check.
 
-This module only wires the stages together; each stage lives in its own module.
+This module only wires the stages together; each stage lives in its own module. Every
+public function validates its arguments and lets only ``MatdiffError`` reach its caller:
+a singular matrix, an overflow, running out of memory or nesting too deep become messages.
+
+A variable that does not occur in ``f`` has a zero derivative of its shape, as in SymPy and
+JAX, when its shape is known: declared in ``shapes`` or passed as a symbol
+(``md.grad(f, md.parse("z"))``). A name that is neither, such as a typo, is an error that
+lists the variables.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from . import diff as _diff
 from . import forward as _forward
 from . import printing
-from .check import CheckReport, fd_jacobian, random_inputs, rel_error, vec_of
+from .check import CheckReport, Claim, check_claims
 from .check import check as _check_gradients
 from .check import evaluate as _evaluate
 from .codegen import codegen
 from .explain import Explanation
 from .explain import explain as _derivation
-from .expr import Expr, MatdiffError, Op, free_symbols, toposort
+from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zeros
 from .names import NamedParts, name_factors, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
-from .shapes import ShapeDecl, infer
+from .shapes import ShapeDecl, infer, normalize_shapes
 from .simplify import simplify
 
 __all__ = ["parse", "grad", "check", "report", "shapes_of", "evaluate", "explain", "differential",
            "jacobian", "hessian", "hvp"]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
+
+def _public(fn: Callable[P, R]) -> Callable[P, R]:
+    """Numerical and resource failures of ``fn`` as ``MatdiffError``."""
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except np.linalg.LinAlgError as err:
+            raise MatdiffError(f"a matrix is singular at these values ({err})") from None
+        except OverflowError as err:
+            raise MatdiffError(f"a number is beyond the floating-point range ({err})") from None
+        except MemoryError:
+            raise MatdiffError("out of memory: the computation is too large for this machine; "
+                               "declare smaller sizes") from None
+        except RecursionError:
+            raise MatdiffError("the expression is nested too deeply") from None
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _need_flag(value: Any, what: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise MatdiffError(f"{what} must be True or False, got {_kind(value)}")
+    return bool(value)
+
+
+def _need_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MatdiffError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _need_tolerance(tolerance: Any) -> float:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.floating)) \
+            or not math.isfinite(tolerance) or tolerance <= 0:
+        raise MatdiffError(f"tolerance must be a positive number, got {tolerance!r}")
+    return float(tolerance)
+
+
+_DIM_TYPES = (str, int, np.integer, Dim)
+
+
+def _need_shapes(shapes: Any) -> dict[str, tuple[Any, ...]] | None:
+    """``shapes``: None or {name: dims}, dims a tuple/list of sizes (int or str), one size,
+    or () for a scalar; a structure ('sym', 'spd', ...) may end the tuple. Returns a copy
+    with plain tuples and ints."""
+    if shapes is None:
+        return None
+    if not isinstance(shapes, Mapping):
+        raise MatdiffError(f"shapes must be a dict {{name: dims}}, got {_kind(shapes)}")
+    out: dict[str, tuple[Any, ...]] = {}
+    for name, spec in shapes.items():
+        if not isinstance(name, str) or not name.strip():
+            raise MatdiffError(f"shapes: a name must be a non-empty string, got {name!r}")
+        items = [spec] if isinstance(spec, _DIM_TYPES) else spec
+        if isinstance(spec, bool) or not isinstance(items, (list, tuple)) or any(
+                isinstance(d, (bool, np.bool_)) or not isinstance(d, _DIM_TYPES)
+                for d in items):
+            raise MatdiffError(f"shapes[{name!r}] must be a tuple of sizes such as ('m', 'n'),"
+                               f" (3,) or () for a scalar, got {spec!r}")
+        out[name] = tuple(int(d) if isinstance(d, np.integer) else d for d in items)
+    return out
+
+
+def _need_text(text: Any, what: str = "the expression") -> str:
+    if not isinstance(text, str):
+        raise MatdiffError(f"{what} must be a string, got {_kind(text)}")
+    return text
+
+
+def _unknown(name: str, symbols: Mapping[str, Expr]) -> str:
+    return (f"'{name}' does not occur in the expression; its variables are "
+            + ", ".join(symbols) if symbols else
+            f"'{name}' does not occur in the expression; it has no variables")
+
+
+def _variables(f: Expr, wrt: Any, shapes: ShapeDecl | None = None
+               ) -> tuple[list[str], dict[str, Expr]]:
+    """The names in ``wrt`` (a name, a symbol, or a list of them), and the symbols of those
+    that ``f`` does not use: declared in ``shapes``, or given as symbols."""
+    items = [wrt] if isinstance(wrt, (str, Expr)) else wrt
+    if not isinstance(items, (list, tuple)):
+        raise MatdiffError(f"wrt must be a variable name or a list of names, got {_kind(wrt)}")
+    if not items:
+        raise MatdiffError("name at least one variable to differentiate with respect to")
+    symbols = free_symbols(f)
+    declared = normalize_shapes(_need_shapes(shapes))
+    names: list[str] = []
+    extra: dict[str, Expr] = {}
+    for item in items:
+        if isinstance(item, Expr):
+            if item.op is not Op.SYMBOL:
+                raise MatdiffError(f"wrt must name variables; {item} is an expression")
+            name = item.attr[0]
+            if symbols.get(name, item) is not item:
+                raise MatdiffError(f"{name} has another shape in the expression")
+            if name not in symbols:
+                extra[name] = item
+        elif isinstance(item, str):
+            name = item
+            if name not in symbols and name in declared:
+                (rows, cols), structure = declared[name]
+                extra[name] = sym(name, (rows, cols), structure)
+            elif name not in symbols:
+                raise MatdiffError(_unknown(name, symbols))
+        else:
+            raise MatdiffError(f"wrt must be variable names, got {_kind(item)}")
+        if name not in names:
+            names.append(name)
+    return names, extra
+
+
+def _absent_note(extra: Mapping[str, Expr]) -> list[str]:
+    return [f"{n} does not occur in the expression: its derivative is zero" for n in extra]
+
+
+# ----------------------------------------------------------------------------- parse, grad
+
+
+@_public
 def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
           sigmoid_names: Sequence[str] = ()) -> Expr:
     """Parse ASCII or LaTeX (detected, or forced with ``syntax``) to a typed expression.
@@ -41,12 +178,16 @@ def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
     >>> f.is_scalar, md.shapes_of(f)
     (True, {'A': ['m', 'n'], 'x': ['n'], 'b': ['m']})
     """
-    if not isinstance(text, str):
-        raise MatdiffError("the expression must be a string")
-    if syntax not in (None, "ascii", "latex"):
+    _need_text(text)
+    shapes = _need_shapes(shapes)
+    if syntax is not None and not isinstance(syntax, str) or syntax not in (None, "ascii",
+                                                                             "latex"):
         raise MatdiffError(f"unknown syntax {syntax!r}: use 'ascii' or 'latex'")
+    names = [sigmoid_names] if isinstance(sigmoid_names, str) else sigmoid_names
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise MatdiffError("sigmoid_names must be a list of names")
     latex = syntax == "latex" or (syntax is None and looks_like_latex(text))
-    tree = parse_latex(text, functions=sigmoid_names) if latex else parse_ascii(text)
+    tree = parse_latex(text, functions=names) if latex else parse_ascii(text)
     try:
         return infer(tree, text, _with_differentials(text, shapes))
     except MatdiffError as err:
@@ -58,142 +199,251 @@ def _with_differentials(text: str, shapes: ShapeDecl | None) -> ShapeDecl | None
     """A differential ``dX`` (a name in ``text``) gets the declared shape of ``X``."""
     if not shapes:
         return shapes
-    extra = {"d" + name: [d for d in dims if d not in ("sym", "symmetric")]
+    extra = {"d" + name: [d for d in ([dims] if isinstance(dims, _DIM_TYPES) else dims)
+                          if d not in ("sym", "symmetric")]
              for name, dims in shapes.items()
              if "d" + name not in shapes and re.search(rf"\bd{re.escape(name)}\b", text)}
     return {**shapes, **extra} if extra else shapes
 
 
-def _as_expr(f: Expr | str, shapes: ShapeDecl | None = None) -> Expr:
-    return parse(f, shapes) if isinstance(f, str) else f
+def _as_expr(f: Any, shapes: ShapeDecl | None = None) -> Expr:
+    if isinstance(f, Expr):
+        return f
+    if isinstance(f, str):
+        return parse(f, shapes)
+    raise MatdiffError(f"f must be an expression (a string or an Expr), got {_kind(f)}")
 
 
-def grad(f: Expr | str, wrt: str | Sequence[str], *, simplified: bool = True,
+def _gradients(f: Expr, names: Sequence[str], extra: Mapping[str, Expr],
+               simplified: bool = True) -> dict[str, Expr]:
+    raw = _diff.gradients(f, names, declared=extra)
+    return {k: simplify(g) if simplified else g for k, g in raw.items()}
+
+
+@_public
+def grad(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, simplified: bool = True,
          shapes: ShapeDecl | None = None) -> Expr | dict[str, Expr]:
     """The gradient of a scalar expression: an Expr with the variable's shape, or a dict
-    for a list of variables.
+    for a list of variables. A declared variable that ``f`` does not use gets zeros.
 
     >>> import matdiff as md
     >>> str(md.grad("||A*X*B - C||_F^2", "X"))
     "2*A'*(A*X*B - C)*B'"
     >>> sorted(md.grad("||A - U*V'||_F^2", ["U", "V"]))
     ['U', 'V']
+    >>> str(md.grad("x'*x", "z", shapes={"z": ("n",)}))
+    'zeros(n)'
     """
     f = _as_expr(f, shapes)
-    names = [wrt] if isinstance(wrt, str) else list(wrt)
-    if not names:
-        raise MatdiffError("name at least one variable to differentiate with respect to")
-    raw = _diff.gradients(f, names)
-    out = {k: simplify(g) if simplified else g for k, g in raw.items()}
-    return out[wrt] if isinstance(wrt, str) else out
+    names, extra = _variables(f, wrt, shapes)
+    out = _gradients(f, names, extra, _need_flag(simplified, "simplified"))
+    return out[names[0]] if isinstance(wrt, (str, Expr)) else out
 
 
-def differential(f: Expr | str, wrt: str, *, shapes: ShapeDecl | None = None) -> Expr:
-    """The differential ``dF``, linear in the symbol ``d<wrt>`` (Magnus & Neudecker).
+# ----------------------------------------------------------------------------- forward mode
+
+
+@_public
+def differential(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *,
+                 shapes: ShapeDecl | None = None) -> Expr:
+    """The differential ``dF``, linear in the symbol ``d<wrt>`` (Magnus & Neudecker); for a
+    list of variables, the total differential (the sum over them).
 
     >>> import matdiff as md
     >>> str(md.differential("||A*X*B - C||_F^2", "X"))
     "2*tr((A*X*B - C)'*A*dX*B)"
     """
-    return _forward.differential(_as_expr(f, shapes), wrt)
+    f = _as_expr(f, shapes)
+    names, extra = _variables(f, wrt, shapes)
+    parts = [_forward.differential(f, n) for n in names if n not in extra]
+    return simplify(sum(parts[1:], parts[0])) if len(parts) > 1 else \
+        parts[0] if parts else zeros(f.shape)
 
 
-def jacobian(f: Expr | str, wrt: str, *, shapes: ShapeDecl | None = None) -> Expr:
+def _size(x: Expr) -> Dim:
+    return x.rows * x.cols
+
+
+@_public
+def jacobian(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *,
+             shapes: ShapeDecl | None = None) -> Expr | dict[str, Expr]:
     """``d vec(F) / d vec(X)ᵀ`` in closed form: (size F) × (size X), column-major ``vec``;
-    for a vector function of a vector, the ordinary m×n Jacobian.
+    for a vector function of a vector, the ordinary m×n Jacobian; a dict for a list.
 
     >>> import matdiff as md
     >>> str(md.jacobian("A*X*B", "X")), str(md.jacobian("sigmoid(W*x)", "x"))
     ("kron(B', A)", 'Diag(sigmoid(W*x) .* (1 - sigmoid(W*x)))*W')
     """
-    return _forward.jacobian(_as_expr(f, shapes), wrt)
+    f = _as_expr(f, shapes)
+    names, extra = _variables(f, wrt, shapes)
+    out = {n: zeros((_size(f), _size(extra[n]))) if n in extra else _forward.jacobian(f, n)
+           for n in names}
+    return out[names[0]] if isinstance(wrt, (str, Expr)) else out
 
 
-def hessian(f: Expr | str, wrt: str, *, shapes: ShapeDecl | None = None) -> Expr:
+def _symbols(f: Expr, extra: Mapping[str, Expr]) -> dict[str, Expr]:
+    return {**free_symbols(f), **extra}
+
+
+def _scalar(f: Expr, what: str) -> None:
+    if not f.is_scalar:
+        raise MatdiffError(f"the {what} needs a scalar function, but this one is "
+                           f"{f.rows}x{f.cols}; use jacobian for vector or matrix functions")
+
+
+def hessian_blocks(f: Expr, names: Sequence[str], extra: Mapping[str, Expr],
+                   pairs: Sequence[tuple[str, str]] | None = None
+                   ) -> dict[tuple[str, str], Expr]:
+    """The blocks ``d²f / dvec(A) dvec(B)ᵀ = d vec(∇_A f) / d vec(B)ᵀ`` for the ``pairs``
+    (default: all ordered pairs of ``names``), each (size A) × (size B)."""
+    _scalar(f, "Hessian")
+    symbols = _symbols(f, extra)
+    pairs = [(a, b) for a in names for b in names] if pairs is None else pairs
+    grads: dict[str, Expr] = {}
+    out: dict[tuple[str, str], Expr] = {}
+    for a, b in pairs:
+        if a == b and a not in extra:
+            out[a, b] = _forward.hessian(f, a)
+            continue
+        if a not in grads:
+            grads[a] = _gradients(f, [a], extra)[a]
+        out[a, b] = _forward.jacobian(grads[a], b) if b in free_symbols(grads[a]) else \
+            zeros((_size(symbols[a]), _size(symbols[b])))
+    return out
+
+
+@_public
+def hessian(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *,
+            shapes: ShapeDecl | None = None) -> Expr | dict[tuple[str, str], Expr]:
     """``d vec(∇f) / d vec(X)ᵀ`` of a scalar ``f``: n×n for a vector, mn×mn for a matrix.
+    For a list of variables, a dict of all the blocks ``(A, B) ↦ d²f / dvec(A) dvec(B)ᵀ``
+    (the cross Hessians; ``(B, A)`` is the transpose of ``(A, B)``).
 
     >>> import matdiff as md
     >>> str(md.hessian("||A*x - b||^2", "x")), str(md.hessian("log(det(X))", "X"))
     ("2*A'*A", "-kron(inv(X), inv(X)')*K(m, m)")
+    >>> str(md.hessian("x'*A*y", ["x", "y"])["x", "y"])
+    'A'
     """
-    return _forward.hessian(_as_expr(f, shapes), wrt)
+    f = _as_expr(f, shapes)
+    names, extra = _variables(f, wrt, shapes)
+    blocks = hessian_blocks(f, names, extra)
+    return blocks[names[0], names[0]] if isinstance(wrt, (str, Expr)) else blocks
 
 
-def hvp(f: Expr | str, wrt: str, direction: str | None = None, *,
-        shapes: ShapeDecl | None = None) -> Expr:
+@_public
+def hvp(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], direction: str | None = None,
+        *, shapes: ShapeDecl | None = None) -> Expr | dict[str, Expr]:
     """The Hessian of ``f`` applied to a direction (a new symbol with ``wrt``'s shape: V, or
     V1, V2, ... when ``f`` uses V), as a matrix expression: forward over reverse, never a
-    Kronecker product.
+    Kronecker product. For a list of variables, the block rows ``Σ_B H_AB vec(V_B)`` with
+    one direction per variable (V, V1, ...), as a dict.
 
     >>> import matdiff as md
     >>> str(md.hvp("||A*X*B - C||_F^2", "X"))
     "2*A'*A*V*B*B'"
+    >>> str(md.hvp("x'*A*y", ["x", "y"])["x"])
+    'A*V1'
     """
-    return _forward.hvp(_as_expr(f, shapes), wrt, direction)
+    f = _as_expr(f, shapes)
+    names, extra = _variables(f, wrt, shapes)
+    if direction is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*",
+                                                  _need_text(direction, "direction")):
+        raise MatdiffError(f"the direction must be a name such as V, got {direction!r}")
+    if isinstance(wrt, (str, Expr)):
+        return zeros(extra[names[0]].shape) if extra else \
+            _forward.hvp(f, names[0], direction)
+    _scalar(f, "Hessian")
+    if direction is not None:
+        raise MatdiffError("with several variables, the directions are named V, V1, ...; "
+                           "leave direction out")
+    directions = hvp_directions(f, names, extra)
+    grads = _gradients(f, names, extra)
+    return {a: simplify(_forward.jvp(grads[a], {b: directions[b] for b in names}))
+            for a in names}
 
 
-_FORWARD = {"differential": differential, "jacobian": jacobian, "hessian": hessian,
-            "hvp": hvp}
+def hvp_directions(f: Expr, names: Sequence[str], extra: Mapping[str, Expr]
+                   ) -> dict[str, Expr]:
+    """One direction symbol per variable, with its shape: V, V1, V2, ..., none used by
+    ``f`` or by another variable."""
+    symbols = _symbols(f, extra)
+    used = set(symbols)
+    out: dict[str, Expr] = {}
+    for n in names:
+        name = next(v for v in ("V", *(f"V{i}" for i in range(1, 999))) if v not in used)
+        used.add(name)
+        out[n] = sym(name, symbols[n].shape)
+    return out
 
 
-def _check_forward(f: Expr, name: str, what: str, d: Expr, seed: int = 0,
-                   hvp_direction: str | None = None) -> tuple[float, dict[str, int]]:
-    """Relative error of a forward-mode result against finite differences: of ``f`` for a
-    Jacobian or a differential, of the gradient for a Hessian or an HVP."""
-    target = f if what in ("jacobian", "differential") else grad(f, name)
-    assert isinstance(target, Expr)
-    direction = _forward.differential_name(f, name) if what == "differential" else \
-        _forward.hvp_direction(f, name, hvp_direction) if what == "hvp" else f
-    for attempt in range(5):
-        env, sizes = random_inputs([f, target, d, direction], seed=seed + attempt)
-        with np.errstate(all="ignore"):
-            numeric = fd_jacobian(target, name, env, sizes)
-            if not np.all(np.isfinite(numeric)):
-                continue
-            got = np.asarray(_evaluate(d, env, sizes), dtype=float)
-            if what in ("jacobian", "hessian"):
-                return rel_error(got.reshape(numeric.shape), numeric), sizes
-            return rel_error(vec_of(got), numeric @ vec_of(env[direction.name])), sizes
-    return float("nan"), {}
+# ----------------------------------------------------------------------------- check, evaluate
 
 
-def check(f: Expr | str, wrt: str | Sequence[str], *, seed: int = 0, tolerance: float = 1e-6,
-          shapes: ShapeDecl | None = None, raise_on_failure: bool = True) -> CheckReport:
-    """Verify the (simplified) gradients of ``f`` against central finite differences at a
-    random point; raises ``MatdiffError`` over the tolerance.
+@_public
+def check(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, seed: int = 0,
+          tolerance: float = 1e-6, shapes: ShapeDecl | None = None,
+          raise_on_failure: bool = True) -> CheckReport:
+    """Verify the (simplified) gradients of ``f`` against finite differences at random
+    points: a verdict per variable (OK, MISMATCH, or inconclusive with its reason). Raises
+    ``MatdiffError`` on a mismatch when ``raise_on_failure``.
 
     >>> import matdiff as md
     >>> md.check("x'*A*x", "x").ok
     True
+    >>> md.check("log(det(X'*X))", "X", shapes={"X": (2, 3)}).inconclusive
+    {'X': 'singular by shape'}
     """
     f = _as_expr(f, shapes)
-    names = [wrt] if isinstance(wrt, str) else list(wrt)
-    grads = grad(f, names)
-    assert isinstance(grads, dict)
-    return _check_gradients(f, names, grads, seed=seed, tolerance=tolerance,
-                        raise_on_failure=raise_on_failure)
+    names, extra = _variables(f, wrt, shapes)
+    grads = _gradients(f, names, extra)
+    report = _check_gradients(f, names, grads, seed=_need_seed(seed),
+                              tolerance=_need_tolerance(tolerance),
+                              raise_on_failure=_need_flag(raise_on_failure, "raise_on_failure"),
+                              extra=list(extra.values()))
+    report.notes += [f"  note: {n}" for n in _absent_note(extra)]
+    return report
 
 
+@_public
 def evaluate(e: Expr | Sequence[Expr], **inputs: Any) -> Any:
-    """Evaluate with the reference interpreter (keyword arguments by symbol name)."""
-    return _evaluate(e, inputs)
+    """Evaluate with the reference interpreter (keyword arguments by symbol name); refuses
+    above ``matdiff.points.LIMIT_BYTES`` of estimated memory.
+
+    >>> import matdiff as md
+    >>> md.evaluate(md.parse("x'*x"), x=[3.0, 4.0])
+    25.0
+    """
+    roots = [e] if isinstance(e, Expr) else e
+    if not isinstance(roots, (list, tuple)) or not all(isinstance(r, Expr) for r in roots):
+        raise MatdiffError(f"evaluate takes an Expr or a list of them, got {_kind(e)}")
+    return _evaluate(e if isinstance(e, Expr) else list(roots), inputs)
 
 
+@_public
 def shapes_of(e: Expr | Sequence[Expr], style: str = "text") -> dict[str, list[str]]:
     """The shapes of the variables: ``{name: [dims]}``, ``[]`` for a scalar, one dim for a
-    column vector."""
-    roots = [e] if isinstance(e, Expr) else list(e)
+    column vector; a declared structure (``symmetric``, ...) follows the dims."""
+    roots = [e] if isinstance(e, Expr) else e
+    if not isinstance(roots, (list, tuple)) or not all(isinstance(r, Expr) for r in roots):
+        raise MatdiffError(f"shapes_of takes an Expr or a list of them, got {_kind(e)}")
+    if not isinstance(style, str) or style not in ("text", "unicode", "latex"):
+        raise MatdiffError(f"unknown style {style!r}: use 'text', 'unicode' or 'latex'")
     out: dict[str, list[str]] = {}
     for root in roots:
         for name, node in free_symbols(root).items():
-            r, c = node.shape
-            dims = [] if node.is_scalar else [r] if node.is_vector else [r, c]
-            out[name] = [printing.format_dim(d, style) for d in dims]
-            if node.symmetric:
-                out[name].append("symmetric")
+            out[name] = _shape_list(node, style)
     return out
 
 
+def _shape_list(node: Expr, style: str = "text") -> list[str]:
+    r, c = node.shape
+    dims = [] if node.is_scalar else [r] if node.is_vector else [r, c]
+    structure = node.attr[2] if len(node.attr) > 2 and isinstance(node.attr[2], str) else ""
+    return [printing.format_dim(d, style) for d in dims] + ([structure] if structure else [])
+
+
+@_public
 def explain(f: Expr | str, wrt: str | Sequence[str], *,
             shapes: ShapeDecl | None = None) -> Explanation:
     """The derivation of the gradient in differential form, step by step.
@@ -202,7 +452,11 @@ def explain(f: Expr | str, wrt: str | Sequence[str], *,
     >>> print(md.explain("||A*X*B - C||_F^2", "X").render("text"))  # doctest: +ELLIPSIS
     phi = M : M ...
     """
-    return _derivation(_as_expr(f, shapes), wrt)
+    f = _as_expr(f, shapes)
+    names, extra = _variables(f, wrt, shapes)
+    if extra:
+        raise MatdiffError(_unknown(next(iter(extra)), free_symbols(f)))
+    return _derivation(f, wrt if isinstance(wrt, str) else names)
 
 
 def reading_notes(f: Expr) -> list[str]:
@@ -238,78 +492,142 @@ def _where(named: NamedParts) -> list[dict[str, Any]]:
     return out
 
 
+# ----------------------------------------------------------------------------- report
+
+
+def _forms(e: Expr) -> dict[str, str]:
+    return {"text": printing.to_text(e), "unicode": printing.to_unicode(e),
+            "latex": printing.to_latex(e)}
+
+
+_KINDS = ("grad", "differential", "jacobian", "hessian", "hvp")
+
+
+def _derivatives(f: Expr, what: str, names: list[str], extra: dict[str, Expr],
+                 directions: Mapping[str, str]) -> dict[str, Expr]:
+    """Each variable's derivative of the kind ``what`` (for hvp, each in its own
+    direction; for differential, the partial differential in d<name>)."""
+    if what == "grad":
+        return _gradients(f, names, extra)
+    if what == "hessian":
+        return {n: b for (n, _), b in hessian_blocks(f, names, extra,
+                                                     [(n, n) for n in names]).items()}
+    if what == "hvp":
+        _scalar(f, "Hessian")
+        return {n: zeros(extra[n].shape) if n in extra else
+                _forward.hvp(f, n, directions[n]) for n in names}
+    if what == "jacobian":
+        return {n: zeros((_size(f), _size(extra[n]))) if n in extra else
+                _forward.jacobian(f, n) for n in names}
+    return {n: zeros(f.shape) if n in extra else _forward.differential(f, n) for n in names}
+
+
+def _claims(f: Expr, what: str, derivs: Mapping[str, Expr], extra: Mapping[str, Expr],
+            directions: Mapping[str, str]) -> dict[str, Claim]:
+    """What the check compares for each derivative."""
+    if what == "grad":
+        return {n: Claim(n, f, g) for n, g in derivs.items()}
+    if what == "jacobian":
+        return {n: Claim(n, f, j, "matrix") for n, j in derivs.items()}
+    if what == "differential":
+        return {n: Claim(n, f, d, "direction", "d" + n) for n, d in derivs.items()}
+    grads = _gradients(f, list(derivs), dict(extra))
+    if what == "hessian":
+        return {n: Claim(n, grads[n], h, "matrix") for n, h in derivs.items()}
+    return {n: Claim(n, grads[n], v, "direction", directions[n]) for n, v in derivs.items()}
+
+
+def _blocks(f: Expr, names: list[str], extra: dict[str, Expr], verify: bool
+            ) -> list[dict[str, Any]]:
+    """The cross Hessians d²f/dvec(A)dvec(B)ᵀ for the pairs A before B, with their check."""
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    blocks = hessian_blocks(f, names, extra, pairs)
+    out: list[dict[str, Any]] = [{"rows": a, "cols": b, **_forms(h)}
+                                 for (a, b), h in blocks.items()]
+    if verify and pairs:
+        grads = _gradients(f, names, extra)
+        claims = {f"{a},{b}": Claim(b, grads[a], h, "matrix") for (a, b), h in blocks.items()}
+        rep = check_claims(claims, extra=[f, *extra.values()])
+        for block, key in zip(out, claims, strict=True):
+            block["check"] = rep.verdicts[key].as_dict()
+    return out
+
+
+def _named(out: dict[str, Any], f: Expr, names: list[str], grads: Mapping[str, Expr],
+           steps: bool) -> None:
+    """The named parts of the gradients (``where``) and the derivation (``steps``)."""
+    ex = _derivation(f, [n for n in names if n in free_symbols(f)]) if steps else None
+    named = name_parts(list(grads.values())) if ex is None else name_factors(
+        NamedParts([ex.gradients.get(n, g) for n, g in grads.items()], ex.parts))
+    if named.parts or named.factors:       # and the factorizations: UΣVᵀ = X (thin SVD)
+        out["where"] = _where(named)
+        for n, g in zip(grads, named.roots, strict=True):
+            out["derivatives"][n]["named"] = {
+                style: named.render(g, style) for style in ("text", "unicode", "latex")}
+    if ex is not None:
+        out["steps"] = [s.as_dict() for s in ex.steps]
+
+
+def _code(f: Expr, derivs: Mapping[str, Expr], what: str, out: dict[str, Any]) -> None:
+    try:
+        out["code"] = {b: codegen([f, *derivs.values()], backend=b, name=f"f_and_{what}")
+                       for b in ("numpy", "jax", "torch")}
+    except MatdiffError as err:  # the formulas stand; say why there is no code
+        out["notes"] = [*out.get("notes", []), f"no generated code: {err.message}"]
+
+
+@_public
 def report(text: str, wrt: str | Sequence[str] | None = None,
            shapes: ShapeDecl | None = None, syntax: str | None = None, what: str = "grad",
            verify: bool = True, steps: bool = False) -> dict[str, Any]:
-    """Everything the CLI's ``--format json`` and the web page show, as a dict. ``"where"``
-    lists the named parts; each derivative's ``"named"`` is written over them; ``steps``
-    adds the derivation (``"steps"``: a list of ``{"rule", "text", "unicode", "latex"}``).
+    """Everything the CLI's ``--format json`` and the web page show, as a JSON-safe dict.
+    ``"where"`` lists the named parts; each derivative's ``"named"`` is written over them;
+    ``steps`` adds the derivation (``"steps"``). For a Hessian in two or more requested
+    variables, ``"blocks"`` holds the cross Hessians. ``"check"`` has a verdict per
+    variable: ``{"verdict", "ok", "max_rel_error", "reason", "detail"}``.
 
     >>> r = report("x'*A*x", ["x"])
-    >>> r["derivatives"]["x"]["text"], r["check"]["x"]["ok"]
-    ("(A + A')*x", True)
+    >>> r["derivatives"]["x"]["text"], r["check"]["x"]["verdict"]
+    ("(A + A')*x", 'ok')
     """
+    if not isinstance(what, str) or what not in _KINDS:
+        raise MatdiffError(f"unknown derivative kind {what!r}: use " + ", ".join(_KINDS))
+    verify, steps = _need_flag(verify, "verify"), _need_flag(steps, "steps")
     f = parse(text, shapes, syntax)
-    if what != "grad" and what not in _FORWARD:
-        raise MatdiffError(f"unknown derivative kind {what!r}: use grad, "
-                           + ", ".join(_FORWARD))
-    symbols = free_symbols(f)
-    names = list(symbols) if not wrt else [wrt] if isinstance(wrt, str) else list(wrt)
-    directions: dict[str, str] = {}
-    for n in names if what == "hvp" else ():    # one direction per variable, names distinct
-        directions[n] = _forward.hvp_direction(f, n, avoid=directions.values()).name
-    if what == "grad":
-        grads = grad(f, names)
-    elif what == "hvp":
-        grads = {n: hvp(f, n, directions[n]) for n in names}
-    else:
-        grads = {n: _FORWARD[what](f, n) for n in names}
-    assert isinstance(grads, dict)
+    names, extra = _variables(f, wrt, shapes) if wrt else (list(free_symbols(f)), {})
+    if not names:
+        raise MatdiffError("the expression has no variables: there is nothing to "
+                           "differentiate (name one with --wrt and declare its shape)")
+    directions = {n: v.name for n, v in hvp_directions(f, names, extra).items()} \
+        if what == "hvp" else {}
+    derivs = _derivatives(f, what, names, extra, directions)
+    symbols = _symbols(f, extra)
     out: dict[str, Any] = {
         "expression": printing.to_text(f),
         "expression_unicode": printing.to_unicode(f),
         "expression_latex": printing.to_latex(f),
-        "shapes": shapes_of(f),
+        "shapes": {**shapes_of(f), **{n: _shape_list(x) for n, x in extra.items()}},
         "what": what,
-        "derivatives": {n: {"text": printing.to_text(g), "unicode": printing.to_unicode(g),
-                            "latex": printing.to_latex(g)} for n, g in grads.items()},
+        "derivatives": {n: _forms(g) for n, g in derivs.items()},
     }
     if what == "grad":
-        ex = _derivation(f, names) if steps else None
-        named = name_parts(list(grads.values())) if ex is None else \
-            name_factors(NamedParts([ex.gradients[n] for n in grads], ex.parts))  # its names
-        if named.parts or named.factors:
-            out["where"] = _where(named)
-            for n, g in zip(grads, named.roots, strict=True):
-                out["derivatives"][n]["named"] = {
-                    style: named.render(g, style) for style in ("text", "unicode", "latex")}
-        if ex is not None:
-            out["steps"] = [s.as_dict() for s in ex.steps]
+        _named(out, f, names, derivs, steps)
     if what == "hvp":
         out["directions"] = directions
-    sym_notes = [n for n in names if n in symbols and symbols[n].symmetric]
-    if sym_notes and what in ("grad", "hessian", "hvp"):
-        out["notes"] = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in sym_notes]
-    out["notes"] = [*out.get("notes", []), *reading_notes(f)]
-    if not out["notes"]:
-        del out["notes"]
-    try:
-        out["code"] = {b: codegen([f, *grads.values()], backend=b, name=f"f_and_{what}")
-                       for b in ("numpy", "jax", "torch")}
-    except MatdiffError as err:  # the formulas stand; say why there is no code
-        out["notes"] = [*out.get("notes", []), f"no generated code: {err.message}"]
-    if verify and what != "grad":
-        checked = {n: _check_forward(f, n, what, g, hvp_direction=directions.get(n))
-                   for n, g in grads.items()}
-        out["check"] = {n: {"max_rel_error": e, "ok": bool(np.isfinite(e) and e <= 1e-6)}
-                        for n, (e, _) in checked.items()}
-        out["check_sizes"] = next(iter(checked.values()))[1] if checked else {}
-    elif verify:
-        rep = _check_gradients(f, names, grads, raise_on_failure=False)
-        out["check"] = {n: {"max_rel_error": rep.errors.get(n, float("nan")),
-                            "ok": bool(rep.ok)} for n in names}
-        for n in names if rep.inconclusive else ():   # not differentiable: never a mismatch
-            out["check"][n].update(max_rel_error=None, verdict="inconclusive",
-                                   reason=rep.inconclusive)
+    if what == "hessian" and wrt and len(names) > 1:
+        out["blocks"] = _blocks(f, names, extra, verify)
+    notes = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in names
+             if symbols[n].symmetric and what in ("grad", "hessian", "hvp")]
+    notes += reading_notes(f)              # expm is the matrix exponential, exp elementwise
+    if notes or extra:
+        out["notes"] = notes + _absent_note(extra)
+    _code(f, derivs, what, out)
+    if verify:
+        tolerance = 1e-6
+        rep = check_claims(_claims(f, what, derivs, extra, directions), tolerance=tolerance,
+                           extra=[f, *extra.values()])   # f holds every variable
+        out["check"] = {n: v.as_dict() for n, v in rep.verdicts.items()}
         out["check_sizes"] = rep.sizes
+        if rep.notes:
+            out["check_notes"] = [n.strip() for n in rep.notes]
     return out

@@ -5,6 +5,11 @@ EXPR may start with ``-`` (``matdiff grad "-x'*A*x"``); ``-`` reads it from stan
 ``--file F`` from a file, so a long expression passes no limit of the command line.
 ``--format json`` follows ``docs/cli-json.schema.json``. ``matdiff --version`` prints the
 version. Any bad input prints the message, the expression and a caret to stderr and exits 2.
+
+Exit status: 0 when the result is printed and its check is OK or inconclusive (the reason
+is printed), 1 when the numerical check finds a MISMATCH, 2 for every error: bad input
+(the message, the expression and a caret go to stderr), a bad or busy port, or a
+computation matdiff refuses. No traceback reaches the terminal.
 """
 
 from __future__ import annotations
@@ -23,7 +28,11 @@ from . import __version__, api
 from .expr import MatdiffError
 from .solve import load_data, solve_spec
 
-__all__ = ["main", "parse_shape_option", "read_expression", "protect_dash_expressions"]
+__all__ = ["main", "parse_shape_option", "read_expression", "protect_dash_expressions",
+           "EXIT_OK", "EXIT_MISMATCH", "EXIT_ERROR"]
+
+EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
+_STRUCTURES = ("symmetric", "spd", "pos", "diagonal")
 
 
 def parse_shape_option(spec: str) -> tuple[str, list[str]]:
@@ -56,6 +65,9 @@ _LHS = {  # what → (text, unicode, latex) left-hand sides, {x} the variable
                  "{{\\partial \\operatorname{{vec}}({x})^{{T}}}}"),
     "hessian": ("H_{x}", "H_{x}", "H_{{{x}}}"),
     "hvp": ("H_{x}*{v}", "H_{x}{v}", "H_{{{x}}} {v}"),
+    "block": ("d2f/dvec({x})dvec({y})'", "∂²f/∂vec({x})∂vec({y})ᵀ",
+              "\\frac{{\\partial^2 f}}{{\\partial \\operatorname{{vec}}({x}) "
+              "\\partial \\operatorname{{vec}}({y})^{{T}}}}"),
 }
 
 
@@ -81,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     _solve_parser(sub)
     s = sub.add_parser("serve", help="the local web page")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=_number(0, 65535, "port"), default=8000)
+    s.add_argument("--port", type=_number(1, 65535, "port number"), default=8000)
     s.add_argument("--open", action="store_true", help="open a browser")
     s.add_argument("--workers", type=_number(1, 64, "worker count"), default=None,
                    help="processes for heavy computations (default: the cores, at most 4)")
@@ -156,21 +168,33 @@ def _grad(args: argparse.Namespace) -> int:
 
         f = api.parse(args.expr, shapes, args.syntax)
         names = args.wrt or list(api.shapes_of(f))
-        if what == "grad":
-            grads = api.grad(f, names)
-        else:
-            grads = {n: getattr(api, what)(f, n) for n in names}
-        assert isinstance(grads, dict)
-        print(codegen([f, *grads.values()], backend=args.format, name=f"f_and_{what}"))
-        return 0
+        derivs = api.grad(f, names, shapes=shapes) if what == "grad" else \
+            {n: getattr(api, what)(f, n, shapes=shapes) for n in names}
+        assert isinstance(derivs, dict)
+        print(codegen([f, *derivs.values()], backend=args.format, name=f"f_and_{what}"))
+        return EXIT_OK
     rep = api.report(args.expr, args.wrt or None, shapes, args.syntax, what=what,
                      verify=not args.no_check, steps=args.steps and what == "grad")
     if args.format == "json":
-        print(json.dumps(rep, indent=2))
-        return 0
-    print(_format_report(rep, args.format))
-    failed = "check" in rep and not all(c["ok"] for c in rep["check"].values())
-    return 1 if failed else 0
+        print(json.dumps(rep, indent=2, allow_nan=False))
+    else:
+        print(_format_report(rep, args.format))
+    checks = [*rep.get("check", {}).values(),
+              *(b["check"] for b in rep.get("blocks", []) if "check" in b)]
+    return EXIT_MISMATCH if any(c["verdict"] == "mismatch" for c in checks) else EXIT_OK
+
+
+def _lhs(what: str, style: str, x: str, v: str = "V", y: str = "") -> str:
+    return _LHS[what][("text", "unicode", "latex").index(style)].format(x=x, v=v, y=y)
+
+
+def _check_line(label: str, c: dict[str, Any]) -> str:
+    if c["verdict"] == "inconclusive":
+        return f"  {label}: inconclusive here ({c['reason']}): {c['detail']}"
+    error = c["max_rel_error"]
+    shown = f"max relative error {error:.1e}" if error is not None else "no finite error"
+    tail = f" ({c['detail']})" if c.get("detail") else ""
+    return f"  {label}: {shown}  {'OK' if c['verdict'] == 'ok' else 'MISMATCH'}{tail}"
 
 
 def _format_report(rep: dict[str, Any], style: str) -> str:
@@ -178,15 +202,18 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
                    "latex": "expression_latex"}[style]]
     lines = [f"f = {shown_f}", "", "shapes:"]
     for name, dims in rep["shapes"].items():
-        shown = "×".join(d for d in dims if d != "symmetric") or "scalar"
+        sizes = [d for d in dims if not d.isalpha() or d not in _STRUCTURES]
+        shown = "×".join(sizes) or "scalar"
         shown = shown.replace("×", "x") if style == "text" else shown.replace("*", "")
-        extra = " (symmetric)" if "symmetric" in dims else ""
+        extra = "".join(f" ({d})" for d in dims if d in _STRUCTURES)
         lines.append(f"  {name}: {shown}{extra}")
     lines.append("")
+    what = rep.get("what", "grad")
     for name, d in rep["derivatives"].items():
-        lhs = _LHS[rep.get("what", "grad")][("text", "unicode", "latex").index(style)] \
-            .format(x=name, v=rep.get("directions", {}).get(name, "V"))
+        lhs = _lhs(what, style, name, rep.get("directions", {}).get(name, "V"))
         lines.append(f"{lhs} = {d.get('named', d)[style]}")
+    for b in rep.get("blocks", []):
+        lines.append(f"{_lhs('block', style, b['rows'], y=b['cols'])} = {b[style]}")
     for i, part in enumerate(rep.get("where", [])):  # the named parts the lines above use
         name = part.get("lhs", {}).get(style, part["name"])   # UΣVᵀ, a factorization
         lines.append(f"  {'where' if i == 0 else '     '} {name} = {part[style]}")
@@ -197,15 +224,12 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
     for note in rep.get("notes", []):
         lines.append(f"note: {note}")
     if "check" in rep:
-        sizes = ", ".join(f"{k}={v}" for k, v in rep["check_sizes"].items())
-        lines.append("")
-        lines.append(f"check: central finite differences at a random point ({sizes})")
-        for name, c in rep["check"].items():
-            if c.get("verdict") == "inconclusive":   # not differentiable: nothing compared
-                lines.append(f"  d/d{name}: inconclusive here: {c['reason']}")
-                continue
-            verdict = "OK" if c["ok"] else "MISMATCH"
-            lines.append(f"  d/d{name}: max relative error {c['max_rel_error']:.1e}  {verdict}")
+        at = ", ".join(f"{k}={v}" for k, v in rep["check_sizes"].items())
+        lines += ["", f"check: finite differences at random points ({at})"]
+        lines += [_check_line(f"d/d{name}", c) for name, c in rep["check"].items()]
+        lines += [_check_line(f"d²/d{b['rows']}d{b['cols']}", b["check"])
+                  for b in rep.get("blocks", []) if "check" in b]
+        lines += [f"  {note}" for note in rep.get("check_notes", [])]
     return "\n".join(lines)
 
 
@@ -282,7 +306,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for bad input)."""
+    """Run the command line; returns the exit status: 0 ok (a check that is inconclusive
+    included), 1 a check found a mismatch, 2 an error (argparse exits 2 itself)."""
     parser = _parser()
     words, marked = protect_dash_expressions(parser, sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(words)
@@ -299,7 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if err.text is None:
             err.text = getattr(args, "expr", None)
         print(err.render(), file=sys.stderr)
-        return 2
     except RecursionError:
         print("error: the expression is nested too deeply", file=sys.stderr)
-        return 2
+    except Exception as err:  # noqa: BLE001 - a bug: a message, not a traceback
+        print(f"error: internal error in matdiff ({type(err).__name__}: {err}); please "
+              "report the command that caused it", file=sys.stderr)
+    return EXIT_ERROR

@@ -14,7 +14,7 @@ trace inner product, the one to use for optimisation over symmetric matrices.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 from .expr import (
@@ -417,8 +417,11 @@ def _depends(root: Expr, names: set[str]) -> set[Expr]:
     return dep
 
 
-def gradients(f: Expr, names: Sequence[str]) -> dict[str, Expr]:
-    """Raw (unsimplified) gradients of the scalar ``f`` with respect to ``names``.
+def gradients(f: Expr, names: Sequence[str],
+              declared: Mapping[str, Expr] | None = None) -> dict[str, Expr]:
+    """Raw (unsimplified) gradients of the scalar ``f`` with respect to ``names``. A name
+    that ``f`` does not use gets zeros of its shape when ``declared`` has its symbol (as in
+    SymPy and JAX); otherwise it is an error that lists the variables.
 
     >>> from matdiff.expr import sym
     >>> x = sym("x", ("n",)); gradients(x.T @ x, ["x"])["x"] is add(x, x)
@@ -442,7 +445,7 @@ def gradients(f: Expr, names: Sequence[str]) -> dict[str, Expr]:
                 bars.setdefault(arg, []).append(arg_bar)
     out: dict[str, Expr] = {}
     for name in names:
-        x = symbols.get(name)
+        x = symbols.get(name) or (declared or {}).get(name)
         if x is None:
             raise MatdiffError(f"'{name}' does not occur in the expression; its variables are "
                                + ", ".join(symbols) if symbols else "it has no variables")

@@ -86,7 +86,7 @@ from .expr import (
     vec,
     zeros,
 )
-from .simplify import RULES, rebuild, simplify
+from .simplify import RULES, TRANSPOSES, rebuild, simplify
 
 __all__ = ["JVP", "VEC", "jvp", "differential", "jacobian", "hessian", "hvp",
            "identify", "differential_name", "hvp_direction"]
@@ -527,20 +527,35 @@ def identify(d_f: Expr, dx: Expr) -> Expr:
 # ----------------------------------------------------------------------------- tidying
 
 
-def _rewrite(e: Expr, keep: Callable[[str], bool]) -> Expr:
-    """Simplify with only the simplifier's rules whose names pass ``keep``."""
-    return simplify(e, rules={op: [(name, r) for name, r in rows if keep(name)]
-                              for op, rows in RULES.items()})
+# A differential keeps its transposes where the rules put them (dXᵀ stays visible); a
+# Jacobian is identified after the transposes are pushed to the leaves.
+DIFFERENTIAL_RULES = RULES - TRANSPOSES
 
 
-def _in_order(e: Expr, reference: str) -> Expr:
+def _first_seen(reference: Expr) -> dict[Expr, int]:
+    """Each node of ``reference`` and its place in reading order (pre-order, left to right,
+    each shared node at its first occurrence)."""
+    seen: dict[Expr, int] = {}
+    stack = [reference]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen[node] = len(seen)
+        stack.extend(reversed(node.args))
+    return seen
+
+
+def _in_order(e: Expr, reference: Expr) -> Expr:
     """``e`` with the terms of sums and the factors of Hadamard products in the order in
-    which they appear in ``reference`` (the unsimplified text): the derivation's order."""
+    which they first occur in ``reference`` (the unsimplified expression, read left to
+    right): the derivation's order. Terms that do not occur keep their order, after."""
+    seen = _first_seen(reference)
     memo: dict[Expr, Expr] = {}
     for node in toposort([e]):
         args = tuple(memo[a] for a in node.args)
         if node.op in (Op.ADD, Op.HADAMARD):
-            keys = [reference.find(str(a)) for a in args]
+            keys = [seen.get(a, -1) for a in node.args]
             order = sorted(range(len(args)), key=lambda i: (keys[i] < 0, keys[i], i))
             args = tuple(args[i] for i in order)
             memo[node] = node if args == node.args else Expr(node.op, args, node.attr)
@@ -551,7 +566,7 @@ def _in_order(e: Expr, reference: str) -> Expr:
 
 def _tidy(e: Expr) -> Expr:
     """Simplify, keeping the derivation's order of terms and factors."""
-    return _in_order(simplify(e), str(e))
+    return _in_order(simplify(e), e)
 
 
 # ----------------------------------------------------------------------------- public verbs
@@ -592,13 +607,12 @@ def differential(f: Expr, wrt: str) -> Expr:
     """
     dx = differential_name(f, wrt)
     raw = jvp(f, {wrt: dx})
-    out = _rewrite(raw, lambda name: name != "transpose-to-leaves")
-    return _in_order(out, str(raw))
+    return _in_order(simplify(raw, rules=DIFFERENTIAL_RULES), raw)
 
 
 def _jacobian_of(f: Expr, x: Expr, dx: Expr) -> Expr:
     raw = jvp(f, {x.name: dx})
-    pushed = _rewrite(raw, lambda name: name == "transpose-to-leaves")
+    pushed = simplify(raw, rules=TRANSPOSES)
     return _tidy(identify(pushed, dx))
 
 

@@ -1,7 +1,8 @@
 """NumPy reference values of the spectral functions, and where they are not differentiable.
 
 Imports nothing of matdiff: ``check.EVAL`` (the reference evaluator, the oracle of every
-check) and ``check.KINKS`` call these. Conventions, as the README states them:
+check) and ``points.SPECTRAL_KINKS`` (where each is not differentiable) call these.
+Conventions, as the README states them:
 
 * ``eigval(X)`` / ``eigvec(X)`` read the symmetric part ``(X + Xᵀ)/2``; an eigenvector, and
   the top right singular vector ``v₁``, is a unit vector whose entry of largest absolute
@@ -28,7 +29,6 @@ __all__ = ["expm", "logm", "sqrtm", "frechet", "eigval", "eigvec", "polar", "svd
            "spectral_cut"]
 
 Array = np.ndarray
-GAP = 1e-5          # relative gap below which a point counts as a repeated eigenvalue
 
 
 @cache

@@ -20,7 +20,7 @@ expression is well shaped by construction, and its inputs, drawn by
 * the spectral functions see their domains: ``expm`` a bounded argument, ``logm``,
   ``sqrtm`` and ``adj`` well-conditioned ones, ``chol`` symmetric positive definite ones;
   eigenvalues, singular values and vectors, polar factors and pseudo-inverses take any
-  argument, and a point on one of their kinks (``check.KINKS``) is drawn again.
+  argument, and a point on one of their kinks (``points.SPECTRAL_KINKS``) is drawn again.
 
 ``CaseResult``/``verify`` run one case through every stage (gradient against central finite
 differences, simplify keeps the value, the ASCII round trip, the NumPy backend against the
@@ -416,7 +416,7 @@ class CaseResult:
 
 def _on_kink(e: Expr, env: dict[str, Any], sizes: dict[str, int], tol: float = 1e-3) -> bool:
     """Whether an argument of abs/sign/relu/1-norm (or the vector of a 2-norm) is near 0,
-    or a spectral function sits on a kink (``check.KINKS``: a repeated extreme eigenvalue,
+    or a spectral function sits on a kink (``points.SPECTRAL_KINKS``: a repeated extreme eigenvalue,
     a zero singular value, ...)."""
     if not_differentiable(e, env, sizes) is not None:
         return True
