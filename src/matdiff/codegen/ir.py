@@ -1,0 +1,252 @@
+"""The array IR: interned nodes with a primitive, arguments, attribute and shape; a cost.
+
+An ``Arr`` is one array operation: a primitive ``P``, argument nodes, a hashable attribute
+and a shape of symbolic ``Dim`` s (``()`` for a scalar, ``(n, 1)`` for a vector). A ``Graph``
+interns its nodes, so an operation needed by the value and by every gradient is one node
+(CSE by construction); it also finds ``X'`` when ``X`` exists (``A' - V U'`` is ``(A - U
+V')'``). Builders fold only locally (``T(T(x)) = x``, a full slice is ``x``).
+
+``cost`` is ``flops + WORD * words`` (read and written) of a node, a polynomial in the
+dimension names; ``Graph.pick`` keeps the cheaper of two equal candidates, counting only
+what they add to the nodes already computed (``live``): at compile time when the comparison
+holds for all sizes, else at call time (``P.CHOOSE``) or the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from enum import Enum
+from fractions import Fraction
+from functools import reduce
+from typing import Any
+
+from ..expr import ELEMENTWISE, Dim, Op
+
+__all__ = ["P", "Arr", "Graph", "WORD", "nonneg", "size", "cost", "walk"]
+
+ONE, ZERO = Dim.of(1), Dim({})
+Shape = tuple[Dim, ...]
+
+
+# The primitives: leaves; elementwise arithmetic (broadcasting); products and layout; CALL, a
+# backend function with attr (key, params), the key an Op (exp, det) or a name (solve, dot);
+# CHOOSE, attr (lhs, op, rhs): args[0] when ``lhs op rhs`` holds at call time, else args[1].
+P = Enum("P", """INPUT LIT ARRAY EYE ZEROS ONES  ADD SUB NEG MUL DIV POW
+              MATMUL TRANSPOSE PERMUTE SLICE ITEM RESHAPE CONCAT  CALL CHOOSE""")
+
+WORD = 4                     # flops a float64 read or write is worth (a pass against a GEMM)
+VIEWS = {P.INPUT, P.LIT, P.TRANSPOSE, P.PERMUTE, P.SLICE, P.ITEM, P.RESHAPE}
+SYMMETRIC = {"dot", "coldot"}                            # CALL keys whose arguments commute
+_FLIPS = {P.ADD, P.SUB, P.NEG, P.MUL, P.DIV, P.MATMUL}   # (f(X, Y))' = f(X', Y') (or Y'X')
+
+
+class Arr:
+    """One interned IR node (build it with a ``Graph``): ``is`` is equality."""
+
+    __slots__ = ("prim", "args", "attr", "shape", "serial")
+
+    def __init__(self, prim: P, args: tuple[Arr, ...], attr: Any, shape: Shape, serial: int):
+        self.prim, self.args, self.attr, self.shape = prim, args, attr, shape
+        self.serial = serial          # creation order: a deterministic order of arguments
+
+    @property
+    def key(self) -> Any:
+        """The function a CALL node computes (an Op or a name); None for other nodes."""
+        return self.attr[0] if self.prim is P.CALL else None
+
+    def __repr__(self) -> str:
+        return f"Arr({self.prim.name}, {self.attr!r}, {tuple(map(str, self.shape))})"
+
+
+def size(shape: Shape) -> Dim:
+    return reduce(lambda a, b: a * b, shape, ONE)
+
+
+def nonneg(d: Dim) -> bool:
+    """True when ``d >= 0`` for all dimensions >= 1: every negative term is covered by
+    positive terms whose monomials it divides."""
+    pos = {m: c for m, c in d.terms if c > 0}
+    for m, c in d.terms:
+        need = -c
+        for p in sorted(pos, key=len):
+            rest = list(p)                                     # m divides p: remove each v
+            if need > 0 and all(v in rest and rest.remove(v) is None for v in m):
+                take = min(need, pos[p])
+                pos[p], need = pos[p] - take, need - take
+        if need > 0:
+            return False
+    return True
+
+
+def _einsum_flops(x: Arr) -> Dim:
+    sizes: dict[str, Dim] = {}
+    for ix, a in zip(dict(x.attr[1])["spec"].split("->")[0].split(","), x.args, strict=True):
+        sizes.update(zip(ix, a.shape, strict=True))
+    return size(tuple(sizes.values()))
+
+
+def _cube(x: Arr) -> Dim:
+    return 2 * size(x.args[0].shape) * x.args[0].shape[0]
+
+
+FLOPS: dict[Any, Any] = {   # CALL key -> flops (default: one per output entry)
+    Op.INV: _cube, Op.DET: _cube, "slogdet": _cube, "einsum": _einsum_flops,
+    Op.MATPOW: lambda x: _cube(x) * dict(x.attr[1])["k"],
+    "solve": lambda x: _cube(x) + 2 * size(x.args[0].shape) * x.shape[1],
+    "multi_dot": lambda x: sum((2 * size(a.shape) * x.shape[1] for a in x.args), ZERO),
+    "addmm": lambda x: 2 * size(x.args[1].shape) * x.shape[1],
+}
+
+
+def cost(x: Arr) -> Dim:
+    """flops + WORD * words of one node; views and leaves cost nothing."""
+    if x.prim in VIEWS:
+        return ZERO
+    words = size(x.shape) + sum((size(a.shape) for a in x.args), ZERO)
+    if x.prim is P.MATMUL:
+        return 2 * size(x.args[0].shape) * x.shape[-1] + WORD * words
+    return FLOPS.get(x.key, lambda x: size(x.shape))(x) + WORD * words
+
+
+def walk(roots: Iterable[Arr], stop: set[Arr] | frozenset[Arr] = frozenset()) -> list[Arr]:
+    """The nodes reachable from ``roots``, not entering ``stop``, children first (iterative)."""
+    seen: set[Arr] = set(stop)
+    order: list[Arr] = []
+    for root in roots:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack: list[tuple[Arr, Iterator[Arr]]] = [(root, iter(root.args))]
+        while stack:
+            child = next(stack[-1][1], None)
+            if child is None:
+                order.append(stack.pop()[0])
+            elif child not in seen:
+                seen.add(child)
+                stack.append((child, iter(child.args)))
+    return order
+
+
+def _bcast(a: Shape, b: Shape) -> Shape:
+    return tuple(x if x != ONE else y for x, y in zip(a, b, strict=True)) if a and b else a or b
+
+
+class Graph:
+    """Interns nodes; ``live`` is what the outputs lowered so far compute."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple[Any, ...], Arr] = {}
+        self.live: set[Arr] = set()
+
+    def node(self, prim: P, args: tuple[Arr, ...], attr: Any, shape: Shape,
+             mirror: bool = True) -> Arr:
+        """The node, interned; ``X'`` when ``X`` exists (with ``mirror``)."""
+        found = self.nodes.get((prim, args, attr, shape))
+        if found is None and mirror and len(shape) == 2 and (
+                prim in _FLIPS or prim is P.CALL and attr[0] in ELEMENTWISE):
+            flip = tuple(map(self.t, args[::-1] if prim is P.MATMUL else args))
+            found = self.nodes.get((prim, flip, attr, shape[::-1]))
+            found = None if found is None else self.t(found)
+        if found is None:
+            found = Arr(prim, args, attr, shape, len(self.nodes))
+            self.nodes[(prim, args, attr, shape)] = found
+        return found
+
+    def commit(self, roots: Iterable[Arr]) -> None:
+        """What ``roots`` need is computed: later candidates use it for free."""
+        self.live.update(walk(roots, self.live))
+
+    def marginal(self, x: Arr) -> Dim:
+        return sum((cost(n) for n in walk([x], self.live)), ZERO)
+
+    def pick(self, a: Arr, b: Arr, at_call_time: bool = False) -> Arr:
+        """The cheaper of the equal ``a`` and ``b``: provably, else (sizes decide) at call
+        time or ``a``."""
+        d = self.marginal(b) - self.marginal(a)
+        if nonneg(d) or not at_call_time and not nonneg(-1 * d):
+            return a
+        if nonneg(-1 * d):
+            return b
+        cond = (Dim([(m, -c) for m, c in d.terms if c < 0]), "<=",
+                Dim([(m, c) for m, c in d.terms if c > 0]))
+        return self.node(P.CHOOSE, (a, b), cond, a.shape)
+
+    # -- leaves
+    def input(self, name: str, shape: Shape) -> Arr:
+        return self.node(P.INPUT, (), (name, shape), shape)
+
+    def lit(self, v: Fraction | int) -> Arr:
+        return self.node(P.LIT, (), Fraction(v), ())
+
+    def array(self, v: Fraction | Dim) -> Arr:
+        return self.node(P.ARRAY, (), v, ())
+
+    def eye(self, n: Dim) -> Arr:
+        return self.node(P.EYE, (), n, (n, n))
+
+    def fill(self, value: int, shape: Shape) -> Arr:
+        return self.node(P.ONES if value else P.ZEROS, (), shape, shape)
+
+    # -- elementwise
+    def ew(self, prim: P, a: Arr, b: Arr) -> Arr:
+        if prim is P.MUL and a.prim is P.LIT and a.attr in (1, -1):     # 1 x = x, -1 x = -x
+            return b if a.attr == 1 else self.neg(b)
+        return self.node(prim, (a, b), None, _bcast(a.shape, b.shape))
+
+    def add(self, a: Arr, b: Arr) -> Arr:
+        return self.ew(P.ADD, a, b)
+
+    def mul(self, a: Arr, b: Arr) -> Arr:
+        return self.ew(P.MUL, a, b)
+
+    def neg(self, x: Arr) -> Arr:
+        if x.prim is P.LIT:
+            return self.lit(-x.attr)
+        return x.args[0] if x.prim is P.NEG else self.node(P.NEG, (x,), None, x.shape)
+
+    def call(self, key: Any, *args: Arr, shape: Shape | None = None, **params: Any) -> Arr:
+        """A backend function; the shape defaults to the first argument's (elementwise)."""
+        if key in SYMMETRIC:                                   # <X, Y> = <Y, X>: one order
+            args = tuple(sorted(args, key=lambda a: a.serial))
+        out = args[0].shape if shape is None else shape
+        return self.node(P.CALL, args, (key, tuple(sorted(params.items()))), out)
+
+    # -- products and layout
+    def matmul(self, a: Arr, b: Arr, mirror: bool = True) -> Arr:
+        return self.node(P.MATMUL, (a, b), None, (a.shape[0], b.shape[-1]), mirror)
+
+    def t(self, x: Arr) -> Arr:
+        """x' (x'' = x; a scalar is its own transpose)."""
+        if not x.shape:
+            return x
+        return x.args[0] if x.prim is P.TRANSPOSE else \
+            self.node(P.TRANSPOSE, (x,), None, x.shape[::-1])
+
+    def permute(self, x: Arr, axes: tuple[int, ...]) -> Arr:
+        return self.node(P.PERMUTE, (x,), axes, tuple(x.shape[i] for i in axes))
+
+    def slice(self, x: Arr, r0: Dim, r1: Dim, c0: Dim = ZERO, c1: Dim | None = None) -> Arr:
+        """x[r0:r1, c0:c1] (all columns by default), moved through transposes and slices."""
+        c1 = x.shape[1] if c1 is None else c1
+        if (r0, r1, c0, c1) == (ZERO, x.shape[0], ZERO, x.shape[1]):
+            return x
+        if x.prim is P.TRANSPOSE:                              # X'[r, c] = X[c, r]'
+            return self.t(self.slice(x.args[0], c0, c1, r0, r1))
+        if x.prim is P.SLICE:                                  # X[a][b] = X[a + b]
+            s0, _s1, t0, _t1 = x.attr
+            return self.slice(x.args[0], s0 + r0, s0 + r1, t0 + c0, t0 + c1)
+        return self.node(P.SLICE, (x,), (r0, r1, c0, c1), (r1 - r0, c1 - c0))
+
+    def item(self, x: Arr, i: Dim = ZERO, j: Dim = ZERO) -> Arr:
+        return self.node(P.ITEM, (x,), (i, j), ())
+
+    def reshape(self, x: Arr, shape: Shape) -> Arr:
+        x = x.args[0] if x.prim is P.RESHAPE else x
+        return x if x.shape == shape else self.node(P.RESHAPE, (x,), shape, shape)
+
+    def concat(self, parts: list[Arr], axis: int) -> Arr:
+        if len(parts) == 1:
+            return parts[0]
+        shape = list(parts[0].shape)
+        shape[axis] = sum((p.shape[axis] for p in parts), ZERO)
+        return self.node(P.CONCAT, tuple(parts), axis, tuple(shape))
