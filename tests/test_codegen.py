@@ -362,7 +362,7 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "hadamard-kron": ("L.reshape(2, 1, 4, 1)", "np.kron"),
     "sliced-product": ("np.concatenate([t0, -2 * t1], axis=1) @ ", "Es @"),
     "distribute-scale": ("A * (2 * x).T", "np.diagflat"),
-    "norm-with-diagonal": ("np.diagonal(t0)", "np.diagflat"),
+    "norm-with-diagonal": ("np.diagonal(", "np.diagflat"),
     "kron-sandwich-second": ("np.einsum('aibj,ab->ij', Yk.reshape(2, n, 2, n), Kd)", "np.kron"),
     "kron-sandwich-first": ("np.einsum('aibj,ij->ab', Yk.reshape(2, n, 2, n), X)", "np.kron"),
     "transposed-left-thin": ("(Uk.T @ A).T if n > k else A.T @ Uk", "multi_dot"),

@@ -1,15 +1,11 @@
-"""The array IR: interned nodes with a primitive, arguments, attribute and shape; a cost.
+"""The array IR: interned nodes (primitive, arguments, attribute, shape) and their cost.
 
-An ``Arr`` is one array operation: a primitive ``P``, argument nodes, a hashable attribute
-and a shape of symbolic ``Dim`` s (``()`` for a scalar, ``(n, 1)`` for a vector). A ``Graph``
-interns its nodes, so an operation needed by the value and by every gradient is one node
-(CSE by construction); it also finds ``X'`` when ``X`` exists (``A' - V U'`` is ``(A - U
-V')'``). Builders fold only locally (``T(T(x)) = x``, a full slice is ``x``).
-
-``cost`` is ``flops + WORD * words`` (read and written) of a node, a polynomial in the
-dimension names; ``Graph.pick`` keeps the cheaper of two equal candidates, counting only
-what they add to the nodes already computed (``live``): at compile time when the comparison
-holds for all sizes, else at call time (``P.CHOOSE``) or the first.
+A ``Graph`` interns ``Arr`` nodes, so work shared by the value and every gradient is one node,
+and it finds ``X'`` when ``X`` exists (``A' - V U'`` is ``(A - U V')'``). Shapes are tuples
+of symbolic ``Dim`` s: ``()`` a scalar, ``(n, 1)`` a vector. ``cost`` is flops + WORD * words
+of a node, a polynomial in the dimension names; ``Graph.pick`` keeps the cheaper of two equal
+candidates by what they add to the nodes already computed (``live``), at compile time when
+that holds for all sizes, else at call time (``P.CHOOSE``) or the first.
 """
 
 from __future__ import annotations
@@ -41,7 +37,7 @@ _FLIPS = {P.ADD, P.SUB, P.NEG, P.MUL, P.DIV, P.MATMUL}   # (f(X, Y))' = f(X', Y'
 
 
 class Arr:
-    """One interned IR node (build it with a ``Graph``): ``is`` is equality."""
+    """One interned IR node, built by a ``Graph``: ``is`` is equality."""
 
     __slots__ = ("prim", "args", "attr", "shape", "serial")
 
@@ -127,6 +123,12 @@ def walk(roots: Iterable[Arr], stop: set[Arr] | frozenset[Arr] = frozenset()) ->
     return order
 
 
+def _ones(x: Arr) -> Fraction | None:
+    """c when ``x`` is c times a matrix of ones."""
+    c, y = (x.args[0].attr, x.args[1]) if x.prim is P.MUL and x.args[0].prim is P.LIT else (1, x)
+    return Fraction(c) if y.prim is P.ONES else None
+
+
 def _bcast(a: Shape, b: Shape) -> Shape:
     return tuple(x if x != ONE else y for x, y in zip(a, b, strict=True)) if a and b else a or b
 
@@ -153,7 +155,7 @@ class Graph:
         return found
 
     def commit(self, roots: Iterable[Arr]) -> None:
-        """What ``roots`` need is computed: later candidates use it for free."""
+        """What ``roots`` need is computed: later candidates use it free."""
         self.live.update(walk(roots, self.live))
 
     def marginal(self, x: Arr) -> Dim:
@@ -172,29 +174,24 @@ class Graph:
         return self.node(P.CHOOSE, (a, b), cond, a.shape)
 
     # -- leaves
-    def input(self, name: str, shape: Shape) -> Arr:
-        return self.node(P.INPUT, (), (name, shape), shape)
-
     def lit(self, v: Fraction | int) -> Arr:
         return self.node(P.LIT, (), Fraction(v), ())
 
     def array(self, v: Fraction | Dim) -> Arr:
         return self.node(P.ARRAY, (), v, ())
 
-    def eye(self, n: Dim) -> Arr:
-        return self.node(P.EYE, (), n, (n, n))
-
     def fill(self, value: int, shape: Shape) -> Arr:
         return self.node(P.ONES if value else P.ZEROS, (), shape, shape)
 
     # -- elementwise
     def ew(self, prim: P, a: Arr, b: Arr) -> Arr:
+        """An elementwise op; in a sum, c * ones beside an array is the number c (X + c 11')."""
         if prim is P.MUL and a.prim is P.LIT and a.attr in (1, -1):     # 1 x = x, -1 x = -x
             return b if a.attr == 1 else self.neg(b)
+        ca, cb = _ones(a), _ones(b)
+        if prim in (P.ADD, P.SUB) and (ca is None) != (cb is None) and a.shape == b.shape:
+            a, b = a if ca is None else self.lit(ca), b if cb is None else self.lit(cb)
         return self.node(prim, (a, b), None, _bcast(a.shape, b.shape))
-
-    def add(self, a: Arr, b: Arr) -> Arr:
-        return self.ew(P.ADD, a, b)
 
     def mul(self, a: Arr, b: Arr) -> Arr:
         return self.ew(P.MUL, a, b)
@@ -216,11 +213,20 @@ class Graph:
         return self.node(P.MATMUL, (a, b), None, (a.shape[0], b.shape[-1]), mirror)
 
     def t(self, x: Arr) -> Arr:
-        """x' (x'' = x; a scalar is its own transpose)."""
-        if not x.shape:
+        """x', structure kept: x'' = x, I' = I, Diag(v)' = Diag(v), [A, B]' = [A'; B'],
+        (A kron B)' = A' kron B', K(a, b)' = K(b, a)."""
+        if not x.shape or x.prim is P.EYE or x.key is Op.DIAGM:
             return x
-        return x.args[0] if x.prim is P.TRANSPOSE else \
-            self.node(P.TRANSPOSE, (x,), None, x.shape[::-1])
+        if x.prim in (P.TRANSPOSE, P.ZEROS, P.ONES):
+            return x.args[0] if x.prim is P.TRANSPOSE else self.fill(x.prim is P.ONES,
+                                                                     x.shape[::-1])
+        if x.prim is P.CONCAT:
+            return self.concat([self.t(p) for p in x.args], 1 - x.attr)
+        if x.key in (Op.KRON, "commutation"):
+            p = dict(x.attr[1])
+            return self.call(x.key, *map(self.t, x.args), shape=x.shape[::-1], **(
+                {**p, "a": p["b"], "b": p["a"]} if p else {}))
+        return self.node(P.TRANSPOSE, (x,), None, x.shape[::-1])
 
     def permute(self, x: Arr, axes: tuple[int, ...]) -> Arr:
         return self.node(P.PERMUTE, (x,), axes, tuple(x.shape[i] for i in axes))
@@ -236,9 +242,6 @@ class Graph:
             s0, _s1, t0, _t1 = x.attr
             return self.slice(x.args[0], s0 + r0, s0 + r1, t0 + c0, t0 + c1)
         return self.node(P.SLICE, (x,), (r0, r1, c0, c1), (r1 - r0, c1 - c0))
-
-    def item(self, x: Arr, i: Dim = ZERO, j: Dim = ZERO) -> Arr:
-        return self.node(P.ITEM, (x,), (i, j), ())
 
     def reshape(self, x: Arr, shape: Shape) -> Arr:
         x = x.args[0] if x.prim is P.RESHAPE else x
