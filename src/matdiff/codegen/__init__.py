@@ -186,24 +186,6 @@ def codegen(exprs: Expr | Sequence[Expr], backend: str = "numpy",
     return _generate(exprs, backend, name)[0]
 
 
-def _check_shapes(pairs: list[tuple[str, str, Expr]], values: dict[str, Any]) -> None:
-    """Raise a MatdiffError when the inputs' shapes contradict the symbols' dimensions."""
-    sizes: dict[str, int] = {}
-    shapes = {u: tuple(int(s) for s in getattr(values[u], "shape", ())) for u, _m, _e in pairs}
-    for u, _m, e in pairs:                                 # n = the first size named n
-        for d, s in zip(() if e.is_scalar else e.shape, shapes[u], strict=False):
-            if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
-                sizes.setdefault(d.terms[0][0][0], s)
-    for u, _m, e in pairs:
-        got = shapes[u] + ((1,) if e.is_vector and len(shapes[u]) == 1 else ())
-        want = tuple(d.subs(sizes).value for d in e.shape)  # type: ignore[arg-type]
-        if any(s != 1 for s in got) if e.is_scalar else len(got) != 2 or any(
-                w is not None and w != s for w, s in zip(want, got, strict=True)):
-            kind = "a scalar" if e.is_scalar else "a vector" if e.is_vector else "a matrix"
-            raise MatdiffError(f"argument {u!r} should be {kind} of shape "
-                               f"({e.rows}, {e.cols}) = {want}, got an array of shape {got}")
-
-
 def compile(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> Callable[..., Any]:  # noqa: A001
     """A callable evaluating ``exprs``; call it with keyword arguments named as the symbols.
 
@@ -214,24 +196,30 @@ def compile(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> Callable[..
     2.0
     """
     src, pairs, fname = _generate(exprs, backend, "f_and_grad")
-    namespace: dict[str, Any] = {}
-    exec(builtins.compile(src, f"<matdiff {backend}>", "exec"), namespace)
-    fn, mod = namespace[fname], namespace[BACKENDS[backend].m]
+    namespace: dict[str, Any] = {}           # optimize=0: the shape asserts run under -O too
+    exec(builtins.compile(src, f"<matdiff {backend}>", "exec", optimize=0), namespace)
+    fn, mod, users = namespace[fname], namespace[BACKENDS[backend].m], {m: u for u, m, _ in pairs}
 
-    def convert(value: Any, e: Expr) -> Any:
+    def convert(u: str, value: Any, e: Expr) -> Any:
         if backend == "numpy":
-            arr = mod.asarray(value, dtype=float)
-            return float(arr.reshape(())) if e.is_scalar else arr
-        if backend == "torch" and not isinstance(value, mod.Tensor):
+            value = mod.asarray(value, dtype=float)
+        elif backend == "torch" and not isinstance(value, mod.Tensor):
             value = mod.as_tensor(value, dtype=mod.float64)
-        return value.reshape(()) if e.is_scalar and getattr(value, "ndim", 0) > 0 else value
+        if e.is_scalar and getattr(value, "ndim", 0) > 0 and value.reshape(-1).shape != (1,):
+            raise MatdiffError(f"argument {u!r} should be a scalar, got shape {value.shape}")
+        value = value.reshape(()) if e.is_scalar and getattr(value, "ndim", 0) > 0 else value
+        return float(value) if backend == "numpy" and e.is_scalar else value
 
     def call(**kwargs: Any) -> Any:
         missing = [u for u, _m, _e in pairs if u not in kwargs]
         if missing:
             raise MatdiffError("missing argument(s): " + ", ".join(repr(u) for u in missing))
-        _check_shapes(pairs, kwargs)
-        return fn(**{m: convert(kwargs[u], e) for u, m, e in pairs})
+        args = {m: convert(u, kwargs[u], e) for u, m, e in pairs}
+        try:
+            return fn(**args)
+        except AssertionError as err:        # the generated shape checks: "X has shape ..."
+            name, _, rest = str(err).partition(" ")
+            raise MatdiffError(f"argument {users.get(name, name)!r} {rest}") from None
 
     call.source = src  # type: ignore[attr-defined]
     call.__doc__ = fn.__doc__

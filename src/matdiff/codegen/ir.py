@@ -1,11 +1,10 @@
 """The array IR: interned nodes (primitive, arguments, attribute, shape) and their cost.
 
-A ``Graph`` interns ``Arr`` nodes, so work shared by the value and every gradient is one node,
-and it finds ``X'`` when ``X`` exists (``A' - V U'`` is ``(A - U V')'``). Shapes are tuples
-of symbolic ``Dim`` s: ``()`` a scalar, ``(n, 1)`` a vector. ``cost`` is flops + WORD * words
-of a node, a polynomial in the dimension names; ``Graph.pick`` keeps the cheaper of two equal
-candidates by what they add to the nodes already computed (``live``), at compile time when
-that holds for all sizes, else at call time (``P.CHOOSE``) or the first.
+A ``Graph`` interns its ``Arr`` nodes, so work shared by the value and every gradient is one
+node, and it finds ``X'`` when ``X`` exists (``A' - V U'`` is ``(A - U V')'``). A shape is a
+tuple of ``Dim`` s: ``()`` a scalar, ``(n, 1)`` a vector. ``cost`` is flops + WORD * words,
+a polynomial in the dimension names; ``Graph.pick`` keeps the cheaper of two equal forms by
+what they add to the nodes already computed, at compile time when that holds for all sizes.
 """
 
 from __future__ import annotations
@@ -22,17 +21,13 @@ __all__ = ["P", "Arr", "Graph", "WORD", "nonneg", "size", "cost", "walk"]
 
 ONE, ZERO = Dim.of(1), Dim({})
 Shape = tuple[Dim, ...]
-
-
 # The primitives: leaves; elementwise arithmetic (broadcasting); products and layout; CALL, a
 # backend function with attr (key, params), the key an Op (exp, det) or a name (solve, dot);
 # CHOOSE, attr (lhs, op, rhs): args[0] when ``lhs op rhs`` holds at call time, else args[1].
 P = Enum("P", """INPUT LIT ARRAY EYE ZEROS ONES  ADD SUB NEG MUL DIV POW
               MATMUL TRANSPOSE PERMUTE SLICE ITEM RESHAPE CONCAT  CALL CHOOSE""")
-
 WORD = 4                     # flops a float64 read or write is worth (a pass against a GEMM)
 VIEWS = {P.INPUT, P.LIT, P.TRANSPOSE, P.PERMUTE, P.SLICE, P.ITEM, P.RESHAPE}
-SYMMETRIC = {"dot", "coldot"}                            # CALL keys whose arguments commute
 _FLIPS = {P.ADD, P.SUB, P.NEG, P.MUL, P.DIV, P.MATMUL}   # (f(X, Y))' = f(X', Y') (or Y'X')
 
 
@@ -74,22 +69,16 @@ def nonneg(d: Dim) -> bool:
     return True
 
 
-def _einsum_flops(x: Arr) -> Dim:
-    sizes: dict[str, Dim] = {}
-    for ix, a in zip(dict(x.attr[1])["spec"].split("->")[0].split(","), x.args, strict=True):
-        sizes.update(zip(ix, a.shape, strict=True))
-    return size(tuple(sizes.values()))
-
-
-def _cube(x: Arr) -> Dim:
-    return 2 * size(x.args[0].shape) * x.args[0].shape[0]
+def _einsum(x: Arr) -> Dim:                                    # every index once
+    ix = dict(x.attr[1])["spec"].split("->")[0].split(",")
+    return size(tuple({i: d for s, a in zip(ix, x.args, strict=True)
+                       for i, d in zip(s, a.shape, strict=True)}.values()))
 
 
 FLOPS: dict[Any, Any] = {   # CALL key -> flops (default: one per output entry)
-    Op.INV: _cube, Op.DET: _cube, "slogdet": _cube, "einsum": _einsum_flops,
-    Op.MATPOW: lambda x: _cube(x) * dict(x.attr[1])["k"],
-    "solve": lambda x: _cube(x) + 2 * size(x.args[0].shape) * x.shape[1],
-    "multi_dot": lambda x: sum((2 * size(a.shape) * x.shape[1] for a in x.args), ZERO),
+    Op.INV: lambda x: 2 * size(x.shape) * x.shape[0], "einsum": _einsum,
+    "solve": lambda x: size(x.args[0].shape) * (x.shape[0] + 2 * x.shape[1]),
+    "slogdet": lambda x: size(x.args[0].shape) * x.args[0].shape[0],
     "addmm": lambda x: 2 * size(x.args[1].shape) * x.shape[1],
 }
 
@@ -99,20 +88,17 @@ def cost(x: Arr) -> Dim:
     if x.prim in VIEWS:
         return ZERO
     words = size(x.shape) + sum((size(a.shape) for a in x.args), ZERO)
-    if x.prim is P.MATMUL:
-        return 2 * size(x.args[0].shape) * x.shape[-1] + WORD * words
-    return FLOPS.get(x.key, lambda x: size(x.shape))(x) + WORD * words
+    flops = 2 * size(x.args[0].shape) * x.shape[1] if x.prim is P.MATMUL else \
+        FLOPS.get(x.key, lambda x: size(x.shape))(x)
+    return flops + WORD * words
 
 
 def walk(roots: Iterable[Arr], stop: set[Arr] | frozenset[Arr] = frozenset()) -> list[Arr]:
     """The nodes reachable from ``roots``, not entering ``stop``, children first (iterative)."""
-    seen: set[Arr] = set(stop)
-    order: list[Arr] = []
+    seen, order = set(stop), []
     for root in roots:
-        if root in seen:
-            continue
+        stack: list[tuple[Arr, Iterator[Arr]]] = [] if root in seen else [(root, iter(root.args))]
         seen.add(root)
-        stack: list[tuple[Arr, Iterator[Arr]]] = [(root, iter(root.args))]
         while stack:
             child = next(stack[-1][1], None)
             if child is None:
@@ -127,10 +113,6 @@ def _ones(x: Arr) -> Fraction | None:
     """c when ``x`` is c times a matrix of ones."""
     c, y = (x.args[0].attr, x.args[1]) if x.prim is P.MUL and x.args[0].prim is P.LIT else (1, x)
     return Fraction(c) if y.prim is P.ONES else None
-
-
-def _bcast(a: Shape, b: Shape) -> Shape:
-    return tuple(x if x != ONE else y for x, y in zip(a, b, strict=True)) if a and b else a or b
 
 
 class Graph:
@@ -158,32 +140,26 @@ class Graph:
         """What ``roots`` need is computed: later candidates use it free."""
         self.live.update(walk(roots, self.live))
 
-    def marginal(self, x: Arr) -> Dim:
-        return sum((cost(n) for n in walk([x], self.live)), ZERO)
-
     def pick(self, a: Arr, b: Arr, at_call_time: bool = False) -> Arr:
-        """The cheaper of the equal ``a`` and ``b``: provably, else (sizes decide) at call
-        time or ``a``."""
-        d = self.marginal(b) - self.marginal(a)
-        if nonneg(d) or not at_call_time and not nonneg(-1 * d):
-            return a
-        if nonneg(-1 * d):
-            return b
-        cond = (Dim([(m, -c) for m, c in d.terms if c < 0]), "<=",
-                Dim([(m, c) for m, c in d.terms if c > 0]))
-        return self.node(P.CHOOSE, (a, b), cond, a.shape)
+        """The cheaper of the equal ``a`` and ``b``: provably, else (the sizes decide) at
+        call time or ``a``."""
+        d = sum((cost(n) for n in walk([b], self.live)), ZERO) - \
+            sum((cost(n) for n in walk([a], self.live)), ZERO)
+        if nonneg(d) or nonneg(-1 * d):
+            return a if nonneg(d) else b
+        return self.node(P.CHOOSE, (a, b), (Dim([(m, -c) for m, c in d.terms if c < 0]), "<=",
+                                            Dim([(m, c) for m, c in d.terms if c > 0])),
+                         a.shape) if at_call_time else a
 
-    # -- leaves
-    def lit(self, v: Fraction | int) -> Arr:
-        return self.node(P.LIT, (), Fraction(v), ())
-
-    def array(self, v: Fraction | Dim) -> Arr:
-        return self.node(P.ARRAY, (), v, ())
+    def lit(self, v: Fraction | int | Dim, array: bool = False) -> Arr:
+        """A number, or (``array``) a 0-d array of the backend: a function of it computes in
+        floats."""
+        v = v if isinstance(v, Dim) else Fraction(v)
+        return self.node(P.ARRAY if array else P.LIT, (), v, ())
 
     def fill(self, value: int, shape: Shape) -> Arr:
         return self.node(P.ONES if value else P.ZEROS, (), shape, shape)
 
-    # -- elementwise
     def ew(self, prim: P, a: Arr, b: Arr) -> Arr:
         """An elementwise op; in a sum, c * ones beside an array is the number c (X + c 11')."""
         if prim is P.MUL and a.prim is P.LIT and a.attr in (1, -1):     # 1 x = x, -1 x = -x
@@ -191,7 +167,9 @@ class Graph:
         ca, cb = _ones(a), _ones(b)
         if prim in (P.ADD, P.SUB) and (ca is None) != (cb is None) and a.shape == b.shape:
             a, b = a if ca is None else self.lit(ca), b if cb is None else self.lit(cb)
-        return self.node(prim, (a, b), None, _bcast(a.shape, b.shape))
+        shape = tuple(x if x != ONE else y for x, y in zip(a.shape, b.shape, strict=True)) \
+            if a.shape and b.shape else a.shape or b.shape
+        return self.node(prim, (a, b), None, shape)
 
     def mul(self, a: Arr, b: Arr) -> Arr:
         return self.ew(P.MUL, a, b)
@@ -203,12 +181,11 @@ class Graph:
 
     def call(self, key: Any, *args: Arr, shape: Shape | None = None, **params: Any) -> Arr:
         """A backend function; the shape defaults to the first argument's (elementwise)."""
-        if key in SYMMETRIC:                                   # <X, Y> = <Y, X>: one order
+        if key in ("dot", "coldot"):                           # <X, Y> = <Y, X>: one order
             args = tuple(sorted(args, key=lambda a: a.serial))
         out = args[0].shape if shape is None else shape
         return self.node(P.CALL, args, (key, tuple(sorted(params.items()))), out)
 
-    # -- products and layout
     def matmul(self, a: Arr, b: Arr, mirror: bool = True) -> Arr:
         return self.node(P.MATMUL, (a, b), None, (a.shape[0], b.shape[-1]), mirror)
 
@@ -248,8 +225,7 @@ class Graph:
         return x if x.shape == shape else self.node(P.RESHAPE, (x,), shape, shape)
 
     def concat(self, parts: list[Arr], axis: int) -> Arr:
-        if len(parts) == 1:
-            return parts[0]
         shape = list(parts[0].shape)
         shape[axis] = sum((p.shape[axis] for p in parts), ZERO)
-        return self.node(P.CONCAT, tuple(parts), axis, tuple(shape))
+        return parts[0] if len(parts) == 1 else self.node(P.CONCAT, tuple(parts), axis,
+                                                          tuple(shape))

@@ -1,23 +1,21 @@
 """Lowering: expressions to the array IR, one ``LOWER`` row per Op.
 
-Input: the expressions to compute (a value and its gradients); output: one IR node each, in
-one ``Graph``, lowered children first and root by root (what a root computes is free for the
-next). A product applies its structured factors by the rules ``LEFT`` (Kronecker, block,
-diagonal, ones, inverse: never built) and orders the dense chain by cost; it distributes
-over a sum when cheaper, pushes slices inside and stacks summed products; Kronecker
-sandwiches are contractions.
+Input: the value and its gradients; output: one IR node each, in one ``Graph``, lowered
+children first and root by root (what a root computes is free for the next). Products apply
+structured factors by the ``LEFT`` rules (Kronecker, block, diagonal, ones, inverse: never
+built), order the dense chain by cost, distribute over sums when cheaper, push slices inside
+and stack summed products; a Kronecker sandwich is one contraction.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from functools import reduce
 
 from ..expr import ELEMENTWISE, Dim, Expr, Op, add, diag, hadamard, hpow, matmul, norm, scale
 from ..expr import toposort
-from .ir import ONE, ZERO, Arr, Graph, P, nonneg, size
+from .ir import ONE, ZERO, Arr, Graph, P, nonneg, walk
 
 __all__ = ["LOWER", "LEFT", "Lowering", "canonical"]
 
@@ -68,30 +66,22 @@ def _negated(g: Graph, x: Arr) -> Arr | None:
     return g.mul(g.neg(c), y) if c is not None and c.prim is P.LIT and c.attr < 0 else None
 
 
-def _stacks(t: Expr) -> bool:
-    """A product of dense matrices, or a slice of one: a term that can be stacked."""
-    t = t.args[0] if t.op is Op.SLICE else t
-    mats = [f for f in t.args if not f.is_scalar] if t.op is Op.MATMUL else []
-    return len(mats) >= 2 and all(f.op not in (Op.DIAGM, Op.KRON, Op.BLOCK, Op.INV, Op.ONES)
-                                  and ONE not in f.shape for f in mats)
-
-
 def _takes_scale(x: Expr) -> bool:
     """Every term of the sum ``x`` takes a number without a pass over it: onto the vector of
-    a Diag factor, or into the factors of several stacked products."""
+    a Diag factor, or into the factors of several stacked products (or slices of them)."""
     cores = [t.args[1] if t.op is Op.SCALE and t.args[0].op is Op.CONST else t for t in x.args]
-    pairs = sum(map(_stacks, cores))
+    cores = [t.args[0] if t.op is Op.SLICE else t for t in cores]
+    stacks = [t.op is Op.MATMUL and all(f.op not in (Op.DIAGM, Op.KRON, Op.BLOCK, Op.INV) and
+                                        ONE not in f.shape for f in t.args) for t in cores]
     return all(t.op is Op.MATMUL and any(f.op is Op.DIAGM for f in t.args)
-               or pairs > 1 and _stacks(t) for t in cores)
+               or s and sum(stacks) > 1 for t, s in zip(cores, stacks, strict=True))
 
 
-def _shared(ix: str, iy: str, count: Counter[str], out: str) -> str:
-    """The one index two matrices share and their product sums over, else ''."""
+def _summed(ops: list[tuple[Arr, str]], ix: str, iy: str, out: str) -> str:
+    """The index two matrices alone share and a product sums over, else ''."""
     common = set(ix) & set(iy)
-    if len(ix) != 2 or len(iy) != 2 or len(common) != 1 or set(ix) == set(iy):
-        return ""
-    s = common.pop()
-    return "" if s in out or count[s] != 2 else s
+    s = common.pop() if len(ix) == len(iy) == 2 and len(common) == 1 else ""
+    return s if s and s not in out and sum(s in i for _, i in ops) == 2 else ""
 
 
 def _least(options: Sequence[Dim]) -> int | None:
@@ -101,7 +91,7 @@ def _least(options: Sequence[Dim]) -> int | None:
 
 
 class Lowering:
-    """One lowering run: the roots, their uses, and the IR built so far."""
+    """One lowering run: the roots, their uses, the IR built so far; rows and rules."""
 
     def __init__(self, roots: Sequence[Expr], swap: str = "thin"):
         self.g, self.swap, self.roots = Graph(), swap, canonical(roots)  # swap: "thin", "vector"
@@ -111,10 +101,9 @@ class Lowering:
                 self.parents.setdefault(a, []).append(node)
         inverses: dict[Expr, list[Expr]] = {}                # inv(X) and inv(X)', by inv(X)
         for a, ps in self.parents.items():
-            if (a.args[0] if a.op is Op.TRANSPOSE else a).op is Op.INV:
-                inverses.setdefault(a.args[0] if a.op is Op.TRANSPOSE else a, []).extend(ps)
-        self.dense = {x for x, ps in inverses.items() if x in self.roots or len(ps) > 1
-                      or ps[0].op is not Op.MATMUL}      # computed once; the others solve
+            inverses.setdefault(a.args[0] if a.op is Op.TRANSPOSE else a, []).extend(ps)
+        self.dense = {x for x, ps in inverses.items() if x.op is Op.INV and (
+            x in self.roots or len(ps) > 1 or ps[0].op is not Op.MATMUL)}  # others: solves
         self.memo: dict[Expr, Arr] = {}
         self.products: dict[tuple[Arr, ...], Arr] = {}
 
@@ -137,17 +126,8 @@ class Lowering:
         """One consumer (a node a rule made has the one that made it)."""
         return x not in self.roots and len(self.parents.get(x, [x])) == 1
 
-    def only_sliced(self, x: Expr) -> bool:
-        """Used only through slices that together cover no more than ``x``."""
-        users = self.parents.get(x, [])
-        if x in self.roots or not users or any(u.op is not Op.SLICE for u in users):
-            return False
-        area = sum(((u.attr[1] - u.attr[0]) * (u.attr[3] - u.attr[2]) for u in users), ZERO)
-        return nonneg(x.rows * x.cols - area)
-
     def rule(self, x: Arr) -> Callable[[Lowering, Arr, Arr], Arr] | None:
-        """The ``LEFT`` rule applying the structured factor ``x`` (an inverse only when it is
-        not computed anyway), or None for a dense factor."""
+        """The ``LEFT`` rule of a structured factor not computed anyway; None if dense."""
         inv = x.args[0] if x.prim is P.TRANSPOSE else x
         if inv.key is Op.INV:
             dense = [self.memo.get(d) for d in self.dense]
@@ -159,15 +139,14 @@ class Lowering:
         """a @ b: numbers pulled out, structured factors applied (``LEFT``; on the right as
         (b' a')'), outer products broadcast. X'Y is (Y'X)' where that runs faster (OpenBLAS,
         MKL: a tall result; XLA: a vector; benchmarks/README.md), at call time if sizes decide."""
-        g = self.g
+        g, (c, a2), (d, b2) = self.g, _split_scalar(self.g, a), _split_scalar(self.g, b)
         if not a.shape or not b.shape or a.shape[1] == ONE:   # u v' = u .* v'
             return g.mul(a, b)
-        (c, a2), (d, b2) = _split_scalar(g, a), _split_scalar(g, b)
         if c is not None or d is not None:                     # (cX)(dY) = cd (X Y)
             return g.mul(reduce(g.mul, [k for k in (c, d) if k is not None]), self.mm(a2, b2))
-        rule = self.rule(a)
-        if rule or self.rule(b):
-            return rule(self, a, b) if rule else RIGHT.get(b.key or b.prim, _by_transpose)(
+        left = self.rule(a)
+        if left or self.rule(b):
+            return left(self, a, b) if left else RIGHT.get(b.key or b.prim, _by_transpose)(
                 self, b, a)
         if a.prim is not P.TRANSPOSE or b.prim is P.TRANSPOSE:
             return g.matmul(a, b)
@@ -230,8 +209,8 @@ class Lowering:
 
     def distributed(self, items: Sequence[Expr]) -> Arr | None:
         """A (B + C) D = A B D + A C D: always for an identity (no eye built, the chains can
-        be reordered), else where cheaper given what is computed (the value's C W makes
-        (C + C') W = C W + C' W cheaper)."""
+        be reordered), else when that reuses a computed product and costs less (the value's
+        C W makes (C + C') W = C W + C' W cheaper; at call time if the sizes decide)."""
         i = next((i for i, f in enumerate(items) if f.op is Op.ADD and len(f.args) <= 4), None)
         if i is None:
             return None
@@ -240,7 +219,9 @@ class Lowering:
         if any(t.op is Op.IDENTITY or t.op is Op.SCALE and t.args[1].op is Op.IDENTITY
                for t in items[i].args):
             return terms
-        return self.g.pick(self.product([self.lower(f) for f in items]), terms)
+        whole = self.product([self.lower(f) for f in items])
+        reuse = any(n.prim is P.MATMUL and n in self.g.live for n in walk([terms]))
+        return self.g.pick(whole, terms, at_call_time=True) if reuse else None
 
     def sum_of(self, terms: Sequence[Arr]) -> Arr:
         out = terms[0]
@@ -272,43 +253,15 @@ class Lowering:
         a, b = (b, a) if a.key is Op.KRON else (a, b)
         if not a.shape or b.key is not Op.KRON:
             return self.g.call("dot", a, b, shape=()) if a.shape else self.g.mul(a, b)
-        ka, kb = b.args
-        y4 = self.g.reshape(a, (ka.shape[0], kb.shape[0], ka.shape[1], kb.shape[1]))
-        return self.contract([(y4, "aibj"), (ka, "ab"), (kb, "ij")], "")
-
-    def contract(self, ops: list[tuple[Arr, str]], out: str) -> Arr:
-        """The einsum ``ops -> out``: two matrices sharing one summed index are a product
-        (the smallest first), matrices over the output's indices an elementwise product,
-        what is left one ``einsum``."""
-        while True:
-            count = Counter(i for _, ix in ops for i in ix)
-            pairs = [(p, q) for p in range(len(ops)) for q in range(p + 1, len(ops))
-                     if _shared(ops[p][1], ops[q][1], count, out)]
-            if not pairs:
-                break
-            p, q = pairs[_least([size(tuple({i: d for x, ix in (ops[p], ops[q]) for i, d in
-                                             zip(ix, x.shape, strict=True)}.values()))
-                                 for p, q in pairs]) or 0]
-            (x, ix), (y, iy) = ops[p], ops[q]
-            s = _shared(ix, iy, count, out)
-            fx, fy = ix.replace(s, ""), iy.replace(s, "")
-            if fx in out and fy in out and out.index(fy) < out.index(fx):   # out's order
-                (x, ix), (y, iy) = (y, iy), (x, ix)
-            x, ix = (self.g.t(x), ix[::-1]) if ix[0] == s else (x, ix)
-            y, iy = (self.g.t(y), iy[::-1]) if iy[1] == s else (y, iy)
-            ops = [o for k, o in enumerate(ops) if k not in (p, q)]
-            ops.append((self.mm(x, y), ix[0] + iy[1]))
-        if len(out) == 2 and all(sorted(ix) == sorted(out) for _, ix in ops):
-            return reduce(self.g.mul, [x if ix == out else self.g.t(x) for x, ix in ops])
-        sizes = {i: d for x, ix in ops for i, d in zip(ix, x.shape, strict=True)}
-        return self.g.call("einsum", *(x for x, _ in ops), shape=tuple(sizes[i] for i in out),
-                           spec=",".join(ix for _, ix in ops) + "->" + out)
+        (ka, kb), g = b.args, self.g
+        y4 = g.reshape(a, (ka.shape[0], kb.shape[0], ka.shape[1], kb.shape[1]))
+        return g.call("einsum", y4, ka, kb, shape=(), spec="aibj,ab,ij->")
 
     def sandwich(self, mats: Sequence[Expr]) -> Arr | None:
         """(L1 kron L2)(Y .* (K1 kron K2))(R1 kron R2) with identity (index kept) or ones (index
-        summed) outer factors, every Kronecker-factor gradient: a contraction over the view
-        Y4[a,i,b,j] = Y[a*I + i, b*J + j], or over U, V for an outer product Y = u v'
-        (U[a,i] = u[a*I + i]). No Kronecker product, masked Y or outer product is built."""
+        summed) outer factors, every Kronecker-factor gradient: one contraction over the view
+        Y4[a,i,b,j] = Y[a*I + i, b*J + j], or, when Y = u v' is an outer product, over U[a,i]
+        = u[a*I + i] and V: never the Kronecker products, the masked Y or the outer product."""
         if len(mats) != 3 or mats[0].op is not Op.KRON or mats[2].op is not Op.KRON:
             return None
         (l1, l2), (r1, r2) = mats[0].args, mats[2].args
@@ -326,13 +279,34 @@ class Lowering:
         g, sizes = self.g, (l1.cols, l2.cols, r1.rows, r2.rows)
         c, uv = _split_scalar(g, self.lower(y))
         if uv.prim is P.MUL and uv.args[0].shape[1:] == (ONE,) == uv.args[1].shape[:1]:
-            ops = [(g.reshape(uv.args[0], sizes[:2]), "ai"), (g.reshape(uv.args[1], sizes[2:]),
-                                                             "bj")]    # Y = u v': U, V
+            ops = [(g.reshape(uv.args[0], sizes[:2]), "ai"), *masks,    # Y = u v'
+                   (g.reshape(uv.args[1], sizes[2:]), "bj")]
         else:
-            c, ops = None, [(g.reshape(self.lower(y), sizes), "aibj")]
+            c, ops = None, [(g.reshape(self.lower(y), sizes), "aibj"), *masks]
         out = "".join(i for i, (f, _) in outer.items() if f.op is Op.IDENTITY)
-        body = g.reshape(self.contract(ops + masks, out), (mats[0].rows, mats[2].cols))
+        body = g.reshape(self.contract(ops, out), (mats[0].rows, mats[2].cols))
         return body if c is None else g.mul(c, body)
+
+    def contract(self, ops: list[tuple[Arr, str]], out: str) -> Arr:
+        """The einsum ``ops -> out``: two matrices sharing one summed index are a product
+        (BLAS runs these, einsum does not), matrices over the output's indices an
+        elementwise product, the rest one ``einsum``."""
+        while pairs := [(p, q) for p in range(len(ops)) for q in range(p + 1, len(ops))
+                        if _summed(ops, ops[p][1], ops[q][1], out)]:
+            (x, ix), (y, iy) = ops[pairs[0][0]], ops[pairs[0][1]]
+            s = _summed(ops, ix, iy, out)
+            fx, fy = ix.replace(s, ""), iy.replace(s, "")
+            if fx in out and fy in out and out.index(fy) < out.index(fx):   # out's order
+                (x, ix), (y, iy) = (y, iy), (x, ix)
+            x, ix = (self.g.t(x), ix[::-1]) if ix[0] == s else (x, ix)
+            y, iy = (self.g.t(y), iy[::-1]) if iy[1] == s else (y, iy)
+            ops = [o for k, o in enumerate(ops) if k not in pairs[0]]
+            ops.append((self.mm(x, y), ix[0] + iy[1]))
+        if len(out) == 2 and all(sorted(ix) == sorted(out) for _, ix in ops):
+            return reduce(self.g.mul, [x if ix == out else self.g.t(x) for x, ix in ops])
+        sizes = {i: d for x, ix in ops for i, d in zip(ix, x.shape, strict=True)}
+        return self.g.call("einsum", *(x for x, _ in ops), shape=tuple(sizes[i] for i in out),
+                           spec=",".join(ix for _, ix in ops) + "->" + out)
 
     def push_slice(self, x: Arr, r0: Dim, r1: Dim, c0: Dim, c1: Dim) -> Arr:
         """(H T)[r, c] = H[r, :] T[:, c], recursively, unless the product is computed anyway;
@@ -345,259 +319,238 @@ class Lowering:
         return self.mm(self.push_slice(a, r0, r1, ZERO, a.shape[1]),
                        self.push_slice(b, ZERO, b.shape[0], c0, c1))
 
+    # -- rules for structured factors: s @ v, s never built
+    def kron_left(self, s: Arr, v: Arr) -> Arr:
+        """(A kron B) M with M3[a, b, j] = M[a*q + b, j]: out[c*r + d, j] = A[c,a] B[d,b]
+        M3[a,b,j]; B acts on (q, p*k), A on (p, r*k), each with its own structure."""
+        (a, b), g, k = s.args, self.g, v.shape[1]
+        (p, q), r = a.shape[1:] + b.shape[1:], b.shape[0]
+        m3 = g.reshape(v, (p, q, k))                                  # [a, b, j]
+        if b.prim is not P.EYE:
+            y = self.mm(b, g.reshape(g.permute(m3, (1, 0, 2)), (q, p * k)))
+            m3 = g.permute(g.reshape(y, (r, p, k)), (1, 0, 2))        # [a, d, j]
+        if a.prim is not P.EYE:
+            m3 = self.mm(a, g.reshape(m3, (p, r * k)))
+        return g.reshape(m3, (s.shape[0], k))
 
-# ----------------------------------------------------------------------------- structured factors
+    def block_left(self, s: Arr, v: Arr) -> Arr:
+        """[A; B] V = [A V; B V] and [A, B] V = A V1 + B V2 on row slices of V: a block
+        matrix applied block by block, zero blocks skipped."""
+        if s.attr == 0:
+            return self.g.concat([self.mm(x, v) for x in s.args], 0)
+        terms, off = [], ZERO
+        for x in s.args:
+            terms.append(self.mm(x, self.g.slice(v, off, off + x.shape[1])))
+            off = off + x.shape[1]
+        return self.sum_of([t for t in terms if t.prim is not P.ZEROS] or terms[:1])
 
+    def sums(self, s: Arr, v: Arr, right: bool) -> Arr:
+        """V 1 = rowsum(V) 1' and 1 V = 1 colsum(V): a matrix of ones applied as sums."""
+        g, n = self.g, s.shape[1] if right else s.shape[0]
+        sums = g.call("rowsum" if right else "colsum", v,
+                      shape=(v.shape[0], ONE) if right else (ONE, v.shape[1]))
+        ones = g.fill(1, (ONE, n) if right else (n, ONE))
+        return sums if n == ONE else g.mul(sums, ones) if right else g.mul(ones, sums)
 
-def _kron_left(L: Lowering, s: Arr, v: Arr) -> Arr:
-    """(A kron B) M with M3[a, b, j] = M[a*q + b, j]: out[c*r + d, j] = A[c,a] B[d,b]
-    M3[a,b,j]; B acts on (q, p*k), A on (p, r*k), each with its own structure."""
-    (a, b), g, k = s.args, L.g, v.shape[1]
-    (p, q), r = a.shape[1:] + b.shape[1:], b.shape[0]
-    m3 = g.reshape(v, (p, q, k))                                  # [a, b, j]
-    if b.prim is not P.EYE:
-        y = L.mm(b, g.reshape(g.permute(m3, (1, 0, 2)), (q, p * k)))
-        m3 = g.permute(g.reshape(y, (r, p, k)), (1, 0, 2))        # [a, d, j]
-    if a.prim is not P.EYE:
-        m3 = L.mm(a, g.reshape(m3, (p, r * k)))
-    return g.reshape(m3, (s.shape[0], k))
+    # -- rows of LOWER
+    def matmul_row(self, e: Expr, extra: Sequence[Arr] = ()) -> Arr:
+        """Scalars pulled out, onto a vector factor where there is one (c A u v' = A (c u) v');
+        then a Kronecker sandwich, a distribution over a sum, or the structured chain."""
+        g, mats = self.g, [f for f in e.args if not f.is_scalar]
+        coeffs = [*extra, *(self.lower(f) for f in e.args if f.is_scalar)]
+        if not mats:
+            return reduce(g.mul, coeffs)
+        body = self.sandwich(mats) or self.distributed(mats)
+        if body is None:
+            irs = [self.lower(f) for f in mats]
+            vec = next((i for i, f in enumerate(irs) if ONE in f.shape and not self.rule(f)),
+                       None)
+            if coeffs and vec is not None:
+                irs[vec], coeffs = g.mul(reduce(g.mul, coeffs), irs[vec]), []
+            body = self.product(irs)
+        body = g.node(P.ITEM, (body,), (ZERO, ZERO), ()) if body.shape and e.is_scalar else body
+        return g.mul(reduce(g.mul, coeffs), body) if coeffs else body
 
+    def add_row(self, e: Expr) -> Arr:
+        """A sum; summed products stacked when cheaper (at call time if the sizes decide)."""
+        irs = [self.lower(t) for t in e.args]
+        plain, stacked = self.sum_of(irs), self.stacked(e.args, irs)
+        return plain if stacked is None else self.g.pick(plain, stacked, at_call_time=True)
 
-def _block_left(L: Lowering, s: Arr, v: Arr) -> Arr:
-    """[A; B] V = [A V; B V] and [A, B] V = A V1 + B V2 on row slices of V: a block matrix
-    applied block by block, zero blocks skipped."""
-    if s.attr == 0:
-        return L.g.concat([L.mm(x, v) for x in s.args], 0)
-    terms, off = [], ZERO
-    for x in s.args:
-        terms.append(L.mm(x, L.g.slice(v, off, off + x.shape[1])))
-        off = off + x.shape[1]
-    return L.sum_of([t for t in terms if t.prim is not P.ZEROS] or terms[:1])
+    def scale_row(self, e: Expr) -> Arr:
+        a, x = e.args
+        if x.op is Op.MATMUL and self.single_use(x) and not e.is_scalar:
+            i = next((i for i, f in enumerate(x.args) if f.op is Op.DIAGM), None)
+            if i is None:
+                return self.matmul_row(x, [self.lower(a)])      # c (A u) = A (c u)
+            d = Expr(Op.DIAGM, (scale(a, x.args[i].args[0]),))  # c A Diag(v) = A Diag(c v)
+            return self.lower(Expr(Op.MATMUL, (*x.args[:i], d, *x.args[i + 1:])))
+        if a.op is Op.CONST and x.op is Op.ADD and self.single_use(x) and _takes_scale(x):
+            return self.lower(add(*(scale(a, t) for t in x.args)))   # c (A + B) = cA + cB
+        return self.g.mul(self.lower(a), self.lower(x))
 
+    def pow_row(self, e: Expr) -> Arr:
+        """||X||^2 = <X, X>; ||S + c Diag(v)||^2 = (||S||^2 - ||diag S||^2) + ||diag S + cv||^2
+        when the sum has no other use: no diagonal matrix, and the residual on the diagonal
+        is formed before it is squared (a close fit keeps its accuracy)."""
+        x, p = e.args
+        if x.op is not Op.NORM or x.attr != "2" or p.op is not Op.CONST or p.attr != 2:
+            return self.g.ew(P.POW, self.lower(x), self.lower(p))
+        y = x.args[0]
+        diagonal = [t for t in y.args if t.op is Op.DIAGM or t.op is Op.SCALE and t.args[0].op
+                    is Op.CONST and t.args[1].op is Op.DIAGM] if y.op is Op.ADD else []
+        if len(diagonal) != 1 or not self.single_use(y) or not self.single_use(x):
+            return self.dot(self.lower(y), self.lower(y))
+        d, rest = diagonal[0], add(*(t for t in y.args if t is not diagonal[0]))
+        cv = d.args[0] if d.op is Op.DIAGM else scale(d.args[0], d.args[1].args[0])
+        return self.lower(add(hpow(norm(rest), 2), scale(Expr(Op.CONST, (), Fraction(-1)),
+                                                         hpow(norm(diag(rest)), 2)),
+                              hpow(norm(add(diag(rest), cv)), 2)))
 
-def _commute(L: Lowering, s: Arr, v: Arr) -> Arr:
-    (a, b), g, k = (dict(s.attr[1])[c] for c in "ab"), L.g, v.shape[1]   # K(a,b) vec X = vec X'
-    return g.reshape(g.permute(g.reshape(v, (b, a, k)), (1, 0, 2)), (s.shape[0], k))
+    def of_product(self, e: Expr, first_t: Callable[[Arr, Arr], Arr],
+                   other: Callable[[Arr, Arr], Arr]) -> Arr | None:
+        """tr / diag of a product F R of >= 2 matrices from F and R alone (``first_t`` for
+        F = X', given X), never the product; None for another argument."""
+        x = e.args[0]
+        mats = [f for f in x.args if not f.is_scalar] if x.op is Op.MATMUL else []
+        if len(mats) < 2:
+            return None
+        first, rest = self.lower(mats[0]), self.product([self.lower(f) for f in mats[1:]])
+        body = first_t(first.args[0], rest) if first.prim is P.TRANSPOSE and rest.prim is not \
+            P.TRANSPOSE else other(first, rest)
+        return reduce(self.g.mul, [self.lower(f) for f in x.args if f.is_scalar] + [body])
+
+    def trace_row(self, e: Expr) -> Arr:
+        x, g = e.args[0], self.g
+        if x.op is Op.IDENTITY:                                # tr(I_n) = n
+            return g.lit(x.attr, array=True)
+        if x.op is Op.KRON:
+            (a, b), (fa, fb) = x.args, map(self.lower, x.args)
+            if a.rows == a.cols and b.rows == b.cols:          # tr(A kron B) = tr A tr B
+                return g.mul(g.call(Op.TRACE, fa, shape=()), g.call(Op.TRACE, fb, shape=()))
+            return g.call("kron_trace", fa, fb, shape=(), n=x.rows, r=b.rows, s=b.cols)
+        return self.of_product(e, self.dot, lambda f, r: self.dot(  # tr(F R) = <F', R>
+            f, r.args[0] if r.prim is P.TRANSPOSE else g.t(r))) or g.call(
+            Op.TRACE, self.lower(x.args[0] if x.op is Op.TRANSPOSE else x), shape=())
+
+    def diag_row(self, e: Expr) -> Arr:
+        g, pushed = self.g, _diag_of(e.args[0])               # diag(X'Y) = colsum(X .* Y)
+        return self.of_product(e, lambda x, r: g.call("coldot", x, r, shape=e.shape),
+                               lambda f, r: g.call("rowdot", f, g.t(r), shape=e.shape)) or (
+            self.lower(pushed) if pushed is not e else g.call(Op.DIAG, self.lower(e.args[0]),
+                                                              shape=e.shape))
+
+    def slice_row(self, e: Expr) -> Arr:
+        """A slice; of a product used only through slices that cover no more than it, the
+        product of slices of its factors."""
+        x, (r0, r1, c0, c1), users = e.args[0], e.attr, self.parents.get(e.args[0], [])
+        if e.is_scalar:                                        # one entry
+            return self.g.node(P.ITEM, (self.lower(x),), (r0, c0), ())
+        if x.op is Op.MATMUL and x not in self.roots and all(u.op is Op.SLICE for u in users) \
+                and not any(f.is_scalar for f in x.args) and nonneg(x.rows * x.cols - sum(
+                    ((u.attr[1] - u.attr[0]) * (u.attr[3] - u.attr[2]) for u in users), ZERO)):
+            x_ir = self.product([self.lower(f) for f in x.args], False)
+            return self.push_slice(x_ir, r0, r1, c0, c1)
+        return self.g.slice(self.lower(x), r0, r1, c0, c1)
+
+    def hadamard_row(self, e: Expr) -> Arr:
+        """X .* (A kron B) on 4-D views, never the Kronecker product."""
+        g, k = self.g, next((x for x in e.args if x.op is Op.KRON), None)
+        if k is None or e.is_scalar or [x.op for x in e.args].count(Op.KRON) > 1:
+            return reduce(g.mul, map(self.lower, e.args))
+        (a, b), y = k.args, reduce(g.mul, [self.lower(x) for x in e.args if x is not k])
+        factors = [g.reshape(y, (a.rows, b.rows, a.cols, b.cols))]
+        for f, shape in ((a, (a.rows, ONE, a.cols, ONE)), (b, (ONE, b.rows, ONE, b.cols))):
+            factors += [g.reshape(self.lower(f), shape)] if f.op is not Op.ONES else []
+        return g.reshape(reduce(g.mul, factors), k.shape)
+
+    def sum_row(self, e: Expr) -> Arr:
+        x, g = e.args[0], self.g
+        if x.op is Op.HADAMARD and len(x.args) == 2:           # sum(X .* Y) = <X, Y>
+            return self.dot(self.lower(x.args[0]), self.lower(x.args[1]))
+        if x.op is Op.KRON:                                    # sum(A kron B) = sum A sum B
+            return reduce(g.mul, (g.call(Op.SUM, self.lower(f), shape=()) for f in x.args))
+        return g.call(Op.SUM, self.lower(x), shape=())
+
+    def norm_row(self, e: Expr) -> Arr:
+        x, g = e.args[0], self.g
+        if x.op is Op.CONST:                                   # ||c||_p = |c|
+            return g.lit(abs(x.attr))
+        y = self.lower(x)
+        if not y.shape or e.attr == "1":                       # ||a|| = |a|, sum |X_ij|
+            return g.call(Op.SUM, g.call(Op.ABS, y), shape=()) if y.shape else g.call(Op.ABS, y)
+        return g.call(Op.SQRT, self.dot(y, y))
+
+    def fn_row(self, e: Expr) -> Arr:
+        """f(x), a number as a 0-d array (computed in floats); log det X = logdet X; logdet
+        of a 1x1 a = log|a|."""
+        x, g = e.args[0], self.g
+        if e.op is Op.LOGDET and not x.is_scalar or e.op is Op.LOG and x.op is Op.DET:
+            return g.call("slogdet", self.lower(x if e.op is Op.LOGDET else x.args[0]), shape=())
+        y = self.lower(x)
+        y = g.lit(y.attr, array=True) if y.prim is P.LIT else y
+        return g.call(Op.LOG, g.call(Op.ABS, y)) if e.op is Op.LOGDET else g.call(e.op, y)
+
+    def block_row(self, e: Expr) -> Arr:
+        g, (r, c) = self.g, e.attr
+        parts = [g.call("mat11", g.lit(y.attr, array=True) if y.prim is P.LIT else y,
+                        shape=(ONE, ONE)) if x.is_scalar else y
+                 for x, y in zip(e.args, map(self.lower, e.args), strict=True)]
+        return g.concat([g.concat(parts[i * c:(i + 1) * c], 1) for i in range(r)], 0)
+
+    def call_row(self, e: Expr) -> Arr:
+        """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'."""
+        x = e.args[0]
+        if e.op is Op.INV and x.op is Op.TRANSPOSE:
+            return self.g.t(self.g.call(Op.INV, self.lower(x.args[0])))
+        return self.g.call(e.op, *map(self.lower, e.args), shape=() if e.is_scalar else e.shape,
+                           **({"k": e.attr} if e.op is Op.MATPOW else {}))
 
 
 def _by_transpose(L: Lowering, s: Arr, v: Arr) -> Arr:
-    return L.g.t(L.mm(L.g.t(s), L.g.t(v)))                        # V S = (S' V')'
-
-
-def _sums(L: Lowering, s: Arr, v: Arr, right: bool) -> Arr:
-    """V 1 = rowsum(V) 1' and 1 V = 1 colsum(V): a matrix of ones applied as sums."""
-    g = L.g
-    if right:
-        sums = g.call("rowsum", v, shape=(v.shape[0], ONE))
-        return sums if s.shape[1] == ONE else g.mul(sums, g.fill(1, (ONE, s.shape[1])))
-    sums = g.call("colsum", v, shape=(ONE, v.shape[1]))
-    return sums if s.shape[0] == ONE else g.mul(g.fill(1, (s.shape[0], ONE)), sums)
+    return L.g.t(L.mm(L.g.t(s), L.g.t(v)))                    # V S = (S' V')'
 
 
 LEFT: dict[object, Callable[[Lowering, Arr, Arr], Arr]] = {   # s @ v, s never built
     P.EYE: lambda L, s, v: v,
     P.ZEROS: lambda L, s, v: L.g.fill(0, (s.shape[0], v.shape[1])),
-    P.ONES: lambda L, s, v: _sums(L, s, v, False),
-    P.CONCAT: _block_left,
-    Op.DIAGM: lambda L, s, v: L.g.mul(s.args[0], v),             # Diag(x) V = x .* V (rows)
+    P.ONES: lambda L, s, v: L.sums(s, v, False),
+    P.CONCAT: Lowering.block_left,
+    Op.DIAGM: lambda L, s, v: L.g.mul(s.args[0], v),         # Diag(x) V = x .* V (rows)
     Op.INV: lambda L, s, v: L.g.call("solve", L.g.t(s.args[0].args[0]) if s.prim is
-                                     P.TRANSPOSE else s.args[0], v, shape=(s.shape[0],
-                                                                           v.shape[1])),
-    Op.KRON: _kron_left,
-    "commutation": _commute,
+                                     P.TRANSPOSE else s.args[0], v, shape=v.shape),
+    Op.KRON: Lowering.kron_left,
+    "commutation": lambda L, s, v: L.g.reshape(L.g.permute(L.g.reshape(v, (    # K vec X = vec X'
+        dict(s.attr[1])["b"], dict(s.attr[1])["a"], v.shape[1])), (1, 0, 2)), v.shape),
 }
 RIGHT: dict[object, Callable[[Lowering, Arr, Arr], Arr]] = {  # v @ s: scalings and sums
-    Op.DIAGM: lambda L, s, v: L.g.mul(v, L.g.t(s.args[0])),      # V Diag(x) = V .* x' (cols)
-    P.ONES: lambda L, s, v: _sums(L, s, v, True),
+    Op.DIAGM: lambda L, s, v: L.g.mul(v, L.g.t(s.args[0])),  # V Diag(x) = V .* x' (cols)
+    P.ONES: lambda L, s, v: L.sums(s, v, True),
 }
-
-
-# ----------------------------------------------------------------------------- the table
-
-
-def _matmul(L: Lowering, e: Expr, extra: Sequence[Arr] = ()) -> Arr:
-    """Scalars pulled out, onto a vector factor where there is one (c A u v' = A (c u) v');
-    then a Kronecker sandwich, a distribution over a sum, or the structured chain."""
-    g, mats = L.g, [f for f in e.args if not f.is_scalar]
-    coeffs = [*extra, *(L.lower(f) for f in e.args if f.is_scalar)]
-    if not mats:
-        return reduce(g.mul, coeffs)
-    body = L.sandwich(mats) or L.distributed(mats)
-    if body is None:
-        irs = [L.lower(f) for f in mats]
-        vec = next((i for i, f in enumerate(irs) if ONE in f.shape and not L.rule(f)), None)
-        if coeffs and vec is not None:
-            irs[vec], coeffs = g.mul(reduce(g.mul, coeffs), irs[vec]), []
-        body = L.product(irs)
-    body = g.node(P.ITEM, (body,), (ZERO, ZERO), ()) if body.shape and e.is_scalar else body
-    return g.mul(reduce(g.mul, coeffs), body) if coeffs else body
-
-
-def _add(L: Lowering, e: Expr) -> Arr:
-    """A sum; summed products stacked when cheaper."""
-    irs = [L.lower(t) for t in e.args]
-    plain, stacked = L.sum_of(irs), L.stacked(e.args, irs)
-    return plain if stacked is None else L.g.pick(plain, stacked, at_call_time=True)
-
-
-def _scale(L: Lowering, e: Expr) -> Arr:
-    a, x = e.args
-    if x.op is Op.MATMUL and L.single_use(x) and not e.is_scalar:
-        i = next((i for i, f in enumerate(x.args) if f.op is Op.DIAGM), None)
-        if i is None:
-            return _matmul(L, x, [L.lower(a)])                  # c (A u) = A (c u)
-        d = Expr(Op.DIAGM, (scale(a, x.args[i].args[0]),))     # c A Diag(v) = A Diag(c v)
-        return L.lower(Expr(Op.MATMUL, (*x.args[:i], d, *x.args[i + 1:])))
-    if a.op is Op.CONST and x.op is Op.ADD and L.single_use(x) and _takes_scale(x):
-        return L.lower(add(*(scale(a, t) for t in x.args)))   # c (A + B) = c A + c B
-    return L.g.mul(L.lower(a), L.lower(x))
-
-
-def _pow(L: Lowering, e: Expr) -> Arr:
-    """||X||^2 = <X, X>, and ||S + c Diag(v)||^2 = (||S||^2 - ||diag S||^2) + ||diag S + cv||^2
-    when the sum has no other use: no diagonal matrix, and the residual on the diagonal is
-    formed before it is squared (a close fit keeps its accuracy)."""
-    x, p = e.args
-    if x.op is not Op.NORM or x.attr != "2" or p.op is not Op.CONST or p.attr != 2:
-        return L.g.ew(P.POW, L.lower(x), L.lower(p))
-    y = x.args[0]
-    diagonal = [t for t in y.args if t.op is Op.DIAGM or t.op is Op.SCALE and t.args[0].op is
-                Op.CONST and t.args[1].op is Op.DIAGM] if y.op is Op.ADD else []
-    if len(diagonal) != 1 or not L.single_use(y) or not L.single_use(x):
-        return L.dot(L.lower(y), L.lower(y))
-    d, rest = diagonal[0], add(*(t for t in y.args if t is not diagonal[0]))
-    cv = d.args[0] if d.op is Op.DIAGM else scale(d.args[0], d.args[1].args[0])
-    return L.lower(add(hpow(norm(rest), 2), scale(Expr(Op.CONST, (), Fraction(-1)), hpow(
-        norm(diag(rest)), 2)), hpow(norm(add(diag(rest), cv)), 2)))
-
-
-def _of_product(L: Lowering, e: Expr, first_t: Callable[[Arr, Arr], Arr],
-                other: Callable[[Arr, Arr], Arr]) -> Arr | None:
-    """tr / diag of a product F R of >= 2 matrices from F and R alone (``first_t`` for F = X',
-    given X), never the product; None for another argument."""
-    x = e.args[0]
-    mats = [f for f in x.args if not f.is_scalar] if x.op is Op.MATMUL else []
-    if len(mats) < 2:
-        return None
-    first, rest = L.lower(mats[0]), L.product([L.lower(f) for f in mats[1:]])
-    body = first_t(first.args[0], rest) if first.prim is P.TRANSPOSE and rest.prim is not \
-        P.TRANSPOSE else other(first, rest)
-    return reduce(L.g.mul, [L.lower(f) for f in x.args if f.is_scalar] + [body])
-
-
-def _trace(L: Lowering, e: Expr) -> Arr:
-    x, g = e.args[0], L.g
-    if x.op is Op.IDENTITY:                                    # tr(I_n) = n
-        return g.array(x.attr)
-    if x.op is Op.KRON:
-        (a, b), (fa, fb) = x.args, map(L.lower, x.args)
-        if a.rows == a.cols and b.rows == b.cols:              # tr(A kron B) = tr A tr B
-            return g.mul(g.call(Op.TRACE, fa, shape=()), g.call(Op.TRACE, fb, shape=()))
-        return g.call("kron_trace", fa, fb, shape=(), n=x.rows, r=b.rows, s=b.cols)
-    return _of_product(L, e, L.dot, lambda f, r: L.dot(f, r.args[0]) if r.prim is  # <F', R>
-                       P.TRANSPOSE else L.dot(f, g.t(r))) or \
-        g.call(Op.TRACE, L.lower(x.args[0] if x.op is Op.TRANSPOSE else x), shape=())
-
-
-def _diag(L: Lowering, e: Expr) -> Arr:
-    g, pushed = L.g, _diag_of(e.args[0])                       # diag(X'Y) = colsum(X .* Y)
-    return _of_product(L, e, lambda x, r: g.call("coldot", x, r, shape=e.shape),
-                       lambda f, r: g.call("rowdot", f, g.t(r), shape=e.shape)) or \
-        (L.lower(pushed) if pushed is not e else g.call(Op.DIAG, L.lower(e.args[0]), shape=e.shape))
-
-
-def _slice(L: Lowering, e: Expr) -> Arr:
-    x, (r0, r1, c0, c1) = e.args[0], e.attr
-    if e.is_scalar:                                            # one entry
-        return L.g.node(P.ITEM, (L.lower(x),), (r0, c0), ())
-    if x.op is Op.MATMUL and L.only_sliced(x) and not any(f.is_scalar for f in x.args):
-        return L.push_slice(L.product([L.lower(f) for f in x.args], False), r0, r1, c0, c1)
-    return L.g.slice(L.lower(x), r0, r1, c0, c1)
-
-
-def _hadamard(L: Lowering, e: Expr) -> Arr:
-    """X .* (A kron B) on 4-D views, never the Kronecker product."""
-    g, k = L.g, next((x for x in e.args if x.op is Op.KRON), None)
-    if k is None or e.is_scalar or [x.op for x in e.args].count(Op.KRON) > 1:
-        return reduce(g.mul, map(L.lower, e.args))
-    (a, b), y = k.args, reduce(g.mul, [L.lower(x) for x in e.args if x is not k])
-    factors = [g.reshape(y, (a.rows, b.rows, a.cols, b.cols))]
-    factors += [g.reshape(L.lower(a), (a.rows, ONE, a.cols, ONE))] if a.op is not Op.ONES else []
-    factors += [g.reshape(L.lower(b), (ONE, b.rows, ONE, b.cols))] if b.op is not Op.ONES else []
-    return g.reshape(reduce(g.mul, factors), k.shape)
-
-
-def _sum(L: Lowering, e: Expr) -> Arr:
-    x, g = e.args[0], L.g
-    if x.op is Op.HADAMARD and len(x.args) == 2:               # sum(X .* Y) = <X, Y>
-        return L.dot(L.lower(x.args[0]), L.lower(x.args[1]))
-    if x.op is Op.KRON:                                        # sum(A kron B) = sum A sum B
-        return reduce(g.mul, (g.call(Op.SUM, L.lower(f), shape=()) for f in x.args))
-    return g.call(Op.SUM, L.lower(x), shape=())
-
-
-def _norm(L: Lowering, e: Expr) -> Arr:
-    x, g = e.args[0], L.g
-    if x.op is Op.CONST:                                       # ||c||_p = |c|
-        return g.lit(abs(x.attr))
-    y = L.lower(x)
-    if not y.shape or e.attr == "1":                           # ||a|| = |a|, sum |X_ij|
-        return g.call(Op.SUM, g.call(Op.ABS, y), shape=()) if y.shape else g.call(Op.ABS, y)
-    return g.call(Op.SQRT, L.dot(y, y))
-
-
-def _fn(L: Lowering, e: Expr) -> Arr:
-    """A function of a number computes in floats (a 0-d array); log det X = logdet X."""
-    x, g = e.args[0], L.g
-    if e.op is Op.LOG and x.op is Op.DET:
-        return g.call("slogdet", L.lower(x.args[0]), shape=())
-    y = L.lower(x)
-    return g.call(e.op, g.array(y.attr) if y.prim is P.LIT else y)
-
-
-def _logdet(L: Lowering, e: Expr) -> Arr:
-    y, g = L.lower(e.args[0]), L.g                             # logdet of 1x1 a = log|a|
-    return g.call("slogdet", y, shape=()) if y.shape else \
-        g.call(Op.LOG, g.call(Op.ABS, g.array(y.attr) if y.prim is P.LIT else y))
-
-
-def _block(L: Lowering, e: Expr) -> Arr:
-    g, (r, c) = L.g, e.attr
-    parts = [g.call("mat11", g.array(y.attr) if y.prim is P.LIT else y, shape=(ONE, ONE))
-             if x.is_scalar else y for x, y in zip(e.args, map(L.lower, e.args), strict=True)]
-    return g.concat([g.concat(parts[i * c:(i + 1) * c], 1) for i in range(r)], 0)
-
-
 LOWER: dict[Op, Callable[[Lowering, Expr], Arr]] = {
     Op.SYMBOL: lambda L, e: L.g.node(P.INPUT, (), e.attr[0], () if e.is_scalar else e.shape),
     Op.CONST: lambda L, e: L.g.lit(e.attr),
-    Op.IDENTITY: lambda L, e: L.g.array(Fraction(1)) if e.is_scalar else L.g.node(
+    Op.IDENTITY: lambda L, e: L.g.lit(1, array=True) if e.is_scalar else L.g.node(
         P.EYE, (), e.attr, e.shape),
     Op.ONES: lambda L, e: L.g.fill(1, e.shape),
     Op.ZERO: lambda L, e: L.g.fill(0, e.shape),
-    Op.COMMUTATION: lambda L, e: L.g.array(Fraction(1)) if e.is_scalar else L.g.call(
+    Op.COMMUTATION: lambda L, e: L.g.lit(1, array=True) if e.is_scalar else L.g.call(
         "commutation", shape=e.shape, a=e.attr[0], b=e.attr[1], n=e.rows),   # K vec X = vec X'
-    Op.ADD: _add,
-    Op.SCALE: _scale,
-    Op.MATMUL: _matmul,
+    Op.ADD: Lowering.add_row,
+    Op.SCALE: Lowering.scale_row,
+    Op.MATMUL: Lowering.matmul_row,
     Op.TRANSPOSE: lambda L, e: L.g.t(L.lower(e.args[0])),
-    Op.HADAMARD: _hadamard,
+    Op.HADAMARD: Lowering.hadamard_row,
     Op.HDIV: lambda L, e: L.g.ew(P.DIV, L.lower(e.args[0]), L.lower(e.args[1])),
-    Op.POW: _pow,
-    Op.KRON: lambda L, e: L.g.call(Op.KRON, *map(L.lower, e.args), shape=e.shape),
-    Op.BLOCK: _block,
-    Op.SLICE: _slice,
-    Op.TRACE: _trace,
-    Op.DET: lambda L, e: L.g.call(Op.DET, L.lower(e.args[0]), shape=()),
-    Op.LOGDET: _logdet,
-    Op.INV: lambda L, e: L.g.t(L.g.call(Op.INV, L.lower(e.args[0].args[0]))) if e.args[
-        0].op is Op.TRANSPOSE else L.g.call(Op.INV, L.lower(e.args[0])),  # inv(X') = inv(X)'
-    Op.MATPOW: lambda L, e: L.g.call(Op.MATPOW, L.lower(e.args[0]), k=e.attr),
-    Op.DIAG: _diag,
-    Op.DIAGM: lambda L, e: L.g.call(Op.DIAGM, L.lower(e.args[0]), shape=e.shape),
+    Op.POW: Lowering.pow_row,
+    Op.BLOCK: Lowering.block_row,
+    Op.SLICE: Lowering.slice_row,
+    Op.TRACE: Lowering.trace_row,
+    Op.DIAG: Lowering.diag_row,
     Op.VEC: lambda L, e: L.g.reshape(L.g.t(L.lower(e.args[0])), e.shape),  # column-major
     Op.UNVEC: lambda L, e: L.g.t(L.g.reshape(L.lower(e.args[0]), (e.cols, e.rows))),
-    Op.SUM: _sum,
-    Op.NORM: _norm,
-    **dict.fromkeys(ELEMENTWISE, _fn),
+    Op.SUM: Lowering.sum_row,
+    Op.NORM: Lowering.norm_row,
+    **dict.fromkeys((Op.DET, Op.INV, Op.KRON, Op.MATPOW, Op.DIAGM), Lowering.call_row),
+    **dict.fromkeys((*ELEMENTWISE, Op.LOGDET), Lowering.fn_row),
 }
