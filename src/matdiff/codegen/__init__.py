@@ -147,7 +147,7 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
         need |= set(stack)
     body = _header(b, symbols, names) + [f"{em.dims[v]} = {code}" for v, (code, _) in
                                           solved.items() if v in need] + asserts + lines
-    rets = [b.row("number" if x.prim is P.LIT else "scalar").text.format(c, m=b.m)
+    rets = [b.row("number" if x.prim is P.LIT else "scalar").text.format(c, m=b.m, dev=b.dev)
             if e.is_scalar else f"{c if p == ATOM else f'({c})'}.reshape(-1)" if e.is_vector
             else c for e, x, (c, p) in zip(outs, roots, refs, strict=True)]
     body.append("return " + (rets[0] if isinstance(exprs, Expr) else ", ".join(rets) +

@@ -1,12 +1,12 @@
 """Emission: the IR to lines of Python, a straight walk with one backend template a node.
 
 A backend is a table ``{key: Row}``, the key a primitive ``P``, or for ``P.CALL`` an ``Op``
-(``Op.EXP``, ``Op.DET``) or a name (``"solve"``, ``"dot"``). A row is a ``str.format``
-template over the operands ``{0}, {1}, ...``, the module alias ``{m}`` and the node's
-attribute ``{a}`` (a CALL's parameters by name), with the precedence of what it writes and
-the import line of a module it needs (``scipy.linalg``, ``jax.scipy.linalg``). An operand
-is parenthesised by the operator beside its placeholder. A node used once is written into
-its consumer when short (or when only a call-time choice uses it); others get a line.
+(``Op.EXP``) or a name (``"solve"``). A row is a ``str.format`` template over the operands
+``{0}, {1}``, the module alias ``{m}``, the node's attribute ``{a}`` (a CALL's parameters by
+name) and ``{dev}`` (PyTorch's dtype and device), with the precedence of what it writes and
+an import line it needs (``scipy.linalg``). An operand is parenthesised by the operator
+beside its placeholder. A node used once is written into its consumer when short (or when
+only a call-time choice uses it); the others get a line each.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ class Row:
 _SAME_NAME = (Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.ARCSIN, Op.ARCCOS,
               Op.ARCTAN, Op.SQRT, Op.ABS, Op.SIGN)         # np.exp(x), torch.exp(x), ...
 _COMMON: dict[Any, str | Row] = {
-    P.ARRAY: "float({a})", P.EYE: "{m}.eye({a})",
-    P.ZEROS: "{m}.zeros(({a}))", P.ONES: "{m}.ones(({a}))",
+    P.ARRAY: "float({a})", P.EYE: "{m}.eye({a}{dev})",
+    P.ZEROS: "{m}.zeros(({a}){dev})", P.ONES: "{m}.ones(({a}){dev})",
     P.ADD: Row("{0} + {1}", SUM), P.SUB: Row("{0} - {1}", SUM), P.NEG: Row("-{0}", UNARY),
     P.MUL: Row("{0} * {1}", PRODUCT), P.DIV: Row("{0} / {1}", PRODUCT),
     P.POW: Row("{0} ** {1}", POWER), P.MATMUL: Row("{0} @ {1}", PRODUCT),
@@ -59,25 +59,19 @@ _COMMON: dict[Any, str | Row] = {
     "colsum": "{0}.sum(axis=0, keepdims=True)", "rowsum": "{0}.sum(axis=1, keepdims=True)",
     "addmm": Row("{0} + {1} @ {2}", SUM),                   # NumPy reuses the product's buffer
     "mat11": "{m}.reshape({0}, (1, 1))",
-    "commutation": "{m}.eye({n}).reshape({b}, {a}, -1).transpose(1, 0, 2).reshape({n}, {n})",
-    "kron_trace": "{m}.sum({0}[{m}.arange({n}) // {r}, {m}.arange({n}) // {s}] * "
-                  "{1}[{m}.arange({n}) % {r}, {m}.arange({n}) % {s}])",  # diag of A kron B
-    "cho_factor": Row("scipy.linalg.cho_factor({0})", module="import scipy.linalg"),
-    "cho_solve": Row("scipy.linalg.cho_solve({0}, {1})", module="import scipy.linalg"),
+    "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).transpose(1, 0, 2).reshape({n}, {n})",
+    "kron_trace": "{m}.sum({0}[{i} // {r}, {i} // {s}] * {1}[{i} % {r}, {i} % {s}])",  # diag
+    "arange": "{m}.arange({0})",
+    "cho_solve": Row("scipy.linalg.cho_solve(scipy.linalg.cho_factor({0}), {1})",  # A pos. def.
+                     module="import scipy.linalg"),
     "number": "float({0})", "scalar": "{0}",                # a constant / scalar output
 }
 NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})"}
-JAX: dict[Any, str | Row] = {
-    **_COMMON, "dot": "{m}.vdot({0}, {1})",
-    "cho_factor": Row("jax.scipy.linalg.cho_factor({0})", module="import jax.scipy.linalg"),
-    "cho_solve": Row("jax.scipy.linalg.cho_solve({0}, {1})", module="import jax.scipy.linalg"),
-}
+JAX: dict[Any, str | Row] = {**_COMMON, "dot": "{m}.vdot({0}, {1})", "cho_solve": Row(
+    "jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor({0}), {1})",
+    module="import jax.scipy.linalg")}
 TORCH: dict[Any, str | Row] = {
-    **_COMMON,
-    P.ARRAY: "{m}.tensor(float({a}), dtype=dtype, device=device)",
-    P.EYE: "{m}.eye({a}, dtype=dtype, device=device)",
-    P.ZEROS: "{m}.zeros(({a}), dtype=dtype, device=device)",
-    P.ONES: "{m}.ones(({a}), dtype=dtype, device=device)",
+    **_COMMON, P.ARRAY: "{m}.tensor(float({a}){dev})",
     P.PERMUTE: "{0}.permute({a})", P.CONCAT: "{m}.cat([{args}], dim={a})",
     Op.SIGMOID: "{m}.sigmoid({0})", Op.RELU: "{m}.relu({0})",
     Op.KRON: "{m}.kron({0}.contiguous(), {1}.contiguous())",   # views a transposed factor
@@ -86,25 +80,23 @@ TORCH: dict[Any, str | Row] = {
     "rowdot": "{m}.linalg.vecdot({0}, {1}, dim=1)[:, None]",
     "colsum": "{0}.sum(dim=0, keepdim=True)", "rowsum": "{0}.sum(dim=1, keepdim=True)",
     "addmm": "{m}.addmm({0}, {1}, {2})",                        # one output buffer, not two
-    "mat11": "{m}.as_tensor({0}, dtype=dtype, device=device).reshape(1, 1)",
-    "commutation": "{m}.eye({n}, dtype=dtype, device=device).reshape({b}, {a}, -1)"
-                   ".permute(1, 0, 2).reshape({n}, {n})",
-    "kron_trace": "{m}.sum({0}[{m}.arange({n}, device=device) // {r}, {m}.arange({n}, "
-                  "device=device) // {s}] * {1}[{m}.arange({n}, device=device) % {r}, "
-                  "{m}.arange({n}, device=device) % {s}])",
-    "cho_factor": "{m}.linalg.cholesky({0})", "cho_solve": "{m}.cholesky_solve({1}, {0})",
-    "number": "{m}.tensor(float({0}), dtype=dtype, device=device)",
+    "mat11": "{m}.as_tensor({0}{dev}).reshape(1, 1)", "arange": "{m}.arange({0}, device=device)",
+    "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).permute(1, 0, 2).reshape({n}, {n})",
+    "cho_solve": "{m}.cholesky_solve({1}, {m}.linalg.cholesky({0}))",
+    "number": "{m}.tensor(float({0}){dev})",
 }
 
 
 @dataclass(frozen=True)
 class Backend:
-    """A target: its import line, module alias, rows, and where X'Y is written (Y'X)'."""
+    """A target: its import line, module alias, rows, the dtype and device arguments of its
+    constructors, and where X'Y is written (Y'X)'."""
 
     name: str
     imports: str
     m: str
     rows: dict[Any, str | Row]
+    dev: str = ""
     swap: str = "thin"
 
     def row(self, key: Any) -> Row:
@@ -114,8 +106,8 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {
     "numpy": Backend("numpy", "import numpy as np", "np", NUMPY),
-    "jax": Backend("jax", "import jax.numpy as jnp", "jnp", JAX, "vector"),
-    "torch": Backend("torch", "import torch", "torch", TORCH),
+    "jax": Backend("jax", "import jax.numpy as jnp", "jnp", JAX, swap="vector"),
+    "torch": Backend("torch", "import torch", "torch", TORCH, ", dtype=dtype, device=device"),
 }
 
 
@@ -165,7 +157,10 @@ class Emitter:
         """The node's attribute as code: ``{a}``, or a CALL's parameters by name."""
         a, p = x.attr, x.prim
         if p is P.CALL:
-            return {k: repr(v) if isinstance(v, str) else self._code(v) for k, v in a[1]}
+            out = {k: repr(v) if isinstance(v, str) else self.code_of(v) for k, v in a[1]}
+            if x.key == "kron_trace":                          # i = 0, 1, ..., n - 1
+                out["i"] = self.b.row("arange").text.format(out["n"], m=self.b.m)
+            return out
         if p is P.SLICE:
             (r0, r1, c0, c1), (rows, cols) = a, x.args[0].shape
             ix = [f"{'' if lo == Dim({}) else self.dim(lo)}:{'' if hi == n else self.dim(hi)}"
@@ -177,11 +172,10 @@ class Emitter:
             return {"a": ", ".join("-1" if i == free else self.dim(d) for i, d in enumerate(a))}
         if p is P.CHOOSE:
             return {"a": f"{self.dim(a[0], True)} {a[1]} {self.dim(a[2], True)}"}
-        if isinstance(a, Fraction):
-            return {"a": literal(a)[0]}
-        return {"a": ", ".join(map(self._code, a)) if isinstance(a, tuple) else self._code(a)}
+        return {"a": literal(a)[0] if isinstance(a, Fraction) else ", ".join(
+            map(self.code_of, a)) if isinstance(a, tuple) else self.code_of(a)}
 
-    def _code(self, v: Any) -> str:
+    def code_of(self, v: Any) -> str:
         return self.dim(v) if isinstance(v, Dim) else str(v)
 
     def code(self, x: Arr, args: Sequence[tuple[str, int]]) -> tuple[str, int]:
@@ -191,7 +185,8 @@ class Emitter:
         row = self.b.row(x.key if x.prim is P.CALL else x.prim)
         self.modules |= {row.module} - {""}
         ops = [c if p >= _needs(row.text, i) else f"({c})" for i, (c, p) in enumerate(args)]
-        return row.text.format(*ops, m=self.b.m, args=", ".join(ops), **self.attr(x)), row.prec
+        return row.text.format(*ops, m=self.b.m, args=", ".join(ops), dev=self.b.dev,
+                               **self.attr(x)), row.prec
 
     def lines(self, roots: Sequence[Arr], temp: Callable[[], str]
               ) -> tuple[list[str], list[tuple[str, int]]]:
@@ -202,8 +197,8 @@ class Emitter:
                 uses.setdefault(a, []).append(n)
         forced: set[Arr] = set()                 # used only inside a call-time choice
         for n in reversed(nodes):
-            if n not in roots and (uses[n][0].prim is P.CHOOSE or uses[n][0] in forced) \
-                    and len(uses[n]) == 1:
+            if n not in roots and len(uses[n]) == 1 and (uses[n][0].prim is P.CHOOSE or
+                                                          uses[n][0] in forced):
                 forced.add(n)
         ref: dict[Arr, tuple[str, int]] = {}
         free: set[Arr] = set()                   # names, numbers and views of them: repeatable
