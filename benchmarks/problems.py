@@ -1,4 +1,5 @@
-"""Battery benchmark: four problems of ``shared/examples/battery.md``, same comparison as the
+"""Battery benchmark: four problems of ``shared/examples/battery.md`` and two where the value
+and the gradients share work (a trace objective, Kronecker least squares), same comparison as the
 seed (matdiff's generated value + gradients vs the naive NumPy value, jax.value_and_grad and
 torch autograd), ratios measured in one run; prints tables, asserts nothing about time.
 
@@ -61,6 +62,28 @@ def _mf_inputs(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
             "V": rng.standard_normal((n, r))}
 
 
+def _trace_naive(xp: Any, X: Any, L: Any, Y: Any) -> Any:
+    e = X - Y
+    return (X * (L @ X)).sum() + (e * e).sum()
+
+
+def _trace_inputs(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    k = max(1, n // 16)
+    return {"X": rng.standard_normal((n, k)), "L": rng.standard_normal((n, n)),
+            "Y": rng.standard_normal((n, k))}
+
+
+def _kronls_naive(xp: Any, A: Any, B: Any, x: Any, y: Any) -> Any:
+    e = xp.kron(A, B) @ x - y
+    return (e * e).sum()
+
+
+def _kronls_inputs(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"A": rng.standard_normal((n, n)) / np.sqrt(n),
+            "B": rng.standard_normal((n, n)) / np.sqrt(n),
+            "x": rng.standard_normal(n * n), "y": rng.standard_normal(n * n)}
+
+
 PROBLEMS: dict[str, tuple[Problem, list[int], list[int]]] = {  # problem, sizes, quick sizes
     "kron": (Problem("16. ||kron(A, X) - C||_F^2 wrt X (A 8x8, X n x n)",
                      "||kron(A, X) - C||_F^2",
@@ -78,6 +101,14 @@ PROBLEMS: dict[str, tuple[Problem, list[int], list[int]]] = {  # problem, sizes,
                    "||A - U*V'||_F^2",
                    {"A": ("m", "n"), "U": ("m", "r"), "V": ("n", "r")}, ["U", "V"],
                    _mf_naive, _mf_inputs), [256, 1024], [128]),
+    "trace": (Problem("tr(X'*L*X) + ||X - Y||_F^2 wrt X (L n x n not symmetric, k = n/16)",
+                      "tr(X'*L*X) + ||X - Y||_F^2",
+                      {"X": ("n", "k"), "L": ("n", "n"), "Y": ("n", "k")}, ["X"],
+                      _trace_naive, _trace_inputs), [256, 2048], [128]),
+    "kronls": (Problem("||kron(A, B)*x - y||^2 wrt A, B (A, B n x n, x n^2)",
+                       "||kron(A, B)*x - y||^2",
+                       {"A": ("p", "p"), "B": ("q", "q"), "x": ("p*q",), "y": ("p*q",)},
+                       ["A", "B"], _kronls_naive, _kronls_inputs), [32, 60], [16]),
 }
 
 

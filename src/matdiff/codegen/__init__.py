@@ -27,7 +27,7 @@ from typing import Any
 
 from ..expr import Dim, Expr, MatdiffError, Op, toposort
 from .emit import ATOM, BACKENDS, JAX, NUMPY, TORCH, Backend, Emitter, Row
-from .ir import Arr, P, walk
+from .ir import Arr, P
 from .lower import LOWER, Lowering
 
 __all__ = ["codegen", "compile", "lower", "NUMPY", "JAX", "TORCH", "BACKENDS", "LOWER",
@@ -64,6 +64,7 @@ def lower(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> list[Arr]:
     """The IR of ``exprs`` for ``backend``: one node per expression, work shared.
 
     >>> from matdiff.expr import sym, matmul, trace, T
+    >>> from matdiff.codegen.ir import walk
     >>> C, W = sym("C", ("n", "n")), sym("W", ("n", "k"))
     >>> value, grad = lower([trace(matmul(T(W), C, W)), matmul(C, W) + matmul(T(C), W)])
     >>> sum(n.prim is P.MATMUL for n in walk([value, grad]))          # C W once

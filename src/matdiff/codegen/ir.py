@@ -9,6 +9,7 @@ what they add to the nodes already computed, at compile time when that holds for
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from enum import Enum
 from fractions import Fraction
@@ -60,8 +61,7 @@ def nonneg(d: Dim) -> bool:
     for m, c in d.terms:
         need = -c
         for p in sorted(pos, key=len):
-            rest = list(p)                                     # m divides p: remove each v
-            if need > 0 and all(v in rest and rest.remove(v) is None for v in m):
+            if need > 0 and not Counter(m) - Counter(p):       # m divides p
                 take = min(need, pos[p])
                 pos[p], need = pos[p] - take, need - take
         if need > 0:

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 from functools import reduce
 
-from ..expr import ELEMENTWISE, Dim, Expr, Op, add, diag, hadamard, hpow, matmul, norm, scale
-from ..expr import toposort
+from .. import expr as E
+from ..expr import ELEMENTWISE, Dim, Expr, Op, toposort
 from .ir import ONE, ZERO, Arr, Graph, P, nonneg, walk
 
 __all__ = ["LOWER", "LEFT", "Lowering", "canonical"]
@@ -23,18 +23,18 @@ __all__ = ["LOWER", "LEFT", "Lowering", "canonical"]
 def _diag_of(x: Expr) -> Expr:
     """diag(x) pushed through linear and elementwise structure."""
     if x.op is Op.ADD:
-        return add(*map(_diag_of, x.args))                  # diag(A+B) = diag A + diag B
+        return E.add(*map(_diag_of, x.args))                  # diag(A+B) = diag A + diag B
     if x.op is Op.SCALE:
-        return scale(x.args[0], _diag_of(x.args[1]))        # diag(aX) = a diag X
+        return E.scale(x.args[0], _diag_of(x.args[1]))        # diag(aX) = a diag X
     if x.op is Op.HADAMARD:
-        return hadamard(*map(_diag_of, x.args))             # diag(A.*B) = diag A .* diag B
-    return _diag_of(x.args[0]) if x.op is Op.TRANSPOSE else diag(x)   # diag(X') = diag X
+        return E.hadamard(*map(_diag_of, x.args))             # diag(A.*B) = diag A .* diag B
+    return _diag_of(x.args[0]) if x.op is Op.TRANSPOSE else E.diag(x)   # diag(X') = diag X
 
 
 def canonical(roots: Sequence[Expr]) -> list[Expr]:
     """I .* X = Diag(diag X) throughout, so that rules see the diagonal matrix.
 
-    >>> from matdiff.expr import sym, eye, T, matmul
+    >>> from matdiff.expr import sym, eye, hadamard, T, matmul
     >>> X, Y = sym("X", ("n", "n")), sym("Y", ("n", "n"))
     >>> canonical([hadamard(eye("n"), matmul(T(X), Y))])[0].op.name
     'DIAGM'
@@ -45,7 +45,7 @@ def canonical(roots: Sequence[Expr]) -> list[Expr]:
         new = node if args == node.args else Expr(node.op, args, node.attr)
         rest = [a for a in args if a.op is not Op.IDENTITY]
         if new.op is Op.HADAMARD and len(rest) < len(args):
-            new = Expr(Op.DIAGM, (_diag_of(hadamard(*rest) if rest else args[0]),))
+            new = Expr(Op.DIAGM, (_diag_of(E.hadamard(*rest) if rest else args[0]),))
         memo[node] = new
     return [memo[r] for r in roots]
 
@@ -140,6 +140,8 @@ class Lowering:
         (b' a')'), outer products broadcast. X'Y is (Y'X)' where that runs faster (OpenBLAS,
         MKL: a tall result; XLA: a vector; benchmarks/README.md), at call time if sizes decide."""
         g, (c, a2), (d, b2) = self.g, _split_scalar(self.g, a), _split_scalar(self.g, b)
+        if a.prim is P.NEG and a.shape[1:] == (ONE,):            # (-u) v' = -(u v')
+            return g.neg(self.mm(a.args[0], b))
         if not a.shape or not b.shape or a.shape[1] == ONE:   # u v' = u .* v'
             return g.mul(a, b)
         if c is not None or d is not None:                     # (cX)(dY) = cd (X Y)
@@ -148,13 +150,13 @@ class Lowering:
         if left or self.rule(b):
             return left(self, a, b) if left else RIGHT.get(b.key or b.prim, _by_transpose)(
                 self, b, a)
-        if a.prim is not P.TRANSPOSE or b.prim is P.TRANSPOSE:
-            return g.matmul(a, b)
-        plain, swapped = g.matmul(a, b, False), g.t(g.matmul(g.t(b), a.args[0], False))
-        rows, cols = plain.shape
-        if self.swap == "vector" or cols == ONE or nonneg(cols - rows):
-            return swapped if self.swap == "vector" and cols == ONE else plain
-        return swapped if nonneg(rows - cols - ONE) else \
+        plain, (rows, cols) = g.matmul(a, b), (a.shape[0], b.shape[1])   # (Y'X)' if computed
+        vector = self.swap == "vector"
+        if a.prim is not P.TRANSPOSE or b.prim is P.TRANSPOSE or plain.prim is P.TRANSPOSE or \
+                (cols != ONE if vector else cols == ONE or nonneg(cols - rows)):
+            return plain
+        swapped = g.t(g.matmul(g.t(b), a.args[0], False))
+        return swapped if vector or nonneg(rows - cols - ONE) else \
             g.node(P.CHOOSE, (swapped, plain), (rows, ">", cols), plain.shape)
 
     def product(self, fs: Sequence[Arr], choose: bool = True) -> Arr:
@@ -214,7 +216,7 @@ class Lowering:
         i = next((i for i, f in enumerate(items) if f.op is Op.ADD and len(f.args) <= 4), None)
         if i is None:
             return None
-        terms = self.sum_of([self.lower(matmul(*items[:i], t, *items[i + 1:]))
+        terms = self.sum_of([self.lower(E.matmul(*items[:i], t, *items[i + 1:]))
                              for t in items[i].args])
         if any(t.op is Op.IDENTITY or t.op is Op.SCALE and t.args[1].op is Op.IDENTITY
                for t in items[i].args):
@@ -383,10 +385,10 @@ class Lowering:
             i = next((i for i, f in enumerate(x.args) if f.op is Op.DIAGM), None)
             if i is None:
                 return self.matmul_row(x, [self.lower(a)])      # c (A u) = A (c u)
-            d = Expr(Op.DIAGM, (scale(a, x.args[i].args[0]),))  # c A Diag(v) = A Diag(c v)
+            d = Expr(Op.DIAGM, (E.scale(a, x.args[i].args[0]),))  # c A Diag(v) = A Diag(c v)
             return self.lower(Expr(Op.MATMUL, (*x.args[:i], d, *x.args[i + 1:])))
         if a.op is Op.CONST and x.op is Op.ADD and self.single_use(x) and _takes_scale(x):
-            return self.lower(add(*(scale(a, t) for t in x.args)))   # c (A + B) = cA + cB
+            return self.lower(E.add(*(E.scale(a, t) for t in x.args)))   # c (A + B) = cA + cB
         return self.g.mul(self.lower(a), self.lower(x))
 
     def pow_row(self, e: Expr) -> Arr:
@@ -401,11 +403,11 @@ class Lowering:
                     is Op.CONST and t.args[1].op is Op.DIAGM] if y.op is Op.ADD else []
         if len(diagonal) != 1 or not self.single_use(y) or not self.single_use(x):
             return self.dot(self.lower(y), self.lower(y))
-        d, rest = diagonal[0], add(*(t for t in y.args if t is not diagonal[0]))
-        cv = d.args[0] if d.op is Op.DIAGM else scale(d.args[0], d.args[1].args[0])
-        return self.lower(add(hpow(norm(rest), 2), scale(Expr(Op.CONST, (), Fraction(-1)),
-                                                         hpow(norm(diag(rest)), 2)),
-                              hpow(norm(add(diag(rest), cv)), 2)))
+        d, rest = diagonal[0], E.add(*(t for t in y.args if t is not diagonal[0]))
+        cv = d.args[0] if d.op is Op.DIAGM else E.scale(d.args[0], d.args[1].args[0])
+        return self.lower(E.add(E.hpow(E.norm(rest), 2), E.scale(Expr(Op.CONST, (), Fraction(-1)),
+                                                         E.hpow(E.norm(E.diag(rest)), 2)),
+                              E.hpow(E.norm(E.add(E.diag(rest), cv)), 2)))
 
     def of_product(self, e: Expr, first_t: Callable[[Arr, Arr], Arr],
                    other: Callable[[Arr, Arr], Arr]) -> Arr | None:
