@@ -106,6 +106,7 @@ class Lowering:
             x in self.roots or len(ps) > 1 or ps[0].op is not Op.MATMUL)}  # others: solves
         self.memo: dict[Expr, Arr] = {}
         self.products: dict[tuple[Arr, ...], Arr] = {}
+        self.blocks: set[Arr] = set()           # block matrices of the input: never built
 
     def run(self) -> list[Arr]:
         """Lower root by root, children first (no recursion over the depth of the DAG)."""
@@ -132,7 +133,9 @@ class Lowering:
         if inv.key is Op.INV:
             dense = [self.memo.get(d) for d in self.dense]
             return None if inv in dense or x in dense else LEFT[Op.INV]
-        return None if x in self.g.live else LEFT.get(x.key or x.prim)
+        if x.prim is P.CONCAT and not {x, self.g.t(x)} & self.blocks or x in self.g.live:
+            return None
+        return LEFT.get(x.key or x.prim)
 
     # -- products
     def mm(self, a: Arr, b: Arr) -> Arr:
@@ -498,7 +501,9 @@ class Lowering:
         parts = [g.call("mat11", g.lit(y.attr, array=True) if y.prim is P.LIT else y,
                         shape=(ONE, ONE)) if x.is_scalar else y
                  for x, y in zip(e.args, map(self.lower, e.args), strict=True)]
-        return g.concat([g.concat(parts[i * c:(i + 1) * c], 1) for i in range(r)], 0)
+        rows = [g.concat(parts[i * c:(i + 1) * c], 1) for i in range(r)]
+        self.blocks.update(rows + [g.concat(rows, 0)])
+        return g.concat(rows, 0)
 
     def call_row(self, e: Expr) -> Arr:
         """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'."""
