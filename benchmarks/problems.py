@@ -6,6 +6,7 @@ torch autograd), ratios measured in one run; prints tables, asserts nothing abou
     python benchmarks/problems.py             # default sizes
     python benchmarks/problems.py --quick     # small sizes, 3 repeats
     python benchmarks/problems.py --only kron
+    python benchmarks/problems.py --baseline /work/main/src --runs 5   # vs another checkout
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 from typing import Any
 
 import numpy as np
-from seed import Problem, measure, print_table
+from seed import Problem, compare, measure, print_table
 
 
 def _kron_naive(xp: Any, A: Any, X: Any, C: Any) -> Any:
@@ -117,10 +118,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--only", choices=sorted(PROBLEMS), nargs="+")
+    ap.add_argument("--baseline", metavar="SRC", help="compare with the matdiff at SRC")
+    ap.add_argument("--runs", type=int, default=5, help="runs of the --baseline comparison")
     args = ap.parse_args()
     for key in args.only or PROBLEMS:
         problem, sizes, quick = PROBLEMS[key]
         repeat = 3 if args.quick else args.repeat
+        if args.baseline:
+            compare(problem, args.baseline, quick if args.quick else sizes, repeat, args.runs)
+            continue
         rows = [(s, measure(problem, s, repeat)) for s in (quick if args.quick else sizes)]
         print_table(problem.name, rows)
 

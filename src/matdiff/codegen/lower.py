@@ -225,8 +225,10 @@ class Lowering:
                for t in items[i].args):
             return terms
         whole = self.product([self.lower(f) for f in items])
-        reuse = any(n.prim is P.MATMUL and n in self.g.live for n in walk([terms]))
-        return self.g.pick(whole, terms, at_call_time=True) if reuse else None
+        if not any(n.prim is P.MATMUL and n in self.g.live for n in walk([terms])):
+            return None
+        picked = self.g.pick(whole, terms, at_call_time=True)
+        return None if picked is whole else picked
 
     def sum_of(self, terms: Sequence[Arr]) -> Arr:
         out = terms[0]
