@@ -903,3 +903,15 @@ def test_a_row_names_the_module_it_needs(backend: str) -> None:
     exec(line, namespace)
     assert code == "t0"
     assert_close(namespace["t0"], np.linalg.solve(av, bv))
+
+
+@pytest.mark.jax
+@pytest.mark.torch
+@pytest.mark.parametrize("case", [80, 346, 1858])
+def test_soak_cases_of_the_ir_generator(case: int) -> None:
+    """A product of 1 x 1 result with a sum factor, distributed at call time: the two sides
+    of the choice had different shapes (a 1 x 1 array, a scalar); found by the soak."""
+    from matdiff.testing import random_case
+    _jax(), _torch()
+    result = random_case(case, backends=True)
+    assert result.kind == "ok", result.detail

@@ -143,6 +143,7 @@ class Graph:
     def pick(self, a: Arr, b: Arr, at_call_time: bool = False) -> Arr:
         """The cheaper of the equal ``a`` and ``b``: provably, else (the sizes decide) at
         call time or ``a``."""
+        assert a.shape == b.shape, (a, b)
         d = sum((cost(n) for n in walk([b], self.live)), ZERO) - \
             sum((cost(n) for n in walk([a], self.live)), ZERO)
         if nonneg(d) or nonneg(-1 * d):

@@ -225,6 +225,7 @@ class Lowering:
                for t in items[i].args):
             return terms
         whole = self.product([self.lower(f) for f in items])
+        whole = whole if terms.shape else self.g.node(P.ITEM, (whole,), (ZERO, ZERO), ())
         if not any(n.prim is P.MATMUL and n in self.g.live for n in walk([terms])):
             return None
         picked = self.g.pick(whole, terms, at_call_time=True)
