@@ -907,10 +907,11 @@ def test_a_row_names_the_module_it_needs(backend: str) -> None:
 
 @pytest.mark.jax
 @pytest.mark.torch
-@pytest.mark.parametrize("case", [80, 346, 1858])
+@pytest.mark.parametrize("case", [80, 346, 1858, 2343, 3645])
 def test_soak_cases_of_the_ir_generator(case: int) -> None:
-    """A product of 1 x 1 result with a sum factor, distributed at call time: the two sides
-    of the choice had different shapes (a 1 x 1 array, a scalar); found by the soak."""
+    """Found by the soak: a product of 1 x 1 result with a sum factor, distributed at call
+    time, whose two sides had different shapes (a 1 x 1 array, a scalar); an inverse that
+    was dense but its transpose structured (the product recursed between the two)."""
     from matdiff.testing import random_case
     _jax(), _torch()
     result = random_case(case, backends=True)

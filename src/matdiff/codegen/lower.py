@@ -129,12 +129,13 @@ class Lowering:
 
     def rule(self, x: Arr) -> Callable[[Lowering, Arr, Arr], Arr] | None:
         """The ``LEFT`` rule of a structured factor not computed anyway; None if dense."""
-        inv = x.args[0] if x.prim is P.TRANSPOSE else x
+        inv, pair = x.args[0] if x.prim is P.TRANSPOSE else x, {x, self.g.t(x)}
         if inv.key is Op.INV:
-            dense = [self.memo.get(d) for d in self.dense]
-            return None if inv in dense or x in dense else LEFT[Op.INV]
-        if x.prim is P.CONCAT and not {x, self.g.t(x)} & self.blocks or x in self.g.live:
-            return None
+            dense = {m.args[0] if m.prim is P.TRANSPOSE else m for m in map(
+                self.memo.get, self.dense) if m is not None}
+            return None if inv in dense else LEFT[Op.INV]
+        if x.prim is P.CONCAT and not pair & self.blocks or pair & self.g.live:
+            return None                      # the same answer for x and x' (see mm)
         return LEFT.get(x.key or x.prim)
 
     # -- products
@@ -149,10 +150,11 @@ class Lowering:
             return g.mul(a, b)
         if c is not None or d is not None:                     # (cX)(dY) = cd (X Y)
             return g.mul(reduce(g.mul, [k for k in (c, d) if k is not None]), self.mm(a2, b2))
-        left = self.rule(a)
-        if left or self.rule(b):
-            return left(self, a, b) if left else RIGHT.get(b.key or b.prim, _by_transpose)(
-                self, b, a)
+        left, right = self.rule(a), RIGHT.get(b.key or b.prim) if self.rule(b) else None
+        if left or right:
+            return left(self, a, b) if left else right(self, b, a)  # type: ignore[misc]
+        if self.rule(b) and self.rule(g.t(b)):                 # V S = (S' V')'
+            return g.t(self.mm(g.t(b), g.t(a)))
         plain, (rows, cols) = g.matmul(a, b), (a.shape[0], b.shape[1])   # (Y'X)' if computed
         vector = self.swap == "vector"
         if a.prim is not P.TRANSPOSE or b.prim is P.TRANSPOSE or plain.prim is P.TRANSPOSE or \
@@ -515,10 +517,6 @@ class Lowering:
             return self.g.t(self.g.call(Op.INV, self.lower(x.args[0])))
         return self.g.call(e.op, *map(self.lower, e.args), shape=() if e.is_scalar else e.shape,
                            **({"k": e.attr} if e.op is Op.MATPOW else {}))
-
-
-def _by_transpose(L: Lowering, s: Arr, v: Arr) -> Arr:
-    return L.g.t(L.mm(L.g.t(s), L.g.t(v)))                    # V S = (S' V')'
 
 
 LEFT: dict[object, Callable[[Lowering, Arr, Arr], Arr]] = {   # s @ v, s never built
