@@ -907,11 +907,12 @@ def test_a_row_names_the_module_it_needs(backend: str) -> None:
 
 @pytest.mark.jax
 @pytest.mark.torch
-@pytest.mark.parametrize("case", [80, 346, 1858, 2343, 3645])
+@pytest.mark.parametrize("case", [80, 346, 1858, 2343, 3645, 4298])
 def test_soak_cases_of_the_ir_generator(case: int) -> None:
     """Found by the soak: a product of 1 x 1 result with a sum factor, distributed at call
     time, whose two sides had different shapes (a 1 x 1 array, a scalar); an inverse that
-    was dense but its transpose structured (the product recursed between the two)."""
+    was dense but its transpose structured (the product recursed between the two); sqrt of
+    arithmetic on numbers, a Python float that torch.sqrt refuses."""
     from matdiff.testing import random_case
     _jax(), _torch()
     result = random_case(case, backends=True)

@@ -65,6 +65,7 @@ _COMMON: dict[Any, str | Row] = {
     "cho_solve": Row("scipy.linalg.cho_solve(scipy.linalg.cho_factor({0}), {1})",  # A pos. def.
                      module="import scipy.linalg"),
     "number": "float({0})", "scalar": "{0}",                # a constant / scalar output
+    "array": "float({0})",                                  # arithmetic on numbers
 }
 NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})"}
 JAX: dict[Any, str | Row] = {**_COMMON, "dot": "{m}.vdot({0}, {1})", "cho_solve": Row(
@@ -83,7 +84,7 @@ TORCH: dict[Any, str | Row] = {
     "mat11": "{m}.as_tensor({0}{dev}).reshape(1, 1)", "arange": "{m}.arange({0}, device=device)",
     "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).permute(1, 0, 2).reshape({n}, {n})",
     "cho_solve": "{m}.cholesky_solve({1}, {m}.linalg.cholesky({0}))",
-    "number": "{m}.tensor(float({0}){dev})",
+    "number": "{m}.tensor(float({0}){dev})", "array": "{m}.tensor({0}{dev})",
 }
 
 

@@ -158,6 +158,15 @@ class Graph:
         v = v if isinstance(v, Dim) else Fraction(v)
         return self.node(P.ARRAY if array else P.LIT, (), v, ())
 
+    def array(self, x: Arr) -> Arr:
+        """x as an array of the backend when it is a number, or arithmetic on numbers only: a
+        function of it computes in floats (PyTorch's need a tensor)."""
+        if x.prim is P.LIT:
+            return self.lit(x.attr, array=True)
+        arithmetic = (P.LIT, P.ADD, P.SUB, P.NEG, P.MUL, P.DIV, P.POW)
+        numbers = all(n.prim in arithmetic for n in walk([x]))
+        return self.call("array", x, shape=()) if numbers and not x.shape else x
+
     def fill(self, value: int, shape: Shape) -> Arr:
         return self.node(P.ONES if value else P.ZEROS, (), shape, shape)
 

@@ -498,13 +498,12 @@ class Lowering:
         if e.op is Op.LOGDET and not x.is_scalar or e.op is Op.LOG and x.op is Op.DET:
             return g.call("slogdet", self.lower(x if e.op is Op.LOGDET else x.args[0]), shape=())
         y = self.lower(x)
-        y = g.lit(y.attr, array=True) if y.prim is P.LIT else y
+        y = g.array(y)
         return g.call(Op.LOG, g.call(Op.ABS, y)) if e.op is Op.LOGDET else g.call(e.op, y)
 
     def block_row(self, e: Expr) -> Arr:
         g, (r, c) = self.g, e.attr
-        parts = [g.call("mat11", g.lit(y.attr, array=True) if y.prim is P.LIT else y,
-                        shape=(ONE, ONE)) if x.is_scalar else y
+        parts = [g.call("mat11", g.array(y), shape=(ONE, ONE)) if x.is_scalar else y
                  for x, y in zip(e.args, map(self.lower, e.args), strict=True)]
         rows = [g.concat(parts[i * c:(i + 1) * c], 1) for i in range(r)]
         self.blocks.update(rows + [g.concat(rows, 0)])
