@@ -202,15 +202,13 @@ class Emitter:
                                                           uses[n][0] in forced):
                 forced.add(n)
         ref: dict[Arr, tuple[str, int]] = {}
-        free: set[Arr] = set()                   # names, numbers and views of them: repeatable
+        free = {n for n in nodes if n.prim in (P.INPUT, P.LIT)}   # names, numbers
         out: list[str] = []
         for n in nodes:
             text, prec = self.code(n, [ref[a] for a in n.args])
-            if n.prim in (P.INPUT, P.LIT) or n.prim in (P.TRANSPOSE, P.SLICE, P.ITEM) \
-                    and free.issuperset(n.args) and len(text) <= 60:
-                free.add(n)
-            if n in free or n in forced or len(uses[n]) == 1 and n not in roots \
-                    and len(text) <= 60:
+            view = n.prim in (P.TRANSPOSE, P.SLICE, P.ITEM) and free.issuperset(n.args)
+            if n in free or n in forced or (view or len(uses[n]) == 1 and n not in roots) \
+                    and len(text) <= 60:                    # a view of a name is repeated
                 ref[n] = text, prec
             else:
                 name = temp()
