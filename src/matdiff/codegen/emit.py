@@ -142,17 +142,10 @@ class Emitter:
 
     def dim(self, d: Dim, bare: bool = False) -> str:
         """A dimension as code, its names read from the input shapes at call time."""
-        if d.value is not None:
-            return str(d.value)
-        parts = []
-        for mono, c in d.terms:
-            names = [self.dims[v] if v in self.dims else self.dims.setdefault(
-                v, self.name_dim(v)) for v in mono]
-            body = "*".join(([str(abs(c))] if abs(c) != 1 or not mono else []) + names)
-            parts.append(("- " if c < 0 else "+ ") + body)
-        text = " ".join(parts)
-        text = text[2:] if text.startswith("+") else "-" + text[2:]
-        return text if bare or len(parts) == 1 else f"({text})"
+        for v in d.names - self.dims.keys():
+            self.dims[v] = self.name_dim(v)
+        text = d.subs({v: Dim.var(self.dims[v]) for v in d.names}).format()
+        return text if bare or len(d.terms) < 2 else f"({text})"
 
     def attr(self, x: Arr) -> dict[str, str]:
         """The node's attribute as code: ``{a}``, or a CALL's parameters by name."""
