@@ -252,8 +252,7 @@ def _tables() -> dict[str, Mapping[Op, Any]]:
     return {"expr.OPS": OPS, "expr.SHAPE": SHAPE, "diff.VJP": VJP, "forward.JVP": JVP,
             "check.EVAL": EVAL,
             "printing.PREC": {k: v for k, v in PREC.items() if isinstance(k, Op)},  # not Forms
-            "codegen.NUMPY": codegen.NUMPY, "codegen.JAX": codegen.JAX,
-            "codegen.TORCH": codegen.TORCH, "test_core.EXERCISE": EXERCISE}
+            "codegen.LOWER": codegen.LOWER, "test_core.EXERCISE": EXERCISE}
 
 
 TABLES = _tables()
