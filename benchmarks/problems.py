@@ -1,10 +1,12 @@
-"""Battery benchmark: four problems of ``shared/examples/battery.md``, same comparison as the
+"""Battery benchmark: four problems of ``shared/examples/battery.md`` and two where the value
+and the gradients share work (a trace objective, Kronecker least squares), same comparison as the
 seed (matdiff's generated value + gradients vs the naive NumPy value, jax.value_and_grad and
 torch autograd), ratios measured in one run; prints tables, asserts nothing about time.
 
     python benchmarks/problems.py             # default sizes
     python benchmarks/problems.py --quick     # small sizes, 3 repeats
     python benchmarks/problems.py --only kron
+    python benchmarks/problems.py --baseline /work/main/src --runs 5   # vs another checkout
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 from typing import Any
 
 import numpy as np
-from seed import Problem, measure, print_table
+from seed import Problem, compare, measure, print_table
 
 
 def _kron_naive(xp: Any, A: Any, X: Any, C: Any) -> Any:
@@ -61,6 +63,28 @@ def _mf_inputs(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
             "V": rng.standard_normal((n, r))}
 
 
+def _trace_naive(xp: Any, X: Any, L: Any, Y: Any) -> Any:
+    e = X - Y
+    return (X * (L @ X)).sum() + (e * e).sum()
+
+
+def _trace_inputs(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    k = max(1, n // 16)
+    return {"X": rng.standard_normal((n, k)), "L": rng.standard_normal((n, n)),
+            "Y": rng.standard_normal((n, k))}
+
+
+def _kronls_naive(xp: Any, A: Any, B: Any, x: Any, y: Any) -> Any:
+    e = xp.kron(A, B) @ x - y
+    return (e * e).sum()
+
+
+def _kronls_inputs(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {"A": rng.standard_normal((n, n)) / np.sqrt(n),
+            "B": rng.standard_normal((n, n)) / np.sqrt(n),
+            "x": rng.standard_normal(n * n), "y": rng.standard_normal(n * n)}
+
+
 PROBLEMS: dict[str, tuple[Problem, list[int], list[int]]] = {  # problem, sizes, quick sizes
     "kron": (Problem("16. ||kron(A, X) - C||_F^2 wrt X (A 8x8, X n x n)",
                      "||kron(A, X) - C||_F^2",
@@ -78,6 +102,14 @@ PROBLEMS: dict[str, tuple[Problem, list[int], list[int]]] = {  # problem, sizes,
                    "||A - U*V'||_F^2",
                    {"A": ("m", "n"), "U": ("m", "r"), "V": ("n", "r")}, ["U", "V"],
                    _mf_naive, _mf_inputs), [256, 1024], [128]),
+    "trace": (Problem("tr(X'*L*X) + ||X - Y||_F^2 wrt X (L n x n not symmetric, k = n/16)",
+                      "tr(X'*L*X) + ||X - Y||_F^2",
+                      {"X": ("n", "k"), "L": ("n", "n"), "Y": ("n", "k")}, ["X"],
+                      _trace_naive, _trace_inputs), [256, 2048], [128]),
+    "kronls": (Problem("||kron(A, B)*x - y||^2 wrt A, B (A, B n x n, x n^2)",
+                       "||kron(A, B)*x - y||^2",
+                       {"A": ("p", "p"), "B": ("q", "q"), "x": ("p*q",), "y": ("p*q",)},
+                       ["A", "B"], _kronls_naive, _kronls_inputs), [32, 60], [16]),
 }
 
 
@@ -86,10 +118,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--only", choices=sorted(PROBLEMS), nargs="+")
+    ap.add_argument("--baseline", metavar="SRC", help="compare with the matdiff at SRC")
+    ap.add_argument("--runs", type=int, default=5, help="runs of the --baseline comparison")
     args = ap.parse_args()
     for key in args.only or PROBLEMS:
         problem, sizes, quick = PROBLEMS[key]
         repeat = 3 if args.quick else args.repeat
+        if args.baseline:
+            compare(problem, args.baseline, quick if args.quick else sizes, repeat, args.runs)
+            continue
         rows = [(s, measure(problem, s, repeat)) for s in (quick if args.quick else sizes)]
         print_table(problem.name, rows)
 

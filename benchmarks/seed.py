@@ -11,12 +11,21 @@ Prints a table; asserts nothing about time.
     python benchmarks/seed.py                 # m = n in {256, 1024}
     python benchmarks/seed.py --sizes 2048    # the large case (a few GiB, minutes)
     python benchmarks/seed.py --quick         # m = n = 256, 3 repeats
+    python benchmarks/seed.py --baseline /work/main/src --runs 7   # this code vs another's
+
+``--baseline SRC`` generates the NumPy code of the same problem with the matdiff checkout at
+SRC (in a subprocess), runs both generated functions in this process, alternating within
+each round, and prints new / baseline (best of ``--repeat``) for ``--runs`` runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -176,6 +185,48 @@ def print_table(title: str, rows: list[tuple[int, dict[str, float]]]) -> None:
 
 SEED_PROBLEM = Problem("seed", SEED, SHAPES, ["R", "Q"], seed_naive, seed_inputs)
 
+_GENERATE = ("import json, sys, matdiff as md; text, shapes, wrt = json.loads(sys.argv[1]); "
+             "f = md.parse(text, shapes=shapes); g = md.grad(f, wrt); "
+             "print(md.codegen([f, *(g[w] for w in wrt)]))")
+
+
+def generated(p: Problem, src: str | None = None) -> Callable[..., Any]:
+    """The generated NumPy function of ``p``: by this matdiff, or by the checkout at ``src``
+    (run in a subprocess, so that both versions can be timed in this process)."""
+    if src is None:
+        code = md.codegen(p.exprs())
+    else:
+        code = subprocess.run([sys.executable, "-c", _GENERATE, json.dumps(
+            [p.text, p.shapes, p.wrt])], env={**os.environ, "PYTHONPATH": src},
+            capture_output=True, text=True, check=True).stdout
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    return namespace["f_and_grad"]
+
+
+def compare(p: Problem, src: str, sizes: list[int], repeat: int, runs: int) -> None:
+    """new / baseline time of the generated NumPy code, one ratio per run (best of
+    ``repeat`` rounds, the two alternating within a round)."""
+    new, old = generated(p), generated(p, src)
+    print(f"\n{p.name}: this matdiff / matdiff at {src}  (NumPy, value + all gradients)")
+    for size in sizes:
+        env = p.make_inputs(size, np.random.default_rng(0))
+        for a, b in zip(new(**env), old(**env), strict=True):
+            assert np.allclose(a, b, rtol=1e-8, atol=1e-8 * (1 + np.max(np.abs(b))))
+        ratios = []
+        for _ in range(runs):
+            new(**env), old(**env)
+            best = [float("inf"), float("inf")]
+            for _ in range(repeat):
+                for i, fn in enumerate((new, old)):
+                    t = time.perf_counter()
+                    fn(**env)
+                    best[i] = min(best[i], time.perf_counter() - t)
+            ratios.append(best[0] / best[1])
+        print(f"  size {size:>5}: median {statistics.median(ratios):.3f}, range "
+              f"{min(ratios):.3f}-{max(ratios):.3f} over {runs} runs  (baseline "
+              f"{best[1] * 1e3:.1f} ms; runs: {' '.join(f'{r:.3f}' for r in ratios)})")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -183,10 +234,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="m = n = 256, 3 repeats")
     ap.add_argument("--show-code", action="store_true", help="print the generated NumPy code")
+    ap.add_argument("--baseline", metavar="SRC", help="compare with the matdiff at SRC")
+    ap.add_argument("--runs", type=int, default=5, help="runs of the --baseline comparison")
     args = ap.parse_args()
     sizes, repeat = ([256], 3) if args.quick else (args.sizes, args.repeat)
     if args.show_code:
         print(md.codegen(SEED_PROBLEM.exprs()))
+    if args.baseline:
+        compare(SEED_PROBLEM, args.baseline, sizes, repeat, args.runs)
+        return
     rows = [(s, measure(SEED_PROBLEM, s, repeat)) for s in sizes]
     print_table("seed, m = n, k = q = m/8", rows)
 

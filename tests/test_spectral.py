@@ -28,8 +28,9 @@ from matdiff.check import (
     random_inputs,
     rel_error,
 )
-from matdiff.codegen import codegen
+from matdiff.codegen import codegen, lower
 from matdiff.codegen import compile as compile_code
+from matdiff.codegen.ir import walk
 from matdiff.expr import Op
 from matdiff.names import name_parts, with_names
 
@@ -423,6 +424,9 @@ def test_no_kronecker_product_in_a_frechet_derivative(backend: str) -> None:
         assert "kron" not in src
     src = codegen([md.grad("tr(A*expm(X))", "X")], backend=backend)
     assert "expm_frechet" in src if backend != "torch" else "matrix_exp" in src
+    f = md.parse("tr(A*expm(X)) + tr(B*logm(X))")           # the IR: Fréchet calls, no kron
+    keys = {n.key for n in walk(lower([md.grad(f, "X"), md.hvp(f, "X")], backend))}
+    assert {"expm_frechet", "logm_frechet"} <= keys and Op.KRON not in keys
 
 
 @pytest.mark.parametrize("text", ["tr(logm(X))", "tr(A*sqrtm(X))", "tr(A*chol(S))"])

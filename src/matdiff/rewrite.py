@@ -37,7 +37,6 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from types import EllipsisType
 from typing import Any
 
@@ -46,7 +45,7 @@ from .expr import Expr, Op
 from .order import cost
 
 __all__ = ["Pat", "Seq", "View", "var", "Rule", "RuleSet", "rewrite_fixpoint", "rebuild",
-           "instantiate", "BUILD", "chain", "build_chain", "ALL", "COMMUTATIVE"]
+           "instantiate", "build", "chain", "build_chain", "ALL", "COMMUTATIVE"]
 
 Bindings = dict[str, Any]
 ALL = "all"  # the domain of an identity that holds wherever its left side is defined
@@ -54,48 +53,18 @@ ALL = "all"  # the domain of an identity that holds wherever its left side is de
 
 # ----------------------------------------------------------------------------- building nodes
 
-def _elementwise(op: Op, args: tuple[Expr, ...], _attr: Any) -> Expr:
-    return E.apply(op, args[0])
-
-
-BUILD: dict[Op, Callable[[tuple[Expr, ...], Any], Expr]] = {
-    Op.ADD: lambda a, _: E.add(*a),
-    Op.SCALE: lambda a, _: E.scale(*a),
-    Op.MATMUL: lambda a, _: E.matmul(*a),
-    Op.TRANSPOSE: lambda a, _: E.T(a[0]),
-    Op.HADAMARD: lambda a, _: E.hadamard(*a),
-    Op.HDIV: lambda a, _: E.hdiv(*a),
-    Op.POW: lambda a, _: E.hpow(*a),
-    Op.KRON: lambda a, _: E.kron(*a),
-    Op.BLOCK: lambda a, rc: E.block([a[i * rc[1]:(i + 1) * rc[1]] for i in range(rc[0])]),
-    Op.SLICE: lambda a, at: E.slice_(a[0], *at),
-    Op.TRACE: lambda a, _: E.trace(a[0]),
-    Op.DET: lambda a, _: E.det(a[0]),
-    Op.LOGDET: lambda a, _: E.logdet(a[0]),
-    Op.INV: lambda a, _: E.inv(a[0]),
-    Op.MATPOW: lambda a, k: E.matpow(a[0], k),
-    Op.DIAG: lambda a, _: E.diag(a[0]),
-    Op.DIAGM: lambda a, _: E.diagm(a[0]),
-    Op.VEC: lambda a, _: E.vec(a[0]),
-    Op.UNVEC: lambda a, mn: E.unvec(a[0], *mn),
-    Op.SUM: lambda a, _: E.total(a[0]),
-    Op.NORM: lambda a, p: E.norm(a[0], p),
-    **{op: partial(_elementwise, op) for op in E.ELEMENTWISE},
-    **{op: E.OPS[op].build for op in (   # the spectral Ops: their spec's smart constructor
-        Op.TRIL, Op.EXPM, Op.LOGM, Op.SQRTM, Op.FRECHET, Op.EIGVAL, Op.EIGVEC,
-        Op.SPECTRAL_NORM, Op.NUCLEAR_NORM, Op.POLAR, Op.SVD_U1, Op.SVD_V1, Op.PINV, Op.ADJ,
-        Op.CHOL)},
-}
-
-
-def rebuild(node: Expr, args: tuple[Expr, ...]) -> Expr:
-    """The same operation over new arguments, through the smart constructors.
+def build(op: Op, args: tuple[Expr, ...], attr: Any) -> Expr:
+    """A node of ``op`` over ``args`` through its builder in the Op spec (``expr.OPS``), so
+    the smart constructors fold what they can.
 
     >>> X = E.sym("X", ("n", "n"))
-    >>> rebuild(E.T(X), (X.T,)) is X
+    >>> build(Op.TRANSPOSE, (X.T,), None) is X
     True
     """
-    return BUILD[node.op](args, node.attr)
+    return E.OPS[op].build(args, attr)
+
+
+rebuild = E.rebuild
 
 
 def chain(e: Expr) -> tuple[Expr, ...]:
@@ -138,7 +107,7 @@ def build_chain(op: Op, items: Sequence[Expr], like: Expr) -> Expr:
         return out
     if len(items) == 1:
         return items[0]
-    return BUILD[op](tuple(items), None)
+    return build(op, tuple(items), None)
 
 
 # ----------------------------------------------------------------------------- patterns
@@ -452,7 +421,7 @@ def instantiate(template: Pat, b: Bindings) -> Expr:
     assert template.ops is not None and len(template.ops) == 1, "a template has one Op"
     (op,) = template.ops
     args = tuple(instantiate(a, b) for a in template.args if isinstance(a, Pat))
-    return BUILD[op](args, None if template.attr is ANY else template.attr)
+    return build(op, args, None if template.attr is ANY else template.attr)
 
 
 @dataclass(frozen=True, eq=False)

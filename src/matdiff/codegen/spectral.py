@@ -16,11 +16,13 @@ square root the Sylvester equation R L + L R = E: never a Kronecker product. Con
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from .expr import Expr, Op
+from ..expr import Op
 
-__all__ = ["TEMPLATES", "IMPORTS", "HELPERS", "needs", "attr_code"]
+__all__ = ["ROWS", "IMPORTS", "HELPERS", "HELPER_ORDER", "HELPER_NAMES", "Spectral"]
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(8)
 _GAUSS = ", ".join(f"({float(t + 1) / 2!r}, {float(w) / 2!r})" for t, w in zip(_NODES, _WEIGHTS,
@@ -30,6 +32,14 @@ _SIGN = '''def _unit_sign(v):
     """v with its entry of largest absolute value positive."""
     k = {m}.argmax({m}.abs(v))
     return v if float(v[k]) >= 0 else -v
+'''
+_SYM = '''def _sym(x):
+    """The symmetric part (X + X')/2."""
+    return (x + x.T) / 2
+'''
+_ADJ = '''def _adj(x):
+    """The adjugate det(X) inv(X)."""
+    return {m}.linalg.det(x) * {m}.linalg.inv(x)
 '''
 _EIGVEC = '''def _eigvec(x, k):
     """The unit eigenvector of the k-th eigenvalue of the symmetric part, a column."""
@@ -131,8 +141,8 @@ _BLOCKS = {"numpy": "{m}.block([[a, e], [0 * a, a]])", "jax": "{m}.block([[a, e]
 
 def _helpers(backend: str, frechet: str, extra: dict[str, str]) -> dict[str, str]:
     fill = {"eye": _EYE[backend], "block": _BLOCKS[backend]}
-    sources = {"unit_sign": _SIGN, "eigvec": _EIGVEC, "svd": _SVD, "polar": _POLAR,
-               "block_frechet": _BLOCK, "frechet": frechet, **extra}
+    sources = {"sym": _SYM, "adj": _ADJ, "unit_sign": _SIGN, "eigvec": _EIGVEC, "svd": _SVD,
+               "polar": _POLAR, "block_frechet": _BLOCK, "frechet": frechet, **extra}
     return {k: v.replace("{eye}", fill["eye"]).replace("{block}", fill["block"])
             for k, v in sources.items()}
 
@@ -145,57 +155,57 @@ HELPERS: dict[str, dict[str, str]] = {
 }
 IMPORTS = {"numpy": "import scipy.linalg", "jax": "import jax.scipy.linalg", "torch": ""}
 
+HELPER_ORDER = ("sym", "adj", "unit_sign", "eigvec", "svd", "polar", "sqrtm", "logm",
+                "block_frechet", "frechet")   # each uses only earlier ones
+# the names the generated source defines
+HELPER_NAMES = frozenset({"_sym", "_adj", "_unit_sign", "_eigvec", "_svd_v1", "_svd_u1",
+                          "_polar", "_sqrtm", "_logm", "_block_frechet", "_frechet_expm",
+                          "_frechet_logm", "_frechet_sqrtm"})
+
+
+class Spectral(NamedTuple):
+    """A backend row of a spectral function: its template (``{k}``: the eigenvalue's index,
+    -1 for the largest; each operand written once, so a helper takes what needs it twice),
+    whether it is a product (for the parentheses around it) and the helpers it calls."""
+
+    text: str
+    product: bool = False
+    helpers: tuple[str, ...] = ()
+
+
 _FRECHET = ("frechet", "block_frechet")
-# (template, helpers it needs) per backend; {k} is ``attr_code`` of the node's attribute
-_COMMON: dict[Op, tuple[str, tuple[str, ...]]] = {
-    Op.TRIL: ("{m}.tril({0})", ()),
-    Op.EIGVAL: ("{m}.linalg.eigvalsh(({0} + {0}.T) / 2)[{k}]", ()),
-    Op.EIGVEC: ("_eigvec({0}, {k})", ("unit_sign", "eigvec")),
-    Op.SPECTRAL_NORM: ("{m}.linalg.norm({0}, 2)", ()),
-    Op.NUCLEAR_NORM: ("{m}.linalg.norm({0}, 'nuc')", ()),
-    Op.POLAR: ("_polar({0})", ("polar",)),
-    Op.SVD_U1: ("_svd_u1({0})", ("unit_sign", "svd")),
-    Op.SVD_V1: ("_svd_v1({0})", ("unit_sign", "svd")),
-    Op.PINV: ("{m}.linalg.pinv({0})", ()),
-    Op.ADJ: ("{m}.linalg.det({0}) * {m}.linalg.inv({0})", ()),
-    Op.CHOL: ("{m}.linalg.cholesky(({0} + {0}.T) / 2)", ()),
-    Op.FRECHET: ("_frechet_{k}({0}, {1})", _FRECHET),
+_COMMON: dict[object, Spectral] = {
+    Op.TRIL: Spectral("{m}.tril({0})"),
+    Op.EIGVAL: Spectral("{m}.linalg.eigvalsh(_sym({0}))[{k}]", helpers=("sym",)),
+    Op.EIGVEC: Spectral("_eigvec({0}, {k})", helpers=("unit_sign", "eigvec")),
+    Op.SPECTRAL_NORM: Spectral("{m}.linalg.norm({0}, 2)"),
+    Op.NUCLEAR_NORM: Spectral("{m}.linalg.norm({0}, 'nuc')"),
+    Op.POLAR: Spectral("_polar({0})", helpers=("polar",)),
+    Op.SVD_U1: Spectral("_svd_u1({0})", helpers=("unit_sign", "svd")),
+    Op.SVD_V1: Spectral("_svd_v1({0})", helpers=("unit_sign", "svd")),
+    Op.PINV: Spectral("{m}.linalg.pinv({0})"),
+    Op.ADJ: Spectral("_adj({0})", helpers=("adj",)),
+    Op.CHOL: Spectral("{m}.linalg.cholesky(_sym({0}))", helpers=("sym",)),
+    **{f"{f}_frechet": Spectral(f"_frechet_{f}({{0}}, {{1}})", helpers=_FRECHET)
+       for f in ("expm", "logm", "sqrtm")},
 }
-TEMPLATES: dict[str, dict[Op, tuple[str, tuple[str, ...]]]] = {
-    "numpy": {**_COMMON, Op.EXPM: ("scipy.linalg.expm({0})", ()),
-              Op.LOGM: ("scipy.linalg.logm({0})", ()),
-              Op.SQRTM: ("scipy.linalg.sqrtm({0})", ())},
-    "jax": {**_COMMON, Op.EXPM: ("jax.scipy.linalg.expm({0})", ()),
-            Op.LOGM: ("_logm({0})", ("sqrtm", "logm")),
-            Op.SQRTM: ("jax.scipy.linalg.sqrtm({0}).real", ()),
-            Op.FRECHET: ("_frechet_{k}({0}, {1})", ("sqrtm", "logm", *_FRECHET))},
-    "torch": {**_COMMON, Op.EXPM: ("{m}.linalg.matrix_exp({0})", ()),
-              Op.LOGM: ("_logm({0})", ("sqrtm", "logm")),
-              Op.SQRTM: ("_sqrtm({0})", ("sqrtm",)),
-              Op.FRECHET: ("_frechet_{k}({0}, {1})", ("sqrtm", "logm", *_FRECHET)),
-              Op.SPECTRAL_NORM: ("{m}.linalg.matrix_norm({0}, 2)", ()),
-              Op.NUCLEAR_NORM: ("{m}.linalg.matrix_norm({0}, 'nuc')", ())},
+# per backend; a key is an Op, or for a Fréchet derivative "expm_frechet", ...
+ROWS: dict[str, dict[object, Spectral]] = {
+    "numpy": {**_COMMON, Op.EXPM: Spectral("scipy.linalg.expm({0})"),
+              Op.LOGM: Spectral("scipy.linalg.logm({0})"),
+              Op.SQRTM: Spectral("scipy.linalg.sqrtm({0})")},
+    "jax": {**_COMMON, Op.EXPM: Spectral("jax.scipy.linalg.expm({0})"),
+            Op.LOGM: Spectral("_logm({0})", helpers=("sqrtm", "logm")),
+            Op.SQRTM: Spectral("jax.scipy.linalg.sqrtm({0}).real"),
+            **{f"{f}_frechet": Spectral(f"_frechet_{f}({{0}}, {{1}})",
+                                        helpers=("sqrtm", "logm", *_FRECHET))
+               for f in ("expm", "logm", "sqrtm")}},
+    "torch": {**_COMMON, Op.EXPM: Spectral("{m}.linalg.matrix_exp({0})"),
+              Op.LOGM: Spectral("_logm({0})", helpers=("sqrtm", "logm")),
+              Op.SQRTM: Spectral("_sqrtm({0})", helpers=("sqrtm",)),
+              **{f"{f}_frechet": Spectral(f"_frechet_{f}({{0}}, {{1}})",
+                                          helpers=("sqrtm", "logm", *_FRECHET))
+                 for f in ("expm", "logm", "sqrtm")},
+              Op.SPECTRAL_NORM: Spectral("{m}.linalg.matrix_norm({0}, 2)"),
+              Op.NUCLEAR_NORM: Spectral("{m}.linalg.matrix_norm({0}, 'nuc')")},
 }
-
-
-def attr_code(e: Expr) -> str:
-    """The ``{k}`` of a node's template: the eigenvalue's index (-1 for the largest) or the
-    function of a Fréchet derivative."""
-    if e.op in (Op.EIGVAL, Op.EIGVEC):
-        return "-1" if e.attr == "max" else "0"
-    return str(e.attr)
-
-
-def needs(backend: str, nodes: list[Expr], m: str) -> list[str]:
-    """The import line and helper definitions the spectral nodes among ``nodes`` need, in
-    the order the helpers use each other."""
-    table = TEMPLATES[backend]
-    rows = [table[n.op] for n in nodes if n.op in table]
-    keys = {k for _, ks in rows for k in ks}
-    order = ["unit_sign", "eigvec", "svd", "polar", "sqrtm", "logm", "block_frechet",
-             "frechet"]
-    helpers = [HELPERS[backend][k].replace("{m}", m) for k in order if k in keys]
-    imports = IMPORTS[backend]
-    used = imports and any(imports.split()[-1] in text for text in
-                           [t for t, _ in rows] + helpers)
-    return ([imports] if used else []) + helpers

@@ -1,0 +1,234 @@
+"""Emission: the IR to lines of Python, a straight walk with one backend template a node.
+
+A backend is a table ``{key: Row}``, the key a primitive ``P``, or for ``P.CALL`` an ``Op``
+(``Op.EXP``) or a name (``"solve"``). A row is a ``str.format`` template over the operands
+``{0}, {1}``, the module alias ``{m}``, the node's attribute ``{a}`` (a CALL's parameters by
+name) and ``{dev}`` (PyTorch's dtype and device), with the precedence of what it writes and
+an import line it needs (``scipy.linalg``). An operand is parenthesised by the operator
+beside its placeholder. A node used once is written into its consumer when short (or when
+only a call-time choice uses it); the others get a line each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from ..expr import Dim, Op
+from .ir import Arr, P, walk
+from .spectral import HELPER_ORDER, HELPERS, IMPORTS, ROWS
+
+__all__ = ["Row", "Backend", "BACKENDS", "NUMPY", "JAX", "TORCH", "Emitter"]
+
+LOWEST, SUM, PRODUCT, UNARY, POWER, ATOM = range(6)   # Python's operator precedence
+
+
+@dataclass(frozen=True)
+class Row:
+    """A template, the precedence of what it writes, an import line it needs, and the helper
+    functions it calls (``spectral.HELPERS``: defined in the generated source)."""
+
+    text: str
+    prec: int = ATOM
+    module: str = ""
+    helpers: tuple[str, ...] = ()
+
+
+def _spectral(backend: str) -> dict[Any, Row]:
+    """The rows of the spectral functions (``spectral.ROWS``), with the module their
+    templates or helpers use."""
+    out, module = {}, IMPORTS[backend]
+    for key, r in ROWS[backend].items():
+        sources = [r.text, *(HELPERS[backend][h] for h in r.helpers)]
+        uses = bool(module) and any(module.split()[-1] in t for t in sources)
+        out[key] = Row(r.text, PRODUCT if r.product else ATOM, module if uses else "",
+                       r.helpers)
+    return out
+
+
+_SAME_NAME = (Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.ARCSIN, Op.ARCCOS,
+              Op.ARCTAN, Op.SQRT, Op.ABS, Op.SIGN)         # np.exp(x), torch.exp(x), ...
+_COMMON: dict[Any, str | Row] = {
+    P.ARRAY: "float({a})", P.EYE: "{m}.eye({a}{dev})",
+    P.ZEROS: "{m}.zeros(({a}){dev})", P.ONES: "{m}.ones(({a}){dev})",
+    P.ADD: Row("{0} + {1}", SUM), P.SUB: Row("{0} - {1}", SUM), P.NEG: Row("-{0}", UNARY),
+    P.MUL: Row("{0} * {1}", PRODUCT), P.DIV: Row("{0} / {1}", PRODUCT),
+    P.POW: Row("{0} ** {1}", POWER), P.MATMUL: Row("{0} @ {1}", PRODUCT),
+    P.TRANSPOSE: "{0}.T", P.PERMUTE: "{0}.transpose({a})", P.SLICE: "{0}[{a}]",
+    P.ITEM: "{0}[{a}]", P.RESHAPE: "{0}.reshape({a})",
+    P.CONCAT: "{m}.concatenate([{args}], axis={a})", P.CHOOSE: "({0} if {a} else {1})",
+    **{op: f"{{m}}.{op.name.lower()}({{0}})" for op in _SAME_NAME},
+    Op.SIGMOID: Row("1 / (1 + {m}.exp(-{0}))", PRODUCT), Op.RELU: "{m}.maximum({0}, 0)",
+    Op.TRACE: "{m}.trace({0})", Op.DET: "{m}.linalg.det({0})", Op.INV: "{m}.linalg.inv({0})",
+    Op.MATPOW: "{m}.linalg.matrix_power({0}, {k})", Op.KRON: "{m}.kron({0}, {1})",
+    Op.DIAG: "{m}.diagonal({0})[:, None]", Op.DIAGM: "{m}.diagflat({0})", Op.SUM: "{m}.sum({0})",
+    "slogdet": "{m}.linalg.slogdet({0})[1]",                # log|det X|
+    "solve": "{m}.linalg.solve({0}, {1})",
+    "dot": "{m}.einsum('ij,ij->', {0}, {1})",               # sum(X .* Y); BLAS dot is slower
+    "coldot": "{m}.einsum('ij,ij->j', {0}, {1})[:, None]",  # diag(X'Y)
+    "rowdot": "{m}.einsum('ij,ij->i', {0}, {1})[:, None]",  # diag(XY')
+    "einsum": "{m}.einsum({spec}, {args})",
+    "multi_dot": "{m}.linalg.multi_dot([{args}])",
+    "colsum": "{0}.sum(axis=0, keepdims=True)", "rowsum": "{0}.sum(axis=1, keepdims=True)",
+    "addmm": Row("{0} + {1} @ {2}", SUM),                   # NumPy reuses the product's buffer
+    "mat11": "{m}.reshape({0}, (1, 1))",
+    "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).transpose(1, 0, 2).reshape({n}, {n})",
+    "kron_trace": "{m}.sum({0}[{i} // {r}, {i} // {s}] * {1}[{i} % {r}, {i} % {s}])",  # diag
+    "arange": "{m}.arange({0})",
+    "cho_solve": Row("scipy.linalg.cho_solve(scipy.linalg.cho_factor({0}), {1})",  # A pos. def.
+                     module="import scipy.linalg"),
+    "number": "float({0})", "scalar": "{0}",                # a constant / scalar output
+    "array": "float({0})",                                  # arithmetic on numbers
+}
+NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", **_spectral("numpy")}
+JAX: dict[Any, str | Row] = {**_COMMON, **_spectral("jax"), "dot": "{m}.vdot({0}, {1})",
+                             "cho_solve": Row(
+    "jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor({0}), {1})",
+    module="import jax.scipy.linalg")}
+TORCH: dict[Any, str | Row] = {
+    **_COMMON, **_spectral("torch"), P.ARRAY: "{m}.tensor(float({a}){dev})",
+    P.PERMUTE: "{0}.permute({a})", P.CONCAT: "{m}.cat([{args}], dim={a})",
+    Op.SIGMOID: "{m}.sigmoid({0})", Op.RELU: "{m}.relu({0})",
+    Op.KRON: "{m}.kron({0}.contiguous(), {1}.contiguous())",   # views a transposed factor
+    "dot": "{m}.linalg.vecdot({0}.reshape(-1), {1}.reshape(-1))",
+    "coldot": "{m}.linalg.vecdot({0}, {1}, dim=0)[:, None]",   # torch.einsum is slow here
+    "rowdot": "{m}.linalg.vecdot({0}, {1}, dim=1)[:, None]",
+    "colsum": "{0}.sum(dim=0, keepdim=True)", "rowsum": "{0}.sum(dim=1, keepdim=True)",
+    "addmm": "{m}.addmm({0}, {1}, {2})",                        # one output buffer, not two
+    "mat11": "{m}.as_tensor({0}{dev}).reshape(1, 1)", "arange": "{m}.arange({0}, device=device)",
+    "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).permute(1, 0, 2).reshape({n}, {n})",
+    "cho_solve": "{m}.cholesky_solve({1}, {m}.linalg.cholesky({0}))",
+    "number": "{m}.tensor(float({0}){dev})", "array": "{m}.tensor({0}{dev})",
+}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A target: its import line, module alias, rows, the dtype and device arguments of its
+    constructors, and where X'Y is written (Y'X)'."""
+
+    name: str
+    imports: str
+    m: str
+    rows: dict[Any, str | Row]
+    dev: str = ""
+    swap: str = "thin"
+
+    def row(self, key: Any) -> Row:
+        r = self.rows[key]
+        return r if isinstance(r, Row) else Row(r)
+
+
+BACKENDS: dict[str, Backend] = {
+    "numpy": Backend("numpy", "import numpy as np", "np", NUMPY),
+    "jax": Backend("jax", "import jax.numpy as jnp", "jnp", JAX, swap="vector"),
+    "torch": Backend("torch", "import torch", "torch", TORCH, ", dtype=dtype, device=device"),
+}
+
+
+def literal(v: Fraction) -> tuple[str, int]:
+    """A number as Python code, and its precedence."""
+    if v.denominator != 1 and Fraction(float(v)) != v:
+        return f"({v.numerator} / {v.denominator})", ATOM
+    return str(v.numerator) if v.denominator == 1 else repr(float(v)), UNARY if v < 0 else ATOM
+
+
+def _needs(text: str, i: int) -> int:
+    """The precedence operand ``{i}`` needs where it stands in ``text``."""
+    k = text.find(f"{{{i}}}")
+    before, after = text[:max(k, 0)], text[k + len(str(i)) + 2:]
+    if k < 0 or after.startswith((".", "[", " ** ")):          # in {args}; x.T, x[i], x ** p
+        return LOWEST if k < 0 else ATOM
+    if before.endswith((" ** ", " @ ", " * ", " / ", "-")):
+        return UNARY
+    if after.startswith((" @ ", " * ", " / ")) or before.endswith((" + ", " - ")):
+        return PRODUCT
+    return SUM if after.startswith((" + ", " - ")) else LOWEST
+
+
+class Emitter:
+    """Writes the code of IR nodes; names dimensions (``name_dim``) as it meets them."""
+
+    def __init__(self, backend: Backend, inputs: dict[str, str], name_dim: Callable[[str], str]):
+        self.b, self.inputs, self.name_dim = backend, inputs, name_dim
+        self.dims: dict[str, str] = {}
+        self.modules: set[str] = set()
+        self.helpers: set[str] = set()
+
+    def helper_sources(self) -> list[str]:
+        """The definitions of the helpers the code calls, each after those it uses."""
+        return [HELPERS[self.b.name][h].replace("{m}", self.b.m)
+                for h in HELPER_ORDER if h in self.helpers]
+
+    def dim(self, d: Dim, bare: bool = False) -> str:
+        """A dimension as code, its names read from the input shapes at call time."""
+        for v in d.names - self.dims.keys():
+            self.dims[v] = self.name_dim(v)
+        text = d.subs({v: Dim.var(self.dims[v]) for v in d.names}).format()
+        return text if bare or len(d.terms) < 2 else f"({text})"
+
+    def attr(self, x: Arr) -> dict[str, str]:
+        """The node's attribute as code: ``{a}``, or a CALL's parameters by name."""
+        a, p = x.attr, x.prim
+        if p is P.CALL:
+            out = {k: repr(v) if isinstance(v, str) else self.code_of(v) for k, v in a[1]}
+            if x.key == "kron_trace":                          # i = 0, 1, ..., n - 1
+                out["i"] = self.b.row("arange").text.format(out["n"], m=self.b.m)
+            return out
+        if p is P.SLICE:
+            (r0, r1, c0, c1), (rows, cols) = a, x.args[0].shape
+            ix = [f"{'' if lo == Dim({}) else self.dim(lo)}:{'' if hi == n else self.dim(hi)}"
+                  for lo, hi, n in ((r0, r1, rows), (c0, c1, cols))]
+            return {"a": ix[0] if ix[1] == ":" else ", ".join(ix)}
+        if p is P.RESHAPE:                       # -1 for the first composite size (2*n, m*n)
+            free = next((i for i, d in enumerate(a) if d.value is None and (len(d.terms) > 1
+                         or d.terms[0][1] != 1 or len(d.terms[0][0]) > 1)), None)
+            return {"a": ", ".join("-1" if i == free else self.dim(d) for i, d in enumerate(a))}
+        if p is P.CHOOSE:
+            return {"a": f"{self.dim(a[0], True)} {a[1]} {self.dim(a[2], True)}"}
+        return {"a": literal(a)[0] if isinstance(a, Fraction) else ", ".join(
+            map(self.code_of, a)) if isinstance(a, tuple) else self.code_of(a)}
+
+    def code_of(self, v: Any) -> str:
+        return self.dim(v) if isinstance(v, Dim) else str(v)
+
+    def code(self, x: Arr, args: Sequence[tuple[str, int]]) -> tuple[str, int]:
+        """The code of ``x`` and its precedence, given its operands'."""
+        if x.prim in (P.INPUT, P.LIT):
+            return (self.inputs[x.attr], ATOM) if x.prim is P.INPUT else literal(x.attr)
+        row = self.b.row(x.key if x.prim is P.CALL else x.prim)
+        self.modules |= {row.module} - {""}
+        self.helpers |= set(row.helpers)
+        ops = [c if p >= _needs(row.text, i) else f"({c})" for i, (c, p) in enumerate(args)]
+        return row.text.format(*ops, m=self.b.m, args=", ".join(ops), dev=self.b.dev,
+                               **self.attr(x)), row.prec
+
+    def lines(self, roots: Sequence[Arr], temp: Callable[[], str]
+              ) -> tuple[list[str], list[tuple[str, int]]]:
+        """A line per node not written into its consumer; the roots' code."""
+        nodes, uses = walk(roots), {r: [r] for r in roots}    # a root is used by the return
+        for n in nodes:
+            for a in n.args:
+                uses.setdefault(a, []).append(n)
+        forced: set[Arr] = set()                 # used only inside a call-time choice
+        for n in reversed(nodes):
+            if n not in roots and len(uses[n]) == 1 and (uses[n][0].prim is P.CHOOSE or
+                                                          uses[n][0] in forced):
+                forced.add(n)
+        ref: dict[Arr, tuple[str, int]] = {}
+        free = {n for n in nodes if n.prim in (P.INPUT, P.LIT)}   # names, numbers
+        out: list[str] = []
+        for n in nodes:
+            text, prec = self.code(n, [ref[a] for a in n.args])
+            view = n.prim in (P.TRANSPOSE, P.SLICE, P.ITEM) and free.issuperset(n.args)
+            if n in free or n in forced or (view or len(uses[n]) == 1 and n not in roots) \
+                    and len(text) <= 60:                    # a view of a name is repeated
+                ref[n] = text, prec
+            else:
+                name = temp()
+                out.append(f"{name} = {text}")
+                ref[n] = name, ATOM
+                free.add(n)
+        return out, [ref[r] for r in roots]
