@@ -136,6 +136,8 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
     "sort-scalar-factors": [E.scale(a, E.scale(b, E.scale(a, X)))],
     "merge-powers": [E.scale(E.norm(X), E.scale(E.hpow(E.norm(X), -1), Y)),
                      E.hpow(E.scale(a, E.hpow(a, 2)), 2)],
+    "sum-of-diagonal": [E.total(E.hadamard(E.eye(n), A @ B)),
+                        E.total(E.hadamard(E.eye(n), A, B.T))],
     "merge-expression-powers": [E.scale(pos_a, E.hpow(pos_a, E.add(s_tr, E.const(-1)))),
                                 E.scale(E.hpow(E.det(S1), s_tr), E.hpow(E.det(S1), pos_b))],
     "join-reciprocals": [E.scale(E.hpow(a, -1), E.scale(E.hpow(b, -2), X))],

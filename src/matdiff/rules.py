@@ -448,6 +448,9 @@ FUNCTIONS = RuleSet([
          P(Op.SCALE, P(Op.POW, s, const(-1)), P(Op.INV, A))),
     Rule("sum-of-scaled", P(Op.SUM, P(Op.SCALE, s, A)),               # sum(sA) = s sum A
          P(Op.SCALE, s, P(Op.SUM, A))),
+    Rule("sum-of-diagonal",                                           # sum(I ⊙ X) = tr X
+         P(Op.SUM, P(Op.HADAMARD, Seq("pre"), Pat(Op.IDENTITY), Seq("post"))),
+         lambda pre, post: E.trace(E.hadamard(*pre, *post))),
 ])
 
 RULES = TRANSPOSES + SUMS + SCALARS + POWERS + PRODUCTS + HADAMARD + FUNCTIONS
