@@ -189,7 +189,7 @@ def eigen_resolvent(s: Expr, lam: Expr, v: Expr) -> Expr:
 
 def eigvec_tangent(r: Expr, v: Expr, s_dot: Expr) -> Expr:
     """dv = R dS v − v (vᵀ dS v), the first-order perturbation of a unit eigenvector
-    (Magnus 1985; Magnus & Neudecker, Thm 8.9), with R from ``eigen_resolvent``."""
+    (Magnus 1985; Magnus & Neudecker, ch. 8), with R from ``eigen_resolvent``."""
     return add(matmul(r, s_dot, v), neg(scale(matmul(T(v), s_dot, v), v)))
 
 
@@ -234,7 +234,7 @@ def polar_tangent(x: Expr, p: Expr, e: Expr) -> Expr:
 
 def pinv_tangent(x: Expr, p: Expr, e: Expr) -> Expr:
     """d(X⁺) = −X⁺ dX X⁺ + X⁺X⁺ᵀ dXᵀ (I − XX⁺) + (I − X⁺X) dXᵀ X⁺ᵀX⁺ at full rank
-    (Golub & Pereyra 1973, Thm 4.3)."""
+    (Golub & Pereyra 1973)."""
     return add(neg(matmul(p, e, p)),
                matmul(p, T(p), T(e), add(eye(x.rows), neg(matmul(x, p)))),
                matmul(add(eye(x.cols), neg(matmul(p, x))), T(e), T(p), p))
@@ -291,7 +291,7 @@ def _outer(u: Expr, v: Expr) -> Expr:
 
 
 def _eigval_vjp(g: Expr, y: Expr) -> list[Expr]:
-    """c = λ(X) with unit eigenvector v:  X̄ = c̄ vvᵀ (Magnus & Neudecker, Thm 8.9)."""
+    """c = λ(X) with unit eigenvector v:  X̄ = c̄ vvᵀ (Magnus & Neudecker, ch. 8)."""
     v = eigvec(y.args[0], y.attr)
     return [scale(g, _outer(v, v))]
 

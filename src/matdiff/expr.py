@@ -547,7 +547,7 @@ def derivative(f: str, a: Expr) -> Expr:
 def frechet(f: str, a: Expr, e: Expr) -> Expr:
     """L_f(A, E), the Fréchet derivative of the matrix function ``f`` ("expm", "logm",
     "sqrtm") at A in the direction E: the upper right block of f([A, E; 0, A]) (Mathias
-    1996; Higham, *Functions of Matrices*, 2008, Thm 3.6). L_f(A, cI) = c f'(A).
+    1996; Higham, *Functions of Matrices*, 2008, ch. 3). L_f(A, cI) = c f'(A).
 
     >>> A, E = sym("A", ("n", "n")), sym("E", ("n", "n"))
     >>> frechet("expm", A, E).op is Op.FRECHET, frechet("expm", A, eye("n")) is expm(A)

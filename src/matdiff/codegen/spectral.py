@@ -9,7 +9,7 @@ principal square root by the Denman–Beavers iteration and the principal logari
 scaling and squaring with a Gauss–Legendre (Padé) quadrature, both valid for any matrix with
 no eigenvalue on the closed negative real axis, defective ones included (the block matrices
 of Fréchet derivatives are). A Fréchet derivative is ``expm_frechet`` or the upper right
-block of f([A, E; 0, A]) (Higham, *Functions of Matrices*, 2008, Thm 3.6), or for NumPy's
+block of f([A, E; 0, A]) (Higham, *Functions of Matrices*, 2008, ch. 3), or for NumPy's
 square root the Sylvester equation R L + L R = E: never a Kronecker product. Conventions
 (eigenvector signs, symmetric parts) are those of ``matdiff.linalg``.
 """
