@@ -1,7 +1,9 @@
 """Output quality: how large matdiff's printed results are next to the textbook forms.
 
-For every item of ``../shared/examples/battery.md`` with an "expect" form, and for a table of
-Matrix Cookbook identities (Petersen & Pedersen, 2012, equation numbers as ids), prints the
+For every item of ``../shared/examples/battery.md`` with an "expect" form, for a table of
+Matrix Cookbook identities (Petersen & Pedersen, 2012, equation numbers as ids) and for a
+table of spectral results from the literature (matrix functions, eigenvalues, matrix norms,
+factorizations; printed in Unicode over their named factorizations), prints the
 size of matdiff's result divided by the size of the textbook form. The size is the number
 of symbol occurrences in the printed tree: variables, numbers, identities and ones each
 count once per occurrence; operators, transposes, signs and function names count nothing.
@@ -20,6 +22,7 @@ from pathlib import Path
 import matdiff as md
 from matdiff.check import evaluate, random_inputs, rel_error
 from matdiff.expr import Expr, Op, const
+from matdiff.names import with_names
 
 BATTERY = Path(__file__).resolve().parents[2] / "shared" / "examples" / "battery.md"
 
@@ -54,6 +57,37 @@ COOKBOOK = [  # (equation, f, wrt, textbook gradient)
     ("82", "b'*X'*X*c", "X", "X*(b*c' + c*b')"),
     ("84", "(X*b + c)'*D*(X*b + c)", "X", "(D + D')*(X*b + c)*b'"),
     ("frobenius", "||X||_F^2", "X", "2*X"),
+]
+
+# Spectral functions (issue 15): (source, f, wrt, shapes, textbook gradient); the results are
+# printed in Unicode over their named factorizations (UVᵀ where UΣVᵀ = X (thin SVD)).
+SYM, SPD, RECT = ({"S": ("n", "n", "symmetric")}, {"S": ("n", "n", "spd")},
+                  {"X": ("m", "n")})
+SPECTRAL = [
+    ("MC: ∂tr F(X) = f(X)ᵀ", "tr(expm(X))", "X", None, "expm(X)'"),
+    ("MC: ∂tr F(X) = f(X)ᵀ", "tr(logm(X))", "X", None, "inv(X)'"),
+    ("MC: ∂tr F(X) = f(X)ᵀ", "tr(sqrtm(X))", "X", None, "1/2*inv(sqrtm(X))'"),
+    ("Higham 2008 ch. 3", "tr(A*expm(X))", "X", None, "expm_frechet(X', A')"),
+    ("Najfeld & Havel 1995", "x'*expm(A)*x", "A", None, "expm_frechet(A', x*x')"),
+    ("Higham 2008 ch. 3", "tr(A*logm(X))", "X", None, "logm_frechet(X', A')"),
+    ("M&N ch. 8", "lambda_max(S)", "S", SYM, "eigvec_max(S)*eigvec_max(S)'"),
+    ("M&N ch. 8", "lambda_min(S)", "S", SYM, "eigvec_min(S)*eigvec_min(S)'"),
+    ("M&N ch. 8 + chain", "lambda_max(X'*X)", "X", None,
+     "2*X*eigvec_max(X'*X)*eigvec_max(X'*X)'"),
+    ("Watson 1992", "||X||_*", "X", RECT, "polar(X)"),
+    ("Watson 1992", "||X||_2", "X", RECT, "svd_u1(X)*svd_v1(X)'"),
+    ("Watson 1992 + chain", "||X||_2^2", "X", RECT, "2*||X||_2*svd_u1(X)*svd_v1(X)'"),
+    ("MC 49 + chain", "det(X)^(1/3)", "X", None, "1/3*det(X)^(1/3)*inv(X)'"),
+    ("MC 49 + chain", "det(X)^(1/n)", "X", {"X": ("k", "k")}, "1/n*det(X)^(1/n)*inv(X)'"),
+    ("MC 49 + chain", "det(X)^2", "X", None, "2*det(X)^2*inv(X)'"),
+    ("Golub & Pereyra 1973", "tr(A*pinv(X))", "X", {"X": ("m", "n"), "A": ("m", "n")},
+     "-pinv(X)'*A'*pinv(X)' + (eye(m) - X*pinv(X))*A*pinv(X)*pinv(X)' "
+     "+ pinv(X)'*pinv(X)*A*(eye(n) - pinv(X)*X)"),
+    ("adj = det X⁻¹, MC 49", "tr(adj(X))", "X", None,
+     "(tr(adj(X))*inv(X) - inv(X)*adj(X))'"),
+    ("Murray 2016", "tr(A*chol(S))", "S", SPD, "1/2*(inv(chol(S))'*(tril(chol(S)'*A') - "
+     "1/2*(eye(n) .* (chol(S)'*A')))*inv(chol(S)) + (inv(chol(S))'*(tril(chol(S)'*A') - "
+     "1/2*(eye(n) .* (chol(S)'*A')))*inv(chol(S)))')"),
 ]
 
 _LEAVES = (Op.SYMBOL, Op.CONST, Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION)
@@ -120,14 +154,22 @@ def main(argv: list[str]) -> int:
         g = derivative(f, wrt, "grad")
         ref = md.parse(book, shapes=md.shapes_of(f))
         rows.append((f"cookbook {eq}", md.to_text(g), size(g), size(ref), same(g, ref)))
-    width = max(len(r[1]) for r in rows)
-    print(f"{'item':<14} {'matdiff result':<{width}} {'size':>4} {'book':>4} {'ratio':>5}  value")
+    for source, text, wrt, shapes, book in SPECTRAL:
+        f = md.parse(text, shapes=shapes)
+        g = derivative(f, wrt, "grad")
+        ref = md.parse(book, shapes={**md.shapes_of(f), **(shapes or {})})
+        shown, where = with_names([g], "unicode")
+        rows.append((f"{source}: {text}", shown[0] + "".join(f"  where {n} = {d}"
+                                                              for n, d in where),
+                     size(g), size(ref), same(g, ref)))
+    width, iw = max(len(r[1]) for r in rows), max(len(r[0]) for r in rows)
+    print(f"{'item':<{iw}} {'matdiff result':<{width}} {'size':>4} {'book':>4} {'ratio':>5}  value")
     ratios = []
     for item, shown, ours, theirs, ok in rows:
         ratio = ours / theirs
         ratios.append(ratio)
         flag = "" if ratio <= 1.0 else "  > textbook" if ratio <= 1.5 else "  > 1.5x"
-        print(f"{item:<14} {shown:<{width}} {ours:>4} {theirs:>4} {ratio:>5.2f}  "
+        print(f"{item:<{iw}} {shown:<{width}} {ours:>4} {theirs:>4} {ratio:>5.2f}  "
               f"{'same' if ok else 'DIFFERENT'}{flag}")
     worst = max(ratios)
     print(f"summary: {len(ratios)} items, mean ratio {sum(ratios) / len(ratios):.2f}, "

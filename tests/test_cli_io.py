@@ -133,6 +133,8 @@ JSON_RUNS = [
     ["hessian", "x'*A*y", "--wrt", "x", "--wrt", "y"],
     ["hvp", "||A*X*B - C||_F^2", "--wrt", "X"],
     ["grad", "sum(X ./ Y)", "--wrt", "Y"],
+    ["grad", "||X||_* + lambda_max(S)", "--shape", "S=n,n,sym"],     # factorizations
+    ["grad", "||x*y'||_*", "--wrt", "x"],                           # not differentiable here
 ]
 
 

@@ -243,6 +243,22 @@ EXERCISE = {  # one scalar function per Op, in which that Op depends on the vari
     Op.ZERO: E.total(E.block([[X, E.zeros(("n", "n"))]])),
     Op.CONST: E.scale(E.const(3), E.trace(X)),
     **{op: E.total(E.hadamard(E.apply(op, E.hadamard(X, Y)), Y)) for op in E.ELEMENTWISE},
+    # spectral functions and factorizations
+    Op.TRIL: E.total(E.hadamard(E.tril(E.matmul(X, Y)), X)),
+    Op.EXPM: E.total(E.hadamard(E.expm(E.matmul(X, Y)), Y)),
+    Op.LOGM: E.total(E.hadamard(E.logm(E.matmul(X, Y)), Y)),
+    Op.SQRTM: E.total(E.hadamard(E.sqrtm(E.matmul(X, Y)), Y)),
+    Op.FRECHET: E.total(E.hadamard(E.frechet("expm", X, E.matmul(Y, X)), Y)),
+    Op.EIGVAL: E.add(E.eigval(E.matmul(X, Y), "max"), E.eigval(E.add(X, Y), "min")),
+    Op.EIGVEC: E.total(E.hadamard(E.eigvec(E.matmul(X, Y), "max"), E.matmul(X, x))),
+    Op.SPECTRAL_NORM: E.spectral_norm(E.hadamard(M, N)),
+    Op.NUCLEAR_NORM: E.nuclear_norm(E.hadamard(M, N)),
+    Op.POLAR: E.total(E.hadamard(E.polar(E.hadamard(M, N)), M)),
+    Op.SVD_U1: E.total(E.hadamard(E.svd_u1(E.matmul(M, X)), E.matmul(M, x))),
+    Op.SVD_V1: E.total(E.hadamard(E.svd_v1(E.matmul(M, X)), E.matmul(X, x))),
+    Op.PINV: E.trace(E.matmul(E.pinv(E.matmul(M, X)), N)),
+    Op.ADJ: E.total(E.hadamard(E.adj(E.matmul(X, Y)), Y)),
+    Op.CHOL: E.total(E.hadamard(E.chol(E.matmul(X, Y, X.T)), Y)),
 }
 
 
@@ -341,9 +357,12 @@ def test_unknown_variable_is_a_clear_error() -> None:
         md.grad("tr(X)", "Y")
 
 
-def test_spectral_norm_is_refused_not_guessed() -> None:
-    with pytest.raises(md.MatdiffError, match="spectral"):
-        md.parse("||X||_2", shapes={"X": ("m", "n")})
+def test_matrix_2_norm_is_the_spectral_norm_not_frobenius() -> None:
+    """||X||_2 of a matrix was refused; it is the spectral norm (issue 15), never read as
+    the Frobenius norm."""
+    for text in ("||X||_2", "norm(X)", "norm(X, 2)"):
+        assert md.parse(text, shapes={"X": ("m", "n")}).op is Op.SPECTRAL_NORM
+    assert md.parse("norm(X, 'fro')", shapes={"X": ("m", "n")}).op is Op.NORM
 
 
 # ----------------------------------------------------------------------------- round trip

@@ -232,20 +232,24 @@ MISTAKES: list[tuple[str, str, list[str], str]] = [
      ["grad", "A x", "--syntax", "ascii"],
      "error: unexpected 'x' (use * for products: matdiff does not multiply by juxtaposition)"
      "\n  A x\n    ^\n"),
-    ("The spectral norm", "`||X||_2` of a matrix is the spectral norm, which is not "
-     "differentiated; the Frobenius norm is `||X||_F`.",
-     ["grad", "||X||_2", "--wrt", "X"],
-     "error: ||X||_2 of a matrix is the spectral norm, which matdiff does not differentiate;"
-     " write ||X||_F for the Frobenius norm\n  ||X||_2\n  ^^^^^^^\n"),
+    ("The induced 1-norm of a matrix", "`norm(X, 1)` of a matrix is MATLAB's and NumPy's "
+     "largest column sum, which is not differentiated; `||X||_1` is the entrywise sum. "
+     "(`||X||_2` and `norm(X)` of a matrix are the spectral norm, `||X||_F` the Frobenius "
+     "norm, `||X||_*` the nuclear norm.)",
+     ["grad", "norm(X, 1)", "--wrt", "X"],
+     "error: norm(X, 1) of a matrix is the largest column sum in MATLAB and NumPy, which "
+     "matdiff does not differentiate; ||X||_1 is the sum of the |X_ij|\n  norm(X, 1)\n"
+     "  ^^^^^^^^^^\n"),
     ("A gradient of a non-scalar", "The gradient needs a scalar; a vector or matrix "
      "function has a Jacobian.",
      ["grad", "A*x", "--wrt", "x"],
      "error: the gradient needs a scalar function, but this one is mx1; use jacobian for "
      "vector or matrix functions\n"),
-    ("A non-integer matrix power", "`^` is the matrix power; the elementwise power is `.^`.",
-     ["grad", "tr(X^0.5)", "--wrt", "X"],
-     "error: a matrix power needs an integer exponent (use .^ for the elementwise power)\n"
-     "  tr(X^0.5)\n     ^^^^^\n"),
+    ("A non-integer matrix power", "`^` is the matrix power (`X^(1/2)` the principal "
+     "square root `sqrtm(X)`); the elementwise power is `.^`.",
+     ["grad", "tr(X^1.5)", "--wrt", "X"],
+     "error: a matrix power needs an integer exponent or ±1/2 (the principal square root); "
+     "use .^ for the elementwise power\n  tr(X^1.5)\n     ^^^^^\n"),
     ("The inverse of a non-square matrix", "",
      ["grad", "tr(inv(X))", "--wrt", "X", "--shape", "X=m,n"],
      "error: inv needs a square matrix, but it is m×n\n  tr(inv(X))\n     ^^^^^^\n"),

@@ -124,8 +124,26 @@ EXERCISE = {  # one matrix function per Op, in which that Op depends on X
     Op.CONST: E.scale(E.const(3), Xs),
     Op.SYMBOL: Xs,
     **{op: E.apply(op, E.hadamard(Xs, Ys)) for op in E.ELEMENTWISE},
+    # spectral functions and factorizations
+    Op.TRIL: E.tril(E.matmul(Xs, Ys)),
+    Op.EXPM: E.expm(E.matmul(Xs, Ys)),
+    Op.LOGM: E.logm(E.matmul(Xs, Ys)),
+    Op.SQRTM: E.sqrtm(E.matmul(Xs, Ys)),
+    Op.FRECHET: E.frechet("logm", E.matmul(Xs, Ys), E.matmul(Ys, Xs)),
+    Op.EIGVAL: E.scale(E.eigval(E.matmul(Xs, Ys), "max"), Ys),
+    Op.EIGVEC: E.eigvec(E.matmul(Xs, Ys), "min"),
+    Op.SPECTRAL_NORM: E.scale(E.spectral_norm(E.matmul(Ms, Xs)), Ys),
+    Op.NUCLEAR_NORM: E.scale(E.nuclear_norm(E.matmul(Ms, Xs)), Ys),
+    Op.POLAR: E.polar(E.matmul(Ms, Xs)),
+    Op.SVD_U1: E.svd_u1(E.matmul(Ms, Xs)),
+    Op.SVD_V1: E.svd_v1(E.matmul(Ms, Xs)),
+    Op.PINV: E.pinv(E.matmul(Ms, Xs)),
+    Op.ADJ: E.adj(E.matmul(Xs, Ys)),
+    Op.CHOL: E.chol(E.matmul(Xs, Ys, Xs.T)),
 }
 _WRT = {Op.UNVEC: "x", Op.DIAGM: "x", Op.ONES: "x"}
+# dF has no closed vec/Kronecker form through a Fréchet derivative: the Jacobian says so
+NO_CLOSED_JACOBIAN = {Op.EXPM, Op.LOGM, Op.SQRTM, Op.FRECHET, Op.POLAR}
 
 
 @pytest.mark.parametrize("op", list(Op), ids=lambda o: o.name)
@@ -134,7 +152,10 @@ def test_every_jvp_rule_matches_finite_differences(op: Op) -> None:
     assert op in {n.op for n in E.toposort([f])}
     name = _WRT.get(op, "X")
     assert differential_error(f, name, seed=5) < TOL
-    if op not in (Op.SIGN, Op.ABS, Op.RELU):   # kinks: the point is almost surely smooth
+    if op in NO_CLOSED_JACOBIAN:
+        with pytest.raises(md.MatdiffError, match="no closed vec/Kronecker form"):
+            md.jacobian(f, name)
+    elif op not in (Op.SIGN, Op.ABS, Op.RELU):   # kinks: the point is almost surely smooth
         assert jacobian_error(f, name, md.jacobian(f, name), seed=5) < TOL
 
 
@@ -157,6 +178,8 @@ LINEAR_CASES = {  # a node of every linear Op, with the argument sets it is line
     Op.HADAMARD: (E.hadamard(Xs, Ys), [[0], [1]]),
     Op.KRON: (E.kron(vs, Xs), [[0], [1]]),
     Op.HDIV: (E.hdiv(Xs, Ys), [[0]]),
+    Op.TRIL: (E.tril(Ms), [[0]]),
+    Op.FRECHET: (E.frechet("expm", Xs, Ys), [[1]]),
 }
 
 

@@ -323,7 +323,7 @@ def test_seed_spans_point_into_the_original_text() -> None:
     (r"X^{-\top}", "(transpose (pow X -1))"),
     (r"X^2 + x^{k} + x^{1/2}", "(add (add (pow X 2) (pow x k)) (pow x (div 1 2)))"),
     (r"x^12", "(mul (pow x 1) 2)"),                          # TeX reads x^12 as x^1 2
-    (r"e^{-x^Tx} + e_k^T x + e^T x", "(add (add (call:exp (mul (neg (transpose x)) x))"
+    (r"e^{-x^Tx} + e_k^T x + e^T x", "(add (add (epow (mul (neg (transpose x)) x))"
      " (mul (transpose e_k) x)) (mul (transpose e) x))"),
     (r"\frac12 + \tfrac{a}{b} + \dfrac ab", "(add (add (div 1 2) (div a b)) (div a b))"),
     (r"A \odot B \circ C", "(hadamard (hadamard A B) C)"),

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import matdiff as md
 from matdiff import expr as E
-from matdiff import printing
+from matdiff import printing, templates
 from matdiff.expr import Op
 from matdiff.names import name_parts, with_names
 from matdiff.printing import Form
@@ -284,6 +284,35 @@ EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
     Op.SQRT: (E.apply(Op.SQRT, _X), "sqrt(X)", "sqrt(X)", r"\sqrt{X}"),
     Op.SIGMOID: (E.apply(Op.SIGMOID, _X), "sigmoid(X)", "σ(X)",
                  r"\operatorname{sigmoid}\left(X\right)"),
+    # spectral functions and factorizations
+    Op.TRIL: (E.tril(_G), "tril(G)", "tril(G)", r"\operatorname{tril}\left(G\right)"),
+    Op.EXPM: (E.matmul(E.expm(_X), _Y), "expm(X)*Y", "expm(X)Y", "e^{X} Y"),
+    Op.LOGM: (E.logm(E.add(_X, _Y)), "logm(X + Y)", "logm(X + Y)",
+              r"\operatorname{logm}\left(X + Y\right)"),
+    Op.SQRTM: (E.matmul(E.sqrtm(E.add(_X, _Y)), _Y), "sqrtm(X + Y)*Y", "(X + Y)^½Y",
+               r"\left(X + Y\right)^{1/2} Y"),
+    Op.FRECHET: (E.add(E.frechet("expm", _X.T, _Y), E.frechet("sqrtm", _X, _Y)),
+                 "expm_frechet(X', Y) + sqrtm_frechet(X, Y)", "L_exp(Xᵀ, Y) + L_sqrt(X, Y)",
+                 r"L_{\exp}\left(X^{T}, Y\right) + L_{\mathrm{sqrt}}\left(X, Y\right)"),
+    Op.EIGVAL: (E.add(E.eigval(_X, "max"), E.eigval(_X, "min")),
+                "lambda_max(X) + lambda_min(X)", "λ_max(X) + λ_min(X)",
+                r"\lambda_{\max}\left(X\right) + \lambda_{\min}\left(X\right)"),
+    Op.EIGVEC: (E.matmul(_X, E.eigvec(_X, "max")), "X*eigvec_max(X)", "X eigvec_max(X)",
+                r"X \operatorname{eigvec_max}\left(X\right)"),
+    Op.SPECTRAL_NORM: (E.add(E.spectral_norm(_G), E.norm(_G)), "||G||_2 + ||G||_F",
+                       "‖G‖_2 + ‖G‖_F",
+                       r"\left\| G \right\|_{2} + \left\| G \right\|_{F}"),
+    Op.NUCLEAR_NORM: (E.hpow(E.nuclear_norm(_G), 2), "||G||_*^2", "‖G‖_*²",
+                      r"\left\| G \right\|_{*}^{2}"),
+    Op.POLAR: (E.polar(_G), "polar(G)", "polar(G)", r"\operatorname{polar}\left(G\right)"),
+    Op.SVD_U1: (E.matmul(E.svd_u1(_G), E.T(E.svd_v1(_G))), "svd_u1(G)*svd_v1(G)'",
+                "svd_u1(G) svd_v1(G)ᵀ",
+                r"\operatorname{svd_u1}\left(G\right) \operatorname{svd_v1}\left(G\right)^{T}"),
+    Op.SVD_V1: (E.svd_v1(_G), "svd_v1(G)", "svd_v1(G)", r"\operatorname{svd_v1}\left(G\right)"),
+    Op.PINV: (E.matmul(E.pinv(_G), E.T(E.pinv(_G))), "pinv(G)*pinv(G)'", "G⁺(G⁺)ᵀ",
+              r"G^{+} \left(G^{+}\right)^{T}"),
+    Op.ADJ: (E.adj(_X), "adj(X)", "adj(X)", r"\operatorname{adj}\left(X\right)"),
+    Op.CHOL: (E.chol(_X), "chol(X)", "chol(X)", r"\operatorname{chol}\left(X\right)"),
 }
 
 # The same for every Form (a finer thing to print than an Op, see printing.FORMS).
@@ -302,6 +331,7 @@ EVERY_FORM: dict[Form, tuple[md.Expr, str, str, str]] = {
     Form.T_INV: (E.T(E.inv(_X)), "inv(X)'", "X⁻ᵀ", "X^{-T}"),
     Form.INV_T: (E.inv(E.T(_X)), "inv(X')", "X⁻ᵀ", r"\left(X^{T}\right)^{-1}"),
     Form.MATPOW_INV: (E.matpow(E.inv(_X), 2), "inv(X)^2", "X⁻²", "X^{-2}"),
+    Form.INV_SQRTM: (E.inv(E.sqrtm(_X)), "inv(sqrtm(X))", "X^-½", "X^{-1/2}"),
 }
 
 
@@ -352,13 +382,19 @@ def test_every_form_is_printed_by_some_style() -> None:
     assert set(Form) <= printed
 
 
-def test_printing_imports_only_the_node_module() -> None:
-    """Printing is a pipeline stage: it reads the node module and nothing else of matdiff
-    (in particular not the simplifier; named parts live in ``names``)."""
-    tree = ast.parse(Path(printing.__file__).read_text(encoding="utf-8"))
+def _relative_imports(module: object) -> set[str]:
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))  # type: ignore[attr-defined]
     relative = {(node.module or "") + ":" + ",".join(a.name for a in node.names)
                 for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
-    assert {r.split(":")[0] or r.split(":")[1] for r in relative} == {"expr"}
+    return {r.split(":")[0] or r.split(":")[1] for r in relative}
+
+
+def test_printing_imports_only_the_node_module() -> None:
+    """Printing is a pipeline stage: it reads the node module and nothing else of matdiff
+    (in particular not the simplifier; named parts live in ``names``) but its own template
+    kinds (``templates``), which read only the node module too."""
+    assert _relative_imports(printing) == {"expr", "templates"}
+    assert _relative_imports(templates) == {"expr"}
 
 
 _lam, _W2, _z = E.sym("lam"), E.sym("W2", ("m", n)), E.sym("z", (n,))

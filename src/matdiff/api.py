@@ -29,8 +29,8 @@ from .check import evaluate as _evaluate
 from .codegen import codegen
 from .explain import Explanation
 from .explain import explain as _derivation
-from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, zeros
-from .names import NamedParts, name_parts
+from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zeros
+from .names import NamedParts, name_factors, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
 from .shapes import ShapeDecl, infer, normalize_shapes
@@ -459,6 +459,39 @@ def explain(f: Expr | str, wrt: str | Sequence[str], *,
     return _derivation(f, wrt if isinstance(wrt, str) else names)
 
 
+def reading_notes(f: Expr) -> list[str]:
+    """Notes on how an exponential was read: ``expm`` (LaTeX ``e^{X}`` of a square matrix) is
+    the matrix exponential, ``exp`` (and ``\\exp``) elementwise.
+
+    >>> reading_notes(parse("tr(exp(X))", shapes={"X": ("n", "n")}))[0][:34]
+    'exp(X) of a matrix is elementwise;'
+    """
+    ops = {n.op for n in toposort([f]) if n.op is Op.EXPM or n.op is Op.EXP
+           and n.rows == n.cols and not n.is_scalar}
+    notes = []
+    if Op.EXP in ops:
+        notes.append("exp(X) of a matrix is elementwise; the matrix exponential is expm(X) "
+                     "(LaTeX: e^{X})")
+    if Op.EXPM in ops:
+        notes.append("expm(X) is the matrix exponential (LaTeX e^{X} of a square matrix is "
+                     "read so); exp(X) and \\exp(X) are elementwise")
+    return notes
+
+
+def _where(named: NamedParts) -> list[dict[str, Any]]:
+    """The ``where`` list of a report: the factorizations (``UΣVᵀ = X (thin SVD)``, their
+    left side per style in ``"lhs"``), then the named parts."""
+    styles = ("text", "unicode", "latex")
+    out: list[dict[str, Any]] = []
+    for f in named.factors:
+        clauses = {style: f.clause(style) for style in styles}
+        out.append({"name": clauses["text"][0], **{s: c[1] for s, c in clauses.items()},
+                    "lhs": {s: c[0] for s, c in clauses.items()}})
+    out += [{"name": printing.to_text(n), **{s: named.render(d, s) for s in styles}}
+            for n, d in named.parts]
+    return out
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -524,12 +557,13 @@ def _named(out: dict[str, Any], f: Expr, names: list[str], grads: Mapping[str, E
            steps: bool) -> None:
     """The named parts of the gradients (``where``) and the derivation (``steps``)."""
     ex = _derivation(f, [n for n in names if n in free_symbols(f)]) if steps else None
-    named = name_parts(list(grads.values())) if ex is None else \
-        NamedParts([ex.gradients.get(n, g) for n, g in grads.items()], ex.parts)
-    if named.parts:
-        out["where"] = [{"name": printing.to_text(n), **_forms(d)} for n, d in named.parts]
+    named = name_parts(list(grads.values())) if ex is None else name_factors(
+        NamedParts([ex.gradients.get(n, g) for n, g in grads.items()], ex.parts))
+    if named.parts or named.factors:       # and the factorizations: UΣVᵀ = X (thin SVD)
+        out["where"] = _where(named)
         for n, g in zip(grads, named.roots, strict=True):
-            out["derivatives"][n]["named"] = _forms(g)
+            out["derivatives"][n]["named"] = {
+                style: named.render(g, style) for style in ("text", "unicode", "latex")}
     if ex is not None:
         out["steps"] = [s.as_dict() for s in ex.steps]
 
@@ -584,6 +618,7 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         out["blocks"] = _blocks(f, names, extra, verify)
     notes = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in names
              if symbols[n].symmetric and what in ("grad", "hessian", "hvp")]
+    notes += reading_notes(f)              # expm is the matrix exponential, exp elementwise
     if notes or extra:
         out["notes"] = notes + _absent_note(extra)
     _code(f, derivs, what, out)

@@ -31,13 +31,14 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import points
+from . import linalg, points
 from .expr import ELEMENTWISE, Dim, Expr, MatdiffError, Op, free_symbols, toposort
 from .points import LIMIT_BYTES, Hazard, random_inputs
 
 __all__ = ["EVAL", "evaluate", "node_values", "random_inputs", "check", "check_gradients",
            "check_claims", "Claim", "CheckReport", "Verdict", "bind_dims", "to_user",
-           "to_internal", "fd_gradient", "fd_jacobian", "vec_of", "rel_error", "LIMIT_BYTES"]
+           "to_internal", "fd_gradient", "fd_jacobian", "vec_of", "rel_error", "LIMIT_BYTES",
+           "not_differentiable"]
 
 Array = np.ndarray
 EPS = float(np.finfo(float).eps)
@@ -130,6 +131,22 @@ EVAL: dict[Op, Rule] = {
     Op.SIGN: lambda e, a, d: np.sign(a[0]),
     Op.SIGMOID: lambda e, a, d: _sigmoid(a[0]),
     Op.RELU: lambda e, a, d: np.maximum(a[0], 0.0),
+    # spectral functions and factorizations (linalg: NaN off their domains)
+    Op.TRIL: lambda e, a, d: np.tril(a[0]),
+    Op.EXPM: lambda e, a, d: linalg.expm(a[0]),
+    Op.LOGM: lambda e, a, d: linalg.logm(a[0]),
+    Op.SQRTM: lambda e, a, d: linalg.sqrtm(a[0]),
+    Op.FRECHET: lambda e, a, d: linalg.frechet(e.attr, a[0], a[1]),
+    Op.EIGVAL: lambda e, a, d: linalg.eigval(a[0], e.attr),
+    Op.EIGVEC: lambda e, a, d: linalg.eigvec(a[0], e.attr),
+    Op.SPECTRAL_NORM: lambda e, a, d: np.array([[np.linalg.norm(a[0], 2)]]),
+    Op.NUCLEAR_NORM: lambda e, a, d: np.array([[np.linalg.norm(a[0], "nuc")]]),
+    Op.POLAR: lambda e, a, d: linalg.polar(a[0]),
+    Op.SVD_U1: lambda e, a, d: linalg.svd_u1(a[0]),
+    Op.SVD_V1: lambda e, a, d: linalg.svd_v1(a[0]),
+    Op.PINV: lambda e, a, d: np.linalg.pinv(a[0]),
+    Op.ADJ: lambda e, a, d: linalg.adj(a[0]),
+    Op.CHOL: lambda e, a, d: linalg.chol(a[0]),
 }
 assert ELEMENTWISE <= set(EVAL)
 
@@ -239,6 +256,24 @@ def evaluate(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
     values = node_values(roots, env, sizes)
     out = [to_user(values[r], r) for r in roots]
     return out[0] if isinstance(exprs, Expr) else out
+
+
+def not_differentiable(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
+                       sizes: Mapping[str, int] | None = None) -> str | None:
+    """Why ``exprs`` are not differentiable at the inputs ``env`` (a kink of a node,
+    ``points.hazards``: a repeated extreme eigenvalue, a zero singular value, the kink of
+    ``abs``), or None.
+
+    >>> from matdiff.expr import sym, eigval
+    >>> S = sym("S", ("n", "n"))
+    >>> not_differentiable(eigval(S, "min"), {"S": np.diag([1.0, 1.0, 3.0])})
+    'a repeated extreme eigenvalue of S'
+    """
+    roots = [exprs] if isinstance(exprs, Expr) else list(exprs)
+    values = node_values(roots, env, sizes, strict=False)
+    found = [h for h in points.hazards(toposort(roots), values)
+             if h.reason == "not differentiable"]
+    return found[0].detail if found else None
 
 
 # ----------------------------------------------------------------------------- plain differences

@@ -215,7 +215,8 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
     for b in rep.get("blocks", []):
         lines.append(f"{_lhs('block', style, b['rows'], y=b['cols'])} = {b[style]}")
     for i, part in enumerate(rep.get("where", [])):  # the named parts the lines above use
-        lines.append(f"  {'where' if i == 0 else '     '} {part['name']} = {part[style]}")
+        name = part.get("lhs", {}).get(style, part["name"])   # UΣVᵀ, a factorization
+        lines.append(f"  {'where' if i == 0 else '     '} {name} = {part[style]}")
     if rep.get("steps"):
         lines += ["", "derivation:"]
         width = max(len(s[style]) for s in rep["steps"])

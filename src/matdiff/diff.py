@@ -19,6 +19,7 @@ from fractions import Fraction
 
 from .expr import (
     ONE,
+    OPS,
     Dim,
     Expr,
     MatdiffError,
@@ -31,7 +32,11 @@ from .expr import (
     const,
     diag,
     diagm,
+    eigval,
+    eigvec,
     eye,
+    frechet,
+    frechet_block,
     free_symbols,
     hadamard,
     hdiv,
@@ -42,17 +47,24 @@ from .expr import (
     matpow,
     neg,
     ones,
+    polar,
     scale,
     slice_,
+    spectral_norm,
+    sqrtm,
+    svd_u1,
+    svd_v1,
     toposort,
     total,
+    tril,
     unvec,
     vec,
     zeros,
 )
 
 __all__ = ["VJP", "grad", "gradients", "SYMMETRIC_CONVENTION", "LINEAR", "linear_in",
-           "adjoint"]
+           "adjoint", "sym_part", "eigen_resolvent", "eigvec_tangent", "top_singular",
+           "polar_tangent", "pinv_tangent", "phi"]
 
 SYMMETRIC_CONVENTION = ("gradient w.r.t. a symmetric matrix: the symmetric part (G + G')/2 of "
                         "the unstructured gradient G")
@@ -159,6 +171,131 @@ def sqrt_one_minus_square(x: Expr) -> Expr:
     return apply(Op.SQRT, add(_ones_like(x), neg(hpow(x, 2))))
 
 
+# ----------------------------------------------------------------------------- spectral
+
+
+def sym_part(x: Expr) -> Expr:
+    """(X + Xᵀ)/2; X itself when X is declared symmetric."""
+    if x.symmetric or x.is_scalar:
+        return x
+    return scale(const(Fraction(1, 2)), add(x, T(x)))
+
+
+def eigen_resolvent(s: Expr, lam: Expr, v: Expr) -> Expr:
+    """R = (λI − S + vvᵀ)⁻¹ for a simple eigenpair (λ, v) of the symmetric S:
+    R − vvᵀ = (λI − S)⁺, so dv = (λI − S)⁺ dS v = R dS v − v vᵀdS v."""
+    return inv(add(scale(lam, eye(s.rows)), neg(s), matmul(v, T(v))))
+
+
+def eigvec_tangent(r: Expr, v: Expr, s_dot: Expr) -> Expr:
+    """dv = R dS v − v (vᵀ dS v), the first-order perturbation of a unit eigenvector
+    (Magnus 1985; Magnus & Neudecker, ch. 8), with R from ``eigen_resolvent``."""
+    return add(matmul(r, s_dot, v), neg(scale(matmul(T(v), s_dot, v), v)))
+
+
+def _eigvec_bar(r: Expr, v: Expr, v_bar: Expr) -> Expr:
+    """The adjoint of ``eigvec_tangent`` over symmetric dS: S̄ = sym(R v̄ vᵀ) − (vᵀv̄) vvᵀ."""
+    return add(sym_part(matmul(r, v_bar, T(v))), neg(scale(matmul(T(v), v_bar), matmul(v, T(v)))))
+
+
+def top_singular(x: Expr) -> tuple[Expr, Expr, Expr, Expr]:
+    """σ₁ = ‖X‖₂, u₁, v₁ and R = (σ₁²I − XᵀX + v₁v₁ᵀ)⁻¹ (v₁ is the top eigenvector of XᵀX)."""
+    sigma, u, v = spectral_norm(x), svd_u1(x), svd_v1(x)
+    return sigma, u, v, eigen_resolvent(matmul(T(x), x), hpow(sigma, 2), v)
+
+
+def _svd_v1_bar(x: Expr, v_bar: Expr) -> Expr:
+    """v₁ = eigvec_max(XᵀX):  X̄ = 2X sym(S̄) with S̄ the eigenvector's adjoint."""
+    _, _, v, r = top_singular(x)
+    return scale(const(2), matmul(x, _eigvec_bar(r, v, v_bar)))
+
+
+def _svd_u1_vjp(u_bar: Expr, y: Expr) -> list[Expr]:
+    """u₁ = X v₁/σ₁:  X̄ = (ū v₁ᵀ − (u₁ᵀū) u₁v₁ᵀ)/σ₁ + v̄-part with v̄ = Xᵀū/σ₁."""
+    x = y.args[0]
+    sigma, u, v, _ = top_singular(x)
+    over = hpow(sigma, -1)
+    direct = add(matmul(u_bar, T(v)), neg(scale(matmul(T(u), u_bar), matmul(u, T(v)))))
+    return [add(scale(over, direct), _svd_v1_bar(x, scale(over, matmul(T(x), u_bar))))]
+
+
+def polar_tangent(x: Expr, p: Expr, e: Expr) -> Expr:
+    """dP for P = UVᵀ in the direction E, for full-rank X of either orientation: with
+    Q = I − PᵀP (0 when X has full column rank), G = XᵀX + Q, K = G^(-1/2), X = P G^(1/2):
+    dP = E K − P L_sqrt(G, dG) K, dG = EᵀX + XᵀE − Q EᵀP K − K PᵀE Q. The map E ↦ dP is
+    the Hessian of ‖X‖_*, so it is self-adjoint: the VJP is the same formula."""
+    q = add(eye(x.cols), neg(matmul(T(p), p)))
+    g = add(matmul(T(x), x), q)
+    k = inv(sqrtm(g))
+    g_dot = add(matmul(T(e), x), matmul(T(x), e), neg(matmul(q, T(e), p, k)),
+                neg(matmul(k, T(p), e, q)))
+    return add(matmul(e, k), neg(matmul(p, frechet("sqrtm", g, g_dot), k)))
+
+
+def pinv_tangent(x: Expr, p: Expr, e: Expr) -> Expr:
+    """d(X⁺) = −X⁺ dX X⁺ + X⁺X⁺ᵀ dXᵀ (I − XX⁺) + (I − X⁺X) dXᵀ X⁺ᵀX⁺ at full rank
+    (Golub & Pereyra 1973)."""
+    return add(neg(matmul(p, e, p)),
+               matmul(p, T(p), T(e), add(eye(x.rows), neg(matmul(x, p)))),
+               matmul(add(eye(x.cols), neg(matmul(p, x))), T(e), T(p), p))
+
+
+def _pinv_vjp(g: Expr, y: Expr) -> list[Expr]:
+    """X̄ = −X⁺ᵀ C̄ X⁺ᵀ + (I − XX⁺) C̄ᵀ X⁺X⁺ᵀ + X⁺ᵀX⁺ C̄ᵀ (I − X⁺X)."""
+    x, p = y.args[0], y
+    return [add(neg(matmul(T(p), g, T(p))),
+                matmul(add(eye(x.rows), neg(matmul(x, p))), T(g), p, T(p)),
+                matmul(T(p), p, T(g), add(eye(x.cols), neg(matmul(p, x)))))]
+
+
+def _adj_vjp(g: Expr, y: Expr) -> list[Expr]:
+    """A = adj X = det(X) X⁻¹:  X̄ = sum(C̄ ⊙ A) X⁻ᵀ − X⁻ᵀ C̄ Aᵀ."""
+    x_inv_t = T(inv(y.args[0]))
+    return [add(scale(total(hadamard(g, y)), x_inv_t), neg(matmul(x_inv_t, g, T(y))))]
+
+
+def phi(a: Expr) -> Expr:
+    """Φ(A): the lower triangle of A with its diagonal halved, tril(A) − I ⊙ A/2."""
+    return add(tril(a), neg(scale(const(Fraction(1, 2)), hadamard(eye(a.rows), a))))
+
+
+def _chol_vjp(g: Expr, y: Expr) -> list[Expr]:
+    """L = chol(S), dL = L Φ(L⁻¹ dS L⁻ᵀ):  S̄ = sym(L⁻ᵀ Φ(Lᵀ L̄) L⁻¹) (Murray 2016)."""
+    l_inv = inv(y)
+    return [sym_part(matmul(T(l_inv), phi(matmul(T(y), g)), l_inv))]
+
+
+def _eigvec_vjp(g: Expr, y: Expr) -> list[Expr]:
+    x = y.args[0]
+    return [_eigvec_bar(eigen_resolvent(sym_part(x), eigval(x, y.attr), y), y, g)]
+
+
+def _matrix_function_vjp(g: Expr, y: Expr) -> list[Expr]:
+    """C = f(X):  X̄ = L_f(Xᵀ, C̄), as ⟨L_f(X, E), G⟩ = ⟨E, L_f(Xᵀ, G)⟩ (Higham 2008, ch. 3)."""
+    return [frechet(OPS[y.op].ascii[0], T(y.args[0]), g)]
+
+
+def _frechet_vjp(g: Expr, y: Expr) -> list[Expr]:
+    """C = L_f(A, E) = f(B)[0:n, n:2n], B = [A, E; 0, A]: with W = L_f(Bᵀ, [0, C̄; 0, 0])
+    (the adjoint of f at B, applied to the padded C̄), Ā = W₁₁ + W₂₂ and Ē = W₁₂, which is
+    L_f(Aᵀ, C̄) (Bᵀ is block lower triangular): free of E, as C is linear in E."""
+    a, e = y.args
+    n, z = a.rows, zeros(a.shape)
+    w = frechet(y.attr, T(frechet_block(a, e)), block([[z, g], [z, z]]))
+    return [add(slice_(w, 0, n, 0, n), slice_(w, n, 2 * n, n, 2 * n)),
+            frechet(y.attr, T(a), g)]
+
+
+def _outer(u: Expr, v: Expr) -> Expr:
+    return matmul(u, T(v))
+
+
+def _eigval_vjp(g: Expr, y: Expr) -> list[Expr]:
+    """c = λ(X) with unit eigenvector v:  X̄ = c̄ vvᵀ (Magnus & Neudecker, ch. 8)."""
+    v = eigvec(y.args[0], y.attr)
+    return [scale(g, _outer(v, v))]
+
+
 VJP: dict[Op, Rule] = {
     Op.SYMBOL: lambda g, y: [],
     Op.CONST: lambda g, y: [],
@@ -177,6 +314,7 @@ VJP: dict[Op, Rule] = {
     Op.KRON: _kron_vjp,
     Op.BLOCK: _block_vjp,
     Op.SLICE: _slice_vjp,
+    Op.TRIL: lambda g, y: [tril(g)],                                  # C = tril X: X̄ = tril C̄
     Op.TRACE: lambda g, y: [scale(g, eye(y.args[0].rows))],          # c = tr X: X̄ = c̄ I
     Op.DET: lambda g, y: [scale(g, scale(y, T(inv(y.args[0]))))],     # X̄ = c̄ det(X) X⁻ᵀ
     Op.LOGDET: lambda g, y: [scale(g, T(inv(y.args[0])))],            # X̄ = c̄ X⁻ᵀ
@@ -188,6 +326,20 @@ VJP: dict[Op, Rule] = {
     Op.UNVEC: lambda g, y: [vec(g)],
     Op.SUM: lambda g, y: [scale(g, _ones_like(y.args[0]))],           # X̄ = c̄ 1 1ᵀ
     Op.NORM: _norm_vjp,
+    Op.EXPM: _matrix_function_vjp,                                    # X̄ = L_exp(Xᵀ, C̄)
+    Op.LOGM: _matrix_function_vjp,                                    # X̄ = L_log(Xᵀ, C̄)
+    Op.SQRTM: _matrix_function_vjp,                                   # X̄ = L_sqrt(Xᵀ, C̄)
+    Op.FRECHET: _frechet_vjp,
+    Op.EIGVAL: _eigval_vjp,                                           # X̄ = c̄ vvᵀ
+    Op.EIGVEC: _eigvec_vjp,                                           # sym(Rv̄vᵀ) − (vᵀv̄)vvᵀ
+    Op.SPECTRAL_NORM: lambda g, y: [scale(g, _outer(svd_u1(y.args[0]), svd_v1(y.args[0])))],
+    Op.NUCLEAR_NORM: lambda g, y: [scale(g, polar(y.args[0]))],       # c̄ UVᵀ
+    Op.POLAR: lambda g, y: [polar_tangent(y.args[0], y, g)],          # self-adjoint dP
+    Op.SVD_U1: _svd_u1_vjp,
+    Op.SVD_V1: lambda g, y: [_svd_v1_bar(y.args[0], g)],
+    Op.PINV: _pinv_vjp,
+    Op.ADJ: _adj_vjp,
+    Op.CHOL: _chol_vjp,                                               # sym(L⁻ᵀΦ(LᵀL̄)L⁻¹)
     Op.EXP: _ew(lambda x, y: y),                                      # exp' = exp
     Op.LOG: lambda g, y: [hdiv(g, y.args[0])],                        # log' = 1/x
     Op.SIN: _ew(lambda x, y: apply(Op.COS, x)),
@@ -209,14 +361,16 @@ VJP: dict[Op, Rule] = {
 
 # How a node is linear in its arguments: in all of them together (sums, blocks and the
 # linear maps of one argument) or in one of them at a time (products; a quotient in its
-# numerator only). Where a node is linear in an argument, its VJP row applied to a
-# coefficient C is the adjoint: <C, Y(X)> = <X̄, X> with X̄ = VJP, <A, B> = sum(A ⊙ B).
+# numerator only; a Fréchet derivative in its direction only). Where a node is linear in
+# an argument, its VJP row applied to a coefficient C is the adjoint: <C, Y(X)> = <X̄, X>
+# with X̄ = VJP, <A, B> = sum(A ⊙ B).
 LINEAR: dict[Op, str] = {
     Op.ADD: "jointly", Op.BLOCK: "jointly", Op.TRANSPOSE: "jointly", Op.TRACE: "jointly",
     Op.SUM: "jointly", Op.DIAG: "jointly", Op.DIAGM: "jointly", Op.VEC: "jointly",
-    Op.UNVEC: "jointly", Op.SLICE: "jointly",
+    Op.UNVEC: "jointly", Op.SLICE: "jointly", Op.TRIL: "jointly",
     Op.SCALE: "one", Op.MATMUL: "one", Op.HADAMARD: "one", Op.KRON: "one",
     Op.HDIV: "first",
+    Op.FRECHET: "second",                    # L_f(A, E) is linear in the direction E
 }
 
 
@@ -231,7 +385,8 @@ def linear_in(y: Expr, slots: Sequence[int]) -> bool:
     """
     kind = LINEAR.get(y.op)
     return bool(slots) and (kind == "jointly" or kind == "one" and len(slots) == 1
-                            or kind == "first" and list(slots) == [0])
+                            or kind == "first" and list(slots) == [0]
+                            or kind == "second" and list(slots) == [1])
 
 
 def adjoint(c: Expr, y: Expr, slots: Sequence[int]) -> list[Expr]:

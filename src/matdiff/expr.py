@@ -11,20 +11,18 @@ this module and nothing else of matdiff.
 * Every node has a shape ``(rows, cols)``; vectors are columns ``(n, 1)``, scalars ``(1, 1)``.
   The shape comes from the Op's shape rule (dimension equations, ``OPS[op].shape``) when the
   node is built, so an ill-shaped node cannot exist.
-* ``OPS[op]`` is an ``OpSpec``: the Op's names (ASCII functions, LaTeX commands), arity,
-  dimension attributes, shape rule and builder. The parsers and shape inference read it;
-  ``SHAPE`` and ``ELEMENTWISE`` are derived from it; ``rebuild`` uses its builder.
+* ``OPS[op]`` is an ``OpSpec`` (defined in ``matdiff.opspec``, re-exported here with
+  ``MatdiffError``): the Op's names (ASCII functions, LaTeX commands), arity, dimension
+  attributes, shape rule and builder. The parsers and shape inference read it; ``SHAPE``
+  and ``ELEMENTWISE`` are derived from it; ``rebuild`` uses its builder.
 * Smart constructors (``add``, ``matmul``, ``scale``, ...) do only safe local folds: zeros,
   identities, ``T(T(x)) = x``, constant arithmetic, flattening of sums and products.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from enum import Enum, auto
+from collections.abc import Callable, Iterable
 from fractions import Fraction
-from typing import Any
 
 from .dims import (
     FRESH,
@@ -34,48 +32,36 @@ from .dims import (
     Dim,
     DimSolver,
     Monomial,
-    RuleMismatch,
     Shape,
     ShapeRule,
     as_shape,
 )
+from .node import (
+    _STR_HOOK,  # noqa: F401 - printing installs the str() of a node here
+    OPS,
+    SHAPE,
+    STRUCTURES,
+    SYMMETRIC_STRUCTURES,
+    Expr,
+    Op,
+    free_symbols,
+    toposort,
+)
+from .node import check_shape as _check
+from .opspec import MatdiffError, OpSpec, ShapeMismatch, format_shape, shape_function
 
 __all__ = [
     "Dim", "Expr", "MatdiffError", "Op", "OPS", "OpSpec", "SHAPE", "ELEMENTWISE", "Shape",
     "STRUCTURES", "SYMMETRIC_STRUCTURES", "Monomial", "ONE", "ShapeRule", "DimSolver",
-    "Contradiction", "FRESH",
+    "Contradiction", "FRESH", "ShapeMismatch",
     "sym", "const", "eye", "ones", "zeros", "add", "sub", "neg", "scale", "matmul", "T",
     "hadamard", "hdiv", "hpow", "kron", "block", "trace", "det", "logdet", "inv", "matpow",
     "diag", "diagm", "vec", "total", "norm", "apply", "commutation", "unvec", "toposort",
     "free_symbols", "SCALAR", "slice_", "block_offsets", "is_zero", "rebuild",
+    "tril", "expm", "logm", "sqrtm", "MATRIX_FUNCTIONS", "derivative", "frechet",
+    "frechet_block", "eigval", "eigvec", "spectral_norm", "nuclear_norm", "polar", "svd_u1",
+    "svd_v1", "pinv", "adj", "chol",
 ]
-
-
-class MatdiffError(ValueError):
-    """A user-facing error. ``pos`` is the offset in the input text, where one applies.
-
-    >>> str(MatdiffError("unknown function 'foo'", pos=3))
-    "unknown function 'foo'"
-    """
-
-    def __init__(self, message: str, pos: int | None = None, text: str | None = None,
-                 end: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.pos = pos
-        self.end = end
-        self.text = text
-
-    def render(self) -> str:
-        """The message, with the text and a caret under ``pos`` where both are known."""
-        if self.text is None or self.pos is None:
-            return f"error: {self.message}"
-        line_start = self.text.rfind("\n", 0, self.pos) + 1
-        line_end = self.text.find("\n", self.pos)
-        line = self.text[line_start: None if line_end < 0 else line_end]
-        col = self.pos - line_start
-        width = max(1, min((self.end or self.pos + 1) - self.pos, len(line) - col))
-        return f"error: {self.message}\n  {line}\n  {' ' * col}{'^' * width}"
 
 
 def _shape(s: Iterable[int | str | Dim]) -> Shape:
@@ -84,348 +70,6 @@ def _shape(s: Iterable[int | str | Dim]) -> Shape:
     except ValueError as err:
         raise MatdiffError(str(err)) from None
 
-
-# declared structure of a variable: alias -> the canonical word kept in the SYMBOL's attr
-STRUCTURES: dict[str, str] = {
-    "symmetric": "symmetric", "sym": "symmetric",
-    "spd": "spd", "posdef": "spd", "pd": "spd",          # symmetric positive definite
-    "pos": "pos", "positive": "pos",                      # every entry > 0, any shape
-    "diagonal": "diagonal", "diag": "diagonal",           # square, zero off the diagonal
-}
-SYMMETRIC_STRUCTURES = frozenset({"symmetric", "spd", "diagonal"})  # Xᵀ = X, so square
-
-# ----------------------------------------------------------------------------- the node
-
-
-class Op(Enum):
-    """The closed set of operations. Every stage has a table keyed by these."""
-
-    # leaves
-    SYMBOL = auto()       # attr (name, shape, structure); structure: "" or a STRUCTURES word
-    CONST = auto()        # attr Fraction; a 1x1 scalar
-    IDENTITY = auto()     # attr n
-    ONES = auto()         # attr shape
-    ZERO = auto()         # attr shape
-    COMMUTATION = auto()  # attr (m, n): K vec(X) = vec(X') for X m x n
-    # linear structure
-    ADD = auto()          # n-ary, same shapes
-    SCALE = auto()        # (a, X): scalar a times X
-    MATMUL = auto()       # n-ary matrix product, flattened
-    TRANSPOSE = auto()
-    HADAMARD = auto()     # n-ary elementwise product
-    HDIV = auto()         # X ./ Y
-    POW = auto()          # (X, p): elementwise power, p a scalar expression
-    KRON = auto()         # Kronecker product, binary
-    BLOCK = auto()        # attr (r, c), args row-major
-    SLICE = auto()        # attr (r0, r1, c0, c1): rows r0..r1-1, columns c0..c1-1 (0-based)
-    # matrix functions
-    TRACE = auto()
-    DET = auto()
-    LOGDET = auto()
-    INV = auto()
-    MATPOW = auto()       # attr k: integer power k >= 2 of a square matrix
-    DIAG = auto()         # diagonal of a square matrix, as a column vector
-    DIAGM = auto()        # vector to diagonal matrix
-    VEC = auto()          # column-major stacking
-    UNVEC = auto()        # attr (m, n): inverse of vec
-    SUM = auto()          # sum of all entries
-    NORM = auto()         # attr p: "2" (Euclidean / Frobenius) | "1" (entrywise)
-    # elementwise functions
-    EXP = auto()
-    LOG = auto()
-    SIN = auto()
-    COS = auto()
-    TAN = auto()
-    TANH = auto()
-    SQRT = auto()
-    ABS = auto()
-    SIGN = auto()
-    SIGMOID = auto()
-    RELU = auto()
-    ARCSIN = auto()
-    ARCCOS = auto()
-    ARCTAN = auto()
-
-
-_INTERN: dict[tuple[Any, ...], Expr] = {}
-
-
-class Expr:
-    """An interned expression node ``(op, args, attr)`` with its ``shape``.
-
-    >>> X = sym("X", ("m", "n"))
-    >>> (X.T.T is X, str(X.T.shape[0]), (X + X) is add(X, X))
-    (True, 'n', True)
-    """
-
-    __slots__ = ("op", "args", "attr", "shape", "_hash", "__weakref__")
-    op: Op
-    args: tuple[Expr, ...]
-    attr: Any
-    shape: Shape
-    _hash: int
-
-    def __new__(cls, op: Op, args: tuple[Expr, ...] = (), attr: Any = None) -> Expr:
-        key = (op, args, attr)
-        node = _INTERN.get(key)
-        if node is None:
-            node = object.__new__(cls)
-            object.__setattr__(node, "op", op)
-            object.__setattr__(node, "args", args)
-            object.__setattr__(node, "attr", attr)
-            object.__setattr__(node, "shape", SHAPE[op](args, attr))
-            object.__setattr__(node, "_hash", hash(key))
-            _INTERN[key] = node
-        return node
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Expr is immutable")
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Expr, (self.op, self.args, self.attr))
-
-    # -- shape helpers
-    @property
-    def rows(self) -> Dim:
-        return self.shape[0]
-
-    @property
-    def cols(self) -> Dim:
-        return self.shape[1]
-
-    @property
-    def is_scalar(self) -> bool:
-        return self.shape == SCALAR
-
-    @property
-    def is_vector(self) -> bool:
-        return self.shape[1] == ONE and self.shape[0] != ONE
-
-    @property
-    def name(self) -> str:
-        """The name of a SYMBOL."""
-        if self.op is not Op.SYMBOL:
-            raise AttributeError("only symbols have names")
-        return self.attr[0]
-
-    @property
-    def structure(self) -> str:
-        """The declared structure of a SYMBOL (``"symmetric"``, ``"spd"``, ``"pos"``,
-        ``"diagonal"``), ``""`` for none and for every other node."""
-        return self.attr[2] if self.op is Op.SYMBOL else ""
-
-    @property
-    def symmetric(self) -> bool:
-        """A SYMBOL declared symmetric, spd or diagonal: ``Xᵀ = X``."""
-        return self.op is Op.SYMBOL and self.attr[2] in SYMMETRIC_STRUCTURES
-
-    # -- operators, so rules and tests read like math
-    @property
-    def T(self) -> Expr:  # noqa: N802
-        return T(self)
-
-    def __add__(self, other: Expr | int | Fraction) -> Expr:
-        return add(self, _lift(other, self))
-
-    def __radd__(self, other: int | Fraction) -> Expr:
-        return add(_lift(other, self), self)
-
-    def __sub__(self, other: Expr | int | Fraction) -> Expr:
-        return sub(self, _lift(other, self))
-
-    def __rsub__(self, other: int | Fraction) -> Expr:
-        return sub(_lift(other, self), self)
-
-    def __neg__(self) -> Expr:
-        return neg(self)
-
-    def __matmul__(self, other: Expr) -> Expr:
-        return matmul(self, other)
-
-    def __mul__(self, other: Expr | int | Fraction) -> Expr:
-        if not isinstance(other, Expr):
-            return scale(const(other), self)
-        if other.is_scalar:
-            return scale(other, self)
-        if self.is_scalar:
-            return scale(self, other)
-        return hadamard(self, other)
-
-    def __rmul__(self, other: int | Fraction) -> Expr:
-        return scale(const(other), self)
-
-    def __truediv__(self, other: Expr | int | Fraction) -> Expr:
-        if not isinstance(other, Expr):
-            return scale(const(Fraction(1) / Fraction(other)), self)
-        if other.is_scalar:
-            return scale(hpow(other, const(-1)), self)
-        return hdiv(self, other)
-
-    def __repr__(self) -> str:
-        if self.op is Op.SYMBOL:
-            return f"sym({self.attr[0]!r})"
-        if self.op is Op.CONST:
-            return f"const({self.attr})"
-        inner = ", ".join(repr(a) for a in self.args)
-        extra = "" if self.attr is None else (", " if inner else "") + repr(self.attr)
-        return f"{self.op.name.lower()}({inner}{extra})"
-
-    def __str__(self) -> str:
-        return _STR_HOOK[0](self)
-
-    def walk(self) -> Iterator[Expr]:
-        """Every node of the DAG once, children before parents."""
-        return iter(toposort([self]))
-
-
-def _default_str(e: Expr) -> str:
-    return repr(e)
-
-
-# The printing module installs the ASCII printer here, so str(expr) is valid input.
-_STR_HOOK: list[Callable[[Expr], str]] = [_default_str]
-
-
-def _lift(value: Expr | int | Fraction, like: Expr) -> Expr:
-    if isinstance(value, Expr):
-        return value
-    c = const(value)
-    return c if like.is_scalar else scale(c, ones(like.shape))
-
-
-def toposort(roots: Iterable[Expr]) -> list[Expr]:
-    """All nodes reachable from ``roots``, each once, children before parents (iterative)."""
-    seen: set[int] = set()
-    order: list[Expr] = []
-    for root in roots:
-        if id(root) in seen:
-            continue
-        stack: list[tuple[Expr, int]] = [(root, 0)]
-        seen.add(id(root))
-        while stack:
-            node, i = stack.pop()
-            if i < len(node.args):
-                stack.append((node, i + 1))
-                child = node.args[i]
-                if id(child) not in seen:
-                    seen.add(id(child))
-                    stack.append((child, 0))
-            else:
-                order.append(node)
-    return order
-
-
-def free_symbols(e: Expr) -> dict[str, Expr]:
-    """The SYMBOL leaves of ``e`` by name, in order of first appearance."""
-    return {n.attr[0]: n for n in toposort([e]) if n.op is Op.SYMBOL}
-
-# ----------------------------------------------------------------------------- the Op specs
-
-
-@dataclass(frozen=True)
-class OpSpec:
-    """One Op: how it is written, its shape as dimension equations, and its builder.
-
-    >>> spec = OPS[Op.KRON]
-    >>> spec.shape, spec.ascii, spec.arity
-    ('(m,n),(p,q)->(m*p,n*q)', ('kron',), 2)
-    """
-
-    shape: str                                        # dimension equations (dims.ShapeRule)
-    build: Callable[[tuple[Expr, ...], Any], Expr]    # the smart constructor over (args, attr)
-    ascii: tuple[str, ...] = ()     # function names; the first is the one printed
-    latex: tuple[str, ...] = ()     # LaTeX commands (\det: "det"; "log\\det": two in a row);
-                                    # \operatorname{...} also takes every ASCII name
-    arity: int | None = 1           # expression arguments; None: any number (n-ary)
-    dims: tuple[str, ...] = ()      # the sizes the attribute holds, by their names in
-                                    # `shape`; a call writes them after its arguments
-    optional_dims: int = 0          # trailing sizes a call may leave out, each then 1
-    bare: bool = False              # a call without sizes takes them from its place: ones()
-    elementwise: bool = False       # a scalar function entry by entry: f(X)ᵢⱼ = f(Xᵢⱼ)
-    keeps_zero: bool = False        # elementwise with f(0) = 0: f(0) folds to 0
-    dims_of: Callable[[Any], tuple[Dim, ...]] | None = None  # the sizes in the attribute
-    #                                 (default: the attribute, a tuple or one size)
-    attr_of_name: Callable[[str], Any] | None = None  # a call's attribute, fixed by its name
-    rule: ShapeRule = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        rule = ShapeRule.parse(self.shape)
-        object.__setattr__(self, "rule", rule)
-        output = [t.single for t in rule.output]
-        problems = [
-            (set(self.dims) - rule.names(), "sizes that are not in the rule"),
-            ((self.arity is None) != rule.repeat
-             or not rule.repeat and len(rule.inputs) != self.arity, "an arity the rule lacks"),
-            (self.arity is None and self.ascii, "a call of an n-ary Op"),
-            (self.latex and not self.ascii, "LaTeX names without an ASCII name"),
-            (self.bare and not set(self.dims) <= set(output), "a bare call of hidden sizes"),
-            (self.keeps_zero and not self.elementwise, "keeps_zero, not elementwise"),
-        ]
-        for problem, what in problems:
-            if problem:
-                raise ValueError(f"OpSpec {self.shape} {self.ascii}: {what}")
-
-    def params(self, attr: Any) -> dict[str, Dim]:
-        """The sizes of the attribute, by their names in the shape rule."""
-        if not self.dims:
-            return _NO_PARAMS
-        values = self.dims_of(attr) if self.dims_of is not None else \
-            attr if isinstance(attr, tuple) else (attr,)
-        return dict(zip(self.dims, values, strict=True))
-
-    def call_attr(self, name: str, dims: tuple[Dim, ...]) -> Any:
-        """The attribute of a call ``name(args, dims)``: ``K(m, n)`` has ``(m, n)``."""
-        if self.attr_of_name is not None:
-            return self.attr_of_name(name)
-        if not dims:
-            return None
-        return dims[0] if len(dims) == 1 else tuple(dims)
-
-    @property
-    def counts(self) -> tuple[int, ...]:
-        """The numbers of arguments a call may have (expressions, then sizes)."""
-        most = (self.arity or 0) + len(self.dims)
-        counts = {most - k for k in range(self.optional_dims + 1)}
-        return tuple(sorted(counts | ({self.arity or 0} if self.bare else set())))
-
-
-_NO_PARAMS: dict[str, Dim] = {}
-
-
-class ShapeMismatch(MatdiffError):
-    """Raised by a shape rule when a node would be ill-shaped (an internal invariant)."""
-
-
-def _fmt(s: Shape) -> str:
-    return f"{s[0]}x{s[1]}"
-
-
-def _shape_fn(op: Op, spec: OpSpec) -> Callable[[tuple[Expr, ...], Any], Shape]:
-    """The constructors' check: the node's shape from its arguments by the shape rule."""
-    rule, params = spec.rule, spec.params
-
-    def shape(args: tuple[Expr, ...], attr: Any) -> Shape:
-        try:
-            return rule.check([a.shape for a in args], params(attr),
-                              attr if rule.is_grid else None)
-        except RuleMismatch as err:
-            shapes = ", ".join(_fmt(a.shape) for a in args)
-            where = f"argument {err.arg + 1}" if err.arg < len(args) else "the arguments"
-            raise ShapeMismatch(f"{op.name.lower()} of {shapes or 'nothing'}: {where} "
-                                f"does not fit {spec.shape}") from None
-    return shape
-
-
-def _check(op: Op, args: tuple[Expr, ...], attr: Any = None) -> Shape:
-    """The shape of ``op`` over ``args``, or ``ShapeMismatch``: constructors check first,
-    then fold."""
-    return SHAPE[op](args, attr)
 
 # ----------------------------------------------------------------------------- constructors
 
@@ -443,7 +87,7 @@ def sym(name: str, shape: Iterable[int | str | Dim] = (), structure: str = "") -
                            f"{', '.join(STRUCTURES)})")
     structure = STRUCTURES.get(structure, "")
     if structure in SYMMETRIC_STRUCTURES and s[0] != s[1]:
-        raise MatdiffError(f"{name} is declared {structure} but is {_fmt(s)}")
+        raise MatdiffError(f"{name} is declared {structure} but is {format_shape(s)}")
     return Expr(Op.SYMBOL, (), (name, s, structure))
 
 
@@ -827,6 +471,228 @@ def norm(x: Expr, p: str = "2") -> Expr:
     return Expr(Op.NORM, (x,), p)
 
 
+def tril(x: Expr) -> Expr:
+    """The lower triangle of ``x`` (diagonal included), zeros above it."""
+    _check(Op.TRIL, (x,))
+    if x.is_scalar or is_zero(x) or x.op in (Op.IDENTITY, Op.DIAGM, Op.TRIL):
+        return x
+    return Expr(Op.TRIL, (x,))
+
+
+# ----------------------------------------------------------------------------- spectral
+
+
+def expm(x: Expr) -> Expr:
+    """The matrix exponential e^X; a scalar's is ``exp``.
+
+    >>> X = sym("X", ("n", "n")); expm(zeros(X.shape)) is eye("n"), expm(X).shape == X.shape
+    (True, True)
+    """
+    _check(Op.EXPM, (x,))
+    if x.is_scalar:
+        return apply(Op.EXP, x)
+    if is_zero(x):
+        return eye(x.rows)                                # e^0 = I
+    if x.op is Op.DIAGM:
+        return diagm(apply(Op.EXP, x.args[0]))            # e^Diag(v) = Diag(e^v)
+    return Expr(Op.EXPM, (x,))
+
+
+def logm(x: Expr) -> Expr:
+    """The principal matrix logarithm (X with no eigenvalue on (-inf, 0]); a scalar's is
+    ``log``."""
+    _check(Op.LOGM, (x,))
+    if x.is_scalar:
+        return apply(Op.LOG, x)
+    if x.op is Op.IDENTITY:
+        return zeros(x.shape)                             # log I = 0
+    if x.op is Op.DIAGM:
+        return diagm(apply(Op.LOG, x.args[0]))
+    return Expr(Op.LOGM, (x,))
+
+
+def sqrtm(x: Expr) -> Expr:
+    """The principal square root X^(1/2) (no eigenvalue on (-inf, 0]); a scalar's is
+    ``sqrt``."""
+    _check(Op.SQRTM, (x,))
+    if x.is_scalar:
+        return apply(Op.SQRT, x)
+    if is_zero(x) or x.op is Op.IDENTITY:
+        return x
+    if x.op is Op.DIAGM:
+        return diagm(apply(Op.SQRT, x.args[0]))
+    return Expr(Op.SQRTM, (x,))
+
+
+MATRIX_FUNCTIONS: dict[str, Callable[[Expr], Expr]] = {
+    "expm": expm, "logm": logm, "sqrtm": sqrtm}
+
+
+def derivative(f: str, a: Expr) -> Expr:
+    """f'(A) for the matrix function ``f`` (expm: e^A, logm: A⁻¹, sqrtm: A^(-1/2)/2);
+    f'(Bᵀ) = f'(B)ᵀ, written so (the Cookbook's ∂tr F(X)/∂X = f(X)ᵀ).
+
+    >>> str(derivative("expm", T(sym("X", ("n", "n")))))
+    "expm(X)'"
+    """
+    if a.op is Op.TRANSPOSE:
+        return T(derivative(f, a.args[0]))
+    if f == "expm":
+        return expm(a)
+    if f == "logm":
+        return inv(a)
+    return scale(const(Fraction(1, 2)), inv(sqrtm(a)))
+
+
+def frechet(f: str, a: Expr, e: Expr) -> Expr:
+    """L_f(A, E), the Fréchet derivative of the matrix function ``f`` ("expm", "logm",
+    "sqrtm") at A in the direction E: the upper right block of f([A, E; 0, A]) (Mathias
+    1996; Higham, *Functions of Matrices*, 2008, ch. 3). L_f(A, cI) = c f'(A).
+
+    >>> A, E = sym("A", ("n", "n")), sym("E", ("n", "n"))
+    >>> frechet("expm", A, E).op is Op.FRECHET, frechet("expm", A, eye("n")) is expm(A)
+    (True, True)
+    """
+    _check(Op.FRECHET, (a, e), f)
+    if f not in MATRIX_FUNCTIONS:
+        raise MatdiffError(f"no Fréchet derivative of {f!r}: use expm, logm or sqrtm")
+    if is_zero(e):
+        return zeros(a.shape)
+    if a.is_scalar:
+        return scale(e, derivative(f, a))                 # f'(a) e
+    c = const(1) if e.op is Op.IDENTITY else \
+        e.args[0] if e.op is Op.SCALE and e.args[1].op is Op.IDENTITY else None
+    if c is not None:
+        return scale(c, derivative(f, a))                 # L_f(A, cI) = c f'(A)
+    if _function_of(e, a):
+        return matmul(derivative(f, a), e)                # AE = EA: L_f(A, E) = f'(A) E
+    return Expr(Op.FRECHET, (a, e), f)
+
+
+def _function_of(e: Expr, a: Expr) -> bool:
+    """Whether ``e`` is built from ``a`` alone by sums, products, scalings, inverses, powers
+    and matrix functions (or is so transposed when ``a`` is a transpose), so AE = EA."""
+    if e is a or e.op is Op.IDENTITY:
+        return True
+    if e.op is Op.TRANSPOSE and a.op is Op.TRANSPOSE:
+        return _function_of(e.args[0], a.args[0])
+    if e.op is Op.SCALE:
+        return e.args[0].op is Op.CONST and _function_of(e.args[1], a)
+    if e.op in (Op.EXPM, Op.LOGM, Op.SQRTM, Op.INV, Op.MATPOW, Op.ADD, Op.MATMUL):
+        return all(_function_of(x, a) for x in e.args)
+    return False
+
+
+def frechet_block(a: Expr, e: Expr) -> Expr:
+    """B = [A, E; 0, A]: f(B) = [f(A), L_f(A, E); 0, f(A)], so the derivatives of
+    ``FRECHET`` are those of f at B, in the upper right block."""
+    return block([[a, e], [zeros(a.shape), a]])
+
+
+def _extreme(which: str) -> str:
+    if which not in ("max", "min"):
+        raise MatdiffError(f"unknown extreme {which!r}: use 'max' or 'min'")
+    return which
+
+
+def eigval(x: Expr, which: str = "max") -> Expr:
+    """λ_max or λ_min of the symmetric part (X + Xᵀ)/2 (of X itself when X is symmetric)."""
+    _check(Op.EIGVAL, (x,))
+    if x.is_scalar:
+        return x
+    if x.op is Op.IDENTITY:
+        return const(1)
+    return Expr(Op.EIGVAL, (x,), _extreme(which))
+
+
+def eigvec(x: Expr, which: str = "max") -> Expr:
+    """The unit eigenvector of ``eigval(x, which)``, its largest entry (in absolute value)
+    positive; defined where that eigenvalue is simple."""
+    _check(Op.EIGVEC, (x,))
+    if x.is_scalar:
+        return const(1)
+    return Expr(Op.EIGVEC, (x,), _extreme(which))
+
+
+def _unit(x: Expr) -> Expr:
+    return scale(hpow(norm(x), -1), x)
+
+
+def spectral_norm(x: Expr) -> Expr:
+    """‖X‖₂ = σ_max(X); a vector's is its Euclidean norm."""
+    _check(Op.SPECTRAL_NORM, (x,))
+    if x.rows == ONE or x.cols == ONE:
+        return apply(Op.ABS, x) if x.is_scalar else norm(x)
+    return Expr(Op.SPECTRAL_NORM, (x,))
+
+
+def nuclear_norm(x: Expr) -> Expr:
+    """‖X‖_* = Σ σᵢ(X); a vector's is its Euclidean norm."""
+    _check(Op.NUCLEAR_NORM, (x,))
+    if x.rows == ONE or x.cols == ONE:
+        return apply(Op.ABS, x) if x.is_scalar else norm(x)
+    return Expr(Op.NUCLEAR_NORM, (x,))
+
+
+def polar(x: Expr) -> Expr:
+    """UVᵀ for the thin SVD X = UΣVᵀ of a full-rank X (the orthogonal polar factor); a
+    vector's is x/‖x‖."""
+    _check(Op.POLAR, (x,))
+    if x.is_scalar:
+        return apply(Op.SIGN, x)
+    if x.rows == ONE or x.cols == ONE:
+        return _unit(x)
+    return Expr(Op.POLAR, (x,))
+
+
+def svd_u1(x: Expr) -> Expr:
+    """u₁ = X v₁ / σ_max(X): the left singular vector of the largest singular value."""
+    _check(Op.SVD_U1, (x,))
+    return apply(Op.SIGN, x) if x.is_scalar else Expr(Op.SVD_U1, (x,))
+
+
+def svd_v1(x: Expr) -> Expr:
+    """v₁: the unit right singular vector of the largest singular value, its largest entry
+    (in absolute value) positive; defined where that singular value is simple."""
+    _check(Op.SVD_V1, (x,))
+    return const(1) if x.is_scalar else Expr(Op.SVD_V1, (x,))
+
+
+def pinv(x: Expr) -> Expr:
+    """The Moore–Penrose pseudo-inverse X⁺ (differentiable where the rank is full)."""
+    _check(Op.PINV, (x,))
+    if x.is_scalar:
+        return hpow(x, const(-1))
+    if x.op is Op.PINV:
+        return x.args[0]                                  # (X⁺)⁺ = X
+    if x.op is Op.IDENTITY:
+        return x
+    return Expr(Op.PINV, (x,))
+
+
+def adj(x: Expr) -> Expr:
+    """The adjugate: adj(X) X = X adj(X) = det(X) I."""
+    _check(Op.ADJ, (x,))
+    if x.is_scalar:
+        return const(1)
+    if x.op is Op.IDENTITY:
+        return x
+    return Expr(Op.ADJ, (x,))
+
+
+def chol(x: Expr) -> Expr:
+    """The lower Cholesky factor L (positive diagonal) of the symmetric part of X:
+    LLᵀ = (X + Xᵀ)/2, as NumPy's ``cholesky`` of a symmetric positive definite matrix."""
+    _check(Op.CHOL, (x,))
+    if x.is_scalar:
+        return apply(Op.SQRT, x)
+    if x.op is Op.IDENTITY:
+        return x
+    if x.op is Op.DIAGM:
+        return diagm(apply(Op.SQRT, x.args[0]))
+    return Expr(Op.CHOL, (x,))
+
+
 def apply(op: Op, x: Expr) -> Expr:
     """An elementwise function (exp, log, ...) applied to ``x``."""
     if op not in ELEMENTWISE:
@@ -859,11 +725,16 @@ def _elementwise(op: Op, ascii: tuple[str, ...], latex: tuple[str, ...] = (),
                   elementwise=True, keeps_zero=keeps_zero)
 
 
+def _which(name: str) -> str:
+    """The extreme a call's name fixes: ``lambda_max``, ``eigmax`` → "max"."""
+    return "max" if name.endswith("max") else "min"
+
+
 def _block_of(a: tuple[Expr, ...], rc: tuple[int, int]) -> Expr:
     return block([a[i * rc[1]:(i + 1) * rc[1]] for i in range(rc[0])])
 
 
-OPS: dict[Op, OpSpec] = {
+OPS.update({
     # leaves: the attribute holds the sizes
     Op.SYMBOL: OpSpec("->(m,n)", lambda a, t: sym(*t), arity=0, dims=("m", "n"),
                       dims_of=lambda t: t[1]),
@@ -887,6 +758,7 @@ OPS: dict[Op, OpSpec] = {
     Op.BLOCK: OpSpec("(h[i],w[j])...->(sum(h),sum(w))", _block_of, arity=None),
     Op.SLICE: OpSpec("(m,n)->(r1-r0,c1-c0)", lambda a, r: slice_(a[0], *r),
                      dims=("r0", "r1", "c0", "c1")),
+    Op.TRIL: OpSpec("(m,n)->(m,n)", lambda a, _: tril(a[0]), ("tril",)),
     # matrix functions
     Op.TRACE: OpSpec("(n,n)->(1,1)", lambda a, _: trace(a[0]), ("tr", "trace", "Tr"),
                      ("tr", "Tr", "trace")),
@@ -902,8 +774,27 @@ OPS: dict[Op, OpSpec] = {
                      dims=("m", "n")),
     Op.SUM: OpSpec("(m,n)->(1,1)", lambda a, _: total(a[0]), ("sum",)),
     Op.NORM: OpSpec("(m,n)->(1,1)", lambda a, p: norm(a[0], p),
-                    ("norm2", "norm", "normF", "frob", "norm1"),
+                    ("norm2", "normF", "frob", "norm1"),   # norm(X, p): the parsers
                     attr_of_name=lambda name: "1" if name == "norm1" else "2"),
+    # spectral functions and factorizations
+    Op.EXPM: OpSpec("(n,n)->(n,n)", lambda a, _: expm(a[0]), ("expm",)),
+    Op.LOGM: OpSpec("(n,n)->(n,n)", lambda a, _: logm(a[0]), ("logm",)),
+    Op.SQRTM: OpSpec("(n,n)->(n,n)", lambda a, _: sqrtm(a[0]), ("sqrtm",)),
+    Op.FRECHET: OpSpec("(n,n),(n,n)->(n,n)", lambda a, f: frechet(f, *a),
+                       ("expm_frechet", "logm_frechet", "sqrtm_frechet"), arity=2,
+                       attr_of_name=lambda name: name.split("_")[0]),
+    Op.EIGVAL: OpSpec("(n,n)->(1,1)", lambda a, w: eigval(a[0], w),
+                      ("lambda_max", "lambda_min", "eigmax", "eigmin"), attr_of_name=_which),
+    Op.EIGVEC: OpSpec("(n,n)->(n,1)", lambda a, w: eigvec(a[0], w), ("eigvec_max", "eigvec_min"),
+                      attr_of_name=_which),
+    Op.SPECTRAL_NORM: OpSpec("(m,n)->(1,1)", lambda a, _: spectral_norm(a[0])),  # ||X||_2
+    Op.NUCLEAR_NORM: OpSpec("(m,n)->(1,1)", lambda a, _: nuclear_norm(a[0])),    # ||X||_*
+    Op.POLAR: OpSpec("(m,n)->(m,n)", lambda a, _: polar(a[0]), ("polar",)),
+    Op.SVD_U1: OpSpec("(m,n)->(m,1)", lambda a, _: svd_u1(a[0]), ("svd_u1",)),
+    Op.SVD_V1: OpSpec("(m,n)->(n,1)", lambda a, _: svd_v1(a[0]), ("svd_v1",)),
+    Op.PINV: OpSpec("(m,n)->(n,m)", lambda a, _: pinv(a[0]), ("pinv",)),
+    Op.ADJ: OpSpec("(n,n)->(n,n)", lambda a, _: adj(a[0]), ("adj", "adjugate")),
+    Op.CHOL: OpSpec("(n,n)->(n,n)", lambda a, _: chol(a[0]), ("chol", "cholesky")),
     # elementwise functions
     Op.EXP: _elementwise(Op.EXP, ("exp",), ("exp",)),
     Op.LOG: _elementwise(Op.LOG, ("log", "ln"), ("log", "ln")),
@@ -919,9 +810,8 @@ OPS: dict[Op, OpSpec] = {
     Op.ARCSIN: _elementwise(Op.ARCSIN, ("arcsin", "asin"), ("arcsin",), keeps_zero=True),
     Op.ARCCOS: _elementwise(Op.ARCCOS, ("arccos", "acos"), ("arccos",)),
     Op.ARCTAN: _elementwise(Op.ARCTAN, ("arctan", "atan"), ("arctan",), keeps_zero=True),
-}
+})
 
 # derived from OPS: the constructors' shape check, and the unary elementwise functions
-SHAPE: dict[Op, Callable[[tuple[Expr, ...], Any], Shape]] = {
-    op: _shape_fn(op, spec) for op, spec in OPS.items()}
+SHAPE.update({op: shape_function(op.name.lower(), spec) for op, spec in OPS.items()})
 ELEMENTWISE: frozenset[Op] = frozenset(op for op, spec in OPS.items() if spec.elementwise)

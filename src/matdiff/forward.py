@@ -28,9 +28,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from .diff import adjoint, gradients, linear_in, sqrt_one_minus_square
+from .diff import (
+    adjoint,
+    eigen_resolvent,
+    eigvec_tangent,
+    gradients,
+    linear_in,
+    phi,
+    pinv_tangent,
+    polar_tangent,
+    sqrt_one_minus_square,
+    sym_part,
+    top_singular,
+)
 from .expr import (
     ONE,
+    OPS,
     Dim,
     Expr,
     MatdiffError,
@@ -44,7 +57,11 @@ from .expr import (
     const,
     diag,
     diagm,
+    eigval,
+    eigvec,
     eye,
+    frechet,
+    frechet_block,
     free_symbols,
     hadamard,
     hdiv,
@@ -55,12 +72,16 @@ from .expr import (
     matpow,
     neg,
     ones,
+    polar,
     scale,
     slice_,
+    svd_u1,
+    svd_v1,
     sym,
     toposort,
     total,
     trace,
+    tril,
     unvec,
     vec,
     zeros,
@@ -133,6 +154,61 @@ def _zero(y: Expr, xs_dot: list[Expr]) -> Expr:
     return zeros(y.shape)
 
 
+def _matrix_function_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """C = f(X):  dC = L_f(X, dX), the upper right block of f([X, dX; 0, X])."""
+    return frechet(OPS[y.op].ascii[0], y.args[0], xs_dot[0])
+
+
+def _frechet_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """C = L_f(A, E) = f(B)[0:n, n:2n], B = [A, E; 0, A]:  dC = L_f(B, dB)[0:n, n:2n],
+    dB = [dA, dE; 0, dA]."""
+    (a, e), (a_dot, e_dot) = y.args, xs_dot
+    n = a.rows
+    b_dot = frechet_block(a_dot, e_dot)
+    return slice_(frechet(y.attr, frechet_block(a, e), b_dot), 0, n, n, 2 * n)
+
+
+def _eigval_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """c = λ(X), unit eigenvector v:  dc = vᵀ dX v."""
+    v = eigvec(y.args[0], y.attr)
+    return matmul(T(v), xs_dot[0], v)
+
+
+def _eigvec_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """v = eigvec(X):  dv = R dS v − v vᵀ dS v, dS = (dX + dXᵀ)/2."""
+    x = y.args[0]
+    r = eigen_resolvent(sym_part(x), eigval(x, y.attr), y)
+    return eigvec_tangent(r, y, sym_part(xs_dot[0]))
+
+
+def _svd_v1_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """v₁ = eigvec_max(XᵀX):  dv₁ = R dG v₁ − v₁ v₁ᵀ dG v₁, dG = dXᵀX + XᵀdX."""
+    x, x_dot = y.args[0], xs_dot[0]
+    *_, r = top_singular(x)
+    return eigvec_tangent(r, y, add(matmul(T(x_dot), x), matmul(T(x), x_dot)))
+
+
+def _svd_u1_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """u₁ = X v₁/σ₁:  du₁ = (dX v₁ + X dv₁ − u₁ u₁ᵀ dX v₁)/σ₁."""
+    x, x_dot = y.args[0], xs_dot[0]
+    sigma, u, v, _ = top_singular(x)
+    v_dot = _svd_v1_jvp(svd_v1(x), xs_dot)
+    return scale(hpow(sigma, -1), add(matmul(x_dot, v), matmul(x, v_dot),
+                                      neg(scale(matmul(T(u), x_dot, v), u))))
+
+
+def _adj_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """A = adj X = det(X) X⁻¹:  dA = tr(X⁻¹ dX) A − X⁻¹ dX A."""
+    x_inv, x_dot = inv(y.args[0]), xs_dot[0]
+    return add(scale(trace(matmul(x_inv, x_dot)), y), neg(matmul(x_inv, x_dot, y)))
+
+
+def _chol_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """L = chol(S):  dL = L Φ(L⁻¹ dS L⁻ᵀ), dS = (dX + dXᵀ)/2 (Murray 2016)."""
+    l_inv = inv(y)
+    return matmul(y, phi(matmul(l_inv, sym_part(xs_dot[0]), T(l_inv))))
+
+
 JVP: dict[Op, Rule] = {
     Op.SYMBOL: _zero,
     Op.CONST: _zero,
@@ -151,6 +227,7 @@ JVP: dict[Op, Rule] = {
     Op.KRON: lambda y, d: add(kron(d[0], y.args[1]), kron(y.args[0], d[1])),  # dA⊗B + A⊗dB
     Op.BLOCK: _block_jvp,
     Op.SLICE: lambda y, d: slice_(d[0], *y.attr),                           # d(X[s]) = dX[s]
+    Op.TRIL: lambda y, d: tril(d[0]),                                       # d tril X = tril dX
     Op.TRACE: lambda y, d: trace(d[0]),                                     # d tr X = tr dX
     Op.DET: lambda y, d: scale(y, trace(matmul(inv(y.args[0]), d[0]))),     # det X tr(X⁻¹dX)
     Op.LOGDET: lambda y, d: trace(matmul(inv(y.args[0]), d[0])),            # tr(X⁻¹ dX)
@@ -162,6 +239,20 @@ JVP: dict[Op, Rule] = {
     Op.UNVEC: lambda y, d: unvec(d[0], *y.attr),
     Op.SUM: lambda y, d: total(d[0]),
     Op.NORM: _norm_jvp,
+    Op.EXPM: _matrix_function_jvp,                                          # L_exp(X, dX)
+    Op.LOGM: _matrix_function_jvp,                                          # L_log(X, dX)
+    Op.SQRTM: _matrix_function_jvp,                                         # L_sqrt(X, dX)
+    Op.FRECHET: _frechet_jvp,
+    Op.EIGVAL: _eigval_jvp,                                                 # vᵀ dX v
+    Op.EIGVEC: _eigvec_jvp,                                                 # R dS v − v vᵀdSv
+    Op.SPECTRAL_NORM: lambda y, d: matmul(T(svd_u1(y.args[0])), d[0], svd_v1(y.args[0])),
+    Op.NUCLEAR_NORM: lambda y, d: trace(matmul(T(polar(y.args[0])), d[0])),  # tr(VUᵀ dX)
+    Op.POLAR: lambda y, d: polar_tangent(y.args[0], y, d[0]),
+    Op.SVD_U1: _svd_u1_jvp,
+    Op.SVD_V1: _svd_v1_jvp,
+    Op.PINV: lambda y, d: pinv_tangent(y.args[0], y, d[0]),
+    Op.ADJ: _adj_jvp,                                                       # tr(X⁻¹dX)A − X⁻¹dXA
+    Op.CHOL: _chol_jvp,                                                     # L Φ(L⁻¹dSL⁻ᵀ)
     Op.EXP: _ew(lambda x, y: y),                                            # exp' = exp
     Op.LOG: lambda y, d: hdiv(d[0], y.args[0]),                             # dX ./ X
     Op.SIN: _ew(lambda x, y: apply(Op.COS, x)),
@@ -419,6 +510,7 @@ VEC: dict[Op, Callable[[Expr, _Identify], Expr]] = {
     Op.DIAGM: _diagm_vec,
     Op.VEC: lambda e, m: m(e.args[0]),
     Op.UNVEC: lambda e, m: m(e.args[0]),
+    Op.TRIL: lambda e, m: _then(diagm(vec(tril(ones(e.shape)))), m(e.args[0])),  # mask
 }
 
 

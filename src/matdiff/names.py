@@ -19,15 +19,20 @@ never one already used by a variable or a dimension. Plain ``str(expr)`` never u
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import expr as E
 from .expr import Expr, Op
-from .printing import render
+from .printing import STYLES, Style, render
 from .simplify import cost, rebuild, simplify
+from .templates import Edge, Level, Node, Piece, Renderer, Template
 
-__all__ = ["NamedParts", "Namer", "name_parts", "substitute", "with_names"]
+__all__ = ["NamedParts", "Namer", "name_parts", "name_factors", "substitute", "with_names",
+           "Factor",
+           "FACTORIZATIONS", "factor_style"]
 
 SUM_NAMES = "MNKLUV"           # residuals (sums) ...
 MATRIX_NAMES = "CDEFGHJKLTUV"   # ... and other matrices
@@ -53,6 +58,7 @@ class NamedParts:
 
     roots: list[Expr]
     parts: list[tuple[Expr, Expr]] = field(default_factory=list)
+    factors: list[Factor] = field(default_factory=list)   # UΣVᵀ = X, v = eigenvector of ...
 
     def inline(self) -> list[Expr]:
         """The roots with every name replaced by its definition."""
@@ -65,10 +71,17 @@ class NamedParts:
         return iter(self.parts)
 
     def printed(self, style: str = "unicode") -> tuple[list[str], list[tuple[str, str]]]:
-        """The roots and the ``where`` list ``[(name, text)]`` printed in ``style``; one
-        ``NamedParts`` prints the same names in every style."""
-        return ([render(r, style) for r in self.roots],
-                [(render(n, style), render(d, style)) for n, d in self.parts])
+        """The roots and the ``where`` list ``[(name, text)]`` printed in ``style``, the
+        factorizations first (``("UΣVᵀ", "X (thin SVD)")``); one ``NamedParts`` prints the
+        same names in every style."""
+        look = factor_style(style, self.factors)
+        return ([render(r, look) for r in self.roots],
+                [f.clause(style) for f in self.factors]
+                + [(render(n, look), render(d, look)) for n, d in self.parts])
+
+    def render(self, e: Expr, style: str = "unicode") -> str:
+        """``e`` printed with the factor nodes as their names (``UVᵀ``)."""
+        return render(e, factor_style(style, self.factors))
 
 
 def with_names(exprs: Sequence[Expr], style: str = "unicode"
@@ -127,7 +140,10 @@ def _core(e: Expr) -> Expr:
 
 
 def _trivial(e: Expr) -> bool:
-    """Leaves, transposed or negated leaves, and short products of leaves are never named."""
+    """Leaves, transposed or negated leaves, short products of leaves and factors (named
+    by their factorization) are never named."""
+    if e.op in FACTORIZATIONS:
+        return True
     while e.op in (Op.TRANSPOSE, Op.SCALE, Op.POW) and (e.op is Op.TRANSPOSE or
                                                         e.args[0 if e.op is Op.SCALE else 1]
                                                         .op is Op.CONST):
@@ -181,7 +197,7 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
     """
     roots = list(exprs)
     if not roots or max(cost(r) for r in roots) < CONTEXT_MIN:
-        return NamedParts(roots)
+        return NamedParts(roots, [], _factors(roots, Namer(roots)))
     namer = Namer(roots)
     defs: list[tuple[Expr, Expr]] = []
 
@@ -221,8 +237,18 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
     if tiny:
         defs = [(n, substitute(d, tiny)) for n, d in defs if n not in tiny]
         roots = [substitute(r, tiny) for r in roots]
-    named = _fewest_minus_signs(NamedParts(roots, _dependency_order(defs)))
-    return _renamed(named, Namer(list(exprs)))
+    named = _renamed(_fewest_minus_signs(NamedParts(roots, _dependency_order(defs))),
+                     Namer(list(exprs)))
+    return name_factors(named)
+
+
+def name_factors(named: NamedParts) -> NamedParts:
+    """``named`` with the factorizations its roots and parts use named (names that neither
+    a variable nor a part has)."""
+    namer = Namer(named.roots)
+    namer.taken |= {n.name for n, _ in named.parts}
+    named.factors = _factors(named.roots + [d for _, d in named.parts], namer)
+    return named
 
 
 def _renamed(named: NamedParts, namer: Namer) -> NamedParts:
@@ -314,3 +340,147 @@ def _negated(e: Expr) -> Expr:
 
 def _negation_free(e: Expr) -> bool:
     return not (e.op is Op.SCALE and e.args[0].op is Op.CONST and e.args[0].attr < 0)
+
+
+# ----------------------------------------------------------------------------- factorizations
+
+# How a factorization prints: (text, unicode, latex) of a factor node and of the left side of
+# its where-clause, and the right side as a phrase around the printed argument ({0}).
+_STYLE_INDEX = {"text": 0, "unicode": 1, "latex": 2}
+
+
+@dataclass(frozen=True)
+class _Factorization:
+    """One kind of factorization: the names it introduces and how it is described."""
+
+    pools: tuple[tuple[str, ...], ...]                  # name tuples, the first free is taken
+    shown: Callable[[Expr, tuple[str, ...]], tuple[str, str, str]]   # a factor node, printed
+    lhs: Callable[[tuple[str, ...]], tuple[str, str, str]]
+    rhs: tuple[str, str, str]                           # "{0} (thin SVD)", {0} the argument
+    level: Level = Level.ATOM
+
+
+def _greek(name: str, style: int) -> str:
+    return ("Sigma", "Σ", "\\Sigma")[style] if name == "Sigma" else name
+
+
+FACTORIZATIONS: dict[Op, _Factorization] = {
+    Op.POLAR: _Factorization(                                 # UVᵀ where UΣVᵀ = X (thin SVD)
+        (("U", "V"), ("U1", "V1"), ("U2", "V2")),
+        lambda e, n: (f"{n[0]}*{n[1]}'", f"{n[0]}{n[1]}ᵀ", f"{n[0]} {n[1]}^{{T}}"),
+        lambda n: (f"{n[0]}*Sigma*{n[1]}'", f"{n[0]}Σ{n[1]}ᵀ", f"{n[0]} \\Sigma {n[1]}^{{T}}"),
+        ("{0} (thin SVD)",) * 3, Level.JUXT),
+    Op.EIGVEC: _Factorization(                                # v = eigenvector of λ_max(S)
+        (("v",), ("w",), ("z",), ("v1",), ("v2",), ("v3",)),
+        lambda e, n: (n[0],) * 3, lambda n: (n[0],) * 3,
+        ("unit eigenvector of {0}",) * 2 + ("\\text{{unit eigenvector of }} {0}",)),
+    Op.SVD_U1: _Factorization(                                # u, v = singular vectors of σ₁
+        (("u", "v"), ("u1", "v1"), ("u2", "v2")),
+        lambda e, n: (n[0 if e.op is Op.SVD_U1 else 1],) * 3, lambda n: (f"{n[0]}, {n[1]}",) * 3,
+        ("singular vectors of the largest singular value {0}",) * 2
+        + ("\\text{{singular vectors of the largest singular value }} {0}",)),
+    Op.CHOL: _Factorization((("L",), ("L1",), ("L2",)),       # L = chol(S)
+                            lambda e, n: (n[0],) * 3, lambda n: (n[0],) * 3,
+                            ("{0}",) * 3),
+}
+FACTORIZATIONS[Op.SVD_V1] = FACTORIZATIONS[Op.SVD_U1]
+
+
+def _described(e: Expr) -> Expr:
+    """What a factorization's where-clause shows on its right: X for UΣVᵀ = X, λ_max(S) for
+    the eigenvector, ‖X‖₂ for the singular vectors, chol(S) for L."""
+    x = e.args[0]
+    if e.op is Op.EIGVEC:
+        return E.eigval(x, e.attr)
+    if e.op in (Op.SVD_U1, Op.SVD_V1):
+        return E.spectral_norm(x)
+    return e if e.op is Op.CHOL else x
+
+
+@dataclass
+class Factor:
+    """A factorization a printed result is written over: its names, the factor nodes with
+    what each prints as per style, and the where-clause ``lhs = rhs``."""
+
+    names: tuple[str, ...]
+    nodes: dict[Expr, tuple[str, str, str]]
+    lhs: tuple[str, str, str]
+    described: Expr
+    rhs: tuple[str, str, str]
+    level: Level
+
+    def clause(self, style: str) -> tuple[str, str]:
+        i = _STYLE_INDEX[style]
+        return self.lhs[i], self.rhs[i].format(render(self.described, style))
+
+
+def _preorder(roots: Sequence[Expr]) -> list[Expr]:
+    """The distinct nodes of ``roots`` in the order a printer meets them (left to right)."""
+    seen: set[Expr] = set()
+    out: list[Expr] = []
+    stack = list(reversed(roots))
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            out.append(node)
+            stack.extend(reversed(node.args))
+    return out
+
+
+def _factors(roots: Sequence[Expr], namer: Namer) -> list[Factor]:
+    """The factorizations the nodes of ``roots`` use (one per argument and kind), named in
+    the order a reader meets them."""
+    found: dict[tuple[Any, ...], Factor] = {}
+    for node in _preorder(roots):
+        kind = FACTORIZATIONS.get(node.op)
+        if kind is None:
+            continue
+        key = (id(kind), node.args[0], node.attr)
+        if key not in found:
+            names = next(p for p in kind.pools if not set(p) & namer.taken)
+            namer.taken |= set(names)
+            found[key] = Factor(names, {}, kind.lhs(names), _described(node), kind.rhs,
+                                kind.level)
+        f = found[key]
+        f.nodes[node] = kind.shown(node, f.names)
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A template that prints a factor node as its name and any other node as before."""
+
+    names: dict[Expr, str]
+    level: Level
+    otherwise: Template
+
+    def fill(self, r: Renderer, n: Node) -> Piece:
+        text = self.names.get(n.e)
+        if text is None:
+            return self.otherwise.fill(r, n)
+        edge = Edge.LETTER if len(text) == 1 else Edge.WORD
+        right = Edge.SUP if text.endswith(("ᵀ", "}")) else edge
+        return Piece(text, r.rank(self.level), edge, right)
+
+
+def factor_style(style: str, factors: Sequence[Factor]) -> Style:
+    """``STYLES[style]`` with the factor nodes printed as their names (``UVᵀ``, ``v``, ``L``).
+
+    >>> S = E.sym("S", ("n", "n"), "symmetric"); v = E.eigvec(S, "max")
+    >>> render(v @ v.T, factor_style("unicode", _factors([v], Namer([v]))))
+    'vvᵀ'
+    """
+    base = STYLES[style]
+    if not factors:
+        return base
+    i = _STYLE_INDEX[style]
+    rows = dict(base.rows)
+    for f in factors:
+        for node, shown in f.nodes.items():
+            row = rows[node.op]
+            names = dict(row.names) if isinstance(row, _Named) else {}
+            names[node] = shown[i]
+            rows[node.op] = _Named(names, f.level,
+                                   row.otherwise if isinstance(row, _Named) else row)
+    return dataclasses.replace(base, rows=rows)

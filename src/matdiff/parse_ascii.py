@@ -27,6 +27,7 @@ _PARSER = Lark(resources.files(__package__).joinpath("ascii.lark").read_text(),
                parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 _OPENERS = {"(": ")", "[": "]"}
+_NORM_ARGS = {"2": "2", "1": "1", "fro": "F", "nuc": "*"}  # norm(X, p): p as written
 _CLOSERS = {")": "(", "]": "["}
 
 
@@ -51,12 +52,29 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     def call(self, meta: Any, children: list[Any]) -> Node:
         tok, *args = children
         args = [a for a in args if a is not None]
+        if str(tok) == "norm":
+            return self._norm_call(meta, tok, args)
         fname = canonical_function(str(tok), pos=tok.start_pos)
         counts = call_counts(fname)
         if len(args) not in counts:
             raise MatdiffError(f"{fname} takes {' or '.join(map(str, counts))} argument(s), "
                                f"got {len(args)}", pos=tok.start_pos)
         return self._node("call", meta, args, fname)
+
+    def _norm_call(self, meta: Any, tok: Token, args: list[Node]) -> Node:
+        """``norm(X)`` and ``norm(X, p)`` as in MATLAB: p is 2 (the default: the spectral
+        norm of a matrix, the Euclidean norm of a vector), 1, 'fro' or 'nuc'."""
+        if len(args) not in (1, 2):
+            raise MatdiffError(f"norm takes 1 or 2 argument(s), got {len(args)}",
+                               pos=tok.start_pos)
+        p = "2" if len(args) == 1 else _NORM_ARGS.get(str(args[1].value))
+        if p is None:
+            raise MatdiffError("norm(X, p) takes p = 2, 1, 'fro' or 'nuc'",
+                               pos=args[1].start, end=args[1].end)
+        return self._node("norm_call", meta, args[:1], p)
+
+    def string(self, meta: Any, children: list[Token]) -> Node:
+        return self._node("string", meta, [], str(children[0])[1:-1])
 
     def norm(self, meta: Any, children: list[Any]) -> Node:
         arg, sub = children

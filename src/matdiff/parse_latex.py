@@ -83,7 +83,7 @@ _BINOP = {"cdot": "mul", "times": "mul", "ast": "mul", "div": "div", "odot": "ha
           "circ": "hadamard", "oslash": "hdiv", "otimes": "kron", "oplus": "oplus"}
 _SIMPLE = {"top": ("TRANS", "T"), "intercal": ("TRANS", "T"), "prime": ("PRIME", "'"),
            "frac": ("FRAC", "frac"), "tfrac": ("FRAC", "frac"), "dfrac": ("FRAC", "frac"),
-           "cfrac": ("FRAC", "frac"), "sqrt": ("SQRT", "sqrt")}
+           "cfrac": ("FRAC", "frac"), "sqrt": ("SQRT", "sqrt"), "dagger": ("TRANS", "+")}
 _HINTS = {"sum": "sums with limits are not supported", "mathcal": "write the plain letter",
           "infty": "only the F, 2 and 1 norms are supported",
           **{k: "paste the objective alone" for k in ("min", "max", "arg", "argmin", "argmax")},
@@ -109,6 +109,9 @@ _ENVS = frozenset("matrix pmatrix bmatrix Bmatrix vmatrix smallmatrix array".spl
 _OPERAND_END = frozenset("SYM NUMBER ONES ZERO SUBTOK _RPAR _RSQB _RSET _RBRACE NORM_CLOSE "
                          "ABS_CLOSE END PRIME TRANS".split())
 _TRANSPOSE_WORDS = frozenset(["T", "\\top", "\\intercal"])
+# functions written as a name with a subscript: \lambda_{\max}(S), L_{\exp}(A, E)
+_SCRIPTED = {"\\lambda": {"max": "lambda_max", "min": "lambda_min"},
+             "L": {"exp": "expm_frechet", "log": "logm_frechet", "sqrt": "sqrtm_frechet"}}
 
 
 def _span(t: Token) -> tuple[int, int]:
@@ -168,6 +171,9 @@ class _Cook:
     def step(self, raw: list[Token], i: int) -> int:
         t = raw[i]
         kind, value, (start, end) = t.type, str(t), _span(t)
+        scripted = self.scripted_function(raw, i)
+        if scripted is not None:
+            return scripted
         if kind == "RAW_LETTER":
             self.emit("SYM", value, start, end)
         elif kind == "RAW_NUMBER":
@@ -198,7 +204,8 @@ class _Cook:
     def char(self, value: str, start: int, end: int) -> None:
         if value in _DELIMS:
             self.delimiter(None, value, start, start, end)
-        elif value in ",+-*" and self.stack and self.stack[-1][4]:
+        elif value in ",+-*" and self.stack and self.stack[-1][4] or \
+                value == "*" and self.out and self.out[-1].type == "_USCORE":   # \|X\|_*
             self.emit("SUBTOK", value, start, end)     # \mathbf{1}_{m,n}, \mathbf{1}_{m + 2n}
         elif value in _CHAR:
             self.emit(*_CHAR[value], start, end)
@@ -213,6 +220,24 @@ class _Cook:
     def require_env(self, what: str, start: int, end: int) -> None:
         if not self.stack or self.stack[-1][1] != "env":
             raise self.fail(f"{what} outside a matrix environment", start, end)
+
+    def scripted_function(self, raw: list[Token], i: int) -> int | None:
+        """A function written as a subscripted name, ``\\lambda_{\\max}`` (``lambda_max``) or
+        ``L_{\\exp}`` (the Fréchet derivative ``expm_frechet``): emits it and returns the
+        index after it; None for anything else."""
+        head = str(raw[i])
+        if head not in _SCRIPTED or i + 2 >= len(raw) or str(raw[i + 1]) != "_":
+            return None
+        j, sub = i + 2, str(raw[i + 2])
+        if sub == "{" and i + 4 < len(raw) and str(raw[i + 4]) == "}":
+            j, sub = i + 3, str(raw[i + 3])
+        name = _SCRIPTED[head].get(re.sub(r"\\(mathrm|text|operatorname)\s*\{(\w+)\}", r"\2",
+                                          sub).lstrip("\\"))
+        if name is None:
+            return None
+        end = _span(raw[j + 1 if j == i + 3 else j])[1]
+        self.emit("FUNC", name, _span(raw[i])[0], end)
+        return j + 2 if j == i + 3 else j + 1
 
     def command(self, raw: list[Token], i: int) -> int:
         t = raw[i]
@@ -231,6 +256,8 @@ class _Cook:
         elif name == "\\":
             self.require_env("'\\\\'", start, end)
             self.emit("_ROWSEP", "\\\\", start, end)
+        elif name == "ast" and self._in_subscript():                 # \|X\|_{\ast}
+            self.emit("SUBTOK", "*", start, end)
         elif name in _BINOP:
             self.emit("BINOP", _BINOP[name], start, end)
         elif name in _SIMPLE:
@@ -375,7 +402,10 @@ class _Cook:
     def finish(toks: list[Token]) -> list[Token]:
         """``\\log\\det`` is one function; a function followed by a bracket is ``FUNC_P``."""
         out: list[Token] = []
-        for t in toks:
+        for i, t in enumerate(toks):
+            if t.type == "_PLUS" and [x.type for x in out[-2:]] == ["_CARET", "_LBRACE"] \
+                    and i + 1 < len(toks) and toks[i + 1].type == "_RBRACE":
+                t = Token.new_borrow_pos("TRANS", "+", t)               # X^{+}: pinv(X)
             if t.type == "FUNC" and out and out[-1].type == "FUNC":
                 pair = (FUNCTIONS[str(out[-1])], FUNCTIONS[str(t)])
                 if pair in LATEX_PAIRS:                         # \log\det: one function
@@ -389,8 +419,8 @@ class _Cook:
 
 # ----------------------------------------------------------------------------- tree to Node
 
-_T, _INV_T = "T", "-T"            # superscript markers: transpose, inverse transpose
-_NORM_SUB = {"F": "F", "fro": "F", "2": "2", "1": "1"}
+_T, _INV_T, _PINV = "T", "-T", "+"   # superscript markers: transpose, its inverse, X⁺
+_NORM_SUB = {"F": "F", "fro": "F", "2": "2", "1": "1", "*": "*"}
 _DIM_TERM = re.compile(r"([-+]?)(\d*(?:[A-Za-z]\d*)*)")   # a term of a printed dimension: 2n
 
 
@@ -480,7 +510,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return self._node(kind, meta, [a, b])
 
     def trans(self, meta: Any, children: list[Any]) -> str:
-        return _T
+        return _PINV if str(children[0]) == "+" else _T
 
     def invtrans(self, meta: Any, children: list[Any]) -> str:
         return _INV_T
@@ -534,7 +564,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             return dataclasses.replace(base, value=f"{base.value}_{text}", end=end)
         if base.kind == "norm" and base.value == "":
             if text not in _NORM_SUB:
-                raise self.fail(f"unsupported norm subscript '{text}' (use F, 2 or 1)",
+                raise self.fail(f"unsupported norm subscript '{text}' (use F, 2, 1 or *)",
                                 start, end)
             return dataclasses.replace(base, value=_NORM_SUB[text], end=end)
         filled = base.kind == "call" and base.value == call_name(Op.ONES) and not base.args \
@@ -585,6 +615,8 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             minus_one = Node("num", (), Fraction(-1), sup_start, end)          # ^{-T}
             inv = Node("pow", (base, minus_one), None, start, end)
             return Node("transpose", (inv,), None, start, end)
+        if x == _PINV:                                                      # X^{+}, X^\dagger
+            return Node("call", (base,), call_name(Op.PINV), start, end)
         kind = "pow"
         if isinstance(x, tuple):                                            # ^{\circ p}
             kind, x = "hpow", x[1]
@@ -592,8 +624,8 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             x = dataclasses.replace(x.args[0], value=-x.args[0].value, start=x.start)
         if kind == "hpow":
             return Node("hpow", (base, x), None, start, end)
-        if base.kind == "name" and base.value == "e":                       # e^{x} = exp(x)
-            return Node("call", (x,), call_name(Op.EXP), start, end)
+        if base.kind == "name" and base.value == "e":          # e^{x}: exp, or expm of a
+            return Node("epow", (x,), None, start, end)          # square matrix (shapes)
         return Node("pow", (base, x), None, start, end)
 
     def __default__(self, data: str, children: list[Any], meta: Any) -> Node:
@@ -606,9 +638,10 @@ _MATH_DELIMS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _EQUATION = re.compile(r"\s*(\\begin\{(equation|displaymath|math)\*?\})(.*)(\\end\{\2\*?\})\s*$",
                        re.S)
 # a command, \| \, \\ ..., ^{ or _{ (not the ASCII ||x||_{2}), $, and what ASCII cannot
-# mean: ^T as the transpose (x^TAx, X^T), a prime then a letter (x'Ax)
+# mean: ^T as the transpose (x^TAx, X^T), a prime then a letter (x'Ax, not the 'nuc' of
+# norm(X, 'nuc'))
 _LATEX_HINT = re.compile(r"\\[a-zA-Z]{2,}|\\[|,;!{}()\[\]\\ ]|\^\{|(?<!\|\|)_\{|\$"
-                         r"|\^T(?![a-z0-9_])|'[A-Za-z(]")
+                         r"|\^T(?![a-z0-9_])|(?<![\s,(])'[A-Za-z(]")
 
 
 def _strip_math(text: str) -> str:

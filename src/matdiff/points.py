@@ -7,14 +7,16 @@ Input: expressions. Output: sizes for their dimension names and values for their
   p×m has rank at most ``min(m, n, p)``, so m ≤ n and m ≤ p are chosen.
   ``shape_problems`` says when no such sizes exist (declared sizes, or constraints that
   contradict each other): ``det(X'*X)`` is 0 for every 2×3 ``X``. Values: positive under
-  ``log``/``sqrt``/powers/divisions, near ``1.5 I`` under inverses, inside (-1, 1) under
-  ``arcsin``/``arccos``, of the declared structure (``symmetric``, ``spd``, ``pos``,
-  ``diagonal``: the SYMBOL's ``attr[2]``). ``signs=True`` draws the bases of powers and
+  ``log``/``sqrt``/powers/divisions, near ``1.5 I`` under inverses (and ``adj``, ``logm``,
+  ``sqrtm``), inside (-1, 1) under ``arcsin``/``arccos``, symmetric positive definite under
+  ``chol``, of the declared structure (``symmetric``, ``spd``, ``pos``, ``diagonal``: the
+  SYMBOL's ``attr[2]``). ``signs=True`` draws the bases of powers and
   the arguments of divisions with random signs: the other real branches of a formula.
 * ``hazards(order, values)`` lists what makes a finite-difference comparison at a point
   unreliable, each with a reason from ``REASONS``: a singular or ill-conditioned matrix,
-  a saturated sigmoid, a kink within reach of the steps, a periodic function of a huge
-  argument, an overflow, a NaN.
+  a saturated sigmoid, a kink within reach of the steps (of ``abs``, or of a spectral
+  function, ``SPECTRAL_KINKS``: a repeated extreme eigenvalue, a zero singular value), a
+  periodic function of a huge argument, an overflow, a NaN.
 * ``estimate_bytes`` and ``estimate_flops`` bound the cost of evaluating expressions at
   given sizes, before anything is allocated; ``LIMIT_BYTES`` is the evaluation limit.
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from . import linalg
 from .expr import Dim, Expr, MatdiffError, Op, toposort
 
 __all__ = ["random_inputs", "choose_sizes", "shape_problems", "rank_bounds", "hazards",
@@ -199,13 +202,18 @@ def choose_sizes(roots: Sequence[Expr], rng: np.random.Generator,
 class _Needs:
     positive: set[str]     # under log, sqrt (and powers, divisions: ``signed``)
     signed: set[str]       # under powers and divisions only: a sign is a real branch
-    invertible: set[str]   # under inv, det, logdet, matrix powers
+    invertible: set[str]   # under inv, det, logdet, matrix powers, adj; near 1.5 I, so also
+    #                        under the principal logm and sqrtm (a spectrum off (-inf, 0])
     small: set[str]        # under arcsin, arccos
+    spd: set[str]          # square ones under chol: symmetric positive definite
+
+
+_INVERTIBLE = (Op.INV, Op.DET, Op.LOGDET, Op.MATPOW, Op.ADJ, Op.LOGM, Op.SQRTM)
 
 
 def _needs(roots: Sequence[Expr]) -> _Needs:
     """What the symbols under each function need."""
-    need = _Needs(set(), set(), set(), set())
+    need = _Needs(set(), set(), set(), set(), set())
     strict: set[str] = set()
     for node in toposort(roots):
         target = None
@@ -213,10 +221,12 @@ def _needs(roots: Sequence[Expr]) -> _Needs:
             target = strict
         elif node.op in (Op.POW, Op.HDIV):
             target = need.signed
-        elif node.op in (Op.INV, Op.DET, Op.LOGDET, Op.MATPOW):
+        elif node.op in _INVERTIBLE or node.op is Op.FRECHET and node.attr != "expm":
             target = need.invertible
         elif node.op in (Op.ARCSIN, Op.ARCCOS):
             target = need.small
+        elif node.op is Op.CHOL:
+            target = need.spd
         if target is not None:
             target.update(n.attr[0] for n in toposort(node.args) if n.op is Op.SYMBOL)
     need.positive = strict | need.signed
@@ -232,7 +242,7 @@ def _spd(rng: np.random.Generator, r: int) -> Array:
 def _draw(node: Expr, r: int, c: int, need: _Needs, rng: np.random.Generator,
           signs: bool) -> Array:
     name, kind = node.attr[0], structure(node)
-    if kind in ("symmetric", "spd"):
+    if kind in ("symmetric", "spd") or name in need.spd and r == c:
         return _spd(rng, r)
     if kind == "diagonal":
         return np.diag(rng.uniform(0.5, 1.5, r))
@@ -387,6 +397,32 @@ def _kink(node: Expr, arg: Array) -> Hazard | None:
                   "reach of the finite-difference steps", node) if near else None
 
 
+_GAP = 1e-3   # a relative gap this small is within reach of the finite-difference steps
+_REPEATED_EIGENVALUE = ("a repeated extreme eigenvalue",
+                        lambda e, x: linalg.eigen_gap(x, e.attr) < _GAP)
+_REPEATED_SINGULAR_VALUE = ("a repeated largest singular value",
+                            lambda e, x: linalg.singular_gap(x) < _GAP)
+_RANK_DEFICIENT = ("a zero singular value (rank deficient)",
+                   lambda e, x: linalg.rank_margin(x) < _GAP)
+_BRANCH_CUT = ("an eigenvalue on the branch cut (-inf, 0]",   # expm and its L_exp have none
+               lambda e, x: e.attr != "expm" and linalg.spectral_cut(x))
+# Where a spectral function is not differentiable (or its derivative formula does not
+# hold): what its argument has there, and the test of the argument's value.
+SPECTRAL_KINKS: dict[Op, tuple[str, Callable[[Expr, Array], bool]]] = {
+    Op.EIGVAL: _REPEATED_EIGENVALUE, Op.EIGVEC: _REPEATED_EIGENVALUE,
+    Op.SPECTRAL_NORM: _REPEATED_SINGULAR_VALUE, Op.SVD_U1: _REPEATED_SINGULAR_VALUE,
+    Op.SVD_V1: _REPEATED_SINGULAR_VALUE,
+    Op.NUCLEAR_NORM: _RANK_DEFICIENT, Op.POLAR: _RANK_DEFICIENT, Op.PINV: _RANK_DEFICIENT,
+    Op.LOGM: _BRANCH_CUT, Op.SQRTM: _BRANCH_CUT, Op.FRECHET: _BRANCH_CUT,
+}
+
+
+def _spectral_kink(node: Expr, arg: Array) -> Hazard | None:
+    what, at_kink = SPECTRAL_KINKS[node.op]
+    return Hazard("not differentiable", f"{what} of {_short(node.args[0])}", node) \
+        if at_kink(node, arg) else None
+
+
 def _elementwise_hazard(node: Expr, arg: Array) -> Hazard | None:
     op, big = node.op, float(np.max(np.abs(arg), initial=0.0))
     if op in (Op.SIGMOID, Op.TANH) and big > 15 or op is Op.ARCTAN and big > 1e6:
@@ -409,7 +445,7 @@ def _hazard(node: Expr, value: Array, args: list[Array]) -> Hazard | None:
         return Hazard("overflow", f"the constant 1e{digits} is beyond the floating-point "
                                   "range", node)
     op = node.op
-    if op in (Op.INV, Op.DET, Op.LOGDET):
+    if op in (Op.INV, Op.DET, Op.LOGDET, Op.ADJ, Op.CHOL):   # adj, chol: derivatives invert
         found = _matrix_hazard(node, args[0])
         if found is not None and found.reason or np.all(np.isfinite(value)):
             return found
@@ -419,6 +455,8 @@ def _hazard(node: Expr, value: Array, args: list[Array]) -> Hazard | None:
         return Hazard(kind, f"{_short(node)} is {what} here", node)
     if op in (Op.ABS, Op.SIGN, Op.RELU) or op is Op.NORM:
         return _kink(node, args[0])
+    if op in SPECTRAL_KINKS:
+        return _spectral_kink(node, args[0])
     if op is Op.HDIV:
         small = float(np.min(np.abs(args[1]), initial=np.inf))
         big = float(np.max(np.abs(args[1]), initial=0.0))

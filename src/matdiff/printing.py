@@ -12,8 +12,9 @@ How a node is printed, all from tables:
   structure asks for (``x/a`` and ``−x`` are forms of SCALE; ``X⁻ᵀ`` is INV of TRANSPOSE).
   A style that has no row for a form prints the node by the next coarser one.
 * ``TEMPLATES`` has one row per Op or Form: its template in text, Unicode and LaTeX (one
-  template where the styles agree), built from a dozen kinds (``Postfix("ᵀ")``,
-  ``Infix(" ⊙ ")``, ``Wrap("‖{0}‖_{p}")``, ...). A function call needs only its name, in
+  template where the styles agree), built from a dozen kinds of ``matdiff.templates``
+  (``Postfix("ᵀ")``, ``Infix(" ⊙ ")``, ``Wrap("‖{0}‖_{p}")``, ...), whose pieces know their
+  ``Edge`` on either side. A function call needs only its name, in
   ``FUNCTIONS``. Each style (``TEXT``, ``UNICODE``, ``LATEX``) is one column of these.
 * ``PREC[form]`` is the level of the printed form and the level each child slot needs; a
   child printed below its slot's level is parenthesised. A template that brackets a slot
@@ -59,12 +60,36 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, auto
-from fractions import Fraction
 from functools import cached_property
-from typing import NamedTuple, Protocol
 
 from . import expr as _expr
 from .expr import ONE, OPS, Dim, Expr, Op
+from .templates import (
+    Call,
+    Edge,
+    Grid,
+    Infix,
+    Juxt,
+    Level,
+    Name,
+    Node,
+    Number,
+    Pick,
+    Piece,
+    Postfix,
+    Power,
+    Prefix,
+    Row,
+    Same,
+    Script,
+    Sized,
+    Subscripted,
+    Sum,
+    Template,
+    Wrap,
+    decimal,
+    word_edge,
+)
 
 __all__ = ["to_text", "to_unicode", "to_latex", "render", "terms", "FORMATS", "format_shape",
            "format_dim", "latex_name", "PREC", "Prec", "Level", "Form", "FORMS", "FUNCTIONS",
@@ -72,22 +97,6 @@ __all__ = ["to_text", "to_unicode", "to_latex", "render", "terms", "FORMATS", "f
 
 
 # ----------------------------------------------------------------------------- levels
-
-
-class Level(Enum):
-    """Precedence levels by name; a style's ladder ranks them (loosest first)."""
-
-    BRACKET = auto()   # a slot inside brackets: anything goes
-    SUM = auto()       # a + b − c, and A ⊗ B on paper
-    PRODUCT = auto()   # a slot that takes any product but no sum: −X ⊘ Y, a − BC
-    ELEM = auto()      # A ⊙ B, A ⊘ B
-    QUOT = auto()      # x/a, 1/3
-    JUXT = auto()      # AB, 2X, a*X
-    COEF = auto()      # the slot of a scalar in front of a product
-    NEG = auto()       # −2
-    POW = auto()       # X², x^0.5
-    POSTFIX = auto()   # Xᵀ, X⁻¹, X[0:n, 0:m]
-    ATOM = auto()      # names, numbers, calls, anything bracketed
 
 
 def _ladder(*steps: Level | tuple[Level, ...]) -> dict[Level, int]:
@@ -129,6 +138,7 @@ class Form(Enum):
     T_INV = auto()        # X⁻ᵀ: TRANSPOSE(INV(X))
     INV_T = auto()        # X⁻ᵀ: INV(TRANSPOSE(X))
     MATPOW_INV = auto()   # X⁻²: MATPOW(INV(X), 2)
+    INV_SQRTM = auto()    # X^(-1/2): INV(SQRTM(X))
 
 
 # Function calls f(x) in every style; the LaTeX head is \f where LaTeX has one (TEX_HEADS),
@@ -136,7 +146,8 @@ class Form(Enum):
 FUNCTIONS: dict[Op, str] = {op: OPS[op].ascii[0] for op in (   # printed by their spec name
     Op.TRACE, Op.DET, Op.LOGDET, Op.DIAG, Op.DIAGM, Op.VEC, Op.UNVEC, Op.SUM, Op.EXP, Op.LOG,
     Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS, Op.SIGN, Op.SIGMOID, Op.RELU,
-    Op.ARCSIN, Op.ARCCOS, Op.ARCTAN,
+    Op.ARCSIN, Op.ARCCOS, Op.ARCTAN, Op.TRIL, Op.EXPM, Op.LOGM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
+    Op.ADJ, Op.CHOL,
 )}
 TEX_HEADS = {"det", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin",
              "arccos", "arctan", "max", "min"}
@@ -172,25 +183,19 @@ OPERATORS: dict[Op | Form, Prec] = {
     Op.SLICE: Prec(L.POSTFIX, L.POSTFIX),           # Xᵀ[0:n, 0:m]
     Op.BLOCK: _ATOM,                                # [A, B; C, D]
     Op.NORM: _ATOM,                                 # ‖X‖_F
+    Op.SPECTRAL_NORM: _ATOM,                        # ‖X‖_2
+    Op.NUCLEAR_NORM: _ATOM,                         # ‖X‖_*
+    Op.EIGVAL: _ATOM,                               # λ_max(S)
+    Op.EIGVEC: _ATOM,                               # eigvec_max(S)
+    Op.FRECHET: _ATOM,                              # L_exp(A, E)
+    Op.SQRTM: Prec(L.POSTFIX, L.POSTFIX),           # X^½; sqrtm(X) in text
+    Form.INV_SQRTM: Prec(L.POSTFIX, L.POSTFIX),     # X^-½
+    Op.PINV: Prec(L.POSTFIX, L.POSTFIX),            # X⁺; pinv(X) in text
 }
 PREC: dict[Op | Form, Prec] = {**LEAVES, **OPERATORS, **{op: _ATOM for op in FUNCTIONS}}
 
 
 # ----------------------------------------------------------------------------- forms
-
-
-def _decimal(c: Fraction) -> str | None:
-    """``c`` (≥ 0) as an exact decimal (``3``, ``0.25``), or None."""
-    if c.denominator == 1:
-        return str(c.numerator)
-    d = c.denominator
-    while d % 2 == 0:
-        d //= 2
-    while d % 5 == 0:
-        d //= 5
-    if d == 1 and Fraction(repr(float(c))) == c:              # 0.25, not 543971/262144 as
-        return repr(float(c))                                    # 2.075084686279297
-    return None
 
 
 def _quotient(e: Expr) -> bool:
@@ -211,7 +216,7 @@ Match = Callable[[Expr, bool], bool]  # (node, printed without its size?) -> app
 # for is printed; the order matters only between forms of one Op.
 FORMS: list[tuple[Form, Op, Match]] = [
     (Form.FRACTION, Op.CONST, lambda e, _: e.attr.denominator != 1 and
-     _decimal(abs(e.attr)) is None),
+     decimal(abs(e.attr)) is None),
     (Form.NEGATIVE, Op.CONST, lambda e, _: e.attr < 0),
     (Form.ROW_OF_ONES, Op.ONES, lambda e, fixed: not fixed and e.rows == ONE),
     (Form.BROADCAST, Op.SCALE, lambda e, fixed: fixed and e.args[1].op is Op.ONES),
@@ -221,6 +226,7 @@ FORMS: list[tuple[Form, Op, Match]] = [
     (Form.T_INV, Op.TRANSPOSE, lambda e, _: e.args[0].op is Op.INV),
     (Form.INV_T, Op.INV, lambda e, _: e.args[0].op is Op.TRANSPOSE),
     (Form.MATPOW_INV, Op.MATPOW, lambda e, _: e.args[0].op is Op.INV),
+    (Form.INV_SQRTM, Op.INV, lambda e, _: e.args[0].op is Op.SQRTM),
 ]
 _FORMS_OF: dict[Op, list[tuple[Form, Match]]] = {}
 for _form, _op, _match in FORMS:
@@ -247,6 +253,7 @@ OPERANDS: dict[Op | Form, Callable[[Expr], tuple[Expr, ...]]] = {
     Form.MATPOW_INV: lambda e: (e.args[0].args[0], _expr.const(-e.attr)),
     Form.T_INV: lambda e: (e.args[0].args[0],),
     Form.INV_T: lambda e: (e.args[0].args[0],),
+    Form.INV_SQRTM: lambda e: (e.args[0].args[0],),
     Form.QUOTIENT: lambda e: (e.args[1], _denominator(e)),
     Form.NEGATION: lambda e: (e.args[1],),
     Form.BROADCAST: lambda e: (e.args[0],),
@@ -333,313 +340,6 @@ SIZING: dict[Op | Form, Sizing] = {
 }
 
 
-# ----------------------------------------------------------------------------- pieces
-
-
-class Edge(Enum):
-    """What one end of a printed piece is, for what may stand next to it."""
-
-    CLOSED = auto()  # a bracket, an operator, a glyph no letter extends: ) ] ‖ 𝟏 −
-    LETTER = auto()  # a one-letter name or function: A, λ, σ(
-    WORD = auto()    # a longer name or function: W1, lam, H_R, tr(, I_n
-    DIGIT = auto()   # a number
-    SUP = auto()     # a superscript: ᵀ ⁻¹ ² ^{T}
-    SUB = auto()     # a subscript or an exponent a letter would extend: ‖X‖_F, X^a, H_{R}
-    GROUP = auto()   # a LaTeX brace group: \mathit{lam}, \sqrt{x}, \end{bmatrix}
-
-
-class Piece(NamedTuple):
-    """Printed text, its level (as ranked by its style) and its two edges."""
-
-    text: str
-    level: int
-    left: Edge = Edge.CLOSED
-    right: Edge = Edge.CLOSED
-
-
-class Row(NamedTuple):
-    """A form as one style prints it: its template, its ``PREC`` row ranked by the style's
-    ladder (the form's level, the levels its first and other slots need), its
-    ``OPERANDS`` and its ``SIZING``."""
-
-    form: Op | Form
-    template: Template
-    level: int
-    first: int
-    rest: int
-    operands: Callable[[Expr], tuple[Expr, ...]] | None
-    sizing: Sizing | None
-
-
-class Node(NamedTuple):
-    """A node as a template sees it: its row, the operands that fill the row's slots,
-    whether each operand may print without its size, and whether the node itself may."""
-
-    e: Expr
-    row: Row
-    args: tuple[Expr, ...]
-    sizes: tuple[bool, ...]
-    fixed: bool
-
-
-class Template(Protocol):
-    def fill(self, r: _Renderer, n: Node) -> Piece: ...
-
-
-def _glue(left: Edge, right: Edge) -> str:
-    """Unicode juxtaposition: a space only where a longer name, a function or a subscript
-    would run into a letter, a digit or a name, or two numbers would meet."""
-    if right is Edge.WORD or left in (Edge.WORD, Edge.SUB) and \
-            right in (Edge.LETTER, Edge.WORD, Edge.DIGIT):
-        return " "
-    return " " if left is Edge.DIGIT and right is Edge.DIGIT else ""
-
-
-class Script(Enum):
-    """What a postfix mark is, for the base it follows."""
-
-    PLAIN = auto()    # ', [0:n, 0:m]: anything at the slot's level
-    SUPER = auto()    # ᵀ ⁻¹ ² ^{T}: a base ending in a superscript is parenthesised
-    TEX_SUB = auto()  # _{[...]}: a base ending in a script or a group is braced, {H_{R}}_{...}
-
-
-# ----------------------------------------------------------------------------- templates
-
-
-def _word(head: str) -> Edge:
-    return Edge.LETTER if len(head) == 1 else Edge.WORD
-
-
-@dataclass(frozen=True)
-class Name:
-    """A symbol: ``spell`` writes its name, ``edges`` says how it ends on either side."""
-
-    spell: Callable[[str], str]
-    edges: Callable[[str], tuple[Edge, Edge]]
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        name = n.e.name
-        return Piece(self.spell(name), n.row.level, *self.edges(name))
-
-
-@dataclass(frozen=True)
-class Number:
-    """A constant: ``3``, ``0.25``, ``1/3``, or ``\\frac{1}{3}`` with ``tex``."""
-
-    minus: str
-    tex: bool = False
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        c: Fraction = n.e.attr
-        sign = self.minus if c < 0 else ""
-        digits = _decimal(abs(c))
-        if digits is None and self.tex:
-            body = f"\\frac{{{abs(c.numerator)}}}{{{c.denominator}}}"
-            return Piece(sign + body, n.row.level, Edge.CLOSED, Edge.GROUP)
-        body = digits or f"{abs(c.numerator)}/{c.denominator}"
-        return Piece(sign + body, n.row.level, Edge.CLOSED if sign else Edge.DIGIT, Edge.DIGIT)
-
-
-@dataclass(frozen=True)
-class Sized:
-    """``bare`` where the context shows the size (``I``, ``1``), else ``sized``."""
-
-    bare: str
-    sized: Template
-    edge: Edge
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        if n.fixed:
-            return Piece(self.bare, r.atom, self.edge, self.edge)
-        return self.sized.fill(r, n)
-
-
-@dataclass(frozen=True)
-class Subscripted:
-    """A glyph with its sizes as a subscript, and a mark after: ``I_n``, ``𝟏_nᵀ``,
-    ``K_{m,n}``."""
-
-    glyph: str
-    left: Edge
-    after: str = ""
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        sub = r.style.subscript([r.dim(d) for d in SIZES[n.row.form](n.e)])
-        return Piece(self.glyph + sub + self.after, n.row.level, self.left,
-                     Edge.SUP if self.after else Edge.SUB)
-
-
-@dataclass(frozen=True)
-class Call:
-    """``head(operands, sizes)``: brackets its arguments, so binds as an atom."""
-
-    head: str
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        args = [r.operand(n, i, bracketed=True).text for i in range(len(n.args))]
-        args += [r.dim(d) for d in SIZES.get(n.row.form, lambda e: ())(n.e)]
-        opening, closing = r.style.brackets
-        return Piece(f"{self.head}{opening}{', '.join(args)}{closing}", r.atom,
-                     _word(self.head))
-
-
-@dataclass(frozen=True)
-class Wrap:
-    """A format string whose slots ``{0}``, ``{1}`` it brackets itself (``\\sqrt{{{0}}}``,
-    ``‖{0}‖_{p}``), with the named ``FIELDS`` of the form; binds as an atom."""
-
-    fmt: str
-    right: Edge = Edge.CLOSED
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        args = [r.operand(n, i, bracketed=True).text for i in range(len(n.args))]
-        return Piece(self.fmt.format(*args, **r.fields(n)), r.atom, Edge.CLOSED,
-                     self.right)
-
-
-@dataclass(frozen=True)
-class Postfix:
-    """``{0}`` then a mark (with the form's ``FIELDS``): ``Xᵀ``, ``X⁻¹``, ``X[0:n, 0:m]``."""
-
-    mark: str
-    script: Script = Script.PLAIN
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        base = r.operand(n, 0, script=self.script)
-        text = base.text
-        if self.script is Script.TEX_SUB and base.right in (Edge.SUP, Edge.SUB, Edge.GROUP):
-            text = f"{{{text}}}"
-        fields = r.fields(n)
-        mark = self.mark.format(**fields) if fields else self.mark
-        right = {Script.PLAIN: Edge.CLOSED, Script.SUPER: Edge.SUP, Script.TEX_SUB: Edge.SUB}
-        return Piece(text + mark, n.row.level, base.left, right[self.script])
-
-
-@dataclass(frozen=True)
-class Prefix:
-    """A mark then ``{0}``: ``−X``."""
-
-    mark: str
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        body = r.operand(n, 0)
-        return Piece(self.mark + body.text, n.row.level, Edge.CLOSED, body.right)
-
-
-@dataclass(frozen=True)
-class Infix:
-    """Operands joined by a symbol: ``A ⊙ B ⊙ C``, ``x/a``, ``A ⊗ B``."""
-
-    symbol: str
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        parts = [r.operand(n, i) for i in range(len(n.args))]
-        return Piece(self.symbol.join(p.text for p in parts), n.row.level, parts[0].left,
-                     parts[-1].right)
-
-
-@dataclass(frozen=True)
-class Juxt:
-    """A product written side by side: ``sep`` between factors, or (None) the Unicode
-    juxtaposition rule on the factors' edges (see the module docstring)."""
-
-    sep: str | None
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        parts = [r.operand(n, i) for i in range(len(n.args))]
-        text = parts[0].text
-        for a, b in zip(parts, parts[1:], strict=False):
-            text += (_glue(a.right, b.left) if self.sep is None else self.sep) + b.text
-        return Piece(text, n.row.level, parts[0].left, parts[-1].right)
-
-
-@dataclass(frozen=True)
-class Sum:
-    """``a + b − c``: a term scaled by a negative number follows a minus sign."""
-
-    plus: str
-    minus: str
-    lead: str  # the sign of a negative first term
-
-    def terms(self, r: _Renderer, n: Node) -> list[tuple[str, Piece]]:
-        """Each term with the sign before it: ``[("", a), (" + ", b), (" − ", c)]``."""
-        out = []
-        for i, t in enumerate(n.args):
-            if _negative(t):
-                sign = self.lead if i == 0 else self.minus
-                body = r.slot(_expr.neg(t), r.rank(PREC[Form.NEGATION].first), n.sizes[i])
-            else:
-                sign = "" if i == 0 else self.plus
-                body = r.slot(t, n.row.first, n.sizes[i])
-            out.append((sign, body))
-        return out
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        parts = self.terms(r, n)
-        left = Edge.CLOSED if parts[0][0] else parts[0][1].left
-        return Piece("".join(sign + p.text for sign, p in parts), n.row.level, left,
-                     parts[-1][1].right)
-
-
-def _negative(t: Expr) -> bool:
-    """A term printed after a minus sign: a negative number, or one scaled by one."""
-    return t.op is Op.CONST and t.attr < 0 or \
-        t.op is Op.SCALE and t.args[0].op is Op.CONST and t.args[0].attr < 0
-
-
-@dataclass(frozen=True)
-class Power:
-    """``base`` to a power: ``int_fmt`` for an integer exponent (written with ``digits``),
-    ``fmt`` for any other; ``{ew}`` is ``ew`` for an elementwise power of a matrix."""
-
-    int_fmt: str
-    fmt: str
-    ew: str
-    digits: dict[int, int] | None = None   # a str.translate table: 2 → ²
-    exponent: Level = L.POSTFIX            # the level a non-integer exponent needs
-    int_edge: Edge = Edge.SUP
-    edge: Edge = Edge.SUP
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        base = r.operand(n, 0, script=Script.SUPER)
-        p = n.args[1]
-        ew = self.ew if n.e.op is Op.POW and not n.e.args[0].is_scalar else ""
-        if p.op is Op.CONST and p.attr.denominator == 1:
-            k = str(p.attr.numerator)
-            k = k.translate(self.digits) if self.digits else k
-            return Piece(self.int_fmt.format(b=base.text, ew=ew, k=k), n.row.level, base.left,
-                         self.int_edge)
-        k = r.slot(p, r.rank(self.exponent)).text
-        return Piece(self.fmt.format(b=base.text, ew=ew, k=k), n.row.level, base.left,
-                     self.edge)
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A block matrix: rows of cells between ``open`` and ``close``."""
-
-    open: str
-    col: str
-    row: str
-    close: str
-    right: Edge = Edge.CLOSED
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        cols = n.e.attr[1]
-        cells = [r.operand(n, i, bracketed=True).text for i in range(len(n.args))]
-        rows = [self.col.join(cells[i:i + cols]) for i in range(0, len(cells), cols)]
-        return Piece(self.open + self.row.join(rows) + self.close, r.atom,
-                     Edge.CLOSED, self.right)
-
-
-@dataclass(frozen=True)
-class Same:
-    """The operand alone, at its own level: the ``2`` of ``X + 2``."""
-
-    def fill(self, r: _Renderer, n: Node) -> Piece:
-        return r.operand(n, 0)
-
-
 # ----------------------------------------------------------------------------- names
 
 _GREEK_UNICODE = dict(zip(
@@ -684,7 +384,7 @@ def _latex_name_edges(name: str) -> tuple[Edge, Edge]:
     """``x``, ``\\lambda``; ``H_{R}`` ends in a subscript and ``\\mathit{W1}`` in a group."""
     base, _, sub = name.partition("_")
     if sub:
-        return _word(base), Edge.SUB
+        return word_edge(base), Edge.SUB
     if len(base) == 1:
         return Edge.LETTER, Edge.LETTER
     return (Edge.WORD, Edge.WORD) if base in _GREEK else (Edge.WORD, Edge.GROUP)
@@ -754,6 +454,20 @@ _I = Sized("I", Subscripted("I", Edge.WORD), Edge.LETTER)                   # I,
 _BLOCK = Grid("[", ", ", "; ", "]")                                         # [A, B; C, D]
 _SLICE = Postfix("[{r0}:{r1}, {c0}:{c1}]")                                  # X[0:n, 0:m]
 
+_MATRIX_FUNCTIONS = ("expm", "logm", "sqrtm")
+
+
+def _norm_row(p: str) -> tuple[Template, Template, Template]:
+    """‖X‖ with a fixed subscript: ``||X||_2``, ``‖X‖_*``, ``\\left\\| X \\right\\|_{*}``."""
+    return (Wrap("||{0}||_" + p), Wrap("‖{0}‖_" + p, Edge.SUB),
+            Wrap("\\left\\| {0} \\right\\|_{{" + p + "}}", Edge.SUB))
+
+
+def _by_extreme(head: str) -> Pick:
+    """A call whose head names the extreme: ``lambda_max(S)``, ``λ_min(S)``."""
+    return Pick({w: Call(head.format(w)) for w in ("max", "min")})
+
+
 Column = Template | None  # None: the style has no row (a call from FUNCTIONS, or the Op's)
 # One row per Op or Form: its template in (text, unicode, latex), or one for all three.
 # A function call needs no row (FUNCTIONS); a row here overrides its call in a style.
@@ -798,6 +512,20 @@ TEMPLATES: dict[Op | Form, Template | tuple[Column, Column, Column]] = {
     Op.LOGDET: (None, Call("log det"), Call("\\log\\det")),
     Op.SIGMOID: (None, Call("σ"), None),
     Op.SQRT: (None, None, Wrap("\\sqrt{{{0}}}", Edge.GROUP)),
+    Op.EXPM: (None, None, Wrap("e^{{{0}}}", Edge.SUP)),                   # expm(X) | e^{X}
+    Op.SQRTM: (Call("sqrtm"), Postfix("^½", _SUPER), Postfix("^{1/2}", _SUPER)),
+    Form.INV_SQRTM: (None, Postfix("^-½", _SUPER), Postfix("^{-1/2}", _SUPER)),
+    Op.PINV: (Call("pinv"), Postfix("⁺", _SUPER), Postfix("^{+}", _SUPER)),
+    Op.SPECTRAL_NORM: _norm_row("2"),
+    Op.NUCLEAR_NORM: _norm_row("*"),
+    Op.EIGVAL: (_by_extreme("lambda_{}"), _by_extreme("λ_{}"),
+                _by_extreme("\\lambda_{{\\{}}}")),                   # \lambda_{\max}
+    Op.EIGVEC: (_by_extreme("eigvec_{}"), _by_extreme("eigvec_{}"),
+                _by_extreme("\\operatorname{{eigvec_{}}}")),
+    Op.FRECHET: (Pick({f: Call(f + "_frechet") for f in _MATRIX_FUNCTIONS}),
+                 Pick({f: Call(f"L_{f[:-1]}") for f in _MATRIX_FUNCTIONS}),        # L_exp(A, E)
+                 Pick({"expm": Call("L_{\\exp}"), "logm": Call("L_{\\log}"),
+                       "sqrtm": Call("L_{\\mathrm{sqrt}}")})),
 }
 
 
@@ -842,8 +570,17 @@ class _Renderer:
         return d.format(self.style.times)
 
     def fields(self, n: Node) -> dict[str, str]:
-        make = FIELDS.get(n.row.form)
+        make = FIELDS.get(n.row.form)  # type: ignore[call-overload]
         return make(n.e, self.dim) if make else {}
+
+    def sizes(self, n: Node) -> Sequence[Dim]:
+        """The sizes a leaf or a call shows (``SIZES``): ``eye(n)``, ``K(m, n)``."""
+        make = SIZES.get(n.row.form)  # type: ignore[call-overload]
+        return make(n.e) if make else ()
+
+    def negated(self, t: Expr, fixed: bool) -> Piece:
+        """−t printed for the slot after a minus sign."""
+        return self.slot(_expr.neg(t), self.rank(PREC[Form.NEGATION].first), fixed)
 
     def piece(self, e: Expr, fixed: bool = False) -> Piece:
         memo = self.memo[fixed]

@@ -80,6 +80,8 @@ pw = (lambda base, ex, **kw: View(power, base, ex, **kw))
 scalar_pw = (lambda base, ex, **kw: View(power, base, ex, where=lambda e: e.is_scalar, **kw))
 hadamard_pw = (lambda base, ex, **kw: View(power, base, ex, where=lambda e: e.op is not Op.ONES,
                                            **kw))
+any_pw = (lambda base, ex: View(lambda e: (e.args[0], e.args[1]) if e.op is Op.POW else
+                                (e, E.const(1)), base, ex, where=lambda e: e.is_scalar))
 reciprocal = (lambda base, ex: View(power, base, ex, where=lambda e: e.is_scalar and (
     e.op is Op.POW and e.args[1].op is Op.CONST and e.args[1].attr < 0)))
 matrix_pw = (lambda base, ex: View(lambda e: (e.args[0], E.const(e.attr)) if e.op is Op.MATPOW
@@ -233,6 +235,10 @@ POWER_OF_POWER = P(Op.POW, P(Op.POW, u, p), q)
 SCALARS = RuleSet([
     Rule("merge-powers", P(Op.SCALE, ..., scalar_pw(X, p), ..., scalar_pw(X, q), ...),
          lambda X, p, q: E.hpow(X, E.const(p.attr + q.attr))),        # xᵖ xᵠ = xᵖ⁺ᵠ
+    Rule("merge-expression-powers",                               # xᵖ xᵠ = xᵖ⁺ᵠ, p an expression
+         P(Op.SCALE, ..., any_pw(X, U), ..., any_pw(X, D), ...),      # det X · det X^(1/n − 1)
+         lambda X, U, D: E.hpow(X, E.add(U, D)),                      #   = det X^(1/n)
+         lambda U, D: U.op is not Op.CONST or D.op is not Op.CONST),
     Rule("join-reciprocals", P(Op.SCALE, ..., reciprocal(X, p), ..., reciprocal(Y, q), ...),
          _join),                                                      # x⁻ᵖ y⁻ᵠ = (xᵖ yᵠ)⁻¹
     Rule("cancel-reciprocal",                                         # xᵖ (xᵠ r)⁻¹ = xᵖ⁻ᵠ r⁻¹
@@ -442,6 +448,9 @@ FUNCTIONS = RuleSet([
          P(Op.SCALE, P(Op.POW, s, const(-1)), P(Op.INV, A))),
     Rule("sum-of-scaled", P(Op.SUM, P(Op.SCALE, s, A)),               # sum(sA) = s sum A
          P(Op.SCALE, s, P(Op.SUM, A))),
+    Rule("sum-of-diagonal",                                           # sum(I ⊙ X) = tr X
+         P(Op.SUM, P(Op.HADAMARD, Seq("pre"), Pat(Op.IDENTITY), Seq("post"))),
+         lambda pre, post: E.trace(E.hadamard(*pre, *post))),
 ])
 
 RULES = TRANSPOSES + SUMS + SCALARS + POWERS + PRODUCTS + HADAMARD + FUNCTIONS

@@ -33,6 +33,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from . import expr as E
@@ -227,8 +228,10 @@ class _Infer:
             if k == "pow":
                 self.square(a[0], n, "the power '^'")
             return sh(a[0])
-        if k == "norm":
+        if k in ("norm", "norm_call"):
             return (ONE, ONE)
+        if k == "epow":                      # LaTeX e^{X}: expm of a square matrix, else exp
+            return sh(a[0])
         if k == "block":
             for x in a:
                 if x.kind == "num" and x.value == 0:  # a zero block: its size from the grid
@@ -239,6 +242,8 @@ class _Infer:
         if k == "slice":
             bounds = tuple(self.dim_of_node(x) for x in a[1:])
             return self.apply_op(n, Op.SLICE, a[:1], bounds, "the slice")
+        if k == "string":
+            raise self.fail(n, "a quoted word is only the p of norm(X, p): 'fro' or 'nuc'")
         raise self.fail(n, f"unknown syntax '{k}'")
 
     def name(self, n: Node) -> Sh:
@@ -598,11 +603,18 @@ class _Infer:
         if k == "pow":
             if a[0].is_scalar:
                 return E.hpow(a[0], a[1])
+            if a[1].op is Op.CONST and abs(a[1].attr) == Fraction(1, 2):  # X^(1/2) = sqrtm(X)
+                root = E.sqrtm(a[0])
+                return root if a[1].attr > 0 else E.inv(root)
             if a[1].op is not Op.CONST or a[1].attr.denominator != 1:
-                raise self.fail(n, "a matrix power needs an integer exponent (use .^ for "
-                                   "the elementwise power)")
+                raise self.fail(n, "a matrix power needs an integer exponent or ±1/2 (the "
+                                   "principal square root); use .^ for the elementwise power")
             return E.matpow(a[0], int(a[1].attr))
-        if k == "norm":
+        if k == "epow":                      # e^{X}: the matrix exponential of a square matrix
+            x = a[0]
+            square = x.rows == x.cols and not x.is_scalar
+            return E.expm(x) if square else E.apply(Op.EXP, x)
+        if k in ("norm", "norm_call"):
             return self.make_norm(n, a[0], n.value)
         if k == "block":
             r, c = n.value
@@ -637,12 +649,17 @@ class _Infer:
         return E.hdiv(x, y)
 
     def make_norm(self, n: Node, x: Expr, p: str) -> Expr:
+        """``||X||_p``: of a matrix, "2" is the spectral norm, "*" the nuclear norm and
+        "F" the Frobenius norm; of a vector, "2", "F" and "*" are the Euclidean norm."""
         is_matrix = x.rows != ONE and x.cols != ONE
+        if p == "1" and n.kind == "norm_call" and is_matrix:
+            raise self.fail(n, "norm(X, 1) of a matrix is the largest column sum in MATLAB "
+                               "and NumPy, which matdiff does not differentiate; ||X||_1 is "
+                               "the sum of the |X_ij|")
         if p == "2" and is_matrix:
-            raise self.fail(n, "||X||_2 of a matrix is the spectral norm, which matdiff does "
-                               "not differentiate; write ||X||_F for the Frobenius norm")
-        if p == "F" and not is_matrix:
-            p = "2"
+            return E.spectral_norm(x)
+        if p == "*" and is_matrix:
+            return E.nuclear_norm(x)
         return E.norm(x, "1" if p == "1" else "2")
 
     def make_call(self, n: Node, a: list[Any], shape: tuple[Dim, Dim]) -> Expr:

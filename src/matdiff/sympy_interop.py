@@ -66,6 +66,17 @@ _WRITTEN: dict[Op, Callable[[Any], Any]] = {
 # Ops SymPy cannot write: to_sympy raises, naming them
 NO_FORM: dict[Op, str] = {
     Op.VEC: "vec", Op.UNVEC: "unvec", Op.COMMUTATION: "the commutation matrix K(m, n)",
+    # the spectral functions and factorizations (sp.exp of a MatrixSymbol is no matrix
+    # exponential, and SymPy's matrix expressions have no eigenvector, SVD or Cholesky node)
+    Op.TRIL: "a lower-triangle node (tril)", Op.EXPM: "matrix exponential expm",
+    Op.LOGM: "matrix logarithm logm", Op.SQRTM: "principal matrix square root sqrtm",
+    Op.FRECHET: "Fréchet derivative of a matrix function",
+    Op.EIGVAL: "extreme eigenvalue lambda_max/lambda_min",
+    Op.EIGVEC: "eigenvector eigvec_max/eigvec_min", Op.SPECTRAL_NORM: "spectral norm",
+    Op.NUCLEAR_NORM: "nuclear norm", Op.POLAR: "polar factor (UV' of the SVD)",
+    Op.SVD_U1: "singular vector svd_u1", Op.SVD_V1: "singular vector svd_v1",
+    Op.PINV: "pseudo-inverse node (pinv)", Op.ADJ: "adjugate node (adj)",
+    Op.CHOL: "Cholesky factor (chol)",
 }
 # Ops written as a formula of other SymPy nodes, read back as that formula (same value)
 _FORMULA = frozenset({Op.HDIV, Op.LOGDET, Op.SUM, Op.NORM})

@@ -22,10 +22,15 @@ hadamard   (a, b)                   ``.*``, ``\\odot``, ``\\circ``
 hdiv       (a, b)                   ``./``, ``\\oslash``
 hpow       (a, b)                   ``.^`` (b scalar)
 pow        (a, b)                   ``^``: power of a scalar; integer power of a square
-                                    matrix (``^-1`` is the inverse)
+                                    matrix (``^-1`` is the inverse, ``^(1/2)`` sqrtm)
 div        (a, b)                   ``/`` by a scalar (``\\frac``)
 transpose  (a,)                     ``'``, ``.T``, ``^T``
-norm       (a,)                     value "F" | "2" | "1" | "" (unsubscripted)
+norm       (a,)                     value "F" | "2" | "1" | "*" | "" (unsubscripted);
+                                    "2" of a matrix is the spectral norm, "*" the nuclear
+norm_call  (a,)                     ``norm(X, p)``: value "2" (also for ``norm(X)``), "1",
+                                    "F" ('fro') or "*" ('nuc')
+string     ()                       a quoted word, the p of ``norm(X, 'nuc')``
+epow       (a,)                     LaTeX ``e^{a}``: expm of a square matrix, else exp
 call       args                     value: a name in FUNCTIONS (an Op's call: the
                                     expressions, then the sizes its attribute holds,
                                     ``unvec(x, m, n)``), or in FILLS (``vector(1)``)

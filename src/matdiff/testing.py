@@ -16,13 +16,17 @@ expression is well shaped by construction, and its inputs, drawn by
 * ``inv``, ``det`` and matrix powers only see *well-conditioned* expressions (symbols
   ``W*``, which ``random_inputs`` draws near ``1.5 I``, their products, transposes and
   inverses), and ``logdet`` only symmetric positive definite ones (``S`` declared
-  symmetric, ``W Wᵀ``).
+  symmetric, ``W Wᵀ``);
+* the spectral functions see their domains: ``expm`` a bounded argument, ``logm``,
+  ``sqrtm`` and ``adj`` well-conditioned ones, ``chol`` symmetric positive definite ones;
+  eigenvalues, singular values and vectors, polar factors and pseudo-inverses take any
+  argument, and a point on one of their kinks (``points.SPECTRAL_KINKS``) is drawn again.
 
 ``CaseResult``/``verify`` run one case through every stage (gradient against central finite
 differences, simplify keeps the value, the ASCII round trip, the NumPy backend against the
 reference evaluator) and classify it: ``ok``, ``mismatch`` (a bug), ``error`` (an
 unexpected exception: a bug) or ``skipped`` (an honest reason: the point is not in the
-domain or sits on a kink of ``abs``/``sign``/``relu``).
+domain or sits on a kink of ``abs``/``sign``/``relu`` or of a spectral function).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import numpy as np
 
 from . import expr as E
 from .api import parse, shapes_of
-from .check import evaluate, fd_gradient, random_inputs, rel_error
+from .check import evaluate, fd_gradient, not_differentiable, random_inputs, rel_error
 from .codegen import compile as compile_code
 from .diff import gradients
 from .expr import Dim, Expr, Op
@@ -273,6 +277,46 @@ def _block(draw: Draw, key: str, d: int) -> Expr:
     return gen(draw, key, d)
 
 
+def _bounded(draw: Draw, key: str, d: int) -> Expr:
+    """An expression with entries in (-1/4, 1/4): an argument e^X cannot overflow at."""
+    return E.scale(E.const(Fraction(1, 4)), E.apply(Op.TANH, gen(draw, key, d)))
+
+
+def _spectral(draw: Draw, key: str, d: int) -> Expr:
+    """The spectral functions and factorizations, each on its domain: expm of a bounded
+    matrix, logm/sqrtm/adj of a well-conditioned one (a spectrum near 1.5), chol of an spd
+    one; eigenvalues, singular values and vectors, polar factors and pseudo-inverses of
+    any (a random point is off their kinks almost surely)."""
+    if key == "N":
+        f = draw.pick(["expm", "logm", "sqrtm", "frechet", "tril", "adj", "chol", "polar"])
+        if f == "expm":
+            return E.expm(_bounded(draw, "N", d))
+        if f in ("logm", "sqrtm", "adj"):
+            return {"logm": E.logm, "sqrtm": E.sqrtm, "adj": E.adj}[f](well(draw, d))
+        if f == "frechet":
+            g = draw.pick(["expm", "logm", "sqrtm"])
+            a = _bounded(draw, "N", d) if g == "expm" else well(draw, d)
+            return E.frechet(g, a, gen(draw, "N", d))
+        if f == "chol":
+            return E.chol(spd(draw, d))
+        return E.tril(gen(draw, key, d)) if f == "tril" else E.polar(gen(draw, key, d))
+    if key in ("M", "R"):
+        other = _TRANSPOSED[key]
+        assert other is not None
+        return draw.pick([E.polar, E.tril])(gen(draw, key, d)) if draw.int(0, 1) else \
+            E.pinv(gen(draw, other, d))
+    if key == "v":
+        return E.eigvec(gen(draw, "N", d), draw.pick(["max", "min"])) if draw.int(0, 1) else \
+            E.svd_v1(gen(draw, "M", d))
+    if key == "w":
+        return E.svd_u1(gen(draw, "M", d))
+    x = gen(draw, draw.pick(["N", "M"]), d)
+    how = draw.pick(["max", "min", "spectral", "nuclear"])
+    if how in ("max", "min"):
+        return E.eigval(gen(draw, "N", d), how)
+    return E.spectral_norm(x) if how == "spectral" else E.nuclear_norm(x)
+
+
 def _difference(draw: Draw, key: str, d: int) -> Expr:
     return E.sub(gen(draw, key, d), gen(draw, key, d))
 
@@ -284,7 +328,7 @@ def _shallower(draw: Draw, key: str, d: int) -> Expr:
 _BRANCHES: list[Branch] = [
     lambda draw, key, d: _leaf(draw, key), _sum, _scaled, _product, _transpose,
     _elementwise_product, _elementwise_function, _positive_function, _matrix_function,
-    _reduction, _diagonal, _vec, _kron, _block, _difference, _shallower,
+    _reduction, _diagonal, _vec, _kron, _block, _difference, _shallower, _spectral,
 ]
 
 
@@ -371,7 +415,11 @@ class CaseResult:
 
 
 def _on_kink(e: Expr, env: dict[str, Any], sizes: dict[str, int], tol: float = 1e-3) -> bool:
-    """Whether an argument of abs/sign/relu/1-norm (or the vector of a 2-norm) is near 0."""
+    """Whether an argument of abs/sign/relu/1-norm (or the vector of a 2-norm) is near 0,
+    or a spectral function sits on a kink (``points.SPECTRAL_KINKS``: a repeated extreme eigenvalue,
+    a zero singular value, ...)."""
+    if not_differentiable(e, env, sizes) is not None:
+        return True
     nodes = [n for n in E.toposort([e]) if n.op in (Op.ABS, Op.SIGN, Op.RELU, Op.NORM)]
     if not nodes:
         return False

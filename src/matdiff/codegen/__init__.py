@@ -29,12 +29,13 @@ from ..expr import Dim, Expr, MatdiffError, Op, toposort
 from .emit import ATOM, BACKENDS, JAX, NUMPY, TORCH, Backend, Emitter, Row
 from .ir import Arr, P
 from .lower import LOWER, Lowering
+from .spectral import HELPER_NAMES
 
 __all__ = ["codegen", "compile", "lower", "NUMPY", "JAX", "TORCH", "BACKENDS", "LOWER",
            "mangle", "Backend", "Row"]
 
 _RESERVED = {"np", "jnp", "torch", "dtype", "device", "float", "int", "range", "len", "sum",
-             "abs", "min", "max", "None", "True", "False", "scipy", "jax"}
+             "abs", "min", "max", "None", "True", "False", "scipy", "jax", *HELPER_NAMES}
 
 
 def mangle(name: str, taken: set[str]) -> str:
@@ -158,7 +159,9 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
                         for n, e in symbols.items()),
            "", "Returns:", *(f"    {_shape_text(e, lambda d: em.dim(d, True))}" for e in outs),
            '"""']
-    head = [b.imports, *sorted(em.modules), "", "", f"def {fname}({', '.join(names.values())}):"]
+    head = [b.imports, *sorted(em.modules), "", "",
+            *(h + "\n\n" for h in em.helper_sources()),       # _logm, _eigvec, ...
+            f"def {fname}({', '.join(names.values())}):"]
     return "\n".join(head + ["    " + x for x in doc + body]) + "\n", \
         [(n, names[n], e) for n, e in symbols.items()], fname
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..expr import Dim, Op
 from .ir import Arr, P, walk
+from .spectral import HELPER_ORDER, HELPERS, IMPORTS, ROWS
 
 __all__ = ["Row", "Backend", "BACKENDS", "NUMPY", "JAX", "TORCH", "Emitter"]
 
@@ -26,11 +27,25 @@ LOWEST, SUM, PRODUCT, UNARY, POWER, ATOM = range(6)   # Python's operator preced
 
 @dataclass(frozen=True)
 class Row:
-    """A template, the precedence of what it writes, an import line it needs."""
+    """A template, the precedence of what it writes, an import line it needs, and the helper
+    functions it calls (``spectral.HELPERS``: defined in the generated source)."""
 
     text: str
     prec: int = ATOM
     module: str = ""
+    helpers: tuple[str, ...] = ()
+
+
+def _spectral(backend: str) -> dict[Any, Row]:
+    """The rows of the spectral functions (``spectral.ROWS``), with the module their
+    templates or helpers use."""
+    out, module = {}, IMPORTS[backend]
+    for key, r in ROWS[backend].items():
+        sources = [r.text, *(HELPERS[backend][h] for h in r.helpers)]
+        uses = bool(module) and any(module.split()[-1] in t for t in sources)
+        out[key] = Row(r.text, PRODUCT if r.product else ATOM, module if uses else "",
+                       r.helpers)
+    return out
 
 
 _SAME_NAME = (Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.ARCSIN, Op.ARCCOS,
@@ -67,12 +82,13 @@ _COMMON: dict[Any, str | Row] = {
     "number": "float({0})", "scalar": "{0}",                # a constant / scalar output
     "array": "float({0})",                                  # arithmetic on numbers
 }
-NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})"}
-JAX: dict[Any, str | Row] = {**_COMMON, "dot": "{m}.vdot({0}, {1})", "cho_solve": Row(
+NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", **_spectral("numpy")}
+JAX: dict[Any, str | Row] = {**_COMMON, **_spectral("jax"), "dot": "{m}.vdot({0}, {1})",
+                             "cho_solve": Row(
     "jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor({0}), {1})",
     module="import jax.scipy.linalg")}
 TORCH: dict[Any, str | Row] = {
-    **_COMMON, P.ARRAY: "{m}.tensor(float({a}){dev})",
+    **_COMMON, **_spectral("torch"), P.ARRAY: "{m}.tensor(float({a}){dev})",
     P.PERMUTE: "{0}.permute({a})", P.CONCAT: "{m}.cat([{args}], dim={a})",
     Op.SIGMOID: "{m}.sigmoid({0})", Op.RELU: "{m}.relu({0})",
     Op.KRON: "{m}.kron({0}.contiguous(), {1}.contiguous())",   # views a transposed factor
@@ -139,6 +155,12 @@ class Emitter:
         self.b, self.inputs, self.name_dim = backend, inputs, name_dim
         self.dims: dict[str, str] = {}
         self.modules: set[str] = set()
+        self.helpers: set[str] = set()
+
+    def helper_sources(self) -> list[str]:
+        """The definitions of the helpers the code calls, each after those it uses."""
+        return [HELPERS[self.b.name][h].replace("{m}", self.b.m)
+                for h in HELPER_ORDER if h in self.helpers]
 
     def dim(self, d: Dim, bare: bool = False) -> str:
         """A dimension as code, its names read from the input shapes at call time."""
@@ -178,6 +200,7 @@ class Emitter:
             return (self.inputs[x.attr], ATOM) if x.prim is P.INPUT else literal(x.attr)
         row = self.b.row(x.key if x.prim is P.CALL else x.prim)
         self.modules |= {row.module} - {""}
+        self.helpers |= set(row.helpers)
         ops = [c if p >= _needs(row.text, i) else f"({c})" for i, (c, p) in enumerate(args)]
         return row.text.format(*ops, m=self.b.m, args=", ".join(ops), dev=self.b.dev,
                                **self.attr(x)), row.prec

@@ -509,6 +509,14 @@ class Lowering:
         self.blocks.update(rows + [g.concat(rows, 0)])
         return g.concat(rows, 0)
 
+    def spectral_row(self, e: Expr) -> Arr:
+        """A spectral function, one backend function (``spectral.ROWS``): ``{k}`` is the
+        index of the eigenvalue; a Fréchet derivative is the function's own row."""
+        key: object = f"{e.attr}_frechet" if e.op is Op.FRECHET else e.op
+        params = {"k": -1 if e.attr == "max" else 0} if e.op in (Op.EIGVAL, Op.EIGVEC) else {}
+        return self.g.call(key, *map(self.lower, e.args), shape=() if e.is_scalar else e.shape,
+                           **params)
+
     def call_row(self, e: Expr) -> Arr:
         """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'."""
         x = e.args[0]
@@ -560,4 +568,7 @@ LOWER: dict[Op, Callable[[Lowering, Expr], Arr]] = {
     Op.NORM: Lowering.norm_row,
     **dict.fromkeys((Op.DET, Op.INV, Op.KRON, Op.MATPOW, Op.DIAGM), Lowering.call_row),
     **dict.fromkeys((*ELEMENTWISE, Op.LOGDET), Lowering.fn_row),
+    **dict.fromkeys((Op.TRIL, Op.EXPM, Op.LOGM, Op.SQRTM, Op.FRECHET, Op.EIGVAL, Op.EIGVEC,
+                     Op.SPECTRAL_NORM, Op.NUCLEAR_NORM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
+                     Op.PINV, Op.ADJ, Op.CHOL), Lowering.spectral_row),
 }

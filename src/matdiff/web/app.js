@@ -351,7 +351,9 @@ function renderResult(report) {
   if (parts.length) {
     where.append(el("h3", { class: "hint" }, "where"));
     for (const p of parts) {
-      const name = p && typeof p === "object" && p.name ? `${p.name} =` : "";
+      // a factorization names its left side per style: UΣVᵀ = X (thin SVD)
+      const shown = p && typeof p === "object" ? (p.lhs && p.lhs.unicode) || p.name : "";
+      const name = shown ? `${shown} =` : "";
       where.append(el("div", { class: "part" }, el("span", { class: "name" }, name),
                       mathOrText(p)));
     }

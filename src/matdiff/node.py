@@ -1,0 +1,299 @@
+"""The node: the closed set of operations ``Op`` and the interned ``Expr``.
+
+Imports nothing of matdiff but ``dims`` and ``opspec``; ``matdiff.expr`` re-exports all of it,
+holds the smart constructors and fills ``OPS`` (one ``OpSpec`` per Op) and ``SHAPE`` (the
+shape check derived from it), the two tables this module reads when a node is built or
+combined with an operator (``X + Y`` is the ``ADD`` builder of ``OPS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from enum import Enum, auto
+from fractions import Fraction
+from typing import Any
+
+from .dims import ONE, SCALAR, Dim, Shape
+from .opspec import OpSpec
+
+__all__ = ["Op", "Expr", "OPS", "SHAPE", "STRUCTURES", "SYMMETRIC_STRUCTURES", "toposort",
+           "free_symbols", "check_shape"]
+
+# declared structure of a variable: alias -> the canonical word kept in the SYMBOL's attr
+STRUCTURES: dict[str, str] = {
+    "symmetric": "symmetric", "sym": "symmetric",
+    "spd": "spd", "posdef": "spd", "pd": "spd",          # symmetric positive definite
+    "pos": "pos", "positive": "pos",                      # every entry > 0, any shape
+    "diagonal": "diagonal", "diag": "diagonal",           # square, zero off the diagonal
+}
+SYMMETRIC_STRUCTURES = frozenset({"symmetric", "spd", "diagonal"})  # Xᵀ = X, so square
+
+# ----------------------------------------------------------------------------- the node
+
+
+class Op(Enum):
+    """The closed set of operations. Every stage has a table keyed by these."""
+
+    # leaves
+    SYMBOL = auto()       # attr (name, shape, structure); structure: "" or a STRUCTURES word
+    CONST = auto()        # attr Fraction; a 1x1 scalar
+    IDENTITY = auto()     # attr n
+    ONES = auto()         # attr shape
+    ZERO = auto()         # attr shape
+    COMMUTATION = auto()  # attr (m, n): K vec(X) = vec(X') for X m x n
+    # linear structure
+    ADD = auto()          # n-ary, same shapes
+    SCALE = auto()        # (a, X): scalar a times X
+    MATMUL = auto()       # n-ary matrix product, flattened
+    TRANSPOSE = auto()
+    HADAMARD = auto()     # n-ary elementwise product
+    HDIV = auto()         # X ./ Y
+    POW = auto()          # (X, p): elementwise power, p a scalar expression
+    KRON = auto()         # Kronecker product, binary
+    BLOCK = auto()        # attr (r, c), args row-major
+    SLICE = auto()        # attr (r0, r1, c0, c1): rows r0..r1-1, columns c0..c1-1 (0-based)
+    TRIL = auto()         # the lower triangle, diagonal included
+    # matrix functions
+    TRACE = auto()
+    DET = auto()
+    LOGDET = auto()
+    INV = auto()
+    MATPOW = auto()       # attr k: integer power k >= 2 of a square matrix
+    DIAG = auto()         # diagonal of a square matrix, as a column vector
+    DIAGM = auto()        # vector to diagonal matrix
+    VEC = auto()          # column-major stacking
+    UNVEC = auto()        # attr (m, n): inverse of vec
+    SUM = auto()          # sum of all entries
+    NORM = auto()         # attr p: "2" (Euclidean / Frobenius) | "1" (entrywise)
+    # spectral functions and factorizations (README: "Spectral functions" for the domains)
+    EXPM = auto()         # the matrix exponential e^X
+    LOGM = auto()         # the principal logarithm (no eigenvalue on (-inf, 0])
+    SQRTM = auto()        # the principal square root X^(1/2) (no eigenvalue on (-inf, 0])
+    FRECHET = auto()      # attr "expm" | "logm" | "sqrtm": (A, E) -> L_f(A, E), the Fréchet
+    #                       derivative of f at A in the direction E
+    EIGVAL = auto()       # attr "max" | "min": extreme eigenvalue of the symmetric part of X
+    EIGVEC = auto()       # attr "max" | "min": its unit eigenvector, largest |entry| > 0
+    SPECTRAL_NORM = auto()  # ||X||_2 = sigma_max(X)
+    NUCLEAR_NORM = auto()   # ||X||_* = sum of the singular values
+    POLAR = auto()        # U V' for the thin SVD X = U S V' (the orthogonal polar factor)
+    SVD_U1 = auto()       # u1 = X v1 / sigma_max: the left singular vector of sigma_max
+    SVD_V1 = auto()       # v1: the right singular vector of sigma_max, largest |entry| > 0
+    PINV = auto()         # the Moore-Penrose pseudo-inverse
+    ADJ = auto()          # the adjugate: adj(X) X = det(X) I
+    CHOL = auto()         # the lower Cholesky factor L of the symmetric part: L L' = (X + X')/2
+    # elementwise functions
+    EXP = auto()
+    LOG = auto()
+    SIN = auto()
+    COS = auto()
+    TAN = auto()
+    TANH = auto()
+    SQRT = auto()
+    ABS = auto()
+    SIGN = auto()
+    SIGMOID = auto()
+    RELU = auto()
+    ARCSIN = auto()
+    ARCCOS = auto()
+    ARCTAN = auto()
+
+
+_INTERN: dict[tuple[Any, ...], Expr] = {}
+
+
+class Expr:
+    """An interned expression node ``(op, args, attr)`` with its ``shape``.
+
+    >>> from matdiff.expr import add, sym
+    >>> X = sym("X", ("m", "n"))
+    >>> (X.T.T is X, str(X.T.shape[0]), (X + X) is add(X, X))
+    (True, 'n', True)
+    """
+
+    __slots__ = ("op", "args", "attr", "shape", "_hash", "__weakref__")
+    op: Op
+    args: tuple[Expr, ...]
+    attr: Any
+    shape: Shape
+    _hash: int
+
+    def __new__(cls, op: Op, args: tuple[Expr, ...] = (), attr: Any = None) -> Expr:
+        key = (op, args, attr)
+        node = _INTERN.get(key)
+        if node is None:
+            node = object.__new__(cls)
+            object.__setattr__(node, "op", op)
+            object.__setattr__(node, "args", args)
+            object.__setattr__(node, "attr", attr)
+            object.__setattr__(node, "shape", SHAPE[op](args, attr))
+            object.__setattr__(node, "_hash", hash(key))
+            _INTERN[key] = node
+        return node
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Expr is immutable")
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Expr, (self.op, self.args, self.attr))
+
+    # -- shape helpers
+    @property
+    def rows(self) -> Dim:
+        return self.shape[0]
+
+    @property
+    def cols(self) -> Dim:
+        return self.shape[1]
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.shape == SCALAR
+
+    @property
+    def is_vector(self) -> bool:
+        return self.shape[1] == ONE and self.shape[0] != ONE
+
+    @property
+    def name(self) -> str:
+        """The name of a SYMBOL."""
+        if self.op is not Op.SYMBOL:
+            raise AttributeError("only symbols have names")
+        return self.attr[0]
+
+    @property
+    def structure(self) -> str:
+        """The declared structure of a SYMBOL (``"symmetric"``, ``"spd"``, ``"pos"``,
+        ``"diagonal"``), ``""`` for none and for every other node."""
+        return self.attr[2] if self.op is Op.SYMBOL else ""
+
+    @property
+    def symmetric(self) -> bool:
+        """A SYMBOL declared symmetric, spd or diagonal: ``Xᵀ = X``."""
+        return self.op is Op.SYMBOL and self.attr[2] in SYMMETRIC_STRUCTURES
+
+    # -- operators, so rules and tests read like math
+    @property
+    def T(self) -> Expr:  # noqa: N802
+        return _build(Op.TRANSPOSE, self)
+
+    def __add__(self, other: Expr | int | Fraction) -> Expr:
+        return _build(Op.ADD, self, _lift(other, self))
+
+    def __radd__(self, other: int | Fraction) -> Expr:
+        return _build(Op.ADD, _lift(other, self), self)
+
+    def __sub__(self, other: Expr | int | Fraction) -> Expr:
+        return _build(Op.ADD, self, -_lift(other, self))
+
+    def __rsub__(self, other: int | Fraction) -> Expr:
+        return _build(Op.ADD, _lift(other, self), -self)
+
+    def __neg__(self) -> Expr:
+        return _build(Op.SCALE, _number(-1), self)
+
+    def __matmul__(self, other: Expr) -> Expr:
+        return _build(Op.MATMUL, self, other)
+
+    def __mul__(self, other: Expr | int | Fraction) -> Expr:
+        if not isinstance(other, Expr):
+            return _build(Op.SCALE, _number(other), self)
+        if other.is_scalar:
+            return _build(Op.SCALE, other, self)
+        if self.is_scalar:
+            return _build(Op.SCALE, self, other)
+        return _build(Op.HADAMARD, self, other)
+
+    def __rmul__(self, other: int | Fraction) -> Expr:
+        return _build(Op.SCALE, _number(other), self)
+
+    def __truediv__(self, other: Expr | int | Fraction) -> Expr:
+        if not isinstance(other, Expr):
+            return _build(Op.SCALE, _number(Fraction(1) / Fraction(other)), self)
+        if other.is_scalar:
+            return _build(Op.SCALE, _build(Op.POW, other, _number(-1)), self)
+        return _build(Op.HDIV, self, other)
+
+    def __repr__(self) -> str:
+        if self.op is Op.SYMBOL:
+            return f"sym({self.attr[0]!r})"
+        if self.op is Op.CONST:
+            return f"const({self.attr})"
+        inner = ", ".join(repr(a) for a in self.args)
+        extra = "" if self.attr is None else (", " if inner else "") + repr(self.attr)
+        return f"{self.op.name.lower()}({inner}{extra})"
+
+    def __str__(self) -> str:
+        return _STR_HOOK[0](self)
+
+    def walk(self) -> Iterator[Expr]:
+        """Every node of the DAG once, children before parents."""
+        return iter(toposort([self]))
+
+
+def _default_str(e: Expr) -> str:
+    return repr(e)
+
+
+# The printing module installs the ASCII printer here, so str(expr) is valid input.
+_STR_HOOK: list[Callable[[Expr], str]] = [_default_str]
+
+
+def _build(op: Op, *args: Expr) -> Expr:
+    """``op`` over ``args`` through its smart constructor in ``OPS``."""
+    return OPS[op].build(args, None)
+
+
+def _number(value: int | Fraction) -> Expr:
+    return Expr(Op.CONST, (), Fraction(value))
+
+
+def _lift(value: Expr | int | Fraction, like: Expr) -> Expr:
+    if isinstance(value, Expr):
+        return value
+    c = _number(value)
+    return c if like.is_scalar else _build(Op.SCALE, c, OPS[Op.ONES].build((), like.shape))
+
+
+def toposort(roots: Iterable[Expr]) -> list[Expr]:
+    """All nodes reachable from ``roots``, each once, children before parents (iterative)."""
+    seen: set[int] = set()
+    order: list[Expr] = []
+    for root in roots:
+        if id(root) in seen:
+            continue
+        stack: list[tuple[Expr, int]] = [(root, 0)]
+        seen.add(id(root))
+        while stack:
+            node, i = stack.pop()
+            if i < len(node.args):
+                stack.append((node, i + 1))
+                child = node.args[i]
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    stack.append((child, 0))
+            else:
+                order.append(node)
+    return order
+
+
+def free_symbols(e: Expr) -> dict[str, Expr]:
+    """The SYMBOL leaves of ``e`` by name, in order of first appearance."""
+    return {n.attr[0]: n for n in toposort([e]) if n.op is Op.SYMBOL}
+
+# ----------------------------------------------------------------------------- the tables
+
+# filled by matdiff.expr: one OpSpec per Op, and the shape check derived from each
+OPS: dict[Op, OpSpec] = {}
+SHAPE: dict[Op, Callable[[tuple[Expr, ...], Any], Shape]] = {}
+
+
+def check_shape(op: Op, args: tuple[Expr, ...], attr: Any = None) -> Shape:
+    """The shape of ``op`` over ``args``, or ``ShapeMismatch``: constructors check first,
+    then fold."""
+    return SHAPE[op](args, attr)
