@@ -11,7 +11,7 @@ or where a textbook writes a quantity one way:
   orientation that is least in the structural order, so like terms collect; a 1×1 run
   inside a longer chain is a scalar factor (as a 1×1 factor already is);
 * ``DIAGONALS``: ``diag(abᵀ) = a ⊙ b``, ``diag(Aᵀ) = diag(A)``, ``Diag(x) y = x ⊙ y``,
-  ``I ⊙ (abᵀ) = Diag(a ⊙ b)``;
+  ``I ⊙ (abᵀ) = Diag(a ⊙ b)``, ``sum(A ⊙ B) = tr(AᵀB)`` where that is shorter;
 * ``KRONECKER``: the Frobenius norm of a Kronecker product is the product of the norms;
   the block sums that the gradient with respect to a Kronecker factor produces,
   ``Σᵢⱼ bᵢⱼ Mᵢⱼ`` (written ``(𝟏ᵀ ⊗ I)(M ⊙ (B ⊗ 𝟏))(𝟏 ⊗ I)``), fold where ``M`` is a
@@ -261,6 +261,9 @@ DIAGONALS = RuleSet([
          lambda ts: E.add(*(E.diag(t) for t in ts)), cheaper),        #   = diag A + diag B
     Rule("diagonal-map", Pat(Op.MATMUL), _diag_map),                  # (vᵀ⊗I)Diag(vec I)(𝟏⊗I)
                                                                       #   = Diag v
+    Rule("sum-of-hadamard", P(Op.SUM, P(Op.HADAMARD, A, B)),          # sum(A ⊙ B) = tr(AᵀB)
+         lambda A, B: E.trace(E.matmul(E.T(A), B))  # (with I it is sum-of-diagonal's)
+         if A.cols != ONE and Op.IDENTITY not in (A.op, B.op) else None, cheaper),
     Rule("identity-mask-of-outer",                                    # I ⊙ abᵀ = Diag(a ⊙ b)
          P(Op.HADAMARD, Pat(Op.IDENTITY), var("O", _outer)),
          lambda O: E.diagm(E.hadamard(O.args[0], E.T(O.args[1])))),
