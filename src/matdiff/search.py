@@ -291,7 +291,9 @@ def alternatives(e: Expr) -> tuple[Expr, ...]:
     got = _ALTERNATIVES.get(e)
     if got is not None:
         return got
-    if cost(e) > MAX_COST:
+    if cost(e) > MAX_COST or not any(next(eq(n), None) is not None for n in unseen(e, {})
+                                     for eq in EQUATIONS):
+        _ALTERNATIVES[e] = (e,)  # too large, or no equation applies anywhere in it
         return (e,)
     g = EGraph()
     c = g.add(e)
