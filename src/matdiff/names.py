@@ -161,6 +161,7 @@ class Namer:
 
     def __init__(self, roots: Sequence[Expr]):
         self.taken: set[str] = set()
+        self.known: dict[Expr, Expr] = {}  # parts named already elsewhere: their names
         for r in roots:
             for node in E.toposort([r]):
                 if node.op is Op.SYMBOL:
