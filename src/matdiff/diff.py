@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 from .expr import (
-    ONE,
     OPS,
     Dim,
     Expr,
@@ -62,7 +61,7 @@ from .expr import (
     zeros,
 )
 
-__all__ = ["VJP", "grad", "gradients", "SYMMETRIC_CONVENTION", "LINEAR", "linear_in",
+__all__ = ["VJP", "powers", "grad", "gradients", "SYMMETRIC_CONVENTION", "LINEAR", "linear_in",
            "adjoint", "sym_part", "eigen_resolvent", "eigvec_tangent", "top_singular",
            "polar_tangent", "pinv_tangent", "phi"]
 
@@ -72,16 +71,36 @@ SYMMETRIC_CONVENTION = ("gradient w.r.t. a symmetric matrix: the symmetric part 
 Rule = Callable[[Expr, Expr], Sequence[Expr | None]]
 
 
-def _prod(factors: Sequence[Expr], n: Dim) -> Expr:
-    """Matrix product of ``factors``; the identity of size ``n`` when there are none."""
-    return matmul(*factors) if factors else eye(n) if n != ONE else const(1)
+def powers(factors: Sequence[Expr]) -> list[Expr]:
+    """The factors of a product with each run of one repeated factor as its power, so the
+    prefixes and suffixes of ``X X ⋯ X`` have a size that does not grow with the run.
+
+    >>> from matdiff.expr import sym
+    >>> X, A = sym("X", ("n", "n")), sym("A", ("n", "n"))
+    >>> [str(f) for f in powers([X, X, A, X])]
+    ['X^2', 'A', 'X']
+    """
+    out: list[Expr] = []
+    run = 0
+    for i, f in enumerate(factors):
+        run += 1
+        if i + 1 == len(factors) or factors[i + 1] is not f:
+            out.append(matpow(f, run) if run > 1 else f)
+            run = 0
+    return out
+
+
+def _transposed(factors: Sequence[Expr]) -> list[Expr]:
+    """The factors of ``(A1 ⋯ Ak)ᵀ = Akᵀ ⋯ A1ᵀ``, runs of a repeated factor as powers."""
+    return [T(f) for f in reversed(powers(factors))]
 
 
 def _matmul_vjp(y_bar: Expr, y: Expr) -> list[Expr]:
-    """C = A1 A2 ... An:  Āi = (A1..Ai-1)ᵀ C̄ (Ai+1..An)ᵀ."""
+    """C = A1 A2 ... An:  Āi = (A1..Ai-1)ᵀ C̄ (Ai+1..An)ᵀ, written with the transposes at
+    the factors and repeated factors as powers, so each Āi is one flat product."""
     f = y.args
-    return [matmul(T(_prod(f[:i], a.rows)), y_bar, T(_prod(f[i + 1:], a.cols)))
-            for i, a in enumerate(f)]
+    return [matmul(*_transposed(f[:i]), y_bar, *_transposed(f[i + 1:]))
+            for i in range(len(f))]
 
 
 def _hadamard_vjp(y_bar: Expr, y: Expr) -> list[Expr]:

@@ -39,12 +39,25 @@ class Dim:
     """
 
     __slots__ = ("terms", "_hash")
+    terms: tuple[tuple[Monomial, int], ...]
+    _hash: int
 
-    def __init__(self, terms: dict[Monomial, int] | Iterable[tuple[Monomial, int]]):
+    def __new__(cls, terms: dict[Monomial, int] | Iterable[tuple[Monomial, int]]) -> Dim:
+        """Interned, as ``Expr`` is: equal dimensions are one object, so comparing two
+        shapes is mostly an identity test."""
         items = terms.items() if isinstance(terms, dict) else terms
-        self.terms: tuple[tuple[Monomial, int], ...] = tuple(
-            sorted(((m, c) for m, c in items if c != 0), key=lambda mc: (-len(mc[0]), mc[0])))
-        self._hash = hash(self.terms)
+        key = tuple(sorted(((m, c) for m, c in items if c != 0),
+                           key=lambda mc: (-len(mc[0]), mc[0])))
+        dim = _DIMS.get(key)
+        if dim is None:
+            dim = object.__new__(cls)
+            dim.terms = key
+            dim._hash = hash(key)
+            _DIMS[key] = dim
+        return dim
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Dim, (self.terms,))
 
     @staticmethod
     def of(value: int | str | Dim) -> Dim:
@@ -57,8 +70,11 @@ class Dim:
 
     @staticmethod
     def var(name: str) -> Dim:
-        linear: dict[Monomial, int] = {(name,): 1}
-        return Dim(linear)
+        dim = _VARS.get(name)
+        if dim is None:
+            linear: dict[Monomial, int] = {(name,): 1}
+            dim = _VARS[name] = Dim(linear)
+        return dim
 
     @property
     def value(self) -> int | None:
@@ -96,6 +112,8 @@ class Dim:
     __rmul__ = __mul__
 
     def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
         if isinstance(other, int):
             other = Dim.of(other)
         return isinstance(other, Dim) and self.terms == other.terms
@@ -139,6 +157,8 @@ class Dim:
         return f"Dim({self.format()!r})"
 
 
+_DIMS: dict[tuple[tuple[Monomial, int], ...], Dim] = {}
+_VARS: dict[str, Dim] = {}
 Shape = tuple[Dim, Dim]
 ZERO_DIM = Dim({})
 ONE = Dim.of(1)

@@ -30,6 +30,7 @@ from .algebra import (
     hadamard_factors,
     is_symbolic_identity,
     leading_factor,
+    matrix_power,
     negate_inside,
     power,
     quotient,
@@ -84,9 +85,7 @@ any_pw = (lambda base, ex: View(lambda e: (e.args[0], e.args[1]) if e.op is Op.P
                                 (e, E.const(1)), base, ex, where=lambda e: e.is_scalar))
 reciprocal = (lambda base, ex: View(power, base, ex, where=lambda e: e.is_scalar and (
     e.op is Op.POW and e.args[1].op is Op.CONST and e.args[1].attr < 0)))
-matrix_pw = (lambda base, ex: View(lambda e: (e.args[0], E.const(e.attr)) if e.op is Op.MATPOW
-                                   else (e, E.const(1)), base, ex,
-                                   where=lambda e: e.rows == e.cols))
+matrix_pw = (lambda base, ex: View(matrix_power, base, ex, where=lambda e: e.rows == e.cols))
 hadamard = (lambda *items: View(hadamard_factors, *items))
 first = (lambda f: View(leading_factor, f))
 last = (lambda f: View(trailing_factor, f))
