@@ -38,9 +38,10 @@ class Dim:
     ('2*n + 1', 'm*n', True)
     """
 
-    __slots__ = ("terms", "_hash")
+    __slots__ = ("terms", "_hash", "names")
     terms: tuple[tuple[Monomial, int], ...]
     _hash: int
+    names: frozenset[str]  # the dimension names in the polynomial
 
     def __new__(cls, terms: dict[Monomial, int] | Iterable[tuple[Monomial, int]]) -> Dim:
         """Interned, as ``Expr`` is: equal dimensions are one object, so comparing two
@@ -53,6 +54,7 @@ class Dim:
             dim = object.__new__(cls)
             dim.terms = key
             dim._hash = hash(key)
+            dim.names = frozenset(v for m, _ in key for v in m)
             _DIMS[key] = dim
         return dim
 
@@ -64,8 +66,11 @@ class Dim:
         if isinstance(value, Dim):
             return value
         if isinstance(value, int):
-            constant: dict[Monomial, int] = {(): value}
-            return Dim(constant)
+            dim = _NUMBERS.get(value)
+            if dim is None:
+                constant: dict[Monomial, int] = {(): value}
+                dim = _NUMBERS[value] = Dim(constant)
+            return dim
         return Dim.var(value)
 
     @staticmethod
@@ -85,12 +90,12 @@ class Dim:
             return self.terms[0][1]
         return None
 
-    @property
-    def names(self) -> set[str]:
-        return {v for m, _ in self.terms for v in m}
-
     def __add__(self, other: object) -> Dim:
         o = Dim.of(other)  # type: ignore[arg-type]
+        if not o.terms:
+            return self
+        if not self.terms:
+            return o
         acc = dict(self.terms)
         for m, c in o.terms:
             acc[m] = acc.get(m, 0) + c
@@ -103,6 +108,10 @@ class Dim:
 
     def __mul__(self, other: object) -> Dim:
         o = Dim.of(other)  # type: ignore[arg-type]
+        if o is ONE:
+            return self
+        if self is ONE:
+            return o
         acc: dict[Monomial, int] = {}
         for (m1, c1), (m2, c2) in itertools.product(self.terms, o.terms):
             m = tuple(sorted(m1 + m2))
@@ -123,6 +132,10 @@ class Dim:
 
     def subs(self, env: Mapping[str, Dim | int]) -> Dim:
         """Replace names by dimensions or integers."""
+        if not any(v in env for v in self.names):
+            return self
+        if len(self.terms) == 1 and self.terms[0][1] == 1 and len(self.terms[0][0]) == 1:
+            return Dim.of(env[self.terms[0][0][0]])  # one name alone: its value
         acc = Dim({})
         for m, c in self.terms:
             term = Dim.of(c)
@@ -159,6 +172,7 @@ class Dim:
 
 _DIMS: dict[tuple[tuple[Monomial, int], ...], Dim] = {}
 _VARS: dict[str, Dim] = {}
+_NUMBERS: dict[int, Dim] = {}
 Shape = tuple[Dim, Dim]
 ZERO_DIM = Dim({})
 ONE = Dim.of(1)
@@ -547,6 +561,13 @@ class DimSolver:
     def resolve(self, d: Dim) -> Dim:
         """``d`` with bound variables replaced by their values; the values of the variables
         met are resolved in place (path compression), so long chains cost linear time."""
+        bound = self.bound
+        if not any(v in bound for v in d.names):
+            return d
+        if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+            value = bound[d.terms[0][0][0]]       # one variable alone, its value resolved
+            if not any(w in bound for w in value.names):
+                return value
         stack = [v for v in d.names if v in self.bound]
         while stack:
             v = stack[-1]
@@ -563,7 +584,19 @@ class DimSolver:
 
     def unify(self, a: Dim, b: Dim, where: Any = None) -> None:
         """``a = b``, or ``Contradiction``; ``where`` is kept with a pending equation."""
-        diff = self.resolve(a) - self.resolve(b)
+        ra, rb = self.resolve(a), self.resolve(b)
+        if ra is rb:
+            return
+        fresh = self._fresh_alone(ra, rb)
+        if fresh is not None:  # _1 = n, _1 = _2: the one binding _binding would choose
+            var, value = fresh
+            if value.value is not None and value.value < 1:
+                raise Contradiction()
+            self.bound[var] = value
+            if self.pending:
+                self._retry()
+            return
+        diff = ra - rb
         if not diff.terms:
             return
         g = math.gcd(*(c for _, c in diff.terms))
@@ -580,6 +613,19 @@ class DimSolver:
             return
         self._refute(diff)
         self.pending.append((a, b, where))
+
+    @staticmethod
+    def _fresh_alone(a: Dim, b: Dim) -> tuple[str, Dim] | None:
+        """``var = value`` when one side is a fresh variable alone and the other holds no
+        fresh variable, or is another fresh variable alone (the first name is bound)."""
+        va, vb = _fresh_name(a), _fresh_name(b)
+        if va is not None and vb is not None:
+            return (va, b) if va < vb else (vb, a)
+        if va is not None and not any(v.startswith(FRESH) for v in b.names):
+            return va, b
+        if vb is not None and not any(v.startswith(FRESH) for v in a.names):
+            return vb, a
+        return None
 
     def _binding(self, diff: Dim) -> tuple[str, Dim] | None:
         """The best ``var = value`` that solves ``diff = 0``: a fresh variable (or a name of
@@ -643,6 +689,14 @@ class DimSolver:
 
     def restore(self, snap: tuple[dict[str, Dim], list[tuple[Dim, Dim, Any]], int]) -> None:
         self.bound, self.pending, self.count = dict(snap[0]), list(snap[1]), snap[2]
+
+
+def _fresh_name(d: Dim) -> str | None:
+    """The name of ``d`` when it is one fresh variable alone (``_3``)."""
+    if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+        name = d.terms[0][0][0]
+        return name if name.startswith(FRESH) else None
+    return None
 
 
 def _equation(diff: Dim) -> str:
