@@ -90,17 +90,19 @@ def powers(factors: Sequence[Expr]) -> list[Expr]:
     return out
 
 
-def _transposed(factors: Sequence[Expr]) -> list[Expr]:
-    """The factors of ``(A1 ⋯ Ak)ᵀ = Akᵀ ⋯ A1ᵀ``, runs of a repeated factor as powers."""
-    return [T(f) for f in reversed(powers(factors))]
-
-
 def _matmul_vjp(y_bar: Expr, y: Expr) -> list[Expr]:
     """C = A1 A2 ... An:  Āi = (A1..Ai-1)ᵀ C̄ (Ai+1..An)ᵀ, written with the transposes at
     the factors and repeated factors as powers, so each Āi is one flat product."""
     f = y.args
-    return [matmul(*_transposed(f[:i]), y_bar, *_transposed(f[i + 1:]))
-            for i in range(len(f))]
+    transposes: dict[Expr, Expr] = {}  # each factor (or power) transposed once
+
+    def transposed(factors: Sequence[Expr]) -> list[Expr]:  # (A1 ⋯ Ak)ᵀ = Akᵀ ⋯ A1ᵀ
+        out = []
+        for g in reversed(powers(factors)):
+            t = transposes.get(g)
+            out.append(t if t is not None else transposes.setdefault(g, T(g)))
+        return out
+    return [matmul(*transposed(f[:i]), y_bar, *transposed(f[i + 1:])) for i in range(len(f))]
 
 
 def _hadamard_vjp(y_bar: Expr, y: Expr) -> list[Expr]:

@@ -198,21 +198,22 @@ def matmul(*factors: Expr) -> Expr:
     flat: list[Expr] = []
     coeffs: list[Expr] = []
     stack = list(reversed(factors))
+    zero = False
     while stack:
         g = stack.pop()
         if g.op is Op.SCALE:
             coeffs.append(g.args[0])
             stack.append(g.args[1])
         elif g.op is Op.MATMUL:
-            stack.extend(reversed(g.args))
+            flat.extend(g.args)  # built here: no scalar, identity or zero inside
         elif g.is_scalar and len(factors) > 1:
             coeffs.append(g)  # a 1x1 factor of a product is a scalar: it scales
-        else:
+        elif g.op is not Op.IDENTITY:
+            zero = zero or g.op is Op.ZERO
             flat.append(g)
     shape = (factors[0].rows, factors[-1].cols)
-    if any(is_zero(g) for g in flat) or any(is_zero(c) for c in coeffs):
+    if zero or any(is_zero(c) for c in coeffs):
         return zeros(shape)
-    flat = [g for g in flat if g.op is not Op.IDENTITY]
     if not flat:
         out = eye(shape[0]) if shape != SCALAR else const(1)
     elif len(flat) == 1:
