@@ -119,6 +119,29 @@ def test_cos_of_a_large_argument_is_not_a_false_mismatch():
     assert outcome.status == "ok" and outcome.error is not None and outcome.error < 1e-6
 
 
+@pytest.mark.parametrize("scale", [1.001, 2.0, 0.0])
+def test_no_claim_is_ok_where_the_differences_resolve_nothing(scale):
+    """cos of an argument near 1e9: the argument's own rounding is a visible share of the
+    smallest steps' change, which still cross periods. The right gradient and wrong ones
+    alike are inconclusive there, never OK (an agreement within an error bound as large as
+    the derivative confirms nothing) and never a mismatch."""
+    f = md.parse("cos(1e9*x'*x)", shapes={"x": ["n"]})
+    g = md.grad(f, "x")
+    for claim in (g, scale * g):
+        rep = check_mod.check_claims({"x": check_mod.Claim("x", f, claim)}, sizes={"n": 2})
+        v = rep.verdicts["x"]
+        assert (v.status, v.reason) == ("inconclusive", "ill-conditioned"), str(rep)
+
+
+def test_a_wrong_claim_near_the_resolution_limit_is_still_a_mismatch():
+    """At 1e7 the steps still resolve the derivative: 0.1% off is a mismatch."""
+    f = md.parse("cos(1e7*x'*x)", shapes={"x": ["n"]})
+    g = md.grad(f, "x")
+    right = check_mod.check_claims({"x": check_mod.Claim("x", f, g)}, sizes={"n": 2})
+    wrong = check_mod.check_claims({"x": check_mod.Claim("x", f, 1.001 * g)}, sizes={"n": 2})
+    assert right.verdicts["x"].status == "ok" and wrong.verdicts["x"].status == "mismatch"
+
+
 # ----------------------------------------------------------------------------- wrong answers
 
 
