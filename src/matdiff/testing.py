@@ -53,7 +53,8 @@ from .check import (
 )
 from .codegen import compile as compile_code
 from .diff import gradients
-from .expr import Dim, Expr, Op
+from .expr import Dim, Expr, MatdiffError, Op
+from .points import has_branches
 from .printing import to_text
 from .simplify import simplify
 
@@ -472,19 +473,27 @@ def _fd_error(f: Expr, name: str, g: Any, env: dict[str, Any], sizes: dict[str, 
 
 
 def point(e: Expr, seed: int, tries: int = 8) -> tuple[dict[str, Any], dict[str, int]] | None:
-    """A random point in the domain of ``e``, off the kinks; None when none was found.
+    """A random point in the domain of ``e``, off the kinks; None when none was found. For
+    odd ``seed`` where a power or a division has a variable of free sign, the first half
+    of the draws gives those random signs (``points.random_inputs(signs=True)``), so the
+    soak meets the other real branches (a rule that assumed a positive base shows there).
 
     >>> env, sizes = point(E.logdet(E.sym("S", ("n", "n"), "symmetric")), seed=0)
     >>> env["S"].shape == (sizes["n"], sizes["n"])
     True
     """
+    signs = seed % 2 == 1 and has_branches([e])     # every other case: the other real branches
     for attempt in range(tries):
-        env, sizes = random_inputs(e, seed=seed * 31 + attempt)
+        flip = signs and attempt < tries // 2         # then the positive branch, if none there
+        env, sizes = random_inputs(e, seed=seed * 31 + attempt, signs=flip)
         with np.errstate(all="ignore"):
-            value = evaluate(e, env, sizes)
-            size = np.abs(np.asarray(value, dtype=float))
-            if np.all(np.isfinite(size)) and np.all(size < 1e8) and not _on_kink(e, env, sizes):
-                return env, sizes
+            try:
+                size = np.abs(np.asarray(evaluate(e, env, sizes), dtype=float))
+                if np.all(np.isfinite(size)) and np.all(size < 1e8) and \
+                        not _on_kink(e, env, sizes):
+                    return env, sizes
+            except MatdiffError:                      # singular here: draw again
+                continue
     return None
 
 
