@@ -264,6 +264,10 @@ class _Cook:
             self.emit(*_SIMPLE[name], start, end)
         elif name in self.functions:
             self.emit("FUNC", call_name(Op.SIGMOID), start, end)
+        elif name in LATEX_FUNCTIONS and name in _HINTS and i + 1 < len(raw) \
+                and str(raw[i + 1]) == "_":                 # \min_X f: a problem, not min(X, Y)
+            raise self.fail(f"'\\{name}_' is an optimisation problem ({_HINTS[name]}); "
+                            f"\\{name}(X, Y) is the elementwise {name}", start, end)
         elif name in LATEX_FUNCTIONS:                       # \det, \tr, \sgn: from OPS
             self.emit("FUNC", call_name(LATEX_FUNCTIONS[name]), start, end)
         elif name in GREEK:
