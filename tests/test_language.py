@@ -119,6 +119,9 @@ def test_every_new_op_is_in_the_table() -> None:
     ("lse(x)", "logsumexp(x)", ("1", "1")),
     (r"\sinh(x)", "sinh(x)", ("m", "1")),
     (r"\max(x, 0)", "max(x, 0)", ("m", "1")),
+    (r"\sinh^{-1}(x)", "arcsinh(x)", ("m", "1")),          # the inverse, not 1/sinh
+    (r"\sin^{-1} x", "arcsin(x)", ("m", "1")),
+    (r"\operatorname{arcsinh}(x)", "arcsinh(x)", ("m", "1")),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_reading(text: str, printed: str, shape: tuple[str, str]) -> None:
     e = md.parse(text, shapes={"X": ("m", "n")} if "X" in text else None)
@@ -133,6 +136,8 @@ def test_reading(text: str, printed: str, shape: tuple[str, str]) -> None:
     ("sum(X, k)", "k", "k = 1"),
     ("max(x)", "max", "takes 2"),
     ("max(X, y)", "max", "max(X, Y)"),
+    (r"\cosh^{-1}(x)", r"\cosh", "inverse function of cosh"),
+    (r"\min_X \|X\|_F^2", r"\min", "optimisation problem"),
 ])
 def test_misuse_is_a_clear_error(text: str, at: str, fragment: str) -> None:
     shapes = {"X": ("m", "n"), "y": ("p",)} if "X" in text else None
