@@ -3,7 +3,8 @@
 For every item of ``../shared/examples/battery.md`` with an "expect" form, for a table of
 Matrix Cookbook identities (Petersen & Pedersen, 2012, equation numbers as ids) and for a
 table of spectral results from the literature (matrix functions, eigenvalues, matrix norms,
-factorizations; printed in Unicode over their named factorizations), prints the
+factorizations; printed in Unicode over their named factorizations) and for a table of
+ML gradients (cross-entropy, logistic regression, softmax, a two-layer network), prints the
 size of matdiff's result divided by the size of the textbook form. The size is the number
 of symbol occurrences in the printed tree: variables, numbers, identities and ones each
 count once per occurrence; operators, transposes, signs and function names count nothing.
@@ -90,6 +91,24 @@ SPECTRAL = [
      "1/2*(eye(n) .* (chol(S)'*A')))*inv(chol(S)))')"),
 ]
 
+# ML functions (issue 14): (source, f, wrt, textbook gradient)
+ML = [
+    ("Bishop 2006 §4.3.2: cross-entropy", "-(y'*log(sigmoid(X*w)) + (1-y)'*log(1-sigmoid(X*w)))",
+     "w", "X'*(sigmoid(X*w) - y)"),
+    ("logistic log-likelihood", "y'*log(sigmoid(X*w)) + (1-y)'*log(1-sigmoid(X*w))", "w",
+     "X'*(y - sigmoid(X*w))"),
+    ("logistic loss, softplus", "sum(softplus(X*w)) - y'*X*w", "w", "X'*(sigmoid(X*w) - y)"),
+    ("Bishop 2006 §4.3.4: softmax", "logsumexp(W*x) - y'*W*x", "W", "(softmax(W*x) - y)*x'"),
+    ("softmax cross-entropy (1ᵀy free)", "-y'*log(softmax(W*x))", "W",
+     "(sum(y)*softmax(W*x) - y)*x'"),
+    ("two-layer net, softplus", "||W2*softplus(W1*x) - y||^2", "W1",
+     "2*(W2'*(W2*softplus(W1*x) - y) .* sigmoid(W1*x))*x'"),
+    ("two-layer net, softplus", "||W2*softplus(W1*x) - y||^2", "W2",
+     "2*(W2*softplus(W1*x) - y)*softplus(W1*x)'"),
+    ("log-sigmoid", "sum(log(sigmoid(x)))", "x", "1 - sigmoid(x)"),
+    ("logsumexp", "logsumexp(x)", "x", "softmax(x)"),
+]
+
 _LEAVES = (Op.SYMBOL, Op.CONST, Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION)
 
 
@@ -162,6 +181,11 @@ def main(argv: list[str]) -> int:
         rows.append((f"{source}: {text}", shown[0] + "".join(f"  where {n} = {d}"
                                                               for n, d in where),
                      size(g), size(ref), same(g, ref)))
+    for source, text, wrt, book in ML:
+        f = md.parse(text)
+        g = derivative(f, wrt, "grad")
+        ref = md.parse(book, shapes=md.shapes_of(f))
+        rows.append((f"{source}: {text}", md.to_unicode(g), size(g), size(ref), same(g, ref)))
     width, iw = max(len(r[1]) for r in rows), max(len(r[0]) for r in rows)
     print(f"{'item':<{iw}} {'matdiff result':<{width}} {'size':>4} {'book':>4} {'ratio':>5}  value")
     ratios = []

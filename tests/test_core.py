@@ -259,6 +259,12 @@ EXERCISE = {  # one scalar function per Op, in which that Op depends on the vari
     Op.PINV: E.trace(E.matmul(E.pinv(E.matmul(M, X)), N)),
     Op.ADJ: E.total(E.hadamard(E.adj(E.matmul(X, Y)), Y)),
     Op.CHOL: E.total(E.hadamard(E.chol(E.matmul(X, Y, X.T)), Y)),
+    # ML functions and reductions
+    Op.MEAN: E.hpow(E.mean(E.matmul(X, Y)), 2),
+    Op.MAX: E.total(E.hadamard(E.maximum(E.matmul(X, Y), E.hadamard(Y, Y)), X)),
+    Op.MIN: E.total(E.hadamard(E.minimum(E.matmul(X, Y), E.zeros(("n", "n"))), X)),
+    Op.LOGSUMEXP: E.add(E.logsumexp(E.matmul(X, Y)), E.logsumexp(E.matmul(X, x))),
+    Op.SOFTMAX: E.total(E.hadamard(E.softmax(E.matmul(X, x)), E.matmul(Y, x))),
 }
 
 

@@ -206,6 +206,19 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
     "inverse-of-product": [E.inv(A @ B)],
     "inverse-of-scaled": [E.inv(E.scale(E.const(2), A)), E.inv(E.scale(a, A))],
     "sum-of-scaled": [E.total(E.scale(a, X))],
+    # ML functions
+    "log-sigmoid": [E.apply(Op.LOG, E.apply(Op.SIGMOID, X)),
+                    E.apply(Op.LOG, E.apply(Op.SIGMOID, a))],
+    "log-one-plus-exp": [E.apply(Op.LOG, E.ones((n, n)) + exp_X),
+                         E.apply(Op.LOG, E.add(E.const(1), E.apply(Op.EXP, a)))],
+    "log-one-minus-sigmoid": [E.apply(Op.LOG, E.ones((n, 1)) - E.apply(Op.SIGMOID, x))],
+    "log-sum-exp": [E.apply(Op.LOG, E.total(exp_X))],
+    "softmax": [E.scale(E.hpow(E.total(E.apply(Op.EXP, x)), -1), E.apply(Op.EXP, x))],
+    "inner-of-quotient": [x.T @ E.hdiv(y, x)],
+    "distribute-into-quotients": [E.hadamard(E.hdiv(A, X) + B, X),
+                                  E.hadamard(E.hdiv(y, x) - E.hdiv(v, E.ones((n, 1)) - x),
+                                             x, E.ones((n, 1)) - x)],
+    "expand-hadamard-terms": [E.hadamard(x + y, v) - E.hadamard(x - y, v)],
 }
 CASES = [pytest.param(name, i, id=f"{name}-{i}") for name, exs in RULE_EXAMPLES.items()
          for i in range(len(exs))]
@@ -509,7 +522,8 @@ def test_order_key_of_deep_trees_compares_without_recursion() -> None:
 
 
 def test_rule_sets_compose_by_object() -> None:
-    groups = [S.TRANSPOSES, S.SUMS, S.SCALARS, S.POWERS, S.PRODUCTS, S.HADAMARD, S.FUNCTIONS]
+    groups = [S.TRANSPOSES, S.SUMS, S.SCALARS, S.POWERS, S.PRODUCTS, S.HADAMARD, S.FUNCTIONS,
+              S.ML]
     assert list(S.RULES) == [r for g in groups for r in g]
     without = S.RULES - S.TRANSPOSES
     assert len(without) == len(S.RULES) - len(S.TRANSPOSES)

@@ -51,7 +51,7 @@ from .expr import (
     Op,
     OpSpec,
 )
-from .syntax import FILLS, FUNCTIONS, Node
+from .syntax import AXIS_CALLS, FILLS, FUNCTIONS, Node
 
 __all__ = ["infer", "normalize_shapes", "parse_dim", "ShapeDecl"]
 
@@ -63,6 +63,11 @@ _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eps", "zeta", "eta", "t
           "kappa", "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi",
           "chi", "psi", "omega"}
 
+
+# what a call's shape error adds: the form that does what the user probably meant
+_HINTS: dict[Op | None, str] = {
+    Op.SOFTMAX: "; softmax is of a vector: the softmax of each column of a matrix X (m x n) "
+                "is exp(X) ./ (ones(m, 1)*sum(exp(X), 1))"}
 
 _DIM_TEXT = re.compile(r"[A-Za-z0-9_*+\- ]+")
 
@@ -321,7 +326,7 @@ class _Infer:
             return f"{who} is {shown}, which does not fit {spec.shape}"
         if word == "a column vector" and axis == 0:
             word += f" of length {_pretty(self.solver.resolve(want))}"
-        return f"{who} needs {word}, but it is {shown}"
+        return f"{who} needs {word}, but it is {shown}{_HINTS.get(FUNCTIONS.get(what), '')}"
 
     def call(self, n: Node) -> Sh:
         """A function call: its Op's shape rule, over the arguments and the sizes written
@@ -332,6 +337,12 @@ class _Infer:
                                    "constant)")
             return (self.solver.fresh(), ONE if n.value == "vector" else self.solver.fresh())
         op = FUNCTIONS[n.value]
+        if op in E.EXTREMES:                 # max(x, 0): equal shapes, or a scalar broadcast
+            self.open_nodes.append(n)
+            return (self.solver.fresh(), self.solver.fresh())
+        if n.value in AXIS_CALLS and len(n.args) == 2:
+            rows, cols = self.shape[id(n.args[0])]
+            return (ONE, cols) if self.axis(n) == 1 else (rows, ONE)
         spec = OPS[op]
         arity = spec.arity or 0
         if spec.bare and spec.dims and len(n.args) == arity:   # ones(): sized by its place
@@ -340,6 +351,14 @@ class _Infer:
             return s
         attr = spec.call_attr(n.value, self.sizes(n, spec))
         return self.apply_op(n, op, n.args[:arity], attr, n.value)
+
+    def axis(self, n: Node) -> int:
+        """The axis of ``sum(X, k)``: 1 sums each column, 2 each row (MATLAB)."""
+        k = n.args[1]
+        if k.kind != "num" or k.value not in (1, 2):
+            raise self.fail(k, f"{n.value}(X, k) takes k = 1 (sum each column, a row) or "
+                               f"2 (sum each row, a column)")
+        return int(k.value)
 
     def sizes(self, n: Node, spec: OpSpec) -> tuple[Dim, ...]:
         """The sizes written in a call after its arguments; one left out is 1."""
@@ -359,7 +378,8 @@ class _Infer:
         x, y = n.args
         sx, sy, s = self.shape[id(x)], self.shape[id(y)], self.shape[id(n)]
         what = {"add": "sum", "sub": "difference", "hadamard": "elementwise product '.*'",
-                "hdiv": "elementwise division './'", "mul": "product"}[n.kind]
+                "hdiv": "elementwise division './'", "mul": "product",
+                "call": f"{n.value}(X, Y)"}[n.kind]
         if choice == "matmul":
             self.matmul(n)
             self.eq(s[0], sx[0], n, lambda: "product shape")
@@ -640,6 +660,8 @@ class _Infer:
             if choice == "scale_left" or x.is_scalar and y.is_scalar:
                 return E.scale(x, y)         # two scalars keep their order (round trip)
             return E.scale(y, x)
+        if n.kind == "call":
+            return OPS[FUNCTIONS[n.value]].build((x, y), None)
         if n.kind == "add":
             return E.add(x, y)
         if n.kind == "sub":
@@ -666,6 +688,12 @@ class _Infer:
         """A call through its Op's builder; the sizes are the solved ones."""
         if n.value in FILLS:
             return E.ones(shape) if n.args[0].value == 1 else E.zeros(shape)
+        if id(n) in self.decisions:          # max(x, 0): broadcast as x + 0 is
+            return self.make_binary(n, a[0], a[1], shape)
+        if n.value in AXIS_CALLS and len(n.args) == 2:   # sum(X, 1) = 1ᵀX, sum(X, 2) = X1
+            x = a[0]
+            return E.matmul(E.ones((ONE, x.rows)), x) if self.axis(n) == 1 else \
+                E.matmul(x, E.ones((x.cols, ONE)))
         spec = OPS[FUNCTIONS[n.value]]
         arity = spec.arity or 0
         if spec.bare and spec.dims and len(n.args) == arity:   # ones(): sized by its place
