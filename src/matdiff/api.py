@@ -187,7 +187,8 @@ def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise MatdiffError("sigmoid_names must be a list of names")
     latex = syntax == "latex" or (syntax is None and looks_like_latex(text))
-    tree = parse_latex(text, functions=names) if latex else parse_ascii(text)
+    tree = parse_latex(text, functions=names, variables=shapes or ()) if latex else \
+        parse_ascii(text)
     try:
         return infer(tree, text, _with_differentials(text, shapes))
     except MatdiffError as err:

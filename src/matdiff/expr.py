@@ -719,10 +719,10 @@ def rebuild(node: Expr, args: tuple[Expr, ...]) -> Expr:
 
 
 def _elementwise(op: Op, ascii: tuple[str, ...], latex: tuple[str, ...] = (),
-                 keeps_zero: bool = False) -> OpSpec:
+                 keeps_zero: bool = False, applied_latex: tuple[str, ...] = ()) -> OpSpec:
     """The spec of a scalar function applied entry by entry."""
     return OpSpec("(m,n)->(m,n)", lambda a, _: apply(op, a[0]), ascii, latex,
-                  elementwise=True, keeps_zero=keeps_zero)
+                  elementwise=True, keeps_zero=keeps_zero, applied_latex=applied_latex)
 
 
 def _which(name: str) -> str:
@@ -767,7 +767,8 @@ OPS.update({
                       ("logdet", "log\\det")),
     Op.INV: OpSpec("(n,n)->(n,n)", lambda a, _: inv(a[0]), ("inv",)),
     Op.MATPOW: OpSpec("(n,n)->(n,n)", lambda a, k: matpow(a[0], k)),
-    Op.DIAG: OpSpec("(n,n)->(n,1)", lambda a, _: diag(a[0]), ("diag",), ("diag",)),
+    Op.DIAG: OpSpec("(n,n)->(n,1)", lambda a, _: diag(a[0]), ("diag",), ("diag",),
+                    on_vector=Op.DIAGM),                    # diag(v) of a vector: Diag(v)
     Op.DIAGM: OpSpec("(n,1)->(n,n)", lambda a, _: diagm(a[0]), ("Diag", "diagm")),
     Op.VEC: OpSpec("(m,n)->(m*n,1)", lambda a, _: vec(a[0]), ("vec",)),
     Op.UNVEC: OpSpec("(m*n,1)->(m,n)", lambda a, mn: unvec(a[0], *mn), ("unvec",),
@@ -805,7 +806,7 @@ OPS.update({
     Op.SQRT: _elementwise(Op.SQRT, ("sqrt",), keeps_zero=True),    # LaTeX: \sqrt{x}, syntax
     Op.ABS: _elementwise(Op.ABS, ("abs",), keeps_zero=True),
     Op.SIGN: _elementwise(Op.SIGN, ("sign",), ("sgn",), keeps_zero=True),
-    Op.SIGMOID: _elementwise(Op.SIGMOID, ("sigmoid", "logistic")),
+    Op.SIGMOID: _elementwise(Op.SIGMOID, ("sigmoid", "logistic"), applied_latex=("sigma",)),
     Op.RELU: _elementwise(Op.RELU, ("relu",), keeps_zero=True),
     Op.ARCSIN: _elementwise(Op.ARCSIN, ("arcsin", "asin"), ("arcsin",), keeps_zero=True),
     Op.ARCCOS: _elementwise(Op.ARCCOS, ("arccos", "acos"), ("arccos",)),

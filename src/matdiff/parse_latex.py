@@ -39,6 +39,7 @@ from .expr import MatdiffError, Op
 from .syntax import (
     FILLS,
     FUNCTIONS,
+    LATEX_APPLIED,
     LATEX_FUNCTIONS,
     LATEX_PAIRS,
     Node,
@@ -126,13 +127,22 @@ def _tok(kind: str, value: str, start: int, end: int) -> Token:
                  end_line=1, end_column=end + 1)
 
 
+def _paren_follows(raw: list[Token], i: int) -> bool:
+    """Whether ``(`` (maybe after ``\\left`` or ``\\big``) follows the piece ``raw[i]``."""
+    j = i + 1
+    if j < len(raw) and str(raw[j])[1:] in ("left", *_SIZING):
+        j += 1
+    return j < len(raw) and str(raw[j]) == "("
+
+
 class _Cook:
     """Raw lexer pieces to the parser's terminals: the command table, delimiter pairing,
     subscript text, ``\\log\\det``, and ``FUNC_P`` for a function followed by a bracket."""
 
-    def __init__(self, text: str, functions: frozenset[str]):
+    def __init__(self, text: str, functions: frozenset[str], variables: frozenset[str]):
         self.text = text
         self.functions = functions
+        self.variables = variables      # declared names: \sigma(z) is then sigma*z
         self.out: list[Token] = []
         # open delimiters: (kind, how, start, end, is_subscript_brace); how: plain|left|env
         self.stack: list[tuple[str, str, int, int, bool]] = []
@@ -260,10 +270,14 @@ class _Cook:
             self.emit("SUBTOK", "*", start, end)
         elif name in _BINOP:
             self.emit("BINOP", _BINOP[name], start, end)
+        elif name == "sqrt" and i + 1 < len(raw) and str(raw[i + 1]) == "[":
+            self.emit("ROOT", name, start, end)                     # \sqrt[n]{x}
         elif name in _SIMPLE:
             self.emit(*_SIMPLE[name], start, end)
         elif name in self.functions:
             self.emit("FUNC", call_name(Op.SIGMOID), start, end)
+        elif name in LATEX_APPLIED and name not in self.variables and _paren_follows(raw, i):
+            self.emit("FUNC", call_name(LATEX_APPLIED[name]), start, end)   # \sigma(Xw)
         elif name in LATEX_FUNCTIONS:                       # \det, \tr, \sgn: from OPS
             self.emit("FUNC", call_name(LATEX_FUNCTIONS[name]), start, end)
         elif name in GREEK:
@@ -484,6 +498,12 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     def sqrt(self, meta: Any, children: list[Any]) -> Node:
         return self._node("call", meta, children[1:], call_name(Op.SQRT))
 
+    def root(self, meta: Any, children: list[Any]) -> Node:
+        """``\\sqrt[n]{x}``: the elementwise power ``x .^ (1/n)``."""
+        _, n, x = children
+        one = Node("num", (), Fraction(1), n.start, n.end)
+        return self._node("hpow", meta, [x, Node("div", (one, n), None, n.start, n.end)])
+
     def row(self, meta: Any, children: list[Node]) -> list[Node]:
         return children
 
@@ -690,9 +710,11 @@ def _friendly(err: UnexpectedInput, text: str) -> MatdiffError:
                         text=text)
 
 
-def parse_latex(text: str, functions: Iterable[str] = ()) -> Node:
+def parse_latex(text: str, functions: Iterable[str] = (), variables: Iterable[str] = ()
+                ) -> Node:
     r"""Parse LaTeX math to a syntax tree; ``functions`` names Greek letters meant as the
-    sigmoid (``functions=("sigma",)`` reads ``\sigma(Wx)`` as ``sigmoid(W*x)``).
+    sigmoid everywhere. ``\sigma`` followed by a parenthesis is the sigmoid
+    (``\sigma(Wx)`` is ``sigmoid(W*x)``) unless ``variables`` (the declared names) has it.
 
     >>> parse_latex(r"\left\| X \right\|_F^2").args[0].value
     'F'
@@ -706,7 +728,8 @@ def parse_latex(text: str, functions: Iterable[str] = ()) -> Node:
     if not body.strip():
         raise MatdiffError("the expression is empty", pos=0, text=text)
     try:
-        tokens = _Cook(text, frozenset(functions)).run(list(_PARSER.lex(body)))
+        cook = _Cook(text, frozenset(functions), frozenset(variables))
+        tokens = cook.run(list(_PARSER.lex(body)))
         interactive = _PARSER.parse_interactive("")
         for tok in tokens:
             interactive.feed_token(tok)

@@ -49,7 +49,8 @@ from typing import Any
 
 from .expr import OPS, MatdiffError, Op
 
-__all__ = ["Node", "FUNCTIONS", "FILLS", "LATEX_FUNCTIONS", "LATEX_PAIRS", "call_counts",
+__all__ = ["Node", "FUNCTIONS", "FILLS", "LATEX_FUNCTIONS", "LATEX_PAIRS", "LATEX_APPLIED",
+           "call_counts",
            "call_name", "canonical_function", "span_of"]
 
 
@@ -81,6 +82,8 @@ FUNCTIONS: dict[str, Op] = {name: op for op, spec in OPS.items() for name in spe
 # LaTeX commands that are functions (\det, \tr, \sgn) -> the Op
 LATEX_FUNCTIONS: dict[str, Op] = {cmd: op for op, spec in OPS.items() for cmd in spec.latex
                                   if "\\" not in cmd}
+# LaTeX commands that are a function only when a parenthesis follows (\sigma(z)) -> the Op
+LATEX_APPLIED: dict[str, Op] = {cmd: op for op, spec in OPS.items() for cmd in spec.applied_latex}
 # two commands in a row that are one function: \log\det -> (LOG, DET) -> LOGDET
 LATEX_PAIRS: dict[tuple[Op, Op], Op] = {
     (LATEX_FUNCTIONS[first], LATEX_FUNCTIONS[second]): op
