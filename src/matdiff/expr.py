@@ -60,7 +60,7 @@ __all__ = [
     "free_symbols", "SCALAR", "slice_", "block_offsets", "is_zero", "rebuild",
     "tril", "expm", "logm", "sqrtm", "MATRIX_FUNCTIONS", "derivative", "frechet",
     "frechet_block", "eigval", "eigvec", "spectral_norm", "nuclear_norm", "polar", "svd_u1",
-    "svd_v1", "pinv", "adj", "chol",
+    "svd_v1", "pinv", "adj", "chol", "inf_norm",
 ]
 
 
@@ -471,6 +471,18 @@ def norm(x: Expr, p: str = "2") -> Expr:
     return Expr(Op.NORM, (x,), p)
 
 
+def inf_norm(x: Expr) -> Expr:
+    """``||x||_inf = max_i |x_i|`` of a column vector; a scalar's is ``|x|``.
+
+    >>> inf_norm(sym("x", ("n",))).shape == SCALAR, inf_norm(sym("a")) is apply(Op.ABS, sym("a"))
+    (True, True)
+    """
+    _check(Op.INF_NORM, (x,))
+    if x.is_scalar or is_zero(x):
+        return apply(Op.ABS, x) if x.is_scalar else const(0)
+    return Expr(Op.INF_NORM, (x,))
+
+
 def tril(x: Expr) -> Expr:
     """The lower triangle of ``x`` (diagonal included), zeros above it."""
     _check(Op.TRIL, (x,))
@@ -777,6 +789,7 @@ OPS.update({
     Op.NORM: OpSpec("(m,n)->(1,1)", lambda a, p: norm(a[0], p),
                     ("norm2", "normF", "frob", "norm1"),   # norm(X, p): the parsers
                     attr_of_name=lambda name: "1" if name == "norm1" else "2"),
+    Op.INF_NORM: OpSpec("(n,1)->(1,1)", lambda a, _: inf_norm(a[0])),    # ||x||_inf
     # spectral functions and factorizations
     Op.EXPM: OpSpec("(n,n)->(n,n)", lambda a, _: expm(a[0]), ("expm",)),
     Op.LOGM: OpSpec("(n,n)->(n,n)", lambda a, _: logm(a[0]), ("logm",)),

@@ -65,6 +65,7 @@ class Op(Enum):
     UNVEC = auto()        # attr (m, n): inverse of vec
     SUM = auto()          # sum of all entries
     NORM = auto()         # attr p: "2" (Euclidean / Frobenius) | "1" (entrywise)
+    INF_NORM = auto()     # ||x||_inf = max |x_i| of a vector
     # spectral functions and factorizations (README: "Spectral functions" for the domains)
     EXPM = auto()         # the matrix exponential e^X
     LOGM = auto()         # the principal logarithm (no eigenvalue on (-inf, 0])

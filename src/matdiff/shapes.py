@@ -746,18 +746,24 @@ class _Infer:
         return E.hdiv(x, y)
 
     def make_norm(self, n: Node, x: Expr, p: str) -> Expr:
-        """``||X||_p``: of a matrix, "2" is the spectral norm, "*" the nuclear norm and
-        "F" the Frobenius norm; of a vector, "2", "F" and "*" are the Euclidean norm."""
+        """``||X||_p``: of a matrix, "2" is the spectral norm, "*" the nuclear norm, "F"
+        (and no subscript) the Frobenius norm, "1" the sum of the ``|X_ij|``; of a vector,
+        "2", "F" and "*" are the Euclidean norm, "inf" the largest ``|x_i|`` and a number p
+        ``sum(abs(x).^p)^(1/p)``. A matrix norm that MATLAB reads otherwise is an error."""
         is_matrix = x.rows != ONE and x.cols != ONE
-        if p == "1" and n.kind == "norm_call" and is_matrix:
-            raise self.fail(n, "norm(X, 1) of a matrix is the largest column sum in MATLAB "
-                               "and NumPy, which matdiff does not differentiate; ||X||_1 is "
-                               "the sum of the |X_ij|")
+        if is_matrix and (p == "1" and n.kind == "norm_call" or p not in ("", "F", "1", "2",
+                                                                           "*")):
+            raise self.fail(n, _MATRIX_NORMS.get(p, _MATRIX_NORMS["p"]).format(p=p))
         if p == "2" and is_matrix:
             return E.spectral_norm(x)
         if p == "*" and is_matrix:
             return E.nuclear_norm(x)
-        return E.norm(x, "1" if p == "1" else "2")
+        if p == "inf":
+            return E.inf_norm(x if x.cols == ONE else E.T(x))
+        if p in ("", "F", "1", "2", "*"):
+            return E.norm(x, "1" if p == "1" else "2")
+        power = E.const(Fraction(p))                                 # (sum |x_i|^p)^(1/p)
+        return E.hpow(E.total(E.hpow(E.apply(Op.ABS, x), power)), E.hpow(power, -1))
 
     def make_call(self, n: Node, a: list[Any], shape: tuple[Dim, Dim]) -> Expr:
         """A call through its Op's builder; the sizes are the solved ones."""
@@ -779,6 +785,18 @@ class _Infer:
         return self.solver.resolve(d).subs(self.rename)
 
 
+# matrix norms that MATLAB/NumPy and matrixcalculus.org read differently: both readings
+_MATRIX_NORMS = {
+    "1": "norm(X, 1) of a matrix is the largest column sum of |X| in MATLAB and NumPy, which "
+         "matdiff does not differentiate; ||X||_1 is the sum of the |X_ij| "
+         "(matrixcalculus.org)",
+    "inf": "||X||_inf of a matrix is the largest row sum of |X| in MATLAB and NumPy "
+           "(norm(X, Inf)) and the largest |X_ij| entrywise elsewhere; matdiff has neither "
+           "for a matrix: write ||vec(X)||_inf for the entrywise one",
+    "p": "||X||_{p} of a matrix is the induced p-norm in MATLAB and NumPy and the entrywise "
+         "(sum |X_ij|^{p})^(1/{p}) elsewhere; matdiff has neither for a matrix: write "
+         "||vec(X)||_{p} for the entrywise one",
+}
 _BROADCASTING = ("add", "sub", "hadamard", "hdiv")   # a scalar side is broadcast
 _SCALAR_DEFAULT = "a scalar"
 # a reading chosen by preference where the shapes leave it open: (kind, choice) -> note
@@ -837,7 +855,7 @@ def read(root: Node, text: str, shapes: ShapeDecl | None = None) -> Reading:
 
     >>> from matdiff.parse_ascii import parse_ascii
     >>> r = read(parse_ascii("x - mu"), "x - mu")
-    >>> str(r.expr.args[1].args[0].shape[0]), r.notes[0]
+    >>> str(E.free_symbols(r.expr)["mu"].shape[0]), r.notes[0]
     ('m', 'shapes by default: x a column vector (declare a shape to change it)')
     """
     decl = normalize_shapes(shapes)

@@ -76,7 +76,7 @@ NO_FORM: dict[Op, str] = {
     Op.NUCLEAR_NORM: "nuclear norm", Op.POLAR: "polar factor (UV' of the SVD)",
     Op.SVD_U1: "singular vector svd_u1", Op.SVD_V1: "singular vector svd_v1",
     Op.PINV: "pseudo-inverse node (pinv)", Op.ADJ: "adjugate node (adj)",
-    Op.CHOL: "Cholesky factor (chol)",
+    Op.CHOL: "Cholesky factor (chol)", Op.INF_NORM: "max-norm ||x||_inf",
 }
 # Ops written as a formula of other SymPy nodes, read back as that formula (same value)
 _FORMULA = frozenset({Op.HDIV, Op.LOGDET, Op.SUM, Op.NORM})
