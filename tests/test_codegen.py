@@ -138,6 +138,7 @@ REF: dict[Op, Callable[[Expr, list[np.ndarray]], np.ndarray]] = {
     Op.VEC: lambda e, a: a[0].reshape(-1, 1, order="F"),
     Op.UNVEC: lambda e, a: a[0].reshape(_dim(e.attr[0]), _dim(e.attr[1]), order="F"),
     Op.SUM: lambda e, a: np.array([[a[0].sum()]]),
+    Op.INF_NORM: lambda e, a: np.array([[np.abs(a[0]).max()]]),
     Op.NORM: lambda e, a: np.array([[np.sqrt((a[0] ** 2).sum()) if e.attr == "2"
                                      else np.abs(a[0]).sum()]]),
     Op.EXP: lambda e, a: np.exp(a[0]),
@@ -355,7 +356,7 @@ CASES: dict[str, Expr] = {
     "spectral-norm": E.spectral_norm(A), "nuclear-norm": E.nuclear_norm(A),
     "polar": E.polar(A), "polar-wide": E.polar(A.T), "svd-u1": E.svd_u1(A),
     "svd-v1": E.svd_v1(A), "pinv": E.pinv(A), "adj": E.adj(X), "chol": E.chol(Sp),
-    "tril": E.tril(A),
+    "tril": E.tril(A), "inf-norm": E.inf_norm(E.matmul(A, x)),
     "mean": E.mean(A), "max": E.maximum(A, B), "min": E.minimum(B, zeros(("m", "n"))),
     "logsumexp": E.logsumexp(A), "logsumexp-vector": E.logsumexp(x), "softmax": E.softmax(x),
     **{f"ew-{op.name.lower()}": apply(op, Pos if op in (Op.LOG, Op.SQRT, Op.LOG1P) else

@@ -237,6 +237,7 @@ EXERCISE = {  # one scalar function per Op, in which that Op depends on the vari
     Op.UNVEC: E.trace(E.matmul(E.unvec(E.add(E.kron(x, x), E.vec(Y)), "n", "n"), X)),
     Op.SUM: E.hpow(E.total(E.matmul(X, Y)), 2),
     Op.NORM: E.add(E.norm(E.matmul(X, Y), "2"), E.norm(E.matmul(X, Y), "1")),
+    Op.INF_NORM: E.inf_norm(E.matmul(X, x)),
     Op.COMMUTATION: E.total(E.hpow(E.matmul(E.commutation("n", "n"), E.vec(X)), 2)),
     Op.IDENTITY: E.total(E.hadamard(E.eye("n"), X)),
     Op.ONES: E.matmul(E.ones((1, "n")), X, Y, x),

@@ -306,6 +306,8 @@ EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
                        r"\left\| G \right\|_{2} + \left\| G \right\|_{F}"),
     Op.NUCLEAR_NORM: (E.hpow(E.nuclear_norm(_G), 2), "||G||_*^2", "‖G‖_*²",
                       r"\left\| G \right\|_{*}^{2}"),
+    Op.INF_NORM: (E.hpow(E.inf_norm(_x), 2), "||x||_inf^2", "‖x‖_∞²",
+                  r"\left\| x \right\|_{\infty}^{2}"),
     Op.POLAR: (E.polar(_G), "polar(G)", "polar(G)", r"\operatorname{polar}\left(G\right)"),
     Op.SVD_U1: (E.matmul(E.svd_u1(_G), E.T(E.svd_v1(_G))), "svd_u1(G)*svd_v1(G)'",
                 "svd_u1(G) svd_v1(G)ᵀ",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 from .expr import (
+    ONE,
     OPS,
     Dim,
     Expr,
@@ -178,6 +179,14 @@ def _norm_vjp(y_bar: Expr, y: Expr) -> list[Expr]:
     if y.attr == "1":
         return [scale(y_bar, apply(Op.SIGN, x))]
     return [scale(y_bar, scale(hpow(y, -1), x))]
+
+
+def at_largest_magnitude(x: Expr, t: Expr) -> Expr:
+    """``sign(x) ⊙ (1 + sign(|x| − t))`` with ``t = ||x||_inf``: ``sign(x_k)`` where
+    ``|x_k| = t`` (exactly, as t is one of the ``|x_i|``), 0 elsewhere: the gradient of
+    ``||x||_inf`` (at a tie, the sum of the subgradients of the tied entries)."""
+    gap = apply(Op.SIGN, add(apply(Op.ABS, x), neg(scale(t, ones(x.shape)))))
+    return hadamard(apply(Op.SIGN, x), add(ones(x.shape), gap))
 
 
 def _ew(derivative: Callable[[Expr, Expr], Expr]) -> Rule:
@@ -398,6 +407,7 @@ VJP: dict[Op, Rule] = {
     Op.LOGSUMEXP: lambda g, y: [scale(g, logsumexp_weights(y.args[0], y))],  # x̄ = c̄ softmax x
     Op.SOFTMAX: lambda g, y: [softmax_tangent(y, g)],                # x̄ = s ⊙ ḡ − (sᵀḡ) s
     Op.NORM: _norm_vjp,
+    Op.INF_NORM: lambda g, y: [scale(g, at_largest_magnitude(y.args[0], y))],  # c̄ sign(x_k)e_k
     Op.EXPM: _matrix_function_vjp,                                    # X̄ = L_exp(Xᵀ, C̄)
     Op.LOGM: _matrix_function_vjp,                                    # X̄ = L_log(Xᵀ, C̄)
     Op.SQRTM: _matrix_function_vjp,                                   # X̄ = L_sqrt(Xᵀ, C̄)

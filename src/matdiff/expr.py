@@ -61,7 +61,7 @@ __all__ = [
     "tril", "expm", "logm", "sqrtm", "MATRIX_FUNCTIONS", "derivative", "frechet",
     "frechet_block", "eigval", "eigvec", "spectral_norm", "nuclear_norm", "polar", "svd_u1",
     "svd_v1", "pinv", "adj", "chol", "mean", "maximum", "minimum", "logsumexp", "softmax",
-    "EXTREMES",
+    "inf_norm", "EXTREMES",
 ]
 
 
@@ -531,6 +531,18 @@ def norm(x: Expr, p: str = "2") -> Expr:
     return Expr(Op.NORM, (x,), p)
 
 
+def inf_norm(x: Expr) -> Expr:
+    """``||x||_inf = max_i |x_i|`` of a column vector; a scalar's is ``|x|``.
+
+    >>> inf_norm(sym("x", ("n",))).shape == SCALAR, inf_norm(sym("a")) is apply(Op.ABS, sym("a"))
+    (True, True)
+    """
+    _check(Op.INF_NORM, (x,))
+    if x.is_scalar or is_zero(x):
+        return apply(Op.ABS, x) if x.is_scalar else const(0)
+    return Expr(Op.INF_NORM, (x,))
+
+
 def tril(x: Expr) -> Expr:
     """The lower triangle of ``x`` (diagonal included), zeros above it."""
     _check(Op.TRIL, (x,))
@@ -779,10 +791,10 @@ def rebuild(node: Expr, args: tuple[Expr, ...]) -> Expr:
 
 
 def _elementwise(op: Op, ascii: tuple[str, ...], latex: tuple[str, ...] = (),
-                 keeps_zero: bool = False) -> OpSpec:
+                 keeps_zero: bool = False, applied_latex: tuple[str, ...] = ()) -> OpSpec:
     """The spec of a scalar function applied entry by entry."""
     return OpSpec("(m,n)->(m,n)", lambda a, _: apply(op, a[0]), ascii, latex,
-                  elementwise=True, keeps_zero=keeps_zero)
+                  elementwise=True, keeps_zero=keeps_zero, applied_latex=applied_latex)
 
 
 def _which(name: str) -> str:
@@ -827,7 +839,8 @@ OPS.update({
                       ("logdet", "log\\det")),
     Op.INV: OpSpec("(n,n)->(n,n)", lambda a, _: inv(a[0]), ("inv",)),
     Op.MATPOW: OpSpec("(n,n)->(n,n)", lambda a, k: matpow(a[0], k)),
-    Op.DIAG: OpSpec("(n,n)->(n,1)", lambda a, _: diag(a[0]), ("diag",), ("diag",)),
+    Op.DIAG: OpSpec("(n,n)->(n,1)", lambda a, _: diag(a[0]), ("diag",), ("diag",),
+                    on_vector=Op.DIAGM),                    # diag(v) of a vector: Diag(v)
     Op.DIAGM: OpSpec("(n,1)->(n,n)", lambda a, _: diagm(a[0]), ("Diag", "diagm")),
     Op.VEC: OpSpec("(m,n)->(m*n,1)", lambda a, _: vec(a[0]), ("vec",)),
     Op.UNVEC: OpSpec("(m*n,1)->(m,n)", lambda a, mn: unvec(a[0], *mn), ("unvec",),
@@ -843,6 +856,7 @@ OPS.update({
     Op.NORM: OpSpec("(m,n)->(1,1)", lambda a, p: norm(a[0], p),
                     ("norm2", "normF", "frob", "norm1"),   # norm(X, p): the parsers
                     attr_of_name=lambda name: "1" if name == "norm1" else "2"),
+    Op.INF_NORM: OpSpec("(n,1)->(1,1)", lambda a, _: inf_norm(a[0])),    # ||x||_inf
     # spectral functions and factorizations
     Op.EXPM: OpSpec("(n,n)->(n,n)", lambda a, _: expm(a[0]), ("expm",)),
     Op.LOGM: OpSpec("(n,n)->(n,n)", lambda a, _: logm(a[0]), ("logm",)),
@@ -872,7 +886,7 @@ OPS.update({
     Op.SQRT: _elementwise(Op.SQRT, ("sqrt",), keeps_zero=True),    # LaTeX: \sqrt{x}, syntax
     Op.ABS: _elementwise(Op.ABS, ("abs",), keeps_zero=True),
     Op.SIGN: _elementwise(Op.SIGN, ("sign",), ("sgn",), keeps_zero=True),
-    Op.SIGMOID: _elementwise(Op.SIGMOID, ("sigmoid", "logistic")),
+    Op.SIGMOID: _elementwise(Op.SIGMOID, ("sigmoid", "logistic"), applied_latex=("sigma",)),
     Op.RELU: _elementwise(Op.RELU, ("relu",), keeps_zero=True),
     Op.ARCSIN: _elementwise(Op.ARCSIN, ("arcsin", "asin"), ("arcsin",), keeps_zero=True),
     Op.ARCCOS: _elementwise(Op.ARCCOS, ("arccos", "acos"), ("arccos",)),

@@ -72,6 +72,7 @@ class Op(Enum):
     LOGSUMEXP = auto()    # log Σ exp(X_ij) over all entries (a scalar)
     SOFTMAX = auto()      # exp(x)/Σ exp(x_i) of a column vector
     NORM = auto()         # attr p: "2" (Euclidean / Frobenius) | "1" (entrywise)
+    INF_NORM = auto()     # ||x||_inf = max |x_i| of a vector
     # spectral functions and factorizations (README: "Spectral functions" for the domains)
     EXPM = auto()         # the matrix exponential e^X
     LOGM = auto()         # the principal logarithm (no eigenvalue on (-inf, 0])

@@ -69,6 +69,7 @@ _COMMON: dict[Any, str | Row] = {
     Op.TRACE: "{m}.trace({0})", Op.DET: "{m}.linalg.det({0})", Op.INV: "{m}.linalg.inv({0})",
     Op.MATPOW: "{m}.linalg.matrix_power({0}, {k})", Op.KRON: "{m}.kron({0}, {1})",
     Op.DIAG: "{m}.diagonal({0})[:, None]", Op.DIAGM: "{m}.diagflat({0})", Op.SUM: "{m}.sum({0})",
+    Op.INF_NORM: "{m}.abs({0}).max()",                      # ||x||_inf
     "slogdet": "{m}.linalg.slogdet({0})[1]",                # log|det X|
     "solve": "{m}.linalg.solve({0}, {1})",
     "dot": "{m}.einsum('ij,ij->', {0}, {1})",               # sum(X .* Y); BLAS dot is slower

@@ -569,6 +569,7 @@ LOWER: dict[Op, Callable[[Lowering, Expr], Arr]] = {
     Op.UNVEC: lambda L, e: L.g.t(L.g.reshape(L.lower(e.args[0]), (e.cols, e.rows))),
     Op.SUM: Lowering.sum_row,
     Op.NORM: Lowering.norm_row,
+    Op.INF_NORM: Lowering.call_row,
     **dict.fromkeys((Op.DET, Op.INV, Op.KRON, Op.MATPOW, Op.DIAGM, Op.MEAN, Op.MAX, Op.MIN,
                      Op.LOGSUMEXP, Op.SOFTMAX), Lowering.call_row),
     **dict.fromkeys((*ELEMENTWISE, Op.LOGDET), Lowering.fn_row),
