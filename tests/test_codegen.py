@@ -233,6 +233,7 @@ X = sym("X", ("n", "n"))
 Y = sym("Y", ("n", "n"))
 Sp = sym("S", ("n", "n"))
 Pos = sym("pos", ("m", "n"))
+Sd = sym("Sd", ("n", "n"), "spd")         # declared: one Cholesky factorization
 x = sym("x", ("n",))
 y = sym("y", ("m",))
 a = sym("a")
@@ -336,6 +337,9 @@ CASES: dict[str, Expr] = {
                                                       [sym("Vk", ("m", "k"))]])),  # call time
     "transposed-left-concrete": matmul(sym("Nn", (6, 5)).T, sym("Nt", (6, 2))),
     "inverse-transpose": inv(Sp.T) + inv(Sp),
+    "spd-one-cholesky": logdet(Sd) + matmul(x.T, inv(Sd), x) + det(Sd) + trace(inv(Sd)),
+    "spd-solve": matmul(inv(Sd), C) + matmul(inv(Sd.T), C),
+    "lu-shared": logdet(X) + matmul(x.T, inv(X.T), x) + trace(matmul(inv(X), Y)),
     "scalar-elementwise": apply(Op.EXP, a) + apply(Op.SIN, trace(X)),
     "expm": E.expm(X), "logm": E.logm(Sp), "sqrtm": E.sqrtm(Sp),
     **{f"frechet-{f}": E.frechet(f, X if f == "expm" else Sp, Y)
@@ -447,6 +451,9 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "transposed-left-thin": ("(Uk.T @ A).T if n > k else A.T @ Uk", "multi_dot"),
     "transposed-left-concrete": ("(Nt.T @ Nn).T", " if "),
     "inverse-transpose": ("t0.T + t0", "inv(S.T)"),
+    "spd-one-cholesky": ("scipy.linalg.cho_factor(Sd)", "np.linalg"),
+    "spd-solve": ("scipy.linalg.cho_solve(scipy.linalg.cho_factor(Sd), C)", "inv"),
+    "lu-shared": ("scipy.linalg.lu_factor(X)", "np.linalg"),
 }
 
 
@@ -591,11 +598,13 @@ def test_unknown_backend_raises() -> None:
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_only_the_backend_import(backend: str) -> None:
-    """The backend's import, and the linear algebra module the spectral functions need
-    (scipy.linalg, jax.scipy.linalg) only where the code uses one of them."""
+    """The backend's import, and the linear algebra module the spectral functions and the
+    factorizations need (scipy.linalg, jax.scipy.linalg) only where the code uses one."""
     spectral = {*SPECTRAL_ROWS[backend], Op.FRECHET}
-    plain = [e for e in CASES.values() if not {n.op for n in e.walk()} & spectral]
-    for exprs, extra in ((plain, []), (list(CASES.values()), [SPECTRAL_IMPORTS[backend]])):
+    plain = [e for k, e in CASES.items() if not {n.op for n in e.walk()} & spectral
+             and k not in ("spd-one-cholesky", "spd-solve", "lu-shared")]   # factorizations
+    cases = [(e, []) for e in plain] + [(list(CASES.values()), [SPECTRAL_IMPORTS[backend]])]
+    for exprs, extra in cases:       # (all cases at once: S is inverted and its logdet taken)
         src = codegen(exprs, backend=backend)
         imports = [line for line in src.splitlines() if "import" in line]
         assert imports == [BACKENDS[backend].imports, *filter(None, extra)]
@@ -851,12 +860,14 @@ def repeated_products(nodes: list[Any]) -> list[str]:
 
 
 def _products(nodes: list[Any]) -> int:
-    return sum(n.prim is P.MATMUL or n.key in ("addmm", "multi_dot", "solve") for n in nodes)
+    return sum(n.prim is P.MATMUL or n.key in ("addmm", "multi_dot", "solve", "cho_solve",
+                                                      "lu_solve", "lu_solve_t") for n in nodes)
 
 
 # products per call (both sides of every call-time choice), seed and benchmarks/problems.py
-PRODUCTS = {"seed": (11, 9), "kron": (0, 0), "gauss": (3, 3), "net": (3, 3), "mf": (3, 3),
-            "trace": (2, 2), "kronls": (6, 6)}
+PRODUCTS = {"seed": (11, 9), "kron": (0, 0), "gauss": (2, 2), "net": (5, 5), "mf": (3, 3),
+            "trace": (2, 2), "kronls": (5, 5), "logreg": (2, 2), "mmf": (3, 3), "pca": (1, 1),
+            "graph": (1, 1), "ridge": (2, 2), "prec": (0, 0), "sandwich": (4, 4)}
 
 
 @pytest.mark.parametrize("name", list(BENCH_PROBLEMS))
@@ -936,7 +947,7 @@ def test_a_row_names_the_module_it_needs(backend: str) -> None:
     _backend(backend)
     g, n = Graph(), Dim.var("n")
     a, b = g.node(P.INPUT, (), "A", (n, n)), g.node(P.INPUT, (), "B", (n, Dim.of(2)))
-    x = g.call("cho_solve", a, b, shape=b.shape)
+    x = g.call("cho_solve", g.call("cho_factor", a), b, shape=b.shape)
     em = Emitter(BACKENDS[backend], {"A": "A", "B": "B"}, str)
     (line,), ((code, _),) = em.lines([x], lambda: "t0")
     module = BACKENDS[backend].row("cho_solve").module

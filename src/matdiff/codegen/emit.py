@@ -48,6 +48,20 @@ def _spectral(backend: str) -> dict[Any, Row]:
     return out
 
 
+def _factorizations(lib: str, module: str) -> dict[Any, str | Row]:
+    """Cholesky (F = (L, lower)) and LU (F = (LU, pivots)) factorizations of SciPy's
+    interface (scipy.linalg, jax.scipy.linalg), and what is computed from them."""
+    rows = {"cho_factor": f"{lib}.cho_factor({{0}})", "cho_solve": f"{lib}.cho_solve({{0}}, {{1}})",
+            "lu_factor": f"{lib}.lu_factor({{0}})", "lu_solve": f"{lib}.lu_solve({{0}}, {{1}})",
+            "lu_solve_t": f"{lib}.lu_solve({{0}}, {{1}}, trans=1)"}
+    return {**{k: Row(v, module=module) for k, v in rows.items()},
+            "cho_inv": Row(rows["cho_solve"], module=module),
+            "lu_inv": Row(rows["lu_solve"], module=module),
+            "cho_logdet": Row("2 * {m}.log({m}.diagonal({0}[0])).sum()", PRODUCT),
+            "lu_logdet": "{m}.log({m}.abs({m}.diagonal({0}[0]))).sum()",
+            "cho_det": Row("{m}.prod({m}.diagonal({0}[0])) ** 2", POWER)}
+
+
 _SAME_NAME = (Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.ARCSIN, Op.ARCCOS,
               Op.ARCTAN, Op.SQRT, Op.ABS, Op.SIGN)         # np.exp(x), torch.exp(x), ...
 _COMMON: dict[Any, str | Row] = {
@@ -77,16 +91,13 @@ _COMMON: dict[Any, str | Row] = {
     "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).transpose(1, 0, 2).reshape({n}, {n})",
     "kron_trace": "{m}.sum({0}[{i} // {r}, {i} // {s}] * {1}[{i} % {r}, {i} % {s}])",  # diag
     "arange": "{m}.arange({0})",
-    "cho_solve": Row("scipy.linalg.cho_solve(scipy.linalg.cho_factor({0}), {1})",  # A pos. def.
-                     module="import scipy.linalg"),
+    **_factorizations("scipy.linalg", "import scipy.linalg"),
     "number": "float({0})", "scalar": "{0}",                # a constant / scalar output
     "array": "float({0})",                                  # arithmetic on numbers
 }
 NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", **_spectral("numpy")}
 JAX: dict[Any, str | Row] = {**_COMMON, **_spectral("jax"), "dot": "{m}.vdot({0}, {1})",
-                             "cho_solve": Row(
-    "jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor({0}), {1})",
-    module="import jax.scipy.linalg")}
+                             **_factorizations("jax.scipy.linalg", "import jax.scipy.linalg")}
 TORCH: dict[Any, str | Row] = {
     **_COMMON, **_spectral("torch"), P.ARRAY: "{m}.tensor(float({a}){dev})",
     P.PERMUTE: "{0}.permute({a})", P.CONCAT: "{m}.cat([{args}], dim={a})",
@@ -99,7 +110,12 @@ TORCH: dict[Any, str | Row] = {
     "addmm": "{m}.addmm({0}, {1}, {2})",                        # one output buffer, not two
     "mat11": "{m}.as_tensor({0}{dev}).reshape(1, 1)", "arange": "{m}.arange({0}, device=device)",
     "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).permute(1, 0, 2).reshape({n}, {n})",
-    "cho_solve": "{m}.cholesky_solve({1}, {m}.linalg.cholesky({0}))",
+    "cho_factor": "{m}.linalg.cholesky({0})", "cho_solve": "{m}.cholesky_solve({1}, {0})",
+    "cho_inv": "{m}.cholesky_inverse({0})", "lu_factor": "{m}.linalg.lu_factor({0})",
+    "lu_solve": "{m}.linalg.lu_solve(*{0}, {1})", "lu_inv": "{m}.linalg.lu_solve(*{0}, {1})",
+    "lu_solve_t": "{m}.linalg.lu_solve(*{0}, {1}, adjoint=True)",
+    "cho_logdet": Row("2 * {m}.log({m}.diagonal({0})).sum()", PRODUCT),
+    "cho_det": Row("{m}.prod({m}.diagonal({0})) ** 2", POWER),
     "number": "{m}.tensor(float({0}){dev})", "array": "{m}.tensor({0}{dev})",
 }
 
