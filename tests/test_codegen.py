@@ -7,7 +7,9 @@ import ast
 import functools
 import importlib
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from fractions import Fraction
@@ -648,6 +650,73 @@ def test_jax_jit_and_vmap() -> None:
     values, grads = jax.vmap(lambda xb: fn(A=env["A"], x=xb, y=env["y"]))(xs)
     assert values.shape == (2,) and grads.shape == (2, 3)
     assert_close(grads[1], reference(g, {**env, "x": xs[1]}))
+
+
+SRC = Path(__file__).resolve().parents[1] / "src"      # this checkout's matdiff
+_X64 = """
+import numpy as np, jax, matdiff as md
+f = md.parse("||A*x - b||^2", shapes={"A": ("m", "n"), "x": ("n",), "b": ("m",)})
+fn = md.compile([f, md.grad(f, ["x"])["x"]], backend="jax")
+rng = np.random.default_rng(0)
+env = {"A": rng.standard_normal((5, 3)), "x": rng.standard_normal(3), "b": np.ones(5)}
+value, grad = fn(**env)
+r = env["A"] @ env["x"] - env["b"]
+assert abs(float(value) - r @ r) <= 1e-12 * (r @ r), value         # float64 accuracy
+single = fn(**{k: jax.numpy.asarray(v, dtype="float32") for k, v in env.items()})
+print(value.dtype, grad.dtype, jax.config.jax_enable_x64, single[1].dtype)
+"""
+
+
+@pytest.mark.jax
+def test_jax_returns_float64_for_float64_input_without_the_global_setting() -> None:
+    """In a fresh process (this one enables x64 for the other tests): float64 inputs give
+    float64 outputs at float64 accuracy, jax_enable_x64 stays off, float32 stays float32."""
+    _jax()
+    out = subprocess.run([sys.executable, "-c", _X64], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["float64", "float64", "False", "float32"]
+
+
+_SHARDED = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+import numpy as np, jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import matdiff as md
+jax.config.update("jax_enable_x64", True)
+assert len(jax.devices()) == 8, jax.devices()
+f = md.parse("sum(log(1 + exp(-y .* (X*w)))) + lam*||w||^2 + ||X'*(X*w - y)||^2",
+             shapes={"X": ("N", "d"), "w": ("d",), "y": ("N",), "lam": ()})
+fn = md.compile([f, md.grad(f, ["w"])["w"]], backend="jax")
+rng = np.random.default_rng(0)
+env = {"X": rng.standard_normal((64, 5)) / 3, "w": rng.standard_normal(5),
+       "y": np.sign(rng.standard_normal(64)), "lam": 0.1}
+step = jax.jit(lambda **kw: fn(**kw))
+single = step(**env)
+mesh = Mesh(np.array(jax.devices()), ("rows",))
+rows, whole = NamedSharding(mesh, P("rows")), NamedSharding(mesh, P())
+sharded = {"X": jax.device_put(env["X"], NamedSharding(mesh, P("rows", None))),
+           "y": jax.device_put(env["y"], rows), "w": jax.device_put(env["w"], whole),
+           "lam": env["lam"]}
+assert len(sharded["X"].sharding.device_set) == 8
+both = step(**sharded)
+for a, b in zip(single, both):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
+print("ok", len(sharded["X"].addressable_shards), both[1].dtype)
+"""
+
+
+@pytest.mark.jax
+def test_jax_value_and_gradient_sharded_over_8_host_devices() -> None:
+    """The generated JAX value and gradient under jax.jit with the data rows sharded over 8
+    host devices (a Mesh, NamedSharding) equal the single-device result: scaling past one
+    device is JAX's runtime, the generated code has nothing of its own."""
+    _jax()
+    out = subprocess.run([sys.executable, "-c", _SHARDED], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ok", "8", "float64"]
 
 
 @pytest.mark.torch
