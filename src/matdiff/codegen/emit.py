@@ -5,8 +5,9 @@ A backend is a table ``{key: Row}``, the key a primitive ``P``, or for ``P.CALL`
 ``{0}, {1}``, the module alias ``{m}``, the node's attribute ``{a}`` (a CALL's parameters by
 name) and ``{dev}`` (PyTorch's dtype and device), with the precedence of what it writes and
 an import line it needs (``scipy.linalg``). An operand is parenthesised by the operator
-beside its placeholder. A node used once is written into its consumer when short (or when
-only a call-time choice uses it); the others get a line each.
+beside its placeholder. A node used once is written into its consumer when short, when
+only a call-time choice uses it, or (up to 100 characters) into arithmetic, where NumPy
+writes the result into the operand's temporary buffer; the others get a line each.
 """
 
 from __future__ import annotations
@@ -164,6 +165,9 @@ def _needs(text: str, i: int) -> int:
     return SUM if after.startswith((" + ", " - ")) else LOWEST
 
 
+_ARITHMETIC = (P.ADD, P.SUB, P.MUL, P.DIV, P.NEG)   # a temporary operand's buffer is reused
+
+
 class Emitter:
     """Writes the code of IR nodes; names dimensions (``name_dim``) as it meets them."""
 
@@ -239,8 +243,9 @@ class Emitter:
         for n in nodes:
             text, prec = self.code(n, [ref[a] for a in n.args])
             view = n.prim in (P.TRANSPOSE, P.SLICE, P.ITEM) and free.issuperset(n.args)
-            if n in free or n in forced or (view or len(uses[n]) == 1 and n not in roots) \
-                    and len(text) <= 60:                    # a view of a name is repeated
+            once = len(uses[n]) == 1 and n not in roots    # into arithmetic: NumPy reuses it
+            if n in free or n in forced or (view or once) and len(text) <= 60 or once and \
+                    uses[n][0].prim in _ARITHMETIC and len(text) <= 100:
                 ref[n] = text, prec
             else:
                 name = temp()

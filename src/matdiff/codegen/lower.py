@@ -102,6 +102,15 @@ def _factored(roots: Sequence[Expr], parents: dict[Expr, list[Expr]]) -> dict[Ex
             kinds.items() if x.op is Op.SYMBOL and x.attr[2] == "spd" or {Op.INV, Op.LOGDET} <= k}
 
 
+def _outer(x: Arr) -> tuple[Arr, Arr] | None:
+    """(u, v') when ``x`` is the outer product u .* v' (a column times a row), else None."""
+    if x.prim is not P.MUL or len(x.shape) != 2 or ONE in x.shape:
+        return None
+    a, b = x.args
+    return (a, b) if a.shape[1:] == (ONE,) and b.shape[:1] == (ONE,) else \
+        (b, a) if b.shape[1:] == (ONE,) and a.shape[:1] == (ONE,) else None
+
+
 def _least(options: Sequence[Dim]) -> int | None:
     """The index of an option provably no larger than every other (the last such)."""
     return next((s for s in reversed(range(len(options)))
@@ -153,7 +162,8 @@ class Lowering:
             dense = {m.args[0] if m.prim is P.TRANSPOSE else m for m in map(
                 self.memo.get, self.dense) if m is not None}
             return None if inv in dense else LEFT[Op.INV]
-        if x.prim is P.CONCAT and not pair & self.blocks or pair & self.g.live:
+        if x.prim is P.CONCAT and not pair & self.blocks or pair & self.g.live and x.key is not \
+                Op.KRON:
             return None                      # the same answer for x and x' (see mm)
         return LEFT.get(x.key or x.prim)
 
@@ -169,6 +179,9 @@ class Lowering:
             return g.mul(a, b)
         if c is not None or d is not None:                     # (cX)(dY) = cd (X Y)
             return g.mul(reduce(g.mul, [k for k in (c, d) if k is not None]), self.mm(a2, b2))
+        if (uv := _outer(a)) or (uv := _outer(b)):           # (u v') M = u (v' M), M (u v')
+            u, v = uv
+            return g.mul(u, self.mm(v, b)) if a is not b and _outer(a) else g.mul(self.mm(a, u), v)
         left, right = self.rule(a), RIGHT.get(b.key or b.prim) if self.rule(b) else None
         if left or right:
             return left(self, a, b) if left else right(self, b, a)  # type: ignore[misc]
@@ -199,6 +212,7 @@ class Lowering:
         """A dense chain in its cheapest order (a product computed already is free): the DP on
         known sizes, a split that provably costs least, else a call-time choice (3 factors)
         or ``multi_dot``; without ``choose``, left to right."""
+        fs = [h for f in fs for h in (_outer(f) or (f,))]       # u v' as two factors
         known = self.products.get(tuple(fs))
         if len(fs) == 1 or known is not None and (choose or known.prim is P.MATMUL):
             return known or fs[0]
@@ -279,7 +293,10 @@ class Lowering:
 
     def dot(self, a: Arr, b: Arr) -> Arr:
         """sum(a .* b); <Y, A kron B> = sum Y4[a,i,b,j] A[a,b] B[i,j], no Kronecker product."""
-        a, b = (b, a) if a.key is Op.KRON else (a, b)
+        a, b = (b, a) if a.key is Op.KRON or _outer(a) else (a, b)
+        if a.shape and (uv := _outer(b)):                     # <M, u v'> = u' M v
+            prod = self.product([self.g.t(uv[0]), a, self.g.t(uv[1])])
+            return self.g.node(P.ITEM, (prod,), (ZERO, ZERO), ())
         if not a.shape or b.key is not Op.KRON:
             return self.g.call("dot", a, b, shape=()) if a.shape else self.g.mul(a, b)
         (ka, kb), g = b.args, self.g
@@ -461,14 +478,17 @@ class Lowering:
                               E.hpow(E.norm(E.add(E.diag(rest), cv)), 2)))
 
     def of_product(self, e: Expr, first_t: Callable[[Arr, Arr], Arr],
-                   other: Callable[[Arr, Arr], Arr]) -> Arr | None:
+                   other: Callable[[Arr, Arr], Arr], dense: bool = False) -> Arr | None:
         """tr / diag of a product F R of >= 2 matrices from F and R alone (``first_t`` for
-        F = X', given X), never the product; None for another argument."""
+        F = X', given X), never the product; None for another argument (with ``dense``, for
+        a Kronecker or outer product F or R too: the product applies it)."""
         x = e.args[0]
         mats = [f for f in x.args if not f.is_scalar] if x.op is Op.MATMUL else []
         if len(mats) < 2:
             return None
         first, rest = self.lower(mats[0]), self.product([self.lower(f) for f in mats[1:]])
+        if dense and any(f.key is Op.KRON or _outer(f) for f in (first, rest)):
+            return None
         body = first_t(first.args[0], rest) if first.prim is P.TRANSPOSE and rest.prim is not \
             P.TRANSPOSE else other(first, rest)
         return reduce(self.g.mul, [self.lower(f) for f in x.args if f.is_scalar] + [body])
@@ -480,16 +500,25 @@ class Lowering:
         if x.op is Op.KRON:
             (a, b), (fa, fb) = x.args, map(self.lower, x.args)
             if a.rows == a.cols and b.rows == b.cols:          # tr(A kron B) = tr A tr B
-                return g.mul(g.call(Op.TRACE, fa, shape=()), g.call(Op.TRACE, fb, shape=()))
+                return g.mul(self.trace_of(fa), self.trace_of(fb))
             return g.call("kron_trace", fa, fb, shape=(), n=x.rows, r=b.rows, s=b.cols)
+        if _outer(self.lower(x)):                              # tr(u v') = v' u
+            return self.trace_of(self.lower(x))
         return self.of_product(e, self.dot, lambda f, r: self.dot(  # tr(F R) = <F', R>
             f, r.args[0] if r.prim is P.TRANSPOSE else g.t(r))) or g.call(
             Op.TRACE, self.lower(x.args[0] if x.op is Op.TRANSPOSE else x), shape=())
 
+    def trace_of(self, x: Arr) -> Arr:
+        """tr X; tr(u v') = v' u."""
+        uv = _outer(x)
+        return self.g.call(Op.TRACE, x, shape=()) if uv is None else self.dot(self.g.t(uv[1]),
+                                                                               uv[0])
+
     def diag_row(self, e: Expr) -> Arr:
         g, pushed = self.g, _diag_of(e.args[0])               # diag(X'Y) = colsum(X .* Y)
         return self.of_product(e, lambda x, r: g.call("coldot", x, r, shape=e.shape),
-                               lambda f, r: g.call("rowdot", f, g.t(r), shape=e.shape)) or (
+                               lambda f, r: g.call("rowdot", f, g.t(r), shape=e.shape),
+                               True) or (
             self.lower(pushed) if pushed is not e else g.call(Op.DIAG, self.lower(e.args[0]),
                                                               shape=e.shape))
 
@@ -523,7 +552,8 @@ class Lowering:
             return self.dot(self.lower(x.args[0]), self.lower(x.args[1]))
         if x.op is Op.KRON:                                    # sum(A kron B) = sum A sum B
             return reduce(g.mul, (g.call(Op.SUM, self.lower(f), shape=()) for f in x.args))
-        return g.call(Op.SUM, self.lower(x), shape=())
+        y = self.lower(x)
+        return reduce(g.mul, (g.call(Op.SUM, f, shape=()) for f in _outer(y) or (y,)))
 
     def norm_row(self, e: Expr) -> Arr:
         x, g = e.args[0], self.g
@@ -566,6 +596,13 @@ class Lowering:
         """("cho" or "lu", the factorization) when ``x`` has one (``_factored``)."""
         kind = self.factored.get(x)
         return None if kind is None else (kind, self.g.call(f"{kind}_factor", self.lower(x)))
+
+    def kron_row(self, e: Expr) -> Arr:
+        """A kron B; of a column and a row, the outer product (u kron v' = v' kron u = u v')."""
+        a, b = e.args
+        if a.cols == ONE and b.rows == ONE or a.rows == ONE and b.cols == ONE:
+            return self.g.mul(*map(self.lower, e.args))
+        return self.call_row(e)
 
     def call_row(self, e: Expr) -> Arr:
         """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'; of a
@@ -624,7 +661,8 @@ LOWER: dict[Op, Callable[[Lowering, Expr], Arr]] = {
     Op.UNVEC: lambda L, e: L.g.t(L.g.reshape(L.lower(e.args[0]), (e.cols, e.rows))),
     Op.SUM: Lowering.sum_row,
     Op.NORM: Lowering.norm_row,
-    **dict.fromkeys((Op.DET, Op.INV, Op.KRON, Op.MATPOW, Op.DIAGM), Lowering.call_row),
+    Op.KRON: Lowering.kron_row,
+    **dict.fromkeys((Op.DET, Op.INV, Op.MATPOW, Op.DIAGM), Lowering.call_row),
     **dict.fromkeys((*ELEMENTWISE, Op.LOGDET), Lowering.fn_row),
     **dict.fromkeys((Op.TRIL, Op.EXPM, Op.LOGM, Op.SQRTM, Op.FRECHET, Op.EIGVAL, Op.EIGVEC,
                      Op.SPECTRAL_NORM, Op.NUCLEAR_NORM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
