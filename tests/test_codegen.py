@@ -24,7 +24,7 @@ import matdiff as md
 from matdiff import expr as E
 from matdiff.check import evaluate, random_inputs
 from matdiff.codegen import BACKENDS, JAX, LOWER, NUMPY, TORCH, codegen, compile, lower
-from matdiff.codegen.ir import ONE, P, walk
+from matdiff.codegen.ir import ONE, Graph, P, walk
 from matdiff.codegen.spectral import IMPORTS as SPECTRAL_IMPORTS
 from matdiff.codegen.spectral import ROWS as SPECTRAL_ROWS
 from matdiff.expr import (
@@ -987,6 +987,51 @@ def test_kronecker_factor_gradients_build_no_kronecker_or_outer_product() -> Non
     env = inputs(exprs)
     for got, e in zip(compile(exprs)(**env), exprs, strict=True):
         assert_close(got, reference(e, env), tol=1e-9)
+
+
+_CONTRACTIONS = {"dot", "coldot", "rowdot", "einsum", "addmm", "multi_dot", "solve", Op.SUM,
+                 Op.TRACE}
+
+
+def _is_outer(x: Any) -> bool:
+    """x = u .* v', a column times a row (not a vector scaling the rows of a matrix)."""
+    return x.prim is P.MUL and len(x.shape) == 2 and ONE not in x.shape and all(
+        len(a.shape) == 2 and ONE in a.shape for a in x.args)
+
+
+def avoidable_products(roots: list[Any]) -> list[tuple[Any, Any]]:
+    """Kronecker and outer products that are then multiplied, contracted or summed, where a
+    closed form avoids them ((A kron B)V by the vec trick, (u v')M = u(v'M), <M, u v'> =
+    u'Mv, tr, sum): (the product, its consumer)."""
+    return [(a, n) for n in walk(roots) for a in n.args
+            if (a.key is Op.KRON or _is_outer(a)) and (n.prim is P.MATMUL or
+                                                      n.key in _CONTRACTIONS)]
+
+
+@pytest.mark.parametrize("name", list(BENCH_PROBLEMS))
+def test_no_avoidable_kronecker_or_outer_product_in_the_benchmark_problems(name: str) -> None:
+    assert avoidable_products(lower(BENCH_PROBLEMS[name].exprs())) == []
+
+
+@pytest.mark.parametrize("seed", range(0, 400, 5))
+def test_no_avoidable_kronecker_or_outer_product_in_random_gradients(seed: int) -> None:
+    """The soak's random expressions (Kronecker products, outer products from kron(x, y'),
+    ones, Diag and block factors), their value and the gradient in every variable."""
+    from matdiff.testing import random_expr
+    f = random_expr(seed)
+    names = sorted({n.attr[0] for n in f.walk() if n.op is Op.SYMBOL})
+    exprs = [f, *md.grad(f, names).values()] if names else [f]
+    assert avoidable_products(lower(exprs)) == [], md.to_text(f)
+
+
+def test_the_avoidable_product_check_can_fail() -> None:
+    """The check sees a Kronecker product applied densely and an outer product multiplied."""
+    g, n = Graph(), Dim.var("n")
+    a, u = g.node(P.INPUT, (), "A", (n, n)), g.node(P.INPUT, (), "u", (n, ONE))
+    k = g.call(Op.KRON, a, a, shape=(n * n, n * n))
+    outer = g.mul(u, g.t(u))
+    assert len(avoidable_products([g.matmul(k, g.reshape(outer, (n * n, ONE))),
+                                   g.matmul(outer, a)])) == 2
 
 
 def test_kronecker_gradient_of_a_dense_residual_is_one_contraction() -> None:
