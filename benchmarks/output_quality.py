@@ -107,6 +107,25 @@ SPECTRAL = [
      "1/2*(eye(n) .* (chol(S)'*A')))*inv(chol(S)))')"),
 ]
 
+# ML functions (issue 14): (source, f, wrt, textbook gradient)
+ML = [
+    ("Bishop 2006 §4.3.2: cross-entropy", "-(y'*log(sigmoid(X*w)) + (1-y)'*log(1-sigmoid(X*w)))",
+     "w", "X'*(sigmoid(X*w) - y)"),
+    ("logistic log-likelihood", "y'*log(sigmoid(X*w)) + (1-y)'*log(1-sigmoid(X*w))", "w",
+     "X'*(y - sigmoid(X*w))"),
+    ("logistic loss, softplus", "sum(softplus(X*w)) - y'*X*w", "w", "X'*(sigmoid(X*w) - y)"),
+    ("Bishop 2006 §4.3.4: softmax", "logsumexp(W*x) - y'*W*x", "W", "(softmax(W*x) - y)*x'"),
+    ("softmax cross-entropy (1ᵀy free)", "-y'*log(softmax(W*x))", "W",
+     "(sum(y)*softmax(W*x) - y)*x'"),
+    ("two-layer net, softplus", "||W2*softplus(W1*x) - y||^2", "W1",
+     "2*(W2'*(W2*softplus(W1*x) - y) .* sigmoid(W1*x))*x'"),
+    ("two-layer net, softplus", "||W2*softplus(W1*x) - y||^2", "W2",
+     "2*(W2*softplus(W1*x) - y)*softplus(W1*x)'"),
+    ("log-sigmoid", "sum(log(sigmoid(x)))", "x", "1 - sigmoid(x)"),
+    ("logsumexp", "logsumexp(x)", "x", "softmax(x)"),
+]
+
+
 def tokens(e: Expr) -> int:
     """Tokens of the printed form of ``e``: leaves, function names and operators.
 
@@ -194,6 +213,11 @@ def table_rows() -> list[Row]:
         rows.append((f"{source}: {text}", shown[0] + "".join(f"  where {n} = {d}"
                                                               for n, d in where),
                      tokens(g), tokens(ref), same(g, ref)))
+    for source, text, wrt, book in ML:
+        f = md.parse(text)
+        g = derivative(f, wrt, "grad")
+        ref = md.parse(book, shapes=md.shapes_of(f))
+        rows.append((f"{source}: {text}", md.to_text(g), tokens(g), tokens(ref), same(g, ref)))
     for source, kind, text, wrt, shapes, book in ITEMS:
         label = f"{source}: {'' if kind == 'grad' else kind + ' of '}{text} wrt {wrt}"
         try:

@@ -279,12 +279,14 @@ EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
               r"\left\| X \right\|_{F} + \left\| x \right\|_{2} + \left\| X \right\|_{1}"),
     **{op: (E.apply(op, _X), f"{name}(X)", f"{name}(X)",
             rf"\{name}\left(X\right)" if name in ("exp", "log", "sin", "cos", "tan", "tanh",
-                                                  "arcsin", "arccos", "arctan")
+                                                  "arcsin", "arccos", "arctan", "sinh", "cosh")
             else rf"\operatorname{{{name}}}\left(X\right)")
        for op, name in [(Op.EXP, "exp"), (Op.LOG, "log"), (Op.SIN, "sin"), (Op.COS, "cos"),
                         (Op.TAN, "tan"), (Op.TANH, "tanh"), (Op.ABS, "abs"), (Op.SIGN, "sign"),
                         (Op.RELU, "relu"), (Op.ARCSIN, "arcsin"), (Op.ARCCOS, "arccos"),
-                        (Op.ARCTAN, "arctan")]},
+                        (Op.ARCTAN, "arctan"), (Op.SOFTPLUS, "softplus"), (Op.LOG1P, "log1p"),
+                        (Op.EXPM1, "expm1"), (Op.SINH, "sinh"), (Op.COSH, "cosh"),
+                        (Op.ARCSINH, "arcsinh")]},
     Op.SQRT: (E.apply(Op.SQRT, _X), "sqrt(X)", "sqrt(X)", r"\sqrt{X}"),
     Op.SIGMOID: (E.apply(Op.SIGMOID, _X), "sigmoid(X)", "σ(X)",
                  r"\operatorname{sigmoid}\left(X\right)"),
@@ -308,6 +310,8 @@ EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
                        r"\left\| G \right\|_{2} + \left\| G \right\|_{F}"),
     Op.NUCLEAR_NORM: (E.hpow(E.nuclear_norm(_G), 2), "||G||_*^2", "‖G‖_*²",
                       r"\left\| G \right\|_{*}^{2}"),
+    Op.INF_NORM: (E.hpow(E.inf_norm(_x), 2), "||x||_inf^2", "‖x‖_∞²",
+                  r"\left\| x \right\|_{\infty}^{2}"),
     Op.POLAR: (E.polar(_G), "polar(G)", "polar(G)", r"\operatorname{polar}\left(G\right)"),
     Op.SVD_U1: (E.matmul(E.svd_u1(_G), E.T(E.svd_v1(_G))), "svd_u1(G)*svd_v1(G)'",
                 "svd_u1(G) svd_v1(G)ᵀ",
@@ -317,6 +321,15 @@ EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
               r"G^{+} \left(G^{+}\right)^{T}"),
     Op.ADJ: (E.adj(_X), "adj(X)", "adj(X)", r"\operatorname{adj}\left(X\right)"),
     Op.CHOL: (E.chol(_X), "chol(X)", "chol(X)", r"\operatorname{chol}\left(X\right)"),
+    # ML functions and reductions
+    Op.MEAN: (E.mean(_G), "mean(G)", "mean(G)", r"\operatorname{mean}\left(G\right)"),
+    Op.MAX: (E.maximum(_X, E.zeros((n, n))), "max(X, 0)", "max(X, 0)",
+             r"\max\left(X, \mathbf{0}\right)"),
+    Op.MIN: (E.minimum(_x, _y), "min(x, y)", "min(x, y)", r"\min\left(x, y\right)"),
+    Op.LOGSUMEXP: (E.logsumexp(_x), "logsumexp(x)", "logsumexp(x)",
+                   r"\operatorname{logsumexp}\left(x\right)"),
+    Op.SOFTMAX: (E.matmul(_x.T, E.softmax(E.matmul(_X, _y))), "x'*softmax(X*y)",
+                 "xᵀ softmax(Xy)", r"x^{T} \operatorname{softmax}\left(X y\right)"),
 }
 
 # The same for every Form (a finer thing to print than an Op, see printing.FORMS).

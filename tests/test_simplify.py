@@ -206,6 +206,19 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
     "inverse-of-product": [E.inv(A @ E.inv(B))],
     "inverse-of-scaled": [E.inv(E.scale(E.const(2), A)), E.inv(E.scale(a, A))],
     "sum-of-scaled": [E.total(E.scale(a, X))],
+    # ML functions
+    "log-sigmoid": [E.apply(Op.LOG, E.apply(Op.SIGMOID, X)),
+                    E.apply(Op.LOG, E.apply(Op.SIGMOID, a))],
+    "log-one-plus-exp": [E.apply(Op.LOG, E.ones((n, n)) + exp_X),
+                         E.apply(Op.LOG, E.add(E.const(1), E.apply(Op.EXP, a)))],
+    "log-one-minus-sigmoid": [E.apply(Op.LOG, E.ones((n, 1)) - E.apply(Op.SIGMOID, x))],
+    "log-sum-exp": [E.apply(Op.LOG, E.total(exp_X))],
+    "softmax": [E.scale(E.hpow(E.total(E.apply(Op.EXP, x)), -1), E.apply(Op.EXP, x))],
+    "inner-of-quotient": [x.T @ E.hdiv(y, x)],
+    "distribute-into-quotients": [E.hadamard(E.hdiv(A, X) + B, X),
+                                  E.hadamard(E.hdiv(y, x) - E.hdiv(v, E.ones((n, 1)) - x),
+                                             x, E.ones((n, 1)) - x)],
+    "expand-hadamard-terms": [E.hadamard(x + y, v) - E.hadamard(x - y, v)],
 }
 I_nm = E.eye(E.Dim.var(n) + E.Dim.var(m))
 STACK, STACK2 = E.block([[A], [B]]), E.block([[C], [D]])
@@ -216,7 +229,8 @@ RULE_EXAMPLES.update({  # issue 13: the textbook rules
                             E.matmul(E.inv(E.matmul(A, X, B)), A, C)],
     "inverse-of-power": [E.inv(E.matpow(X, 3))],
     "inverse-of-transposed-power": [E.inv(E.T(E.matpow(X, 2)))],
-    "power-of-matrix-power": [E.matpow(E.matpow(X, 2), 3), E.matpow(E.matpow(E.inv(X), 2), 2)],
+    "power-of-matrix-power": [E.Expr(Op.MATPOW, (E.matpow(X, 2),), 3),
+                              E.Expr(Op.MATPOW, (E.matpow(E.inv(X), 2),), 2)],
     "det-of-inverse": [E.det(E.inv(X)), E.apply(Op.LOG, E.det(E.inv(X.T @ X)))],
     "det-of-power": [E.det(E.matpow(X, 3))],
     "unit-factor": [E.scale(a, E.eye(1)), E.scale(E.eye(1), x)],
@@ -551,7 +565,7 @@ def test_order_key_of_deep_trees_compares_without_recursion() -> None:
 
 def test_rule_sets_compose_by_object() -> None:
     groups = [S.TRANSPOSES, S.SUMS, S.SCALARS, S.POWERS, S.PRODUCTS, TEXTBOOK, S.HADAMARD,
-              S.FUNCTIONS]
+              S.FUNCTIONS, S.ML]
     assert list(S.RULES) == [r for g in groups for r in g]
     without = S.RULES - S.TRANSPOSES
     assert len(without) == len(S.RULES) - len(S.TRANSPOSES)
