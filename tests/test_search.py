@@ -59,6 +59,10 @@ def test_the_search_factors_through_equal_forms() -> None:
     assert md.to_text(md.grad("(a'*x)*(b'*x)", "x")) == "(a*b' + b*a')*x"
 
 
+def test_a_sum_of_transposed_chains_is_one_transpose() -> None:
+    assert md.to_text(md.grad("tr(X*X*B)", "X")) == "(B*X + X*B)'"  # Cookbook (107)
+
+
 def test_the_rules_keep_a_scalar_beside_a_written_term() -> None:
     assert str(S.simplify(E.scale(x.T @ A @ x, x) + A @ x)) == "A*x + x'*A*x*x"
 

@@ -22,8 +22,10 @@ that ends in ``x`` (``a (xᵀb) = a bᵀx``, an equal-cost step). The search fin
 
 Sums stay canonical outside the search (the rules in ``rules`` keep them): ``improve``
 takes each sum of a simplified expression, looks among the alternatives of its terms for a
-first or last factor that two or more terms share, factors it out and keeps the result
-where it is cheaper as printed (``named_cost``: with its named parts, then ``order.cost``).
+first or last factor that two or more terms share and factors it out, or, where every term
+has a transposed form, writes the sum as one transpose (``BᵀXᵀ + XᵀBᵀ = (XB + BX)ᵀ``, as
+the rules already write ``Aᵀ + Bᵀ = (A + B)ᵀ``), and keeps the result where it is cheaper
+as printed (``named_cost``: with its named parts, then ``order.cost``).
 """
 
 from __future__ import annotations
@@ -339,6 +341,19 @@ def _factored(root: Expr, side: int) -> Expr | None:
     return E.add(E.matmul(pulled, f) if side == -1 else E.matmul(f, pulled), *others)
 
 
+def _transposed(root: Expr) -> Expr | None:
+    """``BᵀXᵀ + XᵀBᵀ = (XB + BX)ᵀ``: a sum whose every term has a transposed form."""
+    inner = []
+    for t in root.args:
+        cf, body = coefficient(t)
+        found = next((alt.args[0] for alt in alternatives(body)
+                      for alt in (alt, *transpose_of_chain(alt)) if alt.op is Op.TRANSPOSE), None)
+        if found is None:
+            return None
+        inner.append(E.scale(cf, found))
+    return E.T(E.add(*inner))
+
+
 def named_cost(e: Expr) -> int:
     """The cost of ``e`` as printed with named parts: the result over its names plus each
     part's definition once (a name counts 1 each time it is used).
@@ -377,8 +392,8 @@ def _improve(e: Expr, simplify: Callable[[Expr], Expr], memo: dict[Expr, Expr]) 
 def _factor_sum(out: Expr, simplify: Callable[[Expr], Expr]) -> Expr:
     if out.op is not Op.ADD or len(out.args) > MAX_TERMS or out.is_scalar:
         return out
-    for side in (-1, 0):
-        new = _factored(out, side)
+    for side in (-1, 0, None):
+        new = _factored(out, side) if side is not None else _transposed(out)
         if new is None:
             continue
         new = simplify(new)
