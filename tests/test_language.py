@@ -322,3 +322,17 @@ def test_generated_code_does_not_overflow(name: str, backend: str) -> None:
     as_array = (lambda v: np.asarray(v.detach() if hasattr(v, "detach") else v, dtype=float))
     np.testing.assert_allclose(as_array(got_f), value, rtol=1e-12)
     np.testing.assert_allclose(as_array(got_g).reshape(-1), grad, rtol=1e-12, atol=1e-300)
+
+
+# ----------------------------------------------------------------------------- minimize
+
+
+def test_minimize_says_max_of_two_variables_is_not_differentiable() -> None:
+    """max(x, c) has a kink where x = c even when squared; max(u, 0)² is C¹, like relu²."""
+    c = np.array([0.5, -1.0, 2.0])
+    with pytest.raises(md.MatdiffError) as err:
+        md.minimize("||x - c||^2 + sum(max(x, c).^2)", "x", data={"c": c})
+    assert "max(x, c) is not differentiable" in err.value.message
+    res = md.minimize("||x - c||^2 + sum(max(x - 1, 0).^2)", "x", data={"c": c})
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x["x"], [0.5, -1.0, 1.5], atol=1e-5)
