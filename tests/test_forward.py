@@ -117,6 +117,7 @@ EXERCISE = {  # one matrix function per Op, in which that Op depends on X
     Op.UNVEC: E.unvec(E.add(E.kron(xs, xs), E.vec(Xs)), "n", "n"),
     Op.SUM: E.total(E.matmul(Xs, Ys)),
     Op.NORM: E.add(E.norm(E.matmul(Xs, Ys), "2"), E.norm(E.matmul(Xs, Ys), "1")),
+    Op.INF_NORM: E.inf_norm(E.matmul(Xs, xs)),
     Op.COMMUTATION: E.matmul(E.commutation("n", "n"), E.vec(Xs)),
     Op.IDENTITY: E.hadamard(E.eye("n"), Xs),
     Op.ONES: E.matmul(E.ones((1, "n")), Xs, Ys, xs),

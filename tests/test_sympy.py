@@ -307,6 +307,7 @@ ONE_PER_OP = {  # an expression in which the Op occurs (after the constructors' 
     E.Op.PINV: E.pinv(Xe), E.Op.ADJ: E.adj(Xe), E.Op.CHOL: E.chol(Xe),
     E.Op.MEAN: E.mean(Xe), E.Op.MAX: E.maximum(Xe, Ye), E.Op.MIN: E.minimum(Xe, Ye),
     E.Op.LOGSUMEXP: E.logsumexp(Xe), E.Op.SOFTMAX: E.softmax(xe),
+    E.Op.INF_NORM: E.inf_norm(xe),
 }
 
 

@@ -134,6 +134,7 @@ EVAL: dict[Op, Rule] = {
     Op.SOFTMAX: lambda e, a, d: _softmax(a[0]),
     Op.NORM: lambda e, a, d: np.array([[np.abs(a[0]).sum() if e.attr == "1"
                                         else np.sqrt((a[0] ** 2).sum())]]),
+    Op.INF_NORM: lambda e, a, d: np.array([[np.abs(a[0]).max()]]),
     Op.EXP: lambda e, a, d: np.exp(a[0]),
     Op.LOG: lambda e, a, d: np.log(a[0]),
     Op.SIN: lambda e, a, d: np.sin(a[0]),

@@ -63,7 +63,7 @@ from .expr import (
     zeros,
 )
 
-__all__ = ["VJP", "grad", "gradients", "SYMMETRIC_CONVENTION", "LINEAR", "linear_in",
+__all__ = ["VJP", "powers", "grad", "gradients", "SYMMETRIC_CONVENTION", "LINEAR", "linear_in",
            "adjoint", "sym_part", "eigen_resolvent", "eigvec_tangent", "top_singular",
            "polar_tangent", "pinv_tangent", "phi", "extreme_weights", "logsumexp_weights",
            "mean_weights", "sqrt_one_plus_square", "softmax_tangent"]
@@ -74,16 +74,38 @@ SYMMETRIC_CONVENTION = ("gradient w.r.t. a symmetric matrix: the symmetric part 
 Rule = Callable[[Expr, Expr], Sequence[Expr | None]]
 
 
-def _prod(factors: Sequence[Expr], n: Dim) -> Expr:
-    """Matrix product of ``factors``; the identity of size ``n`` when there are none."""
-    return matmul(*factors) if factors else eye(n) if n != ONE else const(1)
+def powers(factors: Sequence[Expr]) -> list[Expr]:
+    """The factors of a product with each run of one repeated factor as its power, so the
+    prefixes and suffixes of ``X X ⋯ X`` have a size that does not grow with the run.
+
+    >>> from matdiff.expr import sym
+    >>> X, A = sym("X", ("n", "n")), sym("A", ("n", "n"))
+    >>> [str(f) for f in powers([X, X, A, X])]
+    ['X^2', 'A', 'X']
+    """
+    out: list[Expr] = []
+    run = 0
+    for i, f in enumerate(factors):
+        run += 1
+        if i + 1 == len(factors) or factors[i + 1] is not f:
+            out.append(matpow(f, run) if run > 1 else f)
+            run = 0
+    return out
 
 
 def _matmul_vjp(y_bar: Expr, y: Expr) -> list[Expr]:
-    """C = A1 A2 ... An:  Āi = (A1..Ai-1)ᵀ C̄ (Ai+1..An)ᵀ."""
+    """C = A1 A2 ... An:  Āi = (A1..Ai-1)ᵀ C̄ (Ai+1..An)ᵀ, written with the transposes at
+    the factors and repeated factors as powers, so each Āi is one flat product."""
     f = y.args
-    return [matmul(T(_prod(f[:i], a.rows)), y_bar, T(_prod(f[i + 1:], a.cols)))
-            for i, a in enumerate(f)]
+    transposes: dict[Expr, Expr] = {}  # each factor (or power) transposed once
+
+    def transposed(factors: Sequence[Expr]) -> list[Expr]:  # (A1 ⋯ Ak)ᵀ = Akᵀ ⋯ A1ᵀ
+        out = []
+        for g in reversed(powers(factors)):
+            t = transposes.get(g)
+            out.append(t if t is not None else transposes.setdefault(g, T(g)))
+        return out
+    return [matmul(*transposed(f[:i]), y_bar, *transposed(f[i + 1:])) for i in range(len(f))]
 
 
 def _hadamard_vjp(y_bar: Expr, y: Expr) -> list[Expr]:
@@ -157,6 +179,14 @@ def _norm_vjp(y_bar: Expr, y: Expr) -> list[Expr]:
     if y.attr == "1":
         return [scale(y_bar, apply(Op.SIGN, x))]
     return [scale(y_bar, scale(hpow(y, -1), x))]
+
+
+def at_largest_magnitude(x: Expr, t: Expr) -> Expr:
+    """``sign(x) ⊙ (1 + sign(|x| − t))`` with ``t = ||x||_inf``: ``sign(x_k)`` where
+    ``|x_k| = t`` (exactly, as t is one of the ``|x_i|``), 0 elsewhere: the gradient of
+    ``||x||_inf`` (at a tie, the sum of the subgradients of the tied entries)."""
+    gap = apply(Op.SIGN, add(apply(Op.ABS, x), neg(scale(t, ones(x.shape)))))
+    return hadamard(apply(Op.SIGN, x), add(ones(x.shape), gap))
 
 
 def _ew(derivative: Callable[[Expr, Expr], Expr]) -> Rule:
@@ -377,6 +407,7 @@ VJP: dict[Op, Rule] = {
     Op.LOGSUMEXP: lambda g, y: [scale(g, logsumexp_weights(y.args[0], y))],  # x̄ = c̄ softmax x
     Op.SOFTMAX: lambda g, y: [softmax_tangent(y, g)],                # x̄ = s ⊙ ḡ − (sᵀḡ) s
     Op.NORM: _norm_vjp,
+    Op.INF_NORM: lambda g, y: [scale(g, at_largest_magnitude(y.args[0], y))],  # c̄ sign(x_k)e_k
     Op.EXPM: _matrix_function_vjp,                                    # X̄ = L_exp(Xᵀ, C̄)
     Op.LOGM: _matrix_function_vjp,                                    # X̄ = L_log(Xᵀ, C̄)
     Op.SQRTM: _matrix_function_vjp,                                   # X̄ = L_sqrt(Xᵀ, C̄)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .diff import (
     adjoint,
+    at_largest_magnitude,
     eigen_resolvent,
     eigvec_tangent,
     extreme_weights,
@@ -255,6 +256,7 @@ JVP: dict[Op, Rule] = {
     Op.LOGSUMEXP: lambda y, d: total(hadamard(logsumexp_weights(y.args[0], y), d[0])),
     Op.SOFTMAX: lambda y, d: softmax_tangent(y, d[0]),                      # s ⊙ dx − (sᵀdx) s
     Op.NORM: _norm_jvp,
+    Op.INF_NORM: lambda y, d: total(hadamard(at_largest_magnitude(y.args[0], y), d[0])),
     Op.EXPM: _matrix_function_jvp,                                          # L_exp(X, dX)
     Op.LOGM: _matrix_function_jvp,                                          # L_log(X, dX)
     Op.SQRTM: _matrix_function_jvp,                                         # L_sqrt(X, dX)

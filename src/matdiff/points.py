@@ -414,7 +414,14 @@ SPECTRAL_KINKS: dict[Op, tuple[str, Callable[[Expr, Array], bool]]] = {
     Op.SVD_V1: _REPEATED_SINGULAR_VALUE,
     Op.NUCLEAR_NORM: _RANK_DEFICIENT, Op.POLAR: _RANK_DEFICIENT, Op.PINV: _RANK_DEFICIENT,
     Op.LOGM: _BRANCH_CUT, Op.SQRTM: _BRANCH_CUT, Op.FRECHET: _BRANCH_CUT,
+    Op.INF_NORM: ("a tie for the largest |x_i|", lambda e, x: _top_gap(np.abs(x)) < _GAP),
 }
+
+
+def _top_gap(a: Array) -> float:
+    """The relative gap between the two largest entries of ``a`` (inf for one entry)."""
+    top = np.sort(a.reshape(-1))[::-1]
+    return float((top[0] - top[1]) / max(top[0], 1e-300)) if top.size > 1 else np.inf
 
 
 def _spectral_kink(node: Expr, arg: Array) -> Hazard | None:

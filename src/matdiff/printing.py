@@ -186,6 +186,7 @@ OPERATORS: dict[Op | Form, Prec] = {
     Op.NORM: _ATOM,                                 # ‖X‖_F
     Op.SPECTRAL_NORM: _ATOM,                        # ‖X‖_2
     Op.NUCLEAR_NORM: _ATOM,                         # ‖X‖_*
+    Op.INF_NORM: _ATOM,                             # ‖x‖_∞
     Op.EIGVAL: _ATOM,                               # λ_max(S)
     Op.EIGVEC: _ATOM,                               # eigvec_max(S)
     Op.FRECHET: _ATOM,                              # L_exp(A, E)
@@ -520,6 +521,8 @@ TEMPLATES: dict[Op | Form, Template | tuple[Column, Column, Column]] = {
     Op.PINV: (Call("pinv"), Postfix("⁺", _SUPER), Postfix("^{+}", _SUPER)),
     Op.SPECTRAL_NORM: _norm_row("2"),
     Op.NUCLEAR_NORM: _norm_row("*"),
+    Op.INF_NORM: (Wrap("||{0}||_inf"), Wrap("‖{0}‖_∞", Edge.SUB),
+                  Wrap("\\left\\| {0} \\right\\|_{{\\infty}}", Edge.SUB)),
     Op.EIGVAL: (_by_extreme("lambda_{}"), _by_extreme("λ_{}"),
                 _by_extreme("\\lambda_{{\\{}}}")),                   # \lambda_{\max}
     Op.EIGVEC: (_by_extreme("eigvec_{}"), _by_extreme("eigvec_{}"),

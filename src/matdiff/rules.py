@@ -31,6 +31,7 @@ from .algebra import (
     hadamard_factors,
     is_symbolic_identity,
     leading_factor,
+    matrix_power,
     negate_inside,
     power,
     quotient,
@@ -44,6 +45,7 @@ from .domain import det_positive, is_nonneg, is_nonzero, is_positive
 from .expr import Expr, Op
 from .order import cost, order_key
 from .rewrite import Pat, Rule, RuleSet, Seq, View, build_chain, chain, var
+from .textbook import TEXTBOOK, ends_smaller
 
 __all__ = ["RULES", "TRANSPOSES", "SUMS", "SCALARS", "POWERS", "PRODUCTS", "HADAMARD",
            "FUNCTIONS", "ML", "cheaper"]
@@ -85,9 +87,7 @@ any_pw = (lambda base, ex: View(lambda e: (e.args[0], e.args[1]) if e.op is Op.P
                                 (e, E.const(1)), base, ex, where=lambda e: e.is_scalar))
 reciprocal = (lambda base, ex: View(power, base, ex, where=lambda e: e.is_scalar and (
     e.op is Op.POW and e.args[1].op is Op.CONST and e.args[1].attr < 0)))
-matrix_pw = (lambda base, ex: View(lambda e: (e.args[0], E.const(e.attr)) if e.op is Op.MATPOW
-                                   else (e, E.const(1)), base, ex,
-                                   where=lambda e: e.rows == e.cols))
+matrix_pw = (lambda base, ex: View(matrix_power, base, ex, where=lambda e: e.rows == e.cols))
 hadamard = (lambda *items: View(hadamard_factors, *items))
 first = (lambda f: View(leading_factor, f))
 last = (lambda f: View(trailing_factor, f))
@@ -316,9 +316,6 @@ PRODUCTS = RuleSet([
          P(Op.MATMUL, Seq("pre"), var("s", lambda e: e.is_scalar), Seq("post")),
          lambda s, pre, post: E.scale(s, E.matmul(*pre, *post)),
          lambda pre, post: any(not f.is_scalar for f in pre + post)),
-    Rule("coefficient-out-of-factor",                                 # A(gX + gY) = g A(X + Y)
-         P(Op.MATMUL, Seq("pre"), SUM_WITH_COEFFICIENT, Seq("post")),
-         lambda pre, V, post: E.scale(_divided(V)[0], E.matmul(*pre, _divided(V)[1], *post))),
     Rule("mixed-product", P(Op.MATMUL, ..., P(Op.KRON, A, B), P(Op.KRON, C, D), ...),
          P(Op.KRON, P(Op.MATMUL, A, C), P(Op.MATMUL, B, D)),
          _kron_conform),                                       # (A⊗B)(C⊗D) = AC⊗BD  MC 10.2.1
@@ -436,7 +433,8 @@ FUNCTIONS = RuleSet([
     Rule("trace-cyclic", P(Op.TRACE, P(Op.MATMUL, Seq("fs"))),        # tr(ABC) = tr(BCA)  MC 16
          _rotation),
     Rule("det-of-product", P(Op.DET, P(Op.MATMUL, Seq("fs"))),        # det(AB) = det A det B  MC 21
-         lambda fs: _product([E.det(f) for f in fs]), _all_square),
+         lambda fs: _product([E.det(f) for f in fs]) if _all_square(fs) else None,
+         ends_smaller),  # where it ends smaller
     Rule("det-of-transpose", P(Op.DET, T(X)), P(Op.DET, X)),          # det Xᵀ = det X  MC 20
     Rule("logdet-of-product", P(Op.LOGDET, P(Op.MATMUL, Seq("fs"))),  # logdet AB = Σ logdet
          lambda fs: E.add(*(E.logdet(f) for f in fs)), _logdet_splits,
@@ -444,7 +442,8 @@ FUNCTIONS = RuleSet([
     Rule("logdet-of-transpose", P(Op.LOGDET, T(X)), P(Op.LOGDET, X)),  # logdet Xᵀ = logdet X
     Rule("log-det", P(Op.LOG, P(Op.DET, X)), P(Op.LOGDET, X)),        # log det X = logdet X
     Rule("inverse-of-product", P(Op.INV, P(Op.MATMUL, Seq("fs"))),    # (AB)⁻¹ = B⁻¹A⁻¹  MC 1
-         lambda fs: E.matmul(*(E.inv(f) for f in reversed(fs))), _all_square),
+         lambda fs: E.matmul(*(E.inv(f) for f in reversed(fs))) if _all_square(fs) else None,
+         ends_smaller),  # where it ends smaller
     Rule("inverse-of-scaled", P(Op.INV, P(Op.SCALE, s, A)),           # (sA)⁻¹ = s⁻¹A⁻¹
          P(Op.SCALE, P(Op.POW, s, const(-1)), P(Op.INV, A))),
     Rule("sum-of-scaled", P(Op.SUM, P(Op.SCALE, s, A)),               # sum(sA) = s sum A
@@ -539,4 +538,4 @@ ML = RuleSet([
          _expand_terms, cheaper),                                     # where terms then cancel
 ])
 
-RULES = TRANSPOSES + SUMS + SCALARS + POWERS + PRODUCTS + HADAMARD + FUNCTIONS + ML
+RULES = TRANSPOSES + SUMS + SCALARS + POWERS + PRODUCTS + TEXTBOOK + HADAMARD + FUNCTIONS + ML

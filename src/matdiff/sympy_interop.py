@@ -83,6 +83,7 @@ NO_FORM: dict[Op, str] = {
     Op.SOFTPLUS: "softplus", Op.LOG1P: "log1p", Op.EXPM1: "expm1",
     Op.MAX: "elementwise max of matrices", Op.MIN: "elementwise min of matrices",
     Op.LOGSUMEXP: "logsumexp", Op.SOFTMAX: "softmax", Op.MEAN: "mean of the entries",
+    Op.INF_NORM: "max-norm ||x||_inf",
 }
 # Ops written as a formula of other SymPy nodes, read back as that formula (same value)
 _FORMULA = frozenset({Op.HDIV, Op.LOGDET, Op.SUM, Op.NORM})
