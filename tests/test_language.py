@@ -98,6 +98,17 @@ def test_hessian_vector_product_matches_finite_differences(name: str, text: str,
     assert report.ok, f"{name}: {report}"
 
 
+def test_a_wrong_hessian_vector_product_is_a_mismatch() -> None:
+    """The HVP check can fail: twice the product of logsumexp's Hessian is caught."""
+    f = md.parse("logsumexp(A*x)")
+    g = md.grad(f, "x")
+    v = F.hvp_direction(f, "x")
+    wrong = E.scale(E.const(2), F.hvp(f, "x", v.name))
+    assert isinstance(g, md.Expr)
+    report = check_claims({"x": Claim("x", g, wrong, "direction", v.name)}, seed=5)
+    assert report.failed, str(report)
+
+
 def test_every_new_op_is_in_the_table() -> None:
     used = {n.op for _, text, shapes in LANGUAGE for n in E.toposort([_parsed(text, shapes)])}
     new = {Op.SOFTPLUS, Op.LOG1P, Op.EXPM1, Op.SINH, Op.COSH, Op.ARCSINH, Op.MAX, Op.MIN,
