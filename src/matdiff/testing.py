@@ -335,9 +335,9 @@ _ML_SMOOTH = [Op.SOFTPLUS, Op.SINH, Op.COSH, Op.ARCSINH, Op.EXPM1]
 
 def _ml_function(draw: Draw, key: str, d: int) -> Expr:
     """The ML functions: smooth elementwise ones, log1p of a positive expression, max/min
-    (a side may be a broadcast number), logsumexp and mean (a matrix is scaled by one),
-    softmax of a vector."""
-    how = draw.pick(["smooth", "log1p", "max", "min", "lse", "mean", "softmax"])
+    (a side may be a broadcast number), logsumexp, mean and ||x||_inf (a matrix is scaled by
+    one), softmax of a vector."""
+    how = draw.pick(["smooth", "log1p", "max", "min", "lse", "mean", "softmax", "inf"])
     if how == "smooth":
         return E.apply(draw.pick(_ML_SMOOTH), gen(draw, key, d))
     if how == "log1p":
@@ -350,6 +350,8 @@ def _ml_function(draw: Draw, key: str, d: int) -> Expr:
         return E.softmax(gen(draw, key, d))
     if key != "s":
         return E.scale(_ml_function(draw, "s", d), gen(draw, key, d))
+    if how == "inf":                                    # ||x||_inf = max |x_i|
+        return E.inf_norm(gen(draw, "v", d))
     x = gen(draw, draw.pick(["v", "N", "M"]), d)
     return E.logsumexp(x) if how == "lse" else E.mean(x)
 
