@@ -347,3 +347,14 @@ def test_minimize_says_max_of_two_variables_is_not_differentiable() -> None:
     res = md.minimize("||x - c||^2 + sum(max(x - 1, 0).^2)", "x", data={"c": c})
     assert res.success, res.message
     np.testing.assert_allclose(res.x["x"], [0.5, -1.0, 1.5], atol=1e-5)
+
+
+def test_the_column_wise_softmax_the_error_names_is_differentiated() -> None:
+    """The form the softmax error suggests for a matrix is valid input with a checked
+    gradient, and its columns are each a softmax."""
+    text = "sum(Y .* log(exp(X) ./ (ones(m, 1)*sum(exp(X), 1))))"
+    shapes = {"X": ("m", "n"), "Y": ("m", "n")}
+    assert md.check(text, "X", shapes=shapes, seed=1).ok
+    cols = md.parse("exp(X) ./ (ones(m, 1)*sum(exp(X), 1))", shapes={"X": ("m", "n")})
+    x = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_allclose(evaluate(cols, {"X": x}).sum(axis=0), [1.0, 1.0])
