@@ -17,7 +17,7 @@ from .dims import ONE, SCALAR, Dim, Shape
 from .opspec import OpSpec
 
 __all__ = ["Op", "Expr", "OPS", "SHAPE", "STRUCTURES", "SYMMETRIC_STRUCTURES", "toposort",
-           "free_symbols", "check_shape"]
+           "free_symbols", "check_shape", "REAL_VALUED", "REAL_ONLY", "complex_valued"]
 
 # declared structure of a variable: alias -> the canonical word kept in the SYMBOL's attr
 STRUCTURES: dict[str, str] = {
@@ -25,6 +25,7 @@ STRUCTURES: dict[str, str] = {
     "spd": "spd", "posdef": "spd", "pd": "spd",          # symmetric positive definite
     "pos": "pos", "positive": "pos",                      # every entry > 0, any shape
     "diagonal": "diagonal", "diag": "diagonal",           # square, zero off the diagonal
+    "complex": "complex",                                 # complex entries, any shape
 }
 SYMMETRIC_STRUCTURES = frozenset({"symmetric", "spd", "diagonal"})  # Xᵀ = X, so square
 
@@ -96,6 +97,12 @@ class Op(Enum):
     ARCSIN = auto()
     ARCCOS = auto()
     ARCTAN = auto()
+    # complex numbers (README: "Complex matrices")
+    IMAG_UNIT = auto()    # the imaginary unit i, a 1x1 scalar
+    CONJ = auto()         # the entrywise complex conjugate X̄ (Xᴴ is TRANSPOSE of CONJ)
+    REAL = auto()         # Re X, entrywise
+    IMAG = auto()         # Im X, entrywise
+    ANGLE = auto()        # arg X, entrywise, in (-pi, pi]
 
 
 _INTERN: dict[tuple[Any, ...], Expr] = {}
@@ -110,11 +117,12 @@ class Expr:
     (True, 'n', True)
     """
 
-    __slots__ = ("op", "args", "attr", "shape", "_hash", "__weakref__")
+    __slots__ = ("op", "args", "attr", "shape", "is_complex", "_hash", "__weakref__")
     op: Op
     args: tuple[Expr, ...]
     attr: Any
     shape: Shape
+    is_complex: bool      # may hold non-real values (``complex_valued``); False: real
     _hash: int
 
     def __new__(cls, op: Op, args: tuple[Expr, ...] = (), attr: Any = None) -> Expr:
@@ -126,6 +134,7 @@ class Expr:
             object.__setattr__(node, "args", args)
             object.__setattr__(node, "attr", attr)
             object.__setattr__(node, "shape", SHAPE[op](args, attr))
+            object.__setattr__(node, "is_complex", complex_valued(op, args, attr))
             object.__setattr__(node, "_hash", hash(key))
             _INTERN[key] = node
         return node
@@ -285,6 +294,62 @@ def toposort(roots: Iterable[Expr]) -> list[Expr]:
 def free_symbols(e: Expr) -> dict[str, Expr]:
     """The SYMBOL leaves of ``e`` by name, in order of first appearance."""
     return {n.attr[0]: n for n in toposort([e]) if n.op is Op.SYMBOL}
+
+# ----------------------------------------------------------------------------- complexity
+
+# Ops whose value is real for complex arguments too (moduli, parts, norms)
+REAL_VALUED = frozenset({Op.ABS, Op.REAL, Op.IMAG, Op.ANGLE, Op.NORM})
+# Ops matdiff defines for real arguments only: a complex argument is an error at the node
+REAL_ONLY = frozenset({Op.RELU, Op.SIGN, Op.EIGVAL, Op.EIGVEC, Op.SPECTRAL_NORM,
+                       Op.NUCLEAR_NORM, Op.POLAR, Op.SVD_U1, Op.SVD_V1, Op.PINV, Op.CHOL,
+                       Op.TRIL})
+
+
+def complex_valued(op: Op, args: tuple[Expr, ...], attr: Any) -> bool:
+    """Whether the node ``op(args)`` may hold non-real values: a symbol declared
+    ``complex``, the unit i, and (inferred) every node with a complex argument, except the
+    real-valued Ops (``REAL_VALUED``) and the Hermitian forms ``aᴴ M a`` (1×1, ``M``
+    Hermitian) and ``ā ⊙ a``. A complex argument of a ``REAL_ONLY`` Op is an error."""
+    if op is Op.SYMBOL:
+        return bool(attr[2] == "complex")
+    if op is Op.IMAG_UNIT:
+        return True
+    if op in REAL_VALUED or not any(a.is_complex for a in args):
+        return False
+    if op in REAL_ONLY:
+        from .opspec import MatdiffError
+        raise MatdiffError(f"{op.name.lower()} of a complex matrix is not supported "
+                           "(matdiff defines it for real matrices only)")
+    if op is Op.MATMUL:
+        return not _hermitian_form(args)
+    if op is Op.HADAMARD and len(args) == 2:
+        a, b = args
+        return not (a.op is Op.CONJ and a.args[0] is b or b.op is Op.CONJ and b.args[0] is a)
+    return True
+
+
+def _adjoint_pair(a: Expr, b: Expr) -> bool:
+    """Whether ``a`` is ``bᴴ`` in canonical form: ``Xᴴ`` is TRANSPOSE of CONJ of X (of X
+    itself when X is real)."""
+    if b.op is Op.TRANSPOSE:
+        inner = b.args[0]
+        return a is (inner.args[0] if inner.op is Op.CONJ else inner) and \
+            (inner.op is Op.CONJ or not inner.is_complex)
+    if a.op is not Op.TRANSPOSE:
+        return False
+    inner = a.args[0]
+    return inner.op is Op.CONJ and inner.args[0] is b or inner is b and not b.is_complex
+
+
+def _hermitian_form(args: tuple[Expr, ...]) -> bool:
+    """``f1 ... fk`` is 1×1 and equal to its own conjugate transpose: f_i = f_(k+1-i)ᴴ, the
+    middle factor (k odd) real symmetric."""
+    k = len(args)
+    if args[0].rows != args[-1].cols or args[0].rows.value != 1:
+        return False
+    if any(not _adjoint_pair(args[i], args[k - 1 - i]) for i in range(k // 2)):
+        return False
+    return k % 2 == 0 or not args[k // 2].is_complex and args[k // 2].symmetric
 
 # ----------------------------------------------------------------------------- the tables
 
