@@ -630,8 +630,20 @@ def differential(f: Expr, wrt: str) -> Expr:
     return _in_order(simplify(raw, rules=DIFFERENTIAL_RULES), raw)
 
 
+def _holomorphic(d_f: Expr, dx: Expr) -> None:
+    """A Jacobian needs dF = J dX: an error where dX̄ (or Re dX, Im dX) enters dF."""
+    dep = _depends(d_f, {dx.name})
+    if any(n.op in (Op.CONJ, Op.REAL, Op.IMAG) for n in dep):
+        raise MatdiffError(
+            f"the function is not holomorphic in {dx.name[1:]}: its differential has "
+            f"conj({dx.name}) (or Re, Im of {dx.name}), so it has no complex Jacobian; the "
+            f"pair (∂F/∂{dx.name[1:]}, ∂F/∂conj({dx.name[1:]})) is not implemented: "
+            "md.differential writes dF in both, and md.grad gives the gradient of a real f")
+
+
 def _jacobian_of(f: Expr, x: Expr, dx: Expr) -> Expr:
     raw = jvp(f, {x.name: dx})
+    _holomorphic(raw, dx)
     pushed = simplify(raw, rules=TRANSPOSES)
     return _tidy(identify(pushed, dx))
 

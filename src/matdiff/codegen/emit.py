@@ -60,6 +60,8 @@ _COMMON: dict[Any, str | Row] = {
     P.ITEM: "{0}[{a}]", P.RESHAPE: "{0}.reshape({a})",
     P.CONCAT: "{m}.concatenate([{args}], axis={a})", P.CHOOSE: "({0} if {a} else {1})",
     **{op: f"{{m}}.{op.name.lower()}({{0}})" for op in _SAME_NAME},
+    Op.CONJ: "{m}.conj({0})", Op.REAL: "{m}.real({0})", Op.IMAG: "{m}.imag({0})",
+    Op.ANGLE: "{m}.angle({0})", "imag_unit": "1j", "complex_scalar": "{0}",
     Op.SIGMOID: Row("1 / (1 + {m}.exp(-{0}))", PRODUCT), Op.RELU: "{m}.maximum({0}, 0)",
     Op.TRACE: "{m}.trace({0})", Op.DET: "{m}.linalg.det({0})", Op.INV: "{m}.linalg.inv({0})",
     Op.MATPOW: "{m}.linalg.matrix_power({0}, {k})", Op.KRON: "{m}.kron({0}, {1})",
@@ -82,7 +84,8 @@ _COMMON: dict[Any, str | Row] = {
     "number": "float({0})", "scalar": "{0}",                # a constant / scalar output
     "array": "float({0})",                                  # arithmetic on numbers
 }
-NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", **_spectral("numpy")}
+NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", "complex_scalar": "complex({0})",
+                               **_spectral("numpy")}
 JAX: dict[Any, str | Row] = {**_COMMON, **_spectral("jax"), "dot": "{m}.vdot({0}, {1})",
                              "cho_solve": Row(
     "jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor({0}), {1})",
@@ -101,6 +104,7 @@ TORCH: dict[Any, str | Row] = {
     "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).permute(1, 0, 2).reshape({n}, {n})",
     "cho_solve": "{m}.cholesky_solve({1}, {m}.linalg.cholesky({0}))",
     "number": "{m}.tensor(float({0}){dev})", "array": "{m}.tensor({0}{dev})",
+    "imag_unit": "{m}.tensor(1j, dtype={m}.complex128, device=device)",
 }
 
 
