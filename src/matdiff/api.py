@@ -32,7 +32,7 @@ from .explain import explain as _derivation
 from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zeros
 from .names import NamedParts, name_factors, name_parts
 from .parse_ascii import parse_ascii
-from .parse_latex import looks_like_latex, parse_latex
+from .parse_latex import imaginary_units, looks_like_latex, parse_latex
 from .shapes import ShapeDecl, infer, normalize_shapes
 from .simplify import simplify
 
@@ -188,6 +188,8 @@ def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
         raise MatdiffError("sigmoid_names must be a list of names")
     latex = syntax == "latex" or (syntax is None and looks_like_latex(text))
     tree = parse_latex(text, functions=names) if latex else parse_ascii(text)
+    if latex and "i" not in (shapes or {}):  # LaTeX: an undeclared i is the imaginary unit
+        tree = imaginary_units(tree)
     try:
         return infer(tree, text, _with_differentials(text, shapes))
     except MatdiffError as err:

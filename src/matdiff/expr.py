@@ -884,7 +884,7 @@ OPS.update({
     Op.CONJ: OpSpec("(m,n)->(m,n)", lambda a, _: conj(a[0]), ("conj",)),  # LaTeX \bar{X}
     Op.REAL: OpSpec("(m,n)->(m,n)", lambda a, _: real(a[0]), ("real",), ("Re",)),
     Op.IMAG: OpSpec("(m,n)->(m,n)", lambda a, _: imag(a[0]), ("imag",), ("Im",)),
-    Op.ANGLE: OpSpec("(m,n)->(m,n)", lambda a, _: angle(a[0]), ("angle",), ("arg",)),
+    Op.ANGLE: OpSpec("(m,n)->(m,n)", lambda a, _: angle(a[0]), ("angle",)),  # \arg: argmin
 })
 
 # derived from OPS: the constructors' shape check, and the unary elementwise functions

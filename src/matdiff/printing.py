@@ -524,7 +524,7 @@ TEMPLATES: dict[Op | Form, Template | tuple[Column, Column, Column]] = {
     Op.IMAG_UNIT: (Wrap("1i"), Wrap("i", Edge.LETTER), Wrap("\\mathrm{{i}}", Edge.GROUP)),
     Op.REAL: (None, Call("Re"), Call("\\Re")),
     Op.IMAG: (None, Call("Im"), Call("\\Im")),
-    Op.ANGLE: (None, Call("arg"), Call("\\arg")),
+    Op.ANGLE: (None, Call("arg"), None),                                 # \operatorname{angle}
     Op.INV: (Call("inv"), Postfix("⁻¹", _SUPER), Postfix("^{-1}", _SUPER)),
     Form.INV_T: (None, Postfix("⁻ᵀ", _SUPER), None),      # LaTeX: \left(X^{T}\right)^{-1}
     Op.POW: _POWERS,
