@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from fractions import Fraction
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -30,6 +31,7 @@ from .codegen import codegen
 from .explain import Explanation
 from .explain import explain as _derivation
 from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zeros
+from . import expr as E
 from .names import NamedParts, name_factors, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import imaginary_units, looks_like_latex, parse_latex
@@ -240,6 +242,30 @@ def grad(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, simplified: b
     names, extra = _variables(f, wrt, shapes)
     out = _gradients(f, names, extra, _need_flag(simplified, "simplified"))
     return out[names[0]] if isinstance(wrt, (str, Expr)) else out
+
+
+@_public
+def wirtinger(f: Expr | str, wrt: str | Expr, *,
+              shapes: ShapeDecl | None = None) -> tuple[Expr, Expr]:
+    """The Wirtinger derivatives ``(∂f/∂X, ∂f/∂X̄)`` of a scalar ``f``, complex-valued or
+    not: with ``f = u + iv`` and ∇ the gradient ``∂/∂Re X + i ∂/∂Im X`` (``md.grad``),
+    ``∂f/∂X̄ = (∇u + i∇v)/2`` and ``∂f/∂X = (conj(∇u) + i conj(∇v))/2`` (Brandwood 1983;
+    Hjørungnes 2011, ch. 3). A holomorphic f has ``∂f/∂X̄ = 0``.
+
+    >>> import matdiff as md
+    >>> [str(d) for d in md.wirtinger("z.'*z", "z", shapes={"z": ("n", 1, "complex")})]
+    ['2*z', 'zeros(n)']
+    """
+    f = _as_expr(f, shapes)
+    names, extra = _variables(f, wrt, shapes)
+    x = {**free_symbols(f), **extra}[names[0]]
+    u, v = E.real(f), E.imag(f)
+    grad_u, grad_v = (_diff.gradients(part, names, declared={names[0]: x})[names[0]]
+                      for part in (u, v))
+    i, half = E.imag_unit(), E.const(Fraction(1, 2))
+    d_bar = E.scale(half, E.add(grad_u, E.scale(i, grad_v)))
+    d = E.scale(half, E.add(E.conj(grad_u), E.scale(i, E.conj(grad_v))))
+    return simplify(d), simplify(d_bar)
 
 
 # ----------------------------------------------------------------------------- forward mode

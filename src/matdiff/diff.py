@@ -445,6 +445,7 @@ LINEAR: dict[Op, str] = {
     Op.SCALE: "one", Op.MATMUL: "one", Op.HADAMARD: "one", Op.KRON: "one",
     Op.HDIV: "first",
     Op.FRECHET: "second",                    # L_f(A, E) is linear in the direction E
+    Op.CONJ: "jointly", Op.REAL: "jointly", Op.IMAG: "jointly",   # over the reals
 }
 
 
@@ -463,10 +464,11 @@ def linear_in(y: Expr, slots: Sequence[int]) -> bool:
                             or kind == "second" and list(slots) == [1])
 
 
-def adjoint(c: Expr, y: Expr, slots: Sequence[int]) -> list[Expr]:
+def adjoint(c: Expr, y: Expr, slots: Sequence[int], real_inner: bool = False) -> list[Expr]:
     """The adjoint of the node ``y``, a linear map of its arguments ``slots``, applied to the
     coefficient ``c``: the ``X̄_i`` with ``<c, y> = Σ_i <X̄_i, X_i>`` (``A : BXC = BᵀACᵀ : X``),
     read from the ``VJP`` table; a ``MatdiffError`` where ``y`` is not linear in them.
+    ``real_inner``: the inner product of complex matrices ``<A, B> = Re tr(AᴴB)`` (``vjp``).
 
     >>> from matdiff.expr import sym
     >>> A, X, C = sym("A", ("n", "n")), sym("X", ("n", "n")), sym("C", ("n", "n"))
@@ -476,7 +478,7 @@ def adjoint(c: Expr, y: Expr, slots: Sequence[int]) -> list[Expr]:
     if not linear_in(y, slots):
         raise MatdiffError(f"{y.op.name.lower()}(...) is not linear in the argument(s) "
                            f"{', '.join(str(i + 1) for i in slots)} that carry the differential")
-    bars = VJP[y.op](c, y)
+    bars = vjp(c, y) if real_inner else VJP[y.op](c, y)
     out = [bars[i] for i in slots]
     assert all(b is not None for b in out)  # every linear slot has its cotangent
     return [b for b in out if b is not None]
