@@ -15,13 +15,14 @@ from __future__ import annotations
 import functools
 import math
 import re
-from fractions import Fraction
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from . import diff as _diff
+from . import expr as E
 from . import forward as _forward
 from . import printing
 from .check import CheckReport, Claim, check_claims
@@ -31,7 +32,6 @@ from .codegen import codegen
 from .explain import Explanation
 from .explain import explain as _derivation
 from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zeros
-from . import expr as E
 from .names import NamedParts, name_factors, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import imaginary_units, looks_like_latex, parse_latex

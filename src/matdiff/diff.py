@@ -65,9 +65,10 @@ from .expr import (
     zeros,
 )
 
-__all__ = ["VJP", "COMPLEX_VJP", "vjp", "grad", "gradients", "SYMMETRIC_CONVENTION", "LINEAR", "linear_in",
-           "adjoint", "sym_part", "eigen_resolvent", "eigvec_tangent", "top_singular",
-           "polar_tangent", "pinv_tangent", "phi"]
+__all__ = ["VJP", "COMPLEX_VJP", "COMPLEX_GRADIENT", "vjp", "grad", "gradients",
+           "SYMMETRIC_CONVENTION", "LINEAR", "linear_in", "adjoint", "sym_part",
+           "eigen_resolvent", "eigvec_tangent", "top_singular", "polar_tangent",
+           "pinv_tangent", "phi"]
 
 SYMMETRIC_CONVENTION = ("gradient w.r.t. a symmetric matrix: the symmetric part (G + G')/2 of "
                         "the unstructured gradient G")
