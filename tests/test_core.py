@@ -459,3 +459,25 @@ def test_symmetric_gradient_is_the_symmetric_part_and_checks(text: str, expected
     assert md.check(f, "S").ok  # finite differences along symmetric directions
     assert any("symmetric" in n for n in md.report(text, ["S"], shapes={
         "S": ("n", "n", "symmetric")})["notes"])
+
+
+def _source_files() -> list[Any]:
+    import pathlib
+    return sorted(pathlib.Path(md.__file__).parent.rglob("*.py"))
+
+
+def test_no_function_is_longer_than_80_lines_and_no_module_than_1000() -> None:
+    """The size limits of the codebase (issue 12): a function over 80 lines or a module
+    over 1,000 is split."""
+    import ast
+    long_functions, long_modules = [], []
+    for path in _source_files():
+        text = path.read_text()
+        if text.count("\n") > 1000:
+            long_modules.append(f"{path.name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 80:
+                    long_functions.append(f"{path.name}:{node.lineno} {node.name} ({length})")
+    assert not long_functions and not long_modules, (long_functions, long_modules)

@@ -213,6 +213,30 @@ def test_fd_gradient_is_honest_at_a_kink():
     assert np.allclose(fd_gradient(f, "x", env, {"n": 3}), 0.0)
 
 
+def test_the_soak_asks_the_three_way_check_where_fixed_steps_fail():
+    """cos(1e6 xᵀx): the soak's fixed steps cross periods and disagree with the right
+    gradient; the three-way check's second opinion clears it. At 1e9 nothing resolves the
+    derivative: inconclusive with its reason, not a mismatch."""
+    x = E.sym("x", ("n",))
+    quad = E.total(E.hadamard(x, x))
+    r = verify(E.apply(E.Op.COS, E.scale(E.const(10 ** 6), quad)))
+    assert (r.kind, r.second_opinions) == ("ok", 1), r.detail
+    r = verify(E.apply(E.Op.COS, E.scale(E.const(10 ** 9), quad)))
+    assert (r.kind, r.reason) == ("inconclusive", "ill-conditioned"), r.detail
+
+
+def test_the_second_opinion_keeps_a_wrong_gradient_a_mismatch(monkeypatch):
+    """A gradient made wrong (doubled) stays a mismatch after the second opinion."""
+    import matdiff.testing as testing
+    right = testing.gradients
+    def doubled(e, names):
+        return {n: E.scale(E.const(2), g) for n, g in right(e, names).items()}
+    monkeypatch.setattr(testing, "gradients", doubled)
+    x = E.sym("x", ("n",))
+    r = verify(E.apply(E.Op.COS, E.scale(E.const(10 ** 6), E.total(E.hadamard(x, x)))))
+    assert (r.kind, r.stage) == ("mismatch", "grad"), r.detail
+
+
 @pytest.mark.jax
 @pytest.mark.torch
 def test_the_soak_backends_stage_compares_jax_and_torch_code() -> None:

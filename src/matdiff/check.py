@@ -564,7 +564,9 @@ def _judge(claimed: Array, est: _Estimate, scale: float, tolerance: float,
         return "bad" if resolvable else "unsure"
     gap = float(np.max(np.abs(claimed - est.value), initial=0.0))
     if gap <= tolerance * scale + 3 * est.error + sym_error:
-        return "ok" if resolvable else "unsure"
+        # agreement within an error bound as large as the derivative confirms nothing
+        confirmed = est.error <= 1e-2 * scale or gap <= tolerance * scale + sym_error
+        return "ok" if resolvable and confirmed else "unsure"
     return "bad" if resolvable else "unsure"
 
 
@@ -731,8 +733,14 @@ def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Gener
             return _Outcome("ok", error)
         if serious:                         # noise around a singular point says nothing
             return _unsure(serious, "")
-        return _Outcome("ok", _max_gap(said, estimates, verdicts) / max(noise, 1e-300),
-                        detail="zero to within rounding here")
+        f_size = float(np.max(np.abs(point.values[claim.target]), initial=1.0))
+        if scale <= 3 * max(spread) or noise <= 1e-6 * max(1.0, f_size):
+            # the claim is its own rounding, or f is flat here to a millionth of its size
+            return _Outcome("ok", _max_gap(said, estimates, verdicts) / max(noise, 1e-300),
+                            detail="zero to within rounding here")
+        return _Outcome("unsure", None, "ill-conditioned",
+                        f"the rounding noise of the differences ({noise:.1e}) exceeds the "
+                        f"derivative ({scale:.1e}): they cannot resolve it here")
     if "bad" in verdicts:
         if serious:                         # the differences cannot be trusted here
             return _unsure(serious, "")

@@ -450,8 +450,11 @@ def _elementwise_hazard(node: Expr, arg: Array) -> Hazard | None:
         return Hazard("saturated", f"{_short(node)} is saturated here (an argument of "
                                    f"{big:.3g})", node, serious=False)
     if op in (Op.SIN, Op.COS, Op.TAN) and big > 1e4:
+        # past 1e7 the argument's own rounding (eps·|x|) is a visible share of the smallest
+        # steps' change, and those steps still cross periods: no difference is reliable
         return Hazard("ill-conditioned", f"{_short(node)} has an argument of {big:.3g}: "
-                                         "a period is a small step there", node, serious=False)
+                                         "a period is a small step there", node,
+                      serious=big > 1e7)
     small = float(np.min(np.abs(arg), initial=np.inf))
     if op in (Op.LOG, Op.SQRT) and small < 1e-8 * max(1.0, big) or \
             op is Op.TAN and float(np.min(np.abs(np.cos(arg)), initial=1.0)) < 1e-6 or \
