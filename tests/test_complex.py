@@ -13,10 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import matdiff as md
 from matdiff import expr as E
 from matdiff.check import check_gradients, evaluate, numeric, random_inputs, rel_error
+from matdiff.strategies import complex_exprs
+from matdiff.testing import verify
 
 SEED = "||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2"
 # the seed with H = R + iQ, G = A + iB, V = W₁ + iW₂ and P = P₁ + iP₂ (the row blocks of W
@@ -340,3 +343,12 @@ def test_generated_code_takes_and_returns_complex_arrays(backend: str) -> None:
     assert rel_error(got, _values(g, env, sizes)) < tol
     assert abs(float(np.real(np.asarray(value))) - evaluate(f, env, sizes)) < tol * max(
         1.0, abs(evaluate(f, env, sizes)))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(complex_exprs())
+def test_random_complex_functions_pass_every_stage(f: md.Expr) -> None:
+    """Random real functions of complex matrices: the gradient against finite differences
+    along real and imaginary directions, simplify, the ASCII round trip, NumPy code."""
+    result = verify(f, seed=1)
+    assert result.kind in ("ok", "skipped"), f"{f}: {result.kind} {result.detail}"

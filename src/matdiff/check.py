@@ -310,8 +310,9 @@ def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int
     is the gradient in the space of symmetric matrices under ``<A, B> = tr(AᵀB)``: half the
     directional derivative off the diagonal, all of it on the diagonal.
     """
-    x0 = np.array(env[name], dtype=float)
+    x0 = numeric(env[name]).copy()
     out = np.zeros_like(x0)
+    units = (1.0, 1j) if np.iscomplexobj(x0) else (1.0,)   # ∂f/∂Re + i ∂f/∂Im
 
     def at(x: Array) -> float:
         return float(evaluate(f, {**env, name: x}, sizes))
@@ -321,11 +322,13 @@ def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int
             continue
         magnitude = cast(float, abs(x0[idx]))  # a full index: an np.float64, a float subclass
         step = h * max(1.0, magnitude)
-        direction = np.zeros_like(x0)
-        direction[idx] = 1.0
-        if symmetric:
-            direction[idx[::-1]] = 1.0
-        slope = (at(x0 + step * direction) - at(x0 - step * direction)) / (2 * step)
+        slope: Any = 0.0
+        for unit in units:
+            direction = np.zeros_like(x0)
+            direction[idx] = unit
+            if symmetric:
+                direction[idx[::-1]] = unit
+            slope += unit * (at(x0 + step * direction) - at(x0 - step * direction)) / (2 * step)
         if symmetric and idx[0] != idx[1]:
             out[idx] = out[idx[::-1]] = slope / 2
         else:

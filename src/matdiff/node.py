@@ -320,36 +320,53 @@ def complex_valued(op: Op, args: tuple[Expr, ...], attr: Any) -> bool:
         from .opspec import MatdiffError
         raise MatdiffError(f"{op.name.lower()} of a complex matrix is not supported "
                            "(matdiff defines it for real matrices only)")
-    if op is Op.MATMUL:
-        return not _hermitian_form(args)
-    if op is Op.HADAMARD and len(args) == 2:
-        a, b = args
-        return not (a.op is Op.CONJ and a.args[0] is b or b.op is Op.CONJ and b.args[0] is a)
+    if op is Op.MATMUL:                               # aᴴ M a, 1×1
+        return not (args[0].rows.value == 1 and args[-1].cols.value == 1 and _hermitian(args))
+    if op is Op.TRACE and args[0].op is Op.MATMUL:    # tr(AᴴMA)
+        return not _hermitian(args[0].args)
+    if op in (Op.HADAMARD, Op.SCALE) and len(args) == 2:
+        return not _conjugates(*args)                 # ā ⊙ a, ā a
     return True
 
 
-def _adjoint_pair(a: Expr, b: Expr) -> bool:
-    """Whether ``a`` is ``bᴴ`` in canonical form: ``Xᴴ`` is TRANSPOSE of CONJ of X (of X
-    itself when X is real)."""
-    if b.op is Op.TRANSPOSE:
-        inner = b.args[0]
-        return a is (inner.args[0] if inner.op is Op.CONJ else inner) and \
-            (inner.op is Op.CONJ or not inner.is_complex)
-    if a.op is not Op.TRANSPOSE:
+def _conjugates(a: Expr, b: Expr) -> bool:
+    """Whether ``b`` is structurally the conjugate of ``a`` (CONJ sits on symbols; real
+    nodes are their own conjugates). False where it cannot tell: the flag stays complex."""
+    if not a.is_complex or not b.is_complex:
+        return a is b
+    if a.op is Op.CONJ or b.op is Op.CONJ:
+        return a.op is Op.CONJ and a.args[0] is b or b.op is Op.CONJ and b.args[0] is a
+    if not a.args:                                    # a complex leaf: Z, i
         return False
-    inner = a.args[0]
-    return inner.op is Op.CONJ and inner.args[0] is b or inner is b and not b.is_complex
+    return a.op is b.op and a.attr == b.attr and len(a.args) == len(b.args) and \
+        all(_conjugates(x, y) for x, y in zip(a.args, b.args, strict=True))
 
 
-def _hermitian_form(args: tuple[Expr, ...]) -> bool:
-    """``f1 ... fk`` is 1×1 and equal to its own conjugate transpose: f_i = f_(k+1-i)ᴴ, the
-    middle factor (k odd) real symmetric."""
-    k = len(args)
-    if args[0].rows != args[-1].cols or args[0].rows.value != 1:
-        return False
-    if any(not _adjoint_pair(args[i], args[k - 1 - i]) for i in range(k // 2)):
-        return False
-    return k % 2 == 0 or not args[k // 2].is_complex and args[k // 2].symmetric
+def _factors(args: tuple[Expr, ...]) -> list[tuple[Expr, bool]]:
+    """A product's factors as (node, transposed), transposed products opened."""
+    out: list[tuple[Expr, bool]] = []
+    for a in args:
+        if a.op is Op.TRANSPOSE and a.args[0].op is Op.MATMUL:
+            out.extend((f, True) for f in reversed(a.args[0].args))
+        elif a.op is Op.TRANSPOSE:
+            out.append((a.args[0], True))
+        else:
+            out.append((a, False))
+    return out
+
+
+def _hermitian(args: tuple[Expr, ...]) -> bool:
+    """Whether the product ``f1 ... fk`` equals its conjugate transpose: f_i = f_(k+1-i)ᴴ,
+    and the middle factor (k odd) is real symmetric."""
+    fs = _factors(args)
+    k = len(fs)
+    for (p, tp), (q, tq) in zip(fs[:k // 2], reversed(fs[k - k // 2:]), strict=True):
+        if tp is tq or not _conjugates(p, q):
+            return False
+    if k % 2 == 0:
+        return True
+    mid, _ = fs[k // 2]
+    return not mid.is_complex and (mid.symmetric or mid.op is Op.IDENTITY)
 
 # ----------------------------------------------------------------------------- the tables
 

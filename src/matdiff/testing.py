@@ -48,6 +48,7 @@ from .check import (
     evaluate,
     fd_gradient,
     not_differentiable,
+    numeric,
     random_inputs,
     rel_error,
 )
@@ -428,17 +429,18 @@ class CaseResult:
 
 
 def _on_kink(e: Expr, env: dict[str, Any], sizes: dict[str, int], tol: float = 1e-3) -> bool:
-    """Whether an argument of abs/sign/relu/1-norm (or the vector of a 2-norm) is near 0,
+    """Whether an argument of abs/sign/relu/angle/1-norm (or the vector of a 2-norm) is near 0,
     or a spectral function sits on a kink (``points.SPECTRAL_KINKS``: a repeated extreme eigenvalue,
     a zero singular value, ...)."""
     if not_differentiable(e, env, sizes) is not None:
         return True
-    nodes = [n for n in E.toposort([e]) if n.op in (Op.ABS, Op.SIGN, Op.RELU, Op.NORM)]
+    kinked = (Op.ABS, Op.SIGN, Op.RELU, Op.NORM, Op.ANGLE)
+    nodes = [n for n in E.toposort([e]) if n.op in kinked]
     if not nodes:
         return False
     values = evaluate([n.args[0] for n in nodes], env, sizes)
     for n, v in zip(nodes, values, strict=True):
-        a = np.abs(np.asarray(v, dtype=float))
+        a = np.abs(numeric(v))
         if (n.op is Op.NORM and n.attr == "2" and float(np.sqrt((a ** 2).sum())) < tol) or \
                 (n.op is not Op.NORM or n.attr == "1") and a.size and float(a.min()) < tol:
             return True
@@ -451,7 +453,7 @@ def close(a: Any, b: Any, floor: float = 0.0) -> float:
     >>> close(2.0, 2.0 + 2e-9) < 1e-8, close(1e-12, 0.0, floor=1e-6)
     (True, 1e-06)
     """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = numeric(a), numeric(b)
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)),
                 floor)
     return rel_error(a, b) if scale > floor else float(np.max(np.abs(a - b), initial=0.0)) / \
@@ -582,7 +584,7 @@ def _run_stages(out: CaseResult, e: Expr, env: dict[str, Any], sizes: dict[str, 
         for backend in _other_backends():
             got = run_compiled(outputs, env, sizes, backend)
             out.errors[backend] = max(
-                close(np.asarray(a.cpu() if hasattr(a, "cpu") else a, dtype=float), b, floor)
+                close(numeric(a.cpu() if hasattr(a, "cpu") else a), b, floor)
                 for a, b in zip(got, want, strict=True))
 
 
@@ -634,12 +636,18 @@ def _other_backends() -> list[str]:
     return out
 
 
-def random_case(seed: int, max_depth: int = 6, backends: bool = False) -> CaseResult:
+def random_case(seed: int, max_depth: int = 6, backends: bool = False,
+                complex_numbers: bool = False) -> CaseResult:
     """Generate and verify the case numbered ``seed`` (one case of the soak run); with
-    ``backends``, also the JAX and PyTorch code of the value and gradients against NumPy's.
+    ``backends``, also the JAX and PyTorch code of the value and gradients against NumPy's;
+    with ``complex_numbers``, a real-valued function of complex matrices
+    (``testing_complex.random_complex_expr``).
 
-    >>> random_case(2).kind
-    'ok'
+    >>> random_case(2).kind, random_case(2, complex_numbers=True).kind
+    ('ok', 'ok')
     """
     stages = ("grad", "simplify", "roundtrip", "numpy") + (("backends",) if backends else ())
+    if complex_numbers:
+        from .testing_complex import random_complex_expr
+        return verify(random_complex_expr(seed, min(max_depth, 5)), seed, stages=stages)
     return verify(random_expr(seed, max_depth), seed, stages=stages)
