@@ -352,3 +352,20 @@ def test_random_complex_functions_pass_every_stage(f: md.Expr) -> None:
     along real and imaginary directions, simplify, the ASCII round trip, NumPy code."""
     result = verify(f, seed=1)
     assert result.kind in ("ok", "skipped"), f"{f}: {result.kind} {result.detail}"
+
+
+def test_hvp_of_a_complex_gradient_matches_finite_differences() -> None:
+    """md.hvp is the derivative of the gradient along V (V complex): against differences
+    of the gradient, and the Hessian where the gradient is holomorphic."""
+    sh = {**_SH, "V": ("n", 1, "complex")}
+    f = md.parse("norm(abs(F*x).^2 - y)^2", shapes=_SH)
+    g, hv = md.grad(f, "x"), md.hvp(f, "x", "V")
+    v = md.parse("V", shapes=sh)
+    env, sizes = random_inputs([f, g, hv, v], seed=6)
+    h = 1e-6
+    up = _values(g, {**env, "x": env["x"] + h * env["V"]}, sizes)
+    down = _values(g, {**env, "x": env["x"] - h * env["V"]}, sizes)
+    assert rel_error(_values(hv, env, sizes), (up - down) / (2 * h)) < 1e-6
+    assert str(md.hessian("x'*S*x", "x", shapes=_SH)) == "2*S"
+    with pytest.raises(md.MatdiffError, match="not holomorphic"):
+        md.hessian(f, "x")

@@ -194,6 +194,10 @@ LINEAR_CASES = {  # a node of every linear Op, with the argument sets it is line
     Op.HDIV: (E.hdiv(Xs, Ys), [[0]]),
     Op.TRIL: (E.tril(Ms), [[0]]),
     Op.FRECHET: (E.frechet("expm", Xs, Ys), [[1]]),
+    # linear over the reals, with <A, B> = Re sum(conj(A) ⊙ B)
+    Op.CONJ: (E.conj(Zs), [[0]]),
+    Op.REAL: (E.real(Zs), [[0]]),
+    Op.IMAG: (E.imag(Zs), [[0]]),
 }
 
 
@@ -207,11 +211,16 @@ def test_the_adjoint_is_the_vjp_row(op: Op) -> None:
     a linear node is its adjoint, which Jacobian identification and --steps use."""
     y, slot_sets = LINEAR_CASES[op]
     assert y.op is op
-    c = E.sym("C", y.shape)
+    real_inner = any(a.is_complex for a in y.args)      # Re sum(conj(A) ⊙ B)
+    c = E.sym("C", y.shape, "complex" if y.is_complex else "")
+
+    def inner(a: md.Expr, b: md.Expr) -> md.Expr:
+        return E.real(E.total(E.hadamard(E.conj(a), b))) if real_inner else \
+            E.total(E.hadamard(a, b))
     for slots in slot_sets:
-        bars = D.adjoint(c, y, slots)
-        lhs = E.total(E.hadamard(c, y))
-        rhs = E.add(*(E.total(E.hadamard(b, y.args[i])) for i, b in zip(slots, bars, strict=True)))
+        bars = D.adjoint(c, y, slots, real_inner)
+        lhs = inner(c, y)
+        rhs = E.add(*(inner(b, y.args[i]) for i, b in zip(slots, bars, strict=True)))
         env, sizes = random_inputs([lhs, rhs], seed=11)
         assert error(evaluate(lhs, env, sizes), evaluate(rhs, env, sizes)) < 1e-12, slots
 

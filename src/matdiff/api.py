@@ -646,6 +646,8 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         out["blocks"] = _blocks(f, names, extra, verify)
     notes = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in names
              if symbols[n].symmetric and what in ("grad", "hessian", "hvp")]
+    notes += [f"{n}: {_diff.COMPLEX_GRADIENT}" for n in names
+              if symbols[n].is_complex and what == "grad"]
     notes += reading_notes(f)              # expm is the matrix exponential, exp elementwise
     if notes or extra:
         out["notes"] = notes + _absent_note(extra)

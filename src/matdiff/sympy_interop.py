@@ -77,6 +77,10 @@ NO_FORM: dict[Op, str] = {
     Op.SVD_U1: "singular vector svd_u1", Op.SVD_V1: "singular vector svd_v1",
     Op.PINV: "pseudo-inverse node (pinv)", Op.ADJ: "adjugate node (adj)",
     Op.CHOL: "Cholesky factor (chol)",
+    # complex numbers: SymPy's MatrixSymbol carries no complex declaration to read back
+    Op.IMAG_UNIT: "the imaginary unit (complex matrices)", Op.CONJ: "the conjugate conj(X)",
+    Op.REAL: "the real part real(X)", Op.IMAG: "the imaginary part imag(X)",
+    Op.ANGLE: "the phase angle(X)",
 }
 # Ops written as a formula of other SymPy nodes, read back as that formula (same value)
 _FORMULA = frozenset({Op.HDIV, Op.LOGDET, Op.SUM, Op.NORM})
