@@ -7,7 +7,9 @@ that take complex arguments: sums, scalings (by i too), products, the plain and 
 conjugate transpose, the conjugate, Hadamard products, entire elementwise functions (exp,
 sin, cos of a quarter of their argument), integer powers, the inverse and the determinant of
 well-conditioned matrices (``Wc``, which ``points.random_inputs`` draws near 1.5 I), traces,
-sums, and the real-valued Ops on top (Re, Im, |·|, arg, norms). Contract: every expression
+sums, Kronecker products, blocks, diagonals, vec, the matrix exponential, logarithm and
+square root (of well-conditioned matrices), log det, and the real-valued Ops on top (Re,
+Im, |·|, arg, norms). Contract: every expression
 is well shaped by construction and real-valued at the top.
 """
 
@@ -99,13 +101,19 @@ def _well(draw: Draw, d: int) -> Expr:
 
 
 def _matrix(draw: Draw, key: str, d: int) -> Expr:
-    """inv of a well-conditioned matrix; det, tr and sum to a scalar."""
+    """inv, powers, logm and sqrtm of a well-conditioned matrix, expm of a quarter of one;
+    det, log det, tr and sum to a scalar."""
     if key == "N":
-        return E.inv(_well(draw, d))
+        how = draw.pick(["inv", "pow", "expm", "logm", "sqrtm"])
+        if how == "expm":
+            return E.expm(E.scale(E.const(Fraction(1, 4)), cgen(draw, "N", d)))
+        w = _well(draw, d)
+        return {"inv": E.inv, "pow": lambda x: E.matpow(x, 2), "logm": E.logm,
+                "sqrtm": E.sqrtm}[how](w)
     if key == "s":
-        how = draw.pick(["det", "tr", "sum"])
-        if how == "det":
-            return E.det(_well(draw, d))
+        how = draw.pick(["det", "logdet", "tr", "sum"])
+        if how in ("det", "logdet"):
+            return (E.det if how == "det" else E.logdet)(_well(draw, d))
         return E.trace(cgen(draw, "N", d)) if how == "tr" else \
             E.total(cgen(draw, draw.pick(list(SHAPES)), d))
     return cgen(draw, key, d)
@@ -117,9 +125,26 @@ def _real_part(draw: Draw, key: str, d: int) -> Expr:
     return f(cgen(draw, key, d))
 
 
+def _structure(draw: Draw, key: str, d: int) -> Expr:
+    """Kronecker products, blocks, diagonals, vec and unvec."""
+    if key == "N":
+        k = draw.int(0, 2)
+        if k == 0:
+            return E.kron(cgen(draw, "v", d), E.T(cgen(draw, "v", d)))
+        if k == 1:
+            return E.diagm(cgen(draw, "v", d))
+        return E.unvec(E.vec(cgen(draw, "N", d)), N, N)
+    if key == "v":
+        return E.diag(cgen(draw, "N", d))
+    if key == "s":
+        blk = E.block([[cgen(draw, "N", d), cgen(draw, "R", d)]])
+        return E.total(E.hadamard(blk, E.conj(blk))) if draw.int(0, 1) else E.total(blk)
+    return cgen(draw, key, d)
+
+
 Branch = Callable[[Draw, str, int], Expr]
 _BRANCHES: list[Branch] = [lambda draw, key, d: _leaf(draw, key), _sum, _scaled, _product,
-                           _transpose, _elementwise, _matrix, _real_part]
+                           _transpose, _elementwise, _matrix, _real_part, _structure]
 
 
 def real_scalar(draw: Draw, depth: int) -> Expr:
