@@ -286,6 +286,7 @@ def test_matdiff_round_trip(e):
 
 
 Xe, Ye, xe, se = E.sym("X", ("n", "n")), E.sym("Y", ("n", "n")), E.sym("x", ("n",)), E.sym("s")
+Ze = E.sym("Z", ("n", "n"), "complex")
 ONE_PER_OP = {  # an expression in which the Op occurs (after the constructors' folds)
     E.Op.SYMBOL: Xe, E.Op.CONST: E.scale(E.const("-0.75"), Xe), E.Op.IDENTITY: E.eye("n"),
     E.Op.ONES: E.ones(("n", 2)), E.Op.ZERO: E.block([[Xe, E.zeros(("n", 2))]]),
@@ -305,6 +306,8 @@ ONE_PER_OP = {  # an expression in which the Op occurs (after the constructors' 
     E.Op.SPECTRAL_NORM: E.spectral_norm(Xe), E.Op.NUCLEAR_NORM: E.nuclear_norm(Xe),
     E.Op.POLAR: E.polar(Xe), E.Op.SVD_U1: E.svd_u1(Xe), E.Op.SVD_V1: E.svd_v1(Xe),
     E.Op.PINV: E.pinv(Xe), E.Op.ADJ: E.adj(Xe), E.Op.CHOL: E.chol(Xe),
+    E.Op.IMAG_UNIT: E.scale(E.imag_unit(), Ze), E.Op.CONJ: E.conj(Ze), E.Op.REAL: E.real(Ze),
+    E.Op.IMAG: E.imag(Ze), E.Op.ANGLE: E.angle(Ze),
 }
 
 
