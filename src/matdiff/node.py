@@ -318,8 +318,10 @@ def complex_valued(op: Op, args: tuple[Expr, ...], attr: Any) -> bool:
         return False
     if op in REAL_ONLY:
         from .opspec import MatdiffError
+        hint = "; for the Frobenius norm write ||X||_F or norm(X, 'fro')" \
+            if op in (Op.SPECTRAL_NORM, Op.NUCLEAR_NORM) else ""
         raise MatdiffError(f"{op.name.lower()} of a complex matrix is not supported "
-                           "(matdiff defines it for real matrices only)")
+                           f"(matdiff defines it for real matrices only){hint}")
     if op is Op.MATMUL:                               # aᴴ M a, 1×1
         return not (args[0].rows.value == 1 and args[-1].cols.value == 1 and _hermitian(args))
     if op is Op.TRACE and args[0].op is Op.MATMUL:    # tr(AᴴMA)
