@@ -33,7 +33,7 @@ from . import linalg
 from .expr import Dim, Expr, MatdiffError, Op, toposort
 
 __all__ = ["random_inputs", "choose_sizes", "shape_problems", "rank_bounds", "hazards",
-           "Hazard", "REASONS", "structure", "estimate_bytes", "estimate_flops",
+           "Hazard", "REASONS", "structure", "on_branch_cut", "estimate_bytes", "estimate_flops",
            "LIMIT_BYTES", "too_large"]
 
 Array = np.ndarray
@@ -407,7 +407,17 @@ def _matrix_hazard(node: Expr, arg: Array) -> Hazard | None:
     return Hazard("", "", node, k) if k > 1 else None
 
 
+def on_branch_cut(z: Array, tol: float = 1e-6) -> bool:
+    """Whether an entry of ``z`` is near the negative real axis (or 0), where arg z jumps
+    from π to −π."""
+    a = np.abs(z)
+    return bool(np.any((np.real(z) < 0) & (np.abs(np.imag(z)) <= tol * np.maximum(1.0, a))))
+
+
 def _kink(node: Expr, arg: Array) -> Hazard | None:
+    if node.op is Op.ANGLE and on_branch_cut(arg):
+        return Hazard("not differentiable", f"{_short(node)} has an argument on its branch "
+                      "cut (the negative real axis)", node)
     a = np.abs(arg)
     if node.op is Op.NORM and node.attr != "1":
         near = float(np.sqrt((a ** 2).sum())) < 1e-6

@@ -41,6 +41,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from . import expr as E
+from . import points
 from .api import parse, shapes_of
 from .check import (
     Claim,
@@ -441,6 +442,8 @@ def _on_kink(e: Expr, env: dict[str, Any], sizes: dict[str, int], tol: float = 1
     values = evaluate([n.args[0] for n in nodes], env, sizes)
     for n, v in zip(nodes, values, strict=True):
         a = np.abs(numeric(v))
+        if n.op is Op.ANGLE and points.on_branch_cut(numeric(v), tol):
+            return True                               # arg jumps from π to −π there
         if (n.op is Op.NORM and n.attr == "2" and float(np.sqrt((a ** 2).sum())) < tol) or \
                 (n.op is not Op.NORM or n.attr == "1") and a.size and float(a.min()) < tol:
             return True
