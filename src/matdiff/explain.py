@@ -95,6 +95,7 @@ ADJOINT_RULE: dict[Op, str] = {
     Op.SUM: "a : sum(X) = a𝟏𝟏ᵀ : X",
     Op.TRIL: "A : tril X = tril A : X",
     Op.FRECHET: "A : L_f(B, X) = L_f(Bᵀ, A) : X",
+    Op.MEAN: "a : mean(X) = (a/mn)𝟏𝟏ᵀ : X",
     Op.CONJ: "A : X̄ = Ā : X",
     Op.REAL: "A : Re X = A : X (A real)",
     Op.IMAG: "A : Im X = iA : X (A real)",
