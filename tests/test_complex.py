@@ -312,6 +312,13 @@ def test_jacobian_holomorphic_and_not() -> None:
         md.jacobian("conj(z)", "z", shapes=sh)
 
 
+@pytest.mark.parametrize("text", ["max(Z, 0)", "logsumexp(Z)", "sigmoid(Z)", "relu(Z)",
+                                  "eigmax(Z)", "pinv(Z)", "||Z||_*"])
+def test_real_only_functions_on_a_complex_matrix_are_errors(text: str) -> None:
+    with pytest.raises(md.MatdiffError, match="of a complex matrix is not supported"):
+        md.parse(text, shapes={"Z": ("n", "n", "complex")})
+
+
 def test_real_only_functions_say_so() -> None:
     with pytest.raises(md.MatdiffError, match="spectral_norm of a complex matrix") as err:
         md.parse("norm(Z)", shapes={"Z": ("n", "n", "complex")})
