@@ -48,6 +48,7 @@ from .check import (
     check_claims,
     evaluate,
     fd_gradient,
+    node_values,
     not_differentiable,
     numeric,
     random_inputs,
@@ -493,10 +494,11 @@ def point(e: Expr, seed: int, tries: int = 8) -> tuple[dict[str, Any], dict[str,
         env, sizes = random_inputs(e, seed=seed * 31 + attempt, signs=flip)
         with np.errstate(all="ignore"):
             try:
-                size = np.abs(np.asarray(evaluate(e, env, sizes), dtype=float))
-                if np.all(np.isfinite(size)) and np.all(size < 1e8) and \
-                        not _on_kink(e, env, sizes):
-                    return env, sizes
+                values = node_values([e], env, sizes)
+                size = np.abs(np.asarray(values[e], dtype=float))
+                if np.all(size < 1e8) and not _on_kink(e, env, sizes) and \
+                        all(np.all(np.isfinite(v)) for v in values.values()):
+                    return env, sizes              # (a NaN that tr(kron(·)) drops counts)
             except MatdiffError:                      # singular here: draw again
                 continue
     return None
