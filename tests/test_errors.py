@@ -237,8 +237,9 @@ MISTAKES: list[tuple[str, str, list[str], str]] = [
      "(`||X||_2` and `norm(X)` of a matrix are the spectral norm, `||X||_F` the Frobenius "
      "norm, `||X||_*` the nuclear norm.)",
      ["grad", "norm(X, 1)", "--wrt", "X"],
-     "error: norm(X, 1) of a matrix is the largest column sum in MATLAB and NumPy, which "
-     "matdiff does not differentiate; ||X||_1 is the sum of the |X_ij|\n  norm(X, 1)\n"
+     "error: norm(X, 1) of a matrix is the largest column sum of |X| in MATLAB and NumPy, "
+     "which matdiff does not differentiate; ||X||_1 is the sum of the |X_ij| "
+     "(matrixcalculus.org)\n  norm(X, 1)\n"
      "  ^^^^^^^^^^\n"),
     ("A gradient of a non-scalar", "The gradient needs a scalar; a vector or matrix "
      "function has a Jacobian.",

@@ -113,7 +113,7 @@ _OPERAND_END = frozenset("SYM NUMBER ONES ZERO SUBTOK _RPAR _RSQB _RSET _RBRACE 
                          "ABS_CLOSE END PRIME TRANS".split())
 _TRANSPOSE_WORDS = frozenset(["T", "\\top", "\\intercal"])
 # functions written as a name with a subscript: \lambda_{\max}(S), L_{\exp}(A, E)
-_SCRIPTED = {"\\lambda": {"max": "lambda_max", "min": "lambda_min"},
+SCRIPTED = {"\\lambda": {"max": "lambda_max", "min": "lambda_min"},
              "L": {"exp": "expm_frechet", "log": "logm_frechet", "sqrt": "sqrtm_frechet"}}
 
 
@@ -214,6 +214,8 @@ class _Cook:
         elif prev == "FRAC" and value.isdigit():
             pieces = [value[:1], value[1:2], value[2:]]     # TeX: \frac123 is (1/2) 3
         for piece in filter(None, pieces):
+            if piece == ".":                                # x^2. is x^2 then a lone dot
+                raise self.fail("unexpected '.'", start, start + 1)
             self.emit("NUMBER", piece, start, start + len(piece))
             start += len(piece)
 
@@ -251,12 +253,12 @@ class _Cook:
         ``L_{\\exp}`` (the Fréchet derivative ``expm_frechet``): emits it and returns the
         index after it; None for anything else."""
         head = str(raw[i])
-        if head not in _SCRIPTED or i + 2 >= len(raw) or str(raw[i + 1]) != "_":
+        if head not in SCRIPTED or i + 2 >= len(raw) or str(raw[i + 1]) != "_":
             return None
         j, sub = i + 2, str(raw[i + 2])
         if sub == "{" and i + 4 < len(raw) and str(raw[i + 4]) == "}":
             j, sub = i + 3, str(raw[i + 3])
-        name = _SCRIPTED[head].get(re.sub(r"\\(mathrm|text|operatorname)\s*\{(\w+)\}", r"\2",
+        name = SCRIPTED[head].get(re.sub(r"\\(mathrm|text|operatorname)\s*\{(\w+)\}", r"\2",
                                           sub).lstrip("\\"))
         if name is None:
             return None
