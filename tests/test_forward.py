@@ -141,6 +141,12 @@ EXERCISE = {  # one matrix function per Op, in which that Op depends on X
     Op.PINV: E.pinv(E.matmul(Ms, Xs)),
     Op.ADJ: E.adj(E.matmul(Xs, Ys)),
     Op.CHOL: E.chol(E.matmul(Xs, Ys, Xs.T)),
+    # ML functions and reductions
+    Op.MEAN: E.scale(E.mean(E.matmul(Xs, Ys)), Ys),
+    Op.MAX: E.maximum(E.matmul(Xs, Ys), E.hadamard(Xs, Ys)),
+    Op.MIN: E.minimum(E.matmul(Xs, Ys), E.zeros(("n", "n"))),
+    Op.LOGSUMEXP: E.scale(E.logsumexp(E.matmul(Xs, Ys)), Ys),
+    Op.SOFTMAX: E.softmax(E.matmul(Xs, xs)),
 }
 _WRT = {Op.UNVEC: "x", Op.DIAGM: "x", Op.ONES: "x"}
 # dF has no closed vec/Kronecker form through a Fréchet derivative: the Jacobian says so
@@ -169,6 +175,7 @@ LINEAR_CASES = {  # a node of every linear Op, with the argument sets it is line
     Op.TRANSPOSE: (Ms.T, [[0]]),
     Op.TRACE: (E.trace(Xs), [[0]]),
     Op.SUM: (E.total(Ms), [[0]]),
+    Op.MEAN: (E.mean(Ms), [[0]]),
     Op.DIAG: (E.diag(Xs), [[0]]),
     Op.DIAGM: (E.diagm(xs), [[0]]),
     Op.VEC: (E.vec(Ms), [[0]]),

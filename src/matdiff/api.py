@@ -238,11 +238,16 @@ def _with_differentials(text: str, shapes: ShapeDecl | None) -> ShapeDecl | None
     """A differential ``dX`` (a name in ``text``) gets the declared shape of ``X``."""
     if not shapes:
         return shapes
+    words = set(re.findall(r"\bd\w+\b", text))  # one scan of the text, whatever the names
     extra = {"d" + name: [d for d in ([dims] if isinstance(dims, _DIM_TYPES) else dims)
                           if d not in ("sym", "symmetric")]
              for name, dims in shapes.items()
-             if "d" + name not in shapes and re.search(rf"\bd{re.escape(name)}\b", text)}
+             if "d" + name not in shapes and ("d" + name in words if _WORD.fullmatch(name)
+                                              else re.search(rf"\bd{re.escape(name)}\b", text))}
     return {**shapes, **extra} if extra else shapes
+
+
+_WORD = re.compile(r"\w+")
 
 
 def _as_expr(f: Any, shapes: ShapeDecl | None = None) -> Expr:

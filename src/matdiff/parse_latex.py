@@ -80,6 +80,21 @@ GREEK = frozenset(
     "Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega ell".split())
 _SPACING = frozenset(", ; : ! > quad qquad displaystyle textstyle hline nonumber".split()
                      + [" "])
+# f^{-1} of these LaTeX functions is the inverse function, as in \sin^{-1}(x) = arcsin x
+INVERSE_FUNCTIONS = {Op.SIN: Op.ARCSIN, Op.COS: Op.ARCCOS, Op.TAN: Op.ARCTAN,
+                     Op.SINH: Op.ARCSINH}
+
+
+def _inverse_end(raw: list[Token], i: int) -> int | None:
+    """The index after ``^{-1}`` or ``^-1`` that follows raw[i], else None."""
+    texts = [str(t) for t in raw[i + 1:i + 6]]
+    if texts[:5] == ["^", "{", "-", "1", "}"]:
+        return i + 6
+    if texts[:3] == ["^", "-", "1"]:
+        return i + 4
+    return None
+
+
 _SIZES = ("big", "Big", "bigg", "Bigg")
 _SIZING = {s + m: m or "big" for s in _SIZES for m in ("", "l", "r", "m")}
 _BINOP = {"cdot": "mul", "times": "mul", "ast": "mul", "div": "div", "odot": "hadamard",
@@ -297,6 +312,12 @@ class _Cook:
             self.emit(*_SIMPLE[name], start, end)
         elif name in self.functions:
             self.emit("FUNC", call_name(Op.SIGMOID), start, end)
+        elif name in LATEX_FUNCTIONS and name in _HINTS and i + 1 < len(raw) \
+                and str(raw[i + 1]) == "_":                 # \min_X f: a problem, not min(X, Y)
+            raise self.fail(f"'\\{name}_' is an optimisation problem ({_HINTS[name]}); "
+                            f"\\{name}(X, Y) is the elementwise {name}", start, end)
+        elif name in LATEX_FUNCTIONS and (j := _inverse_end(raw, i)) is not None:
+            return self.inverse_function(name, start, _span(raw[j - 1])[1], j)
         elif name in LATEX_APPLIED and name not in self.variables and _paren_follows(raw, i):
             self.emit("FUNC", call_name(LATEX_APPLIED[name]), start, end)   # \sigma(Xw)
         elif name in LATEX_FUNCTIONS:                       # \det, \tr, \sgn: from OPS
@@ -307,6 +328,16 @@ class _Cook:
             hint = f" ({_HINTS[name]})" if name in _HINTS else ""
             raise self.fail(f"unknown command '\\{name}'{hint}", start, end)
         return i + 1
+
+    def inverse_function(self, name: str, start: int, end: int, after: int) -> int:
+        """``\\sin^{-1}``, ``\\sinh^{-1}``: the inverse function (``INVERSE_FUNCTIONS``), never
+        a reciprocal; ``after`` is the index after the ``^{-1}``."""
+        op = INVERSE_FUNCTIONS.get(LATEX_FUNCTIONS[name])
+        if op is None:
+            raise self.fail(f"'\\{name}^{{-1}}' is the inverse function of {name}, which "
+                            "matdiff lacks; write 1/... for the reciprocal", start, end)
+        self.emit("FUNC", call_name(op), start, end)
+        return after
 
     @staticmethod
     def delim_text(t: Token) -> str | None:

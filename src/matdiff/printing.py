@@ -147,7 +147,8 @@ FUNCTIONS: dict[Op, str] = {op: OPS[op].ascii[0] for op in (   # printed by thei
     Op.TRACE, Op.DET, Op.LOGDET, Op.DIAG, Op.DIAGM, Op.VEC, Op.UNVEC, Op.SUM, Op.EXP, Op.LOG,
     Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS, Op.SIGN, Op.SIGMOID, Op.RELU,
     Op.ARCSIN, Op.ARCCOS, Op.ARCTAN, Op.TRIL, Op.EXPM, Op.LOGM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
-    Op.ADJ, Op.CHOL,
+    Op.ADJ, Op.CHOL, Op.MEAN, Op.MAX, Op.MIN, Op.LOGSUMEXP, Op.SOFTMAX, Op.SOFTPLUS, Op.LOG1P,
+    Op.EXPM1, Op.SINH, Op.COSH, Op.ARCSINH,
 )}
 TEX_HEADS = {"det", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin",
              "arccos", "arctan", "max", "min"}
@@ -336,6 +337,7 @@ def _scaled(i: int) -> Sizing:
 
 SIZING: dict[Op | Form, Sizing] = {
     Op.ADD: _siblings, Op.HADAMARD: _siblings, Op.HDIV: _siblings, Op.BLOCK: _grid,
+    Op.MAX: _siblings, Op.MIN: _siblings,
     Op.SCALE: _scaled(1), Form.NUMERIC: _scaled(1), Form.NEGATION: _scaled(0),
     Form.QUOTIENT: _scaled(0),
 }

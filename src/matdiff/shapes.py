@@ -51,7 +51,7 @@ from .expr import (
     Op,
     OpSpec,
 )
-from .syntax import FILLS, FUNCTIONS, Node, call_name
+from .syntax import AXIS_CALLS, FILLS, FUNCTIONS, Node, call_name
 
 __all__ = ["infer", "read", "Reading", "normalize_shapes", "parse_dim", "ShapeDecl"]
 
@@ -63,6 +63,11 @@ _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eps", "zeta", "eta", "t
           "kappa", "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi",
           "chi", "psi", "omega"}
 
+
+# what a call's shape error adds: the form that does what the user probably meant
+_HINTS: dict[Op | None, str] = {
+    Op.SOFTMAX: "; softmax is of a vector: the softmax of each column of a matrix X (m x n) "
+                "is exp(X) ./ (ones(m, 1)*sum(exp(X), 1))"}
 
 _DIM_TEXT = re.compile(r"[A-Za-z0-9_*+\- ]+")
 
@@ -134,6 +139,13 @@ def _fmt(s: Sh, solver: DimSolver) -> str:
 
 def _pretty(d: Dim) -> str:
     return d.format().replace(FRESH, "d")
+
+
+def _read_by_shape(n: Node) -> bool:
+    """A call whose Op depends on its argument's shape (``diag`` of a vector is ``Diag``),
+    as opposed to a two-argument call that broadcasts (``max(x, 0)``)."""
+    return n.kind == "call" and n.value in FUNCTIONS and \
+        OPS[FUNCTIONS[n.value]].on_vector is not None
 
 
 @dataclass
@@ -323,7 +335,7 @@ class _Infer:
             return f"{who} is {shown}, which does not fit {spec.shape}"
         if word == "a column vector" and axis == 0:
             word += f" of length {_pretty(self.solver.resolve(want))}"
-        return f"{who} needs {word}, but it is {shown}"
+        return f"{who} needs {word}, but it is {shown}{_HINTS.get(FUNCTIONS.get(what), '')}"
 
     def call(self, n: Node) -> Sh:
         """A function call: its Op's shape rule, over the arguments and the sizes written
@@ -334,6 +346,12 @@ class _Infer:
                                    "constant)")
             return (self.solver.fresh(), ONE if n.value == "vector" else self.solver.fresh())
         op = FUNCTIONS[n.value]
+        if op in E.EXTREMES:                 # max(x, 0): equal shapes, or a scalar broadcast
+            self.open_nodes.append(n)
+            return (self.solver.fresh(), self.solver.fresh())
+        if n.value in AXIS_CALLS and len(n.args) == 2:
+            rows, cols = self.shape[id(n.args[0])]
+            return (ONE, cols) if self.axis(n) == 1 else (rows, ONE)
         spec = OPS[op]
         arity = spec.arity or 0
         if spec.on_vector is not None:       # diag(v) of a vector is Diag(v): decided later
@@ -345,6 +363,14 @@ class _Infer:
             return s
         attr = spec.call_attr(n.value, self.sizes(n, spec))
         return self.apply_op(n, op, n.args[:arity], attr, n.value)
+
+    def axis(self, n: Node) -> int:
+        """The axis of ``sum(X, k)``: 1 sums each column, 2 each row (MATLAB)."""
+        k = n.args[1]
+        if k.kind != "num" or k.value not in (1, 2):
+            raise self.fail(k, f"{n.value}(X, k) takes k = 1 (sum each column, a row) or "
+                               f"2 (sum each row, a column)")
+        return int(k.value)
 
     def sizes(self, n: Node, spec: OpSpec) -> tuple[Dim, ...]:
         """The sizes written in a call after its arguments; one left out is 1."""
@@ -361,7 +387,7 @@ class _Infer:
                 self.same(n, n.args[0], n, "|x| (the absolute value)")
             self.decisions[id(n)] = choice
             return
-        if n.kind == "call":                 # diag(X): its own Op, or Diag of a vector
+        if _read_by_shape(n):                # diag(X): its own Op, or Diag of a vector
             spec = OPS[FUNCTIONS[n.value]]
             op = spec.on_vector if choice == "vector" and spec.on_vector else FUNCTIONS[n.value]
             out = self.apply_op(n, op, n.args, None, call_name(op))
@@ -373,6 +399,7 @@ class _Infer:
         sx, sy, s = self.shape[id(x)], self.shape[id(y)], self.shape[id(n)]
         what = {"add": "sum", "sub": "difference", "hadamard": "elementwise product '.*'",
                 "hdiv": "elementwise division './'", "mul": "product",
+                "call": f"{n.value}(X, Y)",
                 "hpow": "elementwise power '.^'"}[n.kind]
         if choice == "matmul":
             self.matmul(n)
@@ -398,7 +425,7 @@ class _Infer:
             if self.solver.not_one(r) and self.solver.not_one(c):
                 return "det"
             return None
-        if n.kind == "call":
+        if _read_by_shape(n):
             r, c = self.shape[id(n.args[0])]
             if self.solver.is_one(c) and not self.solver.is_one(r):
                 return "vector"
@@ -425,7 +452,7 @@ class _Infer:
     def preferred(self, n: Node) -> list[str]:
         if n.kind == "bars":
             return ["det", "abs"]
-        if n.kind == "call":                 # diag(X) of an undetermined X: square matrix
+        if _read_by_shape(n):                # diag(X) of an undetermined X: square matrix
             return ["matrix", "vector"]
         sx, sy = self.shape[id(n.args[0])], self.shape[id(n.args[1])]
         if n.kind == "mul":
@@ -737,6 +764,8 @@ class _Infer:
             if choice == "scale_left" or x.is_scalar and y.is_scalar:
                 return E.scale(x, y)         # two scalars keep their order (round trip)
             return E.scale(y, x)
+        if n.kind == "call":
+            return OPS[FUNCTIONS[n.value]].build((x, y), None)
         if n.kind == "add":
             return E.add(x, y)
         if n.kind == "sub":
@@ -769,6 +798,12 @@ class _Infer:
         """A call through its Op's builder; the sizes are the solved ones."""
         if n.value in FILLS:
             return E.ones(shape) if n.args[0].value == 1 else E.zeros(shape)
+        if id(n) in self.decisions and not _read_by_shape(n):   # max(x, 0): as x + 0 is
+            return self.make_binary(n, a[0], a[1], shape)
+        if n.value in AXIS_CALLS and len(n.args) == 2:   # sum(X, 1) = 1ᵀX, sum(X, 2) = X1
+            x = a[0]
+            return E.matmul(E.ones((ONE, x.rows)), x) if self.axis(n) == 1 else \
+                E.matmul(x, E.ones((x.cols, ONE)))
         spec = OPS[FUNCTIONS[n.value]]
         if spec.on_vector is not None and self.decisions.get(id(n)) == "vector":
             spec = OPS[spec.on_vector]                          # diag(v) = Diag(v)

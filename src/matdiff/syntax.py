@@ -51,10 +51,9 @@ from typing import Any
 
 from .expr import OPS, MatdiffError, Op
 
-__all__ = ["Node", "FUNCTIONS", "FILLS", "LATEX_FUNCTIONS", "LATEX_PAIRS", "LATEX_APPLIED",
-           "call_counts",
-           "call_name", "canonical_function", "frobenius", "norm_subscript", "NORMS",
-           "span_of"]
+__all__ = ["Node", "FUNCTIONS", "FILLS", "AXIS_CALLS", "LATEX_FUNCTIONS", "LATEX_PAIRS",
+           "LATEX_APPLIED", "call_counts", "call_name", "canonical_function", "frobenius",
+           "norm_subscript", "NORMS", "span_of"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +94,9 @@ LATEX_PAIRS: dict[tuple[Op, Op], Op] = {
 # syntax that looks like a call but is no single Op: vector(c), matrix(c) are the constant c
 # (1: all ones, 0: zeros) of a size taken from the place, a column or any matrix
 FILLS: frozenset[str] = frozenset({"vector", "matrix"})
+# calls that may name an axis after their argument, as in MATLAB: sum(X, 1) sums each column
+# (a row), sum(X, 2) each row (a column)
+AXIS_CALLS: frozenset[str] = frozenset({"sum"})
 
 
 # the p of ||x||_p, norm(x, p), \|x\|_p as written -> canonical: F, 1, 2, * (nuclear), inf
@@ -172,4 +174,5 @@ def call_counts(name: str, pos: int | None = None) -> tuple[int, ...]:
         return (1,)
     if name not in FUNCTIONS:
         raise MatdiffError(f"unknown function '{name}'", pos=pos)
-    return OPS[FUNCTIONS[name]].counts
+    counts = OPS[FUNCTIONS[name]].counts
+    return counts + (2,) if name in AXIS_CALLS else counts
