@@ -169,14 +169,18 @@ UNICODE: list[tuple[str, Shapes | None, str]] = [
 @pytest.mark.parametrize(("typed", "shapes", "intended"), UNICODE, ids=[r[0] for r in UNICODE])
 def test_unicode_input(typed: str, shapes: Shapes | None, intended: str) -> None:
     assert md.parse(typed, shapes=shapes, syntax="unicode") is md.parse(intended, shapes=shapes)
-    if any(not c.isascii() for c in typed) or typed in ("W2 tanh(W1 x)", "(1/3)X", "H_R x"):
-        assert md.parse(typed, shapes=shapes) is md.parse(intended, shapes=shapes)  # detected
+    if any(not c.isascii() for c in typed):                  # detected by its characters
+        assert md.parse(typed, shapes=shapes) is md.parse(intended, shapes=shapes)
 
 
-def test_a_typo_in_ascii_stays_an_error() -> None:
-    """Only a product by juxtaposition sends ASCII text to the Unicode reader."""
+def test_ascii_text_is_never_read_as_unicode_unless_asked() -> None:
+    """Without a Unicode character, text is ASCII: no product by juxtaposition, no typo
+    read as a product of letters."""
     with pytest.raises(md.MatdiffError, match="unknown function 'trce'"):
         md.parse("trce(X)")
+    with pytest.raises(md.MatdiffError, match="juxtaposition"):
+        md.parse("W1 x")
+    assert md.parse("W1 x", syntax="unicode") is md.parse("W1*x")
 
 
 @pytest.mark.parametrize(("typed", "at"), [("xᵀ ? x", "?"), ("‖x‖_∞ ⊕ y", "⊕"),

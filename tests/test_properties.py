@@ -284,6 +284,7 @@ def test_backends_agree_to_within_the_rounding_of_a_zero_gradient(monkeypatch) -
     that noise (NumPy's value moved by relative 1e-12 input changes) and does not call it
     a backend mismatch; without that measure it would (the soak's case 301321)."""
     import jax
+
     import matdiff.testing as testing
     jax.config.update("jax_enable_x64", True)
     f = md.parse("svd_u1(b*D)'*(1 - u)", shapes={"b": [], "D": ["m", "n"], "u": ["m"]})

@@ -31,7 +31,7 @@ from .explain import Explanation
 from .explain import explain as _derivation
 from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zeros
 from .names import NamedParts, name_factors, name_parts
-from .parse_ascii import JUXTAPOSITION, parse_ascii
+from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
 from .parse_unicode import looks_like_unicode, parse_unicode
 from .shapes import Reading, ShapeDecl, normalize_shapes, read
@@ -213,9 +213,7 @@ _SYNTAXES = ("ascii", "latex", "unicode")
 def _syntax_tree(text: str, syntax: str | None, sigmoid_names: Sequence[str],
                  shapes: ShapeDecl) -> Node:
     """The syntax tree in the syntax given, or detected: LaTeX by its commands, Unicode by
-    its characters; ASCII text that the ASCII reader refuses for a product by juxtaposition
-    is read as Unicode, which multiplies so (``W1 x``, ``(1/3)X``)."""
-    forced = syntax is not None
+    its characters (Unicode with none, ``W1 x``, needs ``syntax="unicode"``)."""
     if syntax is None:
         syntax = "latex" if looks_like_latex(text) else \
             "unicode" if looks_like_unicode(text) else "ascii"
@@ -223,15 +221,7 @@ def _syntax_tree(text: str, syntax: str | None, sigmoid_names: Sequence[str],
         return parse_latex(text, functions=sigmoid_names, variables=shapes)
     if syntax == "unicode":
         return parse_unicode(text, shapes)
-    try:
-        return parse_ascii(text)
-    except MatdiffError as ascii_error:
-        if forced or not ascii_error.message.endswith(JUXTAPOSITION):
-            raise
-        try:
-            return parse_unicode(text, shapes)
-        except MatdiffError:
-            raise ascii_error from None
+    return parse_ascii(text)
 
 
 def _with_differentials(text: str, shapes: ShapeDecl | None) -> ShapeDecl | None:
