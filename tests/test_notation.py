@@ -163,6 +163,7 @@ UNICODE: list[tuple[str, Shapes | None, str]] = [
     ("H_R x", None, "H_R*x"),
     ("‖x‖_∞ − μ", {"mu": ()}, "||x||_inf - mu"),
     ("det(X)X⁻ᵀ", None, "det(X)*inv(X)'"),
+    ("Aᵀ[1:2, 0:1]", {"A": (3, 3)}, "A'[1:2, 0:1]"),
 ]
 
 

@@ -619,11 +619,10 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             raise self.fail("double subscript", subs[1][2], subs[1][3])
         if subs:
             base = self._subscript(base, *subs[0][1:])
-        for tag, x, _, end in scripts:
-            if tag == "slice":
+        for tag, x, sup_start, end in scripts:          # in written order: X^T_{[0:2, 0:n]}
+            if tag == "slice":                          # is (X^T)[0:2, 0:n]
                 base = Node("slice", (base, *x), None, base.start, max(end, base.end))
-        for tag, x, sup_start, end in scripts:
-            if tag == "sup":
+            elif tag == "sup":
                 base = self._power(base, x, sup_start, end)
         return base
 
