@@ -1,6 +1,6 @@
 """The notation of issue 14: norms, the Frobenius inner product ``A : B``, Unicode input
-(what the Unicode printer writes parses back), the conjugate transpose refused until complex
-matrices arrive, and the notes on guesses and unused declarations."""
+(what the Unicode printer writes parses back), ``\\|X\\|_*`` and ``X^\\dagger`` kept, and the
+notes on guesses and unused declarations."""
 
 from __future__ import annotations
 
@@ -118,14 +118,7 @@ def test_frobenius_needs_equal_shapes() -> None:
         md.parse("A : B", shapes={"A": (2, 3), "B": (3, 2)})
 
 
-# ----------------------------------------------------------------------------- ^H, ^*
-
-
-@pytest.mark.parametrize("typed", ["X^H A", "X^* A", "X^{H}", "X^{*}", r"X^{\ast}"])
-def test_the_conjugate_transpose_is_a_clear_error(typed: str) -> None:
-    with pytest.raises(md.MatdiffError, match="complex matrices") as info:
-        md.parse(typed)
-    assert info.value.pos is not None and typed[info.value.pos] in "H*\\"
+# ----------------------------------------------------------------------------- ^*, ^+
 
 
 @pytest.mark.parametrize(("typed", "op"), [(r"\|X\|_*", Op.NUCLEAR_NORM),
