@@ -629,13 +629,13 @@ class Lowering:
         """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'; of a
         factored matrix, from its factorization."""
         x, g = e.args[0], self.g
-        kind, f = self.factor(x.args[0] if x.op is Op.TRANSPOSE else x) or ("", x)
-        if kind and e.op is Op.INV:
+        kind, f = self.factor(x.args[0] if x.op is Op.TRANSPOSE else x) or ("", None)
+        if f is not None and e.op is Op.INV:
             out = g.call(f"{kind}_inv", f, g.node(P.EYE, (), e.rows, e.shape), shape=e.shape)
             if kind == "cho":                          # the inverse of an spd matrix is too
                 g.symmetric.add(out)
             return g.t(out) if x.op is Op.TRANSPOSE else out
-        if kind == "cho" and e.op is Op.DET:
+        if f is not None and kind == "cho" and e.op is Op.DET:
             return g.call("cho_det", f, shape=())
         if e.op is Op.INV and x.op is Op.TRANSPOSE:
             return self.g.t(self.g.call(Op.INV, self.lower(x.args[0])))
