@@ -445,7 +445,7 @@ _N = E.Dim.var(n)
     (E.scale(_lam, E.hpow(E.norm(_X), 2)), "lam‖X‖_F²"),
     (E.matmul(E.T(_W1), _x), "W1ᵀx"),
     (E.scale(_a, E.eye(n)), "a I_n"),
-    (E.matmul(E.hpow(_X, _a), _Y), "X^a Y"),
+    (E.matmul(E.hpow(_X, _a), _Y), "X^∘a Y"),
     (E.matmul(E.ones((n, "m")), E.sym("B", ("m", n))), "𝟏_n×m B"),
     (E.scale(E.const(10), _X), "10X"),
     (E.scale(E.const(Fraction(1, 4)), _X), "0.25X"),

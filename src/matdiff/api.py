@@ -35,8 +35,10 @@ from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zero
 from .names import NamedParts, name_factors, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import imaginary_units, looks_like_latex, parse_latex
+from .parse_unicode import looks_like_unicode, parse_unicode
 from .shapes import Reading, ShapeDecl, normalize_shapes, read
 from .simplify import simplify
+from .syntax import Node
 
 __all__ = ["parse", "parse_with_notes", "grad", "check", "report", "shapes_of", "evaluate",
            "explain", "differential", "jacobian", "hessian", "hvp", "unused_declarations"]
@@ -193,23 +195,36 @@ def parse_with_notes(text: str, shapes: ShapeDecl | None = None, syntax: str | N
     """
     _need_text(text)
     shapes = _need_shapes(shapes)
-    if syntax is not None and not isinstance(syntax, str) or syntax not in (None, "ascii",
-                                                                             "latex"):
-        raise MatdiffError(f"unknown syntax {syntax!r}: use 'ascii' or 'latex'")
+    if syntax is not None and not isinstance(syntax, str) or syntax not in (None, *_SYNTAXES):
+        raise MatdiffError(f"unknown syntax {syntax!r}: use 'ascii', 'latex' or 'unicode'")
     names = [sigmoid_names] if isinstance(sigmoid_names, str) else sigmoid_names
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise MatdiffError("sigmoid_names must be a list of names")
-    latex = syntax == "latex" or (syntax is None and looks_like_latex(text))
-    tree = parse_latex(text, functions=names, variables=shapes or ()) if latex else \
-        parse_ascii(text)
-    if latex and "i" not in (shapes or {}):  # LaTeX: an undeclared i is the imaginary unit
-        tree = imaginary_units(tree)
+    tree = _syntax_tree(text, syntax, names, shapes or {})
     try:
         reading = read(tree, text, _with_differentials(text, shapes))
     except MatdiffError as err:
         err.text = err.text or text
         raise
     return Reading(reading.expr, (*reading.notes, *reading_notes(reading.expr)))
+
+
+_SYNTAXES = ("ascii", "latex", "unicode")
+
+
+def _syntax_tree(text: str, syntax: str | None, sigmoid_names: Sequence[str],
+                 shapes: ShapeDecl) -> Node:
+    """The syntax tree in the syntax given, or detected: LaTeX by its commands, Unicode by
+    its characters (Unicode with none, ``W1 x``, needs ``syntax="unicode"``)."""
+    if syntax is None:
+        syntax = "latex" if looks_like_latex(text) else \
+            "unicode" if looks_like_unicode(text) else "ascii"
+    if syntax == "ascii":
+        return parse_ascii(text)
+    tree = parse_latex(text, functions=sigmoid_names, variables=shapes) if syntax == "latex" \
+        else parse_unicode(text, shapes)
+    # LaTeX and Unicode (read by the LaTeX reader): an undeclared i is the imaginary unit
+    return tree if "i" in shapes else imaginary_units(tree)
 
 
 def _with_differentials(text: str, shapes: ShapeDecl | None) -> ShapeDecl | None:

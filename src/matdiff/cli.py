@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="declare a shape: A=m,n  x=n  lam=  S=n,n,sym")
         g.add_argument("--format", default="unicode",
                        choices=["text", "unicode", "latex", "json", "numpy", "jax", "torch"])
-        g.add_argument("--syntax", choices=["ascii", "latex"], default=None)
+        g.add_argument("--syntax", choices=["ascii", "latex", "unicode"], default=None)
         g.add_argument("--no-check", action="store_true", help="skip the numerical check")
         g.add_argument("--steps", action="store_true",
                        help="show the derivation step by step (grad)")

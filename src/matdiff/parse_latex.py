@@ -172,7 +172,7 @@ _OPERAND_END = frozenset("SYM NUMBER ONES ZERO SUBTOK _RPAR _RSQB _RSET _RBRACE 
                          "ABS_CLOSE END PRIME TRANS".split())
 _TRANSPOSE_WORDS = frozenset(["T", "\\top", "\\intercal"])
 # functions written as a name with a subscript: \lambda_{\max}(S), L_{\exp}(A, E)
-_SCRIPTED = {"\\lambda": {"max": "lambda_max", "min": "lambda_min"},
+SCRIPTED = {"\\lambda": {"max": "lambda_max", "min": "lambda_min"},
              "L": {"exp": "expm_frechet", "log": "logm_frechet", "sqrt": "sqrtm_frechet"}}
 
 
@@ -273,6 +273,8 @@ class _Cook:
         elif prev == "FRAC" and value.isdigit():
             pieces = [value[:1], value[1:2], value[2:]]     # TeX: \frac123 is (1/2) 3
         for piece in filter(None, pieces):
+            if piece == ".":                                # x^2. is x^2 then a lone dot
+                raise self.fail("unexpected '.'", start, start + 1)
             self.emit("NUMBER", piece, start, start + len(piece))
             start += len(piece)
 
@@ -310,12 +312,12 @@ class _Cook:
         ``L_{\\exp}`` (the Fréchet derivative ``expm_frechet``): emits it and returns the
         index after it; None for anything else."""
         head = str(raw[i])
-        if head not in _SCRIPTED or i + 2 >= len(raw) or str(raw[i + 1]) != "_":
+        if head not in SCRIPTED or i + 2 >= len(raw) or str(raw[i + 1]) != "_":
             return None
         j, sub = i + 2, str(raw[i + 2])
         if sub == "{" and i + 4 < len(raw) and str(raw[i + 4]) == "}":
             j, sub = i + 3, str(raw[i + 3])
-        name = _SCRIPTED[head].get(re.sub(r"\\(mathrm|text|operatorname)\s*\{(\w+)\}", r"\2",
+        name = SCRIPTED[head].get(re.sub(r"\\(mathrm|text|operatorname)\s*\{(\w+)\}", r"\2",
                                           sub).lstrip("\\"))
         if name is None:
             return None
@@ -668,11 +670,10 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             raise self.fail("double subscript", subs[1][2], subs[1][3])
         if subs:
             base = self._subscript(base, *subs[0][1:])
-        for tag, x, _, end in scripts:
-            if tag == "slice":
+        for tag, x, sup_start, end in scripts:          # in written order: X^T_{[0:2, 0:n]}
+            if tag == "slice":                          # is (X^T)[0:2, 0:n]
                 base = Node("slice", (base, *x), None, base.start, max(end, base.end))
-        for tag, x, sup_start, end in scripts:
-            if tag == "sup":
+            elif tag == "sup":
                 base = self._power(base, x, sup_start, end)
         return base
 

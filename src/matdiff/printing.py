@@ -364,13 +364,13 @@ SIZING: dict[Op | Form, Sizing] = {
 
 # ----------------------------------------------------------------------------- names
 
-_GREEK_UNICODE = dict(zip(
+GREEK_UNICODE = dict(zip(  # a symbol name -> the letter Unicode prints
     ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
      "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
      "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi",
      "Psi", "Omega"],
     "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
-_GREEK = {*_GREEK_UNICODE, "varepsilon", "varphi"}
+_GREEK = {*GREEK_UNICODE, "varepsilon", "varphi"}
 
 
 def latex_name(name: str) -> str:
@@ -392,13 +392,13 @@ def latex_name(name: str) -> str:
 
 def _unicode_name(name: str) -> str:
     base, _, sub = name.partition("_")
-    return _GREEK_UNICODE.get(base, base) + (f"_{sub}" if sub else "")
+    return GREEK_UNICODE.get(base, base) + (f"_{sub}" if sub else "")
 
 
 def _name_edges(name: str) -> tuple[Edge, Edge]:
     """A name as Unicode prints it: one letter (``x``, ``λ`` for lambda) or longer
     (``W1``, ``lam``, ``λ_1``, ``varepsilon``)."""
-    edge = Edge.LETTER if len(name) == 1 or name in _GREEK_UNICODE else Edge.WORD
+    edge = Edge.LETTER if len(name) == 1 or name in GREEK_UNICODE else Edge.WORD
     return edge, edge
 
 
@@ -470,7 +470,7 @@ def _tex_head(name: str) -> str:
 
 _SUPER, _SUPERSCRIPT = Script.SUPER, str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _POWERS = (Power("{b}{ew}^{k}", "{b}{ew}^{k}", "."),                       # X.^2, X^3, x^0.5
-           Power("{b}{ew}{k}", "{b}^{k}", "∘", _SUPERSCRIPT, edge=Edge.SUB),  # X∘², X³, x^0.5
+           Power("{b}{ew}{k}", "{b}^{ew}{k}", "∘", _SUPERSCRIPT, edge=Edge.SUB),  # X∘², x^∘p
            Power("{b}^{{{ew}{k}}}", "{b}^{{{ew}{k}}}", "\\circ ", exponent=L.BRACKET))
 _I = Sized("I", Subscripted("I", Edge.WORD), Edge.LETTER)                   # I, I_n, I_{n}
 _BLOCK = Grid("[", ", ", "; ", "]")                                         # [A, B; C, D]
