@@ -608,7 +608,7 @@ class Lowering:
         """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'; of a
         factored matrix, from its factorization."""
         x, g = e.args[0], self.g
-        kind, f = self.factor(x.args[0] if x.op is Op.TRANSPOSE else x) or ("", x)
+        kind, f = self.factor(x.args[0] if x.op is Op.TRANSPOSE else x) or ("", g.lit(0))
         if kind and e.op is Op.INV:
             out = g.call(f"{kind}_inv", f, g.node(P.EYE, (), e.rows, e.shape), shape=e.shape)
             if kind == "cho":                          # the inverse of an spd matrix is too
