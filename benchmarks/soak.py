@@ -4,8 +4,12 @@ Each case is a random well-shaped scalar expression (``matdiff.testing.random_ex
 up to 6, every Op of the language) checked by ``matdiff.testing.verify``: the gradient of
 every variable against central finite differences, ``simplify`` keeps the value and the
 gradient, ``parse(to_text(e))`` is ``e``, and the compiled NumPy code agrees with the
-reference evaluator. A case is ok, a mismatch (a bug), an error (an unexpected exception:
-a bug) or skipped (no point in the domain off the kinks of abs/sign/relu: said, not hidden).
+reference evaluator. Where the fixed-step differences disagree with a gradient, the
+three-way check (``check.check_claims``: Richardson steps, measured noise, several points)
+gives a second opinion: its OK clears the case, and where it cannot decide the case is
+inconclusive with its reason (counted, never hidden). A case is ok, a mismatch (a bug), an
+error (an unexpected exception: a bug), inconclusive, or skipped (no point in the domain off
+the kinks of abs/sign/relu: said, not hidden).
 
     python benchmarks/soak.py                       # 10,000 cases from seed 0
     python benchmarks/soak.py --cases 500 --seed 7  # a short run
@@ -41,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             pass
     kinds: collections.Counter[str] = collections.Counter()
+    reasons: collections.Counter[str] = collections.Counter()
+    second_opinions = 0
     by_stage: collections.Counter[str] = collections.Counter()
     ops: collections.Counter[Op] = collections.Counter()
     slowest: list[tuple[float, int, str]] = []
@@ -48,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seed, args.seed + args.cases):
         r = random_case(seed, args.depth, args.backends)
         kinds[r.kind] += 1
+        second_opinions += r.second_opinions
+        if r.kind == "inconclusive":
+            reasons[r.reason] += 1
         ops.update(n.op for n in r.expr.walk())
         slowest = sorted([*slowest, (r.seconds, seed, str(r.expr))], reverse=True)[:3]
         if r.kind in ("mismatch", "error"):
@@ -59,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     print(f"cases      {args.cases} (seeds {args.seed}..{args.seed + args.cases - 1}, "
           f"depth <= {args.depth})")
-    for kind in ("ok", "mismatch", "error", "skipped"):
+    for kind in ("ok", "mismatch", "error", "skipped", "inconclusive"):
         print(f"{kind:<10} {kinds[kind]}")
+    for reason, count in reasons.most_common():
+        print(f"  inconclusive ({reason}): {count}")
+    print(f"second opinions (the three-way check where fixed steps disagreed): "
+          f"{second_opinions}")
     for what, count in sorted(by_stage.items()):
         print(f"  {what:<22} {count}")
     print(f"ops        {len(ops)} of {len(Op)} ops occur; missing: "

@@ -36,6 +36,7 @@ HARD = [
     pytest.param("cos(600000*x'*x)", None, "ok", id="cos-of-a-quadratic-6e5"),
     pytest.param("sum(sin(100000*X*y))", None, None, id="sin-1e5"),
     pytest.param("tan(1000*x'*x)", None, None, id="tan-1e3"),
+    pytest.param("cos(1e9*x'*x)", None, "inconclusive", id="cos-1e9-unresolvable"),
     pytest.param("det(A*X*B)", None, "ok", id="det-AXB-sizes-chosen"),
     pytest.param("tr(inv(A*B))", None, "ok", id="trace-inverse-of-a-product"),
     pytest.param("log(det(X*X'))", None, "ok", id="logdet-gram-sizes-chosen"),
@@ -117,6 +118,29 @@ def test_cos_of_a_large_argument_is_not_a_false_mismatch():
     point = check_mod._Point([f, g], env, {"n": 3})
     outcome = check_mod._compare(claims["x"], point, 1e-6, np.random.default_rng(0))
     assert outcome.status == "ok" and outcome.error is not None and outcome.error < 1e-6
+
+
+@pytest.mark.parametrize("scale", [1.001, 2.0, 0.0])
+def test_no_claim_is_ok_where_the_differences_resolve_nothing(scale):
+    """cos of an argument near 1e9: the argument's own rounding is a visible share of the
+    smallest steps' change, which still cross periods. The right gradient and wrong ones
+    alike are inconclusive there, never OK (an agreement within an error bound as large as
+    the derivative confirms nothing) and never a mismatch."""
+    f = md.parse("cos(1e9*x'*x)", shapes={"x": ["n"]})
+    g = md.grad(f, "x")
+    for claim in (g, scale * g):
+        rep = check_mod.check_claims({"x": check_mod.Claim("x", f, claim)}, sizes={"n": 2})
+        v = rep.verdicts["x"]
+        assert (v.status, v.reason) == ("inconclusive", "ill-conditioned"), str(rep)
+
+
+def test_a_wrong_claim_near_the_resolution_limit_is_still_a_mismatch():
+    """At 1e7 the steps still resolve the derivative: 0.1% off is a mismatch."""
+    f = md.parse("cos(1e7*x'*x)", shapes={"x": ["n"]})
+    g = md.grad(f, "x")
+    right = check_mod.check_claims({"x": check_mod.Claim("x", f, g)}, sizes={"n": 2})
+    wrong = check_mod.check_claims({"x": check_mod.Claim("x", f, 1.001 * g)}, sizes={"n": 2})
+    assert right.verdicts["x"].status == "ok" and wrong.verdicts["x"].status == "mismatch"
 
 
 # ----------------------------------------------------------------------------- wrong answers

@@ -140,6 +140,7 @@ REF: dict[Op, Callable[[Expr, list[np.ndarray]], np.ndarray]] = {
     Op.VEC: lambda e, a: a[0].reshape(-1, 1, order="F"),
     Op.UNVEC: lambda e, a: a[0].reshape(_dim(e.attr[0]), _dim(e.attr[1]), order="F"),
     Op.SUM: lambda e, a: np.array([[a[0].sum()]]),
+    Op.INF_NORM: lambda e, a: np.array([[np.abs(a[0]).max()]]),
     Op.NORM: lambda e, a: np.array([[np.sqrt((a[0] ** 2).sum()) if e.attr == "2"
                                      else np.abs(a[0]).sum()]]),
     Op.EXP: lambda e, a: np.exp(a[0]),
@@ -156,6 +157,17 @@ REF: dict[Op, Callable[[Expr, list[np.ndarray]], np.ndarray]] = {
     Op.ARCSIN: lambda e, a: np.arcsin(a[0]),
     Op.ARCCOS: lambda e, a: np.arccos(a[0]),
     Op.ARCTAN: lambda e, a: np.arctan(a[0]),
+    Op.SOFTPLUS: lambda e, a: np.log(1 + np.exp(a[0])),
+    Op.LOG1P: lambda e, a: np.log(1 + a[0]),
+    Op.EXPM1: lambda e, a: np.exp(a[0]) - 1,
+    Op.SINH: lambda e, a: (np.exp(a[0]) - np.exp(-a[0])) / 2,
+    Op.COSH: lambda e, a: (np.exp(a[0]) + np.exp(-a[0])) / 2,
+    Op.ARCSINH: lambda e, a: np.log(a[0] + np.sqrt(a[0] ** 2 + 1)),
+    Op.MAX: lambda e, a: np.where(a[0] > a[1], a[0], a[1]),
+    Op.MIN: lambda e, a: np.where(a[0] < a[1], a[0], a[1]),
+    Op.MEAN: lambda e, a: np.array([[a[0].sum() / a[0].size]]),
+    Op.LOGSUMEXP: lambda e, a: np.array([[np.log(np.exp(a[0]).sum())]]),
+    Op.SOFTMAX: lambda e, a: np.exp(a[0]) / np.exp(a[0]).sum(),
     # spectral: plain scipy / numpy, independent of matdiff.linalg
     Op.TRIL: lambda e, a: np.tril(a[0]),
     Op.EXPM: lambda e, a: scipy.linalg.expm(a[0]),
@@ -350,8 +362,10 @@ CASES: dict[str, Expr] = {
     "spectral-norm": E.spectral_norm(A), "nuclear-norm": E.nuclear_norm(A),
     "polar": E.polar(A), "polar-wide": E.polar(A.T), "svd-u1": E.svd_u1(A),
     "svd-v1": E.svd_v1(A), "pinv": E.pinv(A), "adj": E.adj(X), "chol": E.chol(Sp),
-    "tril": E.tril(A),
-    **{f"ew-{op.name.lower()}": apply(op, Pos if op in (Op.LOG, Op.SQRT) else
+    "tril": E.tril(A), "inf-norm": E.inf_norm(E.matmul(A, x)),
+    "mean": E.mean(A), "max": E.maximum(A, B), "min": E.minimum(B, zeros(("m", "n"))),
+    "logsumexp": E.logsumexp(A), "logsumexp-vector": E.logsumexp(x), "softmax": E.softmax(x),
+    **{f"ew-{op.name.lower()}": apply(op, Pos if op in (Op.LOG, Op.SQRT, Op.LOG1P) else
                                       scale(const(Fraction(1, 4)), apply(Op.TANH, A))
                                       if op in (Op.ARCSIN, Op.ARCCOS) else A)
        for op in ELEMENTWISE},
@@ -598,18 +612,29 @@ def test_unknown_backend_raises() -> None:
         codegen(A, backend="fortran")
 
 
+# the module the stable logsumexp and softmax rows need, by backend
+SPECIAL_IMPORTS = {"numpy": ["import scipy.special"],
+                   "jax": ["import jax.scipy.special", "import jax"], "torch": []}
+
+
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_only_the_backend_import(backend: str) -> None:
     """The backend's import, and the linear algebra module the spectral functions and the
-    factorizations need (scipy.linalg, jax.scipy.linalg) only where the code uses one."""
+    factorizations need (scipy.linalg, jax.scipy.linalg) or the special functions module of
+    logsumexp and softmax (scipy.special, jax.scipy.special) only where the code uses one."""
     spectral = {*SPECTRAL_ROWS[backend], Op.FRECHET}
-    plain = [e for k, e in CASES.items() if not {n.op for n in e.walk()} & spectral
-             and k not in ("spd-one-cholesky", "spd-solve", "lu-shared")]   # factorizations
-    cases = [(e, []) for e in plain] + [(list(CASES.values()), [SPECTRAL_IMPORTS[backend]])]
-    for exprs, extra in cases:       # (all cases at once: S is inverted and its logdet taken)
+    special = {Op.LOGSUMEXP, Op.SOFTMAX}
+    factorized = ("spd-one-cholesky", "spd-solve", "lu-shared")
+    plain = [e for k, e in CASES.items() if not {n.op for n in e.walk()} & (spectral | special)
+             and k not in factorized]
+    only_special = [e for k, e in CASES.items() if not {n.op for n in e.walk()} & spectral
+                    and k not in factorized]
+    for exprs, extra in ((plain, []), (only_special, SPECIAL_IMPORTS[backend]),
+                         (list(CASES.values()),
+                          [SPECTRAL_IMPORTS[backend], *SPECIAL_IMPORTS[backend]])):
         src = codegen(exprs, backend=backend)
         imports = [line for line in src.splitlines() if "import" in line]
-        assert imports == [BACKENDS[backend].imports, *filter(None, extra)]
+        assert sorted(imports) == sorted([BACKENDS[backend].imports, *filter(None, extra)])
 
 
 # ----------------------------------------------------------------------------- other backends

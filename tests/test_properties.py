@@ -213,6 +213,30 @@ def test_fd_gradient_is_honest_at_a_kink():
     assert np.allclose(fd_gradient(f, "x", env, {"n": 3}), 0.0)
 
 
+def test_the_soak_asks_the_three_way_check_where_fixed_steps_fail():
+    """cos(1e6 xᵀx): the soak's fixed steps cross periods and disagree with the right
+    gradient; the three-way check's second opinion clears it. At 1e9 nothing resolves the
+    derivative: inconclusive with its reason, not a mismatch."""
+    x = E.sym("x", ("n",))
+    quad = E.total(E.hadamard(x, x))
+    r = verify(E.apply(E.Op.COS, E.scale(E.const(10 ** 6), quad)))
+    assert (r.kind, r.second_opinions) == ("ok", 1), r.detail
+    r = verify(E.apply(E.Op.COS, E.scale(E.const(10 ** 9), quad)))
+    assert (r.kind, r.reason) == ("inconclusive", "ill-conditioned"), r.detail
+
+
+def test_the_second_opinion_keeps_a_wrong_gradient_a_mismatch(monkeypatch):
+    """A gradient made wrong (doubled) stays a mismatch after the second opinion."""
+    import matdiff.testing as testing
+    right = testing.gradients
+    def doubled(e, names):
+        return {n: E.scale(E.const(2), g) for n, g in right(e, names).items()}
+    monkeypatch.setattr(testing, "gradients", doubled)
+    x = E.sym("x", ("n",))
+    r = verify(E.apply(E.Op.COS, E.scale(E.const(10 ** 6), E.total(E.hadamard(x, x)))))
+    assert (r.kind, r.stage) == ("mismatch", "grad"), r.detail
+
+
 @pytest.mark.jax
 @pytest.mark.torch
 def test_the_soak_backends_stage_compares_jax_and_torch_code() -> None:
@@ -250,3 +274,21 @@ def test_the_package_imports_without_hypothesis() -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["ok", "hypothesis is blocked"]
+
+
+@pytest.mark.jax
+@pytest.mark.torch
+def test_backends_agree_to_within_the_rounding_of_a_zero_gradient(monkeypatch) -> None:
+    """d svd_u1(bD)/db is 0 in exact arithmetic (u₁ does not change with the scale b > 0):
+    NumPy and PyTorch evaluate it to different rounding noise (1e-13). The soak measures
+    that noise (NumPy's value moved by relative 1e-12 input changes) and does not call it
+    a backend mismatch; without that measure it would (the soak's case 301321)."""
+    import jax
+    import matdiff.testing as testing
+    jax.config.update("jax_enable_x64", True)
+    f = md.parse("svd_u1(b*D)'*(1 - u)", shapes={"b": [], "D": ["m", "n"], "u": ["m"]})
+    stages = ("grad", "simplify", "numpy", "backends")
+    assert verify(f, seed=301321, stages=stages).kind == "ok"
+    monkeypatch.setattr(testing, "_rounding_noise", lambda *a: [0.0] * 4)
+    r = verify(f, seed=301321, stages=stages)
+    assert (r.kind, r.stage) == ("mismatch", "torch"), (r.kind, r.stage, r.detail)

@@ -27,7 +27,8 @@ from .rewrite import build_chain, chain
 __all__ = ["coefficient", "power", "power_of", "hadamard_factors", "leading_factor",
            "trailing_factor", "factor_out", "common_scalar_factor", "sorted_terms",
            "sorted_factors", "sorted_hadamard", "negate_inside", "without", "diagonal_free",
-           "is_symbolic_identity", "join_monomial", "monomial", "common_coefficient"]
+           "is_symbolic_identity", "join_monomial", "matrix_power", "monomial",
+           "common_coefficient"]
 
 ONE = E.const(1)
 
@@ -51,6 +52,21 @@ def power(e: Expr) -> tuple[Expr, Expr]:
 
 
 power_of = power
+
+
+def matrix_power(e: Expr) -> tuple[Expr, Expr]:
+    """A matrix factor as (base, integer exponent): ``X³`` is (X, 3), ``(X³)ᵀ`` is (Xᵀ, 3)
+    (as ``(Xᵏ)ᵀ = (Xᵀ)ᵏ``), any other factor ``F`` is (F, 1).
+
+    >>> X = E.sym("X", ("n", "n"))
+    >>> [str(p) for p in matrix_power(E.T(E.matpow(X, 3)))]
+    ["X'", '3']
+    """
+    if e.op is Op.MATPOW:
+        return e.args[0], E.const(e.attr)
+    if e.op is Op.TRANSPOSE and e.args[0].op is Op.MATPOW:
+        return E.T(e.args[0].args[0]), E.const(e.args[0].attr)
+    return e, ONE
 
 
 def hadamard_factors(e: Expr) -> tuple[Expr, ...]:

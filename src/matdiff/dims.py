@@ -38,27 +38,48 @@ class Dim:
     ('2*n + 1', 'm*n', True)
     """
 
-    __slots__ = ("terms", "_hash")
+    __slots__ = ("terms", "_hash", "names")
+    terms: tuple[tuple[Monomial, int], ...]
+    _hash: int
+    names: frozenset[str]  # the dimension names in the polynomial
 
-    def __init__(self, terms: dict[Monomial, int] | Iterable[tuple[Monomial, int]]):
+    def __new__(cls, terms: dict[Monomial, int] | Iterable[tuple[Monomial, int]]) -> Dim:
+        """Interned, as ``Expr`` is: equal dimensions are one object, so comparing two
+        shapes is mostly an identity test."""
         items = terms.items() if isinstance(terms, dict) else terms
-        self.terms: tuple[tuple[Monomial, int], ...] = tuple(
-            sorted(((m, c) for m, c in items if c != 0), key=lambda mc: (-len(mc[0]), mc[0])))
-        self._hash = hash(self.terms)
+        key = tuple(sorted(((m, c) for m, c in items if c != 0),
+                           key=lambda mc: (-len(mc[0]), mc[0])))
+        dim = _DIMS.get(key)
+        if dim is None:
+            dim = object.__new__(cls)
+            dim.terms = key
+            dim._hash = hash(key)
+            dim.names = frozenset(v for m, _ in key for v in m)
+            _DIMS[key] = dim
+        return dim
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Dim, (self.terms,))
 
     @staticmethod
     def of(value: int | str | Dim) -> Dim:
         if isinstance(value, Dim):
             return value
         if isinstance(value, int):
-            constant: dict[Monomial, int] = {(): value}
-            return Dim(constant)
+            dim = _NUMBERS.get(value)
+            if dim is None:
+                constant: dict[Monomial, int] = {(): value}
+                dim = _NUMBERS[value] = Dim(constant)
+            return dim
         return Dim.var(value)
 
     @staticmethod
     def var(name: str) -> Dim:
-        linear: dict[Monomial, int] = {(name,): 1}
-        return Dim(linear)
+        dim = _VARS.get(name)
+        if dim is None:
+            linear: dict[Monomial, int] = {(name,): 1}
+            dim = _VARS[name] = Dim(linear)
+        return dim
 
     @property
     def value(self) -> int | None:
@@ -69,12 +90,12 @@ class Dim:
             return self.terms[0][1]
         return None
 
-    @property
-    def names(self) -> set[str]:
-        return {v for m, _ in self.terms for v in m}
-
     def __add__(self, other: object) -> Dim:
         o = Dim.of(other)  # type: ignore[arg-type]
+        if not o.terms:
+            return self
+        if not self.terms:
+            return o
         acc = dict(self.terms)
         for m, c in o.terms:
             acc[m] = acc.get(m, 0) + c
@@ -87,6 +108,10 @@ class Dim:
 
     def __mul__(self, other: object) -> Dim:
         o = Dim.of(other)  # type: ignore[arg-type]
+        if o is ONE:
+            return self
+        if self is ONE:
+            return o
         acc: dict[Monomial, int] = {}
         for (m1, c1), (m2, c2) in itertools.product(self.terms, o.terms):
             m = tuple(sorted(m1 + m2))
@@ -96,6 +121,8 @@ class Dim:
     __rmul__ = __mul__
 
     def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
         if isinstance(other, int):
             other = Dim.of(other)
         return isinstance(other, Dim) and self.terms == other.terms
@@ -105,6 +132,10 @@ class Dim:
 
     def subs(self, env: Mapping[str, Dim | int]) -> Dim:
         """Replace names by dimensions or integers."""
+        if not any(v in env for v in self.names):
+            return self
+        if len(self.terms) == 1 and self.terms[0][1] == 1 and len(self.terms[0][0]) == 1:
+            return Dim.of(env[self.terms[0][0][0]])  # one name alone: its value
         acc = Dim({})
         for m, c in self.terms:
             term = Dim.of(c)
@@ -139,6 +170,9 @@ class Dim:
         return f"Dim({self.format()!r})"
 
 
+_DIMS: dict[tuple[tuple[Monomial, int], ...], Dim] = {}
+_VARS: dict[str, Dim] = {}
+_NUMBERS: dict[int, Dim] = {}
 Shape = tuple[Dim, Dim]
 ZERO_DIM = Dim({})
 ONE = Dim.of(1)
@@ -527,6 +561,13 @@ class DimSolver:
     def resolve(self, d: Dim) -> Dim:
         """``d`` with bound variables replaced by their values; the values of the variables
         met are resolved in place (path compression), so long chains cost linear time."""
+        bound = self.bound
+        if not any(v in bound for v in d.names):
+            return d
+        if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+            value = bound[d.terms[0][0][0]]       # one variable alone, its value resolved
+            if not any(w in bound for w in value.names):
+                return value
         stack = [v for v in d.names if v in self.bound]
         while stack:
             v = stack[-1]
@@ -543,7 +584,19 @@ class DimSolver:
 
     def unify(self, a: Dim, b: Dim, where: Any = None) -> None:
         """``a = b``, or ``Contradiction``; ``where`` is kept with a pending equation."""
-        diff = self.resolve(a) - self.resolve(b)
+        ra, rb = self.resolve(a), self.resolve(b)
+        if ra is rb:
+            return
+        fresh = self._fresh_alone(ra, rb)
+        if fresh is not None:  # _1 = n, _1 = _2: the one binding _binding would choose
+            var, value = fresh
+            if value.value is not None and value.value < 1:
+                raise Contradiction()
+            self.bound[var] = value
+            if self.pending:
+                self._retry()
+            return
+        diff = ra - rb
         if not diff.terms:
             return
         g = math.gcd(*(c for _, c in diff.terms))
@@ -560,6 +613,19 @@ class DimSolver:
             return
         self._refute(diff)
         self.pending.append((a, b, where))
+
+    @staticmethod
+    def _fresh_alone(a: Dim, b: Dim) -> tuple[str, Dim] | None:
+        """``var = value`` when one side is a fresh variable alone and the other holds no
+        fresh variable, or is another fresh variable alone (the first name is bound)."""
+        va, vb = _fresh_name(a), _fresh_name(b)
+        if va is not None and vb is not None:
+            return (va, b) if va < vb else (vb, a)
+        if va is not None and not any(v.startswith(FRESH) for v in b.names):
+            return va, b
+        if vb is not None and not any(v.startswith(FRESH) for v in a.names):
+            return vb, a
+        return None
 
     def _binding(self, diff: Dim) -> tuple[str, Dim] | None:
         """The best ``var = value`` that solves ``diff = 0``: a fresh variable (or a name of
@@ -623,6 +689,14 @@ class DimSolver:
 
     def restore(self, snap: tuple[dict[str, Dim], list[tuple[Dim, Dim, Any]], int]) -> None:
         self.bound, self.pending, self.count = dict(snap[0]), list(snap[1]), snap[2]
+
+
+def _fresh_name(d: Dim) -> str | None:
+    """The name of ``d`` when it is one fresh variable alone (``_3``)."""
+    if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
+        name = d.terms[0][0][0]
+        return name if name.startswith(FRESH) else None
+    return None
 
 
 def _equation(diff: Dim) -> str:

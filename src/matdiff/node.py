@@ -13,7 +13,7 @@ from enum import Enum, auto
 from fractions import Fraction
 from typing import Any
 
-from .dims import ONE, SCALAR, Dim, Shape
+from .dims import ONE, Dim, Shape
 from .opspec import OpSpec
 
 __all__ = ["Op", "Expr", "OPS", "SHAPE", "STRUCTURES", "SYMMETRIC_STRUCTURES", "toposort",
@@ -33,6 +33,8 @@ SYMMETRIC_STRUCTURES = frozenset({"symmetric", "spd", "diagonal"})  # Xᵀ = X, 
 
 class Op(Enum):
     """The closed set of operations. Every stage has a table keyed by these."""
+
+    __hash__ = object.__hash__  # members are singletons: hashed by identity, in C
 
     # leaves
     SYMBOL = auto()       # attr (name, shape, structure); structure: "" or a STRUCTURES word
@@ -64,7 +66,13 @@ class Op(Enum):
     VEC = auto()          # column-major stacking
     UNVEC = auto()        # attr (m, n): inverse of vec
     SUM = auto()          # sum of all entries
+    MEAN = auto()         # mean of all entries
+    MAX = auto()          # (X, Y): elementwise max; ties give each side half the derivative
+    MIN = auto()          # (X, Y): elementwise min; the same tie convention
+    LOGSUMEXP = auto()    # log Σ exp(X_ij) over all entries (a scalar)
+    SOFTMAX = auto()      # exp(x)/Σ exp(x_i) of a column vector
     NORM = auto()         # attr p: "2" (Euclidean / Frobenius) | "1" (entrywise)
+    INF_NORM = auto()     # ||x||_inf = max |x_i| of a vector
     # spectral functions and factorizations (README: "Spectral functions" for the domains)
     EXPM = auto()         # the matrix exponential e^X
     LOGM = auto()         # the principal logarithm (no eigenvalue on (-inf, 0])
@@ -96,6 +104,12 @@ class Op(Enum):
     ARCSIN = auto()
     ARCCOS = auto()
     ARCTAN = auto()
+    SOFTPLUS = auto()     # log(1 + e^x)
+    LOG1P = auto()        # log(1 + x), x > -1
+    EXPM1 = auto()        # e^x - 1
+    SINH = auto()
+    COSH = auto()
+    ARCSINH = auto()
 
 
 _INTERN: dict[tuple[Any, ...], Expr] = {}
@@ -110,12 +124,11 @@ class Expr:
     (True, 'n', True)
     """
 
-    __slots__ = ("op", "args", "attr", "shape", "_hash", "__weakref__")
+    __slots__ = ("op", "args", "attr", "shape", "__weakref__")
     op: Op
     args: tuple[Expr, ...]
     attr: Any
     shape: Shape
-    _hash: int
 
     def __new__(cls, op: Op, args: tuple[Expr, ...] = (), attr: Any = None) -> Expr:
         key = (op, args, attr)
@@ -126,18 +139,16 @@ class Expr:
             object.__setattr__(node, "args", args)
             object.__setattr__(node, "attr", attr)
             object.__setattr__(node, "shape", SHAPE[op](args, attr))
-            object.__setattr__(node, "_hash", hash(key))
             _INTERN[key] = node
         return node
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Expr is immutable")
 
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
+    # Interned: equal nodes are one object, so equality is identity and the hash is the
+    # identity's (object's own __eq__ and __hash__, without a Python call per look-up).
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Expr, (self.op, self.args, self.attr))
@@ -153,7 +164,8 @@ class Expr:
 
     @property
     def is_scalar(self) -> bool:
-        return self.shape == SCALAR
+        rows, cols = self.shape
+        return rows is ONE and cols is ONE  # dimensions are interned
 
     @property
     def is_vector(self) -> bool:

@@ -317,9 +317,19 @@ def _match_run(pats: tuple[Any, ...], i: int, items: tuple[Expr, ...], j: int, b
         if i + 1 == len(pats):  # a trailing wildcard takes the rest
             yield ({**b, p.name: items[j:]} if isinstance(p, Seq) else b), pos
             return
+        # The run is bound once the rest has matched (no pattern reads a run), so trying
+        # every split point costs no copies: a scan of a chain stays linear in its length.
+        nxt = pats[i + 1]
+        simple = isinstance(nxt, Pat) and nxt.simple
         for k in range(j, len(items) + 1):
-            bk = {**b, p.name: items[j:k]} if isinstance(p, Seq) else b
-            yield from _match_run(pats, i + 1, items, k, bk, pos)
+            if simple and k < len(items):  # the next item matches here in one way or none
+                bj = nxt.match_one(items[k], b)
+                found = () if bj is None else \
+                    _match_run(pats, i + 2, items, k + 1, bj, pos + (k,))
+            else:
+                found = _match_run(pats, i + 1, items, k, b, pos)
+            for bk, pk in found:
+                yield ({**bk, p.name: items[j:k]} if isinstance(p, Seq) else bk), pk
         return
     if j == len(items):
         return

@@ -64,7 +64,8 @@ def _factorizations(lib: str, module: str) -> dict[Any, str | Row]:
 
 
 _SAME_NAME = (Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.ARCSIN, Op.ARCCOS,
-              Op.ARCTAN, Op.SQRT, Op.ABS, Op.SIGN)         # np.exp(x), torch.exp(x), ...
+              Op.ARCTAN, Op.SQRT, Op.ABS, Op.SIGN, Op.LOG1P, Op.EXPM1, Op.SINH, Op.COSH,
+              Op.ARCSINH)                                 # np.exp(x), torch.exp(x), ...
 _COMMON: dict[Any, str | Row] = {
     P.ARRAY: "float({a})", P.EYE: "{m}.eye({a}{dev})",
     P.ZEROS: "{m}.zeros(({a}){dev})", P.ONES: "{m}.ones(({a}){dev})",
@@ -75,10 +76,15 @@ _COMMON: dict[Any, str | Row] = {
     P.ITEM: "{0}[{a}]", P.RESHAPE: "{0}.reshape({a})",
     P.CONCAT: "{m}.concatenate([{args}], axis={a})", P.CHOOSE: "({0} if {a} else {1})",
     **{op: f"{{m}}.{op.name.lower()}({{0}})" for op in _SAME_NAME},
-    Op.SIGMOID: Row("1 / (1 + {m}.exp(-{0}))", PRODUCT), Op.RELU: "{m}.maximum({0}, 0)",
+    Op.SIGMOID: "{m}.exp(-{m}.logaddexp(0, -{0}))",          # 1/(1 + e⁻ˣ), no overflow
+    Op.RELU: "{m}.maximum({0}, 0)", Op.SOFTPLUS: "{m}.logaddexp(0, {0})",  # log(1 + eˣ)
+    Op.MAX: "{m}.maximum({0}, {1})", Op.MIN: "{m}.minimum({0}, {1})", Op.MEAN: "{m}.mean({0})",
+    Op.LOGSUMEXP: Row("scipy.special.logsumexp({0})", module="import scipy.special"),  # shifted
+    Op.SOFTMAX: Row("scipy.special.softmax({0}, axis=0)", module="import scipy.special"),
     Op.TRACE: "{m}.trace({0})", Op.DET: "{m}.linalg.det({0})", Op.INV: "{m}.linalg.inv({0})",
     Op.MATPOW: "{m}.linalg.matrix_power({0}, {k})", Op.KRON: "{m}.kron({0}, {1})",
     Op.DIAG: "{m}.diagonal({0})[:, None]", Op.DIAGM: "{m}.diagflat({0})", Op.SUM: "{m}.sum({0})",
+    Op.INF_NORM: "{m}.abs({0}).max()",                      # ||x||_inf
     "slogdet": "{m}.linalg.slogdet({0})[1]",                # log|det X|
     "solve": "{m}.linalg.solve({0}, {1})",
     "dot": "{m}.einsum('ij,ij->', {0}, {1})",               # sum(X .* Y); BLAS dot is slower
@@ -98,11 +104,16 @@ _COMMON: dict[Any, str | Row] = {
 }
 NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", **_spectral("numpy")}
 JAX: dict[Any, str | Row] = {**_COMMON, **_spectral("jax"), "dot": "{m}.vdot({0}, {1})",
+                             Op.LOGSUMEXP: Row("jax.scipy.special.logsumexp({0})",
+                                               module="import jax.scipy.special"),
+                             Op.SOFTMAX: Row("jax.nn.softmax({0}, axis=0)", module="import jax"),
                              **_factorizations("jax.scipy.linalg", "import jax.scipy.linalg")}
 TORCH: dict[Any, str | Row] = {
     **_COMMON, **_spectral("torch"), P.ARRAY: "{m}.tensor(float({a}){dev})",
     P.PERMUTE: "{0}.permute({a})", P.CONCAT: "{m}.cat([{args}], dim={a})",
     Op.SIGMOID: "{m}.sigmoid({0})", Op.RELU: "{m}.relu({0})",
+    Op.SOFTPLUS: "{m}.nn.functional.softplus({0}, threshold=50)",   # x itself beyond 50
+    Op.LOGSUMEXP: "{m}.logsumexp({0}, dim=(0, 1))", Op.SOFTMAX: "{m}.softmax({0}, dim=0)",
     Op.KRON: "{m}.kron({0}.contiguous(), {1}.contiguous())",   # views a transposed factor
     "dot": "{m}.linalg.vecdot({0}.reshape(-1), {1}.reshape(-1))",
     "coldot": "{m}.linalg.vecdot({0}, {1}, dim=0)[:, None]",   # torch.einsum is slow here

@@ -15,6 +15,7 @@ from functools import reduce
 
 from .. import expr as E
 from ..expr import ELEMENTWISE, SYMMETRIC_STRUCTURES, Dim, Expr, Op, toposort
+from ..stable import stable_form
 from .ir import ONE, ZERO, Arr, Graph, P, nonneg, walk
 
 __all__ = ["LOWER", "LEFT", "Lowering", "canonical"]
@@ -147,7 +148,9 @@ class Lowering:
     def lower(self, e: Expr) -> Arr:
         found = self.memo.get(e)
         if found is None:
-            found = self.memo[e] = LOWER[e.op](self, e)
+            stable = stable_form(e)                  # log(1 + eᶻ): softplus z, ... (stable)
+            found = self.memo[e] = self.lower(stable) if stable is not None else \
+                LOWER[e.op](self, e)
             assert found.shape == (() if e.is_scalar else e.shape), (e.op, found)
         return found
 
@@ -661,8 +664,10 @@ LOWER: dict[Op, Callable[[Lowering, Expr], Arr]] = {
     Op.UNVEC: lambda L, e: L.g.t(L.g.reshape(L.lower(e.args[0]), (e.cols, e.rows))),
     Op.SUM: Lowering.sum_row,
     Op.NORM: Lowering.norm_row,
+    Op.INF_NORM: Lowering.call_row,
     Op.KRON: Lowering.kron_row,
-    **dict.fromkeys((Op.DET, Op.INV, Op.MATPOW, Op.DIAGM), Lowering.call_row),
+    **dict.fromkeys((Op.DET, Op.INV, Op.MATPOW, Op.DIAGM, Op.MEAN, Op.MAX, Op.MIN,
+                     Op.LOGSUMEXP, Op.SOFTMAX), Lowering.call_row),
     **dict.fromkeys((*ELEMENTWISE, Op.LOGDET), Lowering.fn_row),
     **dict.fromkeys((Op.TRIL, Op.EXPM, Op.LOGM, Op.SQRTM, Op.FRECHET, Op.EIGVAL, Op.EIGVEC,
                      Op.SPECTRAL_NORM, Op.NUCLEAR_NORM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
