@@ -103,7 +103,7 @@ def _solved_dims(inputs: list[tuple[str, Expr]], em: Emitter) -> dict[str, tuple
             rest = Dim([(mm, cc) for mm, cc in d.terms if v not in mm])
             code = code if not rest.terms else f"({code} - {em.dim(rest, True)})"
             solved[v] = (code if coef == 1 else f"{code} // ({em.dim(coef, True)})",
-                         coef.names | rest.names)
+                         set(coef.names | rest.names))
             progress = True
     return solved
 
