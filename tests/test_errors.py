@@ -237,8 +237,9 @@ MISTAKES: list[tuple[str, str, list[str], str]] = [
      "(`||X||_2` and `norm(X)` of a matrix are the spectral norm, `||X||_F` the Frobenius "
      "norm, `||X||_*` the nuclear norm.)",
      ["grad", "norm(X, 1)", "--wrt", "X"],
-     "error: norm(X, 1) of a matrix is the largest column sum in MATLAB and NumPy, which "
-     "matdiff does not differentiate; ||X||_1 is the sum of the |X_ij|\n  norm(X, 1)\n"
+     "error: norm(X, 1) of a matrix is the largest column sum of |X| in MATLAB and NumPy, "
+     "which matdiff does not differentiate; ||X||_1 is the sum of the |X_ij| "
+     "(matrixcalculus.org)\n  norm(X, 1)\n"
      "  ^^^^^^^^^^\n"),
     ("A gradient of a non-scalar", "The gradient needs a scalar; a vector or matrix "
      "function has a Jacobian.",
@@ -253,6 +254,12 @@ MISTAKES: list[tuple[str, str, list[str], str]] = [
     ("The inverse of a non-square matrix", "",
      ["grad", "tr(inv(X))", "--wrt", "X", "--shape", "X=m,n"],
      "error: inv needs a square matrix, but it is m×n\n  tr(inv(X))\n     ^^^^^^\n"),
+    ("The softmax of a matrix", "`softmax` is of a vector; the message writes the "
+     "softmax of each column, which matdiff differentiates.",
+     ["grad", "sum(softmax(X))", "--wrt", "X", "--shape", "X=m,n"],
+     "error: softmax needs a column vector, but it is m×n; softmax is of a vector: the "
+     "softmax of each column of a matrix X (m x n) is exp(X) ./ (ones(m, 1)*sum(exp(X), 1))"
+     "\n  sum(softmax(X))\n      ^^^^^^^^^^\n"),
     ("A size named in the text that cannot be whole", "A size written in the text (`I_p`, "
      "`eye(p)`) is solved from the declared numbers: with `X` 6x6 it would be `p = 3`.",
      ["grad", "tr(X - kron(I_p, A))", "--wrt", "X", "--shape", "X=7,7", "--shape", "A=2,2"],

@@ -93,6 +93,7 @@ ADJOINT_RULE: dict[Op, str] = {
     Op.VEC: "a : vec X = unvec(a) : X",
     Op.UNVEC: "A : unvec(x) = vec(A) : x",
     Op.SUM: "a : sum(X) = a𝟏𝟏ᵀ : X",
+    Op.MEAN: "a : mean(X) = (a/mn)𝟏𝟏ᵀ : X",
     Op.TRIL: "A : tril X = tril A : X",
     Op.FRECHET: "A : L_f(B, X) = L_f(Bᵀ, A) : X",
 }

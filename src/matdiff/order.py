@@ -90,7 +90,8 @@ PREFIX = 12  # node tokens compared before the digest decides
 _LEAD: dict[Op, str] = {Op.BLOCK: "[", Op.IDENTITY: "I", Op.ONES: "1", Op.ZERO: "0",
                         Op.COMMUTATION: "\x7fK", Op.CONST: "\x7f\x7f"}
 _FUNCTIONS = (Op.TRACE, Op.DET, Op.LOGDET, Op.INV, Op.DIAG, Op.DIAGM, Op.VEC, Op.UNVEC, Op.SUM,
-              Op.NORM, Op.KRON, *E.ELEMENTWISE)
+              Op.NORM, Op.KRON, Op.MEAN, Op.MAX, Op.MIN, Op.LOGSUMEXP, Op.SOFTMAX,
+              *E.ELEMENTWISE)
 _LEAD.update({op: op.name.lower() for op in _FUNCTIONS})
 # Leaves first, then a transpose (A before Aᵀ before AB), then the Ops in declaration order.
 _LEAVES = (Op.SYMBOL, Op.CONST, Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION)

@@ -331,6 +331,32 @@ def _difference(draw: Draw, key: str, d: int) -> Expr:
     return E.sub(gen(draw, key, d), gen(draw, key, d))
 
 
+_ML_SMOOTH = [Op.SOFTPLUS, Op.SINH, Op.COSH, Op.ARCSINH, Op.EXPM1]
+
+
+def _ml_function(draw: Draw, key: str, d: int) -> Expr:
+    """The ML functions: smooth elementwise ones, log1p of a positive expression, max/min
+    (a side may be a broadcast number), logsumexp, mean and ||x||_inf (a matrix is scaled by
+    one), softmax of a vector."""
+    how = draw.pick(["smooth", "log1p", "max", "min", "lse", "mean", "softmax", "inf"])
+    if how == "smooth":
+        return E.apply(draw.pick(_ML_SMOOTH), gen(draw, key, d))
+    if how == "log1p":
+        return E.apply(Op.LOG1P, pos(draw, key, d))
+    if how in ("max", "min"):
+        other = E.scale(_const(draw), E.ones(SHAPES[key])) if draw.int(0, 1) else \
+            gen(draw, key, d)
+        return E.EXTREMES[Op.MAX if how == "max" else Op.MIN](gen(draw, key, d), other)
+    if how == "softmax" and key == "v":
+        return E.softmax(gen(draw, key, d))
+    if key != "s":
+        return E.scale(_ml_function(draw, "s", d), gen(draw, key, d))
+    if how == "inf":                                    # ||x||_inf = max |x_i|
+        return E.inf_norm(gen(draw, "v", d))
+    x = gen(draw, draw.pick(["v", "N", "M"]), d)
+    return E.logsumexp(x) if how == "lse" else E.mean(x)
+
+
 def _shallower(draw: Draw, key: str, d: int) -> Expr:
     return gen(draw, key, d - 1) if d > 0 else _leaf(draw, key)
 
@@ -339,6 +365,7 @@ _BRANCHES: list[Branch] = [
     lambda draw, key, d: _leaf(draw, key), _sum, _scaled, _product, _transpose,
     _elementwise_product, _elementwise_function, _positive_function, _matrix_function,
     _reduction, _diagonal, _vec, _kron, _block, _difference, _shallower, _spectral,
+    _ml_function,
 ]
 
 

@@ -114,6 +114,8 @@ TORCH: dict[Any, str | Row] = {
     Op.SIGMOID: "{m}.sigmoid({0})", Op.RELU: "{m}.relu({0})",
     Op.SOFTPLUS: "{m}.nn.functional.softplus({0}, threshold=50)",   # x itself beyond 50
     Op.LOGSUMEXP: "{m}.logsumexp({0}, dim=(0, 1))", Op.SOFTMAX: "{m}.softmax({0}, dim=0)",
+    Op.MAX: "{m}.maximum({m}.as_tensor({0}{dev}), {m}.as_tensor({1}{dev}))",  # a number too
+    Op.MIN: "{m}.minimum({m}.as_tensor({0}{dev}), {m}.as_tensor({1}{dev}))",
     Op.KRON: "{m}.kron({0}.contiguous(), {1}.contiguous())",   # views a transposed factor
     "dot": "{m}.linalg.vecdot({0}.reshape(-1), {1}.reshape(-1))",
     "coldot": "{m}.linalg.vecdot({0}, {1}, dim=0)[:, None]",   # torch.einsum is slow here

@@ -282,6 +282,8 @@ class Lowering:
         g, found = self.g, {}
         for k, (t, x) in enumerate(zip(terms, irs, strict=True)):
             c, p = _split_scalar(g, x)
+            if p.prim is P.CHOOSE and p.args[0].prim is P.MATMUL:   # a chain's order: (AB)C
+                p = p.args[0]
             if p.prim is P.MATMUL and self.single_use(t) and x.shape and self.single_use(
                     t.args[1] if t.op is Op.SCALE else t):
                 found[k] = (p.args[0] if c is None else g.mul(c, p.args[0]), p.args[1])
