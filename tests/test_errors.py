@@ -251,6 +251,19 @@ MISTAKES: list[tuple[str, str, list[str], str]] = [
      ["grad", "tr(X^1.5)", "--wrt", "X"],
      "error: a matrix power needs an integer exponent or ±1/2 (the principal square root); "
      "use .^ for the elementwise power\n  tr(X^1.5)\n     ^^^^^\n"),
+    ("The gradient of a complex-valued function", "With complex variables the gradient "
+     "∂f/∂Re X + i ∂f/∂Im X needs a real f (README: \"Complex matrices\"); `x'*x` is real, "
+     "`x.'*x` is not.",
+     ["grad", "x.'*x", "--wrt", "x", "--shape", "x=n,complex"],
+     "error: the gradient needs a real-valued function, but this one is complex; take "
+     "real(·) or abs(·)^2 of it, or use md.wirtinger for the pair of Wirtinger derivatives "
+     "(∂f/∂X, ∂f/∂X̄)\n"),
+    ("The spectral norm of a complex matrix", "`norm(X)` of a matrix is the spectral norm "
+     "(MATLAB), defined for real matrices only.",
+     ["grad", "norm(Y - H*X)^2", "--wrt", "H", "--shape", "H=n,m,complex"],
+     "error: spectral_norm of a complex matrix is not supported (matdiff defines it for real "
+     "matrices only); for the Frobenius norm write ||X||_F or norm(X, 'fro')\n"
+     "  norm(Y - H*X)^2\n  ^^^^^^^^^^^^^\n"),
     ("The inverse of a non-square matrix", "",
      ["grad", "tr(inv(X))", "--wrt", "X", "--shape", "X=m,n"],
      "error: inv needs a square matrix, but it is m×n\n  tr(inv(X))\n     ^^^^^^\n"),

@@ -41,6 +41,7 @@ from matdiff.testing import (
     run_compiled,
     verify,
 )
+from matdiff.testing_complex import random_complex_expr
 
 # the tally fixture (tests/conftest.py) is shared by the examples of one test on purpose
 _CHECKS = [HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -204,8 +205,10 @@ def test_jacobian_equals_finite_differences(tally, case):
 
 
 def test_every_op_is_generated():
-    """The generator reaches every Op of the language (the soak run counts them too)."""
+    """The generators (real, and real functions of complex matrices) reach every Op of the
+    language (the soak run counts them too)."""
     seen = {n.op for seed in range(300) for n in random_expr(seed).walk()}
+    seen |= {n.op for seed in range(100) for n in random_complex_expr(seed).walk()}
     assert seen == set(E.Op)
 
 
