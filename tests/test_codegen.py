@@ -1086,7 +1086,8 @@ def test_the_avoidable_product_check_can_fail() -> None:
 
 def test_kronecker_gradient_of_a_dense_residual_is_one_contraction() -> None:
     """||kron(A, X) - C||^2: the value needs A kron X (C is dense), the gradient adds no
-    Kronecker or outer product to it: one einsum over a 4-D view of the residual."""
+    Kronecker or outer product to it: one einsum over a 4-D view (of the residual, or of C
+    when the gradient reads 2(sum(A.^2) X - ...)) and at most a sum over A."""
     value, grad = lower(BENCH_PROBLEMS["kron"].exprs())
     extra = set(walk([grad])) - set(walk([value]))
     calls = [n.key for n in extra if n.prim is P.CALL]     # the closed form's sum(A.^2) too
