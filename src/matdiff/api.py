@@ -16,11 +16,13 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from . import diff as _diff
+from . import expr as E
 from . import forward as _forward
 from . import printing
 from .check import CheckReport, Claim, check_claims
@@ -32,9 +34,11 @@ from .explain import explain as _derivation
 from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zeros
 from .names import NamedParts, name_parts
 from .parse_ascii import parse_ascii
-from .parse_latex import looks_like_latex, parse_latex
+from .parse_latex import imaginary_units, looks_like_latex, parse_latex
+from .parse_unicode import looks_like_unicode, parse_unicode
 from .shapes import Reading, ShapeDecl, normalize_shapes, read
 from .simplify import simplify
+from .syntax import Node
 
 __all__ = ["parse", "parse_with_notes", "grad", "check", "report", "shapes_of", "evaluate",
            "explain", "differential", "jacobian", "hessian", "hvp", "unused_declarations"]
@@ -191,21 +195,36 @@ def parse_with_notes(text: str, shapes: ShapeDecl | None = None, syntax: str | N
     """
     _need_text(text)
     shapes = _need_shapes(shapes)
-    if syntax is not None and not isinstance(syntax, str) or syntax not in (None, "ascii",
-                                                                             "latex"):
-        raise MatdiffError(f"unknown syntax {syntax!r}: use 'ascii' or 'latex'")
+    if syntax is not None and not isinstance(syntax, str) or syntax not in (None, *_SYNTAXES):
+        raise MatdiffError(f"unknown syntax {syntax!r}: use 'ascii', 'latex' or 'unicode'")
     names = [sigmoid_names] if isinstance(sigmoid_names, str) else sigmoid_names
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise MatdiffError("sigmoid_names must be a list of names")
-    latex = syntax == "latex" or (syntax is None and looks_like_latex(text))
-    tree = parse_latex(text, functions=names, variables=shapes or ()) if latex else \
-        parse_ascii(text)
+    tree = _syntax_tree(text, syntax, names, shapes or {})
     try:
         reading = read(tree, text, _with_differentials(text, shapes))
     except MatdiffError as err:
         err.text = err.text or text
         raise
     return Reading(reading.expr, (*reading.notes, *reading_notes(reading.expr)))
+
+
+_SYNTAXES = ("ascii", "latex", "unicode")
+
+
+def _syntax_tree(text: str, syntax: str | None, sigmoid_names: Sequence[str],
+                 shapes: ShapeDecl) -> Node:
+    """The syntax tree in the syntax given, or detected: LaTeX by its commands, Unicode by
+    its characters (Unicode with none, ``W1 x``, needs ``syntax="unicode"``)."""
+    if syntax is None:
+        syntax = "latex" if looks_like_latex(text) else \
+            "unicode" if looks_like_unicode(text) else "ascii"
+    if syntax == "ascii":
+        return parse_ascii(text)
+    tree = parse_latex(text, functions=sigmoid_names, variables=shapes) if syntax == "latex" \
+        else parse_unicode(text, shapes)
+    # LaTeX and Unicode (read by the LaTeX reader): an undeclared i is the imaginary unit
+    return tree if "i" in shapes else imaginary_units(tree)
 
 
 def _with_differentials(text: str, shapes: ShapeDecl | None) -> ShapeDecl | None:
@@ -256,6 +275,30 @@ def grad(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, simplified: b
     names, extra = _variables(f, wrt, shapes)
     out = _gradients(f, names, extra, _need_flag(simplified, "simplified"))
     return out[names[0]] if isinstance(wrt, (str, Expr)) else out
+
+
+@_public
+def wirtinger(f: Expr | str, wrt: str | Expr, *,
+              shapes: ShapeDecl | None = None) -> tuple[Expr, Expr]:
+    """The Wirtinger derivatives ``(∂f/∂X, ∂f/∂X̄)`` of a scalar ``f``, complex-valued or
+    not: with ``f = u + iv`` and ∇ the gradient ``∂/∂Re X + i ∂/∂Im X`` (``md.grad``),
+    ``∂f/∂X̄ = (∇u + i∇v)/2`` and ``∂f/∂X = (conj(∇u) + i conj(∇v))/2`` (Brandwood 1983;
+    Hjørungnes 2011, ch. 3). A holomorphic f has ``∂f/∂X̄ = 0``.
+
+    >>> import matdiff as md
+    >>> [str(d) for d in md.wirtinger("z.'*z", "z", shapes={"z": ("n", 1, "complex")})]
+    ['2*z', 'zeros(n)']
+    """
+    f = _as_expr(f, shapes)
+    names, extra = _variables(f, wrt, shapes)
+    x = {**free_symbols(f), **extra}[names[0]]
+    u, v = E.real(f), E.imag(f)
+    grad_u, grad_v = (_diff.gradients(part, names, declared={names[0]: x})[names[0]]
+                      for part in (u, v))
+    i, half = E.imag_unit(), E.const(Fraction(1, 2))
+    d_bar = E.scale(half, E.add(grad_u, E.scale(i, grad_v)))
+    d = E.scale(half, E.add(E.conj(grad_u), E.scale(i, E.conj(grad_v))))
+    return simplify(d), simplify(d_bar)
 
 
 # ----------------------------------------------------------------------------- forward mode
@@ -650,6 +693,8 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         out["blocks"] = _blocks(f, names, extra, verify)
     notes = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in names
              if symbols[n].symmetric and what in ("grad", "hessian", "hvp")]
+    notes += [f"{n}: {_diff.COMPLEX_GRADIENT}" for n in names
+              if symbols[n].is_complex and what == "grad"]
     notes += reading.notes                 # the guesses: default shapes, exp elementwise
     notes += unused_declarations(f, shapes, names)
     if notes or extra:

@@ -33,7 +33,7 @@ __all__ = ["main", "parse_shape_option", "read_expression", "protect_dash_expres
            "EXIT_OK", "EXIT_MISMATCH", "EXIT_ERROR"]
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
-_STRUCTURES = ("symmetric", "spd", "pos", "diagonal")
+_STRUCTURES = ("symmetric", "spd", "pos", "diagonal", "complex")
 
 
 def parse_shape_option(spec: str) -> tuple[str, list[str]]:
@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="declare a shape: A=m,n  x=n  lam=  S=n,n,sym")
         g.add_argument("--format", default="unicode",
                        choices=["text", "unicode", "latex", "json", "numpy", "jax", "torch"])
-        g.add_argument("--syntax", choices=["ascii", "latex"], default=None)
+        g.add_argument("--syntax", choices=["ascii", "latex", "unicode"], default=None)
         g.add_argument("--no-check", action="store_true", help="skip the numerical check")
         g.add_argument("--steps", action="store_true",
                        help="show the derivation step by step (grad)")

@@ -18,7 +18,7 @@ from lark.visitors import Transformer_NonRecursive
 from .expr import MatdiffError
 from .syntax import Node, call_counts, canonical_function, frobenius, norm_subscript, span_of
 
-__all__ = ["parse_ascii", "MAX_DEPTH", "MAX_LENGTH"]
+__all__ = ["parse_ascii", "MAX_DEPTH", "MAX_LENGTH", "JUXTAPOSITION"]
 
 MAX_DEPTH = 200          # nesting of brackets and function calls
 MAX_LENGTH = 100_000     # characters
@@ -28,6 +28,7 @@ _PARSER = Lark(resources.files(__package__).joinpath("ascii.lark").read_text(),
 
 _OPENERS = {"(": ")", "[": "]"}
 _CLOSERS = {")": "(", "]": "["}
+JUXTAPOSITION = " (use * for products: matdiff does not multiply by juxtaposition)"
 
 
 @v_args(meta=True)
@@ -44,6 +45,14 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
 
     def num(self, meta: Any, children: list[Token]) -> Node:
         return self._node("num", meta, [], Fraction(str(children[0])))
+
+    def imag(self, meta: Any, children: list[Token]) -> Node:
+        """``2i``, ``1j``, ``0.5i``: a real number times the imaginary unit."""
+        return self._node("imag", meta, [], Fraction(str(children[0])[:-1]))
+
+    def adjoint(self, meta: Any, children: list[Node]) -> Node:
+        """``X'``: the conjugate transpose (MATLAB); ``X.'`` and ``X.T`` are plain."""
+        return self._node("transpose", meta, children, "H")
 
     def name(self, meta: Any, children: list[Token]) -> Node:
         return self._node("name", meta, [], str(children[0]))
@@ -132,7 +141,7 @@ def _friendly(err: UnexpectedInput, text: str) -> MatdiffError:
         tok = err.token
         hint = ""
         if tok.type in ("NAME", "NUMBER", "LPAR"):
-            hint = " (use * for products: matdiff does not multiply by juxtaposition)"
+            hint = JUXTAPOSITION
         return MatdiffError(f"unexpected '{tok}'{hint}", pos=tok.start_pos,
                             end=tok.start_pos + len(str(tok)))
     if isinstance(err, UnexpectedCharacters):

@@ -51,13 +51,57 @@ from .syntax import (
     span_of,
 )
 
-__all__ = ["parse_latex", "looks_like_latex", "MAX_LENGTH", "MAX_DEPTH"]
+__all__ = ["imaginary_units", "IMAGINARY_UNIT", "parse_latex", "looks_like_latex",
+           "MAX_LENGTH", "MAX_DEPTH"]
 
 MAX_LENGTH = 100_000     # characters
 MAX_DEPTH = 200          # nesting of delimiters and environments
 
 _RAW = ("RAW_BEGIN_ARRAY", "RAW_BEGIN", "RAW_END", "RAW_NAMED", "RAW_OLDNAMED", "RAW_BOLD",
         "RAW_CMD", "RAW_LETTER", "RAW_NUMBER", "RAW_CHAR")
+
+
+IMAGINARY_UNIT = "\\imath"   # the SYM of \mathrm{i} and \imath
+
+
+def _bar_groups(toks: list[Token]) -> list[Token]:
+    """``\\bar{X}``, ``\\overline{AB}``, ``\\bar X``: the conjugate of exactly that group
+    (or letter), written as a call ``conj(...)``."""
+    out = list(toks)
+    for i in range(len(out) - 1):
+        t, nxt = out[i], out[i + 1]
+        if t.type != "FUNC" or str(t) != call_name(Op.CONJ):
+            continue
+        if nxt.type == "SYM":                                       # \bar X
+            out[i + 1:i + 2] = [Token.new_borrow_pos("_LPAR", "(", nxt), nxt,
+                                Token.new_borrow_pos("_RPAR", ")", nxt)]
+        elif nxt.type == "_LBRACE":                                 # \bar{...}
+            depth = 0
+            for j in range(i + 1, len(out)):
+                depth += {"_LBRACE": 1, "_RBRACE": -1}.get(out[j].type, 0)
+                if depth == 0:
+                    out[i + 1] = Token.new_borrow_pos("_LPAR", "(", nxt)
+                    out[j] = Token.new_borrow_pos("_RPAR", ")", out[j])
+                    break
+    return out
+
+
+def imaginary_units(tree: Node) -> Node:
+    """The tree with every name ``i`` as the imaginary unit (LaTeX, where ``i`` is not
+    declared a variable)."""
+    done: dict[int, Node] = {}
+    stack: list[tuple[Node, bool]] = [(tree, False)]
+    while stack:
+        node, ready = stack.pop()
+        if ready:
+            args = tuple(done[id(a)] if isinstance(a, Node) else a for a in node.args)
+            done[id(node)] = Node("imag", (), Fraction(1), node.start, node.end) \
+                if node.kind == "name" and node.value == "i" else \
+                node if args == node.args else dataclasses.replace(node, args=args)
+        else:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if isinstance(a, Node))
+    return done[id(tree)]
 
 
 class _KeepRaw:
@@ -128,7 +172,7 @@ _OPERAND_END = frozenset("SYM NUMBER ONES ZERO SUBTOK _RPAR _RSQB _RSET _RBRACE 
                          "ABS_CLOSE END PRIME TRANS".split())
 _TRANSPOSE_WORDS = frozenset(["T", "\\top", "\\intercal"])
 # functions written as a name with a subscript: \lambda_{\max}(S), L_{\exp}(A, E)
-_SCRIPTED = {"\\lambda": {"max": "lambda_max", "min": "lambda_min"},
+SCRIPTED = {"\\lambda": {"max": "lambda_max", "min": "lambda_min"},
              "L": {"exp": "expm_frechet", "log": "logm_frechet", "sqrt": "sqrtm_frechet"}}
 
 
@@ -229,6 +273,8 @@ class _Cook:
         elif prev == "FRAC" and value.isdigit():
             pieces = [value[:1], value[1:2], value[2:]]     # TeX: \frac123 is (1/2) 3
         for piece in filter(None, pieces):
+            if piece == ".":                                # x^2. is x^2 then a lone dot
+                raise self.fail("unexpected '.'", start, start + 1)
             self.emit("NUMBER", piece, start, start + len(piece))
             start += len(piece)
 
@@ -240,8 +286,8 @@ class _Cook:
             self.emit("SUBTOK", value, start, end)     # \mathbf{1}_{m,n}, \mathbf{1}_{m + 2n}
         elif value == ":" and not any(entry[4] for entry in self.stack):
             self.emit("FROB", value, start, end)            # A : B, not in X_{[0:n, 0:m]}
-        elif value == "*" and self._after_caret():
-            raise self.fail(CONJUGATE_TRANSPOSE, start, end)
+        elif value == "*" and self._after_caret():                   # X^*, X^{*}: Xᴴ
+            self.emit("TRANS", "H", start, end)
         elif value in _CHAR:
             self.emit(*_CHAR[value], start, end)
         elif value == "&":
@@ -266,12 +312,12 @@ class _Cook:
         ``L_{\\exp}`` (the Fréchet derivative ``expm_frechet``): emits it and returns the
         index after it; None for anything else."""
         head = str(raw[i])
-        if head not in _SCRIPTED or i + 2 >= len(raw) or str(raw[i + 1]) != "_":
+        if head not in SCRIPTED or i + 2 >= len(raw) or str(raw[i + 1]) != "_":
             return None
         j, sub = i + 2, str(raw[i + 2])
         if sub == "{" and i + 4 < len(raw) and str(raw[i + 4]) == "}":
             j, sub = i + 3, str(raw[i + 3])
-        name = _SCRIPTED[head].get(re.sub(r"\\(mathrm|text|operatorname)\s*\{(\w+)\}", r"\2",
+        name = SCRIPTED[head].get(re.sub(r"\\(mathrm|text|operatorname)\s*\{(\w+)\}", r"\2",
                                           sub).lstrip("\\"))
         if name is None:
             return None
@@ -300,8 +346,12 @@ class _Cook:
             self.emit("SUBTOK", "*", start, end)
         elif name == "infty" and self._in_subscript():               # \|x\|_\infty
             self.emit("SUBTOK", "inf", start, end)
-        elif name == "ast" and self._after_caret():                   # X^{\ast}
-            raise self.fail(CONJUGATE_TRANSPOSE, start, end)
+        elif name == "ast" and self._after_caret():                  # X^{\ast}: Xᴴ
+            self.emit("TRANS", "H", start, end)
+        elif name in ("bar", "overline"):                            # \bar{X}: conj(X)
+            self.emit("FUNC", call_name(Op.CONJ), start, end)
+        elif name == "imath":                                        # the unit i
+            self.emit("SYM", IMAGINARY_UNIT, start, end)
         elif name in _BINOP:
             self.emit("BINOP", _BINOP[name], start, end)
         elif name == "sqrt" and i + 1 < len(raw) and str(raw[i + 1]) == "[":
@@ -414,6 +464,8 @@ class _Cook:
             self.emit("FUNC", fname, start, end)
         elif cmd.startswith("operatorname"):
             raise self.fail(f"unknown function '{value}'", start, end)
+        elif content == "i" and cmd in ("mathrm", "text", "textrm", "textup", "textnormal"):
+            self.emit("SYM", IMAGINARY_UNIT, start, end)             # \mathrm{i}: the unit
         elif len(content) == 1 and content.isalpha():
             self.emit("SYM", content, start, end)
         elif re.fullmatch(r"[A-Za-z0-9]+", content):
@@ -466,6 +518,7 @@ class _Cook:
     def finish(toks: list[Token]) -> list[Token]:
         """``\\log\\det`` is one function; a function followed by a bracket is ``FUNC_P``."""
         out: list[Token] = []
+        toks = _bar_groups(toks)
         for i, t in enumerate(toks):
             if t.type == "_PLUS" and [x.type for x in out[-2:]] == ["_CARET", "_LBRACE"] \
                     and i + 1 < len(toks) and toks[i + 1].type == "_RBRACE":
@@ -483,10 +536,8 @@ class _Cook:
 
 # ----------------------------------------------------------------------------- tree to Node
 
-# X^H, X^*: one message, to be replaced when complex matrices arrive (issue 16)
-CONJUGATE_TRANSPOSE = ("the conjugate transpose (^H, ^*) needs complex matrices, which "
-                       "matdiff does not support yet (issue 16); for a real matrix write ^T")
-_T, _INV_T, _PINV = "T", "-T", "+"   # superscript markers: transpose, its inverse, X⁺
+_T, _INV_T, _PINV, _H = "T", "-T", "+", "H"  # superscript markers: transpose, its inverse,
+#                                             X⁺, the conjugate transpose Xᴴ
 _DIM_TERM = re.compile(r"([-+]?)(\d*(?:[A-Za-z]\d*)*)")   # a term of a printed dimension: 2n
 
 
@@ -507,6 +558,8 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return Node(kind, tuple(args), value, start, end)
 
     def name(self, meta: Any, children: list[Token]) -> Node:
+        if str(children[0]) == IMAGINARY_UNIT:
+            return self._node("imag", meta, [], Fraction(1))
         return self._node("name", meta, [], str(children[0]))
 
     def num(self, meta: Any, children: list[Token]) -> Node:
@@ -586,7 +639,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return self._node(kind, meta, [a, b])
 
     def trans(self, meta: Any, children: list[Any]) -> str:
-        return _PINV if str(children[0]) == "+" else _T
+        return {"+": _PINV, "H": _H}.get(str(children[0]), _T)
 
     def invtrans(self, meta: Any, children: list[Any]) -> str:
         return _INV_T
@@ -605,7 +658,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return ("slice", tuple(children), *span_of(meta))   # X_{[r0:r1,\,c0:c1]}
 
     def prime(self, meta: Any, children: list[Any]) -> tuple[str, Any, int, int]:
-        return ("sup", _T, *span_of(meta))
+        return ("sup", _T, *span_of(meta))             # X' in LaTeX: Xᵀ (in ASCII: Xᴴ)
 
     def subscript(self, meta: Any, children: list[Token]) -> tuple[str, Any, int, int]:
         return ("sub", "".join(str(t) for t in children), *span_of(meta))
@@ -617,11 +670,10 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
             raise self.fail("double subscript", subs[1][2], subs[1][3])
         if subs:
             base = self._subscript(base, *subs[0][1:])
-        for tag, x, _, end in scripts:
-            if tag == "slice":
+        for tag, x, sup_start, end in scripts:          # in written order: X^T_{[0:2, 0:n]}
+            if tag == "slice":                          # is (X^T)[0:2, 0:n]
                 base = Node("slice", (base, *x), None, base.start, max(end, base.end))
-        for tag, x, sup_start, end in scripts:
-            if tag == "sup":
+            elif tag == "sup":
                 base = self._power(base, x, sup_start, end)
         return base
 
@@ -679,13 +731,13 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         start, end = base.start, max(end, base.end)          # x^2_i: the subscript came first
         if isinstance(x, Node) and x.kind == "name" and x.value == "T":
             x = _T
-        if isinstance(x, Node) and x.kind == "name" and x.value == "H":   # X^H
-            raise self.fail(CONJUGATE_TRANSPOSE, x.start, x.end)
         if isinstance(x, Node) and x.kind == "neg" and x.args[0].kind == "name" \
                 and x.args[0].value == "T":
             x = _INV_T
         if x == _T:
             return Node("transpose", (base,), None, start, end)
+        if x == _H or isinstance(x, Node) and x.kind == "name" and x.value == "H":
+            return Node("transpose", (base,), "H", start, end)             # X^H, X^*
         if x == _INV_T:
             minus_one = Node("num", (), Fraction(-1), sup_start, end)          # ^{-T}
             inv = Node("pow", (base, minus_one), None, start, end)

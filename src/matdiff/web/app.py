@@ -104,7 +104,7 @@ class ParseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as the schema says
     expr: str
     shapes: dict[str, Dims] | None = None
-    syntax: Literal["ascii", "latex"] | None = None
+    syntax: Literal["ascii", "latex", "unicode"] | None = None
 
     @field_validator("shapes")
     @classmethod
