@@ -7,7 +7,8 @@
    ``tr(X*X*...*X)``, ``tr(A1*X*A2*X*...)`` (N factors in all) and ``a'*X*X*...*X*b``.
 3. Parsing a sum of N terms (N = 250 ... 2000) with declared shapes:
    ``x1'*A*x1 + x2'*A*x2 + ...`` and ``a1*x + a2*x + ...``.
-4. A deep composition (depth 25 ... 200), ``sin(sin(...x))``, ``exp(tr(exp(tr(...X))))``:
+4. A deep composition (depth 25 ... 200: the number of functions applied),
+   ``sin(sin(...x))``, ``exp(tr(exp(tr(...X))))``:
    parse, gradient, and the function and gradient printed over named parts
    (``names.with_names``); the printed size in characters, with and without names.
 
@@ -137,8 +138,8 @@ def parse_table(sizes: Sequence[int], repeat: int) -> None:
 
 DEEP: dict[str, tuple[Callable[[int], str], dict[str, tuple[str, ...]], str]] = {
     "sin(sin(...x))": (lambda d: "sin(" * d + "x" + ")" * d, {"x": ()}, "x"),
-    "exp(tr(exp(tr(...X))))": (lambda d: "exp(tr(" * d + "X" + "))" * d, {"X": ("n", "n")},
-                               "X"),
+    "exp(tr(exp(tr(...X))))": (lambda d: "exp(tr(" * (d // 2) + "X" + "))" * (d // 2),
+                               {"X": ("n", "n")}, "X"),   # depth: functions, exp and tr
 }
 
 
