@@ -7,7 +7,9 @@ import ast
 import functools
 import importlib
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from fractions import Fraction
@@ -22,7 +24,7 @@ import matdiff as md
 from matdiff import expr as E
 from matdiff.check import evaluate, random_inputs
 from matdiff.codegen import BACKENDS, JAX, LOWER, NUMPY, TORCH, codegen, compile, lower
-from matdiff.codegen.ir import ONE, P, walk
+from matdiff.codegen.ir import ONE, Graph, P, walk
 from matdiff.codegen.spectral import IMPORTS as SPECTRAL_IMPORTS
 from matdiff.codegen.spectral import ROWS as SPECTRAL_ROWS
 from matdiff.expr import (
@@ -138,6 +140,7 @@ REF: dict[Op, Callable[[Expr, list[np.ndarray]], np.ndarray]] = {
     Op.VEC: lambda e, a: a[0].reshape(-1, 1, order="F"),
     Op.UNVEC: lambda e, a: a[0].reshape(_dim(e.attr[0]), _dim(e.attr[1]), order="F"),
     Op.SUM: lambda e, a: np.array([[a[0].sum()]]),
+    Op.INF_NORM: lambda e, a: np.array([[np.abs(a[0]).max()]]),
     Op.NORM: lambda e, a: np.array([[np.sqrt((a[0] ** 2).sum()) if e.attr == "2"
                                      else np.abs(a[0]).sum()]]),
     Op.EXP: lambda e, a: np.exp(a[0]),
@@ -154,6 +157,17 @@ REF: dict[Op, Callable[[Expr, list[np.ndarray]], np.ndarray]] = {
     Op.ARCSIN: lambda e, a: np.arcsin(a[0]),
     Op.ARCCOS: lambda e, a: np.arccos(a[0]),
     Op.ARCTAN: lambda e, a: np.arctan(a[0]),
+    Op.SOFTPLUS: lambda e, a: np.log(1 + np.exp(a[0])),
+    Op.LOG1P: lambda e, a: np.log(1 + a[0]),
+    Op.EXPM1: lambda e, a: np.exp(a[0]) - 1,
+    Op.SINH: lambda e, a: (np.exp(a[0]) - np.exp(-a[0])) / 2,
+    Op.COSH: lambda e, a: (np.exp(a[0]) + np.exp(-a[0])) / 2,
+    Op.ARCSINH: lambda e, a: np.log(a[0] + np.sqrt(a[0] ** 2 + 1)),
+    Op.MAX: lambda e, a: np.where(a[0] > a[1], a[0], a[1]),
+    Op.MIN: lambda e, a: np.where(a[0] < a[1], a[0], a[1]),
+    Op.MEAN: lambda e, a: np.array([[a[0].sum() / a[0].size]]),
+    Op.LOGSUMEXP: lambda e, a: np.array([[np.log(np.exp(a[0]).sum())]]),
+    Op.SOFTMAX: lambda e, a: np.exp(a[0]) / np.exp(a[0]).sum(),
     # spectral: plain scipy / numpy, independent of matdiff.linalg
     Op.TRIL: lambda e, a: np.tril(a[0]),
     Op.EXPM: lambda e, a: scipy.linalg.expm(a[0]),
@@ -233,6 +247,7 @@ X = sym("X", ("n", "n"))
 Y = sym("Y", ("n", "n"))
 Sp = sym("S", ("n", "n"))
 Pos = sym("pos", ("m", "n"))
+Sd = sym("Sd", ("n", "n"), "spd")         # declared: one Cholesky factorization
 x = sym("x", ("n",))
 y = sym("y", ("m",))
 a = sym("a")
@@ -336,6 +351,9 @@ CASES: dict[str, Expr] = {
                                                       [sym("Vk", ("m", "k"))]])),  # call time
     "transposed-left-concrete": matmul(sym("Nn", (6, 5)).T, sym("Nt", (6, 2))),
     "inverse-transpose": inv(Sp.T) + inv(Sp),
+    "spd-one-cholesky": logdet(Sd) + matmul(x.T, inv(Sd), x) + det(Sd) + trace(inv(Sd)),
+    "spd-solve": matmul(inv(Sd), C) + matmul(inv(Sd.T), C),
+    "lu-shared": logdet(X) + matmul(x.T, inv(X.T), x) + trace(matmul(inv(X), Y)),
     "scalar-elementwise": apply(Op.EXP, a) + apply(Op.SIN, trace(X)),
     "expm": E.expm(X), "logm": E.logm(Sp), "sqrtm": E.sqrtm(Sp),
     **{f"frechet-{f}": E.frechet(f, X if f == "expm" else Sp, Y)
@@ -344,8 +362,10 @@ CASES: dict[str, Expr] = {
     "spectral-norm": E.spectral_norm(A), "nuclear-norm": E.nuclear_norm(A),
     "polar": E.polar(A), "polar-wide": E.polar(A.T), "svd-u1": E.svd_u1(A),
     "svd-v1": E.svd_v1(A), "pinv": E.pinv(A), "adj": E.adj(X), "chol": E.chol(Sp),
-    "tril": E.tril(A),
-    **{f"ew-{op.name.lower()}": apply(op, Pos if op in (Op.LOG, Op.SQRT) else
+    "tril": E.tril(A), "inf-norm": E.inf_norm(E.matmul(A, x)),
+    "mean": E.mean(A), "max": E.maximum(A, B), "min": E.minimum(B, zeros(("m", "n"))),
+    "logsumexp": E.logsumexp(A), "logsumexp-vector": E.logsumexp(x), "softmax": E.softmax(x),
+    **{f"ew-{op.name.lower()}": apply(op, Pos if op in (Op.LOG, Op.SQRT, Op.LOG1P) else
                                       scale(const(Fraction(1, 4)), apply(Op.TANH, A))
                                       if op in (Op.ARCSIN, Op.ARCCOS) else A)
        for op in ELEMENTWISE},
@@ -447,6 +467,9 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "transposed-left-thin": ("(Uk.T @ A).T if n > k else A.T @ Uk", "multi_dot"),
     "transposed-left-concrete": ("(Nt.T @ Nn).T", " if "),
     "inverse-transpose": ("t0.T + t0", "inv(S.T)"),
+    "spd-one-cholesky": ("scipy.linalg.cho_factor(Sd)", "np.linalg"),
+    "spd-solve": ("scipy.linalg.cho_solve(scipy.linalg.cho_factor(Sd), C)", "inv"),
+    "lu-shared": ("scipy.linalg.lu_factor(X)", "np.linalg"),
 }
 
 
@@ -589,16 +612,29 @@ def test_unknown_backend_raises() -> None:
         codegen(A, backend="fortran")
 
 
+# the module the stable logsumexp and softmax rows need, by backend
+SPECIAL_IMPORTS = {"numpy": ["import scipy.special"],
+                   "jax": ["import jax.scipy.special", "import jax"], "torch": []}
+
+
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_only_the_backend_import(backend: str) -> None:
-    """The backend's import, and the linear algebra module the spectral functions need
-    (scipy.linalg, jax.scipy.linalg) only where the code uses one of them."""
+    """The backend's import, and the linear algebra module the spectral functions and the
+    factorizations need (scipy.linalg, jax.scipy.linalg) or the special functions module of
+    logsumexp and softmax (scipy.special, jax.scipy.special) only where the code uses one."""
     spectral = {*SPECTRAL_ROWS[backend], Op.FRECHET}
-    plain = [e for e in CASES.values() if not {n.op for n in e.walk()} & spectral]
-    for exprs, extra in ((plain, []), (list(CASES.values()), [SPECTRAL_IMPORTS[backend]])):
+    special = {Op.LOGSUMEXP, Op.SOFTMAX}
+    factorized = ("spd-one-cholesky", "spd-solve", "lu-shared")
+    plain = [e for k, e in CASES.items() if not {n.op for n in e.walk()} & (spectral | special)
+             and k not in factorized]
+    only_special = [e for k, e in CASES.items() if not {n.op for n in e.walk()} & spectral
+                    and k not in factorized]
+    for exprs, extra in ((plain, []), (only_special, SPECIAL_IMPORTS[backend]),
+                         (list(CASES.values()),
+                          [SPECTRAL_IMPORTS[backend], *SPECIAL_IMPORTS[backend]])):
         src = codegen(exprs, backend=backend)
         imports = [line for line in src.splitlines() if "import" in line]
-        assert imports == [BACKENDS[backend].imports, *filter(None, extra)]
+        assert sorted(imports) == sorted([BACKENDS[backend].imports, *filter(None, extra)])
 
 
 # ----------------------------------------------------------------------------- other backends
@@ -639,6 +675,73 @@ def test_jax_jit_and_vmap() -> None:
     values, grads = jax.vmap(lambda xb: fn(A=env["A"], x=xb, y=env["y"]))(xs)
     assert values.shape == (2,) and grads.shape == (2, 3)
     assert_close(grads[1], reference(g, {**env, "x": xs[1]}))
+
+
+SRC = Path(__file__).resolve().parents[1] / "src"      # this checkout's matdiff
+_X64 = """
+import numpy as np, jax, matdiff as md
+f = md.parse("||A*x - b||^2", shapes={"A": ("m", "n"), "x": ("n",), "b": ("m",)})
+fn = md.compile([f, md.grad(f, ["x"])["x"]], backend="jax")
+rng = np.random.default_rng(0)
+env = {"A": rng.standard_normal((5, 3)), "x": rng.standard_normal(3), "b": np.ones(5)}
+value, grad = fn(**env)
+r = env["A"] @ env["x"] - env["b"]
+assert abs(float(value) - r @ r) <= 1e-12 * (r @ r), value         # float64 accuracy
+single = fn(**{k: jax.numpy.asarray(v, dtype="float32") for k, v in env.items()})
+print(value.dtype, grad.dtype, jax.config.jax_enable_x64, single[1].dtype)
+"""
+
+
+@pytest.mark.jax
+def test_jax_returns_float64_for_float64_input_without_the_global_setting() -> None:
+    """In a fresh process (this one enables x64 for the other tests): float64 inputs give
+    float64 outputs at float64 accuracy, jax_enable_x64 stays off, float32 stays float32."""
+    _jax()
+    out = subprocess.run([sys.executable, "-c", _X64], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["float64", "float64", "False", "float32"]
+
+
+_SHARDED = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+import numpy as np, jax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import matdiff as md
+jax.config.update("jax_enable_x64", True)
+assert len(jax.devices()) == 8, jax.devices()
+f = md.parse("sum(log(1 + exp(-y .* (X*w)))) + lam*||w||^2 + ||X'*(X*w - y)||^2",
+             shapes={"X": ("N", "d"), "w": ("d",), "y": ("N",), "lam": ()})
+fn = md.compile([f, md.grad(f, ["w"])["w"]], backend="jax")
+rng = np.random.default_rng(0)
+env = {"X": rng.standard_normal((64, 5)) / 3, "w": rng.standard_normal(5),
+       "y": np.sign(rng.standard_normal(64)), "lam": 0.1}
+step = jax.jit(lambda **kw: fn(**kw))
+single = step(**env)
+mesh = Mesh(np.array(jax.devices()), ("rows",))
+rows, whole = NamedSharding(mesh, P("rows")), NamedSharding(mesh, P())
+sharded = {"X": jax.device_put(env["X"], NamedSharding(mesh, P("rows", None))),
+           "y": jax.device_put(env["y"], rows), "w": jax.device_put(env["w"], whole),
+           "lam": env["lam"]}
+assert len(sharded["X"].sharding.device_set) == 8
+both = step(**sharded)
+for a, b in zip(single, both):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
+print("ok", len(sharded["X"].addressable_shards), both[1].dtype)
+"""
+
+
+@pytest.mark.jax
+def test_jax_value_and_gradient_sharded_over_8_host_devices() -> None:
+    """The generated JAX value and gradient under jax.jit with the data rows sharded over 8
+    host devices (a Mesh, NamedSharding) equal the single-device result: scaling past one
+    device is JAX's runtime, the generated code has nothing of its own."""
+    _jax()
+    out = subprocess.run([sys.executable, "-c", _SHARDED], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ok", "8", "float64"]
 
 
 @pytest.mark.torch
@@ -851,12 +954,14 @@ def repeated_products(nodes: list[Any]) -> list[str]:
 
 
 def _products(nodes: list[Any]) -> int:
-    return sum(n.prim is P.MATMUL or n.key in ("addmm", "multi_dot", "solve") for n in nodes)
+    return sum(n.prim is P.MATMUL or n.key in ("addmm", "multi_dot", "solve", "cho_solve",
+                                                      "lu_solve", "lu_solve_t") for n in nodes)
 
 
 # products per call (both sides of every call-time choice), seed and benchmarks/problems.py
-PRODUCTS = {"seed": (11, 9), "kron": (0, 0), "gauss": (3, 3), "net": (3, 3), "mf": (3, 3),
-            "trace": (2, 2), "kronls": (6, 6)}
+PRODUCTS = {"seed": (11, 9), "kron": (0, 0), "gauss": (2, 2), "net": (5, 5), "mf": (3, 3),
+            "trace": (2, 2), "kronls": (5, 5), "logreg": (2, 2), "mmf": (3, 3), "pca": (1, 1),
+            "graph": (1, 1), "ridge": (2, 2), "prec": (0, 0), "sandwich": (4, 4)}
 
 
 @pytest.mark.parametrize("name", list(BENCH_PROBLEMS))
@@ -909,6 +1014,51 @@ def test_kronecker_factor_gradients_build_no_kronecker_or_outer_product() -> Non
         assert_close(got, reference(e, env), tol=1e-9)
 
 
+_CONTRACTIONS = {"dot", "coldot", "rowdot", "einsum", "addmm", "multi_dot", "solve", Op.SUM,
+                 Op.TRACE}
+
+
+def _is_outer(x: Any) -> bool:
+    """x = u .* v', a column times a row (not a vector scaling the rows of a matrix)."""
+    return x.prim is P.MUL and len(x.shape) == 2 and ONE not in x.shape and all(
+        len(a.shape) == 2 and ONE in a.shape for a in x.args)
+
+
+def avoidable_products(roots: list[Any]) -> list[tuple[Any, Any]]:
+    """Kronecker and outer products that are then multiplied, contracted or summed, where a
+    closed form avoids them ((A kron B)V by the vec trick, (u v')M = u(v'M), <M, u v'> =
+    u'Mv, tr, sum): (the product, its consumer)."""
+    return [(a, n) for n in walk(roots) for a in n.args
+            if (a.key is Op.KRON or _is_outer(a)) and (n.prim is P.MATMUL or
+                                                      n.key in _CONTRACTIONS)]
+
+
+@pytest.mark.parametrize("name", list(BENCH_PROBLEMS))
+def test_no_avoidable_kronecker_or_outer_product_in_the_benchmark_problems(name: str) -> None:
+    assert avoidable_products(lower(BENCH_PROBLEMS[name].exprs())) == []
+
+
+@pytest.mark.parametrize("seed", range(0, 400, 5))
+def test_no_avoidable_kronecker_or_outer_product_in_random_gradients(seed: int) -> None:
+    """The soak's random expressions (Kronecker products, outer products from kron(x, y'),
+    ones, Diag and block factors), their value and the gradient in every variable."""
+    from matdiff.testing import random_expr
+    f = random_expr(seed)
+    names = sorted({n.attr[0] for n in f.walk() if n.op is Op.SYMBOL})
+    exprs = [f, *md.grad(f, names).values()] if names else [f]
+    assert avoidable_products(lower(exprs)) == [], md.to_text(f)
+
+
+def test_the_avoidable_product_check_can_fail() -> None:
+    """The check sees a Kronecker product applied densely and an outer product multiplied."""
+    g, n = Graph(), Dim.var("n")
+    a, u = g.node(P.INPUT, (), "A", (n, n)), g.node(P.INPUT, (), "u", (n, ONE))
+    k = g.call(Op.KRON, a, a, shape=(n * n, n * n))
+    outer = g.mul(u, g.t(u))
+    assert len(avoidable_products([g.matmul(k, g.reshape(outer, (n * n, ONE))),
+                                   g.matmul(outer, a)])) == 2
+
+
 def test_kronecker_gradient_of_a_dense_residual_is_one_contraction() -> None:
     """||kron(A, X) - C||^2: the value needs A kron X (C is dense), the gradient adds no
     Kronecker or outer product to it: one einsum over a 4-D view of the residual."""
@@ -936,7 +1086,7 @@ def test_a_row_names_the_module_it_needs(backend: str) -> None:
     _backend(backend)
     g, n = Graph(), Dim.var("n")
     a, b = g.node(P.INPUT, (), "A", (n, n)), g.node(P.INPUT, (), "B", (n, Dim.of(2)))
-    x = g.call("cho_solve", a, b, shape=b.shape)
+    x = g.call("cho_solve", g.call("cho_factor", a), b, shape=b.shape)
     em = Emitter(BACKENDS[backend], {"A": "A", "B": "B"}, str)
     (line,), ((code, _),) = em.lines([x], lambda: "t0")
     module = BACKENDS[backend].row("cho_solve").module

@@ -117,6 +117,7 @@ EXERCISE = {  # one matrix function per Op, in which that Op depends on X
     Op.UNVEC: E.unvec(E.add(E.kron(xs, xs), E.vec(Xs)), "n", "n"),
     Op.SUM: E.total(E.matmul(Xs, Ys)),
     Op.NORM: E.add(E.norm(E.matmul(Xs, Ys), "2"), E.norm(E.matmul(Xs, Ys), "1")),
+    Op.INF_NORM: E.inf_norm(E.matmul(Xs, xs)),
     Op.COMMUTATION: E.matmul(E.commutation("n", "n"), E.vec(Xs)),
     Op.IDENTITY: E.hadamard(E.eye("n"), Xs),
     Op.ONES: E.matmul(E.ones((1, "n")), Xs, Ys, xs),
@@ -140,6 +141,12 @@ EXERCISE = {  # one matrix function per Op, in which that Op depends on X
     Op.PINV: E.pinv(E.matmul(Ms, Xs)),
     Op.ADJ: E.adj(E.matmul(Xs, Ys)),
     Op.CHOL: E.chol(E.matmul(Xs, Ys, Xs.T)),
+    # ML functions and reductions
+    Op.MEAN: E.scale(E.mean(E.matmul(Xs, Ys)), Ys),
+    Op.MAX: E.maximum(E.matmul(Xs, Ys), E.hadamard(Xs, Ys)),
+    Op.MIN: E.minimum(E.matmul(Xs, Ys), E.zeros(("n", "n"))),
+    Op.LOGSUMEXP: E.scale(E.logsumexp(E.matmul(Xs, Ys)), Ys),
+    Op.SOFTMAX: E.softmax(E.matmul(Xs, xs)),
 }
 _WRT = {Op.UNVEC: "x", Op.DIAGM: "x", Op.ONES: "x"}
 # dF has no closed vec/Kronecker form through a Fréchet derivative: the Jacobian says so
@@ -168,6 +175,7 @@ LINEAR_CASES = {  # a node of every linear Op, with the argument sets it is line
     Op.TRANSPOSE: (Ms.T, [[0]]),
     Op.TRACE: (E.trace(Xs), [[0]]),
     Op.SUM: (E.total(Ms), [[0]]),
+    Op.MEAN: (E.mean(Ms), [[0]]),
     Op.DIAG: (E.diag(Xs), [[0]]),
     Op.DIAGM: (E.diagm(xs), [[0]]),
     Op.VEC: (E.vec(Ms), [[0]]),

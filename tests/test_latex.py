@@ -363,7 +363,8 @@ def test_seed_spans_point_into_the_original_text() -> None:
     (r"\exp \operatorname{tr} X", "(call:exp (call:tr X))"),
     (r"\log(x)^2", "(pow (call:log x) 2)"),
     (r"\operatorname{kron}(A, B)", "(call:kron A B)"),
-    (r"\sigma(Wx)", "(mul sigma (mul W x))"),             # sigma is a symbol unless declared
+    (r"\sigma(Wx)", "(call:sigmoid (mul W x))"),          # \sigma( is the logistic function
+    (r"\sigma^2 x", "(mul (pow sigma 2) x)"),              # elsewhere sigma is a symbol
     (r"\left( A \right) + \bigl( A \bigr) + \Big( A \Big) + \left[ A \right] + [A] + {A}"
      r" + \left\{ A \right\}", "(add (add (add (add (add (add A A) A) A) A) A) A)"),
     (r"A\,B\;C\!D\quad E~F\:G \qquad H",
@@ -387,12 +388,13 @@ def test_notation(latex: str, tree: str) -> None:
     assert_spans_nest(node, 0, len(latex))
 
 
-def test_sigma_as_sigmoid_only_when_declared() -> None:
+def test_sigma_applied_is_the_sigmoid_unless_declared() -> None:
     text = r"-y^T\log\sigma(Xw) - (\mathbf{1}-y)^T\log(\mathbf{1}-\sigma(Xw))"
-    assert sx(parse_latex(text, functions=("sigma",))) == (
-        "(sub (mul (neg (transpose y)) (call:log (call:sigmoid (mul X w)))) (mul (transpose"
-        " (sub (call:ones) y)) (call:log (sub (call:ones) (call:sigmoid (mul X w))))))")
-    assert "sigmoid" not in sx(parse_latex(text))
+    tree = ("(sub (mul (neg (transpose y)) (call:log (call:sigmoid (mul X w)))) (mul (transpose"
+            " (sub (call:ones) y)) (call:log (sub (call:ones) (call:sigmoid (mul X w))))))")
+    assert sx(parse_latex(text, functions=("sigma",))) == tree
+    assert sx(parse_latex(text)) == tree
+    assert "sigmoid" not in sx(parse_latex(text, variables=("sigma",)))
 
 
 # ----------------------------------------------------------------------------- errors
@@ -406,7 +408,7 @@ ERRORS = [
     (r"\left\| x \right)", r"\right)", "does not match"),
     (r"\foo{X} + 1", r"\foo", r"'\foo'"),
     (r"A + \alpha\beta\gimel", r"\gimel", r"'\gimel'"),
-    (r"\|x\|_\infty", r"\infty", r"'\infty'"),
+    (r"x + \infty", r"\infty", r"'\infty'"),
     (r"\frac{1}{2 x", "{2", "missing '}'"),
     (r"\frac{1}{2}} + x", "} +", "no matching"),
     (r"\operatorname{tr}(X", "(X", "missing ')'"),
@@ -428,7 +430,8 @@ ERRORS = [
     (r"x_{i,j}", "_{i,j}", "letters and digits"),
     (r"\mathbf{1}_{m+}", "_{m+}", "not a dimension"),
     (r"\mathbf{1}_{a,b,c}", "_{a,b,c}", "one or two"),
-    (r"\|x\|_3", "_3", "norm subscript"),
+    (r"\|x\|_p", "_p", "norm subscript 'p'"),
+    (r"\|x\|_{0.5}", "_{0.5}", "not a norm"),
     (r"\det(A, B)", r"\det", "argument"),
     (r"\mathbf{AB}", r"\mathbf{AB}", "one symbol"),
     (r"\mathbb{E}[x]", r"\mathbb{E}", "not supported"),

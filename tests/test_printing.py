@@ -76,18 +76,22 @@ def test_golden(text: str, wrt: str | None, ascii: str, unicode: str, latex: str
     assert md.to_latex(e) == latex
 
 
-SEED_NAMED = {
-    "text": (["2*(A*(I .* M) + C[0:n, 0:m] + C[n:2*n, m:2*m])",
-              "2*(B*(I .* M) + C[n:2*n, 0:m] - C[0:n, m:2*m])"],
-             [("M", "Q'*B + R'*A - Z"), ("N", "[R, -Q; Q, R]*P*S' - W"), ("C", "N*S*P'")]),
-    "unicode": (["2(A(I ⊙ M) + C[0:n, 0:m] + C[n:2n, m:2m])",
-                 "2(B(I ⊙ M) + C[n:2n, 0:m] − C[0:n, m:2m])"],
-                [("M", "QᵀB + RᵀA − Z"), ("N", "[R, −Q; Q, R]PSᵀ − W"), ("C", "NSPᵀ")]),
-    "latex": ([r"2 \left(A \left(I \odot M\right) + C_{[0:n,\,0:m]} + C_{[n:2n,\,m:2m]}\right)",
-               r"2 \left(B \left(I \odot M\right) + C_{[n:2n,\,0:m]} - C_{[0:n,\,m:2m]}\right)"],
+SEED_NAMED = {  # block residuals written block by block (issue 13)
+    "text": (["2*(A*(I .* M) + N*S*P[m:2*m, 0:q]' - K*S*P[0:m, 0:q]')",
+              "2*(B*(I .* M) + K*S*P[m:2*m, 0:q]' + N*S*P[0:m, 0:q]')"],
+             [("M", "Q'*B + R'*A - Z"), ("N", "[Q, R]*P*S' - W[n:2*n, 0:p]"),
+              ("K", "W[0:n, 0:p] - [R, -Q]*P*S'")]),
+    "unicode": (["2(A(I ⊙ M) + NSP[m:2m, 0:q]ᵀ − KSP[0:m, 0:q]ᵀ)",
+                 "2(B(I ⊙ M) + KSP[m:2m, 0:q]ᵀ + NSP[0:m, 0:q]ᵀ)"],
+                [("M", "QᵀB + RᵀA − Z"), ("N", "[Q, R]PSᵀ − W[n:2n, 0:p]"),
+                 ("K", "W[0:n, 0:p] − [R, −Q]PSᵀ")]),
+    "latex": ([r"2 \left(A \left(I \odot M\right) + N S P_{[m:2m,\,0:q]}^{T} - K S "
+               r"P_{[0:m,\,0:q]}^{T}\right)",
+               r"2 \left(B \left(I \odot M\right) + K S P_{[m:2m,\,0:q]}^{T} + N S "
+               r"P_{[0:m,\,0:q]}^{T}\right)"],
               [("M", "Q^{T} B + R^{T} A - Z"),
-               ("N", r"\begin{bmatrix} R & -Q \\ Q & R \end{bmatrix} P S^{T} - W"),
-               ("C", "N S P^{T}")]),
+               ("N", r"\begin{bmatrix} Q & R \end{bmatrix} P S^{T} - W_{[n:2n,\,0:p]}"),
+               ("K", r"W_{[0:n,\,0:p]} - \begin{bmatrix} R & -Q \end{bmatrix} P S^{T}")]),
 }
 
 
@@ -120,11 +124,11 @@ def test_small_results_have_no_names() -> None:
 
 def test_report_where_and_named() -> None:
     rep = md.report(SEED, ["R", "Q"], verify=False)
-    assert [p["name"] for p in rep["where"]] == ["M", "N", "C"]
+    assert [p["name"] for p in rep["where"]] == ["M", "N", "K"]
     assert set(rep["where"][0]) == {"name", "text", "unicode", "latex"}
     d = rep["derivatives"]["R"]
-    assert d["named"]["unicode"] == "2(A(I ⊙ M) + C[0:n, 0:m] + C[n:2n, m:2m])"
-    assert "I .* " in d["text"] and "[R, -Q; Q, R]" in d["text"]
+    assert d["named"]["unicode"] == "2(A(I ⊙ M) + NSP[m:2m, 0:q]ᵀ − KSP[0:m, 0:q]ᵀ)"
+    assert "I .* " in d["text"] and "[R, -Q]" in d["text"]  # block by block
 
 
 # ----------------------------------------------------------------------------- round trips
@@ -275,12 +279,14 @@ EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
               r"\left\| X \right\|_{F} + \left\| x \right\|_{2} + \left\| X \right\|_{1}"),
     **{op: (E.apply(op, _X), f"{name}(X)", f"{name}(X)",
             rf"\{name}\left(X\right)" if name in ("exp", "log", "sin", "cos", "tan", "tanh",
-                                                  "arcsin", "arccos", "arctan")
+                                                  "arcsin", "arccos", "arctan", "sinh", "cosh")
             else rf"\operatorname{{{name}}}\left(X\right)")
        for op, name in [(Op.EXP, "exp"), (Op.LOG, "log"), (Op.SIN, "sin"), (Op.COS, "cos"),
                         (Op.TAN, "tan"), (Op.TANH, "tanh"), (Op.ABS, "abs"), (Op.SIGN, "sign"),
                         (Op.RELU, "relu"), (Op.ARCSIN, "arcsin"), (Op.ARCCOS, "arccos"),
-                        (Op.ARCTAN, "arctan")]},
+                        (Op.ARCTAN, "arctan"), (Op.SOFTPLUS, "softplus"), (Op.LOG1P, "log1p"),
+                        (Op.EXPM1, "expm1"), (Op.SINH, "sinh"), (Op.COSH, "cosh"),
+                        (Op.ARCSINH, "arcsinh")]},
     Op.SQRT: (E.apply(Op.SQRT, _X), "sqrt(X)", "sqrt(X)", r"\sqrt{X}"),
     Op.SIGMOID: (E.apply(Op.SIGMOID, _X), "sigmoid(X)", "σ(X)",
                  r"\operatorname{sigmoid}\left(X\right)"),
@@ -304,6 +310,8 @@ EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
                        r"\left\| G \right\|_{2} + \left\| G \right\|_{F}"),
     Op.NUCLEAR_NORM: (E.hpow(E.nuclear_norm(_G), 2), "||G||_*^2", "‖G‖_*²",
                       r"\left\| G \right\|_{*}^{2}"),
+    Op.INF_NORM: (E.hpow(E.inf_norm(_x), 2), "||x||_inf^2", "‖x‖_∞²",
+                  r"\left\| x \right\|_{\infty}^{2}"),
     Op.POLAR: (E.polar(_G), "polar(G)", "polar(G)", r"\operatorname{polar}\left(G\right)"),
     Op.SVD_U1: (E.matmul(E.svd_u1(_G), E.T(E.svd_v1(_G))), "svd_u1(G)*svd_v1(G)'",
                 "svd_u1(G) svd_v1(G)ᵀ",
@@ -313,6 +321,15 @@ EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
               r"G^{+} \left(G^{+}\right)^{T}"),
     Op.ADJ: (E.adj(_X), "adj(X)", "adj(X)", r"\operatorname{adj}\left(X\right)"),
     Op.CHOL: (E.chol(_X), "chol(X)", "chol(X)", r"\operatorname{chol}\left(X\right)"),
+    # ML functions and reductions
+    Op.MEAN: (E.mean(_G), "mean(G)", "mean(G)", r"\operatorname{mean}\left(G\right)"),
+    Op.MAX: (E.maximum(_X, E.zeros((n, n))), "max(X, 0)", "max(X, 0)",
+             r"\max\left(X, \mathbf{0}\right)"),
+    Op.MIN: (E.minimum(_x, _y), "min(x, y)", "min(x, y)", r"\min\left(x, y\right)"),
+    Op.LOGSUMEXP: (E.logsumexp(_x), "logsumexp(x)", "logsumexp(x)",
+                   r"\operatorname{logsumexp}\left(x\right)"),
+    Op.SOFTMAX: (E.matmul(_x.T, E.softmax(E.matmul(_X, _y))), "x'*softmax(X*y)",
+                 "xᵀ softmax(Xy)", r"x^{T} \operatorname{softmax}\left(X y\right)"),
 }
 
 # The same for every Form (a finer thing to print than an Op, see printing.FORMS).

@@ -19,6 +19,7 @@ from matdiff.domain import det_positive, is_nonneg, is_nonzero, is_positive
 from matdiff.expr import Op
 from matdiff.order import order_key
 from matdiff.rewrite import ALL, Pat, Rule, Seq, instantiate, var
+from matdiff.textbook import TEXTBOOK
 
 S = importlib.import_module("matdiff.simplify")  # the module (md.simplify is the function)
 
@@ -161,13 +162,12 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
     "sqrt-of-even-power": [E.apply(Op.SQRT, E.hpow(a, 2)), E.apply(Op.SQRT, E.hpow(X, 4))],
     "abs-of-nonneg": [E.apply(Op.ABS, E.hpow(a, 2) + 1), E.apply(Op.ABS, x.T @ x)],
     "sign-of-positive": [E.apply(Op.SIGN, E.apply(Op.EXP, X))],
-    "coefficient-into-scale": [E.Expr(Op.SCALE, (E.const("1/4"), 2 * A - 2 * B))],
+    "coefficient-into-scale": [E.Expr(Op.SCALE, (E.const("1/4"), E.add(2 * a, E.const(2))))],
     "flip-difference": [E.scale(E.const(-2), A @ (Z - X - Y)),
                         E.scale(E.const(-1), E.hadamard(I_n, Z - X - Y))],
     # matrix products
     "scalar-factor-out": [E.Expr(Op.MATMUL, (x, s_tr, v.T)),  # (the constructor does it too)
                           E.Expr(Op.MATMUL, (x.T, A, x, E.norm(X)))],
-    "coefficient-out-of-factor": [A @ (2 * X - 2 * Y), (3 * X - 3 * I_n) @ A @ B],
     "mixed-product": [E.kron(A, P) @ E.kron(B, Q)],
     "kron-vec": [E.kron(B.T, A) @ E.vec(X), E.kron(B, A) @ E.vec(X)],
     "block-product": [E.block([[A, U]]) @ E.block([[B], [U.T]])],
@@ -198,15 +198,68 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
     "trace-of-scaled": [E.trace(E.scale(a, A))],
     "trace-of-kron": [E.trace(E.kron(A, P))],
     "trace-cyclic": [E.trace(E.matmul(B, C, A)), E.trace(x @ y.T)],
-    "det-of-product": [E.det(A @ B)],
+    "det-of-product": [E.det(X.T @ X), E.det(E.matmul(A, B, E.inv(A)))],
     "det-of-transpose": [E.det(A.T)],
     "logdet-of-product": [E.logdet(S1 @ S2 @ C), E.logdet(S1 @ A)],
     "logdet-of-transpose": [E.logdet(A.T)],
     "log-det": [E.apply(Op.LOG, E.det(X))],
-    "inverse-of-product": [E.inv(A @ B)],
+    "inverse-of-product": [E.inv(A @ E.inv(B))],
     "inverse-of-scaled": [E.inv(E.scale(E.const(2), A)), E.inv(E.scale(a, A))],
     "sum-of-scaled": [E.total(E.scale(a, X))],
+    # ML functions
+    "log-sigmoid": [E.apply(Op.LOG, E.apply(Op.SIGMOID, X)),
+                    E.apply(Op.LOG, E.apply(Op.SIGMOID, a))],
+    "log-one-plus-exp": [E.apply(Op.LOG, E.ones((n, n)) + exp_X),
+                         E.apply(Op.LOG, E.add(E.const(1), E.apply(Op.EXP, a)))],
+    "log-one-minus-sigmoid": [E.apply(Op.LOG, E.ones((n, 1)) - E.apply(Op.SIGMOID, x))],
+    "log-sum-exp": [E.apply(Op.LOG, E.total(exp_X))],
+    "softmax": [E.scale(E.hpow(E.total(E.apply(Op.EXP, x)), -1), E.apply(Op.EXP, x))],
+    "inner-of-quotient": [x.T @ E.hdiv(y, x)],
+    "distribute-into-quotients": [E.hadamard(E.hdiv(A, X) + B, X),
+                                  E.hadamard(E.hdiv(y, x) - E.hdiv(v, E.ones((n, 1)) - x),
+                                             x, E.ones((n, 1)) - x)],
+    "expand-hadamard-terms": [E.hadamard(x + y, v) - E.hadamard(x - y, v)],
 }
+I_nm = E.eye(E.Dim.var(n) + E.Dim.var(m))
+STACK, STACK2 = E.block([[A], [B]]), E.block([[C], [D]])
+RULE_EXAMPLES.update({  # issue 13: the textbook rules
+    "cancel-inverse": [X @ E.inv(X) @ A, E.matmul(A, X.T, E.T(E.inv(X))),
+                       E.matmul(E.matpow(X, 3), E.inv(X), A), E.matmul(E.inv(X), X)],
+    "cancel-into-inverse": [E.matmul(B, E.inv(E.matmul(A, X, B)), C),
+                            E.matmul(E.inv(E.matmul(A, X, B)), A, C)],
+    "inverse-of-power": [E.inv(E.matpow(X, 3))],
+    "inverse-of-transposed-power": [E.inv(E.T(E.matpow(X, 2)))],
+    "power-of-matrix-power": [E.matpow(E.matpow(X, 2), 3), E.matpow(E.matpow(E.inv(X), 2), 2)],
+    "det-of-inverse": [E.det(E.inv(X)), E.apply(Op.LOG, E.det(E.inv(X.T @ X)))],
+    "det-of-power": [E.det(E.matpow(X, 3))],
+    "unit-factor": [E.scale(a, E.eye(1)), E.scale(E.eye(1), x)],
+    "scalar-orientation": [y.T @ A.T @ x, y.T @ x + x.T @ y],
+    "scalar-run": [E.matmul(A, x, x.T, y), E.matmul(x.T, y, x.T, A)],
+    "diag-of-outer": [E.diag(x @ y.T)],
+    "diag-of-transpose": [E.diag(X.T)],
+    "diagonal-times-vector": [E.diagm(v) @ A @ x, x.T @ E.diagm(v) @ A, B @ E.diagm(v) @ x],
+    "diag-of-diagonal-product": [E.diag(E.diagm(v) @ A), E.diag(A @ B @ E.diagm(v))],
+    "diag-of-sum": [E.diag(A @ E.diagm(v) + E.diagm(x) @ B)],
+    "diagonal-map": [E.matmul(E.kron(x.T, I_n), E.diagm(E.vec(I_n)),
+                              E.kron(E.ones((n, 1)), I_n))],
+    "identity-mask-of-outer": [E.Expr(Op.HADAMARD, (I_n, x @ y.T))],
+    "norm-of-kron": [E.norm(E.kron(A, P)), E.hpow(E.norm(E.kron(x, P)), 2)],
+    "kron-block-sum": [
+        E.matmul(E.kron(E.ones((1, m)), I_n), E.hadamard(E.kron(Q, X), E.kron(P, E.ones((n, n)))),
+                 E.kron(E.ones((m, 1)), I_n)),
+        E.matmul(E.kron(I_n, E.ones((1, m))),
+                 E.hadamard(E.kron(X, Q) - E.kron(I_n, E.eye(m)), E.kron(E.ones((n, n)), P)),
+                 E.kron(I_n, E.ones((m, 1)))),
+        E.matmul(E.kron(E.ones((1, m)), I_n),
+                 E.hadamard(E.kron(Q, X) + E.sym("W", (E.Dim.var(m) * E.Dim.var(n),) * 2),
+                            E.kron(P, E.ones((n, n)))), E.kron(E.ones((m, 1)), I_n))],
+    "kron-of-vectors": [E.kron(x, y.T), E.kron(x.T, y)],
+    "slice-of-product": [E.slice_(STACK @ C, 0, n, 0, n)],
+    "slice-of-sum": [E.slice_(STACK - STACK2, 0, n, 0, n)],
+    "slice-of-identity": [E.slice_(I_nm, 0, n, 0, n), E.slice_(I_nm, 0, n, n, I_nm.rows)],
+    "slice-of-transpose": [E.slice_(E.T(U), 0, m, 0, 1)],
+    "coefficient-of-sum": [4 * X - 4 * X.T, 2 * (A @ x) - 2 * y],
+})
 CASES = [pytest.param(name, i, id=f"{name}-{i}") for name, exs in RULE_EXAMPLES.items()
          for i in range(len(exs))]
 
@@ -509,7 +562,8 @@ def test_order_key_of_deep_trees_compares_without_recursion() -> None:
 
 
 def test_rule_sets_compose_by_object() -> None:
-    groups = [S.TRANSPOSES, S.SUMS, S.SCALARS, S.POWERS, S.PRODUCTS, S.HADAMARD, S.FUNCTIONS]
+    groups = [S.TRANSPOSES, S.SUMS, S.SCALARS, S.POWERS, S.PRODUCTS, TEXTBOOK, S.HADAMARD,
+              S.FUNCTIONS, S.ML]
     assert list(S.RULES) == [r for g in groups for r in g]
     without = S.RULES - S.TRANSPOSES
     assert len(without) == len(S.RULES) - len(S.TRANSPOSES)

@@ -112,7 +112,7 @@ def test_arity_comes_from_the_spec(text: str, words: str) -> None:
     ("unvec(x, 2, 3)", {"x": (5,)}, "unvec needs a column vector of length 6, but it is 5×1",
      "unvec"),
     ("unvec(X, 2, 3)", {"X": (6, 2)}, "unvec needs a column vector, but it is 6×2", "unvec"),
-    ("diag(x)", {"x": ("n",)}, "diag needs a square matrix, but it is n×1", "diag"),
+    ("diag(X)", {"X": ("m", "n")}, "diag needs a square matrix, but it is m×n", "diag"),
     ("[A, B; C, D]", {"A": (2, 2), "B": (3, 3)}, "blocks in one row of a block matrix need "
      "the same height", "B"),
     ("[A, B; C, D]", {"A": (2, 2), "C": (2, 3)}, "blocks in one column of a block matrix "

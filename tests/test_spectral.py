@@ -305,7 +305,7 @@ LITERATURE = [
      "Matrix Cookbook, ∂tr F(X)/∂X = f(X)ᵀ"),
     ("trace-sqrt", "tr(sqrtm(X))", "X", None, "1/2*inv(sqrtm(X))'", "0.5(X^½)⁻ᵀ",
      "Matrix Cookbook, ∂tr F(X)/∂X = f(X)ᵀ"),
-    ("logdet-exp", "logdet(expm(X))", "X", SQ, "eye(n)", "expm(X)ᵀ expm(X)⁻ᵀ",
+    ("logdet-exp", "logdet(expm(X))", "X", SQ, "eye(n)", "I_n",
      "det e^X = e^(tr X) (Higham 2008, ch. 1)"),
     ("trace-A-exp", "tr(A*expm(X))", "X", None, "expm_frechet(X', A')", "L_exp(Xᵀ, Aᵀ)",
      "Higham 2008, ch. 3: the adjoint of L_f(X, ·) is L_f(Xᵀ, ·)"),

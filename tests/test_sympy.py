@@ -305,6 +305,9 @@ ONE_PER_OP = {  # an expression in which the Op occurs (after the constructors' 
     E.Op.SPECTRAL_NORM: E.spectral_norm(Xe), E.Op.NUCLEAR_NORM: E.nuclear_norm(Xe),
     E.Op.POLAR: E.polar(Xe), E.Op.SVD_U1: E.svd_u1(Xe), E.Op.SVD_V1: E.svd_v1(Xe),
     E.Op.PINV: E.pinv(Xe), E.Op.ADJ: E.adj(Xe), E.Op.CHOL: E.chol(Xe),
+    E.Op.MEAN: E.mean(Xe), E.Op.MAX: E.maximum(Xe, Ye), E.Op.MIN: E.minimum(Xe, Ye),
+    E.Op.LOGSUMEXP: E.logsumexp(Xe), E.Op.SOFTMAX: E.softmax(xe),
+    E.Op.INF_NORM: E.inf_norm(xe),
 }
 
 

@@ -33,11 +33,11 @@ from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zero
 from .names import NamedParts, name_factors, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import looks_like_latex, parse_latex
-from .shapes import ShapeDecl, infer, normalize_shapes
+from .shapes import Reading, ShapeDecl, normalize_shapes, read
 from .simplify import simplify
 
-__all__ = ["parse", "grad", "check", "report", "shapes_of", "evaluate", "explain", "differential",
-           "jacobian", "hessian", "hvp"]
+__all__ = ["parse", "parse_with_notes", "grad", "check", "report", "shapes_of", "evaluate",
+           "explain", "differential", "jacobian", "hessian", "hvp", "unused_declarations"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -178,6 +178,17 @@ def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
     >>> f.is_scalar, md.shapes_of(f)
     (True, {'A': ['m', 'n'], 'x': ['n'], 'b': ['m']})
     """
+    return parse_with_notes(text, shapes, syntax, sigmoid_names).expr
+
+
+def parse_with_notes(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
+          sigmoid_names: Sequence[str] = ()) -> Reading:
+    """``parse``, with the notes on every guess it made (``shapes.read``, then how an
+    exponential was read).
+
+    >>> parse_with_notes("x - mu").notes[1][:27]
+    'mu has the shape of x - mu:'
+    """
     _need_text(text)
     shapes = _need_shapes(shapes)
     if syntax is not None and not isinstance(syntax, str) or syntax not in (None, "ascii",
@@ -187,12 +198,14 @@ def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise MatdiffError("sigmoid_names must be a list of names")
     latex = syntax == "latex" or (syntax is None and looks_like_latex(text))
-    tree = parse_latex(text, functions=names) if latex else parse_ascii(text)
+    tree = parse_latex(text, functions=names, variables=shapes or ()) if latex else \
+        parse_ascii(text)
     try:
-        return infer(tree, text, _with_differentials(text, shapes))
+        reading = read(tree, text, _with_differentials(text, shapes))
     except MatdiffError as err:
         err.text = err.text or text
         raise
+    return Reading(reading.expr, (*reading.notes, *reading_notes(reading.expr)))
 
 
 def _with_differentials(text: str, shapes: ShapeDecl | None) -> ShapeDecl | None:
@@ -399,6 +412,7 @@ def check(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, seed: int = 
     >>> md.check("log(det(X'*X))", "X", shapes={"X": (2, 3)}).inconclusive
     {'X': 'singular by shape'}
     """
+    guesses = parse_with_notes(f, shapes).notes if isinstance(f, str) else ()
     f = _as_expr(f, shapes)
     names, extra = _variables(f, wrt, shapes)
     grads = _gradients(f, names, extra)
@@ -406,7 +420,7 @@ def check(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, seed: int = 
                               tolerance=_need_tolerance(tolerance),
                               raise_on_failure=_need_flag(raise_on_failure, "raise_on_failure"),
                               extra=list(extra.values()))
-    report.notes += [f"  note: {n}" for n in _absent_note(extra)]
+    report.notes += [f"  note: {n}" for n in (*guesses, *_absent_note(extra))]
     return report
 
 
@@ -481,6 +495,19 @@ def reading_notes(f: Expr) -> list[str]:
         notes.append("expm(X) is the matrix exponential (LaTeX e^{X} of a square matrix is "
                      "read so); exp(X) and \\exp(X) are elementwise")
     return notes
+
+
+def unused_declarations(f: Expr, shapes: ShapeDecl | None, wrt: Sequence[str] = ()
+                        ) -> list[str]:
+    """A note per declared shape that the expression does not use (a typo, or a leftover);
+    a variable named in ``wrt`` has its own note (its derivative is zero).
+
+    >>> unused_declarations(parse("x'*x"), {"x": ("n",), "y": ("n",)})
+    ['y is declared but does not occur in the expression']
+    """
+    used = free_symbols(f)
+    return [f"{name} is declared but does not occur in the expression" for name in shapes or {}
+            if name not in used and name not in wrt]
 
 
 def _where(named: NamedParts) -> list[dict[str, Any]]:
@@ -598,7 +625,8 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     if not isinstance(what, str) or what not in _KINDS:
         raise MatdiffError(f"unknown derivative kind {what!r}: use " + ", ".join(_KINDS))
     verify, steps = _need_flag(verify, "verify"), _need_flag(steps, "steps")
-    f = parse(text, shapes, syntax)
+    reading = parse_with_notes(text, shapes, syntax)
+    f = reading.expr
     names, extra = _variables(f, wrt, shapes) if wrt else (list(free_symbols(f)), {})
     if not names:
         raise MatdiffError("the expression has no variables: there is nothing to "
@@ -623,7 +651,8 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         out["blocks"] = _blocks(f, names, extra, verify)
     notes = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in names
              if symbols[n].symmetric and what in ("grad", "hessian", "hvp")]
-    notes += reading_notes(f)              # expm is the matrix exponential, exp elementwise
+    notes += reading.notes                 # the guesses: default shapes, exp elementwise
+    notes += unused_declarations(f, shapes, names)
     if notes or extra:
         out["notes"] = notes + _absent_note(extra)
     _code(f, derivs, what, out)

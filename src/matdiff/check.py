@@ -34,6 +34,7 @@ import numpy as np
 from . import linalg, points
 from .expr import ELEMENTWISE, Dim, Expr, MatdiffError, Op, free_symbols, toposort
 from .points import LIMIT_BYTES, Hazard, random_inputs
+from .stable import stable_form
 
 __all__ = ["EVAL", "evaluate", "node_values", "random_inputs", "check", "check_gradients",
            "check_claims", "Claim", "CheckReport", "Verdict", "bind_dims", "to_user",
@@ -60,6 +61,17 @@ def _slogdet(x: Array) -> Array:
 
 def _sigmoid(x: Array) -> Array:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _logsumexp(x: Array) -> Array:
+    """log Σ exp(xᵢ) with the max shift: no overflow at any finite x."""
+    top = float(x.max())
+    return np.array([[top + np.log(np.exp(x - top).sum())]])
+
+
+def _softmax(x: Array) -> Array:
+    w = np.exp(x - x.max())
+    return w / w.sum()
 
 
 def _matmul(*xs: Array) -> Array:
@@ -115,8 +127,14 @@ EVAL: dict[Op, Rule] = {
     Op.VEC: lambda e, a, d: a[0].reshape(-1, 1, order="F"),
     Op.UNVEC: lambda e, a, d: a[0].reshape(d(e.attr[0]), d(e.attr[1]), order="F"),
     Op.SUM: lambda e, a, d: np.array([[a[0].sum()]]),
+    Op.MEAN: lambda e, a, d: np.array([[a[0].mean()]]),
+    Op.MAX: lambda e, a, d: np.maximum(a[0], a[1]),
+    Op.MIN: lambda e, a, d: np.minimum(a[0], a[1]),
+    Op.LOGSUMEXP: lambda e, a, d: _logsumexp(a[0]),
+    Op.SOFTMAX: lambda e, a, d: _softmax(a[0]),
     Op.NORM: lambda e, a, d: np.array([[np.abs(a[0]).sum() if e.attr == "1"
                                         else np.sqrt((a[0] ** 2).sum())]]),
+    Op.INF_NORM: lambda e, a, d: np.array([[np.abs(a[0]).max()]]),
     Op.EXP: lambda e, a, d: np.exp(a[0]),
     Op.LOG: lambda e, a, d: np.log(a[0]),
     Op.SIN: lambda e, a, d: np.sin(a[0]),
@@ -131,6 +149,12 @@ EVAL: dict[Op, Rule] = {
     Op.SIGN: lambda e, a, d: np.sign(a[0]),
     Op.SIGMOID: lambda e, a, d: _sigmoid(a[0]),
     Op.RELU: lambda e, a, d: np.maximum(a[0], 0.0),
+    Op.SOFTPLUS: lambda e, a, d: np.logaddexp(0.0, a[0]),
+    Op.LOG1P: lambda e, a, d: np.log1p(a[0]),
+    Op.EXPM1: lambda e, a, d: np.expm1(a[0]),
+    Op.SINH: lambda e, a, d: np.sinh(a[0]),
+    Op.COSH: lambda e, a, d: np.cosh(a[0]),
+    Op.ARCSINH: lambda e, a, d: np.arcsinh(a[0]),
     # spectral functions and factorizations (linalg: NaN off their domains)
     Op.TRIL: lambda e, a, d: np.tril(a[0]),
     Op.EXPM: lambda e, a, d: linalg.expm(a[0]),
@@ -233,15 +257,35 @@ def node_values(roots: Sequence[Expr], env: Mapping[str, Any],
     if need > LIMIT_BYTES:
         raise MatdiffError(points.too_large(need, "this evaluation"))
     values: dict[Expr, Array] = {}
-    with np.errstate(all="ignore") if not strict else contextlib.nullcontext():
-        for node in order:
+    forms, live = _stable_forms(order, roots)
+    for node in order:
+        quiet = not strict or node not in live   # only inside a stable form's original
+        with np.errstate(all="ignore") if quiet else contextlib.nullcontext():
             if node.op is Op.SYMBOL:
                 if node.name not in env:
                     raise MatdiffError(f"missing input '{node.name}'")
                 values[node] = to_internal(env[node.name], (d(node.rows), d(node.cols)))
+            elif node in forms:                      # log(1 + eᶻ) = softplus z, ...
+                for part in toposort([forms[node]]):
+                    if part not in values:
+                        values[part] = _eval_node(part, [values[a] for a in part.args], d,
+                                                  strict)
+                values[node] = values[forms[node]]
             else:
                 values[node] = _eval_node(node, [values[a] for a in node.args], d, strict)
     return values
+
+
+def _stable_forms(order: list[Expr], roots: Sequence[Expr]
+                  ) -> tuple[dict[Expr, Expr], set[Expr]]:
+    """The stable forms (``stable.STABLE``) of the nodes of ``order``, and the nodes whose
+    values are used: the others (``exp(z)`` of ``log(1 + exp(z))``) may overflow unseen."""
+    forms = {n: f for n in order if (f := stable_form(n)) is not None}
+    live = set(roots)
+    for node in reversed(order):
+        if node in live:
+            live.update(toposort([forms[node]]) if node in forms else node.args)
+    return forms, live
 
 
 def evaluate(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],

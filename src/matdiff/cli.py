@@ -166,7 +166,10 @@ def _grad(args: argparse.Namespace) -> int:
     if args.format in ("numpy", "jax", "torch"):
         from .codegen import codegen  # noqa: PLC0415 - only this format needs it
 
-        f = api.parse(args.expr, shapes, args.syntax)
+        reading = api.parse_with_notes(args.expr, shapes, args.syntax)
+        f = reading.expr
+        for note in [*reading.notes, *api.unused_declarations(f, shapes, args.wrt)]:
+            print(f"note: {note}", file=sys.stderr)
         names = args.wrt or list(api.shapes_of(f))
         derivs = api.grad(f, names, shapes=shapes) if what == "grad" else \
             {n: getattr(api, what)(f, n, shapes=shapes) for n in names}

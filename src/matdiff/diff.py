@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 from .expr import (
+    ONE,
     OPS,
     Dim,
     Expr,
@@ -49,6 +50,7 @@ from .expr import (
     polar,
     scale,
     slice_,
+    softmax,
     spectral_norm,
     sqrtm,
     svd_u1,
@@ -63,7 +65,8 @@ from .expr import (
 
 __all__ = ["VJP", "powers", "grad", "gradients", "SYMMETRIC_CONVENTION", "LINEAR", "linear_in",
            "adjoint", "sym_part", "eigen_resolvent", "eigvec_tangent", "top_singular",
-           "polar_tangent", "pinv_tangent", "phi"]
+           "polar_tangent", "pinv_tangent", "phi", "extreme_weights", "logsumexp_weights",
+           "mean_weights", "sqrt_one_plus_square", "softmax_tangent"]
 
 SYMMETRIC_CONVENTION = ("gradient w.r.t. a symmetric matrix: the symmetric part (G + G')/2 of "
                         "the unstructured gradient G")
@@ -178,6 +181,14 @@ def _norm_vjp(y_bar: Expr, y: Expr) -> list[Expr]:
     return [scale(y_bar, scale(hpow(y, -1), x))]
 
 
+def at_largest_magnitude(x: Expr, t: Expr) -> Expr:
+    """``sign(x) ⊙ (1 + sign(|x| − t))`` with ``t = ||x||_inf``: ``sign(x_k)`` where
+    ``|x_k| = t`` (exactly, as t is one of the ``|x_i|``), 0 elsewhere: the gradient of
+    ``||x||_inf`` (at a tie, the sum of the subgradients of the tied entries)."""
+    gap = apply(Op.SIGN, add(apply(Op.ABS, x), neg(scale(t, ones(x.shape)))))
+    return hadamard(apply(Op.SIGN, x), add(ones(x.shape), gap))
+
+
 def _ew(derivative: Callable[[Expr, Expr], Expr]) -> Rule:
     """An elementwise function: X̄ = C̄ ⊙ f'(X), with f' written from X and C = f(X)."""
     return lambda y_bar, y: [hadamard(y_bar, derivative(y.args[0], y))]
@@ -185,6 +196,50 @@ def _ew(derivative: Callable[[Expr, Expr], Expr]) -> Rule:
 
 def _ones_like(x: Expr) -> Expr:
     return ones(x.shape)
+
+
+def sqrt_one_plus_square(x: Expr) -> Expr:
+    """sqrt(1 + x²), the denominator of arcsinh'."""
+    return apply(Op.SQRT, add(_ones_like(x), hpow(x, 2)))
+
+
+def extreme_weights(y: Expr) -> tuple[Expr, Expr]:
+    """(H, 𝟏 − H) for C = max(X, Y) or min(X, Y): dC = H ⊙ dX + (𝟏 − H) ⊙ dY with
+    H = (𝟏 ± sign(X − Y))/2, so a tie gives each side half (sign 0 = 0, as relu' uses).
+
+    >>> from matdiff.expr import sym, maximum
+    >>> x, z = sym("x", ("n",)), sym("z", ("n",))
+    >>> [str(h) for h in extreme_weights(maximum(x, z))]
+    ['1/2*(1 + sign(x - z))', '1/2*(1 - sign(x - z))']
+    """
+    x, z = y.args
+    sign = apply(Op.SIGN, add(x, neg(z)))
+    half, one = const(Fraction(1, 2)), _ones_like(x)
+    first, second = scale(half, add(one, sign)), scale(half, add(one, neg(sign)))
+    return (first, second) if y.op is Op.MAX else (second, first)
+
+
+def logsumexp_weights(x: Expr, y: Expr) -> Expr:
+    """∂ logsumexp(X)/∂X: softmax(x) of a column vector, else exp(X − logsumexp(X)·𝟏)."""
+    if x.cols == ONE:
+        return softmax(x)
+    return apply(Op.EXP, add(x, neg(scale(y, _ones_like(x)))))
+
+
+def mean_weights(x: Expr) -> Expr:
+    """∂ mean(X)/∂X = 𝟏𝟏ᵀ / (mn), the count written as sum(𝟏)."""
+    return scale(hpow(total(_ones_like(x)), -1), _ones_like(x))
+
+
+def softmax_tangent(s: Expr, g: Expr) -> Expr:
+    """s = softmax(x):  J = Diag(s) − s sᵀ is symmetric, so J g = s ⊙ g − (sᵀg) s is both
+    the tangent ds (g = dx) and the cotangent x̄ (g = s̄)."""
+    return add(hadamard(s, g), neg(scale(matmul(T(s), g), s)))
+
+
+def _extreme_vjp(g: Expr, y: Expr) -> list[Expr]:
+    h_x, h_z = extreme_weights(y)
+    return [hadamard(g, h_x), hadamard(g, h_z)]
 
 
 def sqrt_one_minus_square(x: Expr) -> Expr:
@@ -346,7 +401,13 @@ VJP: dict[Op, Rule] = {
     Op.VEC: lambda g, y: [unvec(g, y.args[0].rows, y.args[0].cols)],  # X̄ = unvec(c̄)
     Op.UNVEC: lambda g, y: [vec(g)],
     Op.SUM: lambda g, y: [scale(g, _ones_like(y.args[0]))],           # X̄ = c̄ 1 1ᵀ
+    Op.MEAN: lambda g, y: [scale(g, mean_weights(y.args[0]))],        # X̄ = c̄ 1 1ᵀ/(mn)
+    Op.MAX: _extreme_vjp,                                             # X̄ = C̄ ⊙ H, Ȳ = C̄ ⊙ (1 − H)
+    Op.MIN: _extreme_vjp,
+    Op.LOGSUMEXP: lambda g, y: [scale(g, logsumexp_weights(y.args[0], y))],  # x̄ = c̄ softmax x
+    Op.SOFTMAX: lambda g, y: [softmax_tangent(y, g)],                # x̄ = s ⊙ ḡ − (sᵀḡ) s
     Op.NORM: _norm_vjp,
+    Op.INF_NORM: lambda g, y: [scale(g, at_largest_magnitude(y.args[0], y))],  # c̄ sign(x_k)e_k
     Op.EXPM: _matrix_function_vjp,                                    # X̄ = L_exp(Xᵀ, C̄)
     Op.LOGM: _matrix_function_vjp,                                    # X̄ = L_log(Xᵀ, C̄)
     Op.SQRTM: _matrix_function_vjp,                                   # X̄ = L_sqrt(Xᵀ, C̄)
@@ -375,6 +436,12 @@ VJP: dict[Op, Rule] = {
     Op.ARCSIN: lambda g, y: [hdiv(g, sqrt_one_minus_square(y.args[0]))],  # 1/sqrt(1 - x²)
     Op.ARCCOS: lambda g, y: [neg(hdiv(g, sqrt_one_minus_square(y.args[0])))],
     Op.ARCTAN: lambda g, y: [hdiv(g, add(_ones_like(y), hpow(y.args[0], 2)))],  # 1/(1 + x²)
+    Op.SOFTPLUS: _ew(lambda x, y: apply(Op.SIGMOID, x)),              # softplus' = σ
+    Op.LOG1P: lambda g, y: [hdiv(g, add(_ones_like(y), y.args[0]))],  # log1p' = 1/(1 + x)
+    Op.EXPM1: _ew(lambda x, y: apply(Op.EXP, x)),                     # expm1' = exp
+    Op.SINH: _ew(lambda x, y: apply(Op.COSH, x)),                     # sinh' = cosh
+    Op.COSH: _ew(lambda x, y: apply(Op.SINH, x)),                     # cosh' = sinh
+    Op.ARCSINH: lambda g, y: [hdiv(g, sqrt_one_plus_square(y.args[0]))],  # 1/sqrt(1 + x²)
 }
 
 
@@ -388,7 +455,7 @@ VJP: dict[Op, Rule] = {
 LINEAR: dict[Op, str] = {
     Op.ADD: "jointly", Op.BLOCK: "jointly", Op.TRANSPOSE: "jointly", Op.TRACE: "jointly",
     Op.SUM: "jointly", Op.DIAG: "jointly", Op.DIAGM: "jointly", Op.VEC: "jointly",
-    Op.UNVEC: "jointly", Op.SLICE: "jointly", Op.TRIL: "jointly",
+    Op.UNVEC: "jointly", Op.SLICE: "jointly", Op.TRIL: "jointly", Op.MEAN: "jointly",
     Op.SCALE: "one", Op.MATMUL: "one", Op.HADAMARD: "one", Op.KRON: "one",
     Op.HDIV: "first",
     Op.FRECHET: "second",                    # L_f(A, E) is linear in the direction E

@@ -192,6 +192,16 @@ _RULES: dict[Op, Callable[[Expr, list[int]], int]] = {
     Op.ARCTAN: lambda e, ss: ss[0],
     Op.ARCSIN: lambda e, ss: ss[0],
     Op.ARCCOS: lambda e, ss: ZERO | POS,
+    Op.SOFTPLUS: lambda e, ss: POS,
+    Op.COSH: lambda e, ss: POS,
+    Op.SOFTMAX: lambda e, ss: POS,
+    Op.SINH: lambda e, ss: ss[0],
+    Op.ARCSINH: lambda e, ss: ss[0],
+    Op.EXPM1: lambda e, ss: ss[0],
+    Op.LOG1P: lambda e, ss: ss[0],                        # on its domain x > -1
+    Op.MEAN: lambda e, ss: _total([ss[0]]),
+    Op.MAX: lambda e, ss: POS if POS in ss else _union(ss),   # max ≥ each argument
+    Op.MIN: lambda e, ss: NEG if NEG in ss else _union(ss),   # min ≤ each argument
 }
 
 

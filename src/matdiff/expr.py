@@ -60,7 +60,8 @@ __all__ = [
     "free_symbols", "SCALAR", "slice_", "block_offsets", "is_zero", "rebuild",
     "tril", "expm", "logm", "sqrtm", "MATRIX_FUNCTIONS", "derivative", "frechet",
     "frechet_block", "eigval", "eigvec", "spectral_norm", "nuclear_norm", "polar", "svd_u1",
-    "svd_v1", "pinv", "adj", "chol",
+    "svd_v1", "pinv", "adj", "chol", "mean", "maximum", "minimum", "logsumexp", "softmax",
+    "inf_norm", "EXTREMES",
 ]
 
 
@@ -466,12 +467,80 @@ def total(x: Expr) -> Expr:
     return Expr(Op.SUM, (x,))
 
 
+def mean(x: Expr) -> Expr:
+    """The mean of all entries.
+
+    >>> str(mean(sym("X", ("m", "n"))))
+    'mean(X)'
+    """
+    if x.is_scalar:
+        return x
+    if is_zero(x):
+        return const(0)
+    if x.op is Op.ONES:
+        return const(1)
+    return Expr(Op.MEAN, (x,))
+
+
+def _extreme_of(op: Op, x: Expr, y: Expr) -> Expr:
+    _check(op, (x, y))
+    if x is y:
+        return x                                          # max(X, X) = X
+    return Expr(op, (x, y))
+
+
+def maximum(x: Expr, y: Expr) -> Expr:
+    """The elementwise maximum of two matrices of one shape (a scalar is broadcast by the
+    parser as ``c·𝟏``); at a tie each side gets half the derivative.
+
+    >>> x = sym("x", ("n",)); str(maximum(x, zeros(x.shape))), maximum(x, x) is x
+    ('max(x, 0)', True)
+    """
+    return _extreme_of(Op.MAX, x, y)
+
+
+def minimum(x: Expr, y: Expr) -> Expr:
+    """The elementwise minimum; the tie convention of ``maximum``."""
+    return _extreme_of(Op.MIN, x, y)
+
+
+EXTREMES: dict[Op, Callable[[Expr, Expr], Expr]] = {Op.MAX: maximum, Op.MIN: minimum}
+
+
+def logsumexp(x: Expr) -> Expr:
+    """log Σᵢⱼ exp(Xᵢⱼ), over all the entries of a vector or a matrix."""
+    _check(Op.LOGSUMEXP, (x,))
+    if x.is_scalar:
+        return x
+    return Expr(Op.LOGSUMEXP, (x,))
+
+
+def softmax(x: Expr) -> Expr:
+    """exp(x)/Σᵢ exp(xᵢ) of a column vector (one entry: 1)."""
+    _check(Op.SOFTMAX, (x,))
+    if x.is_scalar:
+        return const(1)
+    return Expr(Op.SOFTMAX, (x,))
+
+
 def norm(x: Expr, p: str = "2") -> Expr:
     """``||x||_p``: p "2" is the Euclidean norm of a vector and the Frobenius norm of a
     matrix (the same sum of squares); p "1" is the sum of absolute values of the entries."""
     if p not in ("1", "2"):
         raise MatdiffError(f"unknown norm ||.||_{p}")
     return Expr(Op.NORM, (x,), p)
+
+
+def inf_norm(x: Expr) -> Expr:
+    """``||x||_inf = max_i |x_i|`` of a column vector; a scalar's is ``|x|``.
+
+    >>> inf_norm(sym("x", ("n",))).shape == SCALAR, inf_norm(sym("a")) is apply(Op.ABS, sym("a"))
+    (True, True)
+    """
+    _check(Op.INF_NORM, (x,))
+    if x.is_scalar or is_zero(x):
+        return apply(Op.ABS, x) if x.is_scalar else const(0)
+    return Expr(Op.INF_NORM, (x,))
 
 
 def tril(x: Expr) -> Expr:
@@ -722,10 +791,10 @@ def rebuild(node: Expr, args: tuple[Expr, ...]) -> Expr:
 
 
 def _elementwise(op: Op, ascii: tuple[str, ...], latex: tuple[str, ...] = (),
-                 keeps_zero: bool = False) -> OpSpec:
+                 keeps_zero: bool = False, applied_latex: tuple[str, ...] = ()) -> OpSpec:
     """The spec of a scalar function applied entry by entry."""
     return OpSpec("(m,n)->(m,n)", lambda a, _: apply(op, a[0]), ascii, latex,
-                  elementwise=True, keeps_zero=keeps_zero)
+                  elementwise=True, keeps_zero=keeps_zero, applied_latex=applied_latex)
 
 
 def _which(name: str) -> str:
@@ -770,15 +839,24 @@ OPS.update({
                       ("logdet", "log\\det")),
     Op.INV: OpSpec("(n,n)->(n,n)", lambda a, _: inv(a[0]), ("inv",)),
     Op.MATPOW: OpSpec("(n,n)->(n,n)", lambda a, k: matpow(a[0], k)),
-    Op.DIAG: OpSpec("(n,n)->(n,1)", lambda a, _: diag(a[0]), ("diag",), ("diag",)),
+    Op.DIAG: OpSpec("(n,n)->(n,1)", lambda a, _: diag(a[0]), ("diag",), ("diag",),
+                    on_vector=Op.DIAGM),                    # diag(v) of a vector: Diag(v)
     Op.DIAGM: OpSpec("(n,1)->(n,n)", lambda a, _: diagm(a[0]), ("Diag", "diagm")),
     Op.VEC: OpSpec("(m,n)->(m*n,1)", lambda a, _: vec(a[0]), ("vec",)),
     Op.UNVEC: OpSpec("(m*n,1)->(m,n)", lambda a, mn: unvec(a[0], *mn), ("unvec",),
                      dims=("m", "n")),
     Op.SUM: OpSpec("(m,n)->(1,1)", lambda a, _: total(a[0]), ("sum",)),
+    Op.MEAN: OpSpec("(m,n)->(1,1)", lambda a, _: mean(a[0]), ("mean",)),
+    Op.LOGSUMEXP: OpSpec("(m,n)->(1,1)", lambda a, _: logsumexp(a[0]), ("logsumexp", "lse")),
+    Op.SOFTMAX: OpSpec("(n,1)->(n,1)", lambda a, _: softmax(a[0]), ("softmax",)),
+    Op.MAX: OpSpec("(m,n),(m,n)->(m,n)", lambda a, _: maximum(*a), ("max",), ("max",),
+                   arity=2),
+    Op.MIN: OpSpec("(m,n),(m,n)->(m,n)", lambda a, _: minimum(*a), ("min",), ("min",),
+                   arity=2),
     Op.NORM: OpSpec("(m,n)->(1,1)", lambda a, p: norm(a[0], p),
                     ("norm2", "normF", "frob", "norm1"),   # norm(X, p): the parsers
                     attr_of_name=lambda name: "1" if name == "norm1" else "2"),
+    Op.INF_NORM: OpSpec("(n,1)->(1,1)", lambda a, _: inf_norm(a[0])),    # ||x||_inf
     # spectral functions and factorizations
     Op.EXPM: OpSpec("(n,n)->(n,n)", lambda a, _: expm(a[0]), ("expm",)),
     Op.LOGM: OpSpec("(n,n)->(n,n)", lambda a, _: logm(a[0]), ("logm",)),
@@ -808,11 +886,17 @@ OPS.update({
     Op.SQRT: _elementwise(Op.SQRT, ("sqrt",), keeps_zero=True),    # LaTeX: \sqrt{x}, syntax
     Op.ABS: _elementwise(Op.ABS, ("abs",), keeps_zero=True),
     Op.SIGN: _elementwise(Op.SIGN, ("sign",), ("sgn",), keeps_zero=True),
-    Op.SIGMOID: _elementwise(Op.SIGMOID, ("sigmoid", "logistic")),
+    Op.SIGMOID: _elementwise(Op.SIGMOID, ("sigmoid", "logistic"), applied_latex=("sigma",)),
     Op.RELU: _elementwise(Op.RELU, ("relu",), keeps_zero=True),
     Op.ARCSIN: _elementwise(Op.ARCSIN, ("arcsin", "asin"), ("arcsin",), keeps_zero=True),
     Op.ARCCOS: _elementwise(Op.ARCCOS, ("arccos", "acos"), ("arccos",)),
     Op.ARCTAN: _elementwise(Op.ARCTAN, ("arctan", "atan"), ("arctan",), keeps_zero=True),
+    Op.SOFTPLUS: _elementwise(Op.SOFTPLUS, ("softplus",)),
+    Op.LOG1P: _elementwise(Op.LOG1P, ("log1p",), keeps_zero=True),
+    Op.EXPM1: _elementwise(Op.EXPM1, ("expm1",), keeps_zero=True),
+    Op.SINH: _elementwise(Op.SINH, ("sinh",), ("sinh",), keeps_zero=True),
+    Op.COSH: _elementwise(Op.COSH, ("cosh",), ("cosh",)),
+    Op.ARCSINH: _elementwise(Op.ARCSINH, ("arcsinh", "asinh"), keeps_zero=True),
 })
 
 # derived from OPS: the constructors' shape check, and the unary elementwise functions

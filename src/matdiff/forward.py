@@ -30,14 +30,19 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .diff import (
     adjoint,
+    at_largest_magnitude,
     eigen_resolvent,
     eigvec_tangent,
+    extreme_weights,
     gradients,
     linear_in,
+    logsumexp_weights,
     phi,
     pinv_tangent,
     polar_tangent,
+    softmax_tangent,
     sqrt_one_minus_square,
+    sqrt_one_plus_square,
     sym_part,
     top_singular,
 )
@@ -70,6 +75,7 @@ from .expr import (
     kron,
     matmul,
     matpow,
+    mean,
     neg,
     ones,
     polar,
@@ -168,6 +174,12 @@ def _frechet_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
     return slice_(frechet(y.attr, frechet_block(a, e), b_dot), 0, n, n, 2 * n)
 
 
+def _extreme_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
+    """C = max(X, Y) (or min):  dC = H ⊙ dX + (𝟏 − H) ⊙ dY (diff.extreme_weights)."""
+    h_x, h_z = extreme_weights(y)
+    return add(hadamard(h_x, xs_dot[0]), hadamard(h_z, xs_dot[1]))
+
+
 def _eigval_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
     """c = λ(X), unit eigenvector v:  dc = vᵀ dX v."""
     v = eigvec(y.args[0], y.attr)
@@ -238,7 +250,13 @@ JVP: dict[Op, Rule] = {
     Op.VEC: lambda y, d: vec(d[0]),
     Op.UNVEC: lambda y, d: unvec(d[0], *y.attr),
     Op.SUM: lambda y, d: total(d[0]),
+    Op.MEAN: lambda y, d: mean(d[0]),                                       # d mean X = mean dX
+    Op.MAX: _extreme_jvp,                                                   # H ⊙ dX + (1−H) ⊙ dY
+    Op.MIN: _extreme_jvp,
+    Op.LOGSUMEXP: lambda y, d: total(hadamard(logsumexp_weights(y.args[0], y), d[0])),
+    Op.SOFTMAX: lambda y, d: softmax_tangent(y, d[0]),                      # s ⊙ dx − (sᵀdx) s
     Op.NORM: _norm_jvp,
+    Op.INF_NORM: lambda y, d: total(hadamard(at_largest_magnitude(y.args[0], y), d[0])),
     Op.EXPM: _matrix_function_jvp,                                          # L_exp(X, dX)
     Op.LOGM: _matrix_function_jvp,                                          # L_log(X, dX)
     Op.SQRTM: _matrix_function_jvp,                                         # L_sqrt(X, dX)
@@ -267,6 +285,12 @@ JVP: dict[Op, Rule] = {
     Op.ARCSIN: lambda y, d: hdiv(d[0], sqrt_one_minus_square(y.args[0])),  # 1/sqrt(1 - x²)
     Op.ARCCOS: lambda y, d: neg(hdiv(d[0], sqrt_one_minus_square(y.args[0]))),
     Op.ARCTAN: lambda y, d: hdiv(d[0], add(_one(y), hpow(y.args[0], 2))),   # 1/(1 + x²)
+    Op.SOFTPLUS: _ew(lambda x, y: apply(Op.SIGMOID, x)),                    # softplus' = σ
+    Op.LOG1P: lambda y, d: hdiv(d[0], add(_one(y), y.args[0])),             # dX ./ (1 + X)
+    Op.EXPM1: _ew(lambda x, y: apply(Op.EXP, x)),                           # expm1' = exp
+    Op.SINH: _ew(lambda x, y: apply(Op.COSH, x)),                           # sinh' = cosh
+    Op.COSH: _ew(lambda x, y: apply(Op.SINH, x)),                           # cosh' = sinh
+    Op.ARCSINH: lambda y, d: hdiv(d[0], sqrt_one_plus_square(y.args[0])),   # 1/sqrt(1 + x²)
 }
 
 
@@ -506,6 +530,7 @@ VEC: dict[Op, Callable[[Expr, _Identify], Expr]] = {
     Op.SLICE: _slice_vec,
     Op.TRACE: lambda e, m: m.row(e, const(1)),                      # tr Y = vec(I)ᵀ vec Y
     Op.SUM: lambda e, m: m.row(e, const(1)),                        # sum Y = 1ᵀ vec Y
+    Op.MEAN: lambda e, m: m.row(e, const(1)),                       # mean Y = 1ᵀ vec Y/(mn)
     Op.DIAG: _diag_vec,
     Op.DIAGM: _diagm_vec,
     Op.VEC: lambda e, m: m(e.args[0]),

@@ -66,7 +66,13 @@ class Op(Enum):
     VEC = auto()          # column-major stacking
     UNVEC = auto()        # attr (m, n): inverse of vec
     SUM = auto()          # sum of all entries
+    MEAN = auto()         # mean of all entries
+    MAX = auto()          # (X, Y): elementwise max; ties give each side half the derivative
+    MIN = auto()          # (X, Y): elementwise min; the same tie convention
+    LOGSUMEXP = auto()    # log Σ exp(X_ij) over all entries (a scalar)
+    SOFTMAX = auto()      # exp(x)/Σ exp(x_i) of a column vector
     NORM = auto()         # attr p: "2" (Euclidean / Frobenius) | "1" (entrywise)
+    INF_NORM = auto()     # ||x||_inf = max |x_i| of a vector
     # spectral functions and factorizations (README: "Spectral functions" for the domains)
     EXPM = auto()         # the matrix exponential e^X
     LOGM = auto()         # the principal logarithm (no eigenvalue on (-inf, 0])
@@ -98,6 +104,12 @@ class Op(Enum):
     ARCSIN = auto()
     ARCCOS = auto()
     ARCTAN = auto()
+    SOFTPLUS = auto()     # log(1 + e^x)
+    LOG1P = auto()        # log(1 + x), x > -1
+    EXPM1 = auto()        # e^x - 1
+    SINH = auto()
+    COSH = auto()
+    ARCSINH = auto()
 
 
 _INTERN: dict[tuple[Any, ...], Expr] = {}

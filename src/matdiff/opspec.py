@@ -15,6 +15,7 @@ from .dims import Dim, RuleMismatch, Shape, ShapeRule
 
 if TYPE_CHECKING:
     from .expr import Expr
+    from .node import Op
 
 __all__ = ["MatdiffError", "OpSpec", "ShapeMismatch", "shape_function", "format_shape"]
 
@@ -71,6 +72,10 @@ class OpSpec:
     dims_of: Callable[[Any], tuple[Dim, ...]] | None = None  # the sizes in the attribute
     #                                 (default: the attribute, a tuple or one size)
     attr_of_name: Callable[[str], Any] | None = None  # a call's attribute, fixed by its name
+    on_vector: Op | None = None     # the Op a call means when its argument is a column
+    #                                 vector (MATLAB, NumPy): diag(v) is Diag(v)
+    applied_latex: tuple[str, ...] = ()  # LaTeX commands that are this function only when a
+    #                                 parenthesis follows: \sigma(z); elsewhere a symbol
     rule: ShapeRule = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.visitors import Transformer_NonRecursive
 
 from .expr import MatdiffError
-from .syntax import Node, call_counts, canonical_function, span_of
+from .syntax import Node, call_counts, canonical_function, frobenius, norm_subscript, span_of
 
 __all__ = ["parse_ascii", "MAX_DEPTH", "MAX_LENGTH"]
 
@@ -27,7 +27,6 @@ _PARSER = Lark(resources.files(__package__).joinpath("ascii.lark").read_text(),
                parser="lalr", propagate_positions=True, maybe_placeholders=True)
 
 _OPENERS = {"(": ")", "[": "]"}
-_NORM_ARGS = {"2": "2", "1": "1", "fro": "F", "nuc": "*"}  # norm(X, p): p as written
 _CLOSERS = {")": "(", "]": "["}
 
 
@@ -63,23 +62,33 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
 
     def _norm_call(self, meta: Any, tok: Token, args: list[Node]) -> Node:
         """``norm(X)`` and ``norm(X, p)`` as in MATLAB: p is 2 (the default: the spectral
-        norm of a matrix, the Euclidean norm of a vector), 1, 'fro' or 'nuc'."""
+        norm of a matrix, the Euclidean norm of a vector), 1, Inf, 'fro', 'nuc' or a
+        number p >= 1."""
         if len(args) not in (1, 2):
             raise MatdiffError(f"norm takes 1 or 2 argument(s), got {len(args)}",
                                pos=tok.start_pos)
-        p = "2" if len(args) == 1 else _NORM_ARGS.get(str(args[1].value))
-        if p is None:
-            raise MatdiffError("norm(X, p) takes p = 2, 1, 'fro' or 'nuc'",
-                               pos=args[1].start, end=args[1].end)
-        return self._node("norm_call", meta, args[:1], p)
+        if len(args) == 1:
+            return self._node("norm_call", meta, args, "2")
+        p = args[1]
+        if p.kind not in ("num", "name", "string"):
+            raise MatdiffError("norm(X, p) takes a number p >= 1, Inf, 'fro' or 'nuc'",
+                               pos=p.start, end=p.end)
+        return self._node("norm_call", meta, args[:1],
+                          norm_subscript(str(p.value), p.start, p.end))
+
+    def frobenius(self, meta: Any, children: list[Node]) -> Node:
+        a, b = children
+        return frobenius(a, b, *span_of(meta))
 
     def string(self, meta: Any, children: list[Token]) -> Node:
         return self._node("string", meta, [], str(children[0])[1:-1])
 
     def norm(self, meta: Any, children: list[Any]) -> Node:
         arg, sub = children
-        p = "" if sub is None else str(sub).strip("_{}")
-        return self._node("norm", meta, [arg], {"fro": "F"}.get(p, p))
+        if sub is None:
+            return self._node("norm", meta, [arg], "")
+        return self._node("norm", meta, [arg],
+                          norm_subscript(str(sub)[1:], sub.start_pos, sub.end_pos))
 
     def block(self, meta: Any, rows: list[list[Node]]) -> Node:
         rows = [r for r in rows if r is not None]

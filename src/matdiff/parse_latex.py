@@ -39,12 +39,15 @@ from .expr import MatdiffError, Op
 from .syntax import (
     FILLS,
     FUNCTIONS,
+    LATEX_APPLIED,
     LATEX_FUNCTIONS,
     LATEX_PAIRS,
     Node,
     call_counts,
     call_name,
     canonical_function,
+    frobenius,
+    norm_subscript,
     span_of,
 )
 
@@ -77,6 +80,21 @@ GREEK = frozenset(
     "Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega ell".split())
 _SPACING = frozenset(", ; : ! > quad qquad displaystyle textstyle hline nonumber".split()
                      + [" "])
+# f^{-1} of these LaTeX functions is the inverse function, as in \sin^{-1}(x) = arcsin x
+INVERSE_FUNCTIONS = {Op.SIN: Op.ARCSIN, Op.COS: Op.ARCCOS, Op.TAN: Op.ARCTAN,
+                     Op.SINH: Op.ARCSINH}
+
+
+def _inverse_end(raw: list[Token], i: int) -> int | None:
+    """The index after ``^{-1}`` or ``^-1`` that follows raw[i], else None."""
+    texts = [str(t) for t in raw[i + 1:i + 6]]
+    if texts[:5] == ["^", "{", "-", "1", "}"]:
+        return i + 6
+    if texts[:3] == ["^", "-", "1"]:
+        return i + 4
+    return None
+
+
 _SIZES = ("big", "Big", "bigg", "Bigg")
 _SIZING = {s + m: m or "big" for s in _SIZES for m in ("", "l", "r", "m")}
 _BINOP = {"cdot": "mul", "times": "mul", "ast": "mul", "div": "div", "odot": "hadamard",
@@ -85,7 +103,7 @@ _SIMPLE = {"top": ("TRANS", "T"), "intercal": ("TRANS", "T"), "prime": ("PRIME",
            "frac": ("FRAC", "frac"), "tfrac": ("FRAC", "frac"), "dfrac": ("FRAC", "frac"),
            "cfrac": ("FRAC", "frac"), "sqrt": ("SQRT", "sqrt"), "dagger": ("TRANS", "+")}
 _HINTS = {"sum": "sums with limits are not supported", "mathcal": "write the plain letter",
-          "infty": "only the F, 2 and 1 norms are supported",
+          "infty": "the infinity norm is \\|x\\|_\\infty",
           **{k: "paste the objective alone" for k in ("min", "max", "arg", "argmin", "argmax")},
           **{k: "paste the expression alone" for k in ("in", "le", "leq", "ge", "geq")}}
 # delimiter text -> (kind, side); side "either" is decided by position
@@ -126,13 +144,22 @@ def _tok(kind: str, value: str, start: int, end: int) -> Token:
                  end_line=1, end_column=end + 1)
 
 
+def _paren_follows(raw: list[Token], i: int) -> bool:
+    """Whether ``(`` (maybe after ``\\left`` or ``\\big``) follows the piece ``raw[i]``."""
+    j = i + 1
+    if j < len(raw) and str(raw[j])[1:] in ("left", *_SIZING):
+        j += 1
+    return j < len(raw) and str(raw[j]) == "("
+
+
 class _Cook:
     """Raw lexer pieces to the parser's terminals: the command table, delimiter pairing,
     subscript text, ``\\log\\det``, and ``FUNC_P`` for a function followed by a bracket."""
 
-    def __init__(self, text: str, functions: frozenset[str]):
+    def __init__(self, text: str, functions: frozenset[str], variables: frozenset[str]):
         self.text = text
         self.functions = functions
+        self.variables = variables      # declared names: \sigma(z) is then sigma*z
         self.out: list[Token] = []
         # open delimiters: (kind, how, start, end, is_subscript_brace); how: plain|left|env
         self.stack: list[tuple[str, str, int, int, bool]] = []
@@ -174,6 +201,10 @@ class _Cook:
         scripted = self.scripted_function(raw, i)
         if scripted is not None:
             return scripted
+        if value == "|" and i + 1 < len(raw) and str(raw[i + 1]) == "|" \
+                and _span(raw[i + 1])[0] == end:                    # ||x||_\infty is \|x\|
+            self.delimiter(None, "\\|", start, start, _span(raw[i + 1])[1])
+            return i + 2
         if kind == "RAW_LETTER":
             self.emit("SYM", value, start, end)
         elif kind == "RAW_NUMBER":
@@ -207,6 +238,10 @@ class _Cook:
         elif value in ",+-*" and self.stack and self.stack[-1][4] or \
                 value == "*" and self.out and self.out[-1].type == "_USCORE":   # \|X\|_*
             self.emit("SUBTOK", value, start, end)     # \mathbf{1}_{m,n}, \mathbf{1}_{m + 2n}
+        elif value == ":" and not any(entry[4] for entry in self.stack):
+            self.emit("FROB", value, start, end)            # A : B, not in X_{[0:n, 0:m]}
+        elif value == "*" and self._after_caret():
+            raise self.fail(CONJUGATE_TRANSPOSE, start, end)
         elif value in _CHAR:
             self.emit(*_CHAR[value], start, end)
         elif value == "&":
@@ -216,6 +251,11 @@ class _Cook:
             raise self.fail(f"unexpected '{value}': paste the expression alone", start, end)
         else:
             raise self.fail(f"unexpected character '{value}'", start, end)
+
+    def _after_caret(self) -> bool:
+        """Whether the next piece is a superscript: after ``^`` or ``^{``."""
+        kinds = [t.type for t in self.out[-2:]]
+        return kinds[-1:] == ["_CARET"] or kinds == ["_CARET", "_LBRACE"]
 
     def require_env(self, what: str, start: int, end: int) -> None:
         if not self.stack or self.stack[-1][1] != "env":
@@ -258,12 +298,26 @@ class _Cook:
             self.emit("_ROWSEP", "\\\\", start, end)
         elif name == "ast" and self._in_subscript():                 # \|X\|_{\ast}
             self.emit("SUBTOK", "*", start, end)
+        elif name == "infty" and self._in_subscript():               # \|x\|_\infty
+            self.emit("SUBTOK", "inf", start, end)
+        elif name == "ast" and self._after_caret():                   # X^{\ast}
+            raise self.fail(CONJUGATE_TRANSPOSE, start, end)
         elif name in _BINOP:
             self.emit("BINOP", _BINOP[name], start, end)
+        elif name == "sqrt" and i + 1 < len(raw) and str(raw[i + 1]) == "[":
+            self.emit("ROOT", name, start, end)                     # \sqrt[n]{x}
         elif name in _SIMPLE:
             self.emit(*_SIMPLE[name], start, end)
         elif name in self.functions:
             self.emit("FUNC", call_name(Op.SIGMOID), start, end)
+        elif name in LATEX_FUNCTIONS and name in _HINTS and i + 1 < len(raw) \
+                and str(raw[i + 1]) == "_":                 # \min_X f: a problem, not min(X, Y)
+            raise self.fail(f"'\\{name}_' is an optimisation problem ({_HINTS[name]}); "
+                            f"\\{name}(X, Y) is the elementwise {name}", start, end)
+        elif name in LATEX_FUNCTIONS and (j := _inverse_end(raw, i)) is not None:
+            return self.inverse_function(name, start, _span(raw[j - 1])[1], j)
+        elif name in LATEX_APPLIED and name not in self.variables and _paren_follows(raw, i):
+            self.emit("FUNC", call_name(LATEX_APPLIED[name]), start, end)   # \sigma(Xw)
         elif name in LATEX_FUNCTIONS:                       # \det, \tr, \sgn: from OPS
             self.emit("FUNC", call_name(LATEX_FUNCTIONS[name]), start, end)
         elif name in GREEK:
@@ -272,6 +326,16 @@ class _Cook:
             hint = f" ({_HINTS[name]})" if name in _HINTS else ""
             raise self.fail(f"unknown command '\\{name}'{hint}", start, end)
         return i + 1
+
+    def inverse_function(self, name: str, start: int, end: int, after: int) -> int:
+        """``\\sin^{-1}``, ``\\sinh^{-1}``: the inverse function (``INVERSE_FUNCTIONS``), never
+        a reciprocal; ``after`` is the index after the ``^{-1}``."""
+        op = INVERSE_FUNCTIONS.get(LATEX_FUNCTIONS[name])
+        if op is None:
+            raise self.fail(f"'\\{name}^{{-1}}' is the inverse function of {name}, which "
+                            "matdiff lacks; write 1/... for the reciprocal", start, end)
+        self.emit("FUNC", call_name(op), start, end)
+        return after
 
     @staticmethod
     def delim_text(t: Token) -> str | None:
@@ -419,8 +483,10 @@ class _Cook:
 
 # ----------------------------------------------------------------------------- tree to Node
 
+# X^H, X^*: one message, to be replaced when complex matrices arrive (issue 16)
+CONJUGATE_TRANSPOSE = ("the conjugate transpose (^H, ^*) needs complex matrices, which "
+                       "matdiff does not support yet (issue 16); for a real matrix write ^T")
 _T, _INV_T, _PINV = "T", "-T", "+"   # superscript markers: transpose, its inverse, X⁺
-_NORM_SUB = {"F": "F", "fro": "F", "2": "2", "1": "1", "*": "*"}
 _DIM_TERM = re.compile(r"([-+]?)(\d*(?:[A-Za-z]\d*)*)")   # a term of a printed dimension: 2n
 
 
@@ -462,6 +528,10 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
                        a.start, b.end)
         return self._node("call", meta, [product], call_name(Op.TRACE))
 
+    def frobenius(self, meta: Any, children: list[Any]) -> Node:
+        a, _, b = children
+        return frobenius(a, b, *span_of(meta))
+
     def abs(self, meta: Any, children: list[Any]) -> Node:
         return self._node("bars", meta, [children[1]])      # det or abs: decided by shapes
 
@@ -483,6 +553,12 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
 
     def sqrt(self, meta: Any, children: list[Any]) -> Node:
         return self._node("call", meta, children[1:], call_name(Op.SQRT))
+
+    def root(self, meta: Any, children: list[Any]) -> Node:
+        """``\\sqrt[n]{x}``: the elementwise power ``x .^ (1/n)``."""
+        _, n, x = children
+        one = Node("num", (), Fraction(1), n.start, n.end)
+        return self._node("hpow", meta, [x, Node("div", (one, n), None, n.start, n.end)])
 
     def row(self, meta: Any, children: list[Node]) -> list[Node]:
         return children
@@ -563,10 +639,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
                                 start, end)
             return dataclasses.replace(base, value=f"{base.value}_{text}", end=end)
         if base.kind == "norm" and base.value == "":
-            if text not in _NORM_SUB:
-                raise self.fail(f"unsupported norm subscript '{text}' (use F, 2, 1 or *)",
-                                start, end)
-            return dataclasses.replace(base, value=_NORM_SUB[text], end=end)
+            return dataclasses.replace(base, value=norm_subscript(text, start, end), end=end)
         filled = base.kind == "call" and base.value == call_name(Op.ONES) and not base.args \
             or base.kind == "num" and base.value == 0
         if filled:                                   # \mathbf{1}_n, \mathbf{0}_{m,n}
@@ -606,6 +679,8 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         start, end = base.start, max(end, base.end)          # x^2_i: the subscript came first
         if isinstance(x, Node) and x.kind == "name" and x.value == "T":
             x = _T
+        if isinstance(x, Node) and x.kind == "name" and x.value == "H":   # X^H
+            raise self.fail(CONJUGATE_TRANSPOSE, x.start, x.end)
         if isinstance(x, Node) and x.kind == "neg" and x.args[0].kind == "name" \
                 and x.args[0].value == "T":
             x = _INV_T
@@ -638,10 +713,10 @@ _MATH_DELIMS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
 _EQUATION = re.compile(r"\s*(\\begin\{(equation|displaymath|math)\*?\})(.*)(\\end\{\2\*?\})\s*$",
                        re.S)
 # a command, \| \, \\ ..., ^{ or _{ (not the ASCII ||x||_{2}), $, and what ASCII cannot
-# mean: ^T as the transpose (x^TAx, X^T), a prime then a letter (x'Ax, not the 'nuc' of
-# norm(X, 'nuc'))
+# mean: ^T as the transpose (x^TAx, X^T), ^H and ^* (the conjugate transpose), a prime then
+# a letter (x'Ax, not the 'nuc' of norm(X, 'nuc'))
 _LATEX_HINT = re.compile(r"\\[a-zA-Z]{2,}|\\[|,;!{}()\[\]\\ ]|\^\{|(?<!\|\|)_\{|\$"
-                         r"|\^T(?![a-z0-9_])|(?<![\s,(])'[A-Za-z(]")
+                         r"|\^[TH](?![a-z0-9_])|\^\*|(?<![\s,(])'[A-Za-z(]")
 
 
 def _strip_math(text: str) -> str:
@@ -690,9 +765,11 @@ def _friendly(err: UnexpectedInput, text: str) -> MatdiffError:
                         text=text)
 
 
-def parse_latex(text: str, functions: Iterable[str] = ()) -> Node:
+def parse_latex(text: str, functions: Iterable[str] = (), variables: Iterable[str] = ()
+                ) -> Node:
     r"""Parse LaTeX math to a syntax tree; ``functions`` names Greek letters meant as the
-    sigmoid (``functions=("sigma",)`` reads ``\sigma(Wx)`` as ``sigmoid(W*x)``).
+    sigmoid everywhere. ``\sigma`` followed by a parenthesis is the sigmoid
+    (``\sigma(Wx)`` is ``sigmoid(W*x)``) unless ``variables`` (the declared names) has it.
 
     >>> parse_latex(r"\left\| X \right\|_F^2").args[0].value
     'F'
@@ -706,7 +783,8 @@ def parse_latex(text: str, functions: Iterable[str] = ()) -> Node:
     if not body.strip():
         raise MatdiffError("the expression is empty", pos=0, text=text)
     try:
-        tokens = _Cook(text, frozenset(functions)).run(list(_PARSER.lex(body)))
+        cook = _Cook(text, frozenset(functions), frozenset(variables))
+        tokens = cook.run(list(_PARSER.lex(body)))
         interactive = _PARSER.parse_interactive("")
         for tok in tokens:
             interactive.feed_token(tok)

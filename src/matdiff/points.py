@@ -14,9 +14,9 @@ Input: expressions. Output: sizes for their dimension names and values for their
   the arguments of divisions with random signs: the other real branches of a formula.
 * ``hazards(order, values)`` lists what makes a finite-difference comparison at a point
   unreliable, each with a reason from ``REASONS``: a singular or ill-conditioned matrix,
-  a saturated sigmoid, a kink within reach of the steps (of ``abs``, or of a spectral
-  function, ``SPECTRAL_KINKS``: a repeated extreme eigenvalue, a zero singular value), a
-  periodic function of a huge argument, an overflow, a NaN.
+  a saturated sigmoid, a kink within reach of the steps (of ``abs``, a tie of ``max`` or
+  ``min``, or of a spectral function, ``SPECTRAL_KINKS``: a repeated extreme eigenvalue, a
+  zero singular value), a periodic function of a huge argument, an overflow, a NaN.
 * ``estimate_bytes`` and ``estimate_flops`` bound the cost of evaluating expressions at
   given sizes, before anything is allocated; ``LIMIT_BYTES`` is the evaluation limit.
 """
@@ -217,7 +217,7 @@ def _needs(roots: Sequence[Expr]) -> _Needs:
     strict: set[str] = set()
     for node in toposort(roots):
         target = None
-        if node.op in (Op.LOG, Op.SQRT):
+        if node.op in (Op.LOG, Op.SQRT, Op.LOG1P):        # log1p: x > -1, drawn positive
             target = strict
         elif node.op in (Op.POW, Op.HDIV):
             target = need.signed
@@ -414,7 +414,14 @@ SPECTRAL_KINKS: dict[Op, tuple[str, Callable[[Expr, Array], bool]]] = {
     Op.SVD_V1: _REPEATED_SINGULAR_VALUE,
     Op.NUCLEAR_NORM: _RANK_DEFICIENT, Op.POLAR: _RANK_DEFICIENT, Op.PINV: _RANK_DEFICIENT,
     Op.LOGM: _BRANCH_CUT, Op.SQRTM: _BRANCH_CUT, Op.FRECHET: _BRANCH_CUT,
+    Op.INF_NORM: ("a tie for the largest |x_i|", lambda e, x: _top_gap(np.abs(x)) < _GAP),
 }
+
+
+def _top_gap(a: Array) -> float:
+    """The relative gap between the two largest entries of ``a`` (inf for one entry)."""
+    top = np.sort(a.reshape(-1))[::-1]
+    return float((top[0] - top[1]) / max(top[0], 1e-300)) if top.size > 1 else np.inf
 
 
 def _spectral_kink(node: Expr, arg: Array) -> Hazard | None:
@@ -437,7 +444,8 @@ def _elementwise_hazard(node: Expr, arg: Array) -> Hazard | None:
     small = float(np.min(np.abs(arg), initial=np.inf))
     if op in (Op.LOG, Op.SQRT) and small < 1e-8 * max(1.0, big) or \
             op is Op.TAN and float(np.min(np.abs(np.cos(arg)), initial=1.0)) < 1e-6 or \
-            op in (Op.ARCSIN, Op.ARCCOS) and 1.0 - big < 1e-8:
+            op in (Op.ARCSIN, Op.ARCCOS) and 1.0 - big < 1e-8 or \
+            op is Op.LOG1P and float(np.min(np.abs(1.0 + arg), initial=np.inf)) < 1e-8:
         return Hazard("singular", f"{_short(node)} is near a singularity here", node)
     return None
 
@@ -458,6 +466,8 @@ def _hazard(node: Expr, value: Array, args: list[Array]) -> Hazard | None:
         return Hazard(kind, f"{_short(node)} is {what} here", node)
     if op in (Op.ABS, Op.SIGN, Op.RELU) or op is Op.NORM:
         return _kink(node, args[0])
+    if op in (Op.MAX, Op.MIN):                             # a tie X = Y is a kink
+        return _kink(node, args[0] - args[1])
     if op in SPECTRAL_KINKS:
         return _spectral_kink(node, args[0])
     if op is Op.HDIV:
@@ -466,7 +476,7 @@ def _hazard(node: Expr, value: Array, args: list[Array]) -> Hazard | None:
         return Hazard("singular", f"{_short(node)} divides by nearly 0 here", node) \
             if small < 1e-8 * max(1.0, big) else None
     if op in (Op.SIGMOID, Op.TANH, Op.ARCTAN, Op.SIN, Op.COS, Op.TAN, Op.LOG, Op.SQRT,
-              Op.ARCSIN, Op.ARCCOS):
+              Op.ARCSIN, Op.ARCCOS, Op.LOG1P):
         return _elementwise_hazard(node, args[0])
     if float(np.max(np.abs(value), initial=0.0)) > 1e150:
         return Hazard("overflow", f"{_short(node)} is near overflow here", node)

@@ -147,7 +147,8 @@ FUNCTIONS: dict[Op, str] = {op: OPS[op].ascii[0] for op in (   # printed by thei
     Op.TRACE, Op.DET, Op.LOGDET, Op.DIAG, Op.DIAGM, Op.VEC, Op.UNVEC, Op.SUM, Op.EXP, Op.LOG,
     Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS, Op.SIGN, Op.SIGMOID, Op.RELU,
     Op.ARCSIN, Op.ARCCOS, Op.ARCTAN, Op.TRIL, Op.EXPM, Op.LOGM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
-    Op.ADJ, Op.CHOL,
+    Op.ADJ, Op.CHOL, Op.MEAN, Op.MAX, Op.MIN, Op.LOGSUMEXP, Op.SOFTMAX, Op.SOFTPLUS, Op.LOG1P,
+    Op.EXPM1, Op.SINH, Op.COSH, Op.ARCSINH,
 )}
 TEX_HEADS = {"det", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin",
              "arccos", "arctan", "max", "min"}
@@ -185,6 +186,7 @@ OPERATORS: dict[Op | Form, Prec] = {
     Op.NORM: _ATOM,                                 # ‖X‖_F
     Op.SPECTRAL_NORM: _ATOM,                        # ‖X‖_2
     Op.NUCLEAR_NORM: _ATOM,                         # ‖X‖_*
+    Op.INF_NORM: _ATOM,                             # ‖x‖_∞
     Op.EIGVAL: _ATOM,                               # λ_max(S)
     Op.EIGVEC: _ATOM,                               # eigvec_max(S)
     Op.FRECHET: _ATOM,                              # L_exp(A, E)
@@ -335,6 +337,7 @@ def _scaled(i: int) -> Sizing:
 
 SIZING: dict[Op | Form, Sizing] = {
     Op.ADD: _siblings, Op.HADAMARD: _siblings, Op.HDIV: _siblings, Op.BLOCK: _grid,
+    Op.MAX: _siblings, Op.MIN: _siblings,
     Op.SCALE: _scaled(1), Form.NUMERIC: _scaled(1), Form.NEGATION: _scaled(0),
     Form.QUOTIENT: _scaled(0),
 }
@@ -518,6 +521,8 @@ TEMPLATES: dict[Op | Form, Template | tuple[Column, Column, Column]] = {
     Op.PINV: (Call("pinv"), Postfix("⁺", _SUPER), Postfix("^{+}", _SUPER)),
     Op.SPECTRAL_NORM: _norm_row("2"),
     Op.NUCLEAR_NORM: _norm_row("*"),
+    Op.INF_NORM: (Wrap("||{0}||_inf"), Wrap("‖{0}‖_∞", Edge.SUB),
+                  Wrap("\\left\\| {0} \\right\\|_{{\\infty}}", Edge.SUB)),
     Op.EIGVAL: (_by_extreme("lambda_{}"), _by_extreme("λ_{}"),
                 _by_extreme("\\lambda_{{\\{}}}")),                   # \lambda_{\max}
     Op.EIGVEC: (_by_extreme("eigvec_{}"), _by_extreme("eigvec_{}"),

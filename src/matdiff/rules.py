@@ -19,6 +19,7 @@ the form (``exp``, ``x∘² + 1``, ``|·|``); elsewhere the general form stays: 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 from . import expr as E
 from .algebra import (
@@ -44,9 +45,10 @@ from .domain import det_positive, is_nonneg, is_nonzero, is_positive
 from .expr import Expr, Op
 from .order import cost, order_key
 from .rewrite import Pat, Rule, RuleSet, Seq, View, build_chain, chain, var
+from .textbook import TEXTBOOK, ends_smaller
 
 __all__ = ["RULES", "TRANSPOSES", "SUMS", "SCALARS", "POWERS", "PRODUCTS", "HADAMARD",
-           "FUNCTIONS", "cheaper"]
+           "FUNCTIONS", "ML", "cheaper"]
 
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -67,7 +69,7 @@ def const(value: int) -> Pat:
 
 
 A, B, C, D, F, M, N = (var(n) for n in "ABCDFMN")
-X, Y, U = var("X"), var("Y"), var("U")
+X, Y, U, V_ = var("X"), var("Y"), var("U"), var("V")
 s, u = var("s"), var("u")
 c, d, k, p, q = (Pat(Op.CONST, name=n) for n in "cdkpq")
 square = (lambda name: var(name, lambda e: e.rows == e.cols))
@@ -314,9 +316,6 @@ PRODUCTS = RuleSet([
          P(Op.MATMUL, Seq("pre"), var("s", lambda e: e.is_scalar), Seq("post")),
          lambda s, pre, post: E.scale(s, E.matmul(*pre, *post)),
          lambda pre, post: any(not f.is_scalar for f in pre + post)),
-    Rule("coefficient-out-of-factor",                                 # A(gX + gY) = g A(X + Y)
-         P(Op.MATMUL, Seq("pre"), SUM_WITH_COEFFICIENT, Seq("post")),
-         lambda pre, V, post: E.scale(_divided(V)[0], E.matmul(*pre, _divided(V)[1], *post))),
     Rule("mixed-product", P(Op.MATMUL, ..., P(Op.KRON, A, B), P(Op.KRON, C, D), ...),
          P(Op.KRON, P(Op.MATMUL, A, C), P(Op.MATMUL, B, D)),
          _kron_conform),                                       # (A⊗B)(C⊗D) = AC⊗BD  MC 10.2.1
@@ -434,7 +433,8 @@ FUNCTIONS = RuleSet([
     Rule("trace-cyclic", P(Op.TRACE, P(Op.MATMUL, Seq("fs"))),        # tr(ABC) = tr(BCA)  MC 16
          _rotation),
     Rule("det-of-product", P(Op.DET, P(Op.MATMUL, Seq("fs"))),        # det(AB) = det A det B  MC 21
-         lambda fs: _product([E.det(f) for f in fs]), _all_square),
+         lambda fs: _product([E.det(f) for f in fs]) if _all_square(fs) else None,
+         ends_smaller),  # where it ends smaller
     Rule("det-of-transpose", P(Op.DET, T(X)), P(Op.DET, X)),          # det Xᵀ = det X  MC 20
     Rule("logdet-of-product", P(Op.LOGDET, P(Op.MATMUL, Seq("fs"))),  # logdet AB = Σ logdet
          lambda fs: E.add(*(E.logdet(f) for f in fs)), _logdet_splits,
@@ -442,7 +442,8 @@ FUNCTIONS = RuleSet([
     Rule("logdet-of-transpose", P(Op.LOGDET, T(X)), P(Op.LOGDET, X)),  # logdet Xᵀ = logdet X
     Rule("log-det", P(Op.LOG, P(Op.DET, X)), P(Op.LOGDET, X)),        # log det X = logdet X
     Rule("inverse-of-product", P(Op.INV, P(Op.MATMUL, Seq("fs"))),    # (AB)⁻¹ = B⁻¹A⁻¹  MC 1
-         lambda fs: E.matmul(*(E.inv(f) for f in reversed(fs))), _all_square),
+         lambda fs: E.matmul(*(E.inv(f) for f in reversed(fs))) if _all_square(fs) else None,
+         ends_smaller),  # where it ends smaller
     Rule("inverse-of-scaled", P(Op.INV, P(Op.SCALE, s, A)),           # (sA)⁻¹ = s⁻¹A⁻¹
          P(Op.SCALE, P(Op.POW, s, const(-1)), P(Op.INV, A))),
     Rule("sum-of-scaled", P(Op.SUM, P(Op.SCALE, s, A)),               # sum(sA) = s sum A
@@ -452,4 +453,89 @@ FUNCTIONS = RuleSet([
          lambda pre, post: E.trace(E.hadamard(*pre, *post))),
 ])
 
-RULES = TRANSPOSES + SUMS + SCALARS + POWERS + PRODUCTS + HADAMARD + FUNCTIONS
+
+# ----------------------------------------------------------------------------- ML functions
+
+def _one_plus(x: Expr) -> Expr | None:
+    """u when ``x`` is 𝟏 + u (the 1 a number or an all-ones matrix)."""
+    if x.op is not Op.ADD or len(x.args) != 2:
+        return None
+    a, b = x.args
+    is_one = (lambda e: e.op is Op.ONES or e.op is Op.CONST and e.attr == 1)
+    return b if is_one(a) else a if is_one(b) else None
+
+
+def _log_one_plus_exp(U: Expr) -> Expr | None:  # noqa: N803
+    u = _one_plus(U)
+    return E.apply(Op.SOFTPLUS, u.args[0]) if u is not None and u.op is Op.EXP else None
+
+
+def _log_one_minus_sigmoid(U: Expr) -> Expr | None:  # noqa: N803
+    u = _one_plus(U)
+    c, core = coefficient(u) if u is not None else (None, U)
+    if c is None or c.attr != -1 or core.op is not Op.SIGMOID:
+        return None
+    return E.neg(E.apply(Op.SOFTPLUS, core.args[0]))
+
+
+def _cancelling_sum(e: Expr) -> bool:
+    """A Hadamard product with a sum factor, a term of which divides by another factor."""
+    others = set(e.args)
+    return any(f.op is Op.ADD and any(coefficient(t)[1].op is Op.HDIV and
+                                      coefficient(t)[1].args[1] in others for t in f.args)
+               for f in e.args)
+
+
+def _distributed(t: Expr) -> tuple[Expr, ...] | None:
+    """The terms of c (A ⊙ (B + C) ⊙ D) = c A⊙B⊙D + c A⊙C⊙D, or None for another term."""
+    c, core = coefficient(t)
+    i = next((i for i, f in enumerate(hadamard_factors(core)) if f.op is Op.ADD), None)
+    if core.op is not Op.HADAMARD or i is None:
+        return None
+    fs = core.args
+    return tuple(E.scale(c, E.hadamard(*fs[:i], u, *fs[i + 1:])) for u in fs[i].args)
+
+
+def _expandable(e: Expr) -> bool:
+    return sum(_distributed(t) is not None for t in e.args) >= 2
+
+
+def _expand_terms(root: Expr) -> Expr:
+    """The distributed terms, like terms collected (cX + dX = (c + d)X): the rule is kept
+    only where that makes the sum cheaper."""
+    collected: dict[Expr, Fraction] = {}
+    for term in (u for t in root.args for u in (_distributed(t) or (t,))):
+        c, rest = coefficient(term)
+        if rest.op is Op.HADAMARD:
+            rest = sorted_hadamard(rest) or rest
+        collected[rest] = collected.get(rest, Fraction(0)) + c.attr
+    return E.add(*(E.scale(E.const(c), rest) for rest, c in collected.items()))
+
+
+def _column(name: str) -> Pat:
+    return var(name, lambda e: e.cols == E.ONE and e.rows != E.ONE)
+
+
+ML = RuleSet([
+    Rule("log-sigmoid", P(Op.LOG, P(Op.SIGMOID, U)),                  # log σ(u) = −softplus(−u)
+         lambda U: E.neg(E.apply(Op.SOFTPLUS, E.neg(U)))),
+    Rule("log-one-plus-exp", P(Op.LOG, U), _log_one_plus_exp),        # log(𝟏 + eᵘ) = softplus u
+    Rule("log-one-minus-sigmoid", P(Op.LOG, U),                       # log(𝟏 − σ(u)) = −softplus u
+         _log_one_minus_sigmoid),
+    Rule("log-sum-exp", P(Op.LOG, P(Op.SUM, P(Op.EXP, U))),           # log Σ eᵘ = logsumexp u
+         P(Op.LOGSUMEXP, U)),
+    Rule("softmax", P(Op.SCALE, P(Op.POW, P(Op.SUM, P(Op.EXP, _column("u"))), const(-1)),
+                      P(Op.EXP, _column("u"))),                       # eᵘ/Σ eᵘ = softmax u
+         P(Op.SOFTMAX, var("u"))),
+    Rule("inner-of-quotient", P(Op.MATMUL, T(_column("u")),            # uᵀ(v ⊘ u) = Σ v
+                                P(Op.HDIV, V_, _column("u"))),
+         P(Op.SUM, V_)),
+    Rule("distribute-into-quotients",                                 # A ⊙ (B ⊘ A + C) = B + A ⊙ C
+         Pat(Op.HADAMARD, [Seq("pre"), P(Op.ADD, Seq("ts")), Seq("post")],
+             where=_cancelling_sum),
+         lambda pre, ts, post: E.add(*(E.hadamard(*pre, t, *post) for t in ts)), cheaper),
+    Rule("expand-hadamard-terms", Pat(Op.ADD, where=_expandable),     # (A + B) ⊙ C = A⊙C + B⊙C
+         _expand_terms, cheaper),                                     # where terms then cancel
+])
+
+RULES = TRANSPOSES + SUMS + SCALARS + POWERS + PRODUCTS + TEXTBOOK + HADAMARD + FUNCTIONS + ML

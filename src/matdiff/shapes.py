@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -51,9 +51,9 @@ from .expr import (
     Op,
     OpSpec,
 )
-from .syntax import FILLS, FUNCTIONS, Node
+from .syntax import AXIS_CALLS, FILLS, FUNCTIONS, Node, call_name
 
-__all__ = ["infer", "normalize_shapes", "parse_dim", "ShapeDecl"]
+__all__ = ["infer", "read", "Reading", "normalize_shapes", "parse_dim", "ShapeDecl"]
 
 ShapeDecl = Mapping[str, Iterable[Any]]
 
@@ -63,6 +63,11 @@ _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eps", "zeta", "eta", "t
           "kappa", "lambda", "lam", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "phi",
           "chi", "psi", "omega"}
 
+
+# what a call's shape error adds: the form that does what the user probably meant
+_HINTS: dict[Op | None, str] = {
+    Op.SOFTMAX: "; softmax is of a vector: the softmax of each column of a matrix X (m x n) "
+                "is exp(X) ./ (ones(m, 1)*sum(exp(X), 1))"}
 
 _DIM_TEXT = re.compile(r"[A-Za-z0-9_*+\- ]+")
 
@@ -136,6 +141,13 @@ def _pretty(d: Dim) -> str:
     return d.format().replace(FRESH, "d")
 
 
+def _read_by_shape(n: Node) -> bool:
+    """A call whose Op depends on its argument's shape (``diag`` of a vector is ``Diag``),
+    as opposed to a two-argument call that broadcasts (``max(x, 0)``)."""
+    return n.kind == "call" and n.value in FUNCTIONS and \
+        OPS[FUNCTIONS[n.value]].on_vector is not None
+
+
 @dataclass
 class _Infer:
     text: str
@@ -148,6 +160,9 @@ class _Infer:
     open_nodes: list[Node] = field(default_factory=list)         # undecided, in text order
     vector_defaults: list[Sh] = field(default_factory=list)      # bare ones/zeros
     rename: dict[str, Dim] = field(default_factory=dict)         # fresh -> final names
+    no_default: frozenset[str] = frozenset()    # names whose default would broadcast them
+    defaulted: dict[str, str] = field(default_factory=dict)     # name -> the default it took
+    guessed: list[Node] = field(default_factory=list)  # decided by preference, not by shapes
 
     # -- errors
     def fail(self, node: Node, message: str) -> MatdiffError:
@@ -211,7 +226,7 @@ class _Infer:
             return sh(a[0])
         if k == "transpose":
             return self.apply_op(n, Op.TRANSPOSE, a, None, "the transpose")
-        if k in ("add", "sub", "hadamard", "hdiv"):
+        if k in ("add", "sub", "hadamard", "hdiv", "hpow"):
             self.open_nodes.append(n)
             return (self.solver.fresh(), self.solver.fresh())
         if k in ("mul", "bars"):
@@ -223,10 +238,9 @@ class _Infer:
         if k == "div":
             self.scalar(a[1], n, "the divisor of '/'")
             return sh(a[0])
-        if k in ("pow", "hpow"):
+        if k == "pow":
             self.scalar(a[1], n, "an exponent")
-            if k == "pow":
-                self.square(a[0], n, "the power '^'")
+            self.square(a[0], n, "the power '^'")
             return sh(a[0])
         if k in ("norm", "norm_call"):
             return (ONE, ONE)
@@ -321,7 +335,7 @@ class _Infer:
             return f"{who} is {shown}, which does not fit {spec.shape}"
         if word == "a column vector" and axis == 0:
             word += f" of length {_pretty(self.solver.resolve(want))}"
-        return f"{who} needs {word}, but it is {shown}"
+        return f"{who} needs {word}, but it is {shown}{_HINTS.get(FUNCTIONS.get(what), '')}"
 
     def call(self, n: Node) -> Sh:
         """A function call: its Op's shape rule, over the arguments and the sizes written
@@ -332,14 +346,31 @@ class _Infer:
                                    "constant)")
             return (self.solver.fresh(), ONE if n.value == "vector" else self.solver.fresh())
         op = FUNCTIONS[n.value]
+        if op in E.EXTREMES:                 # max(x, 0): equal shapes, or a scalar broadcast
+            self.open_nodes.append(n)
+            return (self.solver.fresh(), self.solver.fresh())
+        if n.value in AXIS_CALLS and len(n.args) == 2:
+            rows, cols = self.shape[id(n.args[0])]
+            return (ONE, cols) if self.axis(n) == 1 else (rows, ONE)
         spec = OPS[op]
         arity = spec.arity or 0
+        if spec.on_vector is not None:       # diag(v) of a vector is Diag(v): decided later
+            self.open_nodes.append(n)
+            return (self.solver.fresh(), self.solver.fresh())
         if spec.bare and spec.dims and len(n.args) == arity:   # ones(): sized by its place
             s = (self.solver.fresh(), self.solver.fresh())
             self.vector_defaults.append(s)
             return s
         attr = spec.call_attr(n.value, self.sizes(n, spec))
         return self.apply_op(n, op, n.args[:arity], attr, n.value)
+
+    def axis(self, n: Node) -> int:
+        """The axis of ``sum(X, k)``: 1 sums each column, 2 each row (MATLAB)."""
+        k = n.args[1]
+        if k.kind != "num" or k.value not in (1, 2):
+            raise self.fail(k, f"{n.value}(X, k) takes k = 1 (sum each column, a row) or "
+                               f"2 (sum each row, a column)")
+        return int(k.value)
 
     def sizes(self, n: Node, spec: OpSpec) -> tuple[Dim, ...]:
         """The sizes written in a call after its arguments; one left out is 1."""
@@ -356,10 +387,20 @@ class _Infer:
                 self.same(n, n.args[0], n, "|x| (the absolute value)")
             self.decisions[id(n)] = choice
             return
+        if _read_by_shape(n):                # diag(X): its own Op, or Diag of a vector
+            spec = OPS[FUNCTIONS[n.value]]
+            op = spec.on_vector if choice == "vector" and spec.on_vector else FUNCTIONS[n.value]
+            out = self.apply_op(n, op, n.args, None, call_name(op))
+            self.eq(self.shape[id(n)][0], out[0], n, lambda: "result shape")
+            self.eq(self.shape[id(n)][1], out[1], n, lambda: "result shape")
+            self.decisions[id(n)] = choice
+            return
         x, y = n.args
         sx, sy, s = self.shape[id(x)], self.shape[id(y)], self.shape[id(n)]
         what = {"add": "sum", "sub": "difference", "hadamard": "elementwise product '.*'",
-                "hdiv": "elementwise division './'", "mul": "product"}[n.kind]
+                "hdiv": "elementwise division './'", "mul": "product",
+                "call": f"{n.value}(X, Y)",
+                "hpow": "elementwise power '.^'"}[n.kind]
         if choice == "matmul":
             self.matmul(n)
             self.eq(s[0], sx[0], n, lambda: "product shape")
@@ -384,6 +425,11 @@ class _Infer:
             if self.solver.not_one(r) and self.solver.not_one(c):
                 return "det"
             return None
+        if _read_by_shape(n):
+            r, c = self.shape[id(n.args[0])]
+            if self.solver.is_one(c) and not self.solver.is_one(r):
+                return "vector"
+            return "matrix" if self.solver.not_one(c) or self.solver.is_one(r) else None
         sx, sy = self.shape[id(n.args[0])], self.shape[id(n.args[1])]
         if n.kind == "mul":
             if self.is_scalar(sx):
@@ -406,11 +452,17 @@ class _Infer:
     def preferred(self, n: Node) -> list[str]:
         if n.kind == "bars":
             return ["det", "abs"]
+        if _read_by_shape(n):                # diag(X) of an undetermined X: square matrix
+            return ["matrix", "vector"]
         sx, sy = self.shape[id(n.args[0])], self.shape[id(n.args[1])]
         if n.kind == "mul":
             col_times_matrix = self.solver.is_one(sx[1]) and not self.solver.is_one(sy[0])
             return ["scale_left", "matmul"] if col_times_matrix else ["matmul", "scale_left",
                                                                      "scale_right"]
+        if n.kind == "hpow":                 # x.^p: a scalar exponent, else a scalar base
+            order = ["broadcast_right", "broadcast_left", "same"]
+            return order[1::-1] + order[2:] if self.is_scalar(sx) and not self.is_scalar(sy) \
+                else order
         if self.is_scalar(sx):
             return ["broadcast_left", "same"]
         if self.is_scalar(sy):
@@ -444,6 +496,8 @@ class _Infer:
             if forced is not None:
                 self.decide(n, forced)
                 continue
+            if not (n.kind == "hpow" and self.is_scalar(self.shape[id(n.args[1])])):
+                self.guessed.append(n)
             for choice in self.preferred(n):
                 if self.attempt(functools.partial(self.decide, n, choice)):
                     break
@@ -466,13 +520,17 @@ class _Infer:
         """Greek and multi-letter lowercase names are scalars, single lowercase letters
         column vectors; tried, and undone if the expression contradicts it."""
         s = self.symbols[name]
+        if name in self.no_default:
+            return
         if name in _GREEK or (name.islower() and len(name) > 1 and not _VECTOR_NAME.match(name)):
             def scalar() -> None:
                 self.solver.unify(s[0], ONE)
                 self.solver.unify(s[1], ONE)
-            self.attempt(scalar)
-        elif _VECTOR_NAME.match(name):
-            self.attempt(lambda: self.solver.unify(s[1], ONE))
+            if not self.is_scalar(s) and self.attempt(scalar):
+                self.defaulted[name] = "a scalar"
+        elif _VECTOR_NAME.match(name) and not self.solver.is_one(s[1]):
+            if self.attempt(lambda: self.solver.unify(s[1], ONE)):
+                self.defaulted[name] = "a column vector"
 
     def ones_are_vectors(self) -> bool:
         """A bare ``ones`` whose width nothing else fixes is a column vector."""
@@ -501,6 +559,72 @@ class _Infer:
                     if self.attempt(pairwise):
                         return True
         return False
+
+    # -- no broadcast by default: x - mu never broadcasts a name that is a scalar by default
+    def defaulted_broadcast(self) -> tuple[str, Node] | None:
+        """The first name that only a default made a scalar and that a sum or an elementwise
+        operation then broadcasts (``mu`` in ``x - mu``), with that operation's node."""
+        for n in self.open_nodes:
+            choice = self.decisions.get(id(n))
+            if n.kind in _BROADCASTING and choice in ("broadcast_left", "broadcast_right"):
+                side = n.args[choice == "broadcast_right"]
+                for name in self.shape_sources(side):
+                    if self.defaulted.get(name) == _SCALAR_DEFAULT:
+                        return name, n
+        return None
+
+    def shape_sources(self, n: Node) -> Iterator[str]:
+        """The names, in text order, whose shape makes the shape of ``n``: ``mu`` in ``-mu``,
+        ``2*mu``, ``exp(mu)``, ``mu + 1``, ``mu/2``; not in ``tr(M)`` or ``a'*b``."""
+        stack = [n]
+        while stack:
+            m = stack.pop()
+            choice = self.decisions.get(id(m))
+            if m.kind == "name":
+                yield m.value
+                continue
+            if m.kind in ("neg", "transpose", "epow", "div", "pow", "hpow") or \
+                    m.kind == "bars" and choice == "abs":
+                follow = m.args[:1]
+            elif m.kind in _BROADCASTING:
+                follow = m.args if choice == "same" else \
+                    m.args[choice == "broadcast_left":][:1]
+            elif m.kind == "mul" and choice in ("scale_left", "scale_right"):
+                follow = m.args
+            elif m.kind == "call" and m.value in FUNCTIONS and \
+                    OPS[FUNCTIONS[m.value]].elementwise:
+                follow = m.args
+            else:
+                follow = ()
+            stack.extend(reversed(follow))
+
+    def notes(self, withdrawn: Mapping[str, Node]) -> list[str]:
+        """One line per kind of guess: the shapes chosen by default, the names not
+        broadcast, the readings chosen by preference."""
+        out = []
+        kept = {name: what for name, what in self.defaulted.items()
+                if (what == _SCALAR_DEFAULT) == self.is_scalar(self.symbols[name])}
+        if kept:
+            shown = ", ".join(f"{name} {what}" for name, what in kept.items())
+            out.append(f"shapes by default: {shown} (declare a shape to change it)")
+        for name, n in withdrawn.items():
+            out.append(f"{name} has the shape of {self.text[n.start:n.end].strip()}: a name "
+                       f"that is a scalar only by default is not broadcast (declare "
+                       f"{name} as a scalar to broadcast it)")
+        for n in self.guessed:
+            choice, shown = self.decisions.get(id(n), ""), self.text[n.start:n.end].strip()
+            if (n.kind, choice) in _GUESS_NOTES:
+                out.append(_GUESS_NOTES[n.kind, choice].format(shown))
+        return out
+
+    def check_solved(self, root: Node) -> None:
+        """Every equation holds, or the sizes cannot be determined (an error)."""
+        for a, b, node in self.solver.pending:
+            ra, rb = self.solver.resolve(a), self.solver.resolve(b)
+            if ra != rb:
+                raise self.fail(node or root, f"cannot determine the sizes: {_pretty(ra)} = "
+                                              f"{_pretty(rb)}; declare the shapes of the "
+                                              "variables")
 
     # -- pass 3: build the typed Expr
     def final_names(self) -> dict[str, Dim]:
@@ -599,7 +723,7 @@ class _Infer:
                 raise self.fail(n, "division by zero")
             return E.scale(E.hpow(a[1], -1), a[0])
         if k == "hpow":
-            return E.hpow(a[0], a[1])
+            return _elementwise_power(a[0], a[1])
         if k == "pow":
             if a[0].is_scalar:
                 return E.hpow(a[0], a[1])
@@ -640,6 +764,8 @@ class _Infer:
             if choice == "scale_left" or x.is_scalar and y.is_scalar:
                 return E.scale(x, y)         # two scalars keep their order (round trip)
             return E.scale(y, x)
+        if n.kind == "call":
+            return OPS[FUNCTIONS[n.value]].build((x, y), None)
         if n.kind == "add":
             return E.add(x, y)
         if n.kind == "sub":
@@ -649,24 +775,38 @@ class _Infer:
         return E.hdiv(x, y)
 
     def make_norm(self, n: Node, x: Expr, p: str) -> Expr:
-        """``||X||_p``: of a matrix, "2" is the spectral norm, "*" the nuclear norm and
-        "F" the Frobenius norm; of a vector, "2", "F" and "*" are the Euclidean norm."""
+        """``||X||_p``: of a matrix, "2" is the spectral norm, "*" the nuclear norm, "F"
+        (and no subscript) the Frobenius norm, "1" the sum of the ``|X_ij|``; of a vector,
+        "2", "F" and "*" are the Euclidean norm, "inf" the largest ``|x_i|`` and a number p
+        ``sum(abs(x).^p)^(1/p)``. A matrix norm that MATLAB reads otherwise is an error."""
         is_matrix = x.rows != ONE and x.cols != ONE
-        if p == "1" and n.kind == "norm_call" and is_matrix:
-            raise self.fail(n, "norm(X, 1) of a matrix is the largest column sum in MATLAB "
-                               "and NumPy, which matdiff does not differentiate; ||X||_1 is "
-                               "the sum of the |X_ij|")
+        if is_matrix and (p == "1" and n.kind == "norm_call" or p not in ("", "F", "1", "2",
+                                                                           "*")):
+            raise self.fail(n, _MATRIX_NORMS.get(p, _MATRIX_NORMS["p"]).format(p=p))
         if p == "2" and is_matrix:
             return E.spectral_norm(x)
         if p == "*" and is_matrix:
             return E.nuclear_norm(x)
-        return E.norm(x, "1" if p == "1" else "2")
+        if p == "inf":
+            return E.inf_norm(x if x.cols == ONE else E.T(x))
+        if p in ("", "F", "1", "2", "*"):
+            return E.norm(x, "1" if p == "1" else "2")
+        power = E.const(Fraction(p))                                 # (sum |x_i|^p)^(1/p)
+        return E.hpow(E.total(E.hpow(E.apply(Op.ABS, x), power)), E.hpow(power, -1))
 
     def make_call(self, n: Node, a: list[Any], shape: tuple[Dim, Dim]) -> Expr:
         """A call through its Op's builder; the sizes are the solved ones."""
         if n.value in FILLS:
             return E.ones(shape) if n.args[0].value == 1 else E.zeros(shape)
+        if id(n) in self.decisions and not _read_by_shape(n):   # max(x, 0): as x + 0 is
+            return self.make_binary(n, a[0], a[1], shape)
+        if n.value in AXIS_CALLS and len(n.args) == 2:   # sum(X, 1) = 1ᵀX, sum(X, 2) = X1
+            x = a[0]
+            return E.matmul(E.ones((ONE, x.rows)), x) if self.axis(n) == 1 else \
+                E.matmul(x, E.ones((x.cols, ONE)))
         spec = OPS[FUNCTIONS[n.value]]
+        if spec.on_vector is not None and self.decisions.get(id(n)) == "vector":
+            spec = OPS[spec.on_vector]                          # diag(v) = Diag(v)
         arity = spec.arity or 0
         if spec.bare and spec.dims and len(n.args) == arity:   # ones(): sized by its place
             output = [t.single for t in spec.rule.output]
@@ -678,6 +818,39 @@ class _Infer:
     def final_dim(self, d: Dim) -> Dim:
         """A dimension as solved, with the final names."""
         return self.solver.resolve(d).subs(self.rename)
+
+
+# matrix norms that MATLAB/NumPy and matrixcalculus.org read differently: both readings
+_MATRIX_NORMS = {
+    "1": "norm(X, 1) of a matrix is the largest column sum of |X| in MATLAB and NumPy, which "
+         "matdiff does not differentiate; ||X||_1 is the sum of the |X_ij| "
+         "(matrixcalculus.org)",
+    "inf": "||X||_inf of a matrix is the largest row sum of |X| in MATLAB and NumPy "
+           "(norm(X, Inf)) and the largest |X_ij| entrywise elsewhere; matdiff has neither "
+           "for a matrix: write ||vec(X)||_inf for the entrywise one",
+    "p": "||X||_{p} of a matrix is the induced p-norm in MATLAB and NumPy and the entrywise "
+         "(sum |X_ij|^{p})^(1/{p}) elsewhere; matdiff has neither for a matrix: write "
+         "||vec(X)||_{p} for the entrywise one",
+}
+_BROADCASTING = ("add", "sub", "hadamard", "hdiv")   # a scalar side is broadcast
+_SCALAR_DEFAULT = "a scalar"
+# a reading chosen by preference where the shapes leave it open: (kind, choice) -> note
+_GUESS_NOTES = {
+    ("bars", "det"): "{} is read as a determinant (|x| of a scalar or a vector is the "
+                     "absolute value)",
+    ("hpow", "broadcast_right"): "the exponent of {} is read as a scalar",
+    ("call", "matrix"): "{} is read as the diagonal of a square matrix (nothing fixes the "
+                        "argument's shape; of a column vector, diag builds a diagonal matrix)",
+}
+
+
+def _elementwise_power(x: Expr, p: Expr) -> Expr:
+    """``x .^ p``; with a matrix exponent (``2.^x``, ``X.^Y``) it is ``exp(p ⊙ log x)``,
+    defined for ``x > 0``."""
+    if p.is_scalar:
+        return E.hpow(x, p)
+    log_x = E.apply(Op.LOG, x)
+    return E.apply(Op.EXP, E.scale(log_x, p) if x.is_scalar else E.hadamard(p, log_x))
 
 
 def _expr_args(n: Node) -> tuple[Node, ...]:
@@ -700,15 +873,48 @@ def infer(root: Node, text: str, shapes: ShapeDecl | None = None) -> Expr:
     >>> e.is_scalar, str(e.args[0].shape[1])
     (True, 'm')
     """
+    return read(root, text, shapes).expr
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A typed expression and the notes on what was guessed to read it (defaults)."""
+
+    expr: Expr
+    notes: tuple[str, ...]
+
+
+def read(root: Node, text: str, shapes: ShapeDecl | None = None) -> Reading:
+    """``infer``, with a note per guess. A name that only a default makes a scalar is never
+    broadcast: in ``x - mu``, ``mu`` takes the shape of ``x``.
+
+    >>> from matdiff.parse_ascii import parse_ascii
+    >>> r = read(parse_ascii("x - mu"), "x - mu")
+    >>> str(E.free_symbols(r.expr)["mu"].shape[0]), r.notes[0]
+    ('m', 'shapes by default: x a column vector (declare a shape to change it)')
+    """
     decl = normalize_shapes(shapes)
     rigid = frozenset(v for s, _ in decl.values() for d in s for v in d.names
                       if not v.startswith(FRESH))   # a declared ``_k`` is an unknown
-    job = _Infer(text, decl, DimSolver(rigid=rigid))
-    job.visit(root)
-    job.settle()
-    for a, b, node in job.solver.pending:
-        ra, rb = job.solver.resolve(a), job.solver.resolve(b)
-        if ra != rb:
-            raise job.fail(node or root, f"cannot determine the sizes: {_pretty(ra)} = "
-                                         f"{_pretty(rb)}; declare the shapes of the variables")
-    return job.build(root)
+    withdrawn: dict[str, Node] = {}
+    while True:
+        job = _Infer(text, decl, DimSolver(rigid=rigid), no_default=frozenset(withdrawn))
+        try:
+            job.visit(root)
+            job.settle()
+            job.check_solved(root)
+        except MatdiffError as err:
+            if not withdrawn:
+                raise
+            name, node = next(reversed(withdrawn.items()))
+            raise job.fail(node, f"'{name}' would be a scalar only by default, broadcast over "
+                                 f"this {_WHAT[node.kind]}; no other shape fits "
+                                 f"({err.message}): declare its shape") from None
+        found = job.defaulted_broadcast()
+        if found is None:
+            return Reading(job.build(root), tuple(job.notes(withdrawn)))
+        withdrawn[found[0]] = found[1]
+
+
+_WHAT = {"add": "sum", "sub": "difference", "hadamard": "elementwise product",
+         "hdiv": "elementwise division"}

@@ -11,23 +11,25 @@ removes minus signs, domain identities (Kronecker, block, trace, det, Hadamard w
 and terms in a fixed, structural order.
 
 The parts: ``rules`` (the rule tables: ``RULES`` = ``TRANSPOSES + SUMS + SCALARS + POWERS +
-PRODUCTS + HADAMARD + FUNCTIONS``), ``rewrite`` (the pattern matcher, ``Rule``, ``RuleSet``
-and the rewriter), ``order`` (``cost``, the one judge of which equal form is kept, and the
-structural ``order_key``; nothing here reads printed text), ``domain`` (the signs an
-expression can take: a rule that holds only for positive, nonzero or invertible arguments
-fires only where that is known) and ``algebra`` (the normal forms the rules read and
-write). ``simplify(e, trace)`` appends the names of the rules that fired to ``trace``;
-``simplify(e, rules=RULES - TRANSPOSES)`` runs a chosen rule set.
+PRODUCTS + HADAMARD + FUNCTIONS + ML``, the last the ML functions: log σ(u) = −softplus(−u),
+uᵀ(v ⊘ u) = Σv, Hadamard products distributed where the terms then cancel), ``rewrite``
+(the pattern matcher, ``Rule``, ``RuleSet`` and the rewriter), ``order`` (``cost``, the one
+judge of which equal form is kept, and the structural ``order_key``; nothing here reads
+printed text), ``domain`` (the signs an expression can take: a rule that holds only for
+positive, nonzero or invertible arguments fires only where that is known) and ``algebra``
+(the normal forms the rules read and write). ``simplify(e, trace)`` appends the names of the
+rules that fired to ``trace``; ``simplify(e, rules=RULES - TRANSPOSES)`` runs a chosen rule
+set.
 """
 from __future__ import annotations
 
 from .expr import Expr
 from .order import cost, order_key
 from .rewrite import Rule, RuleSet, rebuild, rewrite_fixpoint
-from .rules import FUNCTIONS, HADAMARD, POWERS, PRODUCTS, RULES, SCALARS, SUMS, TRANSPOSES
+from .rules import FUNCTIONS, HADAMARD, ML, POWERS, PRODUCTS, RULES, SCALARS, SUMS, TRANSPOSES
 
 __all__ = ["simplify", "RULES", "TRANSPOSES", "SUMS", "SCALARS", "POWERS", "PRODUCTS",
-           "HADAMARD", "FUNCTIONS", "cost", "order_key", "Rule", "RuleSet", "rebuild"]
+           "HADAMARD", "FUNCTIONS", "ML", "cost", "order_key", "Rule", "RuleSet", "rebuild"]
 
 
 # Interned nodes never change: the simplified form of a node under the full rule set.

@@ -43,7 +43,8 @@ __all__ = ["from_sympy", "to_sympy", "READ", "WRITE", "FUNCTIONS", "SHARED", "NO
 FUNCTIONS: dict[Op, Any] = {
     Op.EXP: sp.exp, Op.LOG: sp.log, Op.SIN: sp.sin, Op.COS: sp.cos, Op.TAN: sp.tan,
     Op.TANH: sp.tanh, Op.ABS: sp.Abs, Op.SIGN: sp.sign, Op.ARCSIN: sp.asin,
-    Op.ARCCOS: sp.acos, Op.ARCTAN: sp.atan,
+    Op.ARCCOS: sp.acos, Op.ARCTAN: sp.atan, Op.SINH: sp.sinh, Op.COSH: sp.cosh,
+    Op.ARCSINH: sp.asinh,
 }
 _OP_OF_FUNCTION = {f: op for op, f in FUNCTIONS.items()}
 
@@ -77,6 +78,12 @@ NO_FORM: dict[Op, str] = {
     Op.SVD_U1: "singular vector svd_u1", Op.SVD_V1: "singular vector svd_v1",
     Op.PINV: "pseudo-inverse node (pinv)", Op.ADJ: "adjugate node (adj)",
     Op.CHOL: "Cholesky factor (chol)",
+    # the ML functions: SymPy would read a formula back as its parts, and its Max/Min of
+    # matrices and its mean are no matrix-expression nodes
+    Op.SOFTPLUS: "softplus", Op.LOG1P: "log1p", Op.EXPM1: "expm1",
+    Op.MAX: "elementwise max of matrices", Op.MIN: "elementwise min of matrices",
+    Op.LOGSUMEXP: "logsumexp", Op.SOFTMAX: "softmax", Op.MEAN: "mean of the entries",
+    Op.INF_NORM: "max-norm ||x||_inf",
 }
 # Ops written as a formula of other SymPy nodes, read back as that formula (same value)
 _FORMULA = frozenset({Op.HDIV, Op.LOGDET, Op.SUM, Op.NORM})

@@ -25,10 +25,11 @@ pow        (a, b)                   ``^``: power of a scalar; integer power of a
                                     matrix (``^-1`` is the inverse, ``^(1/2)`` sqrtm)
 div        (a, b)                   ``/`` by a scalar (``\\frac``)
 transpose  (a,)                     ``'``, ``.T``, ``^T``
-norm       (a,)                     value "F" | "2" | "1" | "*" | "" (unsubscripted);
-                                    "2" of a matrix is the spectral norm, "*" the nuclear
+norm       (a,)                     value "F" | "2" | "1" | "*" | "inf" | a number p as
+                                    text ("3", "3/2") | "" (unsubscripted); "2" of a
+                                    matrix is the spectral norm, "*" the nuclear
 norm_call  (a,)                     ``norm(X, p)``: value "2" (also for ``norm(X)``), "1",
-                                    "F" ('fro') or "*" ('nuc')
+                                    "F" ('fro'), "*" ('nuc'), "inf" (Inf) or a number
 string     ()                       a quoted word, the p of ``norm(X, 'nuc')``
 epow       (a,)                     LaTeX ``e^{a}``: expm of a square matrix, else exp
 call       args                     value: a name in FUNCTIONS (an Op's call: the
@@ -45,12 +46,14 @@ slice      (x, r0, r1, c0, c1)      ``X[r0:r1, c0:c1]``: rows r0..r1-1, columns 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from .expr import OPS, MatdiffError, Op
 
-__all__ = ["Node", "FUNCTIONS", "FILLS", "LATEX_FUNCTIONS", "LATEX_PAIRS", "call_counts",
-           "call_name", "canonical_function", "span_of"]
+__all__ = ["Node", "FUNCTIONS", "FILLS", "AXIS_CALLS", "LATEX_FUNCTIONS", "LATEX_PAIRS",
+           "LATEX_APPLIED", "call_counts", "call_name", "canonical_function", "frobenius",
+           "norm_subscript", "NORMS", "span_of"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ FUNCTIONS: dict[str, Op] = {name: op for op, spec in OPS.items() for name in spe
 # LaTeX commands that are functions (\det, \tr, \sgn) -> the Op
 LATEX_FUNCTIONS: dict[str, Op] = {cmd: op for op, spec in OPS.items() for cmd in spec.latex
                                   if "\\" not in cmd}
+# LaTeX commands that are a function only when a parenthesis follows (\sigma(z)) -> the Op
+LATEX_APPLIED: dict[str, Op] = {cmd: op for op, spec in OPS.items() for cmd in spec.applied_latex}
 # two commands in a row that are one function: \log\det -> (LOG, DET) -> LOGDET
 LATEX_PAIRS: dict[tuple[Op, Op], Op] = {
     (LATEX_FUNCTIONS[first], LATEX_FUNCTIONS[second]): op
@@ -89,6 +94,45 @@ LATEX_PAIRS: dict[tuple[Op, Op], Op] = {
 # syntax that looks like a call but is no single Op: vector(c), matrix(c) are the constant c
 # (1: all ones, 0: zeros) of a size taken from the place, a column or any matrix
 FILLS: frozenset[str] = frozenset({"vector", "matrix"})
+# calls that may name an axis after their argument, as in MATLAB: sum(X, 1) sums each column
+# (a row), sum(X, 2) each row (a column)
+AXIS_CALLS: frozenset[str] = frozenset({"sum"})
+
+
+# the p of ||x||_p, norm(x, p), \|x\|_p as written -> canonical: F, 1, 2, * (nuclear), inf
+_NORM_WORDS = {"F": "F", "fro": "F", "2": "2", "1": "1", "*": "*", "nuc": "*", "inf": "inf",
+               "Inf": "inf", "infty": "inf", "\\infty": "inf", "∞": "inf"}
+NORMS = ("||x||_p for a number p >= 1, ||x||_inf, ||X||_F, ||X||_1 (entrywise), ||X||_2 "
+         "(spectral), ||X||_* (nuclear)")
+
+
+def norm_subscript(text: str, pos: int | None = None, end: int | None = None) -> str:
+    """The canonical p of a norm: F, 1, 2, *, inf, or a number > 2 or between 1 and 2 as a
+    fraction; anything else (``||x||_p``, ``||x||_{1/2}``) is a MatdiffError.
+
+    >>> [norm_subscript(p) for p in ("{fro}", "\\infty", "3", "1.5")]
+    ['F', 'inf', '3', '3/2']
+    """
+    word = text.strip().strip("{}").strip()
+    if word in _NORM_WORDS:
+        return _NORM_WORDS[word]
+    try:
+        p = Fraction(word)
+    except (ValueError, ZeroDivisionError):
+        raise MatdiffError(f"unsupported norm subscript '{word}': matdiff has {NORMS}",
+                           pos=pos, end=end) from None
+    if p < 1:
+        raise MatdiffError(f"||x||_{word} is not a norm (p < 1); matdiff has {NORMS}",
+                           pos=pos, end=end)
+    return _NORM_WORDS.get(str(p), str(p))
+
+
+def frobenius(a: Node, b: Node, start: int, end: int) -> Node:
+    """``A : B`` (and ``<A, B>``) = ``tr(AᵀB)``, the Frobenius inner product; ``AᵀB`` is
+    the matrix product (``@``), so A and B have the same shape."""
+    product = Node("matmul", (Node("transpose", (a,), None, a.start, a.end), b), None,
+                   a.start, b.end)
+    return Node("call", (product,), call_name(Op.TRACE), start, end)
 
 
 def call_name(op: Op) -> str:
@@ -130,4 +174,5 @@ def call_counts(name: str, pos: int | None = None) -> tuple[int, ...]:
         return (1,)
     if name not in FUNCTIONS:
         raise MatdiffError(f"unknown function '{name}'", pos=pos)
-    return OPS[FUNCTIONS[name]].counts
+    counts = OPS[FUNCTIONS[name]].counts
+    return counts + (2,) if name in AXIS_CALLS else counts

@@ -9,6 +9,10 @@ Contract of the generated function:
 * its parameters are the free symbols, mangled to ASCII identifiers (``lambda`` ->
   ``lambda_``); no other user text reaches the source;
 * inputs: matrices 2-D, vectors 1-D (or ``(n, 1)``), scalars floats or 0-d arrays, float64;
+  ``compile``'s JAX function runs a call with a float64 input (NumPy array, Python float)
+  under ``jax.enable_x64(True)``, so it returns float64 without changing the global
+  ``jax_enable_x64``; under the caller's ``jax.jit`` the caller's setting decides, as jit
+  converts the inputs before the call;
   dimension names are read from the input shapes at call time, and every shape is asserted;
 * outputs: a scalar is a float / 0-d array, an ``(n, 1)`` vector 1-D, anything else 2-D; a
   list of expressions gives a tuple;
@@ -220,6 +224,10 @@ def compile(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> Callable[..
             raise MatdiffError("missing argument(s): " + ", ".join(repr(u) for u in missing))
         args = {m: convert(u, kwargs[u], e) for u, m, e in pairs}
         try:
+            if backend == "jax" and any(isinstance(v, float) or str(getattr(v, "dtype", ""))
+                                        == "float64" for v in args.values()):
+                with __import__("jax").enable_x64(True):     # this call only, not globally
+                    return fn(**args)
             return fn(**args)
         except AssertionError as err:        # the generated shape checks: "X has shape ..."
             name, _, rest = str(err).partition(" ")

@@ -5,8 +5,9 @@ A backend is a table ``{key: Row}``, the key a primitive ``P``, or for ``P.CALL`
 ``{0}, {1}``, the module alias ``{m}``, the node's attribute ``{a}`` (a CALL's parameters by
 name) and ``{dev}`` (PyTorch's dtype and device), with the precedence of what it writes and
 an import line it needs (``scipy.linalg``). An operand is parenthesised by the operator
-beside its placeholder. A node used once is written into its consumer when short (or when
-only a call-time choice uses it); the others get a line each.
+beside its placeholder. A node used once is written into its consumer when short, when
+only a call-time choice uses it, or (up to 100 characters) into arithmetic, where NumPy
+writes the result into the operand's temporary buffer; the others get a line each.
 """
 
 from __future__ import annotations
@@ -48,8 +49,23 @@ def _spectral(backend: str) -> dict[Any, Row]:
     return out
 
 
+def _factorizations(lib: str, module: str) -> dict[Any, str | Row]:
+    """Cholesky (F = (L, lower)) and LU (F = (LU, pivots)) factorizations of SciPy's
+    interface (scipy.linalg, jax.scipy.linalg), and what is computed from them."""
+    rows = {"cho_factor": f"{lib}.cho_factor({{0}})", "cho_solve": f"{lib}.cho_solve({{0}}, {{1}})",
+            "lu_factor": f"{lib}.lu_factor({{0}})", "lu_solve": f"{lib}.lu_solve({{0}}, {{1}})",
+            "lu_solve_t": f"{lib}.lu_solve({{0}}, {{1}}, trans=1)"}
+    return {**{k: Row(v, module=module) for k, v in rows.items()},
+            "cho_inv": Row(rows["cho_solve"], module=module),
+            "lu_inv": Row(rows["lu_solve"], module=module),
+            "cho_logdet": Row("2 * {m}.log({m}.diagonal({0}[0])).sum()", PRODUCT),
+            "lu_logdet": "{m}.log({m}.abs({m}.diagonal({0}[0]))).sum()",
+            "cho_det": Row("{m}.prod({m}.diagonal({0}[0])) ** 2", POWER)}
+
+
 _SAME_NAME = (Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.ARCSIN, Op.ARCCOS,
-              Op.ARCTAN, Op.SQRT, Op.ABS, Op.SIGN)         # np.exp(x), torch.exp(x), ...
+              Op.ARCTAN, Op.SQRT, Op.ABS, Op.SIGN, Op.LOG1P, Op.EXPM1, Op.SINH, Op.COSH,
+              Op.ARCSINH)                                 # np.exp(x), torch.exp(x), ...
 _COMMON: dict[Any, str | Row] = {
     P.ARRAY: "float({a})", P.EYE: "{m}.eye({a}{dev})",
     P.ZEROS: "{m}.zeros(({a}){dev})", P.ONES: "{m}.ones(({a}){dev})",
@@ -60,10 +76,15 @@ _COMMON: dict[Any, str | Row] = {
     P.ITEM: "{0}[{a}]", P.RESHAPE: "{0}.reshape({a})",
     P.CONCAT: "{m}.concatenate([{args}], axis={a})", P.CHOOSE: "({0} if {a} else {1})",
     **{op: f"{{m}}.{op.name.lower()}({{0}})" for op in _SAME_NAME},
-    Op.SIGMOID: Row("1 / (1 + {m}.exp(-{0}))", PRODUCT), Op.RELU: "{m}.maximum({0}, 0)",
+    Op.SIGMOID: "{m}.exp(-{m}.logaddexp(0, -{0}))",          # 1/(1 + e⁻ˣ), no overflow
+    Op.RELU: "{m}.maximum({0}, 0)", Op.SOFTPLUS: "{m}.logaddexp(0, {0})",  # log(1 + eˣ)
+    Op.MAX: "{m}.maximum({0}, {1})", Op.MIN: "{m}.minimum({0}, {1})", Op.MEAN: "{m}.mean({0})",
+    Op.LOGSUMEXP: Row("scipy.special.logsumexp({0})", module="import scipy.special"),  # shifted
+    Op.SOFTMAX: Row("scipy.special.softmax({0}, axis=0)", module="import scipy.special"),
     Op.TRACE: "{m}.trace({0})", Op.DET: "{m}.linalg.det({0})", Op.INV: "{m}.linalg.inv({0})",
     Op.MATPOW: "{m}.linalg.matrix_power({0}, {k})", Op.KRON: "{m}.kron({0}, {1})",
     Op.DIAG: "{m}.diagonal({0})[:, None]", Op.DIAGM: "{m}.diagflat({0})", Op.SUM: "{m}.sum({0})",
+    Op.INF_NORM: "{m}.abs({0}).max()",                      # ||x||_inf
     "slogdet": "{m}.linalg.slogdet({0})[1]",                # log|det X|
     "solve": "{m}.linalg.solve({0}, {1})",
     "dot": "{m}.einsum('ij,ij->', {0}, {1})",               # sum(X .* Y); BLAS dot is slower
@@ -77,20 +98,22 @@ _COMMON: dict[Any, str | Row] = {
     "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).transpose(1, 0, 2).reshape({n}, {n})",
     "kron_trace": "{m}.sum({0}[{i} // {r}, {i} // {s}] * {1}[{i} % {r}, {i} % {s}])",  # diag
     "arange": "{m}.arange({0})",
-    "cho_solve": Row("scipy.linalg.cho_solve(scipy.linalg.cho_factor({0}), {1})",  # A pos. def.
-                     module="import scipy.linalg"),
+    **_factorizations("scipy.linalg", "import scipy.linalg"),
     "number": "float({0})", "scalar": "{0}",                # a constant / scalar output
     "array": "float({0})",                                  # arithmetic on numbers
 }
 NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", **_spectral("numpy")}
 JAX: dict[Any, str | Row] = {**_COMMON, **_spectral("jax"), "dot": "{m}.vdot({0}, {1})",
-                             "cho_solve": Row(
-    "jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor({0}), {1})",
-    module="import jax.scipy.linalg")}
+                             Op.LOGSUMEXP: Row("jax.scipy.special.logsumexp({0})",
+                                               module="import jax.scipy.special"),
+                             Op.SOFTMAX: Row("jax.nn.softmax({0}, axis=0)", module="import jax"),
+                             **_factorizations("jax.scipy.linalg", "import jax.scipy.linalg")}
 TORCH: dict[Any, str | Row] = {
     **_COMMON, **_spectral("torch"), P.ARRAY: "{m}.tensor(float({a}){dev})",
     P.PERMUTE: "{0}.permute({a})", P.CONCAT: "{m}.cat([{args}], dim={a})",
     Op.SIGMOID: "{m}.sigmoid({0})", Op.RELU: "{m}.relu({0})",
+    Op.SOFTPLUS: "{m}.nn.functional.softplus({0}, threshold=50)",   # x itself beyond 50
+    Op.LOGSUMEXP: "{m}.logsumexp({0}, dim=(0, 1))", Op.SOFTMAX: "{m}.softmax({0}, dim=0)",
     Op.KRON: "{m}.kron({0}.contiguous(), {1}.contiguous())",   # views a transposed factor
     "dot": "{m}.linalg.vecdot({0}.reshape(-1), {1}.reshape(-1))",
     "coldot": "{m}.linalg.vecdot({0}, {1}, dim=0)[:, None]",   # torch.einsum is slow here
@@ -99,7 +122,12 @@ TORCH: dict[Any, str | Row] = {
     "addmm": "{m}.addmm({0}, {1}, {2})",                        # one output buffer, not two
     "mat11": "{m}.as_tensor({0}{dev}).reshape(1, 1)", "arange": "{m}.arange({0}, device=device)",
     "commutation": "{m}.eye({n}{dev}).reshape({b}, {a}, -1).permute(1, 0, 2).reshape({n}, {n})",
-    "cho_solve": "{m}.cholesky_solve({1}, {m}.linalg.cholesky({0}))",
+    "cho_factor": "{m}.linalg.cholesky({0})", "cho_solve": "{m}.cholesky_solve({1}, {0})",
+    "cho_inv": "{m}.cholesky_inverse({0})", "lu_factor": "{m}.linalg.lu_factor({0})",
+    "lu_solve": "{m}.linalg.lu_solve(*{0}, {1})", "lu_inv": "{m}.linalg.lu_solve(*{0}, {1})",
+    "lu_solve_t": "{m}.linalg.lu_solve(*{0}, {1}, adjoint=True)",
+    "cho_logdet": Row("2 * {m}.log({m}.diagonal({0})).sum()", PRODUCT),
+    "cho_det": Row("{m}.prod({m}.diagonal({0})) ** 2", POWER),
     "number": "{m}.tensor(float({0}){dev})", "array": "{m}.tensor({0}{dev})",
 }
 
@@ -146,6 +174,9 @@ def _needs(text: str, i: int) -> int:
     if after.startswith((" @ ", " * ", " / ")) or before.endswith((" + ", " - ")):
         return PRODUCT
     return SUM if after.startswith((" + ", " - ")) else LOWEST
+
+
+_ARITHMETIC = (P.ADD, P.SUB, P.MUL, P.DIV, P.NEG)   # a temporary operand's buffer is reused
 
 
 class Emitter:
@@ -223,8 +254,9 @@ class Emitter:
         for n in nodes:
             text, prec = self.code(n, [ref[a] for a in n.args])
             view = n.prim in (P.TRANSPOSE, P.SLICE, P.ITEM) and free.issuperset(n.args)
-            if n in free or n in forced or (view or len(uses[n]) == 1 and n not in roots) \
-                    and len(text) <= 60:                    # a view of a name is repeated
+            once = len(uses[n]) == 1 and n not in roots    # into arithmetic: NumPy reuses it
+            if n in free or n in forced or (view or once) and len(text) <= 60 or once and \
+                    uses[n][0].prim in _ARITHMETIC and len(text) <= 100:
                 ref[n] = text, prec
             else:
                 name = temp()

@@ -29,7 +29,7 @@ P = Enum("P", """INPUT LIT ARRAY EYE ZEROS ONES  ADD SUB NEG MUL DIV POW
               MATMUL TRANSPOSE PERMUTE SLICE ITEM RESHAPE CONCAT  CALL CHOOSE""")
 WORD = 4                     # flops a float64 read or write is worth (a pass against a GEMM)
 VIEWS = {P.INPUT, P.LIT, P.TRANSPOSE, P.PERMUTE, P.SLICE, P.ITEM, P.RESHAPE}
-_FLIPS = {P.ADD, P.SUB, P.NEG, P.MUL, P.DIV, P.MATMUL}   # (f(X, Y))' = f(X', Y') (or Y'X')
+_FLIPS = {P.ADD, P.SUB, P.NEG, P.MUL, P.DIV, P.POW, P.MATMUL}   # (f(X, Y))' = f(X', Y') (or Y'X')
 
 
 class Arr:
@@ -80,6 +80,9 @@ FLOPS: dict[Any, Any] = {   # CALL key -> flops (default: one per output entry)
     "solve": lambda x: size(x.args[0].shape) * (x.shape[0] + 2 * x.shape[1]),
     "slogdet": lambda x: size(x.args[0].shape) * x.args[0].shape[0],
     "addmm": lambda x: 2 * size(x.args[1].shape) * x.shape[1],
+    **dict.fromkeys(("cho_factor", "lu_factor"), lambda x: size(x.shape) * x.shape[0]),
+    **dict.fromkeys(("cho_solve", "lu_solve", "lu_solve_t", "cho_inv", "lu_inv"),
+                    lambda x: 2 * size(x.args[0].shape) * x.shape[1]),
 }
 
 
@@ -121,6 +124,7 @@ class Graph:
     def __init__(self) -> None:
         self.nodes: dict[tuple[Any, ...], Arr] = {}
         self.live: set[Arr] = set()
+        self.symmetric: set[Arr] = set()          # inputs declared symmetric: X' = X
 
     def node(self, prim: P, args: tuple[Arr, ...], attr: Any, shape: Shape,
              mirror: bool = True) -> Arr:
@@ -179,6 +183,18 @@ class Graph:
             a, b = a if ca is None else self.lit(ca), b if cb is None else self.lit(cb)
         shape = tuple(x if x != ONE else y for x, y in zip(a.shape, b.shape, strict=True)) \
             if a.shape and b.shape else a.shape or b.shape
+        if len(shape) == 2 and all(x.prim is P.TRANSPOSE or not x.shape for x in (a, b)):
+            return self.t(self.ew(prim, *(x.args[0] if x.shape else x for x in (a, b))))
+        if prim in (P.ADD, P.MUL):                  # b + a, b .* a when it exists
+            found = self.nodes.get((prim, (b, a), None, shape))
+            if found is not None:
+                return found
+            for x, y in ((a, b), (b, a)):                      # x .* y.^2 = (x .* y) .* y
+                if prim is P.MUL and y.prim is P.POW and y.args[1].attr == 2:
+                    xy = self.nodes.get((P.MUL, (x, y.args[0]), None, shape)) or \
+                        self.nodes.get((P.MUL, (y.args[0], x), None, shape))
+                    if xy is not None:
+                        return self.node(P.MUL, (xy, y.args[0]), None, shape)
         return self.node(prim, (a, b), None, shape)
 
     def mul(self, a: Arr, b: Arr) -> Arr:
@@ -202,7 +218,7 @@ class Graph:
     def t(self, x: Arr) -> Arr:
         """x', structure kept: x'' = x, I' = I, Diag(v)' = Diag(v), [A, B]' = [A'; B'],
         (A kron B)' = A' kron B', K(a, b)' = K(b, a)."""
-        if not x.shape or x.prim is P.EYE or x.key is Op.DIAGM:
+        if not x.shape or x.prim is P.EYE or x.key is Op.DIAGM or x in self.symmetric:
             return x
         if x.prim in (P.TRANSPOSE, P.ZEROS, P.ONES):
             return x.args[0] if x.prim is P.TRANSPOSE else self.fill(x.prim is P.ONES,
@@ -231,7 +247,7 @@ class Graph:
         return self.node(P.SLICE, (x,), (r0, r1, c0, c1), (r1 - r0, c1 - c0))
 
     def reshape(self, x: Arr, shape: Shape) -> Arr:
-        x = x.args[0] if x.prim is P.RESHAPE else x
+        x = x.args[0] if x.prim is P.RESHAPE or x.prim is P.TRANSPOSE and ONE in x.shape else x
         return x if x.shape == shape else self.node(P.RESHAPE, (x,), shape, shape)
 
     def concat(self, parts: list[Arr], axis: int) -> Arr:

@@ -14,7 +14,8 @@ from fractions import Fraction
 from functools import reduce
 
 from .. import expr as E
-from ..expr import ELEMENTWISE, Dim, Expr, Op, toposort
+from ..expr import ELEMENTWISE, SYMMETRIC_STRUCTURES, Dim, Expr, Op, toposort
+from ..stable import stable_form
 from .ir import ONE, ZERO, Arr, Graph, P, nonneg, walk
 
 __all__ = ["LOWER", "LEFT", "Lowering", "canonical"]
@@ -84,6 +85,33 @@ def _summed(ops: list[tuple[Arr, str]], ix: str, iy: str, out: str) -> str:
     return s if s and s not in out and sum(s in i for _, i in ops) == 2 else ""
 
 
+INVERSES = (Op.INV, "cho_inv", "lu_inv")     # inv(X), from X or its factorization
+
+
+def _factored(roots: Sequence[Expr], parents: dict[Expr, list[Expr]]) -> dict[Expr, str]:
+    """The matrices factored once for their inverse, solves, det and logdet: "cho" for one
+    declared spd, "lu" for one both inverted (or solved with) and its logdet taken."""
+    kinds: dict[Expr, set[Op]] = {}
+    for e in toposort(roots):
+        x = e.args[0].args[0] if e.op is Op.LOG and e.args[0].op is Op.DET else \
+            e.args[0] if e.op in (Op.INV, Op.DET, Op.LOGDET) else None
+        if x is not None and not x.is_scalar and not (e.op is Op.DET and all(
+                p.op is Op.LOG for p in parents.get(e, []))):
+            x = x.args[0] if x.op is Op.TRANSPOSE else x
+            kinds.setdefault(x, set()).add(Op.LOGDET if e.op is Op.LOG else e.op)
+    return {x: "cho" if x.op is Op.SYMBOL and x.attr[2] == "spd" else "lu" for x, k in
+            kinds.items() if x.op is Op.SYMBOL and x.attr[2] == "spd" or {Op.INV, Op.LOGDET} <= k}
+
+
+def _outer(x: Arr) -> tuple[Arr, Arr] | None:
+    """(u, v') when ``x`` is the outer product u .* v' (a column times a row), else None."""
+    if x.prim is not P.MUL or len(x.shape) != 2 or ONE in x.shape:
+        return None
+    a, b = x.args
+    return (a, b) if a.shape[1:] == (ONE,) and b.shape[:1] == (ONE,) else \
+        (b, a) if b.shape[1:] == (ONE,) and a.shape[:1] == (ONE,) else None
+
+
 def _least(options: Sequence[Dim]) -> int | None:
     """The index of an option provably no larger than every other (the last such)."""
     return next((s for s in reversed(range(len(options)))
@@ -104,6 +132,7 @@ class Lowering:
             inverses.setdefault(a.args[0] if a.op is Op.TRANSPOSE else a, []).extend(ps)
         self.dense = {x for x, ps in inverses.items() if x.op is Op.INV and (
             x in self.roots or len(ps) > 1 or ps[0].op is not Op.MATMUL)}  # others: solves
+        self.factored = _factored(self.roots, self.parents)
         self.memo: dict[Expr, Arr] = {}
         self.products: dict[tuple[Arr, ...], Arr] = {}
         self.blocks: set[Arr] = set()           # block matrices of the input: never built
@@ -119,7 +148,9 @@ class Lowering:
     def lower(self, e: Expr) -> Arr:
         found = self.memo.get(e)
         if found is None:
-            found = self.memo[e] = LOWER[e.op](self, e)
+            stable = stable_form(e)                  # log(1 + eᶻ): softplus z, ... (stable)
+            found = self.memo[e] = self.lower(stable) if stable is not None else \
+                LOWER[e.op](self, e)
             assert found.shape == (() if e.is_scalar else e.shape), (e.op, found)
         return found
 
@@ -130,11 +161,12 @@ class Lowering:
     def rule(self, x: Arr) -> Callable[[Lowering, Arr, Arr], Arr] | None:
         """The ``LEFT`` rule of a structured factor not computed anyway; None if dense."""
         inv, pair = x.args[0] if x.prim is P.TRANSPOSE else x, {x, self.g.t(x)}
-        if inv.key is Op.INV:
+        if inv.key in INVERSES:
             dense = {m.args[0] if m.prim is P.TRANSPOSE else m for m in map(
                 self.memo.get, self.dense) if m is not None}
             return None if inv in dense else LEFT[Op.INV]
-        if x.prim is P.CONCAT and not pair & self.blocks or pair & self.g.live:
+        if x.prim is P.CONCAT and not pair & self.blocks or pair & self.g.live and x.key is not \
+                Op.KRON:
             return None                      # the same answer for x and x' (see mm)
         return LEFT.get(x.key or x.prim)
 
@@ -150,6 +182,9 @@ class Lowering:
             return g.mul(a, b)
         if c is not None or d is not None:                     # (cX)(dY) = cd (X Y)
             return g.mul(reduce(g.mul, [k for k in (c, d) if k is not None]), self.mm(a2, b2))
+        if (uv := _outer(a)) or (uv := _outer(b)):           # (u v') M = u (v' M), M (u v')
+            u, v = uv
+            return g.mul(u, self.mm(v, b)) if a is not b and _outer(a) else g.mul(self.mm(a, u), v)
         left, right = self.rule(a), RIGHT.get(b.key or b.prim) if self.rule(b) else None
         if left or right:
             return left(self, a, b) if left else right(self, b, a)  # type: ignore[misc]
@@ -180,6 +215,7 @@ class Lowering:
         """A dense chain in its cheapest order (a product computed already is free): the DP on
         known sizes, a split that provably costs least, else a call-time choice (3 factors)
         or ``multi_dot``; without ``choose``, left to right."""
+        fs = [h for f in fs for h in (_outer(f) or (f,))]       # u v' as two factors
         known = self.products.get(tuple(fs))
         if len(fs) == 1 or known is not None and (choose or known.prim is P.MATMUL):
             return known or fs[0]
@@ -260,7 +296,10 @@ class Lowering:
 
     def dot(self, a: Arr, b: Arr) -> Arr:
         """sum(a .* b); <Y, A kron B> = sum Y4[a,i,b,j] A[a,b] B[i,j], no Kronecker product."""
-        a, b = (b, a) if a.key is Op.KRON else (a, b)
+        a, b = (b, a) if a.key is Op.KRON or _outer(a) else (a, b)
+        if a.shape and (uv := _outer(b)):                     # <M, u v'> = u' M v
+            prod = self.product([self.g.t(uv[0]), a, self.g.t(uv[1])])
+            return self.g.node(P.ITEM, (prod,), (ZERO, ZERO), ())
         if not a.shape or b.key is not Op.KRON:
             return self.g.call("dot", a, b, shape=()) if a.shape else self.g.mul(a, b)
         (ka, kb), g = b.args, self.g
@@ -299,24 +338,29 @@ class Lowering:
 
     def contract(self, ops: list[tuple[Arr, str]], out: str) -> Arr:
         """The einsum ``ops -> out``: two matrices sharing one summed index are a product
-        (BLAS runs these, einsum does not), matrices over the output's indices an
-        elementwise product, the rest one ``einsum``."""
+        (BLAS runs these, einsum does not; a product computed already first), matrices over
+        the output's indices an elementwise product, the rest one ``einsum``."""
         while pairs := [(p, q) for p in range(len(ops)) for q in range(p + 1, len(ops))
                         if _summed(ops, ops[p][1], ops[q][1], out)]:
-            (x, ix), (y, iy) = ops[pairs[0][0]], ops[pairs[0][1]]
-            s = _summed(ops, ix, iy, out)
-            fx, fy = ix.replace(s, ""), iy.replace(s, "")
-            if fx in out and fy in out and out.index(fy) < out.index(fx):   # out's order
-                (x, ix), (y, iy) = (y, iy), (x, ix)
-            x, ix = (self.g.t(x), ix[::-1]) if ix[0] == s else (x, ix)
-            y, iy = (self.g.t(y), iy[::-1]) if iy[1] == s else (y, iy)
-            ops = [o for k, o in enumerate(ops) if k not in pairs[0]]
-            ops.append((self.mm(x, y), ix[0] + iy[1]))
+            done = [self.pair(ops, p, q, out) for p, q in pairs]
+            k = next((k for k, (x, _) in enumerate(done) if x in self.g.live), 0)
+            ops = [o for i, o in enumerate(ops) if i not in pairs[k]] + [done[k]]
         if len(out) == 2 and all(sorted(ix) == sorted(out) for _, ix in ops):
             return reduce(self.g.mul, [x if ix == out else self.g.t(x) for x, ix in ops])
         sizes = {i: d for x, ix in ops for i, d in zip(ix, x.shape, strict=True)}
         return self.g.call("einsum", *(x for x, _ in ops), shape=tuple(sizes[i] for i in out),
                            spec=",".join(ix for _, ix in ops) + "->" + out)
+
+    def pair(self, ops: list[tuple[Arr, str]], p: int, q: int, out: str) -> tuple[Arr, str]:
+        """The product of ``ops[p]`` and ``ops[q]`` over the index they alone share."""
+        (x, ix), (y, iy) = ops[p], ops[q]
+        s = _summed(ops, ix, iy, out)
+        fx, fy = ix.replace(s, ""), iy.replace(s, "")
+        if fx in out and fy in out and out.index(fy) < out.index(fx):   # out's order
+            (x, ix), (y, iy) = (y, iy), (x, ix)
+        x, ix = (self.g.t(x), ix[::-1]) if ix[0] == s else (x, ix)
+        y, iy = (self.g.t(y), iy[::-1]) if iy[1] == s else (y, iy)
+        return self.mm(x, y), ix[0] + iy[1]
 
     def push_slice(self, x: Arr, r0: Dim, r1: Dim, c0: Dim, c1: Dim) -> Arr:
         """(H T)[r, c] = H[r, :] T[:, c], recursively, unless the product is computed anyway;
@@ -330,11 +374,23 @@ class Lowering:
                        self.push_slice(b, ZERO, b.shape[0], c0, c1))
 
     # -- rules for structured factors: s @ v, s never built
+    def solve_left(self, s: Arr, v: Arr) -> Arr:
+        """inv(A) V = solve(A, V), inv(A)' V = solve(A', V): with A's factorization where
+        it has one (an LU solves with A' too)."""
+        x, t = (s.args[0], True) if s.prim is P.TRANSPOSE else (s, False)
+        if x.key is Op.INV:
+            return self.g.call("solve", self.g.t(x.args[0]) if t else x.args[0], v,
+                               shape=v.shape)
+        key = "cho_solve" if x.key == "cho_inv" else "lu_solve_t" if t else "lu_solve"
+        return self.g.call(key, x.args[0], v, shape=v.shape)
+
     def kron_left(self, s: Arr, v: Arr) -> Arr:
         """(A kron B) M with M3[a, b, j] = M[a*q + b, j]: out[c*r + d, j] = A[c,a] B[d,b]
         M3[a,b,j]; B acts on (q, p*k), A on (p, r*k), each with its own structure."""
         (a, b), g, k = s.args, self.g, v.shape[1]
         (p, q), r = a.shape[1:] + b.shape[1:], b.shape[0]
+        if k == ONE:                            # (A kron B) vec_r(X) = vec_r(A X B'): a chain
+            return g.reshape(self.product([a, g.reshape(v, (p, q)), g.t(b)]), s.shape[:1] + (k,))
         m3 = g.reshape(v, (p, q, k))                                  # [a, b, j]
         if b.prim is not P.EYE:
             y = self.mm(b, g.reshape(g.permute(m3, (1, 0, 2)), (q, p * k)))
@@ -363,6 +419,13 @@ class Lowering:
         return sums if n == ONE else g.mul(sums, ones) if right else g.mul(ones, sums)
 
     # -- rows of LOWER
+    def symbol_row(self, e: Expr) -> Arr:
+        """An input; one declared symmetric (spd, diagonal) is its own transpose."""
+        x = self.g.node(P.INPUT, (), e.attr[0], () if e.is_scalar else e.shape)
+        if e.attr[2] in SYMMETRIC_STRUCTURES and not e.is_scalar:
+            self.g.symmetric.add(x)
+        return x
+
     def matmul_row(self, e: Expr, extra: Sequence[Arr] = ()) -> Arr:
         """Scalars pulled out, onto a vector factor where there is one (c A u v' = A (c u) v');
         then a Kronecker sandwich, a distribution over a sum, or the structured chain."""
@@ -418,14 +481,17 @@ class Lowering:
                               E.hpow(E.norm(E.add(E.diag(rest), cv)), 2)))
 
     def of_product(self, e: Expr, first_t: Callable[[Arr, Arr], Arr],
-                   other: Callable[[Arr, Arr], Arr]) -> Arr | None:
+                   other: Callable[[Arr, Arr], Arr], dense: bool = False) -> Arr | None:
         """tr / diag of a product F R of >= 2 matrices from F and R alone (``first_t`` for
-        F = X', given X), never the product; None for another argument."""
+        F = X', given X), never the product; None for another argument (with ``dense``, for
+        a Kronecker or outer product F or R too: the product applies it)."""
         x = e.args[0]
         mats = [f for f in x.args if not f.is_scalar] if x.op is Op.MATMUL else []
         if len(mats) < 2:
             return None
         first, rest = self.lower(mats[0]), self.product([self.lower(f) for f in mats[1:]])
+        if dense and any(f.key is Op.KRON or _outer(f) for f in (first, rest)):
+            return None
         body = first_t(first.args[0], rest) if first.prim is P.TRANSPOSE and rest.prim is not \
             P.TRANSPOSE else other(first, rest)
         return reduce(self.g.mul, [self.lower(f) for f in x.args if f.is_scalar] + [body])
@@ -437,16 +503,25 @@ class Lowering:
         if x.op is Op.KRON:
             (a, b), (fa, fb) = x.args, map(self.lower, x.args)
             if a.rows == a.cols and b.rows == b.cols:          # tr(A kron B) = tr A tr B
-                return g.mul(g.call(Op.TRACE, fa, shape=()), g.call(Op.TRACE, fb, shape=()))
+                return g.mul(self.trace_of(fa), self.trace_of(fb))
             return g.call("kron_trace", fa, fb, shape=(), n=x.rows, r=b.rows, s=b.cols)
+        if _outer(self.lower(x)):                              # tr(u v') = v' u
+            return self.trace_of(self.lower(x))
         return self.of_product(e, self.dot, lambda f, r: self.dot(  # tr(F R) = <F', R>
             f, r.args[0] if r.prim is P.TRANSPOSE else g.t(r))) or g.call(
             Op.TRACE, self.lower(x.args[0] if x.op is Op.TRANSPOSE else x), shape=())
 
+    def trace_of(self, x: Arr) -> Arr:
+        """tr X; tr(u v') = v' u."""
+        uv = _outer(x)
+        return self.g.call(Op.TRACE, x, shape=()) if uv is None else self.dot(self.g.t(uv[1]),
+                                                                               uv[0])
+
     def diag_row(self, e: Expr) -> Arr:
         g, pushed = self.g, _diag_of(e.args[0])               # diag(X'Y) = colsum(X .* Y)
         return self.of_product(e, lambda x, r: g.call("coldot", x, r, shape=e.shape),
-                               lambda f, r: g.call("rowdot", f, g.t(r), shape=e.shape)) or (
+                               lambda f, r: g.call("rowdot", f, g.t(r), shape=e.shape),
+                               True) or (
             self.lower(pushed) if pushed is not e else g.call(Op.DIAG, self.lower(e.args[0]),
                                                               shape=e.shape))
 
@@ -480,7 +555,8 @@ class Lowering:
             return self.dot(self.lower(x.args[0]), self.lower(x.args[1]))
         if x.op is Op.KRON:                                    # sum(A kron B) = sum A sum B
             return reduce(g.mul, (g.call(Op.SUM, self.lower(f), shape=()) for f in x.args))
-        return g.call(Op.SUM, self.lower(x), shape=())
+        y = self.lower(x)
+        return reduce(g.mul, (g.call(Op.SUM, f, shape=()) for f in _outer(y) or (y,)))
 
     def norm_row(self, e: Expr) -> Arr:
         x, g = e.args[0], self.g
@@ -496,7 +572,9 @@ class Lowering:
         of a 1x1 a = log|a|."""
         x, g = e.args[0], self.g
         if e.op is Op.LOGDET and not x.is_scalar or e.op is Op.LOG and x.op is Op.DET:
-            return g.call("slogdet", self.lower(x if e.op is Op.LOGDET else x.args[0]), shape=())
+            x = x if e.op is Op.LOGDET else x.args[0]
+            kind, f = self.factor(x) or ("", self.lower(x))
+            return g.call(f"{kind}_logdet" if kind else "slogdet", f, shape=())
         y = self.lower(x)
         y = g.array(y)
         return g.call(Op.LOG, g.call(Op.ABS, y)) if e.op is Op.LOGDET else g.call(e.op, y)
@@ -517,9 +595,30 @@ class Lowering:
         return self.g.call(key, *map(self.lower, e.args), shape=() if e.is_scalar else e.shape,
                            **params)
 
+    def factor(self, x: Expr) -> tuple[str, Arr] | None:
+        """("cho" or "lu", the factorization) when ``x`` has one (``_factored``)."""
+        kind = self.factored.get(x)
+        return None if kind is None else (kind, self.g.call(f"{kind}_factor", self.lower(x)))
+
+    def kron_row(self, e: Expr) -> Arr:
+        """A kron B; of a column and a row, the outer product (u kron v' = v' kron u = u v')."""
+        a, b = e.args
+        if a.cols == ONE and b.rows == ONE or a.rows == ONE and b.cols == ONE:
+            return self.g.mul(*map(self.lower, e.args))
+        return self.call_row(e)
+
     def call_row(self, e: Expr) -> Arr:
-        """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'."""
-        x = e.args[0]
+        """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'; of a
+        factored matrix, from its factorization."""
+        x, g = e.args[0], self.g
+        kind, f = self.factor(x.args[0] if x.op is Op.TRANSPOSE else x) or ("", x)
+        if kind and e.op is Op.INV:
+            out = g.call(f"{kind}_inv", f, g.node(P.EYE, (), e.rows, e.shape), shape=e.shape)
+            if kind == "cho":                          # the inverse of an spd matrix is too
+                g.symmetric.add(out)
+            return g.t(out) if x.op is Op.TRANSPOSE else out
+        if kind == "cho" and e.op is Op.DET:
+            return g.call("cho_det", f, shape=())
         if e.op is Op.INV and x.op is Op.TRANSPOSE:
             return self.g.t(self.g.call(Op.INV, self.lower(x.args[0])))
         return self.g.call(e.op, *map(self.lower, e.args), shape=() if e.is_scalar else e.shape,
@@ -532,8 +631,7 @@ LEFT: dict[object, Callable[[Lowering, Arr, Arr], Arr]] = {   # s @ v, s never b
     P.ONES: lambda L, s, v: L.sums(s, v, False),
     P.CONCAT: Lowering.block_left,
     Op.DIAGM: lambda L, s, v: L.g.mul(s.args[0], v),         # Diag(x) V = x .* V (rows)
-    Op.INV: lambda L, s, v: L.g.call("solve", L.g.t(s.args[0].args[0]) if s.prim is
-                                     P.TRANSPOSE else s.args[0], v, shape=v.shape),
+    **dict.fromkeys(INVERSES, Lowering.solve_left),
     Op.KRON: Lowering.kron_left,
     "commutation": lambda L, s, v: L.g.reshape(L.g.permute(L.g.reshape(v, (    # K vec X = vec X'
         dict(s.attr[1])["b"], dict(s.attr[1])["a"], v.shape[1])), (1, 0, 2)), v.shape),
@@ -543,7 +641,7 @@ RIGHT: dict[object, Callable[[Lowering, Arr, Arr], Arr]] = {  # v @ s: scalings 
     P.ONES: lambda L, s, v: L.sums(s, v, True),
 }
 LOWER: dict[Op, Callable[[Lowering, Expr], Arr]] = {
-    Op.SYMBOL: lambda L, e: L.g.node(P.INPUT, (), e.attr[0], () if e.is_scalar else e.shape),
+    Op.SYMBOL: Lowering.symbol_row,
     Op.CONST: lambda L, e: L.g.lit(e.attr),
     Op.IDENTITY: lambda L, e: L.g.lit(1, array=True) if e.is_scalar else L.g.node(
         P.EYE, (), e.attr, e.shape),
@@ -566,7 +664,10 @@ LOWER: dict[Op, Callable[[Lowering, Expr], Arr]] = {
     Op.UNVEC: lambda L, e: L.g.t(L.g.reshape(L.lower(e.args[0]), (e.cols, e.rows))),
     Op.SUM: Lowering.sum_row,
     Op.NORM: Lowering.norm_row,
-    **dict.fromkeys((Op.DET, Op.INV, Op.KRON, Op.MATPOW, Op.DIAGM), Lowering.call_row),
+    Op.INF_NORM: Lowering.call_row,
+    Op.KRON: Lowering.kron_row,
+    **dict.fromkeys((Op.DET, Op.INV, Op.MATPOW, Op.DIAGM, Op.MEAN, Op.MAX, Op.MIN,
+                     Op.LOGSUMEXP, Op.SOFTMAX), Lowering.call_row),
     **dict.fromkeys((*ELEMENTWISE, Op.LOGDET), Lowering.fn_row),
     **dict.fromkeys((Op.TRIL, Op.EXPM, Op.LOGM, Op.SQRTM, Op.FRECHET, Op.EIGVAL, Op.EIGVEC,
                      Op.SPECTRAL_NORM, Op.NUCLEAR_NORM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
