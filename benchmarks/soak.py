@@ -15,6 +15,7 @@ the kinks of abs/sign/relu: said, not hidden).
     python benchmarks/soak.py --cases 500 --seed 7  # a short run
     python benchmarks/soak.py --show 20             # print 20 failures of each stage in full
     python benchmarks/soak.py --backends            # and JAX / PyTorch code against NumPy's
+    python benchmarks/soak.py --complex             # real functions of complex matrices
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", action="store_true",
                     help="also compare the JAX and PyTorch code of f and its gradients with "
                          "NumPy's (float64; slower)")
+    ap.add_argument("--complex", action="store_true",
+                    help="real-valued functions of complex matrices "
+                         "(matdiff.testing_complex; depth <= 5)")
     args = ap.parse_args(argv)
     if args.backends:
         try:
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     slowest: list[tuple[float, int, str]] = []
     start = time.perf_counter()
     for seed in range(args.seed, args.seed + args.cases):
-        r = random_case(seed, args.depth, args.backends)
+        r = random_case(seed, args.depth, args.backends, args.complex)
         kinds[r.kind] += 1
         second_opinions += r.second_opinions
         if r.kind == "inconclusive":
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
     wall = time.perf_counter() - start
     print(f"cases      {args.cases} (seeds {args.seed}..{args.seed + args.cases - 1}, "
-          f"depth <= {args.depth})")
+          f"depth <= {args.depth}{', complex matrices' if args.complex else ''})")
     for kind in ("ok", "mismatch", "error", "skipped", "inconclusive"):
         print(f"{kind:<10} {kinds[kind]}")
     for reason, count in reasons.most_common():

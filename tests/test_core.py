@@ -212,6 +212,7 @@ X, Y = E.sym("X", ("n", "n")), E.sym("Y", ("n", "n"))
 M, N = E.sym("M", ("m", "n")), E.sym("N", ("m", "n"))
 x = E.sym("x", ("n",))
 s = E.sym("s")
+Z = E.sym("Z", ("n", "n"), "complex")
 EXERCISE = {  # one scalar function per Op, in which that Op depends on the variables
     Op.SYMBOL: E.trace(X),
     Op.ADD: E.total(E.hadamard(E.add(X, Y), E.add(X, Y))),
@@ -266,6 +267,12 @@ EXERCISE = {  # one scalar function per Op, in which that Op depends on the vari
     Op.MIN: E.total(E.hadamard(E.minimum(E.matmul(X, Y), E.zeros(("n", "n"))), X)),
     Op.LOGSUMEXP: E.add(E.logsumexp(E.matmul(X, Y)), E.logsumexp(E.matmul(X, x))),
     Op.SOFTMAX: E.total(E.hadamard(E.softmax(E.matmul(X, x)), E.matmul(Y, x))),
+    # complex numbers (Z complex): real-valued functions, the gradient ∂f/∂Re + i ∂f/∂Im
+    Op.IMAG_UNIT: E.real(E.total(E.hadamard(E.scale(E.imag_unit(), E.hpow(Z, 2)), Y))),
+    Op.CONJ: E.real(E.total(E.hadamard(E.conj(Z), E.matmul(Z, Z), Y))),
+    Op.REAL: E.total(E.hadamard(E.real(E.matmul(Z, Z, Y)), Y)),
+    Op.IMAG: E.total(E.hpow(E.imag(E.matmul(Z, Y, Z)), 2)),
+    Op.ANGLE: E.total(E.hadamard(E.angle(E.matmul(Z, Y)), Y)),
 }
 
 

@@ -237,8 +237,9 @@ MISTAKES: list[tuple[str, str, list[str], str]] = [
      "(`||X||_2` and `norm(X)` of a matrix are the spectral norm, `||X||_F` the Frobenius "
      "norm, `||X||_*` the nuclear norm.)",
      ["grad", "norm(X, 1)", "--wrt", "X"],
-     "error: norm(X, 1) of a matrix is the largest column sum in MATLAB and NumPy, which "
-     "matdiff does not differentiate; ||X||_1 is the sum of the |X_ij|\n  norm(X, 1)\n"
+     "error: norm(X, 1) of a matrix is the largest column sum of |X| in MATLAB and NumPy, "
+     "which matdiff does not differentiate; ||X||_1 is the sum of the |X_ij| "
+     "(matrixcalculus.org)\n  norm(X, 1)\n"
      "  ^^^^^^^^^^\n"),
     ("A gradient of a non-scalar", "The gradient needs a scalar; a vector or matrix "
      "function has a Jacobian.",
@@ -250,9 +251,28 @@ MISTAKES: list[tuple[str, str, list[str], str]] = [
      ["grad", "tr(X^1.5)", "--wrt", "X"],
      "error: a matrix power needs an integer exponent or ±1/2 (the principal square root); "
      "use .^ for the elementwise power\n  tr(X^1.5)\n     ^^^^^\n"),
+    ("The gradient of a complex-valued function", "With complex variables the gradient "
+     "∂f/∂Re X + i ∂f/∂Im X needs a real f (README: \"Complex matrices\"); `x'*x` is real, "
+     "`x.'*x` is not.",
+     ["grad", "x.'*x", "--wrt", "x", "--shape", "x=n,complex"],
+     "error: the gradient needs a real-valued function, but this one is complex; take "
+     "real(·) or abs(·)^2 of it, or use md.wirtinger for the pair of Wirtinger derivatives "
+     "(∂f/∂X, ∂f/∂X̄)\n"),
+    ("The spectral norm of a complex matrix", "`norm(X)` of a matrix is the spectral norm "
+     "(MATLAB), defined for real matrices only.",
+     ["grad", "norm(Y - H*X)^2", "--wrt", "H", "--shape", "H=n,m,complex"],
+     "error: spectral_norm of a complex matrix is not supported (matdiff defines it for real "
+     "matrices only); for the Frobenius norm write ||X||_F or norm(X, 'fro')\n"
+     "  norm(Y - H*X)^2\n  ^^^^^^^^^^^^^\n"),
     ("The inverse of a non-square matrix", "",
      ["grad", "tr(inv(X))", "--wrt", "X", "--shape", "X=m,n"],
      "error: inv needs a square matrix, but it is m×n\n  tr(inv(X))\n     ^^^^^^\n"),
+    ("The softmax of a matrix", "`softmax` is of a vector; the message writes the "
+     "softmax of each column, which matdiff differentiates.",
+     ["grad", "sum(softmax(X))", "--wrt", "X", "--shape", "X=m,n"],
+     "error: softmax needs a column vector, but it is m×n; softmax is of a vector: the "
+     "softmax of each column of a matrix X (m x n) is exp(X) ./ (ones(m, 1)*sum(exp(X), 1))"
+     "\n  sum(softmax(X))\n      ^^^^^^^^^^\n"),
     ("A size named in the text that cannot be whole", "A size written in the text (`I_p`, "
      "`eye(p)`) is solved from the declared numbers: with `X` 6x6 it would be `p = 3`.",
      ["grad", "tr(X - kron(I_p, A))", "--wrt", "X", "--shape", "X=7,7", "--shape", "A=2,2"],

@@ -19,7 +19,7 @@ import matdiff as md
 from matdiff import diff as D
 from matdiff import expr as E
 from matdiff import forward as F
-from matdiff.check import evaluate, fd_jacobian, random_inputs, vec_of
+from matdiff.check import evaluate, fd_jacobian, numeric, random_inputs, vec_of
 from matdiff.cli import main
 from matdiff.expr import Op
 
@@ -35,14 +35,14 @@ _vec = vec_of
 def error(a: Any, b: Any) -> float:
     """max |a - b| / max(|a|, |b|, 1e-3): relative, except that an exactly zero derivative
     matches finite-difference noise."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = numeric(a), numeric(b)
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)),
                 1e-3)
     return float(np.max(np.abs(a - b), initial=0.0)) / scale
 
 
 def as_matrix(value: Any, rows: int, cols: int) -> np.ndarray:
-    return np.asarray(value, dtype=float).reshape(rows, cols)
+    return numeric(value).reshape(rows, cols)
 
 
 def jacobian_error(f: md.Expr, name: str, j: md.Expr, seed: int = 0) -> float:
@@ -76,9 +76,10 @@ def hvp_error(f: md.Expr, name: str, seed: int = 0) -> float:
 def differential_error(f: md.Expr, name: str, seed: int = 0, h: float = 1e-6) -> float:
     """Relative error of dF at a random dX against a central difference along dX."""
     d_f = md.differential(f, name)
-    d_x = E.sym("d" + name, E.free_symbols(f)[name].shape)
+    x = E.free_symbols(f)[name]
+    d_x = E.sym("d" + name, x.shape, "complex" if x.is_complex else "")
     env, sizes = random_inputs([f, d_f, d_x], seed=seed)
-    x0, dx = np.asarray(env[name], dtype=float), np.asarray(env["d" + name], dtype=float)
+    x0, dx = numeric(env[name]), numeric(env["d" + name])
     fp = evaluate(f, {**env, name: x0 + h * dx}, sizes)
     fm = evaluate(f, {**env, name: x0 - h * dx}, sizes)
     return error(evaluate(d_f, env, sizes), (np.asarray(fp) - np.asarray(fm)) / (2 * h))
@@ -93,6 +94,7 @@ def test_every_op_in_the_jvp_table() -> None:
 
 
 Xs, Ys = E.sym("X", ("n", "n")), E.sym("Y", ("n", "n"))
+Zs = E.sym("Z", ("n", "n"), "complex")
 Ms, Ns = E.sym("M", ("m", "n")), E.sym("N", ("m", "n"))
 xs = E.sym("x", ("n",))
 EXERCISE = {  # one matrix function per Op, in which that Op depends on X
@@ -147,8 +149,17 @@ EXERCISE = {  # one matrix function per Op, in which that Op depends on X
     Op.MIN: E.minimum(E.matmul(Xs, Ys), E.zeros(("n", "n"))),
     Op.LOGSUMEXP: E.scale(E.logsumexp(E.matmul(Xs, Ys)), Ys),
     Op.SOFTMAX: E.softmax(E.matmul(Xs, xs)),
+    # complex numbers: Zs complex
+    Op.IMAG_UNIT: E.scale(E.imag_unit(), E.matmul(Xs, Ys)),
+    Op.CONJ: E.matmul(E.conj(Zs), Zs, Ys),
+    Op.REAL: E.hadamard(E.real(E.matmul(Zs, Zs)), Ys),
+    Op.IMAG: E.hadamard(E.imag(E.matmul(Zs, Zs)), Ys),
+    Op.ANGLE: E.hadamard(E.angle(E.matmul(Zs, Ys)), Ys),
 }
-_WRT = {Op.UNVEC: "x", Op.DIAGM: "x", Op.ONES: "x"}
+_WRT = {Op.UNVEC: "x", Op.DIAGM: "x", Op.ONES: "x", **dict.fromkeys(
+    (Op.CONJ, Op.REAL, Op.IMAG, Op.ANGLE), "Z")}
+# not holomorphic in Z: no complex Jacobian, an error that says so
+NOT_HOLOMORPHIC = {Op.CONJ, Op.REAL, Op.IMAG, Op.ANGLE}
 # dF has no closed vec/Kronecker form through a Fréchet derivative: the Jacobian says so
 NO_CLOSED_JACOBIAN = {Op.EXPM, Op.LOGM, Op.SQRTM, Op.FRECHET, Op.POLAR}
 
@@ -159,7 +170,10 @@ def test_every_jvp_rule_matches_finite_differences(op: Op) -> None:
     assert op in {n.op for n in E.toposort([f])}
     name = _WRT.get(op, "X")
     assert differential_error(f, name, seed=5) < TOL
-    if op in NO_CLOSED_JACOBIAN:
+    if op in NOT_HOLOMORPHIC:
+        with pytest.raises(md.MatdiffError, match="not holomorphic"):
+            md.jacobian(f, name)
+    elif op in NO_CLOSED_JACOBIAN:
         with pytest.raises(md.MatdiffError, match="no closed vec/Kronecker form"):
             md.jacobian(f, name)
     elif op not in (Op.SIGN, Op.ABS, Op.RELU):   # kinks: the point is almost surely smooth
@@ -188,6 +202,10 @@ LINEAR_CASES = {  # a node of every linear Op, with the argument sets it is line
     Op.HDIV: (E.hdiv(Xs, Ys), [[0]]),
     Op.TRIL: (E.tril(Ms), [[0]]),
     Op.FRECHET: (E.frechet("expm", Xs, Ys), [[1]]),
+    # linear over the reals, with <A, B> = Re sum(conj(A) ⊙ B)
+    Op.CONJ: (E.conj(Zs), [[0]]),
+    Op.REAL: (E.real(Zs), [[0]]),
+    Op.IMAG: (E.imag(Zs), [[0]]),
 }
 
 
@@ -201,11 +219,16 @@ def test_the_adjoint_is_the_vjp_row(op: Op) -> None:
     a linear node is its adjoint, which Jacobian identification and --steps use."""
     y, slot_sets = LINEAR_CASES[op]
     assert y.op is op
-    c = E.sym("C", y.shape)
+    real_inner = any(a.is_complex for a in y.args)      # Re sum(conj(A) ⊙ B)
+    c = E.sym("C", y.shape, "complex" if y.is_complex else "")
+
+    def inner(a: md.Expr, b: md.Expr) -> md.Expr:
+        return E.real(E.total(E.hadamard(E.conj(a), b))) if real_inner else \
+            E.total(E.hadamard(a, b))
     for slots in slot_sets:
-        bars = D.adjoint(c, y, slots)
-        lhs = E.total(E.hadamard(c, y))
-        rhs = E.add(*(E.total(E.hadamard(b, y.args[i])) for i, b in zip(slots, bars, strict=True)))
+        bars = D.adjoint(c, y, slots, real_inner)
+        lhs = inner(c, y)
+        rhs = E.add(*(inner(b, y.args[i]) for i, b in zip(slots, bars, strict=True)))
         env, sizes = random_inputs([lhs, rhs], seed=11)
         assert error(evaluate(lhs, env, sizes), evaluate(rhs, env, sizes)) < 1e-12, slots
 

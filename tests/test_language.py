@@ -98,6 +98,17 @@ def test_hessian_vector_product_matches_finite_differences(name: str, text: str,
     assert report.ok, f"{name}: {report}"
 
 
+def test_a_wrong_hessian_vector_product_is_a_mismatch() -> None:
+    """The HVP check can fail: twice the product of logsumexp's Hessian is caught."""
+    f = md.parse("logsumexp(A*x)")
+    g = md.grad(f, "x")
+    v = F.hvp_direction(f, "x")
+    wrong = E.scale(E.const(2), F.hvp(f, "x", v.name))
+    assert isinstance(g, md.Expr)
+    report = check_claims({"x": Claim("x", g, wrong, "direction", v.name)}, seed=5)
+    assert report.failed, str(report)
+
+
 def test_every_new_op_is_in_the_table() -> None:
     used = {n.op for _, text, shapes in LANGUAGE for n in E.toposort([_parsed(text, shapes)])}
     new = {Op.SOFTPLUS, Op.LOG1P, Op.EXPM1, Op.SINH, Op.COSH, Op.ARCSINH, Op.MAX, Op.MIN,
@@ -322,3 +333,28 @@ def test_generated_code_does_not_overflow(name: str, backend: str) -> None:
     as_array = (lambda v: np.asarray(v.detach() if hasattr(v, "detach") else v, dtype=float))
     np.testing.assert_allclose(as_array(got_f), value, rtol=1e-12)
     np.testing.assert_allclose(as_array(got_g).reshape(-1), grad, rtol=1e-12, atol=1e-300)
+
+
+# ----------------------------------------------------------------------------- minimize
+
+
+def test_minimize_says_max_of_two_variables_is_not_differentiable() -> None:
+    """max(x, c) has a kink where x = c even when squared; max(u, 0)² is C¹, like relu²."""
+    c = np.array([0.5, -1.0, 2.0])
+    with pytest.raises(md.MatdiffError) as err:
+        md.minimize("||x - c||^2 + sum(max(x, c).^2)", "x", data={"c": c})
+    assert "max(x, c) is not differentiable" in err.value.message
+    res = md.minimize("||x - c||^2 + sum(max(x - 1, 0).^2)", "x", data={"c": c})
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x["x"], [0.5, -1.0, 1.5], atol=1e-5)
+
+
+def test_the_column_wise_softmax_the_error_names_is_differentiated() -> None:
+    """The form the softmax error suggests for a matrix is valid input with a checked
+    gradient, and its columns are each a softmax."""
+    text = "sum(Y .* log(exp(X) ./ (ones(m, 1)*sum(exp(X), 1))))"
+    shapes = {"X": ("m", "n"), "Y": ("m", "n")}
+    assert md.check(text, "X", shapes=shapes, seed=1).ok
+    cols = md.parse("exp(X) ./ (ones(m, 1)*sum(exp(X), 1))", shapes={"X": ("m", "n")})
+    x = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_allclose(evaluate(cols, {"X": x}).sum(axis=0), [1.0, 1.0])

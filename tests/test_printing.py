@@ -229,6 +229,7 @@ def test_kronecker_factor_of_a_product_is_parenthesised() -> None:
 
 _Y, _G, _W1 = E.sym("Y", (n, n)), E.sym("G", (n, "m")), E.sym("W1", (n, n))
 _x, _y, _a = E.sym("x", (n,)), E.sym("y", (n,)), E.sym("a")
+_Z, _z = E.sym("Z", (n, n), "complex"), E.sym("z", (n,), "complex")
 
 # One representative expression per Op, with its golden output in each style:
 # (expression, text, unicode, latex). A new Op fails test_every_op_has_a_golden until it
@@ -330,6 +331,12 @@ EVERY_OP: dict[Op, tuple[md.Expr, str, str, str]] = {
                    r"\operatorname{logsumexp}\left(x\right)"),
     Op.SOFTMAX: (E.matmul(_x.T, E.softmax(E.matmul(_X, _y))), "x'*softmax(X*y)",
                  "xᵀ softmax(Xy)", r"x^{T} \operatorname{softmax}\left(X y\right)"),
+    # complex numbers (Z complex)
+    Op.IMAG_UNIT: (E.scale(E.imag_unit(), _Z), "1i*Z", "iZ", r"\mathrm{i} Z"),
+    Op.CONJ: (E.matmul(E.conj(_Z), _X), "conj(Z)*X", "Z̄X", r"\overline{Z} X"),
+    Op.REAL: (E.real(E.matmul(_Z, _X)), "real(Z*X)", "Re(ZX)", r"\Re\left(Z X\right)"),
+    Op.IMAG: (E.imag(_Z), "imag(Z)", "Im(Z)", r"\Im\left(Z\right)"),
+    Op.ANGLE: (E.angle(_Z), "angle(Z)", "arg(Z)", r"\operatorname{angle}\left(Z\right)"),
 }
 
 # The same for every Form (a finer thing to print than an Op, see printing.FORMS).
@@ -349,6 +356,8 @@ EVERY_FORM: dict[Form, tuple[md.Expr, str, str, str]] = {
     Form.INV_T: (E.inv(E.T(_X)), "inv(X')", "X⁻ᵀ", r"\left(X^{T}\right)^{-1}"),
     Form.MATPOW_INV: (E.matpow(E.inv(_X), 2), "inv(X)^2", "X⁻²", "X^{-2}"),
     Form.INV_SQRTM: (E.inv(E.sqrtm(_X)), "inv(sqrtm(X))", "X^-½", "X^{-1/2}"),
+    Form.ADJOINT: (E.matmul(E.H(_z), _X, _z), "z'*X*z", "zᴴXz", "z^{H} X z"),
+    Form.PLAIN_T: (E.matmul(E.T(_z), _z), "z.'*z", "zᵀz", "z^{T} z"),
 }
 
 

@@ -286,6 +286,7 @@ def test_matdiff_round_trip(e):
 
 
 Xe, Ye, xe, se = E.sym("X", ("n", "n")), E.sym("Y", ("n", "n")), E.sym("x", ("n",)), E.sym("s")
+Ze = E.sym("Z", ("n", "n"), "complex")
 ONE_PER_OP = {  # an expression in which the Op occurs (after the constructors' folds)
     E.Op.SYMBOL: Xe, E.Op.CONST: E.scale(E.const("-0.75"), Xe), E.Op.IDENTITY: E.eye("n"),
     E.Op.ONES: E.ones(("n", 2)), E.Op.ZERO: E.block([[Xe, E.zeros(("n", 2))]]),
@@ -308,6 +309,8 @@ ONE_PER_OP = {  # an expression in which the Op occurs (after the constructors' 
     E.Op.MEAN: E.mean(Xe), E.Op.MAX: E.maximum(Xe, Ye), E.Op.MIN: E.minimum(Xe, Ye),
     E.Op.LOGSUMEXP: E.logsumexp(Xe), E.Op.SOFTMAX: E.softmax(xe),
     E.Op.INF_NORM: E.inf_norm(xe),
+    E.Op.IMAG_UNIT: E.scale(E.imag_unit(), Ze), E.Op.CONJ: E.conj(Ze), E.Op.REAL: E.real(Ze),
+    E.Op.IMAG: E.imag(Ze), E.Op.ANGLE: E.angle(Ze),
 }
 
 

@@ -24,6 +24,7 @@ from .api import (
     parse,
     report,
     shapes_of,
+    wirtinger,
 )
 from .codegen import codegen, compile  # noqa: A004 - md.compile is the public name
 from .expr import Dim, Expr, MatdiffError, Op
@@ -34,7 +35,7 @@ from .simplify import simplify
 __all__ = ["Dim", "Expr", "MatdiffError", "Op", "check", "codegen", "compile", "differential",
            "evaluate", "explain", "grad", "hessian", "hvp", "jacobian", "minimize", "parse",
            "printing", "report", "shapes_of", "simplify", "to_latex", "to_text", "to_unicode",
-           "from_sympy", "to_sympy", "__version__"]
+           "from_sympy", "to_sympy", "wirtinger", "__version__"]
 __version__ = "0.3.0.dev0"
 
 if TYPE_CHECKING:

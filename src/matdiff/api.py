@@ -16,11 +16,13 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from . import diff as _diff
+from . import expr as E
 from . import forward as _forward
 from . import printing
 from .check import CheckReport, Claim, check_claims
@@ -32,7 +34,7 @@ from .explain import explain as _derivation
 from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zeros
 from .names import NamedParts, name_factors, name_parts
 from .parse_ascii import parse_ascii
-from .parse_latex import looks_like_latex, parse_latex
+from .parse_latex import imaginary_units, looks_like_latex, parse_latex
 from .shapes import Reading, ShapeDecl, normalize_shapes, read
 from .simplify import simplify
 
@@ -200,6 +202,8 @@ def parse_with_notes(text: str, shapes: ShapeDecl | None = None, syntax: str | N
     latex = syntax == "latex" or (syntax is None and looks_like_latex(text))
     tree = parse_latex(text, functions=names, variables=shapes or ()) if latex else \
         parse_ascii(text)
+    if latex and "i" not in (shapes or {}):  # LaTeX: an undeclared i is the imaginary unit
+        tree = imaginary_units(tree)
     try:
         reading = read(tree, text, _with_differentials(text, shapes))
     except MatdiffError as err:
@@ -256,6 +260,30 @@ def grad(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, simplified: b
     names, extra = _variables(f, wrt, shapes)
     out = _gradients(f, names, extra, _need_flag(simplified, "simplified"))
     return out[names[0]] if isinstance(wrt, (str, Expr)) else out
+
+
+@_public
+def wirtinger(f: Expr | str, wrt: str | Expr, *,
+              shapes: ShapeDecl | None = None) -> tuple[Expr, Expr]:
+    """The Wirtinger derivatives ``(∂f/∂X, ∂f/∂X̄)`` of a scalar ``f``, complex-valued or
+    not: with ``f = u + iv`` and ∇ the gradient ``∂/∂Re X + i ∂/∂Im X`` (``md.grad``),
+    ``∂f/∂X̄ = (∇u + i∇v)/2`` and ``∂f/∂X = (conj(∇u) + i conj(∇v))/2`` (Brandwood 1983;
+    Hjørungnes 2011, ch. 3). A holomorphic f has ``∂f/∂X̄ = 0``.
+
+    >>> import matdiff as md
+    >>> [str(d) for d in md.wirtinger("z.'*z", "z", shapes={"z": ("n", 1, "complex")})]
+    ['2*z', 'zeros(n)']
+    """
+    f = _as_expr(f, shapes)
+    names, extra = _variables(f, wrt, shapes)
+    x = {**free_symbols(f), **extra}[names[0]]
+    u, v = E.real(f), E.imag(f)
+    grad_u, grad_v = (_diff.gradients(part, names, declared={names[0]: x})[names[0]]
+                      for part in (u, v))
+    i, half = E.imag_unit(), E.const(Fraction(1, 2))
+    d_bar = E.scale(half, E.add(grad_u, E.scale(i, grad_v)))
+    d = E.scale(half, E.add(E.conj(grad_u), E.scale(i, E.conj(grad_v))))
+    return simplify(d), simplify(d_bar)
 
 
 # ----------------------------------------------------------------------------- forward mode
@@ -651,6 +679,8 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         out["blocks"] = _blocks(f, names, extra, verify)
     notes = [f"{n}: {_diff.SYMMETRIC_CONVENTION}" for n in names
              if symbols[n].symmetric and what in ("grad", "hessian", "hvp")]
+    notes += [f"{n}: {_diff.COMPLEX_GRADIENT}" for n in names
+              if symbols[n].is_complex and what == "grad"]
     notes += reading.notes                 # the guesses: default shapes, exp elementwise
     notes += unused_declarations(f, shapes, names)
     if notes or extra:

@@ -56,6 +56,8 @@ def _commutation(m: int, n: int) -> Array:
 
 def _slogdet(x: Array) -> Array:
     sign, logabs = np.linalg.slogdet(x)
+    if np.iscomplexobj(x):                       # the principal log det of a complex X
+        return np.array([[logabs + 1j * np.angle(sign)]])
     return np.array([[logabs if sign > 0 else np.nan]])
 
 
@@ -133,7 +135,7 @@ EVAL: dict[Op, Rule] = {
     Op.LOGSUMEXP: lambda e, a, d: _logsumexp(a[0]),
     Op.SOFTMAX: lambda e, a, d: _softmax(a[0]),
     Op.NORM: lambda e, a, d: np.array([[np.abs(a[0]).sum() if e.attr == "1"
-                                        else np.sqrt((a[0] ** 2).sum())]]),
+                                        else np.sqrt((np.abs(a[0]) ** 2).sum())]]),
     Op.INF_NORM: lambda e, a, d: np.array([[np.abs(a[0]).max()]]),
     Op.EXP: lambda e, a, d: np.exp(a[0]),
     Op.LOG: lambda e, a, d: np.log(a[0]),
@@ -146,6 +148,12 @@ EVAL: dict[Op, Rule] = {
     Op.ARCTAN: lambda e, a, d: np.arctan(a[0]),
     Op.SQRT: lambda e, a, d: np.sqrt(a[0]),
     Op.ABS: lambda e, a, d: np.abs(a[0]),
+    # complex numbers
+    Op.IMAG_UNIT: lambda e, a, d: np.array([[1j]]),
+    Op.CONJ: lambda e, a, d: np.conj(a[0]),
+    Op.REAL: lambda e, a, d: np.real(a[0]).copy(),
+    Op.IMAG: lambda e, a, d: np.imag(a[0]).copy(),
+    Op.ANGLE: lambda e, a, d: np.angle(a[0]),
     Op.SIGN: lambda e, a, d: np.sign(a[0]),
     Op.SIGMOID: lambda e, a, d: _sigmoid(a[0]),
     Op.RELU: lambda e, a, d: np.maximum(a[0], 0.0),
@@ -175,10 +183,23 @@ EVAL: dict[Op, Rule] = {
 assert ELEMENTWISE <= set(EVAL)
 
 
+def numeric(value: Any) -> Array:
+    """A user's value as a float array, or a complex one where it holds complex numbers."""
+    arr = np.asarray(value)
+    return arr.astype(complex if np.iscomplexobj(arr) else float)
+
+
+def real_view(v: Array) -> Array:
+    """A complex vector as the real vector [Re v; Im v] (a real one unchanged): the finite
+    differences compare real numbers."""
+    return np.concatenate([v.real, v.imag]) if np.iscomplexobj(v) else v
+
+
 def to_internal(value: Any, shape: tuple[int, int]) -> Array:
-    """A user's value (float, 1-D vector, 2-D matrix) as a 2-D float array of ``shape``."""
+    """A user's value (float, 1-D vector, 2-D matrix) as a 2-D float array of ``shape``
+    (complex where the value is)."""
     try:
-        arr = np.asarray(value, dtype=float)
+        arr = numeric(value)
     except (TypeError, ValueError) as err:
         raise MatdiffError(f"expected real numbers of shape {shape}, got "
                            f"{type(value).__name__} ({err})") from None
@@ -189,8 +210,10 @@ def to_internal(value: Any, shape: tuple[int, int]) -> Array:
 
 def to_user(arr: Array, e: Expr) -> Any:
     """A 2-D result as the user sees it: a float for a scalar, 1-D for a column vector."""
+    if not e.is_complex and np.iscomplexobj(arr):
+        arr = arr.real                  # a real-valued node computed in complex arithmetic
     if e.is_scalar:
-        return float(arr[0, 0])
+        return complex(arr[0, 0]) if np.iscomplexobj(arr) else float(arr[0, 0])
     if e.is_vector:
         return arr[:, 0].copy()
     return arr
@@ -203,7 +226,7 @@ def bind_dims(exprs: Sequence[Expr], env: Mapping[str, Any]) -> dict[str, int]:
         if node.op is not Op.SYMBOL or node.name not in env:
             continue
         try:
-            arr = np.asarray(env[node.name], dtype=float)
+            arr = numeric(env[node.name])
         except (TypeError, ValueError):
             raise MatdiffError(f"the input {node.name} is not an array of real numbers") \
                 from None
@@ -331,8 +354,9 @@ def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int
     is the gradient in the space of symmetric matrices under ``<A, B> = tr(AᵀB)``: half the
     directional derivative off the diagonal, all of it on the diagonal.
     """
-    x0 = np.array(env[name], dtype=float)
+    x0 = numeric(env[name]).copy()
     out = np.zeros_like(x0)
+    units = (1.0, 1j) if np.iscomplexobj(x0) else (1.0,)   # ∂f/∂Re + i ∂f/∂Im
 
     def at(x: Array) -> float:
         return float(evaluate(f, {**env, name: x}, sizes))
@@ -342,11 +366,13 @@ def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int
             continue
         magnitude = cast(float, abs(x0[idx]))  # a full index: an np.float64, a float subclass
         step = h * max(1.0, magnitude)
-        direction = np.zeros_like(x0)
-        direction[idx] = 1.0
-        if symmetric:
-            direction[idx[::-1]] = 1.0
-        slope = (at(x0 + step * direction) - at(x0 - step * direction)) / (2 * step)
+        slope: Any = 0.0
+        for unit in units:
+            direction = np.zeros_like(x0)
+            direction[idx] = unit
+            if symmetric:
+                direction[idx[::-1]] = unit
+            slope += unit * (at(x0 + step * direction) - at(x0 - step * direction)) / (2 * step)
         if symmetric and idx[0] != idx[1]:
             out[idx] = out[idx[::-1]] = slope / 2
         else:
@@ -360,7 +386,7 @@ def vec_of(value: Any) -> Array:
     >>> vec_of(np.array([[1.0, 2.0], [3.0, 4.0]])).tolist()
     [1.0, 3.0, 2.0, 4.0]
     """
-    arr = np.asarray(value, dtype=float)
+    arr = numeric(value)
     return arr.reshape(-1, order="F") if arr.ndim == 2 else arr.reshape(-1)
 
 
@@ -384,7 +410,7 @@ def fd_jacobian(f: Expr, name: str, env: Mapping[str, Any], sizes: Mapping[str, 
 
 def rel_error(a: Any, b: Any) -> float:
     """max |a - b| / max(|a|, |b|, tiny): a scale-free error between two arrays."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = numeric(a), numeric(b)
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)),
                 1e-8)
     return float(np.max(np.abs(a - b), initial=0.0)) / scale
@@ -607,20 +633,25 @@ def _directions(x0: Array, kind: str, rng: np.random.Generator) -> list[Array]:
         coords = [(i, i) for i in range(min(r, c))]
     else:
         coords = [(i, j) for j in range(c) for i in range(r)]
-    if len(coords) <= _MAX_COORDINATES:
+    units = (1.0, 1j) if np.iscomplexobj(x0) else (1.0,)   # complex: real and imaginary
+    if len(coords) * len(units) <= _MAX_COORDINATES:
         out = []
         for i, j in coords:
-            d = np.zeros_like(x0)
-            d[i, j] = max(1.0, abs(float(x0[i, j])))
-            if kind in ("symmetric", "spd"):
-                d[j, i] = d[i, j]                                  # E_ij + E_ji
-            out.append(d)
+            for unit in units:
+                d = np.zeros_like(x0)
+                d[i, j] = unit * max(1.0, abs(x0[i, j]))
+                if kind in ("symmetric", "spd"):
+                    d[j, i] = d[i, j]                              # E_ij + E_ji
+                out.append(d)
         return out
     return [_random_direction(x0, kind, rng) for _ in range(16)]
 
 
 def _random_direction(x0: Array, kind: str, rng: np.random.Generator) -> Array:
-    d = rng.standard_normal(x0.shape) * max(1.0, float(np.sqrt(np.mean(x0 ** 2))))
+    d = rng.standard_normal(x0.shape) * max(1.0, float(np.sqrt(np.mean(np.abs(x0) ** 2))))
+    if np.iscomplexobj(x0):
+        d = d + 1j * rng.standard_normal(x0.shape) * max(1.0, float(np.sqrt(np.mean(
+            np.abs(x0) ** 2))))
     if kind in ("symmetric", "spd"):
         return (d + d.T) / 2
     return np.diag(np.diag(d)) if kind == "diagonal" else d
@@ -640,23 +671,23 @@ def _claimed(claim: Claim, env: Mapping[str, Any], dims: Mapping[str, int],
     if claim.kind in ("gradient", "matrix"):
         m = values[claim.expr] if values is not None else \
             node_values([claim.expr], env, dims, strict=False)[claim.expr]
-        if claim.kind == "gradient":
-            return lambda d: np.array([float(np.sum(m * d))])
-        return lambda d: m @ d.reshape(-1, order="F")
+        if claim.kind == "gradient":               # df = Re sum(conj(G) ⊙ D)
+            return lambda d: np.array([float(np.real(np.sum(np.conj(m) * d)))])
+        return lambda d: real_view(m @ d.reshape(-1, order="F"))
 
     def along(d: Array) -> Array:
         assert claim.direction is not None
         at = {**env, claim.direction: d}
-        return vec_of(node_values([claim.expr], at, dims, strict=False)[claim.expr])
+        return real_view(vec_of(node_values([claim.expr], at, dims, strict=False)[claim.expr]))
     return along
 
 
 def _jitter(value: Any, rng: np.random.Generator) -> Any:
     """An input changed by a relative 1e-12 (random signs): enough to draw the rounding
     afresh, too little to change a well-conditioned value beyond 1e-11 of itself."""
-    arr = np.asarray(value, dtype=float)
+    arr = numeric(value)
     out = arr * (1 + 1e-12 * rng.choice([-1.0, 1.0], arr.shape))
-    return float(out) if arr.ndim == 0 else out
+    return (complex(out) if np.iscomplexobj(out) else float(out)) if arr.ndim == 0 else out
 
 
 def _spread(claim: Claim, point: _Point, directions: list[Array], said: list[Array],
@@ -769,7 +800,9 @@ def _compare(claim: Claim, point: _Point, tolerance: float, rng: np.random.Gener
 
 
 def _phi(point: _Point, claim: Claim, x0: Array, d: Array) -> Phi:
-    return lambda t: vec_of(point.moved(claim.target, claim.name, x0 + t * d))
+    if claim.target.is_complex:
+        return lambda t: real_view(vec_of(point.moved(claim.target, claim.name, x0 + t * d)))
+    return lambda t: np.real(vec_of(point.moved(claim.target, claim.name, x0 + t * d)))
 
 
 def _size(e: _Estimate) -> float:
@@ -890,7 +923,7 @@ def _run_points(report: CheckReport, claims: Mapping[str, Claim], roots: list[Ex
         first = claims[todo[0]].target
         if math.isnan(report.value) and not signs and first.is_scalar and \
                 np.isfinite(point.values[first][0, 0]):
-            report.value = float(point.values[first][0, 0])
+            report.value = float(np.real(point.values[first][0, 0]))
         for k in todo:
             outcome = _compare(claims[k], point, report.tolerance, rng)
             if signs and outcome.status == "unsure":

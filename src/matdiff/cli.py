@@ -32,7 +32,7 @@ __all__ = ["main", "parse_shape_option", "read_expression", "protect_dash_expres
            "EXIT_OK", "EXIT_MISMATCH", "EXIT_ERROR"]
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
-_STRUCTURES = ("symmetric", "spd", "pos", "diagonal")
+_STRUCTURES = ("symmetric", "spd", "pos", "diagonal", "complex")
 
 
 def parse_shape_option(spec: str) -> tuple[str, list[str]]:

@@ -29,6 +29,7 @@ from .expr import (
     apply,
     block,
     block_offsets,
+    conj,
     const,
     diag,
     diagm,
@@ -41,6 +42,7 @@ from .expr import (
     hadamard,
     hdiv,
     hpow,
+    imag_unit,
     inv,
     kron,
     matmul,
@@ -48,6 +50,7 @@ from .expr import (
     neg,
     ones,
     polar,
+    real,
     scale,
     slice_,
     softmax,
@@ -63,10 +66,11 @@ from .expr import (
     zeros,
 )
 
-__all__ = ["VJP", "powers", "grad", "gradients", "SYMMETRIC_CONVENTION", "LINEAR", "linear_in",
-           "adjoint", "sym_part", "eigen_resolvent", "eigvec_tangent", "top_singular",
-           "polar_tangent", "pinv_tangent", "phi", "extreme_weights", "logsumexp_weights",
-           "mean_weights", "sqrt_one_plus_square", "softmax_tangent"]
+__all__ = ["VJP", "COMPLEX_VJP", "COMPLEX_GRADIENT", "vjp", "powers", "grad", "gradients",
+           "SYMMETRIC_CONVENTION", "LINEAR", "linear_in", "adjoint", "sym_part",
+           "eigen_resolvent", "eigvec_tangent", "top_singular", "polar_tangent",
+           "pinv_tangent", "phi", "extreme_weights", "logsumexp_weights", "mean_weights",
+           "sqrt_one_plus_square", "softmax_tangent"]
 
 SYMMETRIC_CONVENTION = ("gradient w.r.t. a symmetric matrix: the symmetric part (G + G')/2 of "
                         "the unstructured gradient G")
@@ -442,7 +446,78 @@ VJP: dict[Op, Rule] = {
     Op.SINH: _ew(lambda x, y: apply(Op.COSH, x)),                     # sinh' = cosh
     Op.COSH: _ew(lambda x, y: apply(Op.SINH, x)),                     # cosh' = sinh
     Op.ARCSINH: lambda g, y: [hdiv(g, sqrt_one_plus_square(y.args[0]))],  # 1/sqrt(1 + x²)
+    # complex numbers: the rows for real arguments (complex ones: COMPLEX_VJP)
+    Op.IMAG_UNIT: lambda g, y: [],
+    Op.CONJ: lambda g, y: [conj(g)],                                  # C = X̄: X̄ = conj C̄
+    Op.REAL: lambda g, y: [g],                                        # C = Re X: X̄ = C̄
+    Op.IMAG: lambda g, y: [zeros(y.shape)],                           # Im of a real X is 0
+    Op.ANGLE: lambda g, y: [zeros(y.shape)],                          # arg' = 0 (a.e.) on ℝ
 }
+
+
+# ----------------------------------------------------------------------------- complex
+
+# The cotangent of a complex X is X̄ = ∂f/∂Re X + i ∂f/∂Im X = 2 ∂f/∂conj(X) (Brandwood
+# 1983; Hjørungnes 2011; PyTorch's convention): for f real, df = Re sum(conj(X̄) ⊙ dX), so a
+# VJP is the adjoint under the real inner product <A, B> = Re sum(conj(A) ⊙ B). A holomorphic
+# Op with real coefficients (every Op not in COMPLEX_VJP) has dC = J dX, whose adjoint J^H
+# C̄ is conj(Jᵀ conj(C̄)): its real row applied to conj(C̄), conjugated (``vjp``). The
+# conjugate-linear and real-valued Ops have their own rows:
+
+
+def _modulus_bar(g: Expr, x: Expr) -> Expr:
+    """C = |X| (entrywise, complex X):  X̄ = C̄ ⊙ X ./ |X|."""
+    return hadamard(g, hdiv(x, apply(Op.ABS, x)))
+
+
+def _complex_norm_vjp(g: Expr, y: Expr) -> list[Expr]:
+    """c = ||X||_2:  X̄ = c̄ X / c;  c = ||X||_1 = sum |X|:  X̄ = c̄ X ./ |X|."""
+    x = y.args[0]
+    if y.attr == "1":
+        return [_modulus_bar(scale(g, ones(x.shape)), x)]
+    return [scale(g, scale(hpow(y, -1), x))]
+
+
+COMPLEX_VJP: dict[Op, Rule] = {
+    Op.CONJ: lambda g, y: [conj(g)],                                  # C = X̄: X̄ = conj C̄
+    Op.REAL: lambda g, y: [g],                                        # C = Re X: X̄ = C̄
+    Op.IMAG: lambda g, y: [scale(imag_unit(), g)],                    # C = Im X: X̄ = i C̄
+    Op.ABS: lambda g, y: [_modulus_bar(g, y.args[0])],                # X̄ = C̄ ⊙ X ./ |X|
+    Op.ANGLE: lambda g, y: [hadamard(scale(imag_unit(), g),           # X̄ = i C̄ ⊙ X ./ |X|²
+                                     hdiv(y.args[0], hpow(apply(Op.ABS, y.args[0]), 2)))],
+    Op.NORM: _complex_norm_vjp,
+}
+
+
+def vjp(g: Expr, y: Expr) -> list[Expr | None]:
+    """The cotangents of ``y``'s arguments from the cotangent ``g`` of ``y``: the ``VJP``
+    row for real arguments; for complex ones the ``COMPLEX_VJP`` row, or the real row
+    conjugated (a holomorphic Op); a real argument's cotangent is the real part.
+
+    >>> from matdiff.expr import sym, H
+    >>> A, Z = sym("A", ("n", "n")), sym("Z", ("n", "n"), "complex")
+    >>> str(vjp(sym("G", ("n", "n"), "complex"), A @ Z)[1])
+    "A'*G"
+    """
+    if not any(a.is_complex for a in y.args):
+        return list(VJP[y.op](g, y))
+    rule = COMPLEX_VJP.get(y.op)
+    bars = list(rule(g, y)) if rule else \
+        [None if b is None else conj(b) for b in VJP[y.op](conj(g), y)]
+    return [b if b is None or a.is_complex else real(b)
+            for a, b in zip(y.args, bars, strict=False)]
+
+
+COMPLEX_GRADIENT = ("gradient w.r.t. a complex matrix: ∂f/∂Re X + i ∂f/∂Im X = 2 ∂f/∂X̄, "
+                    "the steepest-ascent direction (Brandwood 1983; Hjørungnes 2011; PyTorch)")
+
+
+def _real_valued(f: Expr) -> None:
+    if f.is_complex:
+        raise MatdiffError(
+            "the gradient needs a real-valued function, but this one is complex; "
+            "take real(·) or abs(·)^2 of it, or use md.wirtinger for the pair of Wirtinger "
+            "derivatives (∂f/∂X, ∂f/∂X̄)")
 
 
 # ----------------------------------------------------------------------------- adjoints
@@ -459,6 +534,7 @@ LINEAR: dict[Op, str] = {
     Op.SCALE: "one", Op.MATMUL: "one", Op.HADAMARD: "one", Op.KRON: "one",
     Op.HDIV: "first",
     Op.FRECHET: "second",                    # L_f(A, E) is linear in the direction E
+    Op.CONJ: "jointly", Op.REAL: "jointly", Op.IMAG: "jointly",   # over the reals
 }
 
 
@@ -477,10 +553,11 @@ def linear_in(y: Expr, slots: Sequence[int]) -> bool:
                             or kind == "second" and list(slots) == [1])
 
 
-def adjoint(c: Expr, y: Expr, slots: Sequence[int]) -> list[Expr]:
+def adjoint(c: Expr, y: Expr, slots: Sequence[int], real_inner: bool = False) -> list[Expr]:
     """The adjoint of the node ``y``, a linear map of its arguments ``slots``, applied to the
     coefficient ``c``: the ``X̄_i`` with ``<c, y> = Σ_i <X̄_i, X_i>`` (``A : BXC = BᵀACᵀ : X``),
     read from the ``VJP`` table; a ``MatdiffError`` where ``y`` is not linear in them.
+    ``real_inner``: the inner product of complex matrices ``<A, B> = Re tr(AᴴB)`` (``vjp``).
 
     >>> from matdiff.expr import sym
     >>> A, X, C = sym("A", ("n", "n")), sym("X", ("n", "n")), sym("C", ("n", "n"))
@@ -490,7 +567,7 @@ def adjoint(c: Expr, y: Expr, slots: Sequence[int]) -> list[Expr]:
     if not linear_in(y, slots):
         raise MatdiffError(f"{y.op.name.lower()}(...) is not linear in the argument(s) "
                            f"{', '.join(str(i + 1) for i in slots)} that carry the differential")
-    bars = VJP[y.op](c, y)
+    bars = vjp(c, y) if real_inner else VJP[y.op](c, y)
     out = [bars[i] for i in slots]
     assert all(b is not None for b in out)  # every linear slot has its cotangent
     return [b for b in out if b is not None]
@@ -518,6 +595,7 @@ def gradients(f: Expr, names: Sequence[str],
     if not f.is_scalar:
         raise MatdiffError(f"the gradient needs a scalar function, but this one is "
                            f"{f.rows}x{f.cols}; use jacobian for vector or matrix functions")
+    _real_valued(f)
     symbols = free_symbols(f)
     dep = _depends(f, set(names))
     bars: dict[Expr, list[Expr]] = {f: [const(1)]}
@@ -528,7 +606,7 @@ def gradients(f: Expr, names: Sequence[str],
         if node.op is Op.SYMBOL:
             bars[node] = [y_bar]
             continue
-        for arg, arg_bar in zip(node.args, VJP[node.op](y_bar, node), strict=False):
+        for arg, arg_bar in zip(node.args, vjp(y_bar, node), strict=False):
             if arg in dep and arg_bar is not None:
                 bars.setdefault(arg, []).append(arg_bar)
     out: dict[str, Expr] = {}

@@ -60,7 +60,8 @@ def signs(e: Expr) -> int:
     if e not in memo:
         for node in unseen(e, memo):
             rule = _RULES.get(node.op)
-            memo[node] = rule(node, [memo[a] for a in node.args]) if rule else ANY_SIGN
+            memo[node] = rule(node, [memo[a] for a in node.args]) \
+                if rule and not node.is_complex else ANY_SIGN        # complex: no sign
     return memo[e]
 
 

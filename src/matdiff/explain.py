@@ -93,8 +93,20 @@ ADJOINT_RULE: dict[Op, str] = {
     Op.VEC: "a : vec X = unvec(a) : X",
     Op.UNVEC: "A : unvec(x) = vec(A) : x",
     Op.SUM: "a : sum(X) = a𝟏𝟏ᵀ : X",
+    Op.MEAN: "a : mean(X) = (a/mn)𝟏𝟏ᵀ : X",
     Op.TRIL: "A : tril X = tril A : X",
     Op.FRECHET: "A : L_f(B, X) = L_f(Bᵀ, A) : X",
+    Op.MEAN: "a : mean(X) = (a/mn)𝟏𝟏ᵀ : X",
+    Op.CONJ: "A : X̄ = Ā : X",
+    Op.REAL: "A : Re X = A : X (A real)",
+    Op.IMAG: "A : Im X = iA : X (A real)",
+}
+# with complex matrices, A : B = Re tr(AᴴB): the adjoints conjugate
+COMPLEX_ADJOINT_RULE: dict[Op, str] = {
+    Op.SCALE: "A : cX = c̄A : X",
+    Op.MATMUL: "A : BXC = BᴴACᴴ : X",
+    Op.HADAMARD: "A : (B ⊙ X) = (A ⊙ B̄) : X",
+    Op.HDIV: "A : (X ⊘ B) = (A ⊘ B̄) : X",
 }
 
 
@@ -108,6 +120,7 @@ def _adjoint_round(terms: list[tuple[Expr, Expr]], dsyms: set[Expr]
     node's adjoint, read from the VJP table (``diff.adjoint``), applied to the coefficient."""
     out: list[tuple[Expr, Expr]] = []
     used: list[str] = []
+    complex_inner = any(d.is_complex for d in dsyms)
     for g, lin in terms:
         if lin in dsyms:
             out.append((g, lin))
@@ -115,10 +128,12 @@ def _adjoint_round(terms: list[tuple[Expr, Expr]], dsyms: set[Expr]
         slots = [i for i, a in enumerate(lin.args) if _has_d(a, dsyms)]
         if not slots:  # a differential that is zero
             continue
-        out.extend((simplify(x_bar), lin.args[i])
-                   for i, x_bar in zip(slots, adjoint(g, lin, slots), strict=True))
-        if ADJOINT_RULE[lin.op] not in used:
-            used.append(ADJOINT_RULE[lin.op])
+        out.extend((simplify(x_bar), lin.args[i]) for i, x_bar in
+                   zip(slots, adjoint(g, lin, slots, complex_inner), strict=True))
+        rule = COMPLEX_ADJOINT_RULE.get(lin.op) if complex_inner else None
+        rule = rule or ADJOINT_RULE[lin.op]
+        if rule not in used:
+            used.append(rule)
     moved = []
     for g, lin in out:  # A : (−X) = −A : X at once
         if lin.op is Op.SCALE and lin.args[0].op is Op.CONST:
@@ -359,6 +374,11 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
     # 1. φ as inner products of named parts; 2. the outer rules: dφ = Σ G : dY
     o = _outer_terms(f, set(variables.values()))
     steps: list[Step] = []
+    if any(x.is_complex for x in variables.values()):
+        steps.append(Step("complex matrices: the real inner product; ∂φ/∂X = ∂φ/∂Re X + "
+                          "i ∂φ/∂Im X = 2∂φ/∂X̄", "A : B = Re tr(A'*B)",
+                          "A : B = Re tr(AᴴB)", "A : B = \\Re \\operatorname{tr}"
+                          "\\left(A^{H} B\\right)"))
     if o.parts:
         steps.append(_line(lines, _OUTER["norm"], "phi", lambda st: lines.inner(
             o.phi, st) if any(g.op is not Op.CONST for g, _ in o.phi) else _plain(f, st)))
@@ -388,7 +408,7 @@ def _dname(y: Expr, dsym: dict[Expr, Expr], lines: _Lines) -> Expr:
         return dsym[y]
     if y.op is Op.SYMBOL:
         lines.dnames["d" + y.name] = y.name
-        return E.sym("d" + y.name, y.shape)
+        return E.sym("d" + y.name, y.shape, "complex" if y.is_complex else "")
     return lines.hold(y)
 
 

@@ -39,6 +39,8 @@ from .dims import (
 from .node import (
     _STR_HOOK,  # noqa: F401 - printing installs the str() of a node here
     OPS,
+    REAL_ONLY,
+    REAL_VALUED,
     SHAPE,
     STRUCTURES,
     SYMMETRIC_STRUCTURES,
@@ -61,7 +63,8 @@ __all__ = [
     "tril", "expm", "logm", "sqrtm", "MATRIX_FUNCTIONS", "derivative", "frechet",
     "frechet_block", "eigval", "eigvec", "spectral_norm", "nuclear_norm", "polar", "svd_u1",
     "svd_v1", "pinv", "adj", "chol", "mean", "maximum", "minimum", "logsumexp", "softmax",
-    "inf_norm", "EXTREMES",
+    "inf_norm", "EXTREMES", "imag_unit", "conj", "real", "imag", "angle", "H", "REAL_VALUED",
+    "REAL_ONLY",
 ]
 
 
@@ -168,6 +171,10 @@ def scale(a: Expr, x: Expr) -> Expr:
         a, x = x, a
     if a.op is Op.SCALE:  # (b c) X = b (c X): chains of scalar factors nest to the right
         return scale(a.args[0], scale(a.args[1], x))
+    if a.op is Op.IMAG_UNIT and x.op is Op.IMAG_UNIT:                 # i i = -1
+        return const(-1)
+    if a.op is Op.IMAG_UNIT and x.op is Op.SCALE and x.args[0].op is Op.IMAG_UNIT:
+        return neg(x.args[1])                                         # i (i X) = -X
     if a.op is Op.CONST:
         if a.attr == 1:
             return x
@@ -763,6 +770,68 @@ def chol(x: Expr) -> Expr:
     return Expr(Op.CHOL, (x,))
 
 
+# ----------------------------------------------------------------------------- complex
+
+
+def imag_unit() -> Expr:
+    """The imaginary unit i (``1i``, ``1j``; LaTeX ``i``, ``\\mathrm{i}``).
+
+    >>> str(scale(imag_unit(), imag_unit()))
+    '-1'
+    """
+    return Expr(Op.IMAG_UNIT)
+
+
+def conj(x: Expr) -> Expr:
+    """The entrywise conjugate X̄, pushed to the leaves: the conjugate of a real node is
+    itself, and every Op that may take complex arguments has real coefficients, so
+    conj(f(A, B)) = f(Ā, B̄); CONJ nodes sit on complex symbols only.
+
+    >>> Z = sym("Z", ("n", "n"), "complex"); A = sym("A", ("n", "n"))
+    >>> str(conj(A @ Z)), conj(conj(Z)) is Z, conj(A) is A
+    ('A*conj(Z)', True, True)
+    """
+    if not x.is_complex:
+        return x
+    if x.op is Op.CONJ:
+        return x.args[0]
+    if x.op is Op.IMAG_UNIT:
+        return neg(x)
+    if x.op is Op.SYMBOL:
+        return Expr(Op.CONJ, (x,))
+    return rebuild(x, tuple(conj(a) for a in x.args))
+
+
+def H(x: Expr) -> Expr:  # noqa: N802
+    """The conjugate transpose Xᴴ (``X'``); Xᵀ for a real X."""
+    return T(conj(x))
+
+
+def real(x: Expr) -> Expr:
+    """Re X, entrywise; X itself when X is real."""
+    if not x.is_complex:
+        return x
+    if x.op is Op.CONJ:
+        return real(x.args[0])
+    return Expr(Op.REAL, (x,))
+
+
+def imag(x: Expr) -> Expr:
+    """Im X, entrywise; zeros when X is real."""
+    if not x.is_complex:
+        return zeros(x.shape)
+    if x.op is Op.IMAG_UNIT:
+        return const(1)
+    if x.op is Op.CONJ:
+        return neg(imag(x.args[0]))
+    return Expr(Op.IMAG, (x,))
+
+
+def angle(x: Expr) -> Expr:
+    """arg X, entrywise, in (-π, π]."""
+    return Expr(Op.ANGLE, (x,))
+
+
 def apply(op: Op, x: Expr) -> Expr:
     """An elementwise function (exp, log, ...) applied to ``x``."""
     if op not in ELEMENTWISE:
@@ -895,6 +964,12 @@ OPS.update({
     Op.SINH: _elementwise(Op.SINH, ("sinh",), ("sinh",), keeps_zero=True),
     Op.COSH: _elementwise(Op.COSH, ("cosh",), ("cosh",)),
     Op.ARCSINH: _elementwise(Op.ARCSINH, ("arcsinh", "asinh"), keeps_zero=True),
+    # complex numbers
+    Op.IMAG_UNIT: OpSpec("->(1,1)", lambda a, _: imag_unit(), arity=0),   # 1i, 1j
+    Op.CONJ: OpSpec("(m,n)->(m,n)", lambda a, _: conj(a[0]), ("conj",)),  # LaTeX \bar{X}
+    Op.REAL: OpSpec("(m,n)->(m,n)", lambda a, _: real(a[0]), ("real",), ("Re",)),
+    Op.IMAG: OpSpec("(m,n)->(m,n)", lambda a, _: imag(a[0]), ("imag",), ("Im",)),
+    Op.ANGLE: OpSpec("(m,n)->(m,n)", lambda a, _: angle(a[0]), ("angle",)),  # \arg: argmin
 })
 
 # derived from OPS: the constructors' shape check, and the unary elementwise functions

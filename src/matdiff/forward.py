@@ -51,6 +51,7 @@ from .expr import (
     OPS,
     Dim,
     Expr,
+    H,
     MatdiffError,
     Op,
     T,
@@ -59,6 +60,7 @@ from .expr import (
     block,
     block_offsets,
     commutation,
+    conj,
     const,
     diag,
     diagm,
@@ -71,6 +73,7 @@ from .expr import (
     hadamard,
     hdiv,
     hpow,
+    imag,
     inv,
     kron,
     matmul,
@@ -79,6 +82,7 @@ from .expr import (
     neg,
     ones,
     polar,
+    real,
     scale,
     slice_,
     svd_u1,
@@ -140,11 +144,21 @@ def _block_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
 
 
 def _norm_jvp(y: Expr, xs_dot: list[Expr]) -> Expr:
-    """c = ||X||_2:  dc = tr(Xᵀ dX) / c;  c = ||X||_1:  dc = sum(sign(X) ⊙ dX)."""
+    """c = ||X||_2:  dc = Re tr(Xᴴ dX) / c;  c = ||X||_1:  dc = sum(sign(X) ⊙ dX), for a
+    complex X sum(d|X|)."""
     x, x_dot = y.args[0], xs_dot[0]
     if y.attr == "1":
+        if x.is_complex:
+            return total(_modulus_dot(x, x_dot))
         return total(hadamard(apply(Op.SIGN, x), x_dot))
-    return scale(hpow(y, -1), trace(matmul(T(x), x_dot)))
+    return scale(hpow(y, -1), real(trace(matmul(H(x), x_dot))))
+
+
+def _modulus_dot(x: Expr, x_dot: Expr) -> Expr:
+    """d|X| = Re(X̄ ⊙ dX) ./ |X| (entrywise; sign(X) ⊙ dX for a real X)."""
+    if not x.is_complex:
+        return hadamard(apply(Op.SIGN, x), x_dot)
+    return hdiv(real(hadamard(conj(x), x_dot)), apply(Op.ABS, x))
 
 
 def _ew(derivative: Callable[[Expr, Expr], Expr]) -> Rule:
@@ -278,7 +292,7 @@ JVP: dict[Op, Rule] = {
     Op.TAN: _ew(lambda x, y: add(_one(x), hpow(y, 2))),                     # tan' = 1 + tan²
     Op.TANH: _ew(lambda x, y: add(_one(x), neg(hpow(y, 2)))),               # tanh' = 1 - tanh²
     Op.SQRT: lambda y, d: hdiv(d[0], scale(const(2), y)),                   # dX ./ (2 sqrt X)
-    Op.ABS: _ew(lambda x, y: apply(Op.SIGN, x)),                            # |x|' = sign x
+    Op.ABS: lambda y, d: _modulus_dot(y.args[0], d[0]),                     # Re(x̄ dx)/|x|
     Op.SIGN: _zero,                                                         # sign' = 0 (a.e.)
     Op.SIGMOID: _ew(lambda x, y: hadamard(y, add(_one(x), neg(y)))),        # σ' = σ(1 - σ)
     Op.RELU: _ew(lambda x, y: apply(Op.SIGN, y)),                           # relu' = [x > 0]
@@ -291,6 +305,12 @@ JVP: dict[Op, Rule] = {
     Op.SINH: _ew(lambda x, y: apply(Op.COSH, x)),                           # sinh' = cosh
     Op.COSH: _ew(lambda x, y: apply(Op.SINH, x)),                           # cosh' = sinh
     Op.ARCSINH: lambda y, d: hdiv(d[0], sqrt_one_plus_square(y.args[0])),   # 1/sqrt(1 + x²)
+    # complex numbers
+    Op.IMAG_UNIT: _zero,
+    Op.CONJ: lambda y, d: conj(d[0]),                                       # d X̄ = conj(dX)
+    Op.REAL: lambda y, d: real(d[0]),                                       # d Re X = Re dX
+    Op.IMAG: lambda y, d: imag(d[0]),                                       # d Im X = Im dX
+    Op.ANGLE: lambda y, d: imag(hdiv(d[0], y.args[0])),                     # d arg X = Im(dX/X)
 }
 
 
@@ -619,7 +639,7 @@ def _direction(f: Expr, name: str, x: Expr) -> Expr:
     if name in free_symbols(f):
         raise MatdiffError(f"the expression already uses the name '{name}', which is needed "
                            f"for the direction in which {x.name} moves")
-    return sym(name, x.shape)
+    return sym(name, x.shape, "complex" if x.is_complex else "")
 
 
 def differential(f: Expr, wrt: str) -> Expr:
@@ -635,8 +655,20 @@ def differential(f: Expr, wrt: str) -> Expr:
     return _in_order(simplify(raw, rules=DIFFERENTIAL_RULES), raw)
 
 
+def _holomorphic(d_f: Expr, dx: Expr) -> None:
+    """A Jacobian needs dF = J dX: an error where dX̄ (or Re dX, Im dX) enters dF."""
+    dep = _depends(d_f, {dx.name})
+    if any(n.op in (Op.CONJ, Op.REAL, Op.IMAG) for n in dep):
+        raise MatdiffError(
+            f"the function is not holomorphic in {dx.name[1:]}: its differential has "
+            f"conj({dx.name}) (or Re, Im of {dx.name}), so it has no complex Jacobian; the "
+            f"pair (∂F/∂{dx.name[1:]}, ∂F/∂conj({dx.name[1:]})) is not implemented: "
+            "md.differential writes dF in both, and md.grad gives the gradient of a real f")
+
+
 def _jacobian_of(f: Expr, x: Expr, dx: Expr) -> Expr:
     raw = jvp(f, {x.name: dx})
+    _holomorphic(raw, dx)
     pushed = simplify(raw, rules=TRANSPOSES)
     return _tidy(identify(pushed, dx))
 

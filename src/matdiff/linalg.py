@@ -42,8 +42,11 @@ def _nan(shape: tuple[int, ...]) -> Array:
 
 
 def _real(z: Array, like: Array) -> Array:
-    """The real part of a principal branch, or NaN where the branch is complex."""
+    """The real part of a principal branch, or NaN where the branch is complex (for a
+    complex argument, the branch itself)."""
     z = np.asarray(z)
+    if np.iscomplexobj(like):
+        return z.astype(complex)
     scale = max(1.0, float(np.max(np.abs(z), initial=0.0)))
     if np.iscomplexobj(z) and float(np.max(np.abs(z.imag), initial=0.0)) > 1e-8 * scale:
         return _nan(like.shape)

@@ -17,7 +17,7 @@ from .dims import ONE, Dim, Shape
 from .opspec import OpSpec
 
 __all__ = ["Op", "Expr", "OPS", "SHAPE", "STRUCTURES", "SYMMETRIC_STRUCTURES", "toposort",
-           "free_symbols", "check_shape"]
+           "free_symbols", "check_shape", "REAL_VALUED", "REAL_ONLY", "complex_valued"]
 
 # declared structure of a variable: alias -> the canonical word kept in the SYMBOL's attr
 STRUCTURES: dict[str, str] = {
@@ -25,6 +25,7 @@ STRUCTURES: dict[str, str] = {
     "spd": "spd", "posdef": "spd", "pd": "spd",          # symmetric positive definite
     "pos": "pos", "positive": "pos",                      # every entry > 0, any shape
     "diagonal": "diagonal", "diag": "diagonal",           # square, zero off the diagonal
+    "complex": "complex",                                 # complex entries, any shape
 }
 SYMMETRIC_STRUCTURES = frozenset({"symmetric", "spd", "diagonal"})  # Xᵀ = X, so square
 
@@ -110,6 +111,12 @@ class Op(Enum):
     SINH = auto()
     COSH = auto()
     ARCSINH = auto()
+    # complex numbers (README: "Complex matrices")
+    IMAG_UNIT = auto()    # the imaginary unit i, a 1x1 scalar
+    CONJ = auto()         # the entrywise complex conjugate X̄ (Xᴴ is TRANSPOSE of CONJ)
+    REAL = auto()         # Re X, entrywise
+    IMAG = auto()         # Im X, entrywise
+    ANGLE = auto()        # arg X, entrywise, in (-pi, pi]
 
 
 _INTERN: dict[tuple[Any, ...], Expr] = {}
@@ -124,11 +131,12 @@ class Expr:
     (True, 'n', True)
     """
 
-    __slots__ = ("op", "args", "attr", "shape", "__weakref__")
+    __slots__ = ("op", "args", "attr", "shape", "is_complex", "__weakref__")
     op: Op
     args: tuple[Expr, ...]
     attr: Any
     shape: Shape
+    is_complex: bool      # may hold non-real values (``complex_valued``); False: real
 
     def __new__(cls, op: Op, args: tuple[Expr, ...] = (), attr: Any = None) -> Expr:
         key = (op, args, attr)
@@ -139,6 +147,7 @@ class Expr:
             object.__setattr__(node, "args", args)
             object.__setattr__(node, "attr", attr)
             object.__setattr__(node, "shape", SHAPE[op](args, attr))
+            object.__setattr__(node, "is_complex", complex_valued(op, args, attr))
             _INTERN[key] = node
         return node
 
@@ -297,6 +306,82 @@ def toposort(roots: Iterable[Expr]) -> list[Expr]:
 def free_symbols(e: Expr) -> dict[str, Expr]:
     """The SYMBOL leaves of ``e`` by name, in order of first appearance."""
     return {n.attr[0]: n for n in toposort([e]) if n.op is Op.SYMBOL}
+
+# ----------------------------------------------------------------------------- complexity
+
+# Ops whose value is real for complex arguments too (moduli, parts, norms)
+REAL_VALUED = frozenset({Op.ABS, Op.REAL, Op.IMAG, Op.ANGLE, Op.NORM})
+# Ops matdiff defines for real arguments only: a complex argument is an error at the node
+REAL_ONLY = frozenset({Op.RELU, Op.SIGN, Op.EIGVAL, Op.EIGVEC, Op.SPECTRAL_NORM,
+                       Op.NUCLEAR_NORM, Op.POLAR, Op.SVD_U1, Op.SVD_V1, Op.PINV, Op.CHOL,
+                       Op.TRIL, Op.MAX, Op.MIN, Op.LOGSUMEXP, Op.SOFTMAX, Op.INF_NORM,
+                       Op.SIGMOID, Op.SOFTPLUS})   # σ, softplus: computed stably in reals
+
+
+def complex_valued(op: Op, args: tuple[Expr, ...], attr: Any) -> bool:
+    """Whether the node ``op(args)`` may hold non-real values: a symbol declared
+    ``complex``, the unit i, and (inferred) every node with a complex argument, except the
+    real-valued Ops (``REAL_VALUED``) and the Hermitian forms ``aᴴ M a`` (1×1, ``M``
+    Hermitian) and ``ā ⊙ a``. A complex argument of a ``REAL_ONLY`` Op is an error."""
+    if op is Op.SYMBOL:
+        return bool(attr[2] == "complex")
+    if op is Op.IMAG_UNIT:
+        return True
+    if op in REAL_VALUED or not any(a.is_complex for a in args):
+        return False
+    if op in REAL_ONLY:
+        from .opspec import MatdiffError
+        hint = "; for the Frobenius norm write ||X||_F or norm(X, 'fro')" \
+            if op in (Op.SPECTRAL_NORM, Op.NUCLEAR_NORM) else ""
+        raise MatdiffError(f"{op.name.lower()} of a complex matrix is not supported "
+                           f"(matdiff defines it for real matrices only){hint}")
+    if op is Op.MATMUL:                               # aᴴ M a, 1×1
+        return not (args[0].rows.value == 1 and args[-1].cols.value == 1 and _hermitian(args))
+    if op is Op.TRACE and args[0].op is Op.MATMUL:    # tr(AᴴMA)
+        return not _hermitian(args[0].args)
+    if op in (Op.HADAMARD, Op.SCALE) and len(args) == 2:
+        return not _conjugates(*args)                 # ā ⊙ a, ā a
+    return True
+
+
+def _conjugates(a: Expr, b: Expr) -> bool:
+    """Whether ``b`` is structurally the conjugate of ``a`` (CONJ sits on symbols; real
+    nodes are their own conjugates). False where it cannot tell: the flag stays complex."""
+    if not a.is_complex or not b.is_complex:
+        return a is b
+    if a.op is Op.CONJ or b.op is Op.CONJ:
+        return a.op is Op.CONJ and a.args[0] is b or b.op is Op.CONJ and b.args[0] is a
+    if not a.args:                                    # a complex leaf: Z, i
+        return False
+    return a.op is b.op and a.attr == b.attr and len(a.args) == len(b.args) and \
+        all(_conjugates(x, y) for x, y in zip(a.args, b.args, strict=True))
+
+
+def _factors(args: tuple[Expr, ...]) -> list[tuple[Expr, bool]]:
+    """A product's factors as (node, transposed), transposed products opened."""
+    out: list[tuple[Expr, bool]] = []
+    for a in args:
+        if a.op is Op.TRANSPOSE and a.args[0].op is Op.MATMUL:
+            out.extend((f, True) for f in reversed(a.args[0].args))
+        elif a.op is Op.TRANSPOSE:
+            out.append((a.args[0], True))
+        else:
+            out.append((a, False))
+    return out
+
+
+def _hermitian(args: tuple[Expr, ...]) -> bool:
+    """Whether the product ``f1 ... fk`` equals its conjugate transpose: f_i = f_(k+1-i)ᴴ,
+    and the middle factor (k odd) is real symmetric."""
+    fs = _factors(args)
+    k = len(fs)
+    for (p, tp), (q, tq) in zip(fs[:k // 2], reversed(fs[k - k // 2:]), strict=True):
+        if tp is tq or not _conjugates(p, q):
+            return False
+    if k % 2 == 0:
+        return True
+    mid, _ = fs[k // 2]
+    return not mid.is_complex and (mid.symmetric or mid.op is Op.IDENTITY)
 
 # ----------------------------------------------------------------------------- the tables
 

@@ -88,12 +88,13 @@ PREFIX = 12  # node tokens compared before the digest decides
 # after every name. Other nodes read their first argument, and a sum as the first factor of
 # a product, power or transpose reads as its bracket (before every name).
 _LEAD: dict[Op, str] = {Op.BLOCK: "[", Op.IDENTITY: "I", Op.ONES: "1", Op.ZERO: "0",
-                        Op.COMMUTATION: "\x7fK", Op.CONST: "\x7f\x7f"}
+                        Op.COMMUTATION: "\x7fK", Op.CONST: "\x7f\x7f", Op.IMAG_UNIT: "\x7fi"}
 _FUNCTIONS = (Op.TRACE, Op.DET, Op.LOGDET, Op.INV, Op.DIAG, Op.DIAGM, Op.VEC, Op.UNVEC, Op.SUM,
-              Op.NORM, Op.KRON, *E.ELEMENTWISE)
+              Op.NORM, Op.KRON, Op.MEAN, Op.MAX, Op.MIN, Op.LOGSUMEXP, Op.SOFTMAX,
+              Op.REAL, Op.IMAG, Op.ANGLE, *E.ELEMENTWISE)
 _LEAD.update({op: op.name.lower() for op in _FUNCTIONS})
 # Leaves first, then a transpose (A before Aᵀ before AB), then the Ops in declaration order.
-_LEAVES = (Op.SYMBOL, Op.CONST, Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION)
+_LEAVES = (Op.SYMBOL, Op.CONST, Op.IDENTITY, Op.ONES, Op.ZERO, Op.COMMUTATION, Op.IMAG_UNIT)
 _RANK = {op: 0 if op in _LEAVES else 1 if op is Op.TRANSPOSE else 2 + i
          for i, op in enumerate(Op)}
 

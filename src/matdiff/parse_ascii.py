@@ -45,6 +45,14 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     def num(self, meta: Any, children: list[Token]) -> Node:
         return self._node("num", meta, [], Fraction(str(children[0])))
 
+    def imag(self, meta: Any, children: list[Token]) -> Node:
+        """``2i``, ``1j``, ``0.5i``: a real number times the imaginary unit."""
+        return self._node("imag", meta, [], Fraction(str(children[0])[:-1]))
+
+    def adjoint(self, meta: Any, children: list[Node]) -> Node:
+        """``X'``: the conjugate transpose (MATLAB); ``X.'`` and ``X.T`` are plain."""
+        return self._node("transpose", meta, children, "H")
+
     def name(self, meta: Any, children: list[Token]) -> Node:
         return self._node("name", meta, [], str(children[0]))
 

@@ -51,13 +51,57 @@ from .syntax import (
     span_of,
 )
 
-__all__ = ["parse_latex", "looks_like_latex", "MAX_LENGTH", "MAX_DEPTH"]
+__all__ = ["imaginary_units", "IMAGINARY_UNIT", "parse_latex", "looks_like_latex",
+           "MAX_LENGTH", "MAX_DEPTH"]
 
 MAX_LENGTH = 100_000     # characters
 MAX_DEPTH = 200          # nesting of delimiters and environments
 
 _RAW = ("RAW_BEGIN_ARRAY", "RAW_BEGIN", "RAW_END", "RAW_NAMED", "RAW_OLDNAMED", "RAW_BOLD",
         "RAW_CMD", "RAW_LETTER", "RAW_NUMBER", "RAW_CHAR")
+
+
+IMAGINARY_UNIT = "\\imath"   # the SYM of \mathrm{i} and \imath
+
+
+def _bar_groups(toks: list[Token]) -> list[Token]:
+    """``\\bar{X}``, ``\\overline{AB}``, ``\\bar X``: the conjugate of exactly that group
+    (or letter), written as a call ``conj(...)``."""
+    out = list(toks)
+    for i in range(len(out) - 1):
+        t, nxt = out[i], out[i + 1]
+        if t.type != "FUNC" or str(t) != call_name(Op.CONJ):
+            continue
+        if nxt.type == "SYM":                                       # \bar X
+            out[i + 1:i + 2] = [Token.new_borrow_pos("_LPAR", "(", nxt), nxt,
+                                Token.new_borrow_pos("_RPAR", ")", nxt)]
+        elif nxt.type == "_LBRACE":                                 # \bar{...}
+            depth = 0
+            for j in range(i + 1, len(out)):
+                depth += {"_LBRACE": 1, "_RBRACE": -1}.get(out[j].type, 0)
+                if depth == 0:
+                    out[i + 1] = Token.new_borrow_pos("_LPAR", "(", nxt)
+                    out[j] = Token.new_borrow_pos("_RPAR", ")", out[j])
+                    break
+    return out
+
+
+def imaginary_units(tree: Node) -> Node:
+    """The tree with every name ``i`` as the imaginary unit (LaTeX, where ``i`` is not
+    declared a variable)."""
+    done: dict[int, Node] = {}
+    stack: list[tuple[Node, bool]] = [(tree, False)]
+    while stack:
+        node, ready = stack.pop()
+        if ready:
+            args = tuple(done[id(a)] if isinstance(a, Node) else a for a in node.args)
+            done[id(node)] = Node("imag", (), Fraction(1), node.start, node.end) \
+                if node.kind == "name" and node.value == "i" else \
+                node if args == node.args else dataclasses.replace(node, args=args)
+        else:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args if isinstance(a, Node))
+    return done[id(tree)]
 
 
 class _KeepRaw:
@@ -240,8 +284,8 @@ class _Cook:
             self.emit("SUBTOK", value, start, end)     # \mathbf{1}_{m,n}, \mathbf{1}_{m + 2n}
         elif value == ":" and not any(entry[4] for entry in self.stack):
             self.emit("FROB", value, start, end)            # A : B, not in X_{[0:n, 0:m]}
-        elif value == "*" and self._after_caret():
-            raise self.fail(CONJUGATE_TRANSPOSE, start, end)
+        elif value == "*" and self._after_caret():                   # X^*, X^{*}: Xᴴ
+            self.emit("TRANS", "H", start, end)
         elif value in _CHAR:
             self.emit(*_CHAR[value], start, end)
         elif value == "&":
@@ -300,8 +344,12 @@ class _Cook:
             self.emit("SUBTOK", "*", start, end)
         elif name == "infty" and self._in_subscript():               # \|x\|_\infty
             self.emit("SUBTOK", "inf", start, end)
-        elif name == "ast" and self._after_caret():                   # X^{\ast}
-            raise self.fail(CONJUGATE_TRANSPOSE, start, end)
+        elif name == "ast" and self._after_caret():                  # X^{\ast}: Xᴴ
+            self.emit("TRANS", "H", start, end)
+        elif name in ("bar", "overline"):                            # \bar{X}: conj(X)
+            self.emit("FUNC", call_name(Op.CONJ), start, end)
+        elif name == "imath":                                        # the unit i
+            self.emit("SYM", IMAGINARY_UNIT, start, end)
         elif name in _BINOP:
             self.emit("BINOP", _BINOP[name], start, end)
         elif name == "sqrt" and i + 1 < len(raw) and str(raw[i + 1]) == "[":
@@ -414,6 +462,8 @@ class _Cook:
             self.emit("FUNC", fname, start, end)
         elif cmd.startswith("operatorname"):
             raise self.fail(f"unknown function '{value}'", start, end)
+        elif content == "i" and cmd in ("mathrm", "text", "textrm", "textup", "textnormal"):
+            self.emit("SYM", IMAGINARY_UNIT, start, end)             # \mathrm{i}: the unit
         elif len(content) == 1 and content.isalpha():
             self.emit("SYM", content, start, end)
         elif re.fullmatch(r"[A-Za-z0-9]+", content):
@@ -466,6 +516,7 @@ class _Cook:
     def finish(toks: list[Token]) -> list[Token]:
         """``\\log\\det`` is one function; a function followed by a bracket is ``FUNC_P``."""
         out: list[Token] = []
+        toks = _bar_groups(toks)
         for i, t in enumerate(toks):
             if t.type == "_PLUS" and [x.type for x in out[-2:]] == ["_CARET", "_LBRACE"] \
                     and i + 1 < len(toks) and toks[i + 1].type == "_RBRACE":
@@ -483,10 +534,8 @@ class _Cook:
 
 # ----------------------------------------------------------------------------- tree to Node
 
-# X^H, X^*: one message, to be replaced when complex matrices arrive (issue 16)
-CONJUGATE_TRANSPOSE = ("the conjugate transpose (^H, ^*) needs complex matrices, which "
-                       "matdiff does not support yet (issue 16); for a real matrix write ^T")
-_T, _INV_T, _PINV = "T", "-T", "+"   # superscript markers: transpose, its inverse, X⁺
+_T, _INV_T, _PINV, _H = "T", "-T", "+", "H"  # superscript markers: transpose, its inverse,
+#                                             X⁺, the conjugate transpose Xᴴ
 _DIM_TERM = re.compile(r"([-+]?)(\d*(?:[A-Za-z]\d*)*)")   # a term of a printed dimension: 2n
 
 
@@ -507,6 +556,8 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return Node(kind, tuple(args), value, start, end)
 
     def name(self, meta: Any, children: list[Token]) -> Node:
+        if str(children[0]) == IMAGINARY_UNIT:
+            return self._node("imag", meta, [], Fraction(1))
         return self._node("name", meta, [], str(children[0]))
 
     def num(self, meta: Any, children: list[Token]) -> Node:
@@ -586,7 +637,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return self._node(kind, meta, [a, b])
 
     def trans(self, meta: Any, children: list[Any]) -> str:
-        return _PINV if str(children[0]) == "+" else _T
+        return {"+": _PINV, "H": _H}.get(str(children[0]), _T)
 
     def invtrans(self, meta: Any, children: list[Any]) -> str:
         return _INV_T
@@ -605,7 +656,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         return ("slice", tuple(children), *span_of(meta))   # X_{[r0:r1,\,c0:c1]}
 
     def prime(self, meta: Any, children: list[Any]) -> tuple[str, Any, int, int]:
-        return ("sup", _T, *span_of(meta))
+        return ("sup", _T, *span_of(meta))             # X' in LaTeX: Xᵀ (in ASCII: Xᴴ)
 
     def subscript(self, meta: Any, children: list[Token]) -> tuple[str, Any, int, int]:
         return ("sub", "".join(str(t) for t in children), *span_of(meta))
@@ -679,13 +730,13 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         start, end = base.start, max(end, base.end)          # x^2_i: the subscript came first
         if isinstance(x, Node) and x.kind == "name" and x.value == "T":
             x = _T
-        if isinstance(x, Node) and x.kind == "name" and x.value == "H":   # X^H
-            raise self.fail(CONJUGATE_TRANSPOSE, x.start, x.end)
         if isinstance(x, Node) and x.kind == "neg" and x.args[0].kind == "name" \
                 and x.args[0].value == "T":
             x = _INV_T
         if x == _T:
             return Node("transpose", (base,), None, start, end)
+        if x == _H or isinstance(x, Node) and x.kind == "name" and x.value == "H":
+            return Node("transpose", (base,), "H", start, end)             # X^H, X^*
         if x == _INV_T:
             minus_one = Node("num", (), Fraction(-1), sup_start, end)          # ^{-T}
             inv = Node("pow", (base, minus_one), None, start, end)

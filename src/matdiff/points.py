@@ -33,7 +33,7 @@ from . import linalg
 from .expr import Dim, Expr, MatdiffError, Op, toposort
 
 __all__ = ["random_inputs", "choose_sizes", "shape_problems", "rank_bounds", "hazards",
-           "Hazard", "REASONS", "structure", "estimate_bytes", "estimate_flops",
+           "Hazard", "REASONS", "structure", "on_branch_cut", "estimate_bytes", "estimate_flops",
            "LIMIT_BYTES", "too_large"]
 
 Array = np.ndarray
@@ -259,6 +259,22 @@ def _draw(node: Expr, r: int, c: int, need: _Needs, rng: np.random.Generator,
     return rng.standard_normal((r, c))
 
 
+def _complex_draw(node: Expr, r: int, c: int, need: _Needs, rng: np.random.Generator
+                  ) -> Array:
+    """A complex symbol: real and imaginary parts drawn apart; a square one that must be
+    invertible (or has a logarithm or a root) near 1.5 I, a small one inside the unit
+    disc."""
+    name = node.attr[0]
+    z = rng.standard_normal((r, c)) + 1j * rng.standard_normal((r, c))
+    if name in need.invertible | need.spd and r == c:
+        return np.eye(r) * 1.5 + z * 0.25
+    if name in need.small:
+        return z * 0.15
+    if name in need.positive:
+        return z * 0.3 + 1.0
+    return z
+
+
 def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
                   sizes: Mapping[str, int] | None = None, signs: bool = False
                   ) -> tuple[dict[str, Any], dict[str, int]]:
@@ -285,6 +301,11 @@ def random_inputs(exprs: Expr | Sequence[Expr], seed: int = 0,
     flipped = False
     for node in symbols:
         r, c = shapes[node.attr[0]]
+        if node.is_complex:
+            z = _complex_draw(node, r, c, need, rng)
+            env[node.attr[0]] = z[:, 0].copy() if c == 1 and r != 1 else \
+                complex(z[0, 0]) if (r, c) == (1, 1) else z
+            continue
         x = _draw(node, r, c, need, rng, signs)
         if signs and node.attr[0] in need.signed and structure(node) == "":
             if not flipped and np.all(x > 0):
@@ -386,10 +407,20 @@ def _matrix_hazard(node: Expr, arg: Array) -> Hazard | None:
     return Hazard("", "", node, k) if k > 1 else None
 
 
+def on_branch_cut(z: Array, tol: float = 1e-6) -> bool:
+    """Whether an entry of ``z`` is near the negative real axis (or 0), where arg z jumps
+    from π to −π."""
+    a = np.abs(z)
+    return bool(np.any((np.real(z) < 0) & (np.abs(np.imag(z)) <= tol * np.maximum(1.0, a))))
+
+
 def _kink(node: Expr, arg: Array) -> Hazard | None:
+    if node.op is Op.ANGLE and on_branch_cut(arg):
+        return Hazard("not differentiable", f"{_short(node)} has an argument on its branch "
+                      "cut (the negative real axis)", node)
     a = np.abs(arg)
     if node.op is Op.NORM and node.attr != "1":
-        near = float(np.sqrt((arg ** 2).sum())) < 1e-6
+        near = float(np.sqrt((a ** 2).sum())) < 1e-6
     else:                                   # exact zeros are structural: I, zero blocks
         moving = a[a != 0]
         near = moving.size > 0 and float(moving.min()) < 1e-3 * max(1.0, float(a.max()))
@@ -464,7 +495,7 @@ def _hazard(node: Expr, value: Array, args: list[Array]) -> Hazard | None:
         kind = "nan" if np.any(np.isnan(value)) else "overflow"
         what = "NaN" if kind == "nan" else "infinite"
         return Hazard(kind, f"{_short(node)} is {what} here", node)
-    if op in (Op.ABS, Op.SIGN, Op.RELU) or op is Op.NORM:
+    if op in (Op.ABS, Op.SIGN, Op.RELU, Op.ANGLE) or op is Op.NORM:
         return _kink(node, args[0])
     if op in (Op.MAX, Op.MIN):                             # a tie X = Y is a kink
         return _kink(node, args[0] - args[1])

@@ -139,6 +139,8 @@ class Form(Enum):
     INV_T = auto()        # X⁻ᵀ: INV(TRANSPOSE(X))
     MATPOW_INV = auto()   # X⁻²: MATPOW(INV(X), 2)
     INV_SQRTM = auto()    # X^(-1/2): INV(SQRTM(X))
+    ADJOINT = auto()      # Xᴴ = X' (MATLAB): TRANSPOSE(CONJ(X)), printed from conj's operand
+    PLAIN_T = auto()      # Xᵀ = X.' of a complex X: the transpose without conjugation
 
 
 # Function calls f(x) in every style; the LaTeX head is \f where LaTeX has one (TEX_HEADS),
@@ -148,7 +150,7 @@ FUNCTIONS: dict[Op, str] = {op: OPS[op].ascii[0] for op in (   # printed by thei
     Op.SIN, Op.COS, Op.TAN, Op.TANH, Op.SQRT, Op.ABS, Op.SIGN, Op.SIGMOID, Op.RELU,
     Op.ARCSIN, Op.ARCCOS, Op.ARCTAN, Op.TRIL, Op.EXPM, Op.LOGM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
     Op.ADJ, Op.CHOL, Op.MEAN, Op.MAX, Op.MIN, Op.LOGSUMEXP, Op.SOFTMAX, Op.SOFTPLUS, Op.LOG1P,
-    Op.EXPM1, Op.SINH, Op.COSH, Op.ARCSINH,
+    Op.EXPM1, Op.SINH, Op.COSH, Op.ARCSINH, Op.REAL, Op.IMAG, Op.ANGLE,
 )}
 TEX_HEADS = {"det", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arcsin",
              "arccos", "arctan", "max", "min"}
@@ -159,6 +161,7 @@ _ATOM = Prec(L.ATOM)
 LEAVES: dict[Op | Form, Prec] = {
     Op.SYMBOL: _ATOM, Op.CONST: _ATOM, Op.IDENTITY: _ATOM, Op.ONES: _ATOM, Op.ZERO: _ATOM,
     Op.COMMUTATION: _ATOM,                          # K(m, n)
+    Op.IMAG_UNIT: _ATOM,                            # 1i | i
     Form.FRACTION: Prec(L.QUOT),                    # 1/3
     Form.NEGATIVE: Prec(L.NEG),                     # −2
     Form.ROW_OF_ONES: Prec(L.POSTFIX),              # 𝟏ₙᵀ
@@ -179,6 +182,9 @@ OPERATORS: dict[Op | Form, Prec] = {
     Form.MATPOW_INV: Prec(L.POW, L.POSTFIX),        # X⁻²
     Op.TRANSPOSE: Prec(L.POSTFIX, L.POSTFIX),       # X[0:n, 0:m]ᵀ
     Form.T_INV: Prec(L.POSTFIX, L.POSTFIX),         # X⁻ᵀ
+    Form.ADJOINT: Prec(L.POSTFIX, L.POSTFIX),       # Xᴴ; X' in text
+    Form.PLAIN_T: Prec(L.POSTFIX, L.POSTFIX),       # Xᵀ; X.' in text
+    Op.CONJ: Prec(L.POSTFIX, L.ATOM),               # X̄; conj(X) in text
     Op.INV: Prec(L.POSTFIX, L.POSTFIX),             # X⁻¹; inv(X) in text
     Form.INV_T: Prec(L.POSTFIX, L.POSTFIX),         # X⁻ᵀ
     Op.SLICE: Prec(L.POSTFIX, L.POSTFIX),           # Xᵀ[0:n, 0:m]
@@ -208,6 +214,16 @@ def _quotient(e: Expr) -> bool:
     return p.op is Op.CONST and p.attr < 0
 
 
+def _conjugates(e: Expr) -> int:
+    return sum(1 for n in e.walk() if n.op is Op.CONJ)
+
+
+def _adjoint(e: Expr) -> bool:
+    """``Tᵀ`` of a complex ``Y`` prints as ``(Ȳ)ᴴ`` where Ȳ has fewer conjugates than Y."""
+    y = e.args[0]
+    return y.is_complex and _conjugates(_expr.conj(y)) < _conjugates(y)
+
+
 def _is_number(e: Expr, value: int | None = None) -> bool:
     return e.op is Op.CONST and (value is None or e.attr == value)
 
@@ -225,6 +241,8 @@ FORMS: list[tuple[Form, Op, Match]] = [
     (Form.QUOTIENT, Op.SCALE, lambda e, _: _quotient(e)),
     (Form.NEGATION, Op.SCALE, lambda e, _: _is_number(e.args[0], -1)),
     (Form.NUMERIC, Op.SCALE, lambda e, _: _is_number(e.args[0])),
+    (Form.ADJOINT, Op.TRANSPOSE, lambda e, _: _adjoint(e)),
+    (Form.PLAIN_T, Op.TRANSPOSE, lambda e, _: e.args[0].is_complex),
     (Form.T_INV, Op.TRANSPOSE, lambda e, _: e.args[0].op is Op.INV),
     (Form.INV_T, Op.INV, lambda e, _: e.args[0].op is Op.TRANSPOSE),
     (Form.MATPOW_INV, Op.MATPOW, lambda e, _: e.args[0].op is Op.INV),
@@ -254,6 +272,7 @@ OPERANDS: dict[Op | Form, Callable[[Expr], tuple[Expr, ...]]] = {
     Op.MATPOW: lambda e: (e.args[0], _expr.const(e.attr)),
     Form.MATPOW_INV: lambda e: (e.args[0].args[0], _expr.const(-e.attr)),
     Form.T_INV: lambda e: (e.args[0].args[0],),
+    Form.ADJOINT: lambda e: (_expr.conj(e.args[0]),),
     Form.INV_T: lambda e: (e.args[0].args[0],),
     Form.INV_SQRTM: lambda e: (e.args[0].args[0],),
     Form.QUOTIENT: lambda e: (e.args[1], _denominator(e)),
@@ -502,6 +521,13 @@ TEMPLATES: dict[Op | Form, Template | tuple[Column, Column, Column]] = {
     Op.KRON: (Call("kron"), Infix(" ⊗ "), Infix(" \\otimes ")),
     Op.TRANSPOSE: (Postfix("'"), Postfix("ᵀ", _SUPER), Postfix("^{T}", _SUPER)),
     Form.T_INV: (None, Postfix("⁻ᵀ", _SUPER), Postfix("^{-T}", _SUPER)),
+    Form.ADJOINT: (Postfix("'"), Postfix("ᴴ", _SUPER), Postfix("^{H}", _SUPER)),
+    Form.PLAIN_T: (Postfix(".'"), Postfix("ᵀ", _SUPER), Postfix("^{T}", _SUPER)),
+    Op.CONJ: (Call("conj"), Postfix("\u0304"), Wrap("\\overline{{{0}}}", Edge.GROUP)),
+    Op.IMAG_UNIT: (Wrap("1i"), Wrap("i", Edge.LETTER), Wrap("\\mathrm{{i}}", Edge.GROUP)),
+    Op.REAL: (None, Call("Re"), Call("\\Re")),
+    Op.IMAG: (None, Call("Im"), Call("\\Im")),
+    Op.ANGLE: (None, Call("arg"), None),                                 # \operatorname{angle}
     Op.INV: (Call("inv"), Postfix("⁻¹", _SUPER), Postfix("^{-1}", _SUPER)),
     Form.INV_T: (None, Postfix("⁻ᵀ", _SUPER), None),      # LaTeX: \left(X^{T}\right)^{-1}
     Op.POW: _POWERS,

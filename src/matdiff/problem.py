@@ -366,12 +366,14 @@ def _reformulate(problem: Problem, piece: Piece | None) -> None:
     problem.objective = E.add(*kept) if kept else E.const(0)
 
 
-_NONSMOOTH = {Op.ABS: "abs", Op.SIGN: "sign", Op.RELU: "relu"}
+_NONSMOOTH = {Op.ABS: "abs", Op.SIGN: "sign", Op.RELU: "relu", Op.MAX: "max", Op.MIN: "min"}
 
 
 def _smooth_enough(node: Expr, parents: Sequence[Expr]) -> bool:
-    """|e| and relu(e) squared (or to a higher power) are continuously differentiable."""
-    if node.op is Op.SIGN:
+    """|e|, relu(e) and max(e, 0) squared (or to a higher power) are continuously
+    differentiable."""
+    if node.op is Op.SIGN or node.op in (Op.MAX, Op.MIN) and not any(
+            E.is_zero(a) for a in node.args):   # max(x, y)² still has a kink where x = y ≠ 0
         return False
     return bool(parents) and all(
         p.op is Op.POW and p.args[0] is node and p.args[1].op is Op.CONST
@@ -393,8 +395,9 @@ def check_smooth(e: Expr, piece: Piece | None, where: str) -> None:
             if node.op is Op.SIGN:
                 raise _fail(f"sign({node.args[0]}) is piecewise constant: its gradient is zero "
                             "wherever it exists, so no gradient method can use it", piece, word)
-            raise _fail(f"{word}({node.args[0]}) is not differentiable {where}; "
-                        + NONSMOOTH_HINT, piece, word)
+            shown = node if node.op in (Op.MAX, Op.MIN) else f"{word}({node.args[0]})"
+            raise _fail(f"{shown} is not differentiable {where}; " + NONSMOOTH_HINT, piece,
+                        word)
 
 
 # ----------------------------------------------------------------------------- the problem

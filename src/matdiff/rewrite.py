@@ -611,6 +611,18 @@ def _parts(node: Expr) -> tuple[Expr, ...]:
     return node.args
 
 
+def _hides_real(node: Expr, out: Expr) -> bool:
+    """A rewrite of a visibly real node (``is_complex`` False: a Hermitian form, ā ⊙ a) to
+    a form whose reality the flag cannot see: not taken."""
+    return out.is_complex and not node.is_complex
+
+
+def _keep_real(node: Expr, out: Expr) -> Expr:
+    """``out`` (equal in value to the real ``node``) kept visibly real: Re of it where its
+    rewritten arguments hide the structure that made ``node`` real."""
+    return E.real(out) if _hides_real(node, out) else out
+
+
 class _Pass:
     """One bottom-up pass: each node's arguments first, then its rules until none fires."""
 
@@ -638,8 +650,8 @@ class _Pass:
         """``node`` over its rewritten arguments (or chain items)."""
         if all(a is b for a, b in zip(items, new, strict=True)):
             return node
-        return build_chain(Op.SCALE, new, node) if node.op is Op.SCALE else \
-            rebuild(node, tuple(new))
+        return _keep_real(node, build_chain(Op.SCALE, new, node) if node.op is Op.SCALE else
+                          rebuild(node, tuple(new)))
 
     def finish(self, out: Expr) -> Expr:
         """``out`` with its arguments rewritten (the rules have not yet seen ``out``)."""
@@ -663,12 +675,14 @@ class _Pass:
         for group in self.rules.groups_for(node.op):
             if len(group) == 1 and not group[0].judged and self.trace is None:
                 out = group[0].apply(node, self.finish)  # the common case, without a trace
-                if out is not None:
+                if out is not None and not _hides_real(node, out):
                     return out, []
                 continue
             best: tuple[Expr, list[str]] | None = None
             for rule in group:
                 for out, names in self.tried(rule, node):
+                    if _hides_real(node, out):
+                        continue
                     if best is None or cost(out) < cost(best[0]):
                         best = out, names
                     if not rule.judged:

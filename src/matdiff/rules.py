@@ -195,6 +195,8 @@ def _power_splits(p: Expr, u: Expr, pre: tuple[Expr, ...], post: tuple[Expr, ...
 
 def _abs_expands(k: Expr, s: Expr, root: Expr) -> bool:
     """|s|ᵏ = sᵏ sign(s)ᵏ (k an integer) is worth it where s or sign(s) is a factor too."""
+    if s.is_complex:
+        return False                                  # |s| is no power of s for complex s
     bases = {power(f)[0] for f in chain(root)}
     return _integer(k) and (s in bases or E.apply(Op.SIGN, s) in bases)
 
@@ -270,9 +272,9 @@ POWERS = RuleSet([
          "q ∈ ℤ, or p ∉ 2ℤ (uᵖ has the sign of u), or u >= 0"),
     Rule("power-of-even-power", POWER_OF_POWER,                       # (uᵖ)ᵠ = |u|ᵖᵠ, p ∈ 2ℤ
          lambda u, p, q: E.hpow(E.apply(Op.ABS, u), E.const(p.attr * q.attr)),
-         lambda p, q: _even(p) and not _integer(q)),
+         lambda u, p, q: _even(p) and not _integer(q) and not u.is_complex),
     Rule("abs-even-power", P(Op.POW, P(Op.ABS, u), k),                # |u|ᵏ = uᵏ, k ∈ 2ℤ
-         P(Op.POW, u, k), lambda k: _even(k)),
+         P(Op.POW, u, k), lambda u, k: _even(k) and not u.is_complex),
     Rule("sign-odd-power", P(Op.POW, P(Op.SIGN, s), k),               # sign(s)²ʲ⁺¹ = sign(s)
          P(Op.SIGN, s), lambda k: _integer(k) and k.attr % 2 == 1 and k.attr != 1),
     Rule("sign-even-power", P(Op.POW, P(Op.SIGN, s), k),              # sign(s)²ʲ = sign(s)²
@@ -280,7 +282,8 @@ POWERS = RuleSet([
     Rule("sign-square", SIGN_SQUARED, lambda s: E.ones(s.shape),      # sign(s)² = 1
          lambda s: is_nonzero(s), "s ≠ 0"),
     Rule("sqrt-of-even-power", P(Op.SQRT, P(Op.POW, u, k)),           # √(u²ʲ) = |u|ʲ
-         lambda u, k: E.hpow(E.apply(Op.ABS, u), E.const(k.attr / 2)), lambda k: _even(k)),
+         lambda u, k: E.hpow(E.apply(Op.ABS, u), E.const(k.attr / 2)),
+         lambda u, k: _even(k) and not u.is_complex),
     Rule("abs-of-nonneg", P(Op.ABS, u), lambda u: u,                  # |u| = u
          lambda u: is_nonneg(u), "u >= 0"),
     Rule("sign-of-positive", P(Op.SIGN, u), lambda u: E.ones(u.shape),  # sign(u) = 1

@@ -218,7 +218,7 @@ class _Infer:
     def rule(self, n: Node) -> Sh:
         k, a = n.kind, n.args
         sh = lambda x: self.shape[id(x)]
-        if k == "num":
+        if k in ("num", "imag"):
             return (ONE, ONE)
         if k == "name":
             return self.name(n)
@@ -702,6 +702,8 @@ class _Infer:
         k = n.kind
         if k == "num":
             return E.zeros(shape) if n.value == 0 else E.const(n.value)
+        if k == "imag":
+            return E.scale(E.const(n.value), E.imag_unit())
         if k == "name":
             d = self.decisions.get(id(n))
             if d == "identity":
@@ -713,7 +715,7 @@ class _Infer:
         if k == "neg":
             return E.neg(a[0])
         if k == "transpose":
-            return E.T(a[0])
+            return E.H(a[0]) if n.value == "H" else E.T(a[0])
         if k in ("add", "sub", "hadamard", "hdiv", "mul"):
             return self.make_binary(n, a[0], a[1], shape)
         if k == "matmul":

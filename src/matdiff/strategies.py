@@ -19,8 +19,9 @@ from .api import shapes_of
 from .expr import Expr
 from .printing import to_text
 from .testing import gen
+from .testing_complex import real_scalar
 
-__all__ = ["HypothesisDraw", "exprs", "texts"]
+__all__ = ["HypothesisDraw", "exprs", "texts", "complex_exprs"]
 
 T_ = TypeVar("T_")
 
@@ -59,3 +60,15 @@ def texts(draw: Callable[[st.SearchStrategy[Any]], Any],
     """``(ascii_text, shapes)`` of a random scalar expression."""
     e = draw(exprs("s", max_depth))
     return to_text(e), shapes_of(e)
+
+
+@st.composite
+def complex_exprs(draw: Callable[[st.SearchStrategy[Any]], Any], max_depth: int = 4) -> Expr:
+    """A random real-valued scalar of complex matrices (``testing_complex.real_scalar``):
+    the gradient ∂f/∂Re X + i ∂f/∂Im X is defined for it.
+
+    >>> from hypothesis import find
+    >>> find(complex_exprs(), lambda e: True).is_complex
+    False
+    """
+    return real_scalar(HypothesisDraw(draw), draw(st.integers(1, max_depth)))

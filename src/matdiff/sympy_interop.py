@@ -84,6 +84,10 @@ NO_FORM: dict[Op, str] = {
     Op.MAX: "elementwise max of matrices", Op.MIN: "elementwise min of matrices",
     Op.LOGSUMEXP: "logsumexp", Op.SOFTMAX: "softmax", Op.MEAN: "mean of the entries",
     Op.INF_NORM: "max-norm ||x||_inf",
+    # complex numbers: SymPy's MatrixSymbol carries no complex declaration to read back
+    Op.IMAG_UNIT: "the imaginary unit (complex matrices)", Op.CONJ: "the conjugate conj(X)",
+    Op.REAL: "the real part real(X)", Op.IMAG: "the imaginary part imag(X)",
+    Op.ANGLE: "the phase angle(X)",
 }
 # Ops written as a formula of other SymPy nodes, read back as that formula (same value)
 _FORMULA = frozenset({Op.HDIV, Op.LOGDET, Op.SUM, Op.NORM})

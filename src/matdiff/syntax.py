@@ -13,6 +13,8 @@ name       ()                       identifier as written (value: str); ``I``, `
                                     and ``ones`` name the identity / all-ones unless
                                     declared in ``shapes``
 num        ()                       number (value: Fraction)
+imag       ()                       imaginary number ``2i``, ``1j``, LaTeX ``\\mathrm{i}``
+                                    (value: the real Fraction that multiplies i)
 add, sub   (a, b)                   a + b, a - b (a scalar side broadcasts)
 neg        (a,)                     -a
 mul        (a, b)                   ``*`` or juxtaposition: matrix product, or scaling
@@ -24,7 +26,8 @@ hpow       (a, b)                   ``.^`` (b scalar)
 pow        (a, b)                   ``^``: power of a scalar; integer power of a square
                                     matrix (``^-1`` is the inverse, ``^(1/2)`` sqrtm)
 div        (a, b)                   ``/`` by a scalar (``\\frac``)
-transpose  (a,)                     ``'``, ``.T``, ``^T``
+transpose  (a,)                     value "H": ``'``, ``^H``, ``^*`` (conjugate transpose);
+                                    None: ``.'``, ``.T``, ``^T`` (plain)
 norm       (a,)                     value "F" | "2" | "1" | "*" | "inf" | a number p as
                                     text ("3", "3/2") | "" (unsubscripted); "2" of a
                                     matrix is the spectral norm, "*" the nuclear

@@ -41,6 +41,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from . import expr as E
+from . import points
 from .api import parse, shapes_of
 from .check import (
     Claim,
@@ -49,6 +50,7 @@ from .check import (
     fd_gradient,
     node_values,
     not_differentiable,
+    numeric,
     random_inputs,
     rel_error,
 )
@@ -331,6 +333,32 @@ def _difference(draw: Draw, key: str, d: int) -> Expr:
     return E.sub(gen(draw, key, d), gen(draw, key, d))
 
 
+_ML_SMOOTH = [Op.SOFTPLUS, Op.SINH, Op.COSH, Op.ARCSINH, Op.EXPM1]
+
+
+def _ml_function(draw: Draw, key: str, d: int) -> Expr:
+    """The ML functions: smooth elementwise ones, log1p of a positive expression, max/min
+    (a side may be a broadcast number), logsumexp, mean and ||x||_inf (a matrix is scaled by
+    one), softmax of a vector."""
+    how = draw.pick(["smooth", "log1p", "max", "min", "lse", "mean", "softmax", "inf"])
+    if how == "smooth":
+        return E.apply(draw.pick(_ML_SMOOTH), gen(draw, key, d))
+    if how == "log1p":
+        return E.apply(Op.LOG1P, pos(draw, key, d))
+    if how in ("max", "min"):
+        other = E.scale(_const(draw), E.ones(SHAPES[key])) if draw.int(0, 1) else \
+            gen(draw, key, d)
+        return E.EXTREMES[Op.MAX if how == "max" else Op.MIN](gen(draw, key, d), other)
+    if how == "softmax" and key == "v":
+        return E.softmax(gen(draw, key, d))
+    if key != "s":
+        return E.scale(_ml_function(draw, "s", d), gen(draw, key, d))
+    if how == "inf":                                    # ||x||_inf = max |x_i|
+        return E.inf_norm(gen(draw, "v", d))
+    x = gen(draw, draw.pick(["v", "N", "M"]), d)
+    return E.logsumexp(x) if how == "lse" else E.mean(x)
+
+
 def _shallower(draw: Draw, key: str, d: int) -> Expr:
     return gen(draw, key, d - 1) if d > 0 else _leaf(draw, key)
 
@@ -339,6 +367,7 @@ _BRANCHES: list[Branch] = [
     lambda draw, key, d: _leaf(draw, key), _sum, _scaled, _product, _transpose,
     _elementwise_product, _elementwise_function, _positive_function, _matrix_function,
     _reduction, _diagonal, _vec, _kron, _block, _difference, _shallower, _spectral,
+    _ml_function,
 ]
 
 
@@ -429,17 +458,20 @@ class CaseResult:
 
 
 def _on_kink(e: Expr, env: dict[str, Any], sizes: dict[str, int], tol: float = 1e-3) -> bool:
-    """Whether an argument of abs/sign/relu/1-norm (or the vector of a 2-norm) is near 0,
+    """Whether an argument of abs/sign/relu/angle/1-norm (or the vector of a 2-norm) is near 0,
     or a spectral function sits on a kink (``points.SPECTRAL_KINKS``: a repeated extreme eigenvalue,
     a zero singular value, ...)."""
     if not_differentiable(e, env, sizes) is not None:
         return True
-    nodes = [n for n in E.toposort([e]) if n.op in (Op.ABS, Op.SIGN, Op.RELU, Op.NORM)]
+    kinked = (Op.ABS, Op.SIGN, Op.RELU, Op.NORM, Op.ANGLE)
+    nodes = [n for n in E.toposort([e]) if n.op in kinked]
     if not nodes:
         return False
     values = evaluate([n.args[0] for n in nodes], env, sizes)
     for n, v in zip(nodes, values, strict=True):
-        a = np.abs(np.asarray(v, dtype=float))
+        a = np.abs(numeric(v))
+        if n.op is Op.ANGLE and points.on_branch_cut(numeric(v), tol):
+            return True                               # arg jumps from π to −π there
         if (n.op is Op.NORM and n.attr == "2" and float(np.sqrt((a ** 2).sum())) < tol) or \
                 (n.op is not Op.NORM or n.attr == "1") and a.size and float(a.min()) < tol:
             return True
@@ -452,7 +484,7 @@ def close(a: Any, b: Any, floor: float = 0.0) -> float:
     >>> close(2.0, 2.0 + 2e-9) < 1e-8, close(1e-12, 0.0, floor=1e-6)
     (True, 1e-06)
     """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = numeric(a), numeric(b)
     scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)),
                 floor)
     return rel_error(a, b) if scale > floor else float(np.max(np.abs(a - b), initial=0.0)) / \
@@ -583,7 +615,7 @@ def _run_stages(out: CaseResult, e: Expr, env: dict[str, Any], sizes: dict[str, 
         floor = 1e-8 * max(1.0, abs(value))  # zero gradients evaluate to rounding noise
         noise: list[float] = []
         for backend in _other_backends():
-            got = [np.asarray(a.cpu() if hasattr(a, "cpu") else a, dtype=float)
+            got = [numeric(a.cpu() if hasattr(a, "cpu") else a)
                    for a in run_compiled(outputs, env, sizes, backend)]
             errors = [close(a, b, floor) for a, b in zip(got, want, strict=True)]
             if max(errors) > 1e-5:                     # beyond the outputs' own rounding?
@@ -594,7 +626,7 @@ def _run_stages(out: CaseResult, e: Expr, env: dict[str, Any], sizes: dict[str, 
 
 
 def _gap(a: Any, b: Any) -> float:
-    return float(np.max(np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float)),
+    return float(np.max(np.abs(numeric(a) - numeric(b)),
                         initial=0.0))
 
 
@@ -662,12 +694,18 @@ def _other_backends() -> list[str]:
     return out
 
 
-def random_case(seed: int, max_depth: int = 6, backends: bool = False) -> CaseResult:
+def random_case(seed: int, max_depth: int = 6, backends: bool = False,
+                complex_numbers: bool = False) -> CaseResult:
     """Generate and verify the case numbered ``seed`` (one case of the soak run); with
-    ``backends``, also the JAX and PyTorch code of the value and gradients against NumPy's.
+    ``backends``, also the JAX and PyTorch code of the value and gradients against NumPy's;
+    with ``complex_numbers``, a real-valued function of complex matrices
+    (``testing_complex.random_complex_expr``).
 
-    >>> random_case(2).kind
-    'ok'
+    >>> random_case(2).kind, random_case(2, complex_numbers=True).kind
+    ('ok', 'ok')
     """
     stages = ("grad", "simplify", "roundtrip", "numpy") + (("backends",) if backends else ())
+    if complex_numbers:
+        from .testing_complex import random_complex_expr
+        return verify(random_complex_expr(seed, min(max_depth, 5)), seed, stages=stages)
     return verify(random_expr(seed, max_depth), seed, stages=stages)

@@ -103,7 +103,7 @@ def _solved_dims(inputs: list[tuple[str, Expr]], em: Emitter) -> dict[str, tuple
             rest = Dim([(mm, cc) for mm, cc in d.terms if v not in mm])
             code = code if not rest.terms else f"({code} - {em.dim(rest, True)})"
             solved[v] = (code if coef == 1 else f"{code} // ({em.dim(coef, True)})",
-                         coef.names | rest.names)
+                         set(coef.names | rest.names))
             progress = True
     return solved
 
@@ -153,7 +153,8 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
         need |= set(stack)
     body = _header(b, symbols, names) + [f"{em.dims[v]} = {code}" for v, (code, _) in
                                           solved.items() if v in need] + asserts + lines
-    rets = [b.row("number" if x.prim is P.LIT else "scalar").text.format(c, m=b.m, dev=b.dev)
+    rets = [b.row("number" if x.prim is P.LIT else "complex_scalar" if e.is_complex
+                  else "scalar").text.format(c, m=b.m, dev=b.dev)
             if e.is_scalar else f"{c if p == ATOM else f'({c})'}.reshape(-1)" if e.is_vector
             else c for e, x, (c, p) in zip(outs, roots, refs, strict=True)]
     body.append("return " + (rets[0] if isinstance(exprs, Expr) else ", ".join(rets) +
@@ -208,15 +209,21 @@ def compile(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> Callable[..
     exec(builtins.compile(src, f"<matdiff {backend}>", "exec", optimize=0), namespace)
     fn, mod, users = namespace[fname], namespace[BACKENDS[backend].m], {m: u for u, m, _ in pairs}
 
+    complex_program = any(e.is_complex for _u, _m, e in pairs)
+
     def convert(u: str, value: Any, e: Expr) -> Any:
         if backend == "numpy":
-            value = mod.asarray(value, dtype=float)
-        elif backend == "torch" and not isinstance(value, mod.Tensor):
-            value = mod.as_tensor(value, dtype=mod.float64)
+            value = mod.asarray(value, dtype=complex if e.is_complex else float)
+        elif backend == "torch":             # torch multiplies no real by complex tensors
+            kind = mod.complex128 if complex_program and not e.is_scalar or e.is_complex \
+                else mod.float64
+            value = mod.as_tensor(value, dtype=kind)
         if e.is_scalar and getattr(value, "ndim", 0) > 0 and value.reshape(-1).shape != (1,):
             raise MatdiffError(f"argument {u!r} should be a scalar, got shape {value.shape}")
         value = value.reshape(()) if e.is_scalar and getattr(value, "ndim", 0) > 0 else value
-        return float(value) if backend == "numpy" and e.is_scalar else value
+        if backend == "numpy" and e.is_scalar:
+            return complex(value) if e.is_complex else float(value)
+        return value
 
     def call(**kwargs: Any) -> Any:
         missing = [u for u, _m, _e in pairs if u not in kwargs]

@@ -76,6 +76,8 @@ _COMMON: dict[Any, str | Row] = {
     P.ITEM: "{0}[{a}]", P.RESHAPE: "{0}.reshape({a})",
     P.CONCAT: "{m}.concatenate([{args}], axis={a})", P.CHOOSE: "({0} if {a} else {1})",
     **{op: f"{{m}}.{op.name.lower()}({{0}})" for op in _SAME_NAME},
+    Op.CONJ: "{m}.conj({0})", Op.REAL: "{m}.real({0})", Op.IMAG: "{m}.imag({0})",
+    Op.ANGLE: "{m}.angle({0})", "imag_unit": "1j", "complex_scalar": "{0}",
     Op.SIGMOID: "{m}.exp(-{m}.logaddexp(0, -{0}))",          # 1/(1 + e⁻ˣ), no overflow
     Op.RELU: "{m}.maximum({0}, 0)", Op.SOFTPLUS: "{m}.logaddexp(0, {0})",  # log(1 + eˣ)
     Op.MAX: "{m}.maximum({0}, {1})", Op.MIN: "{m}.minimum({0}, {1})", Op.MEAN: "{m}.mean({0})",
@@ -102,7 +104,8 @@ _COMMON: dict[Any, str | Row] = {
     "number": "float({0})", "scalar": "{0}",                # a constant / scalar output
     "array": "float({0})",                                  # arithmetic on numbers
 }
-NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", **_spectral("numpy")}
+NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", "complex_scalar": "complex({0})",
+                               **_spectral("numpy")}
 JAX: dict[Any, str | Row] = {**_COMMON, **_spectral("jax"), "dot": "{m}.vdot({0}, {1})",
                              Op.LOGSUMEXP: Row("jax.scipy.special.logsumexp({0})",
                                                module="import jax.scipy.special"),
@@ -114,6 +117,8 @@ TORCH: dict[Any, str | Row] = {
     Op.SIGMOID: "{m}.sigmoid({0})", Op.RELU: "{m}.relu({0})",
     Op.SOFTPLUS: "{m}.nn.functional.softplus({0}, threshold=50)",   # x itself beyond 50
     Op.LOGSUMEXP: "{m}.logsumexp({0}, dim=(0, 1))", Op.SOFTMAX: "{m}.softmax({0}, dim=0)",
+    Op.MAX: "{m}.maximum({m}.as_tensor({0}{dev}), {m}.as_tensor({1}{dev}))",  # a number too
+    Op.MIN: "{m}.minimum({m}.as_tensor({0}{dev}), {m}.as_tensor({1}{dev}))",
     Op.KRON: "{m}.kron({0}.contiguous(), {1}.contiguous())",   # views a transposed factor
     "dot": "{m}.linalg.vecdot({0}.reshape(-1), {1}.reshape(-1))",
     "coldot": "{m}.linalg.vecdot({0}, {1}, dim=0)[:, None]",   # torch.einsum is slow here
@@ -129,6 +134,7 @@ TORCH: dict[Any, str | Row] = {
     "cho_logdet": Row("2 * {m}.log({m}.diagonal({0})).sum()", PRODUCT),
     "cho_det": Row("{m}.prod({m}.diagonal({0})) ** 2", POWER),
     "number": "{m}.tensor(float({0}){dev})", "array": "{m}.tensor({0}{dev})",
+    "imag_unit": "{m}.tensor(1j, dtype={m}.complex128, device=device)",
 }
 
 

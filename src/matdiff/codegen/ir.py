@@ -185,6 +185,10 @@ class Graph:
             if a.shape and b.shape else a.shape or b.shape
         if len(shape) == 2 and all(x.prim is P.TRANSPOSE or not x.shape for x in (a, b)):
             return self.t(self.ew(prim, *(x.args[0] if x.shape else x for x in (a, b))))
+        if a.prim is P.SLICE is b.prim and a.attr == b.attr:    # X[r] - Y[r] = (X - Y)[r]
+            whole = self.nodes.get((prim, (a.args[0], b.args[0]), None, a.args[0].shape))
+            if whole in self.live:
+                return self.slice(whole, *a.attr)
         if prim in (P.ADD, P.MUL):                  # b + a, b .* a when it exists
             found = self.nodes.get((prim, (b, a), None, shape))
             if found is not None:
@@ -213,7 +217,28 @@ class Graph:
         return self.node(P.CALL, args, (key, tuple(sorted(params.items()))), out)
 
     def matmul(self, a: Arr, b: Arr, mirror: bool = True) -> Arr:
-        return self.node(P.MATMUL, (a, b), None, (a.shape[0], b.shape[-1]), mirror)
+        block = self._block_of_computed_product(a, b)
+        return block if block is not None else \
+            self.node(P.MATMUL, (a, b), None, (a.shape[0], b.shape[-1]), mirror)
+
+    def _block_of_computed_product(self, a: Arr, b: Arr) -> Arr | None:
+        """``A M`` where ``[A; B] M`` is computed already: its row block (likewise ``M A``
+        and ``M [A, B]``), so a block row of a stacked product is not computed twice."""
+        for c in self.live:
+            if c.prim is not P.CONCAT or (a not in c.args if c.attr == 0 else b not in c.args):
+                continue
+            part = a if c.attr == 0 else b
+            whole = self.nodes.get((P.MATMUL, (c, b) if c.attr == 0 else (a, c), None,
+                                    (c.shape[0], b.shape[-1]) if c.attr == 0 else
+                                    (a.shape[0], c.shape[-1])))
+            if whole not in self.live:
+                continue
+            k = c.args.index(part)
+            start = sum((x.shape[c.attr] for x in c.args[:k]), ZERO)
+            end = start + part.shape[c.attr]
+            return self.slice(whole, start, end) if c.attr == 0 else \
+                self.slice(whole, ZERO, whole.shape[0], start, end)
+        return None
 
     def t(self, x: Arr) -> Arr:
         """x', structure kept: x'' = x, I' = I, Diag(v)' = Diag(v), [A, B]' = [A'; B'],

@@ -136,12 +136,17 @@ class Lowering:
         self.memo: dict[Expr, Arr] = {}
         self.products: dict[tuple[Arr, ...], Arr] = {}
         self.blocks: set[Arr] = set()           # block matrices of the input: never built
+        # complex arithmetic: no conjugating dot products (JAX's vdot, torch's vecdot), and
+        # a real-valued output is the real part of what complex arithmetic computed
+        self.complex = any(n.is_complex for n in toposort(self.roots))
 
     def run(self) -> list[Arr]:
         """Lower root by root, children first (no recursion over the depth of the DAG)."""
         out = []
         for root in self.roots:
             out += [self.lower(n) for n in toposort([root])][-1:]
+            if self.complex and not root.is_complex:
+                out[-1] = self.g.call(Op.REAL, out[-1], shape=out[-1].shape)
             self.g.commit(out[-1:])
         return out
 
@@ -282,6 +287,8 @@ class Lowering:
         g, found = self.g, {}
         for k, (t, x) in enumerate(zip(terms, irs, strict=True)):
             c, p = _split_scalar(g, x)
+            if p.prim is P.CHOOSE and p.args[0].prim is P.MATMUL:   # a chain's order: (AB)C
+                p = p.args[0]
             if p.prim is P.MATMUL and self.single_use(t) and x.shape and self.single_use(
                     t.args[1] if t.op is Op.SCALE else t):
                 found[k] = (p.args[0] if c is None else g.mul(c, p.args[0]), p.args[1])
@@ -297,6 +304,8 @@ class Lowering:
     def dot(self, a: Arr, b: Arr) -> Arr:
         """sum(a .* b); <Y, A kron B> = sum Y4[a,i,b,j] A[a,b] B[i,j], no Kronecker product."""
         a, b = (b, a) if a.key is Op.KRON or _outer(a) else (a, b)
+        if self.complex and a.shape:                       # sum(a .* b), no conjugation
+            return self.g.call(Op.SUM, self.g.mul(a, b), shape=())
         if a.shape and (uv := _outer(b)):                     # <M, u v'> = u' M v
             prod = self.product([self.g.t(uv[0]), a, self.g.t(uv[1])])
             return self.g.node(P.ITEM, (prod,), (ZERO, ZERO), ())
@@ -472,6 +481,9 @@ class Lowering:
         y = x.args[0]
         diagonal = [t for t in y.args if t.op is Op.DIAGM or t.op is Op.SCALE and t.args[0].op
                     is Op.CONST and t.args[1].op is Op.DIAGM] if y.op is Op.ADD else []
+        if y.is_complex:                                       # ||Y||² = <|Y|, |Y|>
+            m = self.g.call(Op.ABS, self.lower(y))
+            return self.dot(m, m)
         if len(diagonal) != 1 or not self.single_use(y) or not self.single_use(x):
             return self.dot(self.lower(y), self.lower(y))
         d, rest = diagonal[0], E.add(*(t for t in y.args if t is not diagonal[0]))
@@ -519,6 +531,8 @@ class Lowering:
 
     def diag_row(self, e: Expr) -> Arr:
         g, pushed = self.g, _diag_of(e.args[0])               # diag(X'Y) = colsum(X .* Y)
+        if self.complex:
+            return g.call(Op.DIAG, self.lower(e.args[0]), shape=e.shape)
         return self.of_product(e, lambda x, r: g.call("coldot", x, r, shape=e.shape),
                                lambda f, r: g.call("rowdot", f, g.t(r), shape=e.shape),
                                True) or (
@@ -565,12 +579,16 @@ class Lowering:
         y = self.lower(x)
         if not y.shape or e.attr == "1":                       # ||a|| = |a|, sum |X_ij|
             return g.call(Op.SUM, g.call(Op.ABS, y), shape=()) if y.shape else g.call(Op.ABS, y)
+        if self.complex:                                       # sqrt(sum |y|²)
+            y = g.call(Op.ABS, y, shape=y.shape)
         return g.call(Op.SQRT, self.dot(y, y))
 
     def fn_row(self, e: Expr) -> Arr:
         """f(x), a number as a 0-d array (computed in floats); log det X = logdet X; logdet
         of a 1x1 a = log|a|."""
         x, g = e.args[0], self.g
+        if e.op is Op.LOGDET and x.is_complex:                 # the principal log det
+            return g.call(Op.LOG, g.call(Op.DET, self.lower(x), shape=()), shape=())
         if e.op is Op.LOGDET and not x.is_scalar or e.op is Op.LOG and x.op is Op.DET:
             x = x if e.op is Op.LOGDET else x.args[0]
             kind, f = self.factor(x) or ("", self.lower(x))
@@ -611,13 +629,13 @@ class Lowering:
         """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'; of a
         factored matrix, from its factorization."""
         x, g = e.args[0], self.g
-        kind, f = self.factor(x.args[0] if x.op is Op.TRANSPOSE else x) or ("", x)
-        if kind and e.op is Op.INV:
+        kind, f = self.factor(x.args[0] if x.op is Op.TRANSPOSE else x) or ("", None)
+        if f is not None and e.op is Op.INV:
             out = g.call(f"{kind}_inv", f, g.node(P.EYE, (), e.rows, e.shape), shape=e.shape)
             if kind == "cho":                          # the inverse of an spd matrix is too
                 g.symmetric.add(out)
             return g.t(out) if x.op is Op.TRANSPOSE else out
-        if kind == "cho" and e.op is Op.DET:
+        if f is not None and kind == "cho" and e.op is Op.DET:
             return g.call("cho_det", f, shape=())
         if e.op is Op.INV and x.op is Op.TRANSPOSE:
             return self.g.t(self.g.call(Op.INV, self.lower(x.args[0])))
@@ -668,7 +686,9 @@ LOWER: dict[Op, Callable[[Lowering, Expr], Arr]] = {
     Op.KRON: Lowering.kron_row,
     **dict.fromkeys((Op.DET, Op.INV, Op.MATPOW, Op.DIAGM, Op.MEAN, Op.MAX, Op.MIN,
                      Op.LOGSUMEXP, Op.SOFTMAX), Lowering.call_row),
-    **dict.fromkeys((*ELEMENTWISE, Op.LOGDET), Lowering.fn_row),
+    **dict.fromkeys((*ELEMENTWISE, Op.LOGDET, Op.CONJ, Op.REAL, Op.IMAG, Op.ANGLE),
+                    Lowering.fn_row),
+    Op.IMAG_UNIT: lambda L, e: L.g.call("imag_unit", shape=()),
     **dict.fromkeys((Op.TRIL, Op.EXPM, Op.LOGM, Op.SQRTM, Op.FRECHET, Op.EIGVAL, Op.EIGVEC,
                      Op.SPECTRAL_NORM, Op.NUCLEAR_NORM, Op.POLAR, Op.SVD_U1, Op.SVD_V1,
                      Op.PINV, Op.ADJ, Op.CHOL), Lowering.spectral_row),

@@ -31,7 +31,7 @@ _GAUSS = ", ".join(f"({float(t + 1) / 2!r}, {float(w) / 2!r})" for t, w in zip(_
 _SIGN = '''def _unit_sign(v):
     """v with its entry of largest absolute value positive."""
     k = {m}.argmax({m}.abs(v))
-    return v if float(v[k]) >= 0 else -v
+    return {m}.where(v[k] < 0, -v, v)                # traceable: jax.jit, jax.grad
 '''
 _SYM = '''def _sym(x):
     """The symmetric part (X + X')/2."""
