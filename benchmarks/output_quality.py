@@ -14,21 +14,31 @@ one). Every result is also checked against the textbook form numerically. Goal: 
 ratio at most 1.5, median at most 1.0.
 
 Run: ``python benchmarks/output_quality.py [path/to/battery.md]``; ``--quiet`` prints the
-summary and the items above 1.0 only.
+summary and the items above 1.0 only; ``--timing`` prints what the bounded search costs:
+the time of the whole table (the battery's 30 problems and every item above) with the
+search off and on, in this process (best of three, caches cleared), the time spent inside
+the search itself (less exposed to the machine's load than the difference), and the time of
+a 256-term sum from parse to print with the search on.
 """
 
 from __future__ import annotations
 
+import importlib
+import math
 import re
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import matdiff as md
+from matdiff import search
 from matdiff.check import evaluate, random_inputs, rel_error
 from matdiff.expr import Expr, Op, const
 from matdiff.names import with_names
 from matdiff.order import unseen
 
+S = importlib.import_module("matdiff.simplify")  # the module (md.simplify is the function)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_items import ITEMS  # noqa: E402
 
@@ -234,7 +244,63 @@ def summary(rows: list[Row]) -> str:
             f"{sum(not r[4] for r in rows)} differing in value")
 
 
+def _clear_caches() -> None:
+    """Forget every simplified, differentiated and searched result (to time a cold run)."""
+    S.set_search(S.SEARCH)
+    S._RULED.clear()
+    search._ALTERNATIVES.clear()
+
+
+def _timed(run: Callable[[], object]) -> float:
+    best = math.inf
+    for _ in range(3):
+        _clear_caches()
+        t0 = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def timing(path: Path) -> None:
+    """The table's time without and with the search, and a 256-term sum's time."""
+    def table() -> None:
+        battery_rows(path)
+        table_rows()
+
+    def long_sum() -> None:
+        text = " + ".join(f"||A{i}*X*B{i} - C{i}||_F^2" for i in range(1, 257))
+        str(md.grad(md.parse(text), "X"))
+
+    S.set_search(False)
+    off = _timed(table)
+    S.set_search(True)
+    on = _timed(table)
+    print(f"table without search {off:.2f} s, with search {on:.2f} s: "
+          f"the search adds {100 * (on - off) / off:.0f}%")
+    spent = [0.0]  # the time inside the search itself, in one run with it (less noisy)
+    improve = S.improve
+
+    def timed_improve(e: Expr, by_rules: Callable[[Expr], Expr]) -> Expr:
+        t0 = time.perf_counter()
+        out = improve(e, by_rules)
+        spent[0] += time.perf_counter() - t0
+        return out
+
+    S.improve = timed_improve
+    try:
+        total = _timed(table)
+    finally:
+        S.improve = improve
+    share = spent[0] / 3  # three runs
+    print(f"inside the search: {share:.2f} s of {total:.2f} s, "
+          f"{100 * share / (total - share):.0f}% added to the rest")
+    print(f"256-term sum, parse to print, with search: {_timed(long_sum):.2f} s")
+
+
 def main(argv: list[str]) -> int:
+    if "--timing" in argv:
+        timing(Path(next((a for a in argv[1:] if not a.startswith("--")), BATTERY)))
+        return 0
     quiet = "--quiet" in argv
     args = [a for a in argv[1:] if not a.startswith("--")]
     rows = battery_rows(Path(args[0]) if args else BATTERY) + table_rows()

@@ -541,15 +541,16 @@ def test_function_of_an_integer_constant_computes_in_floats(backend: str) -> Non
 
 
 def test_seed_code_builds_no_diagonal_matrix_and_stacks_the_gradient_products() -> None:
-    """The seed's value + gradients: ||Z - Diag(d)||^2 from the diagonal alone, the four
-    sliced products of the gradient as two products with stacked inner dimensions."""
+    """The seed's value + gradients: ||Z - Diag(d)||^2 from the diagonal alone, and the
+    block rows of the residual computed once and stacked (since issue 13 the gradient is
+    written block by block, so its products are no longer stacked; the value's are)."""
     from matdiff.testing import SEED
     f = md.parse(SEED)
     grads = md.grad(f, ["R", "Q"])
     exprs = [f, grads["R"], grads["Q"]]
     body = codegen(exprs).split('"""')[2]
     assert "diagflat" not in body and "np.block" not in body
-    assert body.count("@ np.concatenate(") == 2, body
+    assert "np.concatenate(" in body, body
     env, _sizes = random_inputs(exprs, seed=1)
     got = compile(exprs)(**env)
     for value, e in zip(got, exprs, strict=True):
@@ -984,7 +985,8 @@ def _products(nodes: list[Any]) -> int:
 
 
 # products per call (both sides of every call-time choice), seed and benchmarks/problems.py
-PRODUCTS = {"seed": (11, 9), "kron": (0, 0), "gauss": (2, 2), "net": (5, 5), "mf": (3, 3),
+PRODUCTS = {"seed": (13, 15),  # (11, 9) before the gradient's residual was block by block
+            "kron": (0, 0), "gauss": (2, 2), "net": (5, 5), "mf": (3, 3),
             "trace": (2, 2), "kronls": (5, 5), "logreg": (2, 2), "mmf": (3, 3), "pca": (1, 1),
             "graph": (1, 1), "ridge": (2, 2), "prec": (0, 0), "sandwich": (4, 4)}
 

@@ -242,6 +242,9 @@ RULE_EXAMPLES.update({  # issue 13: the textbook rules
     "diag-of-sum": [E.diag(A @ E.diagm(v) + E.diagm(x) @ B)],
     "diagonal-map": [E.matmul(E.kron(x.T, I_n), E.diagm(E.vec(I_n)),
                               E.kron(E.ones((n, 1)), I_n))],
+    "sum-of-hadamard": [E.total(E.hadamard(A.T, B))],
+    "outer-of-ones": [E.hadamard(X, E.ones((n, 1)) @ E.ones((1, n))),
+                      E.matmul(A, E.ones((n, 1)), E.ones((1, 3)))],
     "identity-mask-of-outer": [E.Expr(Op.HADAMARD, (I_n, x @ y.T))],
     "norm-of-kron": [E.norm(E.kron(A, P)), E.hpow(E.norm(E.kron(x, P)), 2)],
     "kron-block-sum": [

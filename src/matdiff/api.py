@@ -32,7 +32,7 @@ from .codegen import codegen
 from .explain import Explanation
 from .explain import explain as _derivation
 from .expr import Dim, Expr, MatdiffError, Op, free_symbols, sym, toposort, zeros
-from .names import NamedParts, name_factors, name_parts
+from .names import NamedParts, name_parts
 from .parse_ascii import parse_ascii
 from .parse_latex import imaginary_units, looks_like_latex, parse_latex
 from .parse_unicode import looks_like_unicode, parse_unicode
@@ -632,8 +632,7 @@ def _named(out: dict[str, Any], f: Expr, names: list[str], grads: Mapping[str, E
            steps: bool) -> None:
     """The named parts of the gradients (``where``) and the derivation (``steps``)."""
     ex = _derivation(f, [n for n in names if n in free_symbols(f)]) if steps else None
-    named = name_parts(list(grads.values())) if ex is None else name_factors(
-        NamedParts([ex.gradients.get(n, g) for n, g in grads.items()], ex.parts))
+    named = name_parts(list(grads.values()))  # the same names with and without the steps
     if named.parts or named.factors:       # and the factorizations: UΣVᵀ = X (thin SVD)
         out["where"] = _where(named)
         for n, g in zip(grads, named.roots, strict=True):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, api
+from .explain import render_steps
 from .expr import MatdiffError
 from .solve import load_data, solve_spec
 
@@ -221,9 +222,7 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
         name = part.get("lhs", {}).get(style, part["name"])   # UΣVᵀ, a factorization
         lines.append(f"  {'where' if i == 0 else '     '} {name} = {part[style]}")
     if rep.get("steps"):
-        lines += ["", "derivation:"]
-        width = max(len(s[style]) for s in rep["steps"])
-        lines += [f"  {s[style].ljust(width)}   [{s['rule']}]" for s in rep["steps"]]
+        lines += ["", "derivation:", *render_steps(rep["steps"], style, margin="  ")]
     for note in rep.get("notes", []):
         lines.append(f"note: {note}")
     if "check" in rep:

@@ -31,10 +31,11 @@ from . import printing
 from .diff import adjoint, gradients
 from .expr import Expr, MatdiffError, Op
 from .forward import jvp
-from .names import Namer, name_parts, substitute
-from .simplify import cost, simplify
+from .names import NamedParts, Namer, name_parts, substitute
+from .simplify import simplify
 
-__all__ = ["explain", "Explanation", "Step", "ADJOINT_RULE", "inline"]
+__all__ = ["explain", "Explanation", "Step", "ADJOINT_RULE", "inline", "render_steps", "wrap",
+           "ascii_text", "WIDTH"]
 
 
 @dataclass
@@ -67,12 +68,94 @@ class Explanation:
                      else line.replace(" = ", " &= ", 1) for line in lines]
             body = " \\\\\n".join(lines)
             return f"\\begin{{aligned}}\n{body}\n\\end{{aligned}}"
-        width = max(len(line) for line in lines)
-        return "\n".join(f"{line.ljust(width)}   [{s.rule}]" for line, s in
-                         zip(lines, self.steps, strict=True))
+        return "\n".join(render_steps([s.as_dict() for s in self.steps], style))
 
     def __str__(self) -> str:
         return self.render("unicode")
+
+
+# ----------------------------------------------------------------------------- layout
+
+WIDTH = 100  # a derivation line, with its rule, is at most this wide
+_BREAKS = (" + ", " − ", " - ", ", ", " : ")
+# The rules are written in Unicode; in the text format they are spelt in ASCII.
+_ASCII = [("⁻ᵀ", "^-T"), ("⁻¹", "^-1"), ("ᵀ", "'"), ("⊙", ".*"), ("⊘", "./"), ("⊗", " kron "),
+          ("‖", "||"), ("²", "^2"), ("∂", "d"), ("φ", "phi"), ("⇒", "=>"), ("−", "-"),
+          ("Σᵢⱼ", "sum_ij"), ("ᵢⱼ", "_ij"), ("₁₁", "_11"), ("₁₂", "_12"), ("₂₁", "_21"),
+          ("₂₂", "_22"), ("𝟏", "1")]
+
+
+def ascii_text(s: str) -> str:
+    """A rule's Unicode spelt in ASCII, for the text format.
+
+    >>> ascii_text("A : BXC = BᵀACᵀ : X")
+    "A : BXC = B'AC' : X"
+    """
+    for uni, text in _ASCII:
+        s = s.replace(uni, text)
+    return s
+
+
+def wrap(line: str, width: int = WIDTH, indent: int = 8) -> list[str]:
+    """``line`` cut before a ``+``, ``−``, ``:`` or after a comma, outside brackets where
+    possible, so that no piece is wider than ``width``; continuation lines are indented by
+    ``indent``.
+
+    >>> wrap("= " + " + ".join(["A"] * 6), width=12, indent=2)
+    ['= A + A + A', '  + A + A', '  + A']
+    >>> wrap("f(a, b), c", width=8, indent=0)
+    ['f(a, b),', 'c']
+    """
+    out: list[str] = []
+    while len(line) > width:
+        cut = _cut(line, width)
+        if cut <= indent:
+            break  # no place to cut: the line stays long
+        comma = line[cut] == ","
+        out.append(line[:cut + comma].rstrip())
+        line = " " * indent + line[cut + comma:].lstrip()
+    return out + [line]
+
+
+def _cut(line: str, width: int) -> int:
+    """The last place to cut ``line`` within ``width``: outside brackets if there is one."""
+    depth, best, best_any = 0, -1, -1
+    for i in range(min(len(line), width + 1)):
+        ch = line[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif any(line.startswith(b, i) for b in _BREAKS) and i + (ch == ",") <= width:
+            best_any = i
+            if depth <= 0:
+                best = i
+    return best if best > 0 else best_any
+
+
+def render_steps(steps: Sequence[dict[str, str]], style: str, width: int = WIDTH,
+                 margin: str = "") -> list[str]:
+    """Steps (``Step.as_dict()``) as lines of at most ``width`` characters: each line with
+    its rule in brackets beside it, or below it where it does not fit; in the text format
+    the rule in ASCII (the formats are never mixed)."""
+    lines: list[str] = []
+    rules = [ascii_text(st["rule"]) if style == "text" else st["rule"] for st in steps]
+    fits = [len(margin + st[style]) for st, rule in zip(steps, rules, strict=True)
+            if len(margin + st[style]) + len(rule) + 5 <= width]
+    column = max(fits, default=0)  # the rules beside their lines line up where they fit
+    for st, rule in zip(steps, rules, strict=True):
+        body = wrap(margin + st[style], width, len(margin) + 8)
+        tag = f"   [{rule}]"
+        if column + len(tag) <= width and len(body[-1]) <= column:
+            body[-1] = body[-1].ljust(column) + tag
+        elif len(body[-1]) + len(tag) <= width:
+            body[-1] += tag
+        else:  # the rule on lines of its own, in one pair of brackets
+            pieces = wrap(f"{margin}     {rule}", width - 1, len(margin) + 5)
+            pieces[0] = pieces[0][:len(margin) + 4] + "[" + pieces[0][len(margin) + 5:]
+            body += pieces[:-1] + [pieces[-1] + "]"]
+        lines += body
+    return lines
 
 
 # ----------------------------------------------------------------------------- adjoints
@@ -267,9 +350,13 @@ class _Outer:
     rules: list[str] = field(default_factory=list)
 
 
-def _outer_terms(f: Expr, variables: set[Expr]) -> _Outer:
-    """φ as inner products of named parts, and the outer rules of dφ, term by term."""
-    namer = Namer([f])
+def _outer_terms(f: Expr, variables: set[Expr], plain: NamedParts) -> _Outer:
+    """φ as inner products of named parts, and the outer rules of dφ, term by term; a part
+    that the plain output names keeps its name there, any other takes a name the plain
+    output does not use."""
+    namer = Namer([f, *plain.roots, *(d for _, d in plain.parts)])
+    namer.taken |= {n.name for n, _ in plain.parts}
+    namer.known = {d: n for n, d in plain.parts}
     out = _Outer()
     for t in f.args if f.op is Op.ADD else (f,):
         _outer_term(t, variables, namer, out)
@@ -283,8 +370,8 @@ def _outer_term(t: Expr, variables: set[Expr], namer: Namer, out: _Outer) -> Non
     if body.op is Op.POW and body.args[1] is E.const(2) and body.args[0].op is Op.NORM \
             and body.args[0].attr == "2":
         m = _variables_first(body.args[0].args[0], variables)
-        name = m if m.op is Op.SYMBOL else namer.fresh(m)
-        if name is not m:
+        name = m if m.op is Op.SYMBOL else namer.known.get(m) or namer.fresh(m)
+        if name is not m and (name, m) not in out.parts:
             out.parts.append((name, m))
         out.phi.append((E.scale(c, name), name))
         out.outer.append((E.scale(E.scale(E.const(2), c), name), name, m))
@@ -323,30 +410,28 @@ def _adjoint_steps(lines: _Lines, steps: list[Step], work: list[tuple[Expr, Expr
     return work
 
 
-def _conclusions(lines: _Lines, steps: list[Step], f: Expr, variables: dict[str, Expr],
+def _conclusions(lines: _Lines, steps: list[Step], variables: dict[str, Expr],
                  dsym: dict[Expr, Expr], work: list[tuple[Expr, Expr]],
-                 parts: list[tuple[Expr, Expr]]) -> tuple[dict[str, Expr], list[tuple[Expr, Expr]]]:
-    """Step 5: dφ = G : dX, so ∂φ/∂X = G (the symmetric part for a symmetric X), with the
-    gradient as ``matdiff.grad`` simplifies it where that is shorter, and the named parts."""
+                 parts: list[tuple[Expr, Expr]], plain: NamedParts
+                 ) -> tuple[dict[str, Expr], list[tuple[Expr, Expr]]]:
+    """Step 5: dφ = G : dX, so ∂φ/∂X = G (the symmetric part for a symmetric X), then the
+    gradient as ``matdiff.grad`` prints it, over the same named parts, where that differs;
+    and the named parts, the derivation's and the plain output's."""
     grads = {n: next((g for g, lin in work if lin is dsym[x]), E.zeros(x.shape))
              for n, x in variables.items()}
     for n, x in variables.items():
         if x.symmetric:
             grads[n] = simplify(E.scale(E.const(Fraction(1, 2)), E.add(grads[n], E.T(grads[n]))))
-    named = name_parts(list(grads.values()))
-    taken = {p.name for p, _ in parts}
-    extra = [(n, d) for n, d in named.parts if n.name not in taken]
-    final = dict(zip(variables, named.roots, strict=True))
-    reference = gradients(f, list(variables))
+    final = dict(zip(variables, plain.roots, strict=True))
     for n in variables:
-        steps.append(_conclusion(lines, n, final[n]))
-        ref = simplify(reference[n])
-        if cost(ref) < cost(_inline(final[n], parts + named.parts)):
-            steps.append(Step("the same gradient, as matdiff.grad simplifies it",
-                              f"     = {lines.expr(ref, 'text')}",
-                              f"     = {lines.expr(ref, 'unicode')}",
-                              f"= {lines.expr(ref, 'latex')}"))
-    all_parts = parts + extra
+        steps.append(_conclusion(lines, n, grads[n]))
+        if final[n] is not grads[n]:
+            steps.append(Step("the same gradient, as matdiff.grad prints it",
+                              f"     = {lines.expr(final[n], 'text')}",
+                              f"     = {lines.expr(final[n], 'unicode')}",
+                              f"= {lines.expr(final[n], 'latex')}"))
+    taken = {p for p, _ in parts}
+    all_parts = parts + [(n, d) for n, d in plain.parts if n not in taken]
     if all_parts:
         steps.append(_where(lines, all_parts))
     return final, all_parts
@@ -359,8 +444,8 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
     >>> ex = explain(md.parse("||A*X*B - C||_F^2"), "X")
     >>> [s.unicode for s in ex.steps][:2]
     ['φ = M : M', 'dφ = 2M : dM']
-    >>> str(ex.gradients["X"])
-    "2*A'*M*B'"
+    >>> str(ex.gradients["X"])  # as matdiff.grad prints it
+    "2*A'*(A*X*B - C)*B'"
     """
     if not f.is_scalar:
         raise MatdiffError("a derivation needs a scalar function")
@@ -371,8 +456,12 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
     variables = {n: symbols[n] for n in ([wrt] if isinstance(wrt, str) else wrt)}
     dsym = {x: E.sym("d" + n, x.shape, x.attr[2]) for n, x in variables.items()}
     lines = _Lines({"d" + n: n for n in variables})
+    # the gradients named as the plain output names them: the derivation's own parts take
+    # other names (one name, one meaning, in both modes)
+    reference = gradients(f, list(variables))
+    plain = name_parts([simplify(reference[n]) for n in variables])
     # 1. φ as inner products of named parts; 2. the outer rules: dφ = Σ G : dY
-    o = _outer_terms(f, set(variables.values()))
+    o = _outer_terms(f, set(variables.values()), plain)
     steps: list[Step] = []
     if any(x.is_complex for x in variables.values()):
         steps.append(Step("complex matrices: the real inner product; ∂φ/∂X = ∂φ/∂Re X + "
@@ -394,7 +483,7 @@ def explain(f: Expr, wrt: str | Sequence[str]) -> Explanation:
                        lambda st: lines.inner(work, st)))
     # 4. adjoint rounds; 5. the gradients
     work = _adjoint_steps(lines, steps, work, set(dsym.values()))
-    final, all_parts = _conclusions(lines, steps, f, variables, dsym, work, o.parts)
+    final, all_parts = _conclusions(lines, steps, variables, dsym, work, o.parts, plain)
     return Explanation(steps, all_parts, final)
 
 

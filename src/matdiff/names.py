@@ -95,9 +95,10 @@ def with_names(exprs: Sequence[Expr], style: str = "unicode"
     >>> g = md.grad(f, ["R", "Q"])
     >>> shown, where = with_names([g["R"], g["Q"]], "unicode")
     >>> shown[0]
-    '2(A(I ⊙ M) + C[0:n, 0:m] + C[n:2n, m:2m])'
-    >>> where
-    [('M', 'QᵀB + RᵀA − Z'), ('N', '[R, −Q; Q, R]PSᵀ − W'), ('C', 'NSPᵀ')]
+    '2(A(I ⊙ M) + NSP[m:2m, 0:q]ᵀ − KSP[0:m, 0:q]ᵀ)'
+    >>> where  # doctest: +NORMALIZE_WHITESPACE
+    [('M', 'QᵀB + RᵀA − Z'), ('N', '[Q, R]PSᵀ − W[n:2n, 0:p]'),
+     ('K', 'W[0:n, 0:p] − [R, −Q]PSᵀ')]
     """
     return name_parts(list(exprs)).printed(style)
 
@@ -162,6 +163,7 @@ class Namer:
 
     def __init__(self, roots: Sequence[Expr]):
         self.taken: set[str] = set()
+        self.known: dict[Expr, Expr] = {}  # parts named already elsewhere: their names
         for r in roots:
             for node in E.toposort([r]):
                 if node.op is Op.SYMBOL:
@@ -192,9 +194,10 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
     >>> g = md.grad(f, ["R", "Q"])
     >>> named = name_parts([g["R"], g["Q"]])
     >>> [f"{n} = {d}" for n, d in named]  # doctest: +NORMALIZE_WHITESPACE
-    ["M = Q'*B + R'*A - Z", "N = [R, -Q; Q, R]*P*S' - W", "C = N*S*P'"]
+    ["M = Q'*B + R'*A - Z", "N = [Q, R]*P*S' - W[n:2*n, 0:p]",
+     "K = W[0:n, 0:p] - [R, -Q]*P*S'"]
     >>> str(named.roots[0])
-    '2*(A*(I .* M) + C[0:n, 0:m] + C[n:2*n, m:2*m])'
+    "2*(A*(I .* M) + N*S*P[m:2*m, 0:q]' - K*S*P[0:m, 0:q]')"
     """
     roots = list(exprs)
     if not roots or max(cost(r) for r in roots) < CONTEXT_MIN:

@@ -1,11 +1,23 @@
 """The simplifier's two measures of a node: its ``cost`` and its place in the canonical order.
 
-``cost(e)`` is the size of the printed form, the one judge of which of two equal forms is
-kept: every symbol, number, identity and ones counts 1; every operator counts 1, an n-ary
-sum or product as its n − 1 operators (``A + B + C`` has two ``+``); a function, transpose,
-power or slice counts 1; a negation ``−X`` counts nothing, so a difference costs what a sum
-costs. Shared subtrees count each time they are printed. So ``X(bcᵀ + cbᵀ)`` (11) is
-cheaper than ``Xbcᵀ + Xcbᵀ`` (13): factoring wins when it removes a symbol.
+``cost(e)`` is the textbook cost: the size of the printed form as a reader counts it, the
+one judge of which of two equal forms is kept (by the rules and by the search's
+extraction). Its parts and their reasons:
+
+* every symbol, number, identity and ones counts 1, and every operator counts 1, an n-ary
+  sum or product as its n − 1 operators (``A + B + C`` has two ``+``); a function,
+  transpose, power or slice counts 1. A textbook form is short in exactly these tokens, so
+  ``X(bcᵀ + cbᵀ)`` (11) is cheaper than ``Xbcᵀ + Xcbᵀ`` (13): factoring wins when it
+  removes a symbol;
+* a negation ``−X`` counts nothing, so a difference costs what a sum costs (``A − B`` and
+  ``A + B`` are read alike);
+* a Kronecker product counts 3 (``KRON_WEIGHT``): it is a block matrix of copies, read
+  and computed as such, so a textbook prefers ``tr A tr B`` (5) to ``tr(A ⊗ B)`` (6) and
+  ``‖A‖‖B‖`` to ``‖A ⊗ B‖``;
+* shared subtrees count each time they are printed; the printer names a repeated part
+  (``where M = …``), and the search compares whole results by ``search.named_cost``, which counts
+  a named part once and each further use as one symbol, so a form with a repeated part
+  that gets a name is preferred to an expanded one that is longer on the page.
 
 ``order_key(e)`` places ``e`` in the canonical order of the terms of a sum and the factors
 of Hadamard and scalar products. It is structural and never reads printed text. It is the
@@ -34,7 +46,7 @@ from typing import Any
 from . import expr as E
 from .expr import Dim, Expr, Op
 
-__all__ = ["cost", "order_key", "unseen"]
+__all__ = ["cost", "order_key", "unseen", "KRON_WEIGHT"]
 
 _MINUS_ONE = E.const(-1)
 
@@ -57,6 +69,7 @@ def unseen(e: Expr, memo: Mapping[Expr, Any]) -> list[Expr]:
             out.append(node)
     return out
 _COST: dict[Expr, int] = {}
+KRON_WEIGHT = 3  # the operator ⊗ (see the module doc)
 
 
 def cost(e: Expr) -> int:
@@ -74,6 +87,8 @@ def cost(e: Expr) -> int:
             memo[node] = memo[node.args[1]]
         elif not node.args:
             memo[node] = 1
+        elif node.op is Op.KRON:
+            memo[node] = KRON_WEIGHT + sum(memo[a] for a in node.args)
         else:
             memo[node] = max(1, len(node.args) - 1) + sum(memo[a] for a in node.args)
     return memo[e]

@@ -11,7 +11,8 @@ or where a textbook writes a quantity one way:
   orientation that is least in the structural order, so like terms collect; a 1×1 run
   inside a longer chain is a scalar factor (as a 1×1 factor already is);
 * ``DIAGONALS``: ``diag(abᵀ) = a ⊙ b``, ``diag(Aᵀ) = diag(A)``, ``Diag(x) y = x ⊙ y``,
-  ``I ⊙ (abᵀ) = Diag(a ⊙ b)``;
+  ``I ⊙ (abᵀ) = Diag(a ⊙ b)``, ``sum(A ⊙ B) = tr(AᵀB)`` where that is shorter, and
+  ``𝟏𝟏ᵀ = 𝟏``, so a mask that is an outer product of ones drops out of a Hadamard product;
 * ``KRONECKER``: the Frobenius norm of a Kronecker product is the product of the norms;
   the block sums that the gradient with respect to a Kronecker factor produces,
   ``Σᵢⱼ bᵢⱼ Mᵢⱼ`` (written ``(𝟏ᵀ ⊗ I)(M ⊙ (B ⊗ 𝟏))(𝟏 ⊗ I)``), fold where ``M`` is a
@@ -245,6 +246,20 @@ def _diag_map(root: Expr) -> Expr | None:
     return None
 
 
+def _ones_outer(root: Expr) -> Expr | None:
+    """``𝟏𝟏ᵀ = 𝟏`` (the all-ones mask) and ``𝟏ᵀ𝟏 = n`` where they meet in a chain."""
+    fs = root.args
+    for i in range(len(fs) - 1):
+        a, b = fs[i], fs[i + 1]
+        if a.op is Op.ONES and b.op is Op.ONES:
+            if a.cols == ONE:
+                return E.matmul(*fs[:i], E.ones((a.rows, b.cols)), *fs[i + 2:])
+            if a.rows == ONE and a.cols.value is not None:
+                return E.scale(E.const(a.cols.value), E.matmul(*fs[:i], *fs[i + 2:])) \
+                    if len(fs) > 2 else E.const(a.cols.value)
+    return None
+
+
 def _outer(e: Expr) -> bool:
     return e.op is Op.MATMUL and len(e.args) == 2 and e.args[0].cols == ONE
 
@@ -261,6 +276,10 @@ DIAGONALS = RuleSet([
          lambda ts: E.add(*(E.diag(t) for t in ts)), cheaper),        #   = diag A + diag B
     Rule("diagonal-map", Pat(Op.MATMUL), _diag_map),                  # (vᵀ⊗I)Diag(vec I)(𝟏⊗I)
                                                                       #   = Diag v
+    Rule("sum-of-hadamard", P(Op.SUM, P(Op.HADAMARD, A, B)),          # sum(A ⊙ B) = tr(AᵀB)
+         lambda A, B: E.trace(E.matmul(E.T(A), B))  # (with I it is sum-of-diagonal's)
+         if A.cols != ONE and Op.IDENTITY not in (A.op, B.op) else None, cheaper),
+    Rule("outer-of-ones", Pat(Op.MATMUL), _ones_outer),              # 𝟏𝟏ᵀ = 𝟏 (a mask)
     Rule("identity-mask-of-outer",                                    # I ⊙ abᵀ = Diag(a ⊙ b)
          P(Op.HADAMARD, Pat(Op.IDENTITY), var("O", _outer)),
          lambda O: E.diagm(E.hadamard(O.args[0], E.T(O.args[1])))),
