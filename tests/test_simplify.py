@@ -229,6 +229,7 @@ RULE_EXAMPLES.update({  # issue 13: the textbook rules
                             E.matmul(E.inv(E.matmul(A, X, B)), A, C)],
     "inverse-of-power": [E.inv(E.matpow(X, 3))],
     "inverse-of-transposed-power": [E.inv(E.T(E.matpow(X, 2)))],
+    "power-of-matrix-power": [E.matpow(E.matpow(X, 2), 3), E.matpow(E.matpow(E.inv(X), 2), 2)],
     "det-of-inverse": [E.det(E.inv(X)), E.apply(Op.LOG, E.det(E.inv(X.T @ X)))],
     "det-of-power": [E.det(E.matpow(X, 3))],
     "unit-factor": [E.scale(a, E.eye(1)), E.scale(E.eye(1), x)],

@@ -38,10 +38,10 @@ class Dim:
     ('2*n + 1', 'm*n', True)
     """
 
-    __slots__ = ("terms", "_hash", "names")
+    __slots__ = ("terms", "_hash", "_names")
     terms: tuple[tuple[Monomial, int], ...]
     _hash: int
-    names: frozenset[str]  # the dimension names in the polynomial
+    _names: frozenset[str]
 
     def __new__(cls, terms: dict[Monomial, int] | Iterable[tuple[Monomial, int]]) -> Dim:
         """Interned, as ``Expr`` is: equal dimensions are one object, so comparing two
@@ -54,7 +54,7 @@ class Dim:
             dim = object.__new__(cls)
             dim.terms = key
             dim._hash = hash(key)
-            dim.names = frozenset(v for m, _ in key for v in m)
+            dim._names = frozenset(v for m, _ in key for v in m)
             _DIMS[key] = dim
         return dim
 
@@ -89,6 +89,11 @@ class Dim:
         if len(self.terms) == 1 and self.terms[0][0] == ():
             return self.terms[0][1]
         return None
+
+    @property
+    def names(self) -> set[str]:
+        """The dimension names in the polynomial (a new set)."""
+        return set(self._names)
 
     def __add__(self, other: object) -> Dim:
         o = Dim.of(other)  # type: ignore[arg-type]
@@ -132,7 +137,7 @@ class Dim:
 
     def subs(self, env: Mapping[str, Dim | int]) -> Dim:
         """Replace names by dimensions or integers."""
-        if not any(v in env for v in self.names):
+        if not any(v in env for v in self._names):
             return self
         if len(self.terms) == 1 and self.terms[0][1] == 1 and len(self.terms[0][0]) == 1:
             return Dim.of(env[self.terms[0][0][0]])  # one name alone: its value
@@ -562,24 +567,24 @@ class DimSolver:
         """``d`` with bound variables replaced by their values; the values of the variables
         met are resolved in place (path compression), so long chains cost linear time."""
         bound = self.bound
-        if not any(v in bound for v in d.names):
+        if not any(v in bound for v in d._names):
             return d
         if len(d.terms) == 1 and d.terms[0][1] == 1 and len(d.terms[0][0]) == 1:
             value = bound[d.terms[0][0][0]]       # one variable alone, its value resolved
-            if not any(w in bound for w in value.names):
+            if not any(w in bound for w in value._names):
                 return value
-        stack = [v for v in d.names if v in self.bound]
+        stack = [v for v in d._names if v in self.bound]
         while stack:
             v = stack[-1]
-            inner = [w for w in self.bound[v].names if w in self.bound]
-            unresolved = [w for w in inner if any(u in self.bound for u in self.bound[w].names)]
+            inner = [w for w in self.bound[v]._names if w in self.bound]
+            unresolved = [w for w in inner if any(u in self.bound for u in self.bound[w]._names)]
             if unresolved:
                 stack.extend(unresolved)  # bindings are acyclic: a bound value never holds
                 continue                  # a variable that was bound when it was made
             stack.pop()
             if inner:
                 self.bound[v] = self.bound[v].subs({w: self.bound[w] for w in inner})
-        names = [v for v in d.names if v in self.bound]
+        names = [v for v in d._names if v in self.bound]
         return d.subs({v: self.bound[v] for v in names}) if names else d
 
     def unify(self, a: Dim, b: Dim, where: Any = None) -> None:
@@ -621,9 +626,9 @@ class DimSolver:
         va, vb = _fresh_name(a), _fresh_name(b)
         if va is not None and vb is not None:
             return (va, b) if va < vb else (vb, a)
-        if va is not None and not any(v.startswith(FRESH) for v in b.names):
+        if va is not None and not any(v.startswith(FRESH) for v in b._names):
             return va, b
-        if vb is not None and not any(v.startswith(FRESH) for v in a.names):
+        if vb is not None and not any(v.startswith(FRESH) for v in a._names):
             return vb, a
         return None
 

@@ -415,8 +415,6 @@ def matpow(x: Expr, k: int) -> Expr:
         return matpow(inv(x), -k)
     if k == 1:
         return x
-    if x.op is Op.MATPOW:
-        return matpow(x.args[0], x.attr * k)              # (Xʲ)ᵏ = Xʲᵏ
     return Expr(Op.MATPOW, (x,), k)
 
 

@@ -20,6 +20,7 @@ never one already used by a variable or a dimension. Plain ``str(expr)`` never u
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,7 +223,7 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
                   and n.op is not Op.SYMBOL]
         if not shared:
             break
-        apply(max(shared, key=lambda n: ((occ[n] - 1) * cost(n), -len(str(n)))))
+        apply(_first_best(shared, functools.partial(_saving, occ)))
     # 2. in a large result, the sums (residuals) inside products, the innermost first
     while sum(cost(r) for r in exprs) >= LARGE_CONTEXT:
         everything = roots + [d for _, d in defs]
@@ -231,7 +232,7 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
                  if n.op is Op.ADD and n not in tops and cost(n) >= LARGE_SUM]
         if not inner:
             break
-        apply(min(inner, key=lambda n: (cost(n), len(str(n)))))
+        apply(_first_best(inner, cost))
     # 3. parts that became tiny (D = I ⊙ M) are written out again
     tiny: dict[Expr, Expr] = {}
     for n, d in _dependency_order(defs):
@@ -243,6 +244,20 @@ def name_parts(exprs: Sequence[Expr]) -> NamedParts:
     named = _renamed(_fewest_minus_signs(NamedParts(roots, _dependency_order(defs))),
                      Namer(list(exprs)))
     return name_factors(named)
+
+
+def _saving(occ: dict[Expr, int], n: Expr) -> int:
+    """Minus the printed size that naming ``n`` saves."""
+    return -(occ[n] - 1) * cost(n)
+
+
+def _first_best(nodes: Sequence[Expr], measure: Callable[[Expr], int]) -> Expr:
+    """The first node with the least ``measure``, ties broken by the shortest text: only
+    the tied nodes are printed (printing every candidate made naming quadratic in the
+    printed size of a deep composition)."""
+    least = min(measure(n) for n in nodes)
+    tied = [n for n in nodes if measure(n) == least]
+    return tied[0] if len(tied) == 1 else min(tied, key=lambda n: len(str(n)))
 
 
 def name_factors(named: NamedParts) -> NamedParts:

@@ -594,6 +594,23 @@ def rewrite_fixpoint(e: Expr, rules: RuleSet, trace: list[str] | None = None,
     return e
 
 
+# A chain of more scalar factors than this, ``a·(b·(c·⋯X))``, is rewritten as one node whose
+# arguments are its items (``chain``): the rules at its head see it whole and its inner
+# links are not settled on their own, so sorting a chain of k factors costs time linear in
+# k, not quadratic (each re-sort would make every inner link new). Shorter chains are
+# settled link by link, innermost first.
+LONG_CHAIN = 8
+
+
+def _parts(node: Expr) -> tuple[Expr, ...]:
+    """What the rewriter rewrites before ``node``: its arguments, or a long chain's items."""
+    if node.op is Op.SCALE and node.args[1].op is Op.SCALE:
+        items = chain(node)
+        if len(items) > LONG_CHAIN:
+            return items
+    return node.args
+
+
 def _hides_real(node: Expr, out: Expr) -> bool:
     """A rewrite of a visibly real node (``is_complex`` False: a Hermitian form, ā ⊙ a) to
     a form whose reality the flag cannot see: not taken."""
@@ -620,19 +637,26 @@ class _Pass:
             node, i = stack.pop()
             if node in memo:
                 continue
-            if i < len(node.args):
+            items = _parts(node)
+            if i < len(items):
                 stack.append((node, i + 1))
-                stack.append((node.args[i], 0))
+                stack.append((items[i], 0))
                 continue
-            args = tuple(memo[a] for a in node.args)
-            memo[node] = self.settle(node if args == node.args else
-                                     _keep_real(node, rebuild(node, args)))
+            memo[node] = self.settle(self._over(node, items, [memo[a] for a in items]))
         return memo[root]
+
+    @staticmethod
+    def _over(node: Expr, items: tuple[Expr, ...], new: list[Expr]) -> Expr:
+        """``node`` over its rewritten arguments (or chain items)."""
+        if all(a is b for a, b in zip(items, new, strict=True)):
+            return node
+        return _keep_real(node, build_chain(Op.SCALE, new, node) if node.op is Op.SCALE else
+                          rebuild(node, tuple(new)))
 
     def finish(self, out: Expr) -> Expr:
         """``out`` with its arguments rewritten (the rules have not yet seen ``out``)."""
-        args = tuple(self.run(a) for a in out.args)
-        return out if args == out.args else _keep_real(out, rebuild(out, args))
+        items = _parts(out)
+        return self._over(out, items, [self.run(a) for a in items])
 
     def settle(self, new: Expr) -> Expr:
         """Apply the rules at the root of ``new`` (whose arguments are done) until none fires."""

@@ -148,6 +148,8 @@ CANCELLATION = RuleSet([
     Rule("inverse-of-transposed-power",                               # ((Xᵏ)ᵀ)⁻¹ = ((X⁻¹)ᵏ)ᵀ
          P(Op.INV, P(Op.TRANSPOSE, P(Op.MATPOW, X, name="Xk"))),
          lambda X, Xk: E.T(E.matpow(E.inv(X), Xk.attr))),
+    Rule("power-of-matrix-power", P(Op.MATPOW, P(Op.MATPOW, X, name="Xk"), name="Xkj"),
+         lambda X, Xk, Xkj: E.matpow(X, Xk.attr * Xkj.attr)),          # (Xᵏ)ʲ = Xᵏʲ
     Rule("det-of-inverse", P(Op.DET, P(Op.INV, X)),                   # det X⁻¹ = (det X)⁻¹
          lambda X: E.hpow(E.det(X), -1)),
     Rule("det-of-power", P(Op.DET, P(Op.MATPOW, X, name="Xk")),       # det Xᵏ = (det X)ᵏ
