@@ -30,7 +30,6 @@ from fractions import Fraction
 from typing import Any, cast
 
 import numpy as np
-from scipy.special import expit
 
 from . import linalg, points
 from .expr import ELEMENTWISE, Dim, Expr, MatdiffError, Op, free_symbols, toposort
@@ -64,8 +63,10 @@ def _slogdet(x: Array) -> Array:
 
 def _sigmoid(x: Array) -> Array:
     """1/(1 + e^-x) to full relative precision on both sides (0.5(1 + tanh(x/2)) loses the
-    digits of σ(x) for x below about -20: 2.5e-5 relative at x = -28)."""
-    return np.asarray(expit(x))
+    digits of σ(x) for x below about -20: 2.5e-5 relative at x = -28): e^-|x| ≤ 1 over
+    1 + e^-|x|, the numerator 1 or e^-|x| by the sign."""
+    e = np.exp(-np.abs(x))
+    return np.asarray(np.where(x >= 0, 1.0, e) / (1.0 + e))
 
 
 def _logsumexp(x: Array) -> Array:

@@ -77,8 +77,7 @@ def lhs_of(report: Mapping[str, Any], name: str) -> tuple[str, str]:
 def named_latex(expr: Expr) -> tuple[str, list[tuple[str, str]]]:
     """The LaTeX of ``expr`` over its named parts, and the parts ``[(name, definition)]``.
 
-    >>> f = md.parse("||Z - I .* (R'*A + Q'*B)||_F^2 + ||W - [R, -Q; Q, R]*P*S'||_F^2")
-    >>> shown, parts = named_latex(md.grad(f, "R"))
+    >>> shown, parts = named_latex(md.grad("log(det(X'*X)) + tr(inv(X'*X))", "X"))
     >>> [name for name, _ in parts]
     ['C']
     """
