@@ -64,6 +64,9 @@ _LHS = {  # what → (text, unicode, latex) left-hand sides, {x} the variable
     "jacobian": ("d vec(f)/d vec({x})'", "∂vec(f)/∂vec({x})ᵀ",
                  "\\frac{{\\partial \\operatorname{{vec}} f}}"
                  "{{\\partial \\operatorname{{vec}}({x})^{{T}}}}"),
+    "jacobian_conj": ("d vec(f)/d vec(conj({x}))'", "∂vec(f)/∂vec({x}\u0304)ᵀ",
+                      "\\frac{{\\partial \\operatorname{{vec}} f}}"
+                      "{{\\partial \\operatorname{{vec}}(\\bar{{{x}}})^{{T}}}}"),
     "hessian": ("H_{x}", "H_{x}", "H_{{{x}}}"),
     "hvp": ("H_{x}*{v}", "H_{x}{v}", "H_{{{x}}} {v}"),
     "block": ("d2f/dvec({x})dvec({y})'", "∂²f/∂vec({x})∂vec({y})ᵀ",
@@ -175,7 +178,8 @@ def _grad(args: argparse.Namespace) -> int:
         derivs = api.grad(f, names, shapes=shapes) if what == "grad" else \
             {n: getattr(api, what)(f, n, shapes=shapes) for n in names}
         assert isinstance(derivs, dict)
-        print(codegen([f, *derivs.values()], backend=args.format, name=f"f_and_{what}"))
+        outputs = [e for d in derivs.values() for e in (d if isinstance(d, tuple) else (d,))]
+        print(codegen([f, *outputs], backend=args.format, name=f"f_and_{what}"))
         return EXIT_OK
     rep = api.report(args.expr, args.wrt or None, shapes, args.syntax, what=what,
                      verify=not args.no_check, steps=args.steps and what == "grad")
@@ -216,6 +220,8 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
     for name, d in rep["derivatives"].items():
         lhs = _lhs(what, style, name, rep.get("directions", {}).get(name, "V"))
         lines.append(f"{lhs} = {d.get('named', d)[style]}")
+        if "conjugate" in d:               # not holomorphic: the Wirtinger pair (J, J̄)
+            lines.append(f"{_lhs('jacobian_conj', style, name)} = {d['conjugate'][style]}")
     for b in rep.get("blocks", []):
         lines.append(f"{_lhs('block', style, b['rows'], y=b['cols'])} = {b[style]}")
     for i, part in enumerate(rep.get("where", [])):  # the named parts the lines above use
