@@ -136,3 +136,44 @@ def test_the_report_check_rejects_a_wrong_pair() -> None:
     right, wrong = (_pair_claim(f, "X", a, b, v) for a, b in [(j, j_bar), (j_bar, j)])
     assert check_claims({"X": right}, extra=[f]).verdicts["X"].status == "ok"
     assert check_claims({"X": wrong}, extra=[f]).verdicts["X"].status == "mismatch"
+
+
+# real f of complex variables whose gradient ∇f = 2 ∂f/∂X̄ has X̄ in it
+HESSIAN_PAIRS = [
+    ("real(z.'*M*z)", "z"),                      # ∇ = conj((M + Mᵀ) z): anti-holomorphic
+    ("norm(abs(F*z).^2 - y)^2", "z"),            # phase retrieval (Wirtinger flow)
+    ("abs(a'*z)^4", "z"),
+    ("norm(X*X - C, 'fro')^2", "X"),
+    ("real(trace(C*X*X)) + norm(X, 'fro')^2", "X"),
+]
+HSH: dict[str, tuple[Any, ...]] = {**SH, "F": ("p", "n", "complex"), "y": ("p",),
+                                   "a": ("n", 1, "complex"), "X": ("n", "n", "complex"),
+                                   "C": ("n", "n", "complex")}
+
+
+@pytest.mark.parametrize("text,wrt", HESSIAN_PAIRS, ids=[c[0] for c in HESSIAN_PAIRS])
+def test_the_hessian_pair_is_the_pair_of_the_gradient(text: str, wrt: str) -> None:
+    f = md.parse(text, shapes=HSH)
+    g = md.grad(f, wrt)
+    pair = md.hessian(f, wrt)
+    assert isinstance(pair, md.WirtingerPair) and not E.is_zero(pair.d_bar)
+    assert isinstance(g, md.Expr)
+    for seed in (0, 1):
+        assert wirtinger_pair_error(g, wrt, pair.d, pair.d_bar, seed=seed) < TOL
+    assert wirtinger_pair_error(g, wrt, pair.d_bar, pair.d, seed=0) > 1e-2   # can fail
+
+
+def test_a_hessian_of_a_holomorphic_gradient_is_one_matrix() -> None:
+    f = md.parse("real(z'*M*z) + norm(z)^2", shapes=HSH)   # ∇ = (M + Mᴴ) z + 2z
+    h = md.hessian(f, "z")
+    assert isinstance(h, md.Expr)
+    pair = md.hessian(f, "z", pair=True)
+    assert isinstance(pair, md.WirtingerPair) and E.is_zero(pair.d_bar)
+    g = md.grad(f, "z")
+    assert isinstance(g, md.Expr)
+    assert wirtinger_pair_error(g, "z", h, pair.d_bar, seed=4) < TOL
+    blocks = md.hessian("real(z.'*w) + norm(z)^2", ["z", "w"],
+                        shapes={"z": ("n", 1, "complex"), "w": ("n", 1, "complex")})
+    assert isinstance(blocks, dict)
+    assert str(blocks["z", "w"]) == "(zeros(n, n), eye(n))"   # ∇_z = conj(w) + 2z
+    assert str(blocks["z", "z"]) == "2*eye(n)"

@@ -404,22 +404,49 @@ def hessian_blocks(f: Expr, names: Sequence[str], extra: Mapping[str, Expr],
     return out
 
 
+def _hessian_pairs(f: Expr, names: Sequence[str], extra: Mapping[str, Expr], pair: bool
+                   ) -> dict[tuple[str, str], Expr | WirtingerPair]:
+    """Every block ``d vec(∇_A f)/d vec(B)ᵀ``, or its Wirtinger pair where the gradient is
+    not holomorphic in B (or ``pair``)."""
+    _scalar(f, "Hessian")
+    symbols = _symbols(f, extra)
+    grads: dict[str, Expr] = {}
+    out: dict[tuple[str, str], Expr | WirtingerPair] = {}
+    for a in names:
+        for b in names:
+            if a in extra or b in extra:
+                h = h_bar = zeros((_size(symbols[a]), _size(symbols[b])))
+            elif a == b:
+                h, h_bar = _forward.hessian_pair(f, a)
+            else:
+                if a not in grads:
+                    grads[a] = _gradients(f, [a], dict(extra))[a]
+                h, h_bar = _forward.jacobian_pair(grads[a], symbols[b])
+            out[a, b] = WirtingerPair(h, h_bar) if pair or not E.is_zero(h_bar) else h
+    return out
+
+
 @_public
-def hessian(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *,
-            shapes: ShapeDecl | None = None) -> Expr | dict[tuple[str, str], Expr]:
+def hessian(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, pair: bool = False,
+            shapes: ShapeDecl | None = None
+            ) -> Expr | WirtingerPair | dict[tuple[str, str], Expr | WirtingerPair]:
     """``d vec(∇f) / d vec(X)ᵀ`` of a scalar ``f``: n×n for a vector, mn×mn for a matrix.
     For a list of variables, a dict of all the blocks ``(A, B) ↦ d²f / dvec(A) dvec(B)ᵀ``
-    (the cross Hessians; ``(B, A)`` is the transpose of ``(A, B)``).
+    (the cross Hessians; ``(B, A)`` is the transpose of ``(A, B)``). Where the gradient of
+    a real f of a complex X has X̄ in it, the Wirtinger pair of the gradient,
+    ``WirtingerPair(∂vec ∇f/∂vec Xᵀ, ∂vec ∇f/∂vec X̄ᵀ)``; ``pair=True`` gives it always.
 
     >>> import matdiff as md
     >>> str(md.hessian("||A*x - b||^2", "x")), str(md.hessian("log(det(X))", "X"))
     ("2*A'*A", "-kron(inv(X), inv(X)')*K(m, m)")
     >>> str(md.hessian("x'*A*y", ["x", "y"])["x", "y"])
     'A'
+    >>> str(md.hessian("real(z.'*S*z)", "z", shapes={"z": ("n", 1, "complex")}))
+    "(zeros(n, n), S + S')"
     """
     f = _as_expr(f, shapes)
     names, extra = _variables(f, wrt, shapes)
-    blocks = hessian_blocks(f, names, extra)
+    blocks = _hessian_pairs(f, names, extra, _need_flag(pair, "pair"))
     return blocks[names[0], names[0]] if isinstance(wrt, (str, Expr)) else blocks
 
 

@@ -102,7 +102,7 @@ from .expr import (
 from .simplify import RULES, TRANSPOSES, rebuild, simplify
 
 __all__ = ["JVP", "VEC", "jvp", "differential", "jacobian", "jacobian_pair", "split_conjugate",
-           "hessian", "hvp", "identify", "differential_name", "hvp_direction"]
+           "hessian", "hessian_pair", "hvp", "identify", "differential_name", "hvp_direction"]
 
 Rule = Callable[[Expr, list[Expr]], Expr]
 
@@ -698,7 +698,7 @@ def _coefficient(d_f: Expr, dx: Expr) -> Expr:
     return _tidy(identify(simplify(d_f, rules=TRANSPOSES), dx))
 
 
-def jacobian_pair(f: Expr, wrt: str) -> tuple[Expr, Expr]:
+def jacobian_pair(f: Expr, wrt: str | Expr) -> tuple[Expr, Expr]:
     """The Wirtinger pair ``(J, J̄)``: ``J = ∂vec F/∂vec Xᵀ``, ``J̄ = ∂vec F/∂vec X̄ᵀ``, each
     (size F) × (size X), with ``dvec F = J dvec X + J̄ dvec X̄`` (Hjørungnes 2011, ch. 6);
     J̄ is zero for a holomorphic F and for a real X.
@@ -707,7 +707,8 @@ def jacobian_pair(f: Expr, wrt: str) -> tuple[Expr, Expr]:
     >>> [str(j) for j in jacobian_pair(conj(Z), "Z")]
     ['zeros(m*n, m*n)', 'eye(m*n)']
     """
-    return _pair_of(f, _variable(f, wrt), differential_name(f, wrt))
+    x = _variable(f, wrt) if isinstance(wrt, str) else wrt     # a symbol f may not hold
+    return _pair_of(f, x, _direction(f, "d" + x.name, x))
 
 
 def _pair_of(f: Expr, x: Expr, dx: Expr) -> tuple[Expr, Expr]:
@@ -723,8 +724,8 @@ def _jacobian_of(f: Expr, x: Expr, dx: Expr) -> Expr:
     if not is_zero(j_bar):
         raise MatdiffError(
             f"the function is not holomorphic in {x.name}: its differential has "
-            f"conj({dx.name}), so it has no single complex Jacobian; md.jacobian gives the "
-            f"Wirtinger pair (∂F/∂{x.name}, ∂F/∂conj({x.name})) instead")
+            f"conj({dx.name}), so it has no single complex Jacobian; md.jacobian (md.hessian "
+            f"for a gradient) gives the Wirtinger pair (∂F/∂{x.name}, ∂F/∂conj({x.name}))")
     return j
 
 
@@ -756,6 +757,17 @@ def hessian(f: Expr, wrt: str) -> Expr:
     x = _variable(f, wrt)
     dx = differential_name(f, wrt)
     return _jacobian_of(_gradient(f, wrt), x, dx)
+
+
+def hessian_pair(f: Expr, wrt: str) -> tuple[Expr, Expr]:
+    """The Wirtinger pair of the gradient: ``(∂vec ∇f/∂vec Xᵀ, ∂vec ∇f/∂vec X̄ᵀ)``, with
+    ``dvec ∇f = H dvec X + H̄ dvec X̄``; H̄ is zero where the gradient is holomorphic.
+
+    >>> z, S = sym("z", ("n",), "complex"), sym("S", ("n", "n"))
+    >>> [str(h) for h in hessian_pair(real(T(z) @ S @ z), "z")]     # ∇ = (S + Sᵀ) z̄
+    ['zeros(n, n)', "S + S'"]
+    """
+    return _pair_of(_gradient(f, wrt), _variable(f, wrt), differential_name(f, wrt))
 
 
 def hvp_direction(f: Expr, wrt: str, direction: str | None = None,
