@@ -177,3 +177,13 @@ def test_a_hessian_of_a_holomorphic_gradient_is_one_matrix() -> None:
     assert isinstance(blocks, dict)
     assert str(blocks["z", "w"]) == "(zeros(n, n), eye(n))"   # ∇_z = conj(w) + 2z
     assert str(blocks["z", "z"]) == "2*eye(n)"
+
+
+def test_report_shows_and_checks_the_hessian_pair(capsys: pytest.CaptureFixture[str]) -> None:
+    rep = md.report("norm(abs(F*z).^2 - y)^2", ["z"], HSH, what="hessian")
+    assert "conjugate" in rep["derivatives"]["z"]
+    assert rep["check"]["z"]["verdict"] == "ok"
+    assert main(["hessian", "real(z.'*S*z)", "--shape", "z=n,complex", "--shape", "S=n,n",
+                 "--wrt", "z"]) == 0
+    out = capsys.readouterr().out
+    assert "H_z = 0_n×n" in out and "∂vec(∇f)/∂vec(z̄)ᵀ = S + Sᵀ" in out and "OK" in out

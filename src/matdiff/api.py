@@ -404,16 +404,16 @@ def hessian_blocks(f: Expr, names: Sequence[str], extra: Mapping[str, Expr],
     return out
 
 
-def _hessian_pairs(f: Expr, names: Sequence[str], extra: Mapping[str, Expr], pair: bool
-                   ) -> dict[tuple[str, str], Expr | WirtingerPair]:
-    """Every block ``d vec(∇_A f)/d vec(B)ᵀ``, or its Wirtinger pair where the gradient is
-    not holomorphic in B (or ``pair``)."""
+def _hessian_pairs(f: Expr, names: Sequence[str], extra: Mapping[str, Expr], pair: bool,
+                   diagonal: bool = False) -> dict[tuple[str, str], Expr | WirtingerPair]:
+    """Every block ``d vec(∇_A f)/d vec(B)ᵀ`` (the diagonal ones only, ``diagonal``), or its
+    Wirtinger pair where the gradient is not holomorphic in B (or ``pair``)."""
     _scalar(f, "Hessian")
     symbols = _symbols(f, extra)
     grads: dict[str, Expr] = {}
     out: dict[tuple[str, str], Expr | WirtingerPair] = {}
     for a in names:
-        for b in names:
+        for b in [a] if diagonal else names:
             if a in extra or b in extra:
                 h = h_bar = zeros((_size(symbols[a]), _size(symbols[b])))
             elif a == b:
@@ -642,9 +642,6 @@ def _derivatives(f: Expr, what: str, names: list[str], extra: dict[str, Expr],
     direction; for differential, the partial differential in d<name>)."""
     if what == "grad":
         return _gradients(f, names, extra)
-    if what == "hessian":
-        return {n: b for (n, _), b in hessian_blocks(f, names, extra,
-                                                     [(n, n) for n in names]).items()}
     if what == "hvp":
         _scalar(f, "Hessian")
         return {n: zeros(extra[n].shape) if n in extra else
@@ -652,11 +649,12 @@ def _derivatives(f: Expr, what: str, names: list[str], extra: dict[str, Expr],
     return {n: zeros(f.shape) if n in extra else _forward.differential(f, n) for n in names}
 
 
-def _jacobians(f: Expr, names: list[str], extra: dict[str, Expr]
-               ) -> tuple[dict[str, Expr], dict[str, Expr]]:
-    """Each variable's Jacobian J, and J̄ = ∂vec F/∂vec X̄ᵀ for those where F is not
-    holomorphic (the Wirtinger pair)."""
-    found = {n: _jacobian(f, n, extra, False) for n in names}
+def _with_conjugates(f: Expr, what: str, names: list[str], extra: dict[str, Expr]
+                     ) -> tuple[dict[str, Expr], dict[str, Expr]]:
+    """Each variable's Jacobian (``what`` "jacobian") or Hessian J, and J̄ = ∂vec F/∂vec X̄ᵀ
+    for those where F (the gradient) is not holomorphic: the Wirtinger pair."""
+    found = {n: _jacobian(f, n, extra, False) for n in names} if what == "jacobian" else \
+        {n: h for (n, _), h in _hessian_pairs(f, names, extra, False, diagonal=True).items()}
     return ({n: j.d if isinstance(j, WirtingerPair) else j for n, j in found.items()},
             {n: j.d_bar for n, j in found.items() if isinstance(j, WirtingerPair)})
 
@@ -673,15 +671,16 @@ def _claims(f: Expr, what: str, derivs: Mapping[str, Expr], extra: Mapping[str, 
     """What the check compares for each derivative."""
     if what == "grad":
         return {n: Claim(n, f, g) for n, g in derivs.items()}
-    if what == "jacobian":          # one direction symbol per pair, all distinct
-        v = hvp_directions(f, list(conjugates), extra)
+    v = hvp_directions(f, list(conjugates), extra)   # one direction symbol per pair
+    if what == "jacobian":
         return {n: _pair_claim(f, n, j, conjugates[n], v[n]) if n in conjugates else
                 Claim(n, f, j, "matrix") for n, j in derivs.items()}
     if what == "differential":
         return {n: Claim(n, f, d, "direction", "d" + n) for n, d in derivs.items()}
     grads = _gradients(f, list(derivs), dict(extra))
     if what == "hessian":
-        return {n: Claim(n, grads[n], h, "matrix") for n, h in derivs.items()}
+        return {n: _pair_claim(grads[n], n, h, conjugates[n], v[n]) if n in conjugates else
+                Claim(n, grads[n], h, "matrix") for n, h in derivs.items()}
     return {n: Claim(n, grads[n], v, "direction", directions[n]) for n, v in derivs.items()}
 
 
@@ -749,7 +748,8 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
                            "differentiate (name one with --wrt and declare its shape)")
     directions = {n: v.name for n, v in hvp_directions(f, names, extra).items()} \
         if what == "hvp" else {}
-    derivs, conjugates = _jacobians(f, names, extra) if what == "jacobian" else \
+    derivs, conjugates = _with_conjugates(f, what, names, extra) \
+        if what in ("jacobian", "hessian") else \
         (_derivatives(f, what, names, extra, directions), {})
     symbols = _symbols(f, extra)
     out: dict[str, Any] = {

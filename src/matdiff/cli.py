@@ -68,6 +68,9 @@ _LHS = {  # what → (text, unicode, latex) left-hand sides, {x} the variable
                       "\\frac{{\\partial \\operatorname{{vec}} f}}"
                       "{{\\partial \\operatorname{{vec}}(\\bar{{{x}}})^{{T}}}}"),
     "hessian": ("H_{x}", "H_{x}", "H_{{{x}}}"),
+    "hessian_conj": ("d vec(grad f)/d vec(conj({x}))'", "∂vec(∇f)/∂vec({x}\u0304)ᵀ",
+                     "\\frac{{\\partial \\operatorname{{vec}} \\nabla f}}"
+                     "{{\\partial \\operatorname{{vec}}(\\bar{{{x}}})^{{T}}}}"),
     "hvp": ("H_{x}*{v}", "H_{x}{v}", "H_{{{x}}} {v}"),
     "block": ("d2f/dvec({x})dvec({y})'", "∂²f/∂vec({x})∂vec({y})ᵀ",
               "\\frac{{\\partial^2 f}}{{\\partial \\operatorname{{vec}}({x}) "
@@ -221,7 +224,7 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
         lhs = _lhs(what, style, name, rep.get("directions", {}).get(name, "V"))
         lines.append(f"{lhs} = {d.get('named', d)[style]}")
         if "conjugate" in d:               # not holomorphic: the Wirtinger pair (J, J̄)
-            lines.append(f"{_lhs('jacobian_conj', style, name)} = {d['conjugate'][style]}")
+            lines.append(f"{_lhs(what + '_conj', style, name)} = {d['conjugate'][style]}")
     for b in rep.get("blocks", []):
         lines.append(f"{_lhs('block', style, b['rows'], y=b['cols'])} = {b[style]}")
     for i, part in enumerate(rep.get("where", [])):  # the named parts the lines above use
