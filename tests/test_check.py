@@ -344,3 +344,15 @@ def test_a_derivative_free_of_its_variable_is_checked(what):
 def test_no_variables_is_a_clear_error():
     with pytest.raises(md.MatdiffError, match="has no variables"):
         md.report("0")
+
+
+@pytest.mark.parametrize("z", [-700.0, -300.0, -28.0, -1.0, 0.0, 3.0, 40.0])
+def test_the_reference_sigmoid_keeps_its_relative_precision(z):
+    """The soak's case 208203: σ(−27.9) from 0.5(1 + tanh(z/2)) was off by 2.5e-5 relative
+    (cancellation), and the generated code, which is accurate there, was called a mismatch."""
+    import math
+    x = md.parse("sigmoid(x)", shapes={"x": ["n"]})
+    got = float(np.asarray(md.evaluate(x, x=np.array([z])))[0])
+    want = math.exp(z) / (1 + math.exp(z)) if z < 0 else 1 / (1 + math.exp(-z))
+    assert abs(got - want) <= 4e-16 * want
+

@@ -522,7 +522,7 @@ def point(e: Expr, seed: int, tries: int = 8) -> tuple[dict[str, Any], dict[str,
         with np.errstate(all="ignore"):
             try:
                 values = node_values([e], env, sizes)
-                size = np.abs(np.asarray(values[e], dtype=float))
+                size = np.abs(np.asarray(values[e]))
                 if np.all(size < 1e8) and not _on_kink(e, env, sizes) and \
                         all(np.all(np.isfinite(v)) for v in values.values()):
                     return env, sizes              # (a NaN that tr(kron(·)) drops counts)
