@@ -187,3 +187,14 @@ def test_report_shows_and_checks_the_hessian_pair(capsys: pytest.CaptureFixture[
                  "--wrt", "z"]) == 0
     out = capsys.readouterr().out
     assert "H_z = 0_n×n" in out and "∂vec(∇f)/∂vec(z̄)ᵀ = S + Sᵀ" in out and "OK" in out
+
+
+def test_the_web_page_and_notebook_show_both_halves() -> None:
+    pytest.importorskip("latex2mathml")
+    from matdiff.web.jobs import with_mathml  # noqa: PLC0415 - the web extra is optional
+    from matdiff.web.notebook import report_html  # noqa: PLC0415
+
+    rep = md.report("z .* conj(z)", ["z"], {"z": ("n", 1, "complex")}, what="jacobian")
+    shown = with_mathml(rep)["derivatives"]["z"]["conjugate"]
+    assert shown["lhs"] == "∂vec(f)/∂vec(z̄)ᵀ" and shown["mathml"].startswith("<math")
+    assert "∂vec(f)/∂vec(z̄)ᵀ" in report_html(rep)
