@@ -198,3 +198,11 @@ def test_the_web_page_and_notebook_show_both_halves() -> None:
     shown = with_mathml(rep)["derivatives"]["z"]["conjugate"]
     assert shown["lhs"] == "∂vec(f)/∂vec(z̄)ᵀ" and shown["mathml"].startswith("<math")
     assert "∂vec(f)/∂vec(z̄)ᵀ" in report_html(rep)
+
+
+def test_report_cross_hessian_blocks_are_pairs_where_needed() -> None:
+    rep = md.report("norm(abs(F*z).^2 - y)^2", ["z", "F"], HSH, what="hessian")
+    (block,) = rep["blocks"]
+    assert (block["rows"], block["cols"]) == ("z", "F") and "conjugate" in block
+    assert block["check"]["verdict"] == "ok"
+    assert {n: c["verdict"] for n, c in rep["check"].items()} == {"z": "ok", "F": "ok"}

@@ -383,46 +383,25 @@ def _scalar(f: Expr, what: str) -> None:
                            f"{f.rows}x{f.cols}; use jacobian for vector or matrix functions")
 
 
-def hessian_blocks(f: Expr, names: Sequence[str], extra: Mapping[str, Expr],
-                   pairs: Sequence[tuple[str, str]] | None = None
-                   ) -> dict[tuple[str, str], Expr]:
-    """The blocks ``d²f / dvec(A) dvec(B)ᵀ = d vec(∇_A f) / d vec(B)ᵀ`` for the ``pairs``
-    (default: all ordered pairs of ``names``), each (size A) × (size B)."""
-    _scalar(f, "Hessian")
-    symbols = _symbols(f, extra)
-    pairs = [(a, b) for a in names for b in names] if pairs is None else pairs
-    grads: dict[str, Expr] = {}
-    out: dict[tuple[str, str], Expr] = {}
-    for a, b in pairs:
-        if a == b and a not in extra:
-            out[a, b] = _forward.hessian(f, a)
-            continue
-        if a not in grads:
-            grads[a] = _gradients(f, [a], extra)[a]
-        out[a, b] = _forward.jacobian(grads[a], b) if b in free_symbols(grads[a]) else \
-            zeros((_size(symbols[a]), _size(symbols[b])))
-    return out
-
-
 def _hessian_pairs(f: Expr, names: Sequence[str], extra: Mapping[str, Expr], pair: bool,
-                   diagonal: bool = False) -> dict[tuple[str, str], Expr | WirtingerPair]:
-    """Every block ``d vec(∇_A f)/d vec(B)ᵀ`` (the diagonal ones only, ``diagonal``), or its
-    Wirtinger pair where the gradient is not holomorphic in B (or ``pair``)."""
+                   blocks: Sequence[tuple[str, str]] | None = None
+                   ) -> dict[tuple[str, str], Expr | WirtingerPair]:
+    """The ``blocks`` (default: all) ``d vec(∇_A f)/d vec(B)ᵀ``, or their Wirtinger pairs
+    where the gradient is not holomorphic in B (or ``pair``)."""
     _scalar(f, "Hessian")
     symbols = _symbols(f, extra)
     grads: dict[str, Expr] = {}
     out: dict[tuple[str, str], Expr | WirtingerPair] = {}
-    for a in names:
-        for b in [a] if diagonal else names:
-            if a in extra or b in extra:
-                h = h_bar = zeros((_size(symbols[a]), _size(symbols[b])))
-            elif a == b:
-                h, h_bar = _forward.hessian_pair(f, a)
-            else:
-                if a not in grads:
-                    grads[a] = _gradients(f, [a], dict(extra))[a]
-                h, h_bar = _forward.jacobian_pair(grads[a], symbols[b])
-            out[a, b] = WirtingerPair(h, h_bar) if pair or not E.is_zero(h_bar) else h
+    for a, b in [(a, b) for a in names for b in names] if blocks is None else blocks:
+        if a in extra or b in extra:
+            h = h_bar = zeros((_size(symbols[a]), _size(symbols[b])))
+        elif a == b:
+            h, h_bar = _forward.hessian_pair(f, a)
+        else:
+            if a not in grads:
+                grads[a] = _gradients(f, [a], dict(extra))[a]
+            h, h_bar = _forward.jacobian_pair(grads[a], symbols[b])
+        out[a, b] = WirtingerPair(h, h_bar) if pair or not E.is_zero(h_bar) else h
     return out
 
 
@@ -653,8 +632,9 @@ def _with_conjugates(f: Expr, what: str, names: list[str], extra: dict[str, Expr
                      ) -> tuple[dict[str, Expr], dict[str, Expr]]:
     """Each variable's Jacobian (``what`` "jacobian") or Hessian J, and J̄ = ∂vec F/∂vec X̄ᵀ
     for those where F (the gradient) is not holomorphic: the Wirtinger pair."""
+    diagonal = [(n, n) for n in names]
     found = {n: _jacobian(f, n, extra, False) for n in names} if what == "jacobian" else \
-        {n: h for (n, _), h in _hessian_pairs(f, names, extra, False, diagonal=True).items()}
+        {n: h for (n, _), h in _hessian_pairs(f, names, extra, False, diagonal).items()}
     return ({n: j.d if isinstance(j, WirtingerPair) else j for n, j in found.items()},
             {n: j.d_bar for n, j in found.items() if isinstance(j, WirtingerPair)})
 
@@ -688,12 +668,17 @@ def _blocks(f: Expr, names: list[str], extra: dict[str, Expr], verify: bool
             ) -> list[dict[str, Any]]:
     """The cross Hessians d²f/dvec(A)dvec(B)ᵀ for the pairs A before B, with their check."""
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    blocks = hessian_blocks(f, names, extra, pairs)
-    out: list[dict[str, Any]] = [{"rows": a, "cols": b, **_forms(h)}
-                                 for (a, b), h in blocks.items()]
+    blocks = _hessian_pairs(f, names, extra, False, pairs)
+    out: list[dict[str, Any]] = [
+        {"rows": a, "cols": b, **_forms(h.d), "conjugate": _forms(h.d_bar)}
+        if isinstance(h, WirtingerPair) else {"rows": a, "cols": b, **_forms(h)}
+        for (a, b), h in blocks.items()]
     if verify and pairs:
         grads = _gradients(f, names, extra)
-        claims = {f"{a},{b}": Claim(b, grads[a], h, "matrix") for (a, b), h in blocks.items()}
+        v = hvp_directions(f, names, extra)
+        claims = {f"{a},{b}": _pair_claim(grads[a], b, *h, v[b])
+                  if isinstance(h, WirtingerPair) else Claim(b, grads[a], h, "matrix")
+                  for (a, b), h in blocks.items()}
         rep = check_claims(claims, extra=[f, *extra.values()])
         for block, key in zip(out, claims, strict=True):
             block["check"] = rep.verdicts[key].as_dict()

@@ -72,6 +72,9 @@ _LHS = {  # what → (text, unicode, latex) left-hand sides, {x} the variable
                      "\\frac{{\\partial \\operatorname{{vec}} \\nabla f}}"
                      "{{\\partial \\operatorname{{vec}}(\\bar{{{x}}})^{{T}}}}"),
     "hvp": ("H_{x}*{v}", "H_{x}{v}", "H_{{{x}}} {v}"),
+    "block_conj": ("d2f/dvec({x})dvec(conj({y}))'", "∂²f/∂vec({x})∂vec({y}\u0304)ᵀ",
+                   "\\frac{{\\partial^2 f}}{{\\partial \\operatorname{{vec}}({x}) "
+                   "\\partial \\operatorname{{vec}}(\\bar{{{y}}})^{{T}}}}"),
     "block": ("d2f/dvec({x})dvec({y})'", "∂²f/∂vec({x})∂vec({y})ᵀ",
               "\\frac{{\\partial^2 f}}{{\\partial \\operatorname{{vec}}({x}) "
               "\\partial \\operatorname{{vec}}({y})^{{T}}}}"),
@@ -227,6 +230,9 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
             lines.append(f"{_lhs(what + '_conj', style, name)} = {d['conjugate'][style]}")
     for b in rep.get("blocks", []):
         lines.append(f"{_lhs('block', style, b['rows'], y=b['cols'])} = {b[style]}")
+        if "conjugate" in b:               # ∂vec ∇_A f/∂vec B̄ᵀ, the pair's second half
+            lines.append(f"{_lhs('block_conj', style, b['rows'], y=b['cols'])} = "
+                         f"{b['conjugate'][style]}")
     for i, part in enumerate(rep.get("where", [])):  # the named parts the lines above use
         name = part.get("lhs", {}).get(style, part["name"])   # UΣVᵀ, a factorization
         lines.append(f"  {'where' if i == 0 else '     '} {name} = {part[style]}")

@@ -725,7 +725,7 @@ def _jacobian_of(f: Expr, x: Expr, dx: Expr) -> Expr:
         raise MatdiffError(
             f"the function is not holomorphic in {x.name}: its differential has "
             f"conj({dx.name}), so it has no single complex Jacobian; md.jacobian (md.hessian "
-            f"for a gradient) gives the Wirtinger pair (∂F/∂{x.name}, ∂F/∂conj({x.name}))")
+            f"for a gradient) gives the Wirtinger pair (∂/∂{x.name}, ∂/∂conj({x.name}))")
     return j
 
 
