@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import printing
 from .api import (
+    WirtingerPair,
     check,
     differential,
     evaluate,
@@ -35,7 +36,7 @@ from .simplify import simplify
 __all__ = ["Dim", "Expr", "MatdiffError", "Op", "check", "codegen", "compile", "differential",
            "evaluate", "explain", "grad", "hessian", "hvp", "jacobian", "minimize", "parse",
            "printing", "report", "shapes_of", "simplify", "to_latex", "to_text", "to_unicode",
-           "from_sympy", "to_sympy", "wirtinger", "__version__"]
+           "from_sympy", "to_sympy", "wirtinger", "WirtingerPair", "__version__"]
 __version__ = "0.3.0.dev0"
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -41,7 +41,8 @@ from .simplify import simplify
 from .syntax import Node
 
 __all__ = ["parse", "parse_with_notes", "grad", "check", "report", "shapes_of", "evaluate",
-           "explain", "differential", "jacobian", "hessian", "hvp", "unused_declarations"]
+           "explain", "differential", "jacobian", "WirtingerPair", "hessian", "hvp",
+           "unused_declarations"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -325,20 +326,50 @@ def _size(x: Expr) -> Dim:
     return x.rows * x.cols
 
 
+class WirtingerPair(NamedTuple):
+    """The Jacobians of a map that is not holomorphic: ``d = ∂vec F/∂vec Xᵀ`` and
+    ``d_bar = ∂vec F/∂vec X̄ᵀ``, with ``dvec F = d · dvec X + d_bar · dvec X̄`` (Wirtinger;
+    Hjørungnes 2011, ch. 6). A tuple: ``J, J_bar = md.jacobian(...)``."""
+
+    d: Expr
+    d_bar: Expr
+
+    def __str__(self) -> str:
+        return f"({self.d}, {self.d_bar})"
+
+
+def _jacobian(f: Expr, name: str, extra: Mapping[str, Expr], pair: bool
+              ) -> Expr | WirtingerPair:
+    """The complex Jacobian, or the Wirtinger pair where F is not holomorphic (or asked)."""
+    if name in extra:
+        j, j_bar = (zeros((_size(f), _size(extra[name]))),) * 2
+    else:
+        j, j_bar = _forward.jacobian_pair(f, name)
+    return WirtingerPair(j, j_bar) if pair or not E.is_zero(j_bar) else j
+
+
 @_public
-def jacobian(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *,
-             shapes: ShapeDecl | None = None) -> Expr | dict[str, Expr]:
+def jacobian(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, pair: bool = False,
+             shapes: ShapeDecl | None = None
+             ) -> Expr | WirtingerPair | dict[str, Expr | WirtingerPair]:
     """``d vec(F) / d vec(X)ᵀ`` in closed form: (size F) × (size X), column-major ``vec``;
     for a vector function of a vector, the ordinary m×n Jacobian; a dict for a list.
+    For a complex X and an F that is not holomorphic (``conj(X)``, ``X'``, ``|x|.^2``,
+    ``real(A*x)``), the Wirtinger pair ``WirtingerPair(d, d_bar)``: ∂vec F/∂vec Xᵀ and
+    ∂vec F/∂vec X̄ᵀ; ``pair=True`` gives the pair always (``d_bar`` zero where F is
+    holomorphic).
 
     >>> import matdiff as md
     >>> str(md.jacobian("A*X*B", "X")), str(md.jacobian("sigmoid(W*x)", "x"))
     ("kron(B', A)", 'Diag(sigmoid(W*x) .* (1 - sigmoid(W*x)))*W')
+    >>> J, J_bar = md.jacobian("z .* conj(z)", "z", shapes={"z": ("n", 1, "complex")})
+    >>> str(J), str(J_bar)
+    ('Diag(conj(z))', 'Diag(z)')
     """
     f = _as_expr(f, shapes)
     names, extra = _variables(f, wrt, shapes)
-    out = {n: zeros((_size(f), _size(extra[n]))) if n in extra else _forward.jacobian(f, n)
-           for n in names}
+    pair = _need_flag(pair, "pair")
+    out = {n: _jacobian(f, n, extra, pair) for n in names}
     return out[names[0]] if isinstance(wrt, (str, Expr)) else out
 
 
@@ -352,43 +383,49 @@ def _scalar(f: Expr, what: str) -> None:
                            f"{f.rows}x{f.cols}; use jacobian for vector or matrix functions")
 
 
-def hessian_blocks(f: Expr, names: Sequence[str], extra: Mapping[str, Expr],
-                   pairs: Sequence[tuple[str, str]] | None = None
-                   ) -> dict[tuple[str, str], Expr]:
-    """The blocks ``d²f / dvec(A) dvec(B)ᵀ = d vec(∇_A f) / d vec(B)ᵀ`` for the ``pairs``
-    (default: all ordered pairs of ``names``), each (size A) × (size B)."""
+def _hessian_pairs(f: Expr, names: Sequence[str], extra: Mapping[str, Expr], pair: bool,
+                   blocks: Sequence[tuple[str, str]] | None = None
+                   ) -> dict[tuple[str, str], Expr | WirtingerPair]:
+    """The ``blocks`` (default: all) ``d vec(∇_A f)/d vec(B)ᵀ``, or their Wirtinger pairs
+    where the gradient is not holomorphic in B (or ``pair``)."""
     _scalar(f, "Hessian")
     symbols = _symbols(f, extra)
-    pairs = [(a, b) for a in names for b in names] if pairs is None else pairs
     grads: dict[str, Expr] = {}
-    out: dict[tuple[str, str], Expr] = {}
-    for a, b in pairs:
-        if a == b and a not in extra:
-            out[a, b] = _forward.hessian(f, a)
-            continue
-        if a not in grads:
-            grads[a] = _gradients(f, [a], extra)[a]
-        out[a, b] = _forward.jacobian(grads[a], b) if b in free_symbols(grads[a]) else \
-            zeros((_size(symbols[a]), _size(symbols[b])))
+    out: dict[tuple[str, str], Expr | WirtingerPair] = {}
+    for a, b in [(a, b) for a in names for b in names] if blocks is None else blocks:
+        if a in extra or b in extra:
+            h = h_bar = zeros((_size(symbols[a]), _size(symbols[b])))
+        elif a == b:
+            h, h_bar = _forward.hessian_pair(f, a)
+        else:
+            if a not in grads:
+                grads[a] = _gradients(f, [a], dict(extra))[a]
+            h, h_bar = _forward.jacobian_pair(grads[a], symbols[b])
+        out[a, b] = WirtingerPair(h, h_bar) if pair or not E.is_zero(h_bar) else h
     return out
 
 
 @_public
-def hessian(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *,
-            shapes: ShapeDecl | None = None) -> Expr | dict[tuple[str, str], Expr]:
+def hessian(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, pair: bool = False,
+            shapes: ShapeDecl | None = None
+            ) -> Expr | WirtingerPair | dict[tuple[str, str], Expr | WirtingerPair]:
     """``d vec(∇f) / d vec(X)ᵀ`` of a scalar ``f``: n×n for a vector, mn×mn for a matrix.
     For a list of variables, a dict of all the blocks ``(A, B) ↦ d²f / dvec(A) dvec(B)ᵀ``
-    (the cross Hessians; ``(B, A)`` is the transpose of ``(A, B)``).
+    (the cross Hessians; ``(B, A)`` is the transpose of ``(A, B)``). Where the gradient of
+    a real f of a complex X has X̄ in it, the Wirtinger pair of the gradient,
+    ``WirtingerPair(∂vec ∇f/∂vec Xᵀ, ∂vec ∇f/∂vec X̄ᵀ)``; ``pair=True`` gives it always.
 
     >>> import matdiff as md
     >>> str(md.hessian("||A*x - b||^2", "x")), str(md.hessian("log(det(X))", "X"))
     ("2*A'*A", "-kron(inv(X), inv(X)')*K(m, m)")
     >>> str(md.hessian("x'*A*y", ["x", "y"])["x", "y"])
     'A'
+    >>> str(md.hessian("real(z.'*S*z)", "z", shapes={"z": ("n", 1, "complex")}))
+    "(zeros(n, n), S + S')"
     """
     f = _as_expr(f, shapes)
     names, extra = _variables(f, wrt, shapes)
-    blocks = hessian_blocks(f, names, extra)
+    blocks = _hessian_pairs(f, names, extra, _need_flag(pair, "pair"))
     return blocks[names[0], names[0]] if isinstance(wrt, (str, Expr)) else blocks
 
 
@@ -434,7 +471,7 @@ def hvp_directions(f: Expr, names: Sequence[str], extra: Mapping[str, Expr]
     for n in names:
         name = next(v for v in ("V", *(f"V{i}" for i in range(1, 999))) if v not in used)
         used.add(name)
-        out[n] = sym(name, symbols[n].shape)
+        out[n] = sym(name, symbols[n].shape, "complex" if symbols[n].is_complex else "")
     return out
 
 
@@ -584,31 +621,46 @@ def _derivatives(f: Expr, what: str, names: list[str], extra: dict[str, Expr],
     direction; for differential, the partial differential in d<name>)."""
     if what == "grad":
         return _gradients(f, names, extra)
-    if what == "hessian":
-        return {n: b for (n, _), b in hessian_blocks(f, names, extra,
-                                                     [(n, n) for n in names]).items()}
     if what == "hvp":
         _scalar(f, "Hessian")
         return {n: zeros(extra[n].shape) if n in extra else
                 _forward.hvp(f, n, directions[n]) for n in names}
-    if what == "jacobian":
-        return {n: zeros((_size(f), _size(extra[n]))) if n in extra else
-                _forward.jacobian(f, n) for n in names}
     return {n: zeros(f.shape) if n in extra else _forward.differential(f, n) for n in names}
 
 
+def _with_conjugates(f: Expr, what: str, names: list[str], extra: dict[str, Expr]
+                     ) -> tuple[dict[str, Expr], dict[str, Expr]]:
+    """Each variable's Jacobian (``what`` "jacobian") or Hessian J, and J̄ = ∂vec F/∂vec X̄ᵀ
+    for those where F (the gradient) is not holomorphic: the Wirtinger pair."""
+    diagonal = [(n, n) for n in names]
+    found = {n: _jacobian(f, n, extra, False) for n in names} if what == "jacobian" else \
+        {n: h for (n, _), h in _hessian_pairs(f, names, extra, False, diagonal).items()}
+    return ({n: j.d if isinstance(j, WirtingerPair) else j for n, j in found.items()},
+            {n: j.d_bar for n, j in found.items() if isinstance(j, WirtingerPair)})
+
+
+def _pair_claim(f: Expr, name: str, j: Expr, j_bar: Expr, v: Expr) -> Claim:
+    """vec F moves by J vec V + J̄ vec V̄ along V: a directional claim."""
+    moved = E.add(E.matmul(j, E.vec(v)), E.matmul(j_bar, E.vec(E.conj(v))))
+    return Claim(name, f, moved if f.is_complex else E.real(moved), "direction", v.name)
+
+
 def _claims(f: Expr, what: str, derivs: Mapping[str, Expr], extra: Mapping[str, Expr],
-            directions: Mapping[str, str]) -> dict[str, Claim]:
+            directions: Mapping[str, str], conjugates: Mapping[str, Expr]
+            ) -> dict[str, Claim]:
     """What the check compares for each derivative."""
     if what == "grad":
         return {n: Claim(n, f, g) for n, g in derivs.items()}
+    v = hvp_directions(f, list(conjugates), extra)   # one direction symbol per pair
     if what == "jacobian":
-        return {n: Claim(n, f, j, "matrix") for n, j in derivs.items()}
+        return {n: _pair_claim(f, n, j, conjugates[n], v[n]) if n in conjugates else
+                Claim(n, f, j, "matrix") for n, j in derivs.items()}
     if what == "differential":
         return {n: Claim(n, f, d, "direction", "d" + n) for n, d in derivs.items()}
     grads = _gradients(f, list(derivs), dict(extra))
     if what == "hessian":
-        return {n: Claim(n, grads[n], h, "matrix") for n, h in derivs.items()}
+        return {n: _pair_claim(grads[n], n, h, conjugates[n], v[n]) if n in conjugates else
+                Claim(n, grads[n], h, "matrix") for n, h in derivs.items()}
     return {n: Claim(n, grads[n], v, "direction", directions[n]) for n, v in derivs.items()}
 
 
@@ -616,12 +668,17 @@ def _blocks(f: Expr, names: list[str], extra: dict[str, Expr], verify: bool
             ) -> list[dict[str, Any]]:
     """The cross Hessians d²f/dvec(A)dvec(B)ᵀ for the pairs A before B, with their check."""
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    blocks = hessian_blocks(f, names, extra, pairs)
-    out: list[dict[str, Any]] = [{"rows": a, "cols": b, **_forms(h)}
-                                 for (a, b), h in blocks.items()]
+    blocks = _hessian_pairs(f, names, extra, False, pairs)
+    out: list[dict[str, Any]] = [
+        {"rows": a, "cols": b, **_forms(h.d), "conjugate": _forms(h.d_bar)}
+        if isinstance(h, WirtingerPair) else {"rows": a, "cols": b, **_forms(h)}
+        for (a, b), h in blocks.items()]
     if verify and pairs:
         grads = _gradients(f, names, extra)
-        claims = {f"{a},{b}": Claim(b, grads[a], h, "matrix") for (a, b), h in blocks.items()}
+        v = hvp_directions(f, names, extra)
+        claims = {f"{a},{b}": _pair_claim(grads[a], b, *h, v[b])
+                  if isinstance(h, WirtingerPair) else Claim(b, grads[a], h, "matrix")
+                  for (a, b), h in blocks.items()}
         rep = check_claims(claims, extra=[f, *extra.values()])
         for block, key in zip(out, claims, strict=True):
             block["check"] = rep.verdicts[key].as_dict()
@@ -642,9 +699,9 @@ def _named(out: dict[str, Any], f: Expr, names: list[str], grads: Mapping[str, E
         out["steps"] = [s.as_dict() for s in ex.steps]
 
 
-def _code(f: Expr, derivs: Mapping[str, Expr], what: str, out: dict[str, Any]) -> None:
+def _code(f: Expr, derivs: Sequence[Expr], what: str, out: dict[str, Any]) -> None:
     try:
-        out["code"] = {b: codegen([f, *derivs.values()], backend=b, name=f"f_and_{what}")
+        out["code"] = {b: codegen([f, *derivs], backend=b, name=f"f_and_{what}")
                        for b in ("numpy", "jax", "torch")}
     except MatdiffError as err:  # the formulas stand; say why there is no code
         out["notes"] = [*out.get("notes", []), f"no generated code: {err.message}"]
@@ -657,8 +714,9 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     """Everything the CLI's ``--format json`` and the web page show, as a JSON-safe dict.
     ``"where"`` lists the named parts; each derivative's ``"named"`` is written over them;
     ``steps`` adds the derivation (``"steps"``). For a Hessian in two or more requested
-    variables, ``"blocks"`` holds the cross Hessians. ``"check"`` has a verdict per
-    variable: ``{"verdict", "ok", "max_rel_error", "reason", "detail"}``.
+    variables, ``"blocks"`` holds the cross Hessians. A Jacobian of a map that is not
+    holomorphic has ``"conjugate"`` (J̄ = ∂vec F/∂vec X̄ᵀ) beside J. ``"check"`` has a
+    verdict per variable: ``{"verdict", "ok", "max_rel_error", "reason", "detail"}``.
 
     >>> r = report("x'*A*x", ["x"])
     >>> r["derivatives"]["x"]["text"], r["check"]["x"]["verdict"]
@@ -675,7 +733,9 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
                            "differentiate (name one with --wrt and declare its shape)")
     directions = {n: v.name for n, v in hvp_directions(f, names, extra).items()} \
         if what == "hvp" else {}
-    derivs = _derivatives(f, what, names, extra, directions)
+    derivs, conjugates = _with_conjugates(f, what, names, extra) \
+        if what in ("jacobian", "hessian") else \
+        (_derivatives(f, what, names, extra, directions), {})
     symbols = _symbols(f, extra)
     out: dict[str, Any] = {
         "expression": printing.to_text(f),
@@ -685,6 +745,8 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
         "what": what,
         "derivatives": {n: _forms(g) for n, g in derivs.items()},
     }
+    for n, j_bar in conjugates.items():      # not holomorphic: J̄ = ∂vec F/∂vec X̄ᵀ beside J
+        out["derivatives"][n]["conjugate"] = _forms(j_bar)
     if what == "grad":
         _named(out, f, names, derivs, steps)
     if what == "hvp":
@@ -699,10 +761,11 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     notes += unused_declarations(f, shapes, names)
     if notes or extra:
         out["notes"] = notes + _absent_note(extra)
-    _code(f, derivs, what, out)
+    _code(f, [*derivs.values(), *conjugates.values()], what, out)
     if verify:
         tolerance = 1e-6
-        rep = check_claims(_claims(f, what, derivs, extra, directions), tolerance=tolerance,
+        claims = _claims(f, what, derivs, extra, directions, conjugates)
+        rep = check_claims(claims, tolerance=tolerance,
                            extra=[f, *extra.values()])   # f holds every variable
         out["check"] = {n: v.as_dict() for n, v in rep.verdicts.items()}
         out["check_sizes"] = rep.sizes

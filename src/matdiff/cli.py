@@ -64,8 +64,17 @@ _LHS = {  # what → (text, unicode, latex) left-hand sides, {x} the variable
     "jacobian": ("d vec(f)/d vec({x})'", "∂vec(f)/∂vec({x})ᵀ",
                  "\\frac{{\\partial \\operatorname{{vec}} f}}"
                  "{{\\partial \\operatorname{{vec}}({x})^{{T}}}}"),
+    "jacobian_conj": ("d vec(f)/d vec(conj({x}))'", "∂vec(f)/∂vec({x}\u0304)ᵀ",
+                      "\\frac{{\\partial \\operatorname{{vec}} f}}"
+                      "{{\\partial \\operatorname{{vec}}(\\bar{{{x}}})^{{T}}}}"),
     "hessian": ("H_{x}", "H_{x}", "H_{{{x}}}"),
+    "hessian_conj": ("d vec(grad f)/d vec(conj({x}))'", "∂vec(∇f)/∂vec({x}\u0304)ᵀ",
+                     "\\frac{{\\partial \\operatorname{{vec}} \\nabla f}}"
+                     "{{\\partial \\operatorname{{vec}}(\\bar{{{x}}})^{{T}}}}"),
     "hvp": ("H_{x}*{v}", "H_{x}{v}", "H_{{{x}}} {v}"),
+    "block_conj": ("d2f/dvec({x})dvec(conj({y}))'", "∂²f/∂vec({x})∂vec({y}\u0304)ᵀ",
+                   "\\frac{{\\partial^2 f}}{{\\partial \\operatorname{{vec}}({x}) "
+                   "\\partial \\operatorname{{vec}}(\\bar{{{y}}})^{{T}}}}"),
     "block": ("d2f/dvec({x})dvec({y})'", "∂²f/∂vec({x})∂vec({y})ᵀ",
               "\\frac{{\\partial^2 f}}{{\\partial \\operatorname{{vec}}({x}) "
               "\\partial \\operatorname{{vec}}({y})^{{T}}}}"),
@@ -175,7 +184,8 @@ def _grad(args: argparse.Namespace) -> int:
         derivs = api.grad(f, names, shapes=shapes) if what == "grad" else \
             {n: getattr(api, what)(f, n, shapes=shapes) for n in names}
         assert isinstance(derivs, dict)
-        print(codegen([f, *derivs.values()], backend=args.format, name=f"f_and_{what}"))
+        outputs = [e for d in derivs.values() for e in (d if isinstance(d, tuple) else (d,))]
+        print(codegen([f, *outputs], backend=args.format, name=f"f_and_{what}"))
         return EXIT_OK
     rep = api.report(args.expr, args.wrt or None, shapes, args.syntax, what=what,
                      verify=not args.no_check, steps=args.steps and what == "grad")
@@ -216,8 +226,13 @@ def _format_report(rep: dict[str, Any], style: str) -> str:
     for name, d in rep["derivatives"].items():
         lhs = _lhs(what, style, name, rep.get("directions", {}).get(name, "V"))
         lines.append(f"{lhs} = {d.get('named', d)[style]}")
+        if "conjugate" in d:               # not holomorphic: the Wirtinger pair (J, J̄)
+            lines.append(f"{_lhs(what + '_conj', style, name)} = {d['conjugate'][style]}")
     for b in rep.get("blocks", []):
         lines.append(f"{_lhs('block', style, b['rows'], y=b['cols'])} = {b[style]}")
+        if "conjugate" in b:               # ∂vec ∇_A f/∂vec B̄ᵀ, the pair's second half
+            lines.append(f"{_lhs('block_conj', style, b['rows'], y=b['cols'])} = "
+                         f"{b['conjugate'][style]}")
     for i, part in enumerate(rep.get("where", [])):  # the named parts the lines above use
         name = part.get("lhs", {}).get(style, part["name"])   # UΣVᵀ, a factorization
         lines.append(f"  {'where' if i == 0 else '     '} {name} = {part[style]}")

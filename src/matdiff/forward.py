@@ -27,6 +27,7 @@ Results are simplified; sums and Hadamard products keep the order of the derivat
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 
 from .diff import (
     adjoint,
@@ -74,7 +75,9 @@ from .expr import (
     hdiv,
     hpow,
     imag,
+    imag_unit,
     inv,
+    is_zero,
     kron,
     matmul,
     matpow,
@@ -98,8 +101,8 @@ from .expr import (
 )
 from .simplify import RULES, TRANSPOSES, rebuild, simplify
 
-__all__ = ["JVP", "VEC", "jvp", "differential", "jacobian", "hessian", "hvp",
-           "identify", "differential_name", "hvp_direction"]
+__all__ = ["JVP", "VEC", "jvp", "differential", "jacobian", "jacobian_pair", "split_conjugate",
+           "hessian", "hessian_pair", "hvp", "identify", "differential_name", "hvp_direction"]
 
 Rule = Callable[[Expr, list[Expr]], Expr]
 
@@ -655,26 +658,80 @@ def differential(f: Expr, wrt: str) -> Expr:
     return _in_order(simplify(raw, rules=DIFFERENTIAL_RULES), raw)
 
 
-def _holomorphic(d_f: Expr, dx: Expr) -> None:
-    """A Jacobian needs dF = J dX: an error where dX̄ (or Re dX, Im dX) enters dF."""
+def _conjugate_symbol(f: Expr, dx: Expr) -> Expr:
+    """The symbol that stands for conj(dX) while the pair is identified: a complex symbol
+    with dX's shape and a name no expression can spell (dX̄, with a combining macron)."""
+    return _direction(f, dx.name + "\u0304", dx)
+
+
+def split_conjugate(d_f: Expr, dx: Expr, dx_bar: Expr) -> Expr:
+    """``d_f`` (ℝ-linear in ``dx``) written ℂ-linearly in ``dx`` and ``dx_bar`` = conj(dx):
+    ``Re Y = (Y + Ȳ)/2``, ``Im Y = (Y - Ȳ)/2i`` wherever Y depends on dX (conj is pushed to
+    the leaves by ``expr.conj``), then each ``conj(dX)`` becomes ``dx_bar``. Wirtinger:
+    dF = J dX + J̄ dX̄ with J and J̄ the coefficients of the two symbols.
+
+    >>> dz, dw = sym("dz", ("n",), "complex"), sym("dw", ("n",), "complex")
+    >>> str(split_conjugate(real(dz), dz, dw))
+    '0.5*(dz + dw)'
+    """
     dep = _depends(d_f, {dx.name})
-    if any(n.op in (Op.CONJ, Op.REAL, Op.IMAG) for n in dep):
-        raise MatdiffError(
-            f"the function is not holomorphic in {dx.name[1:]}: its differential has "
-            f"conj({dx.name}) (or Re, Im of {dx.name}), so it has no complex Jacobian; the "
-            f"pair (∂F/∂{dx.name[1:]}, ∂F/∂conj({dx.name[1:]})) is not implemented: "
-            "md.differential writes dF in both, and md.grad gives the gradient of a real f")
+    half, i_half = const(Fraction(1, 2)), scale(neg(imag_unit()), const(Fraction(1, 2)))
+    memo: dict[Expr, Expr] = {}
+    for node in toposort([d_f]):
+        args = tuple(memo[a] for a in node.args)
+        if node not in dep:
+            memo[node] = node
+        elif node.op is Op.CONJ and node.args[0] is dx:
+            memo[node] = dx_bar
+        elif node.op in (Op.REAL, Op.IMAG):        # Y ± Ȳ, with conj(dX) → dX̄ inside
+            y = args[0]
+            y_bar = split_conjugate(conj(node.args[0]), dx, dx_bar)
+            memo[node] = scale(half, add(y, y_bar)) if node.op is Op.REAL else \
+                scale(i_half, add(y, neg(y_bar)))
+        else:
+            memo[node] = node if args == node.args else rebuild(node, args)
+    return memo[d_f]
+
+
+def _coefficient(d_f: Expr, dx: Expr) -> Expr:
+    """The tidy matrix M with vec(d_f) = M vec(dx) + (terms without dx)."""
+    return _tidy(identify(simplify(d_f, rules=TRANSPOSES), dx))
+
+
+def jacobian_pair(f: Expr, wrt: str | Expr) -> tuple[Expr, Expr]:
+    """The Wirtinger pair ``(J, J̄)``: ``J = ∂vec F/∂vec Xᵀ``, ``J̄ = ∂vec F/∂vec X̄ᵀ``, each
+    (size F) × (size X), with ``dvec F = J dvec X + J̄ dvec X̄`` (Hjørungnes 2011, ch. 6);
+    J̄ is zero for a holomorphic F and for a real X.
+
+    >>> Z = sym("Z", ("m", "n"), "complex")
+    >>> [str(j) for j in jacobian_pair(conj(Z), "Z")]
+    ['zeros(m*n, m*n)', 'eye(m*n)']
+    """
+    x = _variable(f, wrt) if isinstance(wrt, str) else wrt     # a symbol f may not hold
+    return _pair_of(f, x, _direction(f, "d" + x.name, x))
+
+
+def _pair_of(f: Expr, x: Expr, dx: Expr) -> tuple[Expr, Expr]:
+    dx_bar = _conjugate_symbol(f, dx)
+    both = split_conjugate(jvp(f, {x.name: dx}), dx, dx_bar)   # Re(A dx) for a real x too
+    if not x.is_complex:
+        return _coefficient(both, dx), zeros((f.rows * f.cols, x.rows * x.cols))
+    return _coefficient(both, dx), _coefficient(both, dx_bar)
 
 
 def _jacobian_of(f: Expr, x: Expr, dx: Expr) -> Expr:
-    raw = jvp(f, {x.name: dx})
-    _holomorphic(raw, dx)
-    pushed = simplify(raw, rules=TRANSPOSES)
-    return _tidy(identify(pushed, dx))
+    j, j_bar = _pair_of(f, x, dx)
+    if not is_zero(j_bar):
+        raise MatdiffError(
+            f"the function is not holomorphic in {x.name}: its differential has "
+            f"conj({dx.name}), so it has no single complex Jacobian; md.jacobian (md.hessian "
+            f"for a gradient) gives the Wirtinger pair (∂/∂{x.name}, ∂/∂conj({x.name}))")
+    return j
 
 
 def jacobian(f: Expr, wrt: str) -> Expr:
-    """``J = d vec(F) / d vec(X)ᵀ`` in closed form, shape (size F, size X).
+    """``J = d vec(F) / d vec(X)ᵀ`` in closed form, shape (size F, size X); for a complex X,
+    an error unless F is holomorphic (``jacobian_pair`` gives the Wirtinger pair).
 
     >>> A, X = sym("A", ("p", "m")), sym("X", ("m", "n"))
     >>> str(jacobian(A @ X, "X")), str(jacobian(apply(Op.EXP, X), "X"))
@@ -700,6 +757,17 @@ def hessian(f: Expr, wrt: str) -> Expr:
     x = _variable(f, wrt)
     dx = differential_name(f, wrt)
     return _jacobian_of(_gradient(f, wrt), x, dx)
+
+
+def hessian_pair(f: Expr, wrt: str) -> tuple[Expr, Expr]:
+    """The Wirtinger pair of the gradient: ``(∂vec ∇f/∂vec Xᵀ, ∂vec ∇f/∂vec X̄ᵀ)``, with
+    ``dvec ∇f = H dvec X + H̄ dvec X̄``; H̄ is zero where the gradient is holomorphic.
+
+    >>> z, S = sym("z", ("n",), "complex"), sym("S", ("n", "n"))
+    >>> [str(h) for h in hessian_pair(real(T(z) @ S @ z), "z")]     # ∇ = (S + Sᵀ) z̄
+    ['zeros(n, n)', "S + S'"]
+    """
+    return _pair_of(_gradient(f, wrt), _variable(f, wrt), differential_name(f, wrt))
 
 
 def hvp_direction(f: Expr, wrt: str, direction: str | None = None,

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from fractions import Fraction
+from typing import Any
+
+import numpy as np
 
 from . import expr as E
+from .check import evaluate, numeric, random_inputs, vec_of
 from .expr import Dim, Expr, Op
 from .testing import _GENERAL, _TRANSPOSED, ONE, SHAPES, Draw, M, N, RandomDraw
 
-__all__ = ["cgen", "real_scalar", "random_complex_expr"]
+__all__ = ["cgen", "real_scalar", "random_complex_expr", "wirtinger_pair_error"]
 
 # complex symbols by shape; the real ones of testing._GENERAL mix in
 _COMPLEX = {"s": ["c"], "v": ["z"], "w": ["zu"], "N": ["Z", "Y"], "M": ["ZM"], "R": ["ZR"]}
@@ -180,3 +184,45 @@ def random_complex_expr(seed: int, max_depth: int = 5) -> Expr:
     """
     draw = RandomDraw(seed)
     return real_scalar(draw, draw.int(1, max_depth))
+
+
+def _moved(x0: Any, flat: np.ndarray) -> Any:
+    arr = np.asarray(x0)
+    return flat.reshape(arr.shape, order="F") if arr.ndim == 2 else flat.reshape(arr.shape)
+
+
+def wirtinger_pair_error(f: Expr, name: str, d: Expr, d_bar: Expr, seed: int = 0,
+                         h: float = 1e-6) -> float:
+    """Relative error (absolute below 1e-3) of a claimed Wirtinger pair ``(J, J̄)`` of
+    ``f`` in ``name`` against central differences at a random complex point: moving entry
+    k of X by ``h u`` (u = 1, then i) moves vec F by ``h (u J e_k + ū J̄ e_k)`` to first
+    order, that is ``J e_k + J̄ e_k`` along E_k and ``i J e_k - i J̄ e_k`` along iE_k (a real X moves
+    along E_k only).
+
+    >>> z, eye, zero = E.sym("z", ("n",), "complex"), E.eye("n"), E.zeros(("n", "n"))
+    >>> wirtinger_pair_error(E.conj(z), "z", zero, eye) < 1e-8      # d z̄ = dz̄
+    True
+    >>> wirtinger_pair_error(E.conj(z), "z", eye, zero) > 0.5       # not d z̄ = dz
+    True
+    """
+    env, sizes = random_inputs([f, d, d_bar], seed=seed)
+    x0 = env[name]
+    flat = vec_of(x0).astype(complex)
+    size_f = vec_of(evaluate(f, env, sizes)).size
+    j = numeric(evaluate(d, env, sizes)).reshape(size_f, flat.size)
+    j_bar = numeric(evaluate(d_bar, env, sizes)).reshape(size_f, flat.size)
+    units = (1.0, 1j) if E.free_symbols(f)[name].is_complex else (1.0,)
+    claimed, differences = [], []
+    for k in range(flat.size):
+        step = h * max(1.0, abs(flat[k]))
+        for unit in units:
+            ends = []
+            for sign in (1.0, -1.0):
+                y = flat.copy()
+                y[k] += sign * step * unit
+                ends.append(vec_of(evaluate(f, {**env, name: _moved(x0, y)}, sizes)))
+            differences.append((ends[0] - ends[1]) / (2 * step))
+            claimed.append(unit * j[:, k] + np.conj(unit) * j_bar[:, k])
+    said, moved = np.stack(claimed), np.stack(differences)
+    scale = max(float(np.max(np.abs(said))), float(np.max(np.abs(moved))), 1e-3)
+    return float(np.max(np.abs(said - moved))) / scale     # a zero pair: an absolute error

@@ -340,6 +340,13 @@ function renderResult(report) {
       el("div", { class: "math" }, mathOrText(d)),
       el("div", { class: "plain" }, el("code", {}, `${d.lhs ?? `∂f/∂${name}`} = ${plain}`),
          copyButton(() => plain)));
+    const c = d.conjugate;  // not holomorphic: the Wirtinger pair's second half, J̄
+    if (c) {
+      const cPlain = c.text ?? c.unicode ?? "";
+      row.append(el("div", { class: "math" }, mathOrText(c)),
+                 el("div", { class: "plain" }, el("code", {}, `${c.lhs ?? `∂/∂conj(${name})`} = ${cPlain}`),
+                    copyButton(() => cPlain)));
+    }
     const check = checkLine((report.check || {})[name]);
     if (check) row.append(check);
     list.append(row);

@@ -19,7 +19,7 @@ import numpy as np
 from latex2mathml.converter import convert as latex_to_mathml
 
 import matdiff as md
-from matdiff.web.notebook import lhs_of, name_latex
+from matdiff.web.notebook import conjugate_lhs_of, lhs_of, name_latex
 
 __all__ = ["parse_info", "render", "derive", "with_mathml", "finite",
            "run_job", "presented", "name_latex", "equation", "top_level_terms"]
@@ -120,6 +120,11 @@ def with_mathml(obj: Any) -> Any:
                 named = d.get("named") if out.get("where") else None
                 body = named["latex"] if isinstance(named, dict) else d["latex"]
                 _set_mathml(d, equation(lhs, body))  # the equation, over the named parts
+                conjugate = d.get("conjugate")
+                if isinstance(conjugate, dict) and isinstance(conjugate.get("latex"), str):
+                    conjugate["lhs"] = conjugate_lhs_of(out, name)[0]
+                    _set_mathml(conjugate, equation(conjugate_lhs_of(out, name)[1] + " =",
+                                                    conjugate["latex"]))
     return out
 
 

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover -- the web extra is not installed
     _latex_to_mathml = None
 
 __all__ = ["repr_latex", "repr_html", "report_html", "math_html", "LHS", "KIND_NAMES",
-           "name_latex", "lhs_of", "named_latex"]
+           "name_latex", "lhs_of", "conjugate_lhs_of", "named_latex"]
 
 # What each derivative kind is called, and its left-hand side as (unicode, LaTeX); {x} is
 # the variable's name, {v} the direction of a Hessian-vector product.
@@ -40,6 +40,15 @@ LHS = {
     "hessian": ("H_{x}", "H_{{{x}}}"),
     "differential": ("d_{x} f", "d_{{{x}}} f"),
     "hvp": ("H_{x} {v}", "H_{{{x}}} {v}"),
+}
+# the second half of a Wirtinger pair (a map, or a gradient, that is not holomorphic)
+CONJUGATE_LHS = {
+    "jacobian": ("∂vec(f)/∂vec({x}\u0304)ᵀ",
+                 "\\frac{{\\partial \\operatorname{{vec}} f}}"
+                 "{{\\partial \\operatorname{{vec}}(\\bar{{{x}}})^{{T}}}}"),
+    "hessian": ("∂vec(∇f)/∂vec({x}\u0304)ᵀ",
+                "\\frac{{\\partial \\operatorname{{vec}} \\nabla f}}"
+                "{{\\partial \\operatorname{{vec}}(\\bar{{{x}}})^{{T}}}}"),
 }
 
 
@@ -72,6 +81,17 @@ def lhs_of(report: Mapping[str, Any], name: str) -> tuple[str, str]:
     unicode, latex = LHS[what if what in LHS else "grad"]
     v = str((report.get("directions") or {}).get(name, "V"))
     return unicode.format(x=name, v=v), latex.format(x=name_latex(name), v=name_latex(v))
+
+
+def conjugate_lhs_of(report: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """The left-hand side of J̄ = ∂vec F/∂vec X̄ᵀ, the derivative's ``"conjugate"``, as
+    (unicode, LaTeX).
+
+    >>> conjugate_lhs_of({"what": "jacobian"}, "z")[0]
+    '∂vec(f)/∂vec(z̄)ᵀ'
+    """
+    unicode, latex = CONJUGATE_LHS[report.get("what", "jacobian")]
+    return unicode.format(x=name), latex.format(x=name_latex(name))
 
 
 def named_latex(expr: Expr) -> tuple[str, list[tuple[str, str]]]:
@@ -128,6 +148,12 @@ def report_html(report: Mapping[str, Any]) -> str:
         verdict = check_html(report.get("check", {}).get(name))
         lhs = html.escape(lhs_of(report, name)[0])
         rows.append(f"<tr><th>{lhs}</th><td>{math}</td>{verdict}</tr>")
+        if isinstance(d.get("conjugate"), Mapping):      # the pair's second half, J̄
+            c = d["conjugate"]
+            math = math_html(c["latex"], display=True) if "latex" in c else html.escape(
+                c.get("text", ""))
+            lhs = html.escape(conjugate_lhs_of(report, name)[0])
+            rows.append(f"<tr><th>{lhs}</th><td>{math}</td></tr>")
     for part in report.get("where", []) or []:
         if isinstance(part, Mapping):
             value = math_html(part["latex"]) if "latex" in part else html.escape(
