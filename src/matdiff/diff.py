@@ -214,7 +214,7 @@ def extreme_weights(y: Expr) -> tuple[Expr, Expr]:
     >>> from matdiff.expr import sym, maximum
     >>> x, z = sym("x", ("n",)), sym("z", ("n",))
     >>> [str(h) for h in extreme_weights(maximum(x, z))]
-    ['1/2*(1 + sign(x - z))', '1/2*(1 - sign(x - z))']
+    ['0.5*(1 + sign(x - z))', '0.5*(1 - sign(x - z))']
     """
     x, z = y.args
     sign = apply(Op.SIGN, add(x, neg(z)))

@@ -491,7 +491,7 @@ def listen(host: str, port: int) -> socket.socket:
     >>> listen("127.0.0.1", 99999)
     Traceback (most recent call last):
     ...
-    matdiff.expr.MatdiffError: port 99999 is not a port number (0 to 65535)
+    matdiff.opspec.MatdiffError: port 99999 is not a port number (0 to 65535)
     """
     if not 0 <= port <= 65535:
         raise md.MatdiffError(f"port {port} is not a port number (0 to 65535)")
