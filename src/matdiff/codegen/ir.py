@@ -224,8 +224,9 @@ class Graph:
     def _block_of_computed_product(self, a: Arr, b: Arr) -> Arr | None:
         """``A M`` where ``[A; B] M`` is computed already: its row block (likewise ``M A``
         and ``M [A, B]``), so a block row of a stacked product is not computed twice."""
-        for c in self.live:
-            if c.prim is not P.CONCAT or (a not in c.args if c.attr == 0 else b not in c.args):
+        stacked = sorted((c for c in self.live if c.prim is P.CONCAT), key=lambda c: c.serial)
+        for c in stacked:                                   # in creation order: deterministic
+            if a not in c.args if c.attr == 0 else b not in c.args:
                 continue
             part = a if c.attr == 0 else b
             whole = self.nodes.get((P.MATMUL, (c, b) if c.attr == 0 else (a, c), None,
