@@ -301,3 +301,12 @@ def test_backends_agree_to_within_the_rounding_of_a_zero_gradient(monkeypatch) -
     monkeypatch.setattr(testing, "_rounding_noise", lambda *a: [0.0] * 4)
     r = verify(f, seed=301321, stages=stages)
     assert (r.kind, r.stage) == ("mismatch", "torch"), (r.kind, r.stage, r.detail)
+
+
+def test_a_point_where_scipy_refuses_a_nan_is_drawn_again() -> None:
+    """The soak's case 217702: at a draw with free signs log(P) had NaN entries, and SciPy's
+    logm (inside the Fréchet derivative's reference value) raised ValueError instead of
+    returning NaN; the point is drawn again instead of the case being an error."""
+    f = md.parse("lambda_min(B) + tr(kron(cos(C.^3), logm_frechet(W*V, log(P))))",
+                 shapes={k: ["n", "n"] for k in "BCWVP"})
+    assert verify(f, 217702).kind == "ok"

@@ -526,8 +526,8 @@ def point(e: Expr, seed: int, tries: int = 8) -> tuple[dict[str, Any], dict[str,
                 if np.all(size < 1e8) and not _on_kink(e, env, sizes) and \
                         all(np.all(np.isfinite(v)) for v in values.values()):
                     return env, sizes              # (a NaN that tr(kron(·)) drops counts)
-            except MatdiffError:                      # singular here: draw again
-                continue
+            except (MatdiffError, ValueError, np.linalg.LinAlgError):
+                continue        # singular, or a NaN that SciPy refuses (logm of log(P < 0))
     return None
 
 
