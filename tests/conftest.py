@@ -25,8 +25,9 @@ pyproject.toml: an unregistered marker or a parametrisation over nothing is an e
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,25 @@ class Tally:
             return (f"{self.set_aside} of {total} examples were set aside (no point in the "
                     f"domain), more than {MOST_SET_ASIDE:.0%}")
         return None
+
+
+def import_extra(name: str) -> Any:
+    """The optional package ``name``; a test that needs it FAILS when it is missing (it is not
+    skipped, which would look like a pass): install the extra or deselect the marker."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        pytest.fail(f"{name} is not installed: pip install -e '.[{name}]', or deselect these "
+                    f'tests with -m "not {name}"')
+    if name == "jax":
+        module.config.update("jax_enable_x64", True)
+    return module
+
+
+@pytest.fixture
+def extra() -> Callable[[str], Any]:
+    """``extra("jax")``: the backend's module for a test marked with its extra."""
+    return import_extra
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ reference evaluator or in any backend.
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from typing import Any
 
@@ -301,27 +300,14 @@ def test_reference_evaluator_does_not_overflow(name: str) -> None:
     np.testing.assert_allclose(got_g, grad, rtol=1e-12, atol=1e-300)
 
 
-def _backend(name: str) -> Any:
-    """The backend's module; a missing optional one FAILS (as in test_codegen: install the
-    extra or deselect the marker), it is never skipped."""
-    try:
-        module = importlib.import_module(name)
-    except ImportError:
-        pytest.fail(f"{name} is not installed: pip install -e '.[{name}]', or deselect these "
-                    f'tests with -m "not {name}"')
-    if name == "jax":
-        module.config.update("jax_enable_x64", True)
-    return module
-
-
 @pytest.mark.parametrize("backend", [
     "numpy", pytest.param("jax", marks=pytest.mark.jax),
     pytest.param("torch", marks=pytest.mark.torch)])
 @pytest.mark.parametrize("name", list(OVERFLOW_CASES))
-def test_generated_code_does_not_overflow(name: str, backend: str) -> None:
+def test_generated_code_does_not_overflow(name: str, backend: str, extra: Any) -> None:
     """Value and gradient at |z| = 1000 are finite and right in every backend (NumPy with
     an overflow, a division by zero or a NaN an error)."""
-    mod = _backend(backend)
+    mod = extra(backend)
     text, value, grad = OVERFLOW_CASES[name]
     f, g = _exprs(text)
     fn = md.compile([f, g], backend=backend)
