@@ -1000,6 +1000,73 @@ def test_no_product_computed_twice_in_the_benchmark_problems(name: str) -> None:
         assert _products(nodes) == PRODUCTS[name][branch]
 
 
+class _Counted(np.ndarray):
+    """An array that counts the matrix products NumPy runs on it (``@`` is the ufunc
+    ``np.matmul``; ``multi_dot`` of k matrices is k - 1); what is computed from it is
+    counted too."""
+
+    matmuls = 0
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        if ufunc is np.matmul:
+            _Counted.matmuls += 1
+        return _counted(getattr(ufunc, method)(*_plain(args), **_plain(kwargs)))
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        if func is np.linalg.multi_dot:
+            _Counted.matmuls += len(args[0]) - 1
+        return _counted(func(*_plain(args), **_plain(kwargs)))
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, _Counted):
+        return x.view(np.ndarray)
+    if isinstance(x, (list, tuple)):
+        return type(x)(map(_plain, x))
+    return {k: _plain(v) for k, v in x.items()} if isinstance(x, dict) else x
+
+
+def _counted(x: Any) -> Any:
+    if isinstance(x, tuple):
+        return tuple(map(_counted, x))
+    return x.view(_Counted) if isinstance(x, np.ndarray) else x
+
+
+def _forced(exprs: list[Any], branch: int) -> Callable[..., Any]:
+    """The generated NumPy function with every call-time test answering ``branch == 0``."""
+    from matdiff.codegen.emit import Emitter
+    attr = Emitter.attr
+
+    def forced(self: Any, x: Any) -> dict[str, str]:
+        return {"a": str(branch == 0)} if x.prim is P.CHOOSE else attr(self, x)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Emitter, "attr", forced)
+        src = codegen(exprs)
+    namespace: dict[str, Any] = {}
+    exec(src, namespace)  # noqa: S102
+    return namespace["f_and_grad"]
+
+
+@pytest.mark.parametrize("name", list(BENCH_PROBLEMS))
+def test_a_call_runs_only_the_products_of_the_alternatives_it_takes(name: str) -> None:
+    """The code computes a product that only some call-time alternatives read only when one
+    of them is taken (the seed's S Pᵢᵀ, read where a chain's order is decided at call time,
+    is not computed when the stacked form is): the matrix products one call runs are those
+    of the IR on the branch taken."""
+    exprs = BENCH_PROBLEMS[name].exprs()
+    roots = lower(exprs)
+    env, _sizes = random_inputs(exprs, seed=1)
+    for branch in (0, 1):
+        _Counted.matmuls = 0
+        got = _forced(exprs, branch)(**{k: np.asarray(v).view(_Counted) for k, v in env.items()})
+        want = sum(1 if n.prim is P.MATMUL or n.key == "addmm" else len(n.args) - 1
+                   for n in _executed(roots, branch)
+                   if n.prim is P.MATMUL or n.key in ("addmm", "multi_dot"))
+        assert _Counted.matmuls == want, (branch, _Counted.matmuls, want)
+        for value, e in zip(got, exprs, strict=True):
+            assert_close(_plain(value), evaluate(e, env))
+
+
 def test_the_value_and_the_gradient_share_their_products() -> None:
     """tr(X'LX): LX once (the audit found it in the value and again in the gradient);
     tr(W'CW) + ||CW||^2: CW once, and the gradient (C + C' + 2C'C) W reuses it (at call

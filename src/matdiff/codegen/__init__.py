@@ -135,8 +135,10 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     b, symbols, taken = BACKENDS[backend], _symbols(outs), set[str]()
     fname = mangle(name, taken)
     names = {n: mangle(n, taken) for n in symbols}
-    em, count = Emitter(b, names, lambda v: mangle(v, taken)), itertools.count()
-    lines, refs = em.lines(roots, lambda: mangle(f"t{next(count)}", taken))
+    em, count, tests = Emitter(b, names, lambda v: mangle(v, taken)), itertools.count(), \
+        itertools.count()
+    lines, refs = em.lines(roots, lambda: mangle(f"t{next(count)}", taken),
+                           lambda: mangle(f"c{next(tests)}", taken))
     inputs = [(names[n], e) for n, e in symbols.items()]
     used, solved = set(em.dims), _solved_dims(inputs, em)
     checked = [(v, e) for v, e in inputs if not e.is_scalar and

@@ -7,7 +7,10 @@ name) and ``{dev}`` (PyTorch's dtype and device), with the precedence of what it
 an import line it needs (``scipy.linalg``). An operand is parenthesised by the operator
 beside its placeholder. A node used once is written into its consumer when short, when
 only a call-time choice uses it, or (up to 100 characters) into arithmetic, where NumPy
-writes the result into the operand's temporary buffer; the others get a line each.
+writes the result into the operand's temporary buffer; the others get a line each. A line
+that only some call-time alternatives read is guarded by their tests (``t = … if c0 or not
+c1 else None``, each test named once), so a call computes only what the branches it takes
+need.
 """
 
 from __future__ import annotations
@@ -193,6 +196,7 @@ class Emitter:
         self.dims: dict[str, str] = {}
         self.modules: set[str] = set()
         self.helpers: set[str] = set()
+        self.tests: dict[Any, str] = {}          # call-time tests with a name of their own
 
     def helper_sources(self) -> list[str]:
         """The definitions of the helpers the code calls, each after those it uses."""
@@ -224,6 +228,8 @@ class Emitter:
                          or d.terms[0][1] != 1 or len(d.terms[0][0]) > 1)), None)
             return {"a": ", ".join("-1" if i == free else self.dim(d) for i, d in enumerate(a))}
         if p is P.CHOOSE:
+            if a in self.tests:                        # named once: a guard reads it too
+                return {"a": self.tests[a]}
             return {"a": f"{self.dim(a[0], True)} {a[1]} {self.dim(a[2], True)}"}
         return {"a": literal(a)[0] if isinstance(a, Fraction) else ", ".join(
             map(self.code_of, a)) if isinstance(a, tuple) else self.code_of(a)}
@@ -242,9 +248,10 @@ class Emitter:
         return row.text.format(*ops, m=self.b.m, args=", ".join(ops), dev=self.b.dev,
                                **self.attr(x)), row.prec
 
-    def lines(self, roots: Sequence[Arr], temp: Callable[[], str]
-              ) -> tuple[list[str], list[tuple[str, int]]]:
-        """A line per node not written into its consumer; the roots' code."""
+    def lines(self, roots: Sequence[Arr], temp: Callable[[], str],
+              test: Callable[[], str] | None = None) -> tuple[list[str], list[tuple[str, int]]]:
+        """A line per node not written into its consumer; the roots' code. A line that only
+        some call-time alternatives read is computed only when one of them is taken."""
         nodes, uses = walk(roots), {r: [r] for r in roots}    # a root is used by the return
         for n in nodes:
             for a in n.args:
@@ -254,9 +261,11 @@ class Emitter:
             if n not in roots and len(uses[n]) == 1 and (uses[n][0].prim is P.CHOOSE or
                                                           uses[n][0] in forced):
                 forced.add(n)
+        when = _when_needed(nodes, uses, set(roots))
         ref: dict[Arr, tuple[str, int]] = {}
         free = {n for n in nodes if n.prim in (P.INPUT, P.LIT)}   # names, numbers
         out: list[str] = []
+        tests: list[str] = []
         for n in nodes:
             text, prec = self.code(n, [ref[a] for a in n.args])
             view = n.prim in (P.TRANSPOSE, P.SLICE, P.ITEM) and free.issuperset(n.args)
@@ -265,8 +274,87 @@ class Emitter:
                     uses[n][0].prim in _ARITHMETIC and len(text) <= 100:
                 ref[n] = text, prec
             else:
-                name = temp()
-                out.append(f"{name} = {text}")
+                name, guard = temp(), when.get(n, ALWAYS)
+                out.append(f"{name} = {text}" if guard == ALWAYS else f"{name} = {text} if "
+                           f"{self.condition(guard, test or temp, tests)} else None")
                 ref[n] = name, ATOM
                 free.add(n)
-        return out, [ref[r] for r in roots]
+        return tests + out, [ref[r] for r in roots]
+
+    def condition(self, guard: Guard, name: Callable[[], str], tests: list[str]) -> str:
+        """A guard as Python, ``c1 and not c2 or c3``, each test named by a line of
+        ``tests``."""
+        def literal(choice: Arr, taken: bool) -> str:
+            if choice.attr not in self.tests:
+                test = self.attr(choice)["a"]
+                self.tests[choice.attr] = name()
+                tests.append(f"{self.tests[choice.attr]} = {test}")
+            return self.tests[choice.attr] if taken else f"not {self.tests[choice.attr]}"
+        return " or ".join(" and ".join(literal(*lit) for lit in sorted(conj, key=_serial))
+                           for conj in sorted(guard, key=lambda c: sorted(map(_serial, c))))
+
+
+# When a node is needed: ALWAYS, or a disjunction of conjunctions of call-time tests, each
+# (a CHOOSE node, whether its first alternative is taken). Kept small, else ALWAYS.
+Guard = frozenset[frozenset[tuple[Arr, bool]]]
+ALWAYS: Guard = frozenset({frozenset()})
+_GUARD_TERMS, _GUARD_TESTS = 4, 3
+
+
+def _serial(lit: tuple[Arr, bool]) -> tuple[int, bool]:
+    return lit[0].serial, lit[1]
+
+
+def _either(a: Guard, b: Guard) -> Guard:
+    """``a or b``; ALWAYS when it would not be small, or when a test meets its negation."""
+    if a == ALWAYS or b == ALWAYS:
+        return ALWAYS
+    both = _simplest(a | b)
+    return ALWAYS if len(both) > _GUARD_TERMS else both
+
+
+def _simplest(g: Guard) -> Guard:
+    """``g`` by absorption (``a or a and b`` is ``a``) and resolution (``not a or a and b``
+    is ``not a or b``); ALWAYS when it holds whatever the tests say."""
+    conjs = set(g)
+    while True:
+        units = {next(iter(c)) for c in conjs if len(c) == 1}
+        resolved = {frozenset(lit for lit in c if len(c) == 1 or (lit[0], not lit[1])
+                              not in units) for c in conjs}
+        kept = {c for c in resolved if not any(o < c for o in resolved)}
+        if frozenset() in kept:
+            return ALWAYS
+        if kept == conjs:
+            break
+        conjs = kept
+    tests = sorted({lit[0] for c in conjs for lit in c}, key=lambda a: a.serial)
+    holds = all(any(all(bits >> tests.index(x) & 1 == t for x, t in c) for c in conjs)
+                for bits in range(1 << len(tests)))
+    return ALWAYS if holds else frozenset(conjs)
+
+
+def _and(g: Guard, lit: tuple[Arr, bool]) -> Guard:
+    """``g and lit``; conjunctions that hold a test and its negation drop out."""
+    out = frozenset(c | {lit} for c in g if (lit[0], not lit[1]) not in c)
+    return ALWAYS if any(len(c) > _GUARD_TESTS for c in out) else out
+
+
+def _when_needed(nodes: Sequence[Arr], uses: dict[Arr, list[Arr]], roots: set[Arr]
+                 ) -> dict[Arr, Guard]:
+    """Each node's guard: the call-time choices under which some root reads it."""
+    when: dict[Arr, Guard] = {}
+    same: dict[Any, Arr] = {}                         # choices that make the same test
+    for n in reversed(nodes):                         # every consumer before its operands
+        if n in roots:
+            when[n] = ALWAYS
+            continue
+        guard: Guard = frozenset()
+        for u in uses[n]:
+            if u.prim is P.CHOOSE:
+                for i, a in enumerate(u.args):
+                    if a is n:
+                        guard = _either(guard, _and(when[u], (same.setdefault(u.attr, u), i == 0)))
+            else:
+                guard = _either(guard, when[u])
+        when[n] = guard
+    return when
