@@ -226,7 +226,7 @@ def reference(e: Expr, env: dict[str, Any]) -> Any:
 
 def inputs(exprs: list[Expr], seed: int = 0) -> dict[str, Any]:
     """Random inputs by symbol shape; names starting with S are symmetric positive definite,
-    names starting with 'pos' are positive."""
+    names starting with 'pos' are positive, a matrix declared diagonal is."""
     rng = np.random.default_rng(seed)
     env: dict[str, Any] = {}
     for e in exprs:
@@ -241,6 +241,8 @@ def inputs(exprs: list[Expr], seed: int = 0) -> dict[str, Any]:
                 x = x @ x.T + r * np.eye(r)
             if node.name.startswith("pos"):
                 x = np.abs(x) + 0.5
+            if node.attr[2] == "diagonal":                     # declared: off zero, both signs
+                x = np.diag(np.diag(x) + np.sign(np.diag(x)))
             env[node.name] = float(x[0, 0]) if node.is_scalar else \
                 x.reshape(-1) if node.is_vector else x
     return env
@@ -256,6 +258,7 @@ Y = sym("Y", ("n", "n"))
 Sp = sym("S", ("n", "n"))
 Pos = sym("pos", ("m", "n"))
 Sd = sym("Sd", ("n", "n"), "spd")         # declared: one Cholesky factorization
+Dd = sym("Dd", ("n", "n"), "diagonal")    # declared: applied through its diagonal
 x = sym("x", ("n",))
 y = sym("y", ("m",))
 a = sym("a")
@@ -363,6 +366,9 @@ CASES: dict[str, Expr] = {
     "inverse-transpose": inv(Sp.T) + inv(Sp),
     "spd-one-cholesky": logdet(Sd) + matmul(x.T, inv(Sd), x) + det(Sd) + trace(inv(Sd)),
     "spd-solve": matmul(inv(Sd), C) + matmul(inv(Sd.T), C),
+    "diagonal-products": matmul(A, Dd, C) + matmul(B, Dd.T, X, Dd, C),
+    "diagonal-inverse-det": logdet(Dd) + det(Dd) + matmul(x.T, inv(Dd), x) + trace(
+        matmul(matpow(Dd, 3), X)) + total(hadamard(X, Dd)) + total(inv(Dd.T)),
     "lu-shared": logdet(X) + matmul(x.T, inv(X.T), x) + trace(matmul(inv(X), Y)),
     "scalar-elementwise": apply(Op.EXP, a) + apply(Op.SIN, trace(X)),
     "expm": E.expm(X), "logm": E.logm(Sp), "sqrtm": E.sqrtm(Sp),
@@ -491,6 +497,8 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "spd-one-cholesky": ("scipy.linalg.cho_factor(Sd)", "np.linalg"),
     "spd-solve": ("scipy.linalg.cho_solve(scipy.linalg.cho_factor(Sd), C)", "inv"),
     "lu-shared": ("scipy.linalg.lu_factor(X)", "np.linalg"),
+    "diagonal-products": ("np.diagonal(Dd)", "@ Dd"),
+    "diagonal-inverse-det": ("np.prod(np.diagonal(Dd))", "np.linalg"),
 }
 
 
@@ -1065,6 +1073,36 @@ def test_a_call_runs_only_the_products_of_the_alternatives_it_takes(name: str) -
         assert _Counted.matmuls == want, (branch, _Counted.matmuls, want)
         for value, e in zip(got, exprs, strict=True):
             assert_close(_plain(value), evaluate(e, env))
+
+
+DIAGONAL_PROBLEMS = {        # a declared diagonal D: constant, variable, inverted, powered
+    "scaled-fit": ("||Y - D*X*W||_F^2 + logdet(D) + tr(inv(D)*X*X')", ["X", "D"]),
+    "weighted-least-squares": ("(y - A*x)'*D*(y - A*x) + x'*D^2*x", ["x"]),
+    "gaussian-diagonal-covariance": ("(x - m)'*inv(D)*(x - m) + log(det(D)) + sum(D .* X)",
+                                     ["x", "D"]),
+    "two-sided": ("tr(X'*D*X*D) + ||D*X - X*diag(u)||_F^2", ["X", "u"]),
+}
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("name", list(DIAGONAL_PROBLEMS))
+def test_a_declared_diagonal_matrix_is_used_through_its_diagonal(name: str, backend: str
+                                                                 ) -> None:
+    """D declared diagonal is never multiplied, inverted, factored or powered as a dense
+    matrix, in the value or any gradient: D V is diag(D) .* V, inv(D) is 1 ./ diag(D), det and
+    logdet come from the diagonal; the values equal the reference's at a diagonal D."""
+    text, wrt = DIAGONAL_PROBLEMS[name]
+    shapes = {"D": ("n", "n", "diagonal"), "X": ("n", "n"), "Y": ("n", "n"), "W": ("n", "n")}
+    f = md.parse(text, shapes={k: v for k, v in shapes.items() if k in text})
+    exprs = [f, *md.grad(f, wrt).values()]
+    dense = (Op.INV, Op.DET, Op.MATPOW, "slogdet", "lu_factor", "cho_factor", "solve")
+    for n in walk(lower(exprs)):
+        assert not (n.prim is P.MATMUL or n.key in dense) or all(
+            a.prim is not P.INPUT or a.attr != "D" for a in n.args), n
+    _backend(backend)
+    env = inputs(exprs, seed=3)
+    for got, e in zip(compile(exprs, backend=backend)(**env), exprs, strict=True):
+        assert_close(got, reference(e, env), 1e-9)
 
 
 def test_the_value_and_the_gradient_share_their_products() -> None:

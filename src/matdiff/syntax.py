@@ -110,7 +110,7 @@ NORMS = ("||x||_p for a number p >= 1, ||x||_inf, ||X||_F, ||X||_1 (entrywise), 
 
 
 def norm_subscript(text: str, pos: int | None = None, end: int | None = None) -> str:
-    """The canonical p of a norm: F, 1, 2, *, inf, or a number > 2 or between 1 and 2 as a
+    r"""The canonical p of a norm: F, 1, 2, *, inf, or a number > 2 or between 1 and 2 as a
     fraction; anything else (``||x||_p``, ``||x||_{1/2}``) is a MatdiffError.
 
     >>> [norm_subscript(p) for p in ("{fro}", "\\infty", "3", "1.5")]

@@ -91,6 +91,8 @@ _COMMON: dict[Any, str | Row] = {
     Op.DIAG: "{m}.diagonal({0})[:, None]", Op.DIAGM: "{m}.diagflat({0})", Op.SUM: "{m}.sum({0})",
     Op.INF_NORM: "{m}.abs({0}).max()",                      # ||x||_inf
     "slogdet": "{m}.linalg.slogdet({0})[1]",                # log|det X|
+    "diag_det": "{m}.prod({m}.diagonal({0}))",              # det D, D diagonal
+    "diag_logdet": "{m}.log({m}.abs({m}.diagonal({0}))).sum()",   # log|det D|
     "solve": "{m}.linalg.solve({0}, {1})",
     "dot": "{m}.einsum('ij,ij->', {0}, {1})",               # sum(X .* Y); BLAS dot is slower
     "coldot": "{m}.einsum('ij,ij->j', {0}, {1})[:, None]",  # diag(X'Y)

@@ -125,6 +125,7 @@ class Graph:
         self.nodes: dict[tuple[Any, ...], Arr] = {}
         self.live: set[Arr] = set()
         self.symmetric: set[Arr] = set()          # inputs declared symmetric: X' = X
+        self.diagonal: set[Arr] = set()           # inputs declared diagonal: D = Diag(diag D)
 
     def node(self, prim: P, args: tuple[Arr, ...], attr: Any, shape: Shape,
              mirror: bool = True) -> Arr:

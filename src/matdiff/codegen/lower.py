@@ -32,8 +32,13 @@ def _diag_of(x: Expr) -> Expr:
     return _diag_of(x.args[0]) if x.op is Op.TRANSPOSE else E.diag(x)   # diag(X') = diag X
 
 
+def _declared_diagonal(x: Expr) -> bool:
+    return x.op is Op.SYMBOL and x.attr[2] == "diagonal" and not x.is_scalar
+
+
 def canonical(roots: Sequence[Expr]) -> list[Expr]:
-    """I .* X = Diag(diag X) throughout, so that rules see the diagonal matrix.
+    """I .* X = Diag(diag X) and X .* D = Diag(diag X .* diag D) for a D declared diagonal,
+    throughout, so that rules see the diagonal matrix.
 
     >>> from matdiff.expr import sym, eye, hadamard, T, matmul
     >>> X, Y = sym("X", ("n", "n")), sym("Y", ("n", "n"))
@@ -47,6 +52,8 @@ def canonical(roots: Sequence[Expr]) -> list[Expr]:
         rest = [a for a in args if a.op is not Op.IDENTITY]
         if new.op is Op.HADAMARD and len(rest) < len(args):
             new = Expr(Op.DIAGM, (_diag_of(E.hadamard(*rest) if rest else args[0]),))
+        elif new.op is Op.HADAMARD and any(map(_declared_diagonal, args)):  # X .* D
+            new = Expr(Op.DIAGM, (_diag_of(new),))
         memo[node] = new
     return [memo[r] for r in roots]
 
@@ -100,7 +107,8 @@ def _factored(roots: Sequence[Expr], parents: dict[Expr, list[Expr]]) -> dict[Ex
             x = x.args[0] if x.op is Op.TRANSPOSE else x
             kinds.setdefault(x, set()).add(Op.LOGDET if e.op is Op.LOG else e.op)
     return {x: "cho" if x.op is Op.SYMBOL and x.attr[2] == "spd" else "lu" for x, k in
-            kinds.items() if x.op is Op.SYMBOL and x.attr[2] == "spd" or {Op.INV, Op.LOGDET} <= k}
+            kinds.items() if not _declared_diagonal(x) and (
+                x.op is Op.SYMBOL and x.attr[2] == "spd" or {Op.INV, Op.LOGDET} <= k)}
 
 
 def _outer(x: Arr) -> tuple[Arr, Arr] | None:
@@ -166,6 +174,8 @@ class Lowering:
     def rule(self, x: Arr) -> Callable[[Lowering, Arr, Arr], Arr] | None:
         """The ``LEFT`` rule of a structured factor not computed anyway; None if dense."""
         inv, pair = x.args[0] if x.prim is P.TRANSPOSE else x, {x, self.g.t(x)}
+        if x in self.g.diagonal:
+            return LEFT["diagonal"]
         if inv.key in INVERSES:
             dense = {m.args[0] if m.prim is P.TRANSPOSE else m for m in map(
                 self.memo.get, self.dense) if m is not None}
@@ -190,7 +200,8 @@ class Lowering:
         if (uv := _outer(a)) or (uv := _outer(b)):           # (u v') M = u (v' M), M (u v')
             u, v = uv
             return g.mul(u, self.mm(v, b)) if a is not b and _outer(a) else g.mul(self.mm(a, u), v)
-        left, right = self.rule(a), RIGHT.get(b.key or b.prim) if self.rule(b) else None
+        kind = "diagonal" if b in g.diagonal else b.key or b.prim
+        left, right = self.rule(a), RIGHT.get(kind) if self.rule(b) else None
         if left or right:
             return left(self, a, b) if left else right(self, b, a)  # type: ignore[misc]
         if self.rule(b) and self.rule(g.t(b)):                 # V S = (S' V')'
@@ -303,7 +314,13 @@ class Lowering:
 
     def dot(self, a: Arr, b: Arr) -> Arr:
         """sum(a .* b); <Y, A kron B> = sum Y4[a,i,b,j] A[a,b] B[i,j], no Kronecker product."""
-        a, b = (b, a) if a.key is Op.KRON or _outer(a) else (a, b)
+        a, b = (b, a) if a.key is Op.KRON or _outer(a) or b.key is Op.DIAGM else (a, b)
+        if a.key is Op.DIAGM and b.shape:                      # <Diag(v), Y> = <v, diag Y>
+            y = b.args[0] if b.prim is P.TRANSPOSE else b
+            return self.dot(a.args[0], self.g.call("rowdot", y.args[0], self.g.t(y.args[1]),
+                                                   shape=a.args[0].shape)
+                            if y.prim is P.MATMUL and y not in self.g.live else  # diag(FG)
+                            self.g.call(Op.DIAG, y, shape=a.args[0].shape))
         if self.complex and a.shape:                       # sum(a .* b), no conjugation
             return self.g.call(Op.SUM, self.g.mul(a, b), shape=())
         if a.shape and (uv := _outer(b)):                     # <M, u v'> = u' M v
@@ -383,6 +400,10 @@ class Lowering:
                        self.push_slice(b, ZERO, b.shape[0], c0, c1))
 
     # -- rules for structured factors: s @ v, s never built
+    def diagonal_of(self, d: Arr) -> Arr:
+        """The column diag(D) of an input D declared diagonal: D acts through it alone."""
+        return self.g.call(Op.DIAG, d, shape=(d.shape[0], ONE))
+
     def solve_left(self, s: Arr, v: Arr) -> Arr:
         """inv(A) V = solve(A, V), inv(A)' V = solve(A', V): with A's factorization where
         it has one (an LU solves with A' too)."""
@@ -429,10 +450,14 @@ class Lowering:
 
     # -- rows of LOWER
     def symbol_row(self, e: Expr) -> Arr:
-        """An input; one declared symmetric (spd, diagonal) is its own transpose."""
+        """An input; one declared symmetric (spd, diagonal) is its own transpose, and one
+        declared diagonal is applied, inverted, powered and its determinant taken through its
+        diagonal (``LEFT``, ``RIGHT``, ``call_row``, ``fn_row``)."""
         x = self.g.node(P.INPUT, (), e.attr[0], () if e.is_scalar else e.shape)
         if e.attr[2] in SYMMETRIC_STRUCTURES and not e.is_scalar:
             self.g.symmetric.add(x)
+        if _declared_diagonal(e):
+            self.g.diagonal.add(x)
         return x
 
     def matmul_row(self, e: Expr, extra: Sequence[Arr] = ()) -> Arr:
@@ -520,11 +545,13 @@ class Lowering:
         if _outer(self.lower(x)):                              # tr(u v') = v' u
             return self.trace_of(self.lower(x))
         return self.of_product(e, self.dot, lambda f, r: self.dot(  # tr(F R) = <F', R>
-            f, r.args[0] if r.prim is P.TRANSPOSE else g.t(r))) or g.call(
-            Op.TRACE, self.lower(x.args[0] if x.op is Op.TRANSPOSE else x), shape=())
+            f, r.args[0] if r.prim is P.TRANSPOSE else g.t(r))) or self.trace_of(
+            self.lower(x.args[0] if x.op is Op.TRANSPOSE else x))
 
     def trace_of(self, x: Arr) -> Arr:
-        """tr X; tr(u v') = v' u."""
+        """tr X; tr(u v') = v' u; tr Diag(v) = sum v."""
+        if x.key is Op.DIAGM:
+            return self.g.call(Op.SUM, x.args[0], shape=())
         uv = _outer(x)
         return self.g.call(Op.TRACE, x, shape=()) if uv is None else self.dot(self.g.t(uv[1]),
                                                                                uv[0])
@@ -570,6 +597,7 @@ class Lowering:
         if x.op is Op.KRON:                                    # sum(A kron B) = sum A sum B
             return reduce(g.mul, (g.call(Op.SUM, self.lower(f), shape=()) for f in x.args))
         y = self.lower(x)
+        y = y.args[0] if y.key is Op.DIAGM else y              # sum Diag(v) = sum v
         return reduce(g.mul, (g.call(Op.SUM, f, shape=()) for f in _outer(y) or (y,)))
 
     def norm_row(self, e: Expr) -> Arr:
@@ -591,6 +619,8 @@ class Lowering:
             return g.call(Op.LOG, g.call(Op.DET, self.lower(x), shape=()), shape=())
         if e.op is Op.LOGDET and not x.is_scalar or e.op is Op.LOG and x.op is Op.DET:
             x = x if e.op is Op.LOGDET else x.args[0]
+            if self.lower(x) in g.diagonal:                    # sum log|d|
+                return g.call("diag_logdet", self.lower(x), shape=())
             kind, f = self.factor(x) or ("", self.lower(x))
             return g.call(f"{kind}_logdet" if kind else "slogdet", f, shape=())
         y = self.lower(x)
@@ -629,6 +659,11 @@ class Lowering:
         """One backend function (det, inv, kron, Diag, matrix power); inv(X') = inv(X)'; of a
         factored matrix, from its factorization."""
         x, g = e.args[0], self.g
+        if e.op in (Op.INV, Op.DET, Op.MATPOW) and (d := self.lower(x)) in g.diagonal:
+            if e.op is Op.DET:                                 # det D = prod d
+                return g.call("diag_det", d, shape=())
+            k = g.lit(-1 if e.op is Op.INV else e.attr)        # inv D = Diag(1 ./ d), D^k
+            return g.call(Op.DIAGM, g.ew(P.POW, self.diagonal_of(d), k), shape=e.shape)
         kind, f = self.factor(x.args[0] if x.op is Op.TRANSPOSE else x) or ("", None)
         if f is not None and e.op is Op.INV:
             out = g.call(f"{kind}_inv", f, g.node(P.EYE, (), e.rows, e.shape), shape=e.shape)
@@ -647,6 +682,7 @@ LEFT: dict[object, Callable[[Lowering, Arr, Arr], Arr]] = {   # s @ v, s never b
     P.EYE: lambda L, s, v: v,
     P.ZEROS: lambda L, s, v: L.g.fill(0, (s.shape[0], v.shape[1])),
     P.ONES: lambda L, s, v: L.sums(s, v, False),
+    "diagonal": lambda L, s, v: L.g.mul(L.diagonal_of(s), v),  # D V = diag(D) .* V
     P.CONCAT: Lowering.block_left,
     Op.DIAGM: lambda L, s, v: L.g.mul(s.args[0], v),         # Diag(x) V = x .* V (rows)
     **dict.fromkeys(INVERSES, Lowering.solve_left),
@@ -657,6 +693,7 @@ LEFT: dict[object, Callable[[Lowering, Arr, Arr], Arr]] = {   # s @ v, s never b
 RIGHT: dict[object, Callable[[Lowering, Arr, Arr], Arr]] = {  # v @ s: scalings and sums
     Op.DIAGM: lambda L, s, v: L.g.mul(v, L.g.t(s.args[0])),  # V Diag(x) = V .* x' (cols)
     P.ONES: lambda L, s, v: L.sums(s, v, True),
+    "diagonal": lambda L, s, v: L.g.mul(v, L.g.t(L.diagonal_of(s))),  # V D = V .* diag(D)'
 }
 LOWER: dict[Op, Callable[[Lowering, Expr], Arr]] = {
     Op.SYMBOL: Lowering.symbol_row,
