@@ -254,11 +254,15 @@ def test_rank_bounds():
     assert bounds[E.kron(x, y.T)][0] == 1
 
 
+@pytest.mark.parametrize("context", ["trace", "inv", "chol"])
 @pytest.mark.parametrize("kind", ["spd", "pos", "diagonal", "symmetric"])
-def test_random_inputs_follow_the_declared_structure(kind):
+def test_random_inputs_follow_the_declared_structure(kind, context):
+    """Also where the matrix must be invertible or positive definite (a declared diagonal
+    under chol was once drawn dense: a false mismatch of the generated code)."""
     s = E.Expr(E.Op.SYMBOL, (), ("S", (E.Dim.var("n"), E.Dim.var("n")), kind))
+    f = E.trace({"trace": s, "inv": E.inv(s), "chol": E.chol(s + s.T)}[context])
     for seed in range(5):
-        env, d = points.random_inputs(E.trace(s), seed=seed)
+        env, d = points.random_inputs(f, seed=seed)
         v = env["S"]
         assert v.shape == (d["n"], d["n"])
         if kind in ("spd", "symmetric"):

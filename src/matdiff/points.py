@@ -242,10 +242,14 @@ def _spd(rng: np.random.Generator, r: int) -> Array:
 def _draw(node: Expr, r: int, c: int, need: _Needs, rng: np.random.Generator,
           signs: bool) -> Array:
     name, kind = node.attr[0], structure(node)
+    if kind == "diagonal":                  # positive: spd and well-conditioned where needed
+        return np.diag(rng.uniform(0.5, 1.5, r))
+    if kind == "pos" and r == c and (name in need.spd or name in need.invertible):
+        a = rng.uniform(0.05, 0.25, (r, r))         # positive entries, diagonally dominant
+        a = (a + a.T) / 2 if name in need.spd else a
+        return a + np.eye(r) * (0.5 + 0.25 * r)
     if kind in ("symmetric", "spd") or name in need.spd and r == c:
         return _spd(rng, r)
-    if kind == "diagonal":
-        return np.diag(rng.uniform(0.5, 1.5, r))
     if name in need.invertible and r == c:
         return np.eye(r) * 1.5 + rng.standard_normal((r, c)) * 0.25
     if name in need.small:                  # inside (-1, 1), and positive if need be

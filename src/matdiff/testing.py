@@ -14,8 +14,8 @@ expression is well shaped by construction, and its inputs, drawn by
   expressions (positive symbols ``P*``, ``p*``, ``exp``, ``sigmoid``, sums and products of
   positives, ...), whose symbols ``random_inputs`` draws positive;
 * ``inv``, ``det`` and matrix powers only see *well-conditioned* expressions (symbols
-  ``W*``, which ``random_inputs`` draws near ``1.5 I``, their products, transposes and
-  inverses), and ``logdet`` only symmetric positive definite ones (``S`` declared
+  ``W*``, which ``random_inputs`` draws near ``1.5 I``, ``Dw`` declared diagonal, their
+  products, transposes and inverses), and ``logdet`` only symmetric positive definite ones (``S`` declared
   symmetric, ``W Wᵀ``);
 * the spectral functions see their domains: ``expm`` a bounded argument, ``logm``,
   ``sqrtm`` and ``adj`` well-conditioned ones, ``chol`` symmetric positive definite ones;
@@ -75,7 +75,7 @@ _GENERAL = {"s": ["a", "b"], "v": ["x", "y"], "w": ["u"], "N": ["A", "B", "C"],
             "M": ["D", "F"], "R": ["G"]}
 _POSITIVE = {"s": ["pa"], "v": ["px"], "w": ["pu"], "N": ["P", "Q"], "M": ["PM"],
              "R": ["PR"]}
-_WELL = ["W", "V"]
+_WELL = ["W", "V", "Dw"]                    # Dw: declared diagonal
 _TRANSPOSED = {"s": "s", "v": None, "w": None, "N": "N", "M": "R", "R": "M"}
 _SMOOTH = [Op.EXP, Op.SIN, Op.COS, Op.TANH, Op.SIGMOID, Op.ARCTAN]
 _BOUNDED = [Op.TAN, Op.ARCSIN, Op.ARCCOS]   # their argument is kept inside (-1/4, 1/4)
@@ -409,7 +409,8 @@ def well(draw: Draw, depth: int) -> Expr:
     """A well-conditioned n×n matrix."""
     k = draw.int(0, 4) if depth > 0 else 0
     if k == 0:
-        return _sym(draw.pick(_WELL), "N")
+        name = draw.pick(_WELL)
+        return _sym(name, "N", "diagonal" if name == "Dw" else "")
     if k == 1:
         return E.T(well(draw, depth - 1))
     if k == 2:
