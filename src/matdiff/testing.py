@@ -15,8 +15,8 @@ expression is well shaped by construction, and its inputs, drawn by
   positives, ...), whose symbols ``random_inputs`` draws positive;
 * ``inv``, ``det`` and matrix powers only see *well-conditioned* expressions (symbols
   ``W*``, which ``random_inputs`` draws near ``1.5 I``, ``Dw`` declared diagonal, their
-  products, transposes and inverses), and ``logdet`` only symmetric positive definite ones (``S`` declared
-  symmetric, ``W Wᵀ``);
+  products, transposes and inverses), and ``logdet`` only symmetric positive definite
+  ones (``S`` declared symmetric, ``W Wᵀ``);
 * the spectral functions see their domains: ``expm`` a bounded argument, ``logm``,
   ``sqrtm`` and ``adj`` well-conditioned ones, ``chol`` symmetric positive definite ones;
   eigenvalues, singular values and vectors, polar factors and pseudo-inverses take any
