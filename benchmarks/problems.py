@@ -180,6 +180,18 @@ def _ridge_inputs(n: int, rng: np.random.Generator) -> Arrays:
             "b": rng.standard_normal(4 * n), "lam": np.array(0.5)}
 
 
+# -- weighted least squares, D diagonal (declared): (y - X w)' D (y - X w) + lam ||w||^2
+def _wls_hand(D: Any, X: Any, w: Any, y: Any, lam: Any) -> tuple[Any, ...]:
+    r = X @ w - y
+    dr = np.diagonal(D) * r
+    return float(r @ dr) + lam * (w @ w), 2 * (X.T @ dr + lam * w)
+
+
+def _wls_inputs(n: int, rng: np.random.Generator) -> Arrays:
+    return {"D": np.diag(rng.uniform(0.5, 2.0, 4 * n)), "X": rng.standard_normal((4 * n, n)),
+            "w": rng.standard_normal(n), "y": rng.standard_normal(4 * n), "lam": np.array(0.5)}
+
+
 # -- a Gaussian precision (graphical model) objective: tr(C X) - logdet X, X spd
 def _prec_hand(C: Any, X: Any) -> tuple[Any, ...]:
     c = scipy.linalg.cho_factor(X)
@@ -251,6 +263,7 @@ def _as_written(text: str) -> Callable[..., Any]:
         "pca": lambda xp, W, C: xp.trace(W.T @ C @ W),
         "graph": lambda xp, X, L, Y: xp.trace(X.T @ L @ X) + ((X - Y) ** 2).sum(),
         "ridge": lambda xp, A, x, b, lam: ((A @ x - b) ** 2).sum() + lam * x @ x,
+        "wls": lambda xp, D, X, w, y, lam: (y - X @ w) @ D @ (y - X @ w) + lam * w @ w,
         "sandwich": lambda xp, A, X, B, C: ((A @ X @ B - C) ** 2).sum(),
         "kron": lambda xp, A, X, C: ((xp.kron(A, X) - C) ** 2).sum(),
         "mf": lambda xp, A, U, V: ((A - U @ V.T) ** 2).sum(),
@@ -283,6 +296,10 @@ BENCHES: dict[str, Bench] = {
     "ridge": Bench("ridge regression, A 4n x n", "||A*x - b||^2 + lam*||x||^2",
                    {"A": ("m", "n"), "x": ("n",), "b": ("m",), "lam": ()}, ["x"],
                    _as_written("ridge"), _ridge_inputs, _ridge_hand, 1000, 128),
+    "wls": Bench("weighted least squares, D diagonal, X 4n x n",
+                 "(y - X*w)'*D*(y - X*w) + lam*w'*w",
+                 {"D": ("m", "m", "diagonal"), "X": ("m", "n"), "w": ("n",), "y": ("m",),
+                  "lam": ()}, ["w"], _as_written("wls"), _wls_inputs, _wls_hand, 500, 64),
     "prec": Bench("precision objective, X spd", "tr(C*X) - logdet(X)",
                   {"C": ("n", "n", "symmetric"), "X": ("n", "n", "spd")}, ["X"],
                   _prec_naive, _prec_inputs, _prec_hand, 500, 64),

@@ -273,6 +273,36 @@ def test_random_inputs_follow_the_declared_structure(kind, context):
             assert np.count_nonzero(v - np.diag(np.diag(v))) == 0 and np.diag(v).min() > 0
 
 
+def test_a_matrix_that_must_be_positive_and_invertible_is_drawn_both():
+    """P under sqrt and inv (soak case 500258): drawn near 1.5 I with negative entries, every
+    point of the check was off the domain (sqrt(P) NaN) and the verdict inconclusive."""
+    p = E.sym("P", ("n", "n"))
+    f = E.total(E.apply(E.Op.SQRT, p)) + E.trace(E.inv(p))
+    for seed in range(5):
+        env, _ = points.random_inputs(f, seed=seed)
+        assert env["P"].min() > 0 and np.linalg.cond(env["P"]) < 10
+    assert check_mod.check_gradients(f, {"P": md.grad(f, "P")}).ok
+
+
+def test_a_nan_that_scipy_refuses_is_nan_off_the_domain():
+    """The Fréchet derivative of logm at a matrix that is NaN at a point of another real
+    branch: NaN (not a point of
+    the domain) where the check evaluates leniently, not SciPy's ValueError."""
+    x, y = E.sym("X", ("n", "n")), E.sym("Y", ("n", "n"))
+    f = E.trace(E.frechet("logm", x, y))
+    env = {"X": 2 * np.eye(3), "Y": np.full((3, 3), np.nan)}     # E NaN: SciPy raised
+    assert np.isnan(check_mod.node_values([f], env, strict=False)[f]).all()
+
+
+def test_finite_differences_in_the_space_of_a_diagonal_variable():
+    d = E.Expr(E.Op.SYMBOL, (), ("D", (E.Dim.var("n"), E.Dim.var("n")), "diagonal"))
+    a = E.sym("A", ("n", "n"))
+    f = E.trace(E.matmul(a, d))
+    env = {"D": np.diag([1.0, 2.0, 3.0]), "A": np.arange(9.0).reshape(3, 3)}
+    fd = check_mod.fd_gradient(f, "D", env, {"n": 3}, diagonal=True)
+    assert np.allclose(fd, np.diag(np.diag(env["A"])))
+
+
 def test_structured_variables_are_checked_in_their_space():
     """Directions stay symmetric (spd) or diagonal, so the check holds for a gradient
     convention that projects onto the structure."""

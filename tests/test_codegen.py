@@ -996,7 +996,8 @@ def _products(nodes: list[Any]) -> int:
 PRODUCTS = {"seed": (11, 9),  # the block-by-block residual is a slice of the value's
             "kron": (0, 0), "gauss": (2, 2), "net": (5, 5), "mf": (3, 3),
             "trace": (2, 2), "kronls": (5, 5), "logreg": (2, 2), "mmf": (3, 3), "pca": (1, 1),
-            "graph": (1, 1), "ridge": (2, 2), "prec": (0, 0), "sandwich": (4, 4)}
+            "graph": (1, 1), "ridge": (2, 2), "prec": (0, 0), "sandwich": (4, 4),
+            "wls": (4, 4)}    # X w, r'(d .* r), w'w, X'(d .* r): never D r
 
 
 @pytest.mark.parametrize("name", list(BENCH_PROBLEMS))

@@ -257,13 +257,19 @@ def _dims_of(dims: Mapping[str, int]) -> Dims:
 
 
 def _eval_node(node: Expr, args: list[Array], d: Dims, strict: bool) -> Array:
-    """One EVAL step; a singular matrix is an error (``strict``) or NaN."""
+    """One EVAL step; a singular matrix is an error (``strict``) or NaN, and so is a NaN or
+    infinity that SciPy refuses in an argument (``logm`` of a NaN at a point of another
+    real branch: not a point of the domain)."""
     try:
         return EVAL[node.op](node, args, d)
     except np.linalg.LinAlgError:
         if strict:
             raise MatdiffError(f"{node} cannot be evaluated here: its matrix is singular") \
                 from None
+        return np.full((d(node.rows), d(node.cols)), np.nan)
+    except ValueError:
+        if strict or all(np.isfinite(a).all() for a in args):
+            raise
         return np.full((d(node.rows), d(node.cols)), np.nan)
     except MemoryError:
         raise MatdiffError(f"out of memory evaluating {node}") from None
@@ -351,12 +357,13 @@ def not_differentiable(exprs: Expr | Sequence[Expr], env: Mapping[str, Any],
 
 
 def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int],
-                h: float = 1e-6, symmetric: bool = False) -> Array:
+                h: float = 1e-6, symmetric: bool = False, diagonal: bool = False) -> Array:
     """Central finite differences of the scalar ``f`` with respect to input ``name``.
 
     For a ``symmetric`` variable the steps stay symmetric (``E_ij + E_ji``), and the result
     is the gradient in the space of symmetric matrices under ``<A, B> = tr(AᵀB)``: half the
-    directional derivative off the diagonal, all of it on the diagonal.
+    directional derivative off the diagonal, all of it on the diagonal. For a ``diagonal``
+    one only the diagonal is stepped (the rest of the result is 0).
     """
     x0 = numeric(env[name]).copy()
     out = np.zeros_like(x0)
@@ -366,7 +373,7 @@ def fd_gradient(f: Expr, name: str, env: dict[str, Any], sizes: Mapping[str, int
         return float(evaluate(f, {**env, name: x}, sizes))
 
     for idx in np.ndindex(x0.shape):
-        if symmetric and idx[0] > idx[1]:
+        if symmetric and idx[0] > idx[1] or diagonal and idx[0] != idx[1]:
             continue
         magnitude = cast(float, abs(x0[idx]))  # a full index: an np.float64, a float subclass
         step = h * max(1.0, magnitude)

@@ -244,7 +244,8 @@ def _draw(node: Expr, r: int, c: int, need: _Needs, rng: np.random.Generator,
     name, kind = node.attr[0], structure(node)
     if kind == "diagonal":                  # positive: spd and well-conditioned where needed
         return np.diag(rng.uniform(0.5, 1.5, r))
-    if kind == "pos" and r == c and (name in need.spd or name in need.invertible):
+    if (kind == "pos" or kind == "" and name in need.positive) and r == c and (
+            name in need.spd or name in need.invertible):
         a = rng.uniform(0.05, 0.25, (r, r))         # positive entries, diagonally dominant
         a = (a + a.T) / 2 if name in need.spd else a
         return a + np.eye(r) * (0.5 + 0.25 * r)
