@@ -366,6 +366,7 @@ CASES: dict[str, Expr] = {
     "inverse-transpose": inv(Sp.T) + inv(Sp),
     "spd-one-cholesky": logdet(Sd) + matmul(x.T, inv(Sd), x) + det(Sd) + trace(inv(Sd)),
     "spd-solve": matmul(inv(Sd), C) + matmul(inv(Sd.T), C),
+    "diagm-inner": total(hadamard(diagm(x), matmul(X, Y))) + trace(matmul(diagm(x), x, x.T)),
     "diagonal-products": matmul(A, Dd, C) + matmul(B, Dd.T, X, Dd, C),
     "diagonal-inverse-det": logdet(Dd) + det(Dd) + matmul(x.T, inv(Dd), x) + trace(
         matmul(matpow(Dd, 3), X)) + total(hadamard(X, Dd)) + total(inv(Dd.T)),
@@ -498,6 +499,7 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "spd-solve": ("scipy.linalg.cho_solve(scipy.linalg.cho_factor(Sd), C)", "inv"),
     "lu-shared": ("scipy.linalg.lu_factor(X)", "np.linalg"),
     "diagonal-products": ("np.diagonal(Dd)", "@ Dd"),
+    "diagm-inner": ("np.einsum('ij,ij->i', X, Y.T)", "diagflat"),
     "diagonal-inverse-det": ("np.prod(np.diagonal(Dd))", "np.linalg"),
 }
 

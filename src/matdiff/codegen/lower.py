@@ -315,12 +315,8 @@ class Lowering:
     def dot(self, a: Arr, b: Arr) -> Arr:
         """sum(a .* b); <Y, A kron B> = sum Y4[a,i,b,j] A[a,b] B[i,j], no Kronecker product."""
         a, b = (b, a) if a.key is Op.KRON or _outer(a) or b.key is Op.DIAGM else (a, b)
-        if a.key is Op.DIAGM and b.shape:                      # <Diag(v), Y> = <v, diag Y>
-            y = b.args[0] if b.prim is P.TRANSPOSE else b
-            return self.dot(a.args[0], self.g.call("rowdot", y.args[0], self.g.t(y.args[1]),
-                                                   shape=a.args[0].shape)
-                            if y.prim is P.MATMUL and y not in self.g.live else  # diag(FG)
-                            self.g.call(Op.DIAG, y, shape=a.args[0].shape))
+        if a.key is Op.DIAGM and b.shape and b.key is not Op.KRON:   # <Diag v, Y> = <v, diag Y>
+            return self.dot(a.args[0], self.diagonal_ir(b))
         if self.complex and a.shape:                       # sum(a .* b), no conjugation
             return self.g.call(Op.SUM, self.g.mul(a, b), shape=())
         if a.shape and (uv := _outer(b)):                     # <M, u v'> = u' M v
@@ -331,6 +327,16 @@ class Lowering:
         (ka, kb), g = b.args, self.g
         y4 = g.reshape(a, (ka.shape[0], kb.shape[0], ka.shape[1], kb.shape[1]))
         return g.call("einsum", y4, ka, kb, shape=(), spec="aibj,ab,ij->")
+
+    def diagonal_ir(self, y: Arr) -> Arr:
+        """diag Y, a column: diag(u v') = u .* v, diag(F G) = rowdot(F, G') (never the outer
+        product, nor a product not computed anyway), diag Y' = diag Y."""
+        y, g = y.args[0] if y.prim is P.TRANSPOSE else y, self.g
+        if uv := _outer(y):
+            return g.mul(uv[0], g.t(uv[1]))
+        if y.prim is P.MATMUL and y not in g.live:
+            return g.call("rowdot", y.args[0], g.t(y.args[1]), shape=(y.shape[0], ONE))
+        return g.call(Op.DIAG, y, shape=(y.shape[0], ONE))
 
     def sandwich(self, mats: Sequence[Expr]) -> Arr | None:
         """(L1 kron L2)(Y .* (K1 kron K2))(R1 kron R2) with identity (index kept) or ones (index
