@@ -379,6 +379,16 @@ def test_factorizations_print_in_every_style() -> None:
     assert str(md.grad(f, "X")) == "2*X*eigvec_max(X'*X)*eigvec_max(X'*X)' + polar(X)"
 
 
+def test_more_factorizations_than_listed_names_are_numbered_on() -> None:
+    """Five polar factors (soak case 611893 had more singular-vector pairs than names): past
+    U, U1, U2 the names go on as U3, U4, distinct, never a StopIteration."""
+    mats = [f"X{k}" for k in range(5)]
+    f = md.parse(" + ".join(f"||{m}||_*" for m in mats), shapes={m: RECT["X"] for m in mats})
+    shown, where = name_parts([md.grad(f, m) for m in mats]).printed("text")
+    assert shown == ["U*V'", "U1*V1'", "U2*V2'", "U3*V3'", "U4*V4'"], shown
+    assert len({lhs for lhs, _ in where}) == 5
+
+
 # ----------------------------------------------------------------------------- code
 
 BACKEND_CASES = [c for c in CASES if c[0] in (

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -446,6 +447,18 @@ def _preorder(roots: Sequence[Expr]) -> list[Expr]:
     return out
 
 
+def _free_pool(pools: Sequence[tuple[str, ...]], taken: set[str]) -> tuple[str, ...]:
+    """The first pool of names none of which is taken; past the listed pools, the first
+    one's names numbered on (``u3, v3``, ``u4, v4``, ...).
+
+    >>> _free_pool([("u", "v"), ("u1", "v1")], {"u", "v1"})
+    ('u2', 'v2')
+    """
+    listed = (p for p in pools if not set(p) & taken)
+    numbered = (tuple(f"{n}{k}" for n in pools[0]) for k in itertools.count(len(pools)))
+    return next(p for p in itertools.chain(listed, numbered) if not set(p) & taken)
+
+
 def _factors(roots: Sequence[Expr], namer: Namer) -> list[Factor]:
     """The factorizations the nodes of ``roots`` use (one per argument and kind), named in
     the order a reader meets them."""
@@ -456,7 +469,7 @@ def _factors(roots: Sequence[Expr], namer: Namer) -> list[Factor]:
             continue
         key = (id(kind), node.args[0], node.attr)
         if key not in found:
-            names = next(p for p in kind.pools if not set(p) & namer.taken)
+            names = _free_pool(kind.pools, namer.taken)
             namer.taken |= set(names)
             found[key] = Factor(names, {}, kind.lhs(names), _described(node), kind.rhs,
                                 kind.level)
