@@ -88,6 +88,95 @@ def test_matrix_equality_is_the_projection() -> None:
     assert res.multipliers["P*X == Q"].shape == (2, 4)
 
 
+def kkt(hess: np.ndarray, lin: np.ndarray, jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """The minimiser of ``z'Hz/2 + lin'z`` on ``J z = rhs``, from the KKT system."""
+    n, m = hess.shape[0], jac.shape[0]
+    K = np.block([[hess, jac.T], [jac, np.zeros((m, m))]])
+    return np.linalg.solve(K, np.concatenate([-lin, rhs]))[:n]
+
+
+def eliminated(res: md.MinimizeResult) -> bool:
+    return any("eliminated" in note for note in res.notes)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_affine_equalities_of_several_variables_are_eliminated(seed: int) -> None:
+    """min ||A x - b||² + ||y - c||² st P x + Q y == d, 1'x == s: against the KKT system."""
+    rng = np.random.default_rng(seed)
+    n, k, m = 6, 4, 3
+    A, b, c = rng.standard_normal((9, n)), rng.standard_normal(9), rng.standard_normal(k)
+    P, Q, d = rng.standard_normal((m, n)), rng.standard_normal((m, k)), rng.standard_normal(m)
+    res = md.minimize("||A*x - b||^2 + ||y - c||^2", ["x", "y"],
+                      data={"A": A, "b": b, "c": c, "P": P, "Q": Q, "d": d},
+                      constraints=["P*x + Q*y == d", "sum(x) == 0.5"])
+    hess = 2 * np.block([[A.T @ A, np.zeros((n, k))], [np.zeros((k, n)), np.eye(k)]])
+    jac = np.block([[P, Q], [np.ones((1, n)), np.zeros((1, k))]])
+    z = kkt(hess, -2 * np.concatenate([A.T @ b, c]), jac, np.append(d, 0.5))
+    f = float(np.sum((A @ z[:n] - b) ** 2) + np.sum((z[n:] - c) ** 2))
+    assert res.success and eliminated(res), res.message
+    assert abs(res.fun - f) <= 1e-10 * f                  # ftol's precision: x to about 1e-5
+    assert close(np.concatenate([res.x["x"], res.x["y"]]), z, 1e-4)
+    assert res.violation is not None and res.violation <= 1e-9
+    # the multipliers: grad f + J' lam = 0
+    lam = np.append(res.multipliers["P*x + Q*y == d"], res.multipliers["sum(x) == 0.5"])
+    assert close(hess @ z - 2 * np.concatenate([A.T @ b, c]) + jac.T @ lam, 0, 1e-4)
+
+
+def test_dependent_affine_equalities_are_eliminated_by_their_rank() -> None:
+    M = RNG.standard_normal((2, 5))
+    d = RNG.standard_normal(2)
+    twice = np.vstack([M, M.sum(axis=0)])                   # a third row, the sum of two
+    res = md.minimize("||x - c||^2", "x", data={"c": C5, "M": twice, "d": np.append(d, d.sum())},
+                      constraints=["M*x == d"])
+    x = C5 - np.linalg.pinv(M) @ (M @ C5 - d)
+    assert res.success and eliminated(res), res.message
+    assert close(res.x["x"], x, 1e-8)
+
+
+def test_inconsistent_affine_equalities_are_infeasible() -> None:
+    M = np.vstack([np.ones(5), np.ones(5)])
+    res = md.minimize("||x - c||^2", "x", data={"c": C5, "M": M, "d": np.array([1.0, 2.0])},
+                      constraints=["M*x == d"])
+    assert res.status == "infeasible" and not res.success
+    assert "cannot be met" in res.message and "inconsistent" in res.message
+
+
+def test_affine_equality_on_a_symmetric_variable() -> None:
+    """min ||S - C||² over symmetric S with tr(S) == 1 and S*a == 0: the KKT system on the
+    upper triangle, and S stays symmetric."""
+    n = 4
+    C = RNG.standard_normal((n, n))
+    a = RNG.standard_normal(n)
+    res = md.minimize("||S - C||_F^2", "S", data={"C": C, "a": a},
+                      shapes={"S": "symmetric"}, constraints=["tr(S) == 1", "S*a == 0"])
+    iu = np.triu_indices(n)
+    weight = np.where(iu[0] == iu[1], 1.0, 2.0)             # ||S||² in the triangle's entries
+    Cs = (C + C.T) / 2
+    unit = [np.zeros((n, n)) for _ in iu[0]]
+    for E, i, j in zip(unit, *iu, strict=True):
+        E[i, j] = E[j, i] = 1.0
+    jac = np.array([[np.trace(E)] + list(E @ a) for E in unit]).T
+    z = kkt(2 * np.diag(weight), -2 * weight * Cs[iu], jac, np.append(1.0, np.zeros(n)))
+    assert res.success and eliminated(res), res.message
+    S = res.x["S"]
+    assert np.array_equal(S, S.T)
+    assert close(S[iu], z, 1e-6)
+    assert abs(np.trace(S) - 1) <= 1e-9 and np.abs(S @ a).max() <= 1e-9
+
+
+def test_unbounded_on_an_affine_set() -> None:
+    res = md.minimize("c'*x", "x", data={"c": C5}, constraints=["sum(x) == 1"])
+    assert res.status == "unbounded" and not res.success
+
+
+def test_curved_or_bounded_equalities_keep_the_outer_loop() -> None:
+    curved = md.minimize("||x - c||^2", "x", data={"c": C5}, constraints=["x'*x == 1"])
+    bounded = md.minimize("||x - c||^2", "x", data={"c": C5},
+                          constraints=["sum(x) == 1", "x >= 0"])
+    assert curved.success and bounded.success
+    assert not eliminated(curved) and not eliminated(bounded)
+
+
 @pytest.mark.parametrize("con", ["sum(x) <= 1", "1 >= sum(x)", "-sum(x) >= -1"])
 def test_scalar_inequality_in_each_form(con: str) -> None:
     c = np.abs(C5) + 0.5                            # sum(c) > 1: the constraint is active
@@ -282,11 +371,16 @@ def test_callback_sees_every_iteration_and_can_stop() -> None:
 
 def test_progress_display() -> None:
     out = io.StringIO()
-    res = md.minimize("||x - c||^2", "x", data={"c": C5}, constraints=["sum(x) == 1"],
+    res = md.minimize("||x - c||^2", "x", data={"c": C5}, constraints=["x'*x == 1"],
                       progress=out)
     text = out.getvalue()
     assert "objective" in text and "violation" in text and "final" in text
-    assert "outer: rho" in text
+    assert "outer: rho" in text                     # a curved equality: the outer loop
+    assert res.success and close(res.x["x"], C5 / np.linalg.norm(C5), 1e-5)
+    out = io.StringIO()
+    res = md.minimize("||x - c||^2", "x", data={"c": C5}, constraints=["sum(x) == 1"],
+                      progress=out)
+    assert "eliminated" in out.getvalue() and "outer: rho" not in out.getvalue()
     assert res.success
 
 
@@ -364,3 +458,12 @@ def test_constraint_errors_point_into_the_constraint(con: str, pos: int, words: 
         md.minimize("||x - c||^2", "x", data={"c": C5}, constraints=[con])
     assert words in err.value.message
     assert err.value.pos == pos and err.value.text == con
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_backends_eliminate_affine_equalities(backend: str) -> None:
+    M, P, Q = RNG.standard_normal((5, 4)), RNG.standard_normal((2, 5)), RNG.standard_normal((2, 4))
+    res = md.minimize("||X - M||_F^2", "X", data={"M": M, "P": P, "Q": Q},
+                      constraints=["P*X == Q"], backend=backend)
+    assert res.success and eliminated(res), res.message
+    assert close(res.x["X"], M - P.T @ np.linalg.solve(P @ P.T, P @ M - Q), 1e-8)
