@@ -356,9 +356,17 @@ def _unmasked(root: Expr) -> Expr | None:
     return E.hadamard(*(f if _mask(f) else diagonal_free(f) for f in root.args))
 
 
+def _one_removed(factors: tuple[Expr, ...], item: Expr) -> list[Expr]:
+    """``factors`` without one occurrence of ``item`` (``x ⊙ x ⊘ x`` keeps one ``x``: soak
+    case 627160, where every copy was dropped)."""
+    out = list(factors)
+    out.remove(item)
+    return out
+
+
 def _cancel_quotient(root: Expr, n: Expr, d: Expr, X: Expr, p: Expr, q: Expr) -> Expr:  # noqa: N803
-    num = [f for f in hadamard_factors(root.args[0]) if f is not n]
-    den = [f for f in hadamard_factors(root.args[1]) if f is not d]
+    num = _one_removed(hadamard_factors(root.args[0]), n)
+    den = _one_removed(hadamard_factors(root.args[1]), d)
     k = p.attr - q.attr
     if k:
         (num if k > 0 else den).append(E.hpow(X, E.const(abs(k))))
