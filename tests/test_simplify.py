@@ -476,14 +476,29 @@ def _raw_scalar_combine(parts: tuple[md.Expr, md.Expr, int, int]) -> md.Expr:
     return ops[k % len(ops)]()
 
 
+def _raw_matrix_combine(parts: tuple[md.Expr, md.Expr, int, int]) -> md.Expr:
+    """Raw square-matrix nodes: repeated factors and terms, transposes, inverses, scales."""
+    p, q, k, j = parts
+    c = E.const([2, -3, "1/2"][j % 3])
+    ops = [lambda: E.Expr(Op.MATMUL, (p, q, p)), lambda: E.Expr(Op.ADD, (p, q, p)),
+           lambda: E.Expr(Op.ADD, (E.Expr(Op.MATMUL, (p, q)), E.Expr(Op.MATMUL, (p, p)))),
+           lambda: E.Expr(Op.TRANSPOSE, (E.Expr(Op.MATMUL, (p, q)),)),
+           lambda: E.Expr(Op.INV, (E.Expr(Op.MATMUL, (p, q)),)), lambda: E.Expr(Op.SCALE, (c, p)),
+           lambda: E.Expr(Op.HADAMARD, (p, q, p)), lambda: E.Expr(Op.TRACE, (p,)) if j % 4 == 0
+           else E.Expr(Op.MATMUL, (p, E.Expr(Op.SCALE, (c, q))))]
+    e = ops[k % len(ops)]()
+    return E.Expr(Op.SCALE, (e, E.eye(n))) if e.is_scalar else e
+
+
 RAW_EXPRS = st.one_of(*(st.recursive(
     st.sampled_from(leaves),
     lambda inner, combine=combine: st.tuples(inner, inner, st.integers(0, 40),  # type: ignore[misc]
                                              st.integers(0, 40)).map(combine), max_leaves=6)
-    for leaves, combine in (([x, y], _raw_combine), ([a, b, pos_a], _raw_scalar_combine))))
+    for leaves, combine in (([x, y], _raw_combine), ([a, b, pos_a], _raw_scalar_combine),
+                            ([A, B, E.T(A)], _raw_matrix_combine))))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(e=RAW_EXPRS, seed=st.integers(0, 1000))
 def test_every_rule_keeps_the_value_of_raw_nodes(e: md.Expr, seed: int) -> None:
     """Each rule, applied alone at each node of a raw tree (every match it finds), keeps
