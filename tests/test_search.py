@@ -73,6 +73,6 @@ def test_the_egraph_stays_within_its_budget() -> None:
     c = g.add(E.trace(chain))
     start = time.perf_counter()
     g.saturate()
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # a runaway, not a benchmark: CI may be loaded
     assert g.size() <= search.NODE_BUDGET + 200  # one round's additions past the check
     assert all(f.shape == (E.ONE, E.ONE) for f in g.forms(c))

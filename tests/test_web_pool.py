@@ -33,6 +33,14 @@ def nap(seconds: float) -> float:
     return seconds
 
 
+def wait_for(path: str) -> str:
+    """Sleep until ``path`` exists (at most a minute)."""
+    end = time.monotonic() + 60
+    while not Path(path).exists() and time.monotonic() < end:
+        time.sleep(0.02)
+    return path
+
+
 def lineage() -> dict[str, int]:
     """This process, its parent, and the number of threads the parent had."""
     with open(f"/proc/{os.getppid()}/status") as f:
@@ -98,33 +106,51 @@ def test_a_dead_worker_is_reported_and_replaced(pool: Pool) -> None:
     assert run(pool, spin, seconds=0.05) == 0.05
 
 
-def test_a_slow_job_is_demoted_out_of_the_fast_lane(pool: Pool) -> None:
-    slow = pool.submit(spin, {"seconds": 3.0}, heavy=False, timeout=60)
-    deadline = time.monotonic() + 20     # past demote_after (later on a loaded machine)
-    while pool.stats()["demoted"] != 1 and time.monotonic() < deadline:
+def test_a_slow_job_is_demoted_out_of_the_fast_lane(pool: Pool, tmp_path: Path) -> None:
+    # The jobs run until the test lets them go, so no timing on a loaded machine can end
+    # them before the checks below. The heavy lane is kept busy first: an idle heavy
+    # worker helps the fast lane and would take the slow job itself, never demoted (both
+    # happened in CI, with a 3 s spin as the slow job).
+    gate = tmp_path / "go"
+    blocker = pool.submit(wait_for, {"path": str(gate)}, heavy=True, timeout=60)
+    deadline = time.monotonic() + 30
+    while pool.stats()["heavy"]["running"] != 1:
+        assert time.monotonic() < deadline, "the heavy lane never started its job"
         time.sleep(0.05)
-    start = time.monotonic()
-    assert run(pool, pid, heavy=False) != 0
-    quick = time.monotonic() - start
+    slow = pool.submit(wait_for, {"path": str(gate)}, heavy=False, timeout=60)
+    deadline = time.monotonic() + 30     # past demote_after (later on a loaded machine)
+    while pool.stats()["demoted"] != 1:
+        assert time.monotonic() < deadline, "the slow job was never demoted"
+        time.sleep(0.05)
+    cheap = pool.submit(pid, {}, heavy=False, timeout=20)
+    # Behind the demoted job (or the heavy lane's) it would wait until the gate opens: never.
+    assert unpack(cheap.future.result(30)) != 0
     assert pool.stats()["demoted"] == 1 and not slow.future.done()
-    assert quick < 2.0, f"a cheap job waited {quick:.1f} s behind a demoted one"
-    assert unpack(slow.future.result(60)) == 3.0
-    deadline = time.monotonic() + 5
-    while pool.stats()["demoted"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert pool.stats()["demoted"] == 0
-
-
-def test_a_full_queue_is_busy(pool: Pool) -> None:
-    first = pool.submit(spin, {"seconds": 0.5}, heavy=True, timeout=30)
+    gate.write_text("go")
+    assert unpack(slow.future.result(60)) == str(gate)
+    assert unpack(blocker.future.result(60)) == str(gate)
     deadline = time.monotonic() + 10
+    while pool.stats()["demoted"]:
+        assert time.monotonic() < deadline, "a finished demoted job is still counted"
+        time.sleep(0.05)
+
+
+def _until_heavy_runs(pool: Pool) -> None:
+    deadline = time.monotonic() + 30  # a worker starts late on a loaded machine
     while pool.stats()["heavy"]["running"] == 0:
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "the heavy lane never started its job"
         time.sleep(0.02)
+
+
+def test_a_full_queue_is_busy(pool: Pool, tmp_path: Path) -> None:
+    gate = tmp_path / "go"  # the first job runs until the checks are done
+    first = pool.submit(wait_for, {"path": str(gate)}, heavy=True, timeout=60)
+    _until_heavy_runs(pool)
     waiting = [pool.submit(spin, {"seconds": 0.01}, heavy=True, timeout=30) for _ in range(2)]
     with pytest.raises(Busy):
         pool.submit(spin, {"seconds": 0.01}, heavy=True, timeout=30)
     assert pool.submit(spin, {"seconds": 0.01}, heavy=False, timeout=30).future.result(30)
+    gate.write_text("go")
     for job in [first, *waiting]:
         assert job.future.result(60)[0] == "ok"
 
@@ -133,6 +159,7 @@ def test_an_abandoned_job_is_dropped_or_killed(pool: Pool, tmp_path: Path) -> No
     running = pool.submit(spin, {"seconds": 30}, heavy=True, timeout=60)
     marker = tmp_path / "ran"
     queued = pool.submit(touch, {"path": str(marker)}, heavy=True, timeout=60)
+    _until_heavy_runs(pool)
     queued.abandon()
     time.sleep(0.3)
     start = time.monotonic()
@@ -147,10 +174,7 @@ def test_an_abandoned_job_is_dropped_or_killed(pool: Pool, tmp_path: Path) -> No
 def test_close_kills_the_running_jobs_at_once() -> None:
     p = Pool(fast=1, heavy=1)
     job = p.submit(spin, {"seconds": 30}, heavy=True, timeout=60)
-    deadline = time.monotonic() + 20
-    while p.stats()["heavy"]["running"] == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    _until_heavy_runs(p)
     start = time.monotonic()
     p.close()
     assert time.monotonic() - start < 5
@@ -158,18 +182,20 @@ def test_close_kills_the_running_jobs_at_once() -> None:
         job.future.result(5)
 
 
-def test_an_idle_heavy_worker_helps_the_busy_fast_lane() -> None:
+def test_an_idle_heavy_worker_helps_the_busy_fast_lane(tmp_path: Path) -> None:
     p = Pool(fast=1, heavy=1, demote_after=60)
+    gate = tmp_path / "go"  # the fast lane's job runs until the checks are done
     try:
         heavy_pid = unpack(p.submit(pid, {}, heavy=True, timeout=20).future.result(60))
-        busy = p.submit(spin, {"seconds": 1.5}, heavy=False, timeout=30)
-        deadline = time.monotonic() + 20
+        busy = p.submit(wait_for, {"path": str(gate)}, heavy=False, timeout=30)
+        deadline = time.monotonic() + 30
         while p.stats()["fast"]["running"] == 0:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         helped = p.submit(pid, {}, heavy=False, timeout=20)
         assert unpack(helped.future.result(60)) == heavy_pid
         assert not busy.future.done()
-        assert unpack(busy.future.result(60)) == 1.5
+        gate.write_text("go")
+        assert unpack(busy.future.result(60)) == str(gate)
     finally:
         p.close()
