@@ -4,6 +4,7 @@ naive ones, backends against each other, safety of the generated source, argumen
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -22,6 +23,7 @@ import scipy.linalg
 
 import matdiff as md
 from matdiff import expr as E
+from matdiff import testing as MT
 from matdiff.check import evaluate, random_inputs
 from matdiff.codegen import BACKENDS, JAX, LOWER, NUMPY, TORCH, codegen, compile, lower
 from matdiff.codegen.ir import ONE, Graph, P, walk
@@ -1283,3 +1285,96 @@ def test_soak_cases_of_the_ir_generator(case: int) -> None:
     result = verify(md.parse(text, shapes=shapes), case,
                     stages=("grad", "simplify", "roundtrip", "numpy", "backends"))
     assert result.kind == "ok", result.detail
+
+
+# ----------------------------------------------------------------------------- buffer reuse
+
+
+def _without_reuse(exprs: list[Expr]) -> Callable[..., Any]:
+    """``compile(exprs)`` with NumPy's ``into`` table emptied: no writes into operands."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(BACKENDS, "numpy", dataclasses.replace(BACKENDS["numpy"], into={}))
+        return compile(exprs)
+
+
+def test_a_dead_temporary_is_written_into() -> None:
+    """||M .* (A - U V')||²: U V' is computed into a buffer that then takes A - U V', the
+    mask, and the gradients' second mask, so the call allocates one n x n array, not four."""
+    f = md.parse("||M .* (A - U*V')||_F^2", shapes={"M": ("m", "n"), "A": ("m", "n"),
+                                                     "U": ("m", "k"), "V": ("n", "k")})
+    exprs = [f, *md.grad(f, ["U", "V"]).values()]
+    src = codegen(exprs)
+    body = src.split('"""')[-1]
+    assert body.count("out=") == 3 and "np.subtract(A, t0, out=t0)" in body, src
+    env = inputs(exprs)
+    before = {k: np.copy(v) for k, v in env.items()}
+    for got, want, e in zip(compile(exprs)(**env), _without_reuse(exprs)(**env), exprs,
+                            strict=True):
+        assert_close(got, want, tol=1e-12)
+        assert_close(got, reference(e, env))
+    assert all(np.array_equal(env[k], before[k]) for k in env)      # inputs untouched
+
+
+def test_no_write_into_a_buffer_read_later_through_a_view() -> None:
+    """X Y is read by X Y + (X Y)' (through a transpose: NumPy would copy the overlap) and
+    by a later product; neither may find it overwritten. A returned array is never written
+    into, nor an input, and a complex program writes into nothing."""
+    P_ = matmul(X, Y)
+    f = P_ + T(P_)
+    g = hadamard(P_, X) - matmul(P_, Y)
+    exprs = [trace(matmul(f, g)), f, g]
+    src = codegen(exprs)
+    env = inputs(exprs)
+    before = {k: np.copy(v) for k, v in env.items()}
+    for got, want, e in zip(compile(exprs)(**env), _without_reuse(exprs)(**env), exprs,
+                            strict=True):
+        assert_close(got, want, tol=1e-12)
+        assert_close(got, reference(e, env))
+    assert all(np.array_equal(env[k], before[k]) for k in env)
+    assert "out=" not in src.split('"""')[-1]
+    assert "out=" not in codegen([P_ + T(P_)])       # t0 + t0.T: the view overlaps t0
+    assert "out=" not in codegen([hpow(norm(Zq - matmul(X, Y)), 2)])
+    assert "out=" in codegen([hpow(norm(Y - matmul(X, Y)), 2)])
+
+
+def test_writing_into_dead_operands_never_changes_a_value() -> None:
+    """Over the soak's random expressions, the value and every gradient compiled with and
+    without writes into dead operands agree, and no input is changed. The writes must
+    happen in many of them, or this test proves nothing."""
+    fired = tried = 0
+    for seed in range(120):
+        e = MT.random_expr(seed, max_depth=5)
+        names = sorted(E.free_symbols(e))
+        where = MT.point(e, seed)
+        if not names or where is None:
+            continue
+        env, sizes = where
+        exprs = [e, *md.grad(e, names).values()] if len(names) > 1 else [e, md.grad(e, names[0])]
+        tried += 1
+        fired += "out=" in codegen([*exprs, MT.SIZES])
+        before = {k: np.copy(v) for k, v in env.items()}
+        with np.errstate(all="ignore"):
+            got = MT.run_compiled(exprs, env, sizes)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setitem(BACKENDS, "numpy", dataclasses.replace(BACKENDS["numpy"], into={}))
+                want = MT.run_compiled(exprs, env, sizes)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(e))
+        assert all(np.array_equal(env[k], before[k]) for k in env), str(e)
+    assert tried > 80 and fired > tried // 5, (tried, fired)
+
+
+def test_the_standalone_code_takes_integer_and_boolean_arrays() -> None:
+    """Where the code writes into temporaries it first takes its arrays as float64: the
+    product of two integer matrices would otherwise be an integer buffer that tanh cannot
+    be written into (NumPy raises a casting error)."""
+    f = md.parse("sum(tanh(M*N) .* A)", shapes={"M": ("n", "n"), "N": ("n", "n"),
+                                                "A": ("n", "n")})
+    src = codegen(f)
+    assert "np.tanh(t0, out=t0)" in src, src
+    namespace: dict[str, Any] = {}
+    exec(src, namespace)  # noqa: S102
+    rng = np.random.default_rng(0)
+    M, N = rng.integers(-2, 3, (4, 4)), rng.random((4, 4)) < 0.5
+    A = rng.standard_normal((4, 4))
+    assert namespace["f_and_grad"](M, N, A) == pytest.approx(np.sum(np.tanh(M @ N) * A))

@@ -17,7 +17,11 @@ Contract of the generated function:
 * outputs: a scalar is a float / 0-d array, an ``(n, 1)`` vector 1-D, anything else 2-D; a
   list of expressions gives a tuple;
 * every operation is computed once across all outputs, one line per node; a node used once
-  is written into its consumer when short.
+  is written into its consumer when short;
+* in NumPy code of a real program, an elementwise result may be written into a dead
+  temporary's buffer (``out=``), never into an input or a returned array; such code first
+  takes its array inputs as float64 (``np.asanyarray``: no copy of a float64 array), so an
+  integer or boolean mask cannot make an integer temporary.
 """
 
 from __future__ import annotations
@@ -108,9 +112,15 @@ def _solved_dims(inputs: list[tuple[str, Expr]], em: Emitter) -> dict[str, tuple
     return solved
 
 
-def _header(b: Backend, symbols: dict[str, Expr], names: dict[str, str]) -> list[str]:
-    """Vectors as columns; in PyTorch, the dtype and device of the inputs, scalars as tensors."""
-    body = [f"{names[n]} = {names[n]}.reshape(-1, 1)" for n, e in symbols.items() if e.is_vector]
+def _header(b: Backend, symbols: dict[str, Expr], names: dict[str, str], floats: bool = False
+            ) -> list[str]:
+    """Vectors as columns; arrays as float64 where the code writes into temporaries (an
+    integer input would make an integer temporary); in PyTorch, the dtype and device of the
+    inputs, scalars as tensors."""
+    as_float = [f"{names[n]} = {b.m}.asanyarray({names[n]}, dtype=float)" for n, e in
+                symbols.items() if floats and not e.is_scalar]
+    body = as_float + [f"{names[n]} = {names[n]}.reshape(-1, 1)" for n, e in symbols.items()
+                       if e.is_vector]
     if b.name != "torch":
         return body
     mats = [names[n] for n, e in symbols.items() if not e.is_scalar]
@@ -135,8 +145,9 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
     b, symbols, taken = BACKENDS[backend], _symbols(outs), set[str]()
     fname = mangle(name, taken)
     names = {n: mangle(n, taken) for n in symbols}
-    em, count, tests = Emitter(b, names, lambda v: mangle(v, taken)), itertools.count(), \
-        itertools.count()
+    real = not any(e.is_complex for e in toposort(outs))     # every temporary is float64
+    em, count, tests = Emitter(b, names, lambda v: mangle(v, taken), reuse=real), \
+        itertools.count(), itertools.count()
     lines, refs = em.lines(roots, lambda: mangle(f"t{next(count)}", taken),
                            lambda: mangle(f"c{next(tests)}", taken))
     inputs = [(names[n], e) for n, e in symbols.items()]
@@ -153,7 +164,7 @@ def _generate(exprs: Expr | Sequence[Expr], backend: str, name: str
                                "input, so it cannot be read from the arguments")
         stack += list(solved[stack.pop()][1] - need)
         need |= set(stack)
-    body = _header(b, symbols, names) + [f"{em.dims[v]} = {code}" for v, (code, _) in
+    body = _header(b, symbols, names, em.wrote) + [f"{em.dims[v]} = {code}" for v, (code, _) in
                                           solved.items() if v in need] + asserts + lines
     rets = [b.row("number" if x.prim is P.LIT else "complex_scalar" if e.is_complex
                   else "scalar").text.format(c, m=b.m, dev=b.dev)

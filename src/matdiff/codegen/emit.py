@@ -11,12 +11,17 @@ writes the result into the operand's temporary buffer; the others get a line eac
 that only some call-time alternatives read is guarded by their tests (``t = … if c0 or not
 c1 else None``, each test named once), so a call computes only what the branches it takes
 need.
+
+In NumPy, an elementwise operation whose operand is a temporary read for the last time
+writes into that operand's buffer (``t2 = np.multiply(t0, M, out=t0)``), so a call
+allocates and page-faults fewer arrays; NumPy elides such temporaries itself only inside
+one expression, and only for a left operand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -154,6 +159,7 @@ class Backend:
     rows: dict[Any, str | Row]
     dev: str = ""
     swap: str = "thin"
+    into: dict[Any, str] = field(default_factory=dict)  # writes into a dead operand: out=
 
     def row(self, key: Any) -> Row:
         r = self.rows[key]
@@ -161,7 +167,11 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {
-    "numpy": Backend("numpy", "import numpy as np", "np", NUMPY),
+    "numpy": Backend("numpy", "import numpy as np", "np", NUMPY, into={
+        P.ADD: "{m}.add({0}, {1}, out={out})", P.SUB: "{m}.subtract({0}, {1}, out={out})",
+        P.MUL: "{m}.multiply({0}, {1}, out={out})", P.DIV: "{m}.divide({0}, {1}, out={out})",
+        P.NEG: "{m}.negative({0}, out={out})",
+        **{op: f"{{m}}.{op.name.lower()}({{0}}, out={{out}})" for op in _SAME_NAME}}),
     "jax": Backend("jax", "import jax.numpy as jnp", "jnp", JAX, swap="vector"),
     "torch": Backend("torch", "import torch", "torch", TORCH, ", dtype=dtype, device=device"),
 }
@@ -188,13 +198,38 @@ def _needs(text: str, i: int) -> int:
 
 
 _ARITHMETIC = (P.ADD, P.SUB, P.MUL, P.DIV, P.NEG)   # a temporary operand's buffer is reused
+# What writes a new array of its own (not a view, an input or a number): its buffer may be
+# reused once it is dead.
+_FRESH = {P.ADD, P.SUB, P.MUL, P.DIV, P.NEG, P.POW, P.MATMUL, P.CONCAT}
+_FRESH_CALLS = {*_SAME_NAME, Op.SIGMOID, Op.RELU, Op.SOFTPLUS, Op.MAX, Op.MIN, Op.INV, Op.KRON,
+                "addmm", "multi_dot", "solve"}
+_NEVER = 1 << 30                          # the line of a returned value: after every line
+
+
+def fresh(x: Arr) -> bool:
+    """Does ``x`` compute a new array (not a view, an input or a scalar)?"""
+    return x.shape != () and (x.prim in _FRESH or x.prim is P.CALL and x.key in _FRESH_CALLS)
+
+
+def _key(x: Arr) -> Any:
+    """The key of ``x``'s row: its primitive, or the function a CALL computes."""
+    return x.key if x.prim is P.CALL else x.prim
+
+
+def _may_alias(x: Arr) -> bool:
+    """May ``x`` share its operands' memory (a transpose, a slice, a choice)? A scalar does
+    not; an unknown call is taken to."""
+    return x.shape != () and not fresh(x)
 
 
 class Emitter:
     """Writes the code of IR nodes; names dimensions (``name_dim``) as it meets them."""
 
-    def __init__(self, backend: Backend, inputs: dict[str, str], name_dim: Callable[[str], str]):
+    def __init__(self, backend: Backend, inputs: dict[str, str], name_dim: Callable[[str], str],
+                 reuse: bool = False):
         self.b, self.inputs, self.name_dim = backend, inputs, name_dim
+        self.reuse = reuse            # write into dead temporaries (``Reuse``): real programs
+        self.wrote = False            # ... and some line does
         self.dims: dict[str, str] = {}
         self.modules: set[str] = set()
         self.helpers: set[str] = set()
@@ -268,20 +303,33 @@ class Emitter:
         free = {n for n in nodes if n.prim in (P.INPUT, P.LIT)}   # names, numbers
         out: list[str] = []
         tests: list[str] = []
+        reuse = Reuse(self, nodes, uses, set(roots))
         for n in nodes:
-            text, prec = self.code(n, [ref[a] for a in n.args])
+            args = [ref[a] for a in n.args]
+            spare = reuse.spare(n)                          # a dead operand's buffer
+            text, prec = self.code(n, args) if spare is None else (self.into(n, args, spare),
+                                                                   ATOM)
             view = n.prim in (P.TRANSPOSE, P.SLICE, P.ITEM) and free.issuperset(n.args)
             once = len(uses[n]) == 1 and n not in roots    # into arithmetic: NumPy reuses it
-            if n in free or n in forced or (view or once) and len(text) <= 60 or once and \
-                    uses[n][0].prim in _ARITHMETIC and len(text) <= 100:
+            if n in free or n in forced or ((view or once) and len(text) <= 60 or once and
+                                            uses[n][0].prim in _ARITHMETIC and len(text) <= 100
+                                            ) and not reuse.named_for(n):
                 ref[n] = text, prec
+                reuse.inline(n, spare)
             else:
                 name, guard = temp(), when.get(n, ALWAYS)
                 out.append(f"{name} = {text}" if guard == ALWAYS else f"{name} = {text} if "
                            f"{self.condition(guard, test or temp, tests)} else None")
                 ref[n] = name, ATOM
                 free.add(n)
+                reuse.line(n, name, len(out) - 1, args, spare is None and guard == ALWAYS)
+        reuse.dead_operands(out)
         return tests + out, [ref[r] for r in roots]
+
+    def into(self, x: Arr, args: Sequence[tuple[str, int]], spare: str) -> str:
+        """The code of elementwise ``x`` written into the buffer named ``spare``."""
+        self.wrote = True
+        return self.b.into[_key(x)].format(*(c for c, _ in args), m=self.b.m, out=spare)
 
     def condition(self, guard: Guard, name: Callable[[], str], tests: list[str]) -> str:
         """A guard as Python, ``c1 and not c2 or c3``, each test named by a line of
@@ -294,6 +342,82 @@ class Emitter:
             return self.tests[choice.attr] if taken else f"not {self.tests[choice.attr]}"
         return " or ".join(" and ".join(literal(*lit) for lit in sorted(conj, key=_serial))
                            for conj in sorted(guard, key=lambda c: sorted(map(_serial, c))))
+
+
+class Reuse:
+    """Which elementwise node writes into which dead operand's buffer (NumPy only: a
+    backend with an ``into`` table, and a real program, so every temporary is float64).
+
+    An operand read by nothing else is known dead as the lines are written; one read by
+    other lines too is found dead after them: its last read, through any view of it, is
+    the line of the node that writes into it.
+    """
+
+    def __init__(self, em: Emitter, nodes: Sequence[Arr], uses: dict[Arr, list[Arr]],
+                 roots: set[Arr]):
+        self.em, self.nodes, self.uses, self.roots = em, nodes, uses, roots
+        self.on = bool(em.b.into) and em.reuse
+        self.owner: dict[Arr, str] = {}        # a fresh node -> the name holding its buffer
+        self.index: dict[Arr, int] = {}        # a node with a line -> the line
+        self.later: dict[Arr, tuple[str, list[tuple[str, int]]]] = {}   # may write later
+
+    def _takes(self, x: Arr, a: Arr) -> bool:
+        return a in self.owner and a not in self.roots and a.shape == x.shape
+
+    def spare(self, x: Arr) -> str | None:
+        """The name of an operand's buffer ``x`` can write into: read by ``x`` alone."""
+        if not self.on or _key(x) not in self.em.b.into:
+            return None
+        return next((self.owner[a] for a in x.args if self._takes(x, a)
+                     and all(u is x for u in self.uses[a])), None)
+
+    def named_for(self, x: Arr) -> bool:
+        """Give fresh ``x`` a line of its own: it is the operand of a function NumPy
+        computes into its argument (``np.tanh(t0, out=t0)``), or the right operand of a
+        difference or quotient whose left operand is no temporary NumPy would write into."""
+        (user, *more) = self.uses[x]
+        if not (self.on and fresh(x) and not more and user.shape == x.shape
+                and x not in self.roots):
+            return False
+        if user.prim is P.CALL:
+            return user.key in self.em.b.into
+        left = user.args[0]
+        return user.prim in (P.SUB, P.DIV) and user.args[1] is x and not (
+            fresh(left) and self.uses[left] == [user] and left.shape == x.shape)
+
+    def inline(self, x: Arr, spare: str | None) -> None:
+        if spare is not None:
+            self.owner[x] = spare
+
+    def line(self, x: Arr, name: str, i: int, args: list[tuple[str, int]], later: bool
+             ) -> None:
+        self.index[x] = i
+        if self.on and fresh(x):
+            self.owner[x] = name
+        if self.on and later and _key(x) in self.em.b.into:
+            self.later[x] = name, args
+
+    def dead_operands(self, out: list[str]) -> None:
+        """Rewrite the line of each node whose operand is read for the last time there."""
+        if not self.later:
+            return
+        site: dict[Arr, int] = {}      # the line where a node's value is computed or read
+        last: dict[Arr, int] = {}      # the last line that reads a node's buffer
+        seen: dict[Arr, int] = {}      # ... through a view of it (a transpose, a slice)
+        for n in reversed(self.nodes):                    # every consumer before its operands
+            here = self.index.get(n)
+            site[n] = here if here is not None else _NEVER if n in self.roots else max(
+                (site[u] for u in self.uses[n]), default=_NEVER)
+            views = [max(site[u], last[u]) for u in self.uses[n] if u is not n and _may_alias(u)]
+            seen[n] = max(views, default=-1)
+            last[n] = _NEVER if n in self.roots else max(
+                [seen[n], *(site[u] for u in self.uses[n] if u is not n)])
+        for x, (name, args) in self.later.items():
+            i = self.index[x]          # not through a view: NumPy would copy the overlap
+            spare = next((self.owner[a] for a in x.args if self._takes(x, a) and last[a] == i
+                          and seen[a] < i), None)
+            if spare is not None:
+                out[i] = f"{name} = {self.em.into(x, args, spare)}"
 
 
 # When a node is needed: ALWAYS, or a disjunction of conjunctions of call-time tests, each
