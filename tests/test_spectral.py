@@ -289,6 +289,26 @@ def test_the_check_compares_where_the_point_is_smooth() -> None:
     assert not_differentiable(f, env, sizes) is None
 
 
+def test_a_tie_in_the_sign_convention_is_a_kink() -> None:
+    """v1 and u1 take the sign that makes v1's entry of largest |.| positive (eigvec the
+    same), so where two entries tie for it the vector flips: NumPy and PyTorch took
+    opposite signs at such a point (soak case 703335, sign(F .* (1 - D)), whose v1 is
+    (-1, 1, -1, 0)/sqrt 3). The point is a kink, as a repeated singular value is; a point
+    off the tie is not."""
+    sign_matrix = np.array([[-1.0, 1.0, -1.0, -1.0], [1.0, -1.0, 1.0, -1.0]])
+    nudge = np.array([[0.3, 0.0, 0.1, 0.2], [0.0, 0.2, 0.0, 0.1]])
+    cases = [("a'*svd_u1(X)", {"a": (2,), "X": (2, 4)}, sign_matrix, nudge),
+             ("b'*svd_v1(X)", {"b": (4,), "X": (2, 4)}, sign_matrix, nudge),
+             ("a'*eigvec_max(X)", {"a": (2,), "X": (2, 2)}, np.array([[2.0, 1.0], [1.0, 2.0]]),
+              np.array([[0.0, 0.0], [0.0, 0.5]]))]            # v = (1, 1)/sqrt 2, then not
+    for text, shapes, tied, off in cases:
+        f = md.parse(text, shapes=shapes)
+        env = {k: np.ones(v[0]) for k, v in shapes.items() if len(v) == 1}
+        reason = not_differentiable(f, {**env, "X": tied}, {})
+        assert reason is not None and reason.startswith("two entries of largest"), reason
+        assert not_differentiable(f, {**env, "X": tied + off}, {}) is None, text
+
+
 def test_the_report_is_never_a_mismatch_at_a_kink() -> None:
     rep = md.report("tr(pinv(x*y'))", ["x"])
     assert rep["check"]["x"]["verdict"] in ("ok", "inconclusive")

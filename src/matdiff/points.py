@@ -442,15 +442,22 @@ _RANK_DEFICIENT = ("a zero singular value (rank deficient)",
                    lambda e, x: linalg.rank_margin(x) < _GAP)
 _BRANCH_CUT = ("an eigenvalue on the branch cut (-inf, 0]",   # expm and its L_exp have none
                lambda e, x: e.attr != "expm" and linalg.spectral_cut(x))
+# A unit vector's sign is fixed by its entry of largest |.| (``linalg.canonical_sign``): where
+# two entries tie for it, the vector flips (a sign matrix makes exact ties).
+_SIGN_TIE = ("two entries of largest |.| in the vector whose sign they fix",
+             lambda e, x: _top_gap(np.abs(linalg.eigvec(x, e.attr) if e.op is Op.EIGVEC
+                                          else linalg.svd_v1(x))) < _GAP)
 # Where a spectral function is not differentiable (or its derivative formula does not
-# hold): what its argument has there, and the test of the argument's value.
-SPECTRAL_KINKS: dict[Op, tuple[str, Callable[[Expr, Array], bool]]] = {
-    Op.EIGVAL: _REPEATED_EIGENVALUE, Op.EIGVEC: _REPEATED_EIGENVALUE,
-    Op.SPECTRAL_NORM: _REPEATED_SINGULAR_VALUE, Op.SVD_U1: _REPEATED_SINGULAR_VALUE,
-    Op.SVD_V1: _REPEATED_SINGULAR_VALUE,
-    Op.NUCLEAR_NORM: _RANK_DEFICIENT, Op.POLAR: _RANK_DEFICIENT, Op.PINV: _RANK_DEFICIENT,
-    Op.LOGM: _BRANCH_CUT, Op.SQRTM: _BRANCH_CUT, Op.FRECHET: _BRANCH_CUT,
-    Op.INF_NORM: ("a tie for the largest |x_i|", lambda e, x: _top_gap(np.abs(x)) < _GAP),
+# hold, or it jumps): what its argument has there, and the test of the argument's value.
+SPECTRAL_KINKS: dict[Op, tuple[tuple[str, Callable[[Expr, Array], bool]], ...]] = {
+    Op.EIGVAL: (_REPEATED_EIGENVALUE,), Op.EIGVEC: (_REPEATED_EIGENVALUE, _SIGN_TIE),
+    Op.SPECTRAL_NORM: (_REPEATED_SINGULAR_VALUE,),
+    Op.SVD_U1: (_REPEATED_SINGULAR_VALUE, _SIGN_TIE),
+    Op.SVD_V1: (_REPEATED_SINGULAR_VALUE, _SIGN_TIE),
+    Op.NUCLEAR_NORM: (_RANK_DEFICIENT,), Op.POLAR: (_RANK_DEFICIENT,),
+    Op.PINV: (_RANK_DEFICIENT,), Op.LOGM: (_BRANCH_CUT,), Op.SQRTM: (_BRANCH_CUT,),
+    Op.FRECHET: (_BRANCH_CUT,),
+    Op.INF_NORM: (("a tie for the largest |x_i|", lambda e, x: _top_gap(np.abs(x)) < _GAP),),
 }
 
 
@@ -461,9 +468,8 @@ def _top_gap(a: Array) -> float:
 
 
 def _spectral_kink(node: Expr, arg: Array) -> Hazard | None:
-    what, at_kink = SPECTRAL_KINKS[node.op]
-    return Hazard("not differentiable", f"{what} of {_short(node.args[0])}", node) \
-        if at_kink(node, arg) else None
+    return next((Hazard("not differentiable", f"{what} of {_short(node.args[0])}", node)
+                 for what, at_kink in SPECTRAL_KINKS[node.op] if at_kink(node, arg)), None)
 
 
 def _elementwise_hazard(node: Expr, arg: Array) -> Hazard | None:
