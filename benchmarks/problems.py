@@ -1,11 +1,18 @@
 """Problems benchmark: matdiff's generated NumPy value + gradients against a careful hand-written
 NumPy closed form and against ``jax.jit(jax.value_and_grad)`` of the function as written.
 
-Single-threaded CPU time (``time.process_time``; BLAS, OpenMP and XLA pinned to one thread
-before NumPy and JAX are imported), float64, best of ``--repeat`` calls after a warm-up call,
-the ratios taken within one run; ``--runs`` repeats the whole measurement and prints the
-median and the range of every ratio. Every contender's value and gradients are checked
-against the hand-written ones first. Asserts nothing about time.
+Single-threaded CPU time (``time.process_time``; BLAS, OpenMP and XLA asked for one thread,
+and the process pinned to one core before NumPy and JAX are imported: JAX 0.10's XLA ignores
+the thread flags, and the work of its pool then escaped ``process_time``), float64, best of
+``--repeat`` calls after a warm-up call, the ratios taken within one run; ``--runs`` repeats
+the whole measurement and prints the median and the range of every ratio. Every
+contender's value and gradients are checked against the hand-written ones first. Asserts
+nothing about time.
+
+The JAX column compares matrix-product kernels as much as code: the report's first line
+times one 1000 x 1000 product in NumPy (its BLAS) and in XLA. OpenBLAS picks its kernel by
+CPU model, and on a CPU it does not know (AMD EPYC Zen 4 with AVX-512) it falls back to an
+AVX2 kernel at half XLA's speed; ``OPENBLAS_CORETYPE=SKYLAKEX`` selects the AVX-512 one.
 
     python benchmarks/problems.py                     # all problems, 3 runs, best of 5
     python benchmarks/problems.py --quick             # small sizes, 1 run
@@ -25,6 +32,8 @@ if __name__ == "__main__":            # one thread everywhere, before NumPy / JA
         os.environ[_var] = "1"
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen"
                                "=false intra_op_parallelism_threads=1").strip()
+    if hasattr(os, "sched_setaffinity"):  # and one core: threads started later inherit it
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import argparse
 import statistics
@@ -363,6 +372,24 @@ def measure(b: Bench, size: int, repeat: int) -> dict[str, float]:
     return times
 
 
+def gemm_line(n: int = 1000, repeat: int = 5) -> str:
+    """One n x n product in NumPy and in XLA (CPU seconds, best of ``repeat``): how much of
+    the JAX column is the matrix-product kernel."""
+    a = np.random.default_rng(0).standard_normal((n, n))
+    numpy_time = best_cpu(lambda: a @ a, repeat)
+    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+    line = (f"GEMM {n}x{n}: NumPy ({blas.get('name', '?')} {blas.get('version', '')}, "
+            f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'auto')}) "
+            f"{numpy_time * 1e3:.1f} ms")
+    jax = jax_module()
+    if jax is None:
+        return line
+    x = jax.numpy.asarray(a)
+    mm = jax.jit(lambda y: y @ y)
+    jax_time = best_cpu(lambda: jax.block_until_ready(mm(x)), repeat)
+    return f"{line}, XLA {jax_time * 1e3:.1f} ms: NumPy / XLA = {numpy_time / jax_time:.2f}"
+
+
 def report(results: dict[str, list[dict[str, float]]]) -> None:
     """One row per problem: hand-written time, and the ratios (median, range over runs)."""
     def cell(rs: list[float]) -> str:
@@ -397,6 +424,7 @@ def main() -> None:
             compare(BENCHES[k], args.baseline, [BENCHES[k].size], args.repeat, args.runs)
         return
     runs = 1 if args.quick else args.runs
+    print(gemm_line())
     results = {k: [measure(BENCHES[k], BENCHES[k].quick if args.quick else BENCHES[k].size,
                            args.repeat) for _ in range(runs)] for k in keys}
     report(results)
