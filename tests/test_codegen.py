@@ -655,9 +655,10 @@ SPECIAL_IMPORTS = {"numpy": ["import scipy.special"],
 def test_only_the_backend_import(backend: str) -> None:
     """The backend's import, and the linear algebra module the spectral functions and the
     factorizations need (scipy.linalg, jax.scipy.linalg) or the special functions module of
-    logsumexp and softmax (scipy.special, jax.scipy.special) only where the code uses one."""
+    logsumexp and softmax (scipy.special, jax.scipy.special; NumPy's sigmoid is expit) only
+    where the code uses one."""
     spectral = {*SPECTRAL_ROWS[backend], Op.FRECHET}
-    special = {Op.LOGSUMEXP, Op.SOFTMAX}
+    special = {Op.LOGSUMEXP, Op.SOFTMAX, *([Op.SIGMOID] if backend == "numpy" else [])}
     factorized = ("spd-one-cholesky", "spd-solve", "lu-shared")
     plain = [e for k, e in CASES.items() if not {n.op for n in e.walk()} & (spectral | special)
              and k not in factorized]

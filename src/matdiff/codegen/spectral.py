@@ -11,7 +11,8 @@ no eigenvalue on the closed negative real axis, defective ones included (the blo
 of Fréchet derivatives are). A Fréchet derivative is ``expm_frechet`` or the upper right
 block of f([A, E; 0, A]) (Higham, *Functions of Matrices*, 2008, ch. 3), or for NumPy's
 square root the Sylvester equation R L + L R = E: never a Kronecker product. Conventions
-(eigenvector signs, symmetric parts) are those of ``matdiff.linalg``.
+(eigenvector signs, symmetric parts) are those of ``matdiff.linalg``. One helper is not
+spectral: NumPy's softplus, ``_softplus``, which ``emit.NUMPY`` calls.
 """
 
 from __future__ import annotations
@@ -147,20 +148,25 @@ def _helpers(backend: str, frechet: str, extra: dict[str, str]) -> dict[str, str
             for k, v in sources.items()}
 
 
+_SOFTPLUS = '''def _softplus(x):
+    """log(1 + e^x) without overflow, in cheaper passes than logaddexp(0, x)."""
+    return {m}.maximum(x, 0) + {m}.log1p({m}.exp(-{m}.abs(x)))
+'''
+
 # helper sources per backend ({m} is the backend's module alias)
 HELPERS: dict[str, dict[str, str]] = {
-    "numpy": _helpers("numpy", _NUMPY_FRECHET, {}),
+    "numpy": _helpers("numpy", _NUMPY_FRECHET, {"softplus": _SOFTPLUS}),
     "jax": _helpers("jax", _JAX_FRECHET, {"sqrtm": _JAX_SQRTM, "logm": _ISS_LOGM}),
     "torch": _helpers("torch", _TORCH_FRECHET, {"sqrtm": _DB_SQRTM, "logm": _ISS_LOGM}),
 }
 IMPORTS = {"numpy": "import scipy.linalg", "jax": "import jax.scipy.linalg", "torch": ""}
 
 HELPER_ORDER = ("sym", "adj", "unit_sign", "eigvec", "svd", "polar", "sqrtm", "logm",
-                "block_frechet", "frechet")   # each uses only earlier ones
+                "block_frechet", "frechet", "softplus")   # each uses only earlier ones
 # the names the generated source defines
 HELPER_NAMES = frozenset({"_sym", "_adj", "_unit_sign", "_eigvec", "_svd_v1", "_svd_u1",
                           "_polar", "_sqrtm", "_logm", "_block_frechet", "_frechet_expm",
-                          "_frechet_logm", "_frechet_sqrtm"})
+                          "_frechet_logm", "_frechet_sqrtm", "_softplus"})
 
 
 class Spectral(NamedTuple):
