@@ -444,7 +444,8 @@ _BRANCH_CUT = ("an eigenvalue on the branch cut (-inf, 0]",   # expm and its L_e
                lambda e, x: e.attr != "expm" and linalg.spectral_cut(x))
 # A unit vector's sign is fixed by its entry of largest |.| (``linalg.canonical_sign``): where
 # two entries tie for it, the vector flips (a sign matrix makes exact ties).
-_SIGN_TIE = ("two entries of largest |.| in the vector whose sign they fix",
+_SIGN_TIE = ("two equally largest |entries| (the sign convention flips the vector there) in "
+             "the vector",
              lambda e, x: _top_gap(np.abs(linalg.eigvec(x, e.attr) if e.op is Op.EIGVEC
                                           else linalg.svd_v1(x))) < _GAP)
 # Where a spectral function is not differentiable (or its derivative formula does not
