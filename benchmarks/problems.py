@@ -18,6 +18,7 @@ AVX2 kernel at half XLA's speed; ``OPENBLAS_CORETYPE=SKYLAKEX`` selects the AVX-
     python benchmarks/problems.py --quick             # small sizes, 1 run
     python benchmarks/problems.py --only logreg gauss --runs 5
     python benchmarks/problems.py --show-code kronls  # the generated NumPy code
+    python benchmarks/problems.py --flops             # matrix-product flops, ours and JAX's
     python benchmarks/problems.py --baseline /work/main/src --runs 5   # vs another checkout
 
 Goal (issue 17): matdiff NumPy <= 1.25x the hand-written code and <= JAX autodiff.
@@ -372,6 +373,57 @@ def measure(b: Bench, size: int, repeat: int) -> dict[str, float]:
     return times
 
 
+class _Counting(np.ndarray):
+    """An array that adds the flops of every matrix product NumPy runs on it to ``flops``."""
+
+    flops = 0
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        plain = [a.view(np.ndarray) if isinstance(a, _Counting) else a for a in args]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(o.view(np.ndarray) for o in kwargs["out"])
+        if ufunc is np.matmul:
+            a, b = plain[0], plain[1]
+            _Counting.flops += 2 * a.shape[-2] * a.shape[-1] * (b.shape[-1] if b.ndim > 1 else 1)
+        out = getattr(ufunc, method)(*plain, **kwargs)
+        return out.view(_Counting) if isinstance(out, np.ndarray) else out
+
+
+def _jax_product_flops(b: Bench, env: Arrays) -> int:
+    """The flops of the dot_generals in JAX's jaxpr of ``value_and_grad``."""
+    jax = jax_module()
+    names = list(env)
+    jaxpr = jax.make_jaxpr(jax.value_and_grad(
+        lambda *xs: b.naive(jax.numpy, **dict(zip(names, xs, strict=True))),
+        argnums=tuple(names.index(w) for w in b.wrt)))(*(env[k] for k in names))
+    flops = 0
+    for eq in jaxpr.jaxpr.eqns:
+        if eq.primitive.name == "dot_general":
+            (contract, _), _ = eq.params["dimension_numbers"]
+            shape = eq.invars[0].aval.shape
+            flops += 2 * int(np.prod(eq.outvars[0].aval.shape)) * int(
+                np.prod([shape[i] for i in contract]))
+    return flops
+
+
+def product_flops(keys: list[str]) -> None:
+    """Matrix-product flops of matdiff's NumPy code (its ``@``, counted as it runs; einsums,
+    solves and factorizations are not counted) and of JAX's autodiff (the dot_generals of its
+    jaxpr): where they are equal, a gap in time is the kernels' and the fusion's."""
+    print("| problem | matdiff NumPy (`@`) | JAX value_and_grad (dot_general) |\n|---|---|---|")
+    for k in keys:
+        b = BENCHES[k]
+        env = b.make_inputs(b.size, np.random.default_rng(0))
+        namespace: dict[str, Any] = {}
+        exec(md.codegen(b.exprs()), namespace)  # noqa: S102 -- keeps the counting arrays
+        _Counting.flops = 0
+        namespace["f_and_grad"](**{n: np.asarray(v, dtype=float).view(_Counting)
+                                   if np.ndim(v) else v for n, v in env.items()})
+        jax = jax_module()
+        theirs = f"{_jax_product_flops(b, env) / 1e6:.1f} MFLOP" if jax is not None else "-"
+        print(f"| {k} | {_Counting.flops / 1e6:.1f} MFLOP | {theirs} |")
+
+
 def gemm_line(n: int = 1000, repeat: int = 5) -> str:
     """One n x n product in NumPy and in XLA (CPU seconds, best of ``repeat``): how much of
     the JAX column is the matrix-product kernel."""
@@ -413,12 +465,17 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="measurements per problem")
     ap.add_argument("--only", choices=sorted(BENCHES), nargs="+")
     ap.add_argument("--show-code", choices=sorted(BENCHES))
+    ap.add_argument("--flops", action="store_true",
+                    help="matrix-product flops of matdiff's code and of JAX's autodiff")
     ap.add_argument("--baseline", metavar="SRC", help="compare with the matdiff at SRC")
     args = ap.parse_args()
     if args.show_code:
         print(md.codegen(BENCHES[args.show_code].exprs()))
         return
     keys = args.only or list(BENCHES)
+    if args.flops:
+        product_flops(keys)
+        return
     if args.baseline:
         for k in keys:
             compare(BENCHES[k], args.baseline, [BENCHES[k].size], args.repeat, args.runs)
