@@ -1379,3 +1379,18 @@ def test_the_standalone_code_takes_integer_and_boolean_arrays() -> None:
     M, N = rng.integers(-2, 3, (4, 4)), rng.random((4, 4)) < 0.5
     A = rng.standard_normal((4, 4))
     assert namespace["f_and_grad"](M, N, A) == pytest.approx(np.sum(np.tanh(M @ N) * A))
+
+
+@pytest.mark.torch
+def test_a_function_of_arithmetic_on_numbers_gets_a_tensor_in_torch() -> None:
+    """torch.abs(3 ** 2) is a TypeError (soak case 737053, ||||3||_1^2||_1): a function's
+    argument that is arithmetic on numbers is made an array of the backend first."""
+    torch = _torch()
+    f = md.parse("||||3||_1^2||_1 + sum(D) + max(2^2, x) + det(2^3)",
+                 shapes={"D": (2, 2), "x": ()})
+    D = np.arange(4.0).reshape(2, 2)
+    want = 9 + 6 + 4 + 8
+    for backend in ("numpy", "torch"):
+        args = {"D": D, "x": 1.0} if backend == "numpy" else {
+            "D": torch.as_tensor(D), "x": torch.tensor(1.0, dtype=torch.float64)}
+        assert float(compile(f, backend=backend)(**args)) == pytest.approx(want)

@@ -612,7 +612,8 @@ class Lowering:
             return g.lit(abs(x.attr))
         y = self.lower(x)
         if not y.shape or e.attr == "1":                       # ||a|| = |a|, sum |X_ij|
-            return g.call(Op.SUM, g.call(Op.ABS, y), shape=()) if y.shape else g.call(Op.ABS, y)
+            return g.call(Op.SUM, g.call(Op.ABS, y), shape=()) if y.shape else \
+                g.call(Op.ABS, g.array(y))                     # |3^2|: torch.abs takes tensors
         if self.complex:                                       # sqrt(sum |y|²)
             y = g.call(Op.ABS, y, shape=y.shape)
         return g.call(Op.SQRT, self.dot(y, y))
@@ -680,7 +681,8 @@ class Lowering:
             return g.call("cho_det", f, shape=())
         if e.op is Op.INV and x.op is Op.TRANSPOSE:
             return self.g.t(self.g.call(Op.INV, self.lower(x.args[0])))
-        return self.g.call(e.op, *map(self.lower, e.args), shape=() if e.is_scalar else e.shape,
+        return self.g.call(e.op, *map(self.g.array, map(self.lower, e.args)),  # numbers: floats
+                           shape=() if e.is_scalar else e.shape,
                            **({"k": e.attr} if e.op is Op.MATPOW else {}))
 
 
