@@ -112,6 +112,14 @@ def walk(roots: Iterable[Arr], stop: set[Arr] | frozenset[Arr] = frozenset()) ->
     return order
 
 
+_NUMBER_PRIMS = (P.LIT, P.ADD, P.SUB, P.NEG, P.MUL, P.DIV, P.POW)
+
+
+def _number(x: Arr) -> bool:
+    """Is ``x`` a number at run time: a literal, or arithmetic on literals only?"""
+    return not x.shape and x.prim in _NUMBER_PRIMS and all(map(_number, x.args))
+
+
 def _ones(x: Arr) -> Fraction | None:
     """c when ``x`` is c times a matrix of ones."""
     c, y = (x.args[0].attr, x.args[1]) if x.prim is P.MUL and x.args[0].prim is P.LIT else (1, x)
@@ -166,11 +174,10 @@ class Graph:
     def array(self, x: Arr) -> Arr:
         """x as an array of the backend when it is a number, or arithmetic on numbers only: a
         function of it computes in floats (PyTorch's need a tensor)."""
-        if x.prim is P.LIT:
-            return self.lit(x.attr, array=True)
-        arithmetic = (P.LIT, P.ADD, P.SUB, P.NEG, P.MUL, P.DIV, P.POW)
-        numbers = all(n.prim in arithmetic for n in walk([x]))
-        return self.call("array", x, shape=()) if numbers and not x.shape else x
+        if not _number(x):
+            return x
+        return self.lit(x.attr, array=True) if x.prim is P.LIT else \
+            self.call("array", x, shape=())
 
     def fill(self, value: int, shape: Shape) -> Arr:
         return self.node(P.ONES if value else P.ZEROS, (), shape, shape)
@@ -212,6 +219,8 @@ class Graph:
 
     def call(self, key: Any, *args: Arr, shape: Shape | None = None, **params: Any) -> Arr:
         """A backend function; the shape defaults to the first argument's (elementwise)."""
+        if key != "array":                    # torch.abs(3 ** 2) is an error: numbers as arrays
+            args = tuple(map(self.array, args))
         if key in ("dot", "coldot"):                           # <X, Y> = <Y, X>: one order
             args = tuple(sorted(args, key=lambda a: a.serial))
         out = args[0].shape if shape is None else shape

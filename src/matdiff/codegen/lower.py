@@ -612,8 +612,7 @@ class Lowering:
             return g.lit(abs(x.attr))
         y = self.lower(x)
         if not y.shape or e.attr == "1":                       # ||a|| = |a|, sum |X_ij|
-            return g.call(Op.SUM, g.call(Op.ABS, y), shape=()) if y.shape else \
-                g.call(Op.ABS, g.array(y))                     # |3^2|: torch.abs takes tensors
+            return g.call(Op.SUM, g.call(Op.ABS, y), shape=()) if y.shape else g.call(Op.ABS, y)
         if self.complex:                                       # sqrt(sum |y|²)
             y = g.call(Op.ABS, y, shape=y.shape)
         return g.call(Op.SQRT, self.dot(y, y))
@@ -630,13 +629,12 @@ class Lowering:
                 return g.call("diag_logdet", self.lower(x), shape=())
             kind, f = self.factor(x) or ("", self.lower(x))
             return g.call(f"{kind}_logdet" if kind else "slogdet", f, shape=())
-        y = self.lower(x)
-        y = g.array(y)
+        y = self.lower(x)                    # a number becomes an array in g.call
         return g.call(Op.LOG, g.call(Op.ABS, y)) if e.op is Op.LOGDET else g.call(e.op, y)
 
     def block_row(self, e: Expr) -> Arr:
         g, (r, c) = self.g, e.attr
-        parts = [g.call("mat11", g.array(y), shape=(ONE, ONE)) if x.is_scalar else y
+        parts = [g.call("mat11", y, shape=(ONE, ONE)) if x.is_scalar else y
                  for x, y in zip(e.args, map(self.lower, e.args), strict=True)]
         rows = [g.concat(parts[i * c:(i + 1) * c], 1) for i in range(r)]
         self.blocks.update(rows + [g.concat(rows, 0)])
@@ -681,8 +679,7 @@ class Lowering:
             return g.call("cho_det", f, shape=())
         if e.op is Op.INV and x.op is Op.TRANSPOSE:
             return self.g.t(self.g.call(Op.INV, self.lower(x.args[0])))
-        return self.g.call(e.op, *map(self.g.array, map(self.lower, e.args)),  # numbers: floats
-                           shape=() if e.is_scalar else e.shape,
+        return self.g.call(e.op, *map(self.lower, e.args), shape=() if e.is_scalar else e.shape,
                            **({"k": e.attr} if e.op is Op.MATPOW else {}))
 
 
