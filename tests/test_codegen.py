@@ -4,6 +4,7 @@ naive ones, backends against each other, safety of the generated source, argumen
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -12,7 +13,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -1291,11 +1292,25 @@ def test_soak_cases_of_the_ir_generator(case: int) -> None:
 # ----------------------------------------------------------------------------- buffer reuse
 
 
-def _without_reuse(exprs: list[Expr]) -> Callable[..., Any]:
-    """``compile(exprs)`` with NumPy's ``into`` table emptied: no writes into operands."""
+@contextlib.contextmanager
+def _no_reuse() -> Iterator[None]:
+    """NumPy's ``into`` table emptied: the code generated inside writes into no operand."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(BACKENDS, "numpy", dataclasses.replace(BACKENDS["numpy"], into={}))
-        return compile(exprs)
+        yield
+
+
+def _agrees_without_reuse(exprs: list[Expr]) -> None:
+    """The compiled values equal those compiled without writes into operands and the
+    reference evaluator's, and the call leaves its inputs as they were."""
+    env = inputs(exprs)
+    before = {k: np.copy(v) for k, v in env.items()}
+    with _no_reuse():
+        plain = compile(exprs)
+    for got, want, e in zip(compile(exprs)(**env), plain(**env), exprs, strict=True):
+        assert_close(got, want, tol=1e-12)
+        assert_close(got, reference(e, env))
+    assert all(np.array_equal(env[k], before[k]) for k in env)      # inputs untouched
 
 
 def test_a_dead_temporary_is_written_into() -> None:
@@ -1307,13 +1322,7 @@ def test_a_dead_temporary_is_written_into() -> None:
     src = codegen(exprs)
     body = src.split('"""')[-1]
     assert body.count("out=") == 3 and "np.subtract(A, t0, out=t0)" in body, src
-    env = inputs(exprs)
-    before = {k: np.copy(v) for k, v in env.items()}
-    for got, want, e in zip(compile(exprs)(**env), _without_reuse(exprs)(**env), exprs,
-                            strict=True):
-        assert_close(got, want, tol=1e-12)
-        assert_close(got, reference(e, env))
-    assert all(np.array_equal(env[k], before[k]) for k in env)      # inputs untouched
+    _agrees_without_reuse(exprs)
 
 
 def test_no_write_into_a_buffer_read_later_through_a_view() -> None:
@@ -1324,15 +1333,8 @@ def test_no_write_into_a_buffer_read_later_through_a_view() -> None:
     f = P_ + T(P_)
     g = hadamard(P_, X) - matmul(P_, Y)
     exprs = [trace(matmul(f, g)), f, g]
-    src = codegen(exprs)
-    env = inputs(exprs)
-    before = {k: np.copy(v) for k, v in env.items()}
-    for got, want, e in zip(compile(exprs)(**env), _without_reuse(exprs)(**env), exprs,
-                            strict=True):
-        assert_close(got, want, tol=1e-12)
-        assert_close(got, reference(e, env))
-    assert all(np.array_equal(env[k], before[k]) for k in env)
-    assert "out=" not in src.split('"""')[-1]
+    _agrees_without_reuse(exprs)
+    assert "out=" not in codegen(exprs).split('"""')[-1]
     assert "out=" not in codegen([P_ + T(P_)])       # t0 + t0.T: the view overlaps t0
     assert "out=" not in codegen([hpow(norm(Zq - matmul(X, Y)), 2)])
     assert "out=" in codegen([hpow(norm(Y - matmul(X, Y)), 2)])
@@ -1356,8 +1358,7 @@ def test_writing_into_dead_operands_never_changes_a_value() -> None:
         before = {k: np.copy(v) for k, v in env.items()}
         with np.errstate(all="ignore"):
             got = MT.run_compiled(exprs, env, sizes)
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setitem(BACKENDS, "numpy", dataclasses.replace(BACKENDS["numpy"], into={}))
+            with _no_reuse():
                 want = MT.run_compiled(exprs, env, sizes)
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(e))
