@@ -121,6 +121,16 @@ def test_check_is_honest_where_f_is_not_finite():
     assert "nothing was checked" in str(rep)
 
 
+@pytest.mark.parametrize("text", ["sum(X)/(tr(A) - tr(A'))", "sum(X ./ (A - A))",
+                                  "tr(X)*(sum(A') - sum(A))^-2"])
+def test_a_divisor_that_simplifies_to_zero_is_an_error_not_a_gradient(text):
+    """Not ones/0 for X and a zero matrix for A: the function is defined nowhere."""
+    f = md.parse(text, shapes={"X": ("n", "n"), "A": ("n", "n")})
+    with pytest.raises(md.MatdiffError, match="a divisor simplifies to 0"):
+        md.grad(f, ["X", "A"])
+    assert md.grad(f, ["X", "A"], simplified=False)     # the raw rules still apply
+
+
 def test_check_raises_on_a_wrong_gradient():
     from matdiff.check import check
 

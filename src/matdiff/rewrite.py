@@ -574,6 +574,17 @@ class RuleSet:
 MAX_PASSES = 50
 
 
+DIVISION_BY_ZERO = ("division by zero: a divisor simplifies to 0, so the expression (or "
+                    "its derivative) is defined nowhere")
+
+
+def _divides_by_zero(op: Op, args: Sequence[Expr]) -> bool:
+    """Is ``op(*args)`` a division by zero: ``0^p`` with p < 0, or ``X ./ 0``?"""
+    if op is Op.HDIV:
+        return E.is_zero(args[1])
+    return op is Op.POW and E.is_zero(args[0]) and args[1].op is Op.CONST and args[1].attr < 0
+
+
 def rewrite_fixpoint(e: Expr, rules: RuleSet, trace: list[str] | None = None,
                      memo: dict[Expr, Expr] | None = None) -> Expr:
     """Rewrite ``e`` bottom-up with ``rules`` until nothing fires; the names of the rules
@@ -650,6 +661,8 @@ class _Pass:
         """``node`` over its rewritten arguments (or chain items)."""
         if all(a is b for a, b in zip(items, new, strict=True)):
             return node
+        if _divides_by_zero(node.op, new):                # x/(a - a): defined nowhere
+            raise E.MatdiffError(DIVISION_BY_ZERO)
         return _keep_real(node, build_chain(Op.SCALE, new, node) if node.op is Op.SCALE else
                           rebuild(node, tuple(new)))
 

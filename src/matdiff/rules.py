@@ -439,6 +439,7 @@ FUNCTIONS = RuleSet([
          lambda ts: E.add(*(E.trace(t) for t in ts))),
     Rule("trace-of-scaled", P(Op.TRACE, P(Op.SCALE, s, A)),           # tr(sA) = s tr A
          P(Op.SCALE, s, P(Op.TRACE, A))),
+    Rule("trace-of-transpose", P(Op.TRACE, T(X)), P(Op.TRACE, X)),    # tr Xᵀ = tr X  MC 16
     Rule("trace-of-kron", P(Op.TRACE, P(Op.KRON, square("A"), square("B"))),
          P(Op.SCALE, P(Op.TRACE, A), P(Op.TRACE, B))),         # tr(A⊗B) = tr A tr B  MC 10.2.1
     Rule("trace-cyclic", P(Op.TRACE, P(Op.MATMUL, Seq("fs"))),        # tr(ABC) = tr(BCA)  MC 16
@@ -459,6 +460,7 @@ FUNCTIONS = RuleSet([
          P(Op.SCALE, P(Op.POW, s, const(-1)), P(Op.INV, A))),
     Rule("sum-of-scaled", P(Op.SUM, P(Op.SCALE, s, A)),               # sum(sA) = s sum A
          P(Op.SCALE, s, P(Op.SUM, A))),
+    Rule("sum-of-transpose", P(Op.SUM, T(X)), P(Op.SUM, X)),          # sum Xᵀ = sum X
     Rule("sum-of-diagonal",                                           # sum(I ⊙ X) = tr X
          P(Op.SUM, P(Op.HADAMARD, Seq("pre"), Pat(Op.IDENTITY), Seq("post"))),
          lambda pre, post: E.trace(E.hadamard(*pre, *post))),
