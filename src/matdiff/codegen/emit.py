@@ -20,6 +20,7 @@ one expression, and only for a left operand.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -267,11 +268,13 @@ class Emitter:
                          or d.terms[0][1] != 1 or len(d.terms[0][0]) > 1)), None)
             return {"a": ", ".join("-1" if i == free else self.dim(d) for i, d in enumerate(a))}
         if p is P.CHOOSE:
-            if a in self.tests:                        # named once: a guard reads it too
-                return {"a": self.tests[a]}
-            return {"a": f"{self.dim(a[0], True)} {a[1]} {self.dim(a[2], True)}"}
+            return {"a": self.tests.get(a) or self.test_text(a)}   # named: read twice
         return {"a": literal(a)[0] if isinstance(a, Fraction) else ", ".join(
             map(self.code_of, a)) if isinstance(a, tuple) else self.code_of(a)}
+
+    def test_text(self, a: tuple[Dim, str, Dim]) -> str:
+        """A call-time test ``lhs op rhs`` (a CHOOSE node's attribute) as code."""
+        return f"{self.dim(a[0], True)} {a[1]} {self.dim(a[2], True)}"
 
     def code_of(self, v: Any) -> str:
         return self.dim(v) if isinstance(v, Dim) else str(v)
@@ -305,6 +308,12 @@ class Emitter:
         free = {n for n in nodes if n.prim in (P.INPUT, P.LIT)}   # names, numbers
         out: list[str] = []
         tests: list[str] = []
+        shared = Counter(n.attr for n in nodes if n.prim is P.CHOOSE)
+        for n in nodes:                                # a test two choices make: one line
+            if n.prim is P.CHOOSE and shared[n.attr] > 1 and n.attr not in self.tests:
+                text = self.attr(n)["a"]
+                self.tests[n.attr] = (test or temp)()
+                tests.append(f"{self.tests[n.attr]} = {text}")
         reuse = Reuse(self, nodes, uses, set(roots))
         for n in nodes:
             args = [ref[a] for a in n.args]
@@ -339,9 +348,9 @@ class Emitter:
         ``tests``."""
         def literal(choice: Arr, taken: bool) -> str:
             if choice.attr not in self.tests:
-                test = self.attr(choice)["a"]
+                text = self.attr(choice)["a"]
                 self.tests[choice.attr] = name()
-                tests.append(f"{self.tests[choice.attr]} = {test}")
+                tests.append(f"{self.tests[choice.attr]} = {text}")
             return self.tests[choice.attr] if taken else f"not {self.tests[choice.attr]}"
         return " or ".join(" and ".join(literal(*lit) for lit in sorted(conj, key=_serial))
                            for conj in sorted(guard, key=lambda c: sorted(map(_serial, c))))
