@@ -1082,6 +1082,60 @@ def test_a_call_runs_only_the_products_of_the_alternatives_it_takes(name: str) -
             assert_close(_plain(value), evaluate(e, env))
 
 
+# Outputs outside the benchmarks that share products only in another orientation or
+# association, or within one output: (U'MV)' = V'M'U, x'A'Ax = (Ax)'(Ax), W'S = (SW)' for a
+# symmetric S, c'ABx beside (ABx)'(ABx); products per call on both sides of every choice.
+SHARED = {
+    "bilinear": ("||U'*M*V||_F^2", {"U": ("n", "k"), "M": ("n", "n"), "V": ("n", "k")},
+                 ["U", "V"], (5, 5)),            # U'M, (U'M)V; MV, MV T'; (U'M)'T
+    "quadratic form": ("x'*A'*A*x", {"A": ("m", "n"), "x": ("n",)}, ["x"], (3, 3)),
+    "two-factor form": ("x'*B'*A'*A*B*x - 2*c'*A*B*x", {"A": ("m", "n"), "B": ("n", "n"),
+                        "x": ("n",), "c": ("m",)}, ["x"], (6, 8)),
+    "symmetric trace": ("tr(W'*S*W) + ||W||_F^2", {"W": ("n", "k"),
+                        "S": ("n", "n", "symmetric")}, ["W"], (1, 1)),
+    "gram": ("||X'*X - I||_F^2", {"X": ("n", "k")}, ["X"], (2, 2)),
+    "exponential family": ("sum(exp(A*x)) - b'*A*x + ||x||^2", {"A": ("m", "n"),
+                           "b": ("m",), "x": ("n",)}, ["x"], (3, 4)),
+}
+
+
+@pytest.mark.parametrize("name", list(SHARED))
+def test_a_product_is_shared_in_any_orientation_and_within_an_output(name: str) -> None:
+    text, shapes, wrt, products = SHARED[name]
+    f = md.parse(text, shapes=shapes)
+    grads = md.grad(f, wrt)
+    exprs = [f, *(grads[w] for w in wrt)]  # type: ignore[index]
+    roots = lower(exprs)
+    for branch in (0, 1):
+        nodes = _executed(roots, branch)
+        assert repeated_products(nodes) == []
+        assert not any(n.key == "multi_dot" for n in nodes)   # an order blind to reuse
+        assert _products(nodes) == products[branch]
+    env, _sizes = random_inputs(exprs, seed=3)
+    for got, e in zip(compile(exprs)(**env), exprs, strict=True):
+        assert_close(got, evaluate(e, env))
+
+
+def test_a_choice_is_settled_by_what_the_whole_program_computes() -> None:
+    """Lowered alone, the value's b'Ax is (b'A)x or b'(Ax) by the sizes; its exp(Ax)
+    computes Ax anyway, so b'(Ax) is the one order, and the gradient's A'(e - b), chosen
+    against A'e - (b'A)' while b'A looked computed, is tested on what the call computes:
+    with m > n one call runs A x, b'(A x) and A'(e - b), three products."""
+    f = md.parse("sum(exp(A*x)) - b'*A*x + ||x||^2", shapes={"A": ("m", "n"), "b": ("m",),
+                                                               "x": ("n",)})
+    exprs = [f, md.grad(f, ["x"])["x"]]  # type: ignore[index]
+    rng = np.random.default_rng(0)
+    env = {"A": rng.standard_normal((40, 5)) / 7, "b": rng.standard_normal(40),
+           "x": rng.standard_normal(5)}
+    namespace: dict[str, Any] = {}
+    exec(codegen(exprs), namespace)  # noqa: S102
+    _Counted.matmuls = 0
+    got = namespace["f_and_grad"](**{k: v.view(_Counted) for k, v in env.items()})
+    assert _Counted.matmuls == 3
+    for value, e in zip(got, exprs, strict=True):
+        assert_close(_plain(value), evaluate(e, env))
+
+
 DIAGONAL_PROBLEMS = {        # a declared diagonal D: constant, variable, inverted, powered
     "scaled-fit": ("||Y - D*X*W||_F^2 + logdet(D) + tr(inv(D)*X*X')", ["X", "D"]),
     "weighted-least-squares": ("(y - A*x)'*D*(y - A*x) + x'*D^2*x", ["x"]),

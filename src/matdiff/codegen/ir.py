@@ -18,7 +18,7 @@ from typing import Any
 
 from ..expr import ELEMENTWISE, Dim, Op
 
-__all__ = ["P", "Arr", "Graph", "WORD", "nonneg", "size", "cost", "walk"]
+__all__ = ["P", "Arr", "Graph", "WORD", "nonneg", "size", "cost", "walk", "unconditional"]
 
 ONE, ZERO = Dim.of(1), Dim({})
 Shape = tuple[Dim, ...]
@@ -126,6 +126,24 @@ def _ones(x: Arr) -> Fraction | None:
     return Fraction(c) if y.prim is P.ONES else None
 
 
+def unconditional(roots: Iterable[Arr]) -> set[Arr]:
+    """The nodes every call computes: reachable from ``roots`` outside any alternative."""
+    sure: set[Arr] = set()
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        if n not in sure:
+            sure.add(n)
+            stack.extend(n.args if n.prim is not P.CHOOSE else ())
+    return sure
+
+
+def _test(d: Dim) -> tuple[Dim, str, Dim]:
+    """The call-time test ``d >= 0`` as (its negative terms, "<=", its positive terms)."""
+    return Dim([(m, -c) for m, c in d.terms if c < 0]), "<=", Dim([(m, c) for m, c in d.terms
+                                                                  if c > 0])
+
+
 class Graph:
     """Interns nodes; ``live`` is what the outputs lowered so far compute."""
 
@@ -161,9 +179,35 @@ class Graph:
             sum((cost(n) for n in walk([a], self.live)), ZERO)
         if nonneg(d) or nonneg(-1 * d):
             return a if nonneg(d) else b
-        return self.node(P.CHOOSE, (a, b), (Dim([(m, -c) for m, c in d.terms if c < 0]), "<=",
-                                            Dim([(m, c) for m, c in d.terms if c > 0])),
-                         a.shape) if at_call_time else a
+        return self.node(P.CHOOSE, (a, b), _test(d), a.shape) if at_call_time else a
+
+    def settle(self, roots: list[Arr]) -> list[Arr]:
+        """``roots`` with each call-time choice that the whole program decides replaced by
+        its cheaper alternative: what the outputs compute unconditionally is free for both
+        (a value's A x makes b'(A x) cheaper than (b'A) x, which lowering that value alone
+        could not see); the others get their test from the same costs. Choices of equal
+        cost (a kernel's layout) stay."""
+        while True:
+            sure = unconditional(roots)
+            for c in (n for n in walk(roots) if n.prim is P.CHOOSE):
+                a, b = (sum((cost(n) for n in walk([x], sure - {c})), ZERO) for x in c.args)
+                if a != b and (nonneg(b - a) or nonneg(a - b)):
+                    roots = self.replace(roots, c, c.args[0] if nonneg(b - a) else c.args[1])
+                    break
+                if a != b and c.attr != _test(b - a):         # the test, on what is computed
+                    roots = self.replace(roots, c, self.node(P.CHOOSE, c.args, _test(b - a),
+                                                             c.shape))
+                    break
+            else:
+                return roots
+
+    def replace(self, roots: list[Arr], old: Arr, new: Arr) -> list[Arr]:
+        """``roots`` with the node ``old`` replaced by ``new`` (its users rebuilt)."""
+        memo = {old: new}
+        for n in walk(roots, {old}):
+            args = tuple(memo.get(a, a) for a in n.args)
+            memo[n] = n if args == n.args else self.node(n.prim, args, n.attr, n.shape, False)
+        return [memo.get(r, r) for r in roots]
 
     def lit(self, v: Fraction | int | Dim, array: bool = False) -> Arr:
         """A number, or (``array``) a 0-d array of the backend: a function of it computes in

@@ -16,7 +16,7 @@ from functools import reduce
 from .. import expr as E
 from ..expr import ELEMENTWISE, SYMMETRIC_STRUCTURES, Dim, Expr, Op, toposort
 from ..stable import stable_form
-from .ir import ONE, ZERO, Arr, Graph, P, nonneg, walk
+from .ir import ONE, ZERO, Arr, Graph, P, nonneg, unconditional, walk
 
 __all__ = ["LOWER", "LEFT", "Lowering", "canonical"]
 
@@ -70,7 +70,8 @@ def _negated(g: Graph, x: Arr) -> Arr | None:
     """y when ``x = -y`` reads better as a subtraction (-y, (-c) * y, a negative number)."""
     if x.prim is P.NEG or x.prim is P.LIT and x.attr < 0:
         return g.neg(x)
-    c, y = _split_scalar(g, x)
+    c, y = _split_scalar(g, x) if x.shape else (x.args[0], x.args[1]) if x.prim is P.MUL \
+        else (None, x)                                        # a number times a scalar
     return g.mul(g.neg(c), y) if c is not None and c.prim is P.LIT and c.attr < 0 else None
 
 
@@ -156,7 +157,20 @@ class Lowering:
             if self.complex and not root.is_complex:
                 out[-1] = self.g.call(Op.REAL, out[-1], shape=out[-1].shape)
             self.g.commit(out[-1:])
-        return out
+        return self.rechain(self.g.settle(out))
+
+    def rechain(self, roots: list[Arr]) -> list[Arr]:
+        """Each ``multi_dot`` (a chain the sizes did not order) that holds a product the
+        program computes anyway, as that product times the rest: c'A B x beside the same
+        output's (A B x)'(A B x), which was lowered after it."""
+        self.g.live = unconditional(roots)
+        while True:
+            dots = (n for n in walk(roots) if n.key == "multi_dot")
+            found = next(((n, p) for n in dots if (p := self.free_part(list(n.args)))), None)
+            if found is None:
+                return roots
+            (n, (i, j, x)) = found
+            roots = self.g.replace(roots, n, self.chain([*n.args[:i], x, *n.args[j:]]))
 
     def lower(self, e: Expr) -> Arr:
         found = self.memo.get(e)
@@ -208,6 +222,8 @@ class Lowering:
             return g.t(self.mm(g.t(b), g.t(a)))
         plain, (rows, cols) = g.matmul(a, b), (a.shape[0], b.shape[1])   # (Y'X)' if computed
         vector = self.swap == "vector"
+        if a.prim is P.TRANSPOSE and b in g.symmetric and plain.prim is P.MATMUL and not vector:
+            return g.t(g.matmul(b, a.args[0], False))        # X'S = (S X)': no transposed operand
         if a.prim is not P.TRANSPOSE or b.prim is P.TRANSPOSE or plain.prim is P.TRANSPOSE or \
                 (cols != ONE if vector else cols == ONE or nonneg(cols - rows)):
             return plain
@@ -232,11 +248,18 @@ class Lowering:
         known sizes, a split that provably costs least, else a call-time choice (3 factors)
         or ``multi_dot``; without ``choose``, left to right."""
         fs = [h for f in fs for h in (_outer(f) or (f,))]       # u v' as two factors
-        known = self.products.get(tuple(fs))
-        if len(fs) == 1 or known is not None and (choose or known.prim is P.MATMUL):
+        known = self.computed(fs)
+        if len(fs) == 1 or known is not None and (choose or P.MATMUL in (
+                known.prim, known.args[0].prim if known.prim is P.TRANSPOSE else None)):
             return known or fs[0]
         s = 1 if len(fs) == 2 else self.split(fs)
-        if s is None and choose and len(fs) == 3:
+        part = self.free_part(fs) if s is None and choose else None
+        if part is not None:                          # a computed subchain as one factor
+            out = self.chain([*fs[:part[0]], part[2], *fs[part[1]:]])
+        elif s is None and choose and self.quadratic(fs):    # x'A'A x = (A x)' (A x)
+            half = self.chain(fs[len(fs) // 2:])
+            out = self.mm(self.g.t(half), half)
+        elif s is None and choose and len(fs) == 3:
             out = self.g.pick(self.mm(self.chain(fs[:2]), fs[2]),
                               self.mm(fs[0], self.chain(fs[1:])), at_call_time=True)
         elif s is None and choose:
@@ -248,6 +271,37 @@ class Lowering:
             self.products[tuple(fs)] = out
         return out
 
+    def computed(self, fs: Sequence[Arr]) -> Arr | None:
+        """The product of the chain ``fs`` if lowered already, or that of its transpose's
+        chain, transposed: (A B C)' = C' B' A' (the value's U'MV makes V'M'U free)."""
+        known = self.products.get(tuple(fs))
+        if known is None and len(fs) > 1:
+            flip = self.products.get(tuple(self.g.t(f) for f in reversed(fs)))
+            known = None if flip is None else self.g.t(flip)
+        return known
+
+    def free_part(self, fs: list[Arr]) -> tuple[int, int, Arr] | None:
+        """(i, j, product) for the longest (then first) proper subchain ``fs[i:j]`` that
+        is computed already; where the sizes do not decide the order, using it beats an
+        order blind to it (``multi_dot``)."""
+        spans = sorted(((i, j) for i in range(len(fs)) for j in range(i + 2, len(fs) + 1)
+                        if j - i < len(fs)), key=lambda ij: (ij[0] - ij[1], ij[0]))
+        found = ((i, j, self.computed(fs[i:j])) for i, j in spans)
+        return next(((i, j, x) for i, j, x in found if x is not None and self.live(x)
+                     and not _outer(x)), None)                # u v' would split again
+
+    def quadratic(self, fs: list[Arr]) -> bool:
+        """Is the chain ``fs`` a quadratic form H'H of a product H that ends in a vector
+        (x'B'A'ABx)? Then H, computed once from the right, is the cheapest order."""
+        half = len(fs) // 2
+        return len(fs) % 2 == 0 and fs[-1].shape[1] == ONE and all(
+            self.g.t(f) is h for f, h in zip(fs[:half], reversed(fs[half:]), strict=True))
+
+    def live(self, x: Arr | None) -> bool:
+        """Is ``x`` computed (or a transpose of what is)?"""
+        return x is not None and (x in self.g.live or x.prim is P.TRANSPOSE and
+                                  x.args[0] in self.g.live)
+
     def split(self, fs: list[Arr]) -> int | None:
         """Where the last multiplication of the chain ``fs`` provably costs least."""
         dims = [f.shape[0] for f in fs] + [fs[-1].shape[1]]
@@ -257,7 +311,7 @@ class Lowering:
             return [cost(i, k) + cost(k, j) + dims[i] * dims[k] * dims[j] for k in range(i + 1, j)]
 
         def cost(i: int, j: int) -> Dim:
-            if j - i == 1 or self.products.get(tuple(fs[i:j])) in self.g.live:
+            if j - i == 1 or self.live(self.computed(fs[i:j])):
                 return ZERO
             if (i, j) not in memo:
                 opts = options(i, j)
