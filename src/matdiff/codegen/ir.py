@@ -75,14 +75,17 @@ def _einsum(x: Arr) -> Dim:                                    # every index onc
                        for i, d in zip(s, a.shape, strict=True)}.values()))
 
 
-FLOPS: dict[Any, Any] = {   # CALL key -> flops (default: one per output entry)
+# CALL key -> flops (default: one per output entry). A triangular solve counts 3 n^2 flops a
+# right-hand side, not 2: it runs at 1/1.4-1/1.9 of a product's speed (OpenBLAS, n = 100-400),
+# so inv(A) B with B much wider than A is an inverse and a product (benchmarks/probes.py).
+FLOPS: dict[Any, Any] = {
     Op.INV: lambda x: 2 * size(x.shape) * x.shape[0], "einsum": _einsum,
-    "solve": lambda x: size(x.args[0].shape) * (x.shape[0] + 2 * x.shape[1]),
+    "solve": lambda x: size(x.args[0].shape) * (x.shape[0] + 3 * x.shape[1]),
     "slogdet": lambda x: size(x.args[0].shape) * x.args[0].shape[0],
     "addmm": lambda x: 2 * size(x.args[1].shape) * x.shape[1],
     **dict.fromkeys(("cho_factor", "lu_factor"), lambda x: size(x.shape) * x.shape[0]),
     **dict.fromkeys(("cho_solve", "lu_solve", "lu_solve_t", "cho_inv", "lu_inv"),
-                    lambda x: 2 * size(x.args[0].shape) * x.shape[1]),
+                    lambda x: 3 * size(x.args[0].shape) * x.shape[1]),
 }
 
 

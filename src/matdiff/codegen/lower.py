@@ -466,13 +466,18 @@ class Lowering:
 
     def solve_left(self, s: Arr, v: Arr) -> Arr:
         """inv(A) V = solve(A, V), inv(A)' V = solve(A', V): with A's factorization where
-        it has one (an LU solves with A' too)."""
+        it has one (an LU solves with A' too); for V much wider than A, inv(A) and a product
+        (by cost, at call time if the sizes decide)."""
         x, t = (s.args[0], True) if s.prim is P.TRANSPOSE else (s, False)
         if x.key is Op.INV:
-            return self.g.call("solve", self.g.t(x.args[0]) if t else x.args[0], v,
-                               shape=v.shape)
-        key = "cho_solve" if x.key == "cho_inv" else "lu_solve_t" if t else "lu_solve"
-        return self.g.call(key, x.args[0], v, shape=v.shape)
+            solved = self.g.call("solve", self.g.t(x.args[0]) if t else x.args[0], v,
+                                 shape=v.shape)
+        else:
+            key = "cho_solve" if x.key == "cho_inv" else "lu_solve_t" if t else "lu_solve"
+            solved = self.g.call(key, x.args[0], v, shape=v.shape)
+        if ONE in v.shape:                              # a vector: never the inverse
+            return solved
+        return self.g.pick(solved, self.g.matmul(s, v), at_call_time=True)  # V much wider
 
     def kron_left(self, s: Arr, v: Arr) -> Arr:
         """(A kron B) M with M3[a, b, j] = M[a*q + b, j]: out[c*r + d, j] = A[c,a] B[d,b]
