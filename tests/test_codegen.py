@@ -320,6 +320,7 @@ CASES: dict[str, Expr] = {
     "inv-solve": matmul(inv(Sp), C),
     "inv-right": matmul(A, inv(Sp)),
     "inv-solve-vector": matmul(inv(Sp), x),
+    "scale-onto-diagonal": scale(const(2), matmul(Dd, X)),
     "matpow": matpow(X, 3),
     "diag": diag(X),
     "diag-product": diag(matmul(A.T, B)),
@@ -481,6 +482,7 @@ STRUCTURE = {  # case -> (must appear in the numpy source, must not appear)
     "inv-right": ("np.linalg.solve(S.T, A.T) if m*n*n <= n*n*n + 8*n*n else "
                   "np.linalg.inv(S).T @ A.T", "multi_dot"),
     "inv-solve-vector": ("np.linalg.solve(S, x)", "np.linalg.inv"),
+    "scale-onto-diagonal": ("2 * np.diagonal(Dd)[:, None] * X", "2 * ("),   # one n x n pass
     "logdet": ("slogdet", "np.linalg.det("),
     "log-det": ("slogdet", "np.log("),
     "diagm-row-scaling": ("y * A", "np.diagflat"),

@@ -233,6 +233,12 @@ class Graph:
         """An elementwise op; in a sum, c * ones beside an array is the number c (X + c 11')."""
         if prim is P.MUL and a.prim is P.LIT and a.attr in (1, -1):     # 1 x = x, -1 x = -x
             return b if a.attr == 1 else self.neg(b)
+        if prim is P.MUL and not a.shape and b.prim is P.MUL and b not in self.live:
+            small = [x for x in b.args if x.shape and x.shape != b.shape and
+                     nonneg(size(b.shape) - size(x.shape))]   # c (d ⊙ Y) = (c d) ⊙ Y: one pass
+            if small:
+                other = b.args[1 - b.args.index(small[0])]
+                return self.ew(P.MUL, self.ew(P.MUL, a, small[0]), other)
         ca, cb = _ones(a), _ones(b)
         if prim in (P.ADD, P.SUB) and (ca is None) != (cb is None) and a.shape == b.shape:
             a, b = a if ca is None else self.lit(ca), b if cb is None else self.lit(cb)
