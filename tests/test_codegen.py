@@ -456,6 +456,16 @@ def test_list_of_outputs_is_a_tuple_with_shared_work() -> None:
     assert_close(grad, reference(g, env))
 
 
+def test_compile_takes_any_array_like_and_passes_float64_arrays_as_they_are() -> None:
+    fn = compile(matmul(X, x))
+    want = np.array([5.0, 11.0])
+    for m in (np.array([[1, 2], [3, 4]]), np.array([[1, 2], [3, 4]], dtype=np.float32),
+              [[1, 2], [3, 4]], np.array([[1.0, 2.0], [3.0, 4.0]])):
+        np.testing.assert_array_equal(fn(X=m, x=np.array([1.0, 2.0])), want)
+    with pytest.raises(md.MatdiffError, match="missing argument"):
+        fn(X=np.eye(2))
+
+
 def test_vector_in_vector_out() -> None:
     e = matmul(X, x)
     out = compile(e)(X=np.eye(3), x=np.array([1.0, 2.0, 3.0]))

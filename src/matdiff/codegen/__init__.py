@@ -238,11 +238,17 @@ def compile(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> Callable[..
             return complex(value) if e.is_complex else float(value)
         return value
 
+    ready = {u for u, _m, e in pairs if backend == "numpy" and not e.is_scalar and not
+             e.is_complex}            # a float64 ndarray is passed as it is (no conversion)
+
     def call(**kwargs: Any) -> Any:
-        missing = [u for u, _m, _e in pairs if u not in kwargs]
-        if missing:
-            raise MatdiffError("missing argument(s): " + ", ".join(repr(u) for u in missing))
-        args = {m: convert(u, kwargs[u], e) for u, m, e in pairs}
+        try:
+            args = {m: v if u in ready and type(v := kwargs[u]) is mod.ndarray and
+                    v.dtype == mod.float64 else convert(u, kwargs[u], e) for u, m, e in pairs}
+        except KeyError:
+            missing = [u for u, _m, _e in pairs if u not in kwargs]
+            raise MatdiffError("missing argument(s): " + ", ".join(
+                repr(u) for u in missing)) from None
         try:
             if backend == "jax" and any(isinstance(v, float) or str(getattr(v, "dtype", ""))
                                         == "float64" for v in args.values()):
