@@ -1113,6 +1113,11 @@ SHARED = {
     "gram": ("||X'*X - I||_F^2", {"X": ("n", "k")}, ["X"], (2, 2)),
     "exponential family": ("sum(exp(A*x)) - b'*A*x + ||x||^2", {"A": ("m", "n"),
                            "b": ("m",), "x": ("n",)}, ["x"], (3, 4)),
+    # sizes known: the orders are decided at compile time, each output lowered twice
+    "exponential family, 40 x 5": ("sum(exp(A*x)) - b'*A*x", {"A": (40, 5), "b": (40,),
+                                   "x": (5,)}, ["x"], (3, 3)),   # Ax, b'(Ax), A'(e - b)
+    "least squares as a form, 40 x 5": ("x'*A'*A*x - 2*b'*A*x", {"A": (40, 5), "b": (40,),
+                                        "x": (5,)}, ["x"], (4, 4)),   # and (Ax)'(Ax)
 }
 
 

@@ -17,6 +17,7 @@ from .. import expr as E
 from ..expr import ELEMENTWISE, SYMMETRIC_STRUCTURES, Dim, Expr, Op, toposort
 from ..stable import stable_form
 from .ir import ONE, ZERO, Arr, Graph, P, nonneg, unconditional, walk
+from .ir import cost as node_cost
 
 __all__ = ["LOWER", "LEFT", "Lowering", "canonical"]
 
@@ -153,11 +154,32 @@ class Lowering:
         """Lower root by root, children first (no recursion over the depth of the DAG)."""
         out = []
         for root in self.roots:
-            out += [self.lower(n) for n in toposort([root])][-1:]
-            if self.complex and not root.is_complex:
-                out[-1] = self.g.call(Op.REAL, out[-1], shape=out[-1].shape)
+            out.append(self.twice(root))
             self.g.commit(out[-1:])
         return self.rechain(self.g.settle(out))
+
+    def twice(self, root: Expr) -> Arr:
+        """``root`` lowered, then lowered again with what the first lowering computes on
+        every call free (a term's order was chosen before a later term computed its
+        product: b'Ax beside exp(Ax)); the second when it provably costs less."""
+        before, memo, products = set(self.g.live), dict(self.memo), dict(self.products)
+        first = self.lower_root(root)
+        after = dict(self.memo), dict(self.products)
+        self.g.live = before | unconditional([first])       # not a call-time alternative
+        self.memo, self.products = memo, products
+        second = self.lower_root(root)
+        self.g.live = before
+        a, b = (sum((node_cost(n) for n in walk([x], before)), ZERO) for x in (first, second))
+        if a != b and nonneg(a - b):
+            return second
+        self.memo, self.products = after
+        return first
+
+    def lower_root(self, root: Expr) -> Arr:
+        """One output, children first (no recursion over the depth of the DAG)."""
+        out = [self.lower(n) for n in toposort([root])][-1]
+        return self.g.call(Op.REAL, out, shape=out.shape) if self.complex and \
+            not root.is_complex else out
 
     def rechain(self, roots: list[Arr]) -> list[Arr]:
         """Each ``multi_dot`` (a chain the sizes did not order) that holds a product the
@@ -254,11 +276,11 @@ class Lowering:
             return known or fs[0]
         s = 1 if len(fs) == 2 else self.split(fs)
         part = self.free_part(fs) if s is None and choose else None
-        if part is not None:                          # a computed subchain as one factor
-            out = self.chain([*fs[:part[0]], part[2], *fs[part[1]:]])
-        elif s is None and choose and self.quadratic(fs):    # x'A'A x = (A x)' (A x)
+        if choose and self.quadratic(fs):                   # x'A'A x = (A x)' (A x)
             half = self.chain(fs[len(fs) // 2:])
             out = self.mm(self.g.t(half), half)
+        elif part is not None:                        # a computed subchain as one factor
+            out = self.chain([*fs[:part[0]], part[2], *fs[part[1]:]])
         elif s is None and choose and len(fs) == 3:
             out = self.g.pick(self.mm(self.chain(fs[:2]), fs[2]),
                               self.mm(fs[0], self.chain(fs[1:])), at_call_time=True)
@@ -292,7 +314,9 @@ class Lowering:
 
     def quadratic(self, fs: list[Arr]) -> bool:
         """Is the chain ``fs`` a quadratic form H'H of a product H that ends in a vector
-        (x'B'A'ABx)? Then H, computed once from the right, is the cheapest order."""
+        (x'B'A'ABx)? Then H, computed once from the right (matrix-vector products), is the
+        cheapest order whatever the sizes: another order multiplies the two halves' matrices
+        out separately (the DP counts H' apart from H)."""
         half = len(fs) // 2
         return len(fs) % 2 == 0 and fs[-1].shape[1] == ONE and all(
             self.g.t(f) is h for f, h in zip(fs[:half], reversed(fs[half:]), strict=True))
