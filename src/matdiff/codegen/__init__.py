@@ -76,8 +76,8 @@ def lower(exprs: Expr | Sequence[Expr], backend: str = "numpy") -> list[Arr]:
     >>> from matdiff.codegen.ir import walk
     >>> C, W = sym("C", ("n", "n")), sym("W", ("n", "k"))
     >>> value, grad = lower([trace(matmul(T(W), C, W)), matmul(C, W) + matmul(T(C), W)])
-    >>> sum(n.prim is P.MATMUL for n in walk([value, grad]))  # C W once; CᵀW in 2 orientations
-    3
+    >>> sum(n.prim is P.MATMUL for n in walk([value, grad]))  # C W once, CᵀW once
+    2
     """
     if backend not in BACKENDS:
         raise MatdiffError(f"unknown backend {backend!r}; use one of {sorted(BACKENDS)}")

@@ -154,7 +154,8 @@ TORCH: dict[Any, str | Row] = {
 @dataclass(frozen=True)
 class Backend:
     """A target: its import line, module alias, rows, the dtype and device arguments of its
-    constructors, and where X'Y is written (Y'X)'."""
+    constructors, and where X'Y is written (Y'X)' (``Lowering.mm``: "thin", "vector",
+    "never")."""
 
     name: str
     imports: str
@@ -170,7 +171,7 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {
-    "numpy": Backend("numpy", "import numpy as np", "np", NUMPY, into={
+    "numpy": Backend("numpy", "import numpy as np", "np", NUMPY, swap="never", into={
         P.ADD: "{m}.add({0}, {1}, out={out})", P.SUB: "{m}.subtract({0}, {1}, out={out})",
         P.MUL: "{m}.multiply({0}, {1}, out={out})", P.DIV: "{m}.divide({0}, {1}, out={out})",
         P.NEG: "{m}.negative({0}, out={out})", Op.SIGMOID: "scipy.special.expit({0}, out={out})",

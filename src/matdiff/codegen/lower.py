@@ -132,7 +132,7 @@ class Lowering:
     """One lowering run: the roots, their uses, the IR built so far; rows and rules."""
 
     def __init__(self, roots: Sequence[Expr], swap: str = "thin"):
-        self.g, self.swap, self.roots = Graph(), swap, canonical(roots)  # swap: "thin", "vector"
+        self.g, self.swap, self.roots = Graph(), swap, canonical(roots)  # see mm
         self.parents: dict[Expr, list[Expr]] = {}
         for node in toposort(self.roots):
             for a in node.args:
@@ -224,8 +224,9 @@ class Lowering:
     # -- products
     def mm(self, a: Arr, b: Arr) -> Arr:
         """a @ b: numbers pulled out, structured factors applied (``LEFT``; on the right as
-        (b' a')'), outer products broadcast. X'Y is (Y'X)' where that runs faster (OpenBLAS,
-        MKL: a tall result; XLA: a vector; benchmarks/README.md), at call time if sizes decide."""
+        (b' a')'), outer products broadcast. X'Y is (Y'X)' where the backend's ``swap``
+        says that runs faster ("thin", PyTorch: a tall result; "vector", XLA: a vector;
+        "never", NumPy's OpenBLAS: benchmarks/orientation.py), at call time if sizes decide."""
         g, (c, a2), (d, b2) = self.g, _split_scalar(self.g, a), _split_scalar(self.g, b)
         if a.prim is P.NEG and a.shape[1:] == (ONE,):            # (-u) v' = -(u v')
             return g.neg(self.mm(a.args[0], b))
@@ -247,7 +248,8 @@ class Lowering:
         if a.prim is P.TRANSPOSE and b in g.symmetric and plain.prim is P.MATMUL and not vector:
             return g.t(g.matmul(b, a.args[0], False))        # X'S = (S X)': no transposed operand
         if a.prim is not P.TRANSPOSE or b.prim is P.TRANSPOSE or plain.prim is P.TRANSPOSE or \
-                (cols != ONE if vector else cols == ONE or nonneg(cols - rows)):
+                self.swap == "never" or (cols != ONE if vector else cols == ONE or
+                                         nonneg(cols - rows)):
             return plain
         swapped = g.t(g.matmul(g.t(b), a.args[0], False))
         return swapped if vector or nonneg(rows - cols - ONE) else \
