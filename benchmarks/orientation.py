@@ -26,21 +26,11 @@ if __name__ == "__main__":            # one thread, before NumPy / PyTorch load 
 
 import argparse
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
-
-def best_cpu(fn: Callable[[], Any], repeat: int = 7) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t)
-    return best
+from problems import best_cpu
 
 
 def shapes() -> list[tuple[int, int, int]]:
@@ -61,7 +51,7 @@ def main() -> None:
     ratios = []
     for n, d, r in shapes():
         x, y = convert(rng.standard_normal((n, d))), convert(rng.standard_normal((n, r)))
-        ratio = best_cpu(lambda: (y.T @ x).T) / best_cpu(lambda: x.T @ y)  # noqa: B023
+        ratio = best_cpu(lambda: (y.T @ x).T, 7) / best_cpu(lambda: x.T @ y, 7)  # noqa: B023
         ratios.append((ratio, n, d, r))
     mean = math.exp(sum(math.log(q) for q, *_ in ratios) / len(ratios))
     print(f"{args.library}: (Y'X)' / X'Y, geometric mean {mean:.2f} over {len(ratios)} shapes, "

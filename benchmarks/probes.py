@@ -15,6 +15,7 @@ against the hand-written ones first.
     python benchmarks/probes.py --runs 3 --only bilinear quadratic
     python benchmarks/probes.py --baseline /tmp/base/src --runs 5   # vs another checkout
     python benchmarks/probes.py --show-code bilinear
+    python benchmarks/probes.py --flops --only bilinear gram   # and problems.py's other options
 """
 
 from __future__ import annotations
@@ -29,15 +30,12 @@ if __name__ == "__main__":            # one thread everywhere, before NumPy / JA
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
-import argparse
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import scipy.linalg
-from problems import Arrays, Bench, compare, gemm_line, measure, report
-
-import matdiff as md
+from problems import Arrays, Bench, main
 
 Gen = np.random.Generator
 PROBES: dict[str, Bench] = {}
@@ -332,26 +330,5 @@ probe("kronvec", "Kronecker operator on vec X", "||kron(A, B)*vec(X) - vec(Y)||^
       lambda xp, A, B, X, Y: ((xp.kron(A, B) @ X.T.reshape(-1) - Y.T.reshape(-1)) ** 2).sum())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeat", type=int, default=5, help="calls per time (the best counts)")
-    ap.add_argument("--runs", type=int, default=1, help="measurements per problem")
-    ap.add_argument("--only", choices=sorted(PROBES), nargs="+")
-    ap.add_argument("--show-code", choices=sorted(PROBES))
-    ap.add_argument("--baseline", metavar="SRC", help="compare with the matdiff at SRC")
-    args = ap.parse_args()
-    if args.show_code:
-        print(md.codegen(PROBES[args.show_code].exprs()))
-        return
-    keys = args.only or list(PROBES)
-    if args.baseline:
-        for k in keys:
-            compare(PROBES[k], args.baseline, [PROBES[k].size], args.repeat, args.runs)
-        return
-    print(gemm_line())
-    report({k: [measure(PROBES[k], PROBES[k].size, args.repeat) for _ in range(args.runs)]
-            for k in keys}, PROBES)
-
-
 if __name__ == "__main__":
-    main()
+    main(PROBES, runs=1, doc=__doc__)

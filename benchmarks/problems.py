@@ -406,13 +406,13 @@ def _jax_product_flops(b: Bench, env: Arrays) -> int:
     return flops
 
 
-def product_flops(keys: list[str]) -> None:
+def product_flops(keys: list[str], benches: dict[str, Bench] | None = None) -> None:
     """Matrix-product flops of matdiff's NumPy code (its ``@``, counted as it runs; einsums,
     solves and factorizations are not counted) and of JAX's autodiff (the dot_generals of its
     jaxpr): where they are equal, a gap in time is the kernels' and the fusion's."""
     print("| problem | matdiff NumPy (`@`) | JAX value_and_grad (dot_general) |\n|---|---|---|")
     for k in keys:
-        b = BENCHES[k]
+        b = (BENCHES if benches is None else benches)[k]
         env = b.make_inputs(b.size, np.random.default_rng(0))
         namespace: dict[str, Any] = {}
         exec(md.codegen(b.exprs()), namespace)  # noqa: S102 -- keeps the counting arrays
@@ -460,33 +460,37 @@ def report(results: dict[str, list[dict[str, float]]],
               f"{cell(vs_jax) if vs_jax else '-'} | {'met' if ok else 'MISSED'} |")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(benches: dict[str, Bench] | None = None, runs: int = 3, doc: str | None = None
+         ) -> None:
+    """The command line over ``benches`` (this file's problems by default; ``probes.py``
+    passes its own), ``runs`` measurements per problem by default."""
+    benches = BENCHES if benches is None else benches
+    ap = argparse.ArgumentParser(description=(doc or __doc__ or "").split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one run")
     ap.add_argument("--repeat", type=int, default=5, help="calls per time (the best counts)")
-    ap.add_argument("--runs", type=int, default=3, help="measurements per problem")
-    ap.add_argument("--only", choices=sorted(BENCHES), nargs="+")
-    ap.add_argument("--show-code", choices=sorted(BENCHES))
+    ap.add_argument("--runs", type=int, default=runs, help="measurements per problem")
+    ap.add_argument("--only", choices=sorted(benches), nargs="+")
+    ap.add_argument("--show-code", choices=sorted(benches))
     ap.add_argument("--flops", action="store_true",
                     help="matrix-product flops of matdiff's code and of JAX's autodiff")
     ap.add_argument("--baseline", metavar="SRC", help="compare with the matdiff at SRC")
     args = ap.parse_args()
     if args.show_code:
-        print(md.codegen(BENCHES[args.show_code].exprs()))
+        print(md.codegen(benches[args.show_code].exprs()))
         return
-    keys = args.only or list(BENCHES)
+    keys = args.only or list(benches)
     if args.flops:
-        product_flops(keys)
+        product_flops(keys, benches)
         return
     if args.baseline:
         for k in keys:
-            compare(BENCHES[k], args.baseline, [BENCHES[k].size], args.repeat, args.runs)
+            compare(benches[k], args.baseline, [benches[k].size], args.repeat, args.runs)
         return
-    runs = 1 if args.quick else args.runs
     print(gemm_line())
-    results = {k: [measure(BENCHES[k], BENCHES[k].quick if args.quick else BENCHES[k].size,
-                           args.repeat) for _ in range(runs)] for k in keys}
-    report(results)
+    results = {k: [measure(benches[k], benches[k].quick if args.quick else benches[k].size,
+                           args.repeat) for _ in range(1 if args.quick else args.runs)]
+               for k in keys}
+    report(results, benches)
 
 
 if __name__ == "__main__":
