@@ -311,10 +311,8 @@ class Emitter:
         tests: list[str] = []
         shared = Counter(n.attr for n in nodes if n.prim is P.CHOOSE)
         for n in nodes:                                # a test two choices make: one line
-            if n.prim is P.CHOOSE and shared[n.attr] > 1 and n.attr not in self.tests:
-                text = self.attr(n)["a"]
-                self.tests[n.attr] = (test or temp)()
-                tests.append(f"{self.tests[n.attr]} = {text}")
+            if n.prim is P.CHOOSE and shared[n.attr] > 1:
+                self.named_test(n, test or temp, tests)
         reuse = Reuse(self, nodes, uses, set(roots))
         for n in nodes:
             args = [ref[a] for a in n.args]
@@ -344,15 +342,21 @@ class Emitter:
         self.modules |= {self.b.row(_key(x)).module} - {""}
         return self.b.into[_key(x)].format(*(c for c, _ in args), m=self.b.m, out=spare)
 
+    def named_test(self, choice: Arr, name: Callable[[], str], tests: list[str]) -> str:
+        """The name of ``choice``'s call-time test, given a line of ``tests`` when first
+        asked for."""
+        if choice.attr not in self.tests:
+            text = self.attr(choice)["a"]
+            self.tests[choice.attr] = name()
+            tests.append(f"{self.tests[choice.attr]} = {text}")
+        return self.tests[choice.attr]
+
     def condition(self, guard: Guard, name: Callable[[], str], tests: list[str]) -> str:
         """A guard as Python, ``c1 and not c2 or c3``, each test named by a line of
         ``tests``."""
         def literal(choice: Arr, taken: bool) -> str:
-            if choice.attr not in self.tests:
-                text = self.attr(choice)["a"]
-                self.tests[choice.attr] = name()
-                tests.append(f"{self.tests[choice.attr]} = {text}")
-            return self.tests[choice.attr] if taken else f"not {self.tests[choice.attr]}"
+            test = self.named_test(choice, name, tests)
+            return test if taken else f"not {test}"
         return " or ".join(" and ".join(literal(*lit) for lit in sorted(conj, key=_serial))
                            for conj in sorted(guard, key=lambda c: sorted(map(_serial, c))))
 
