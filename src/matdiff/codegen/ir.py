@@ -155,6 +155,7 @@ class Graph:
         self.live: set[Arr] = set()
         self.symmetric: set[Arr] = set()          # inputs declared symmetric: X' = X
         self.diagonal: set[Arr] = set()           # inputs declared diagonal: D = Diag(diag D)
+        self.concats: list[Arr] = []              # every CONCAT node, in creation order
 
     def node(self, prim: P, args: tuple[Arr, ...], attr: Any, shape: Shape,
              mirror: bool = True) -> Arr:
@@ -168,6 +169,8 @@ class Graph:
         if found is None:
             found = Arr(prim, args, attr, shape, len(self.nodes))
             self.nodes[(prim, args, attr, shape)] = found
+            if prim is P.CONCAT:
+                self.concats.append(found)
         return found
 
     def commit(self, roots: Iterable[Arr]) -> None:
@@ -287,8 +290,7 @@ class Graph:
     def _block_of_computed_product(self, a: Arr, b: Arr) -> Arr | None:
         """``A M`` where ``[A; B] M`` is computed already: its row block (likewise ``M A``
         and ``M [A, B]``), so a block row of a stacked product is not computed twice."""
-        stacked = sorted((c for c in self.live if c.prim is P.CONCAT), key=lambda c: c.serial)
-        for c in stacked:                                   # in creation order: deterministic
+        for c in (c for c in self.concats if c in self.live):   # in creation order
             if a not in c.args if c.attr == 0 else b not in c.args:
                 continue
             part = a if c.attr == 0 else b
