@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -143,6 +144,12 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
     "merge-expression-powers": [E.scale(pos_a, E.hpow(pos_a, E.add(s_tr, E.const(-1)))),
                                 E.scale(E.hpow(E.det(S1), s_tr), E.hpow(E.det(S1), pos_b))],
     "join-reciprocals": [E.scale(E.hpow(a, -1), E.scale(E.hpow(b, -2), X))],
+    "sign-of-scaled": [E.apply(Op.SIGN, E.scale(E.const(-2), X)),
+                       E.apply(Op.SIGN, E.scale(E.const(3), x))],
+    "cancel-number": [E.scale(E.const(-2), E.scale(E.hpow(E.scale(E.const(2), a), -1), X)),
+                      E.scale(E.const(6), E.hpow(E.scale(E.const(4), E.hpow(b, 2)), -1)),
+                      E.scale(E.const(Fraction(3, 2)), E.hpow(E.scale(E.const(Fraction(1, 2)),
+                                                                          a), -1))],
     "cancel-reciprocal": [E.scale(E.hpow(E.scale(a, b), -1), E.scale(E.hpow(a, 2), X))],
     "power-of-product": [E.hpow(E.scale(a, b), 3), E.hpow(E.scale(pos_a, b), E.const("1/2")),
                          E.hpow(E.scale(E.const(2), X), 2)],
@@ -157,8 +164,8 @@ RULE_EXAMPLES: dict[str, list[md.Expr]] = {
                     E.scale(a, E.apply(Op.ABS, a))],
     "sign-odd-power": [E.hpow(sign_a, 3), E.hpow(sign_a, -1)],
     "sign-even-power": [E.hpow(sign_a, 4)],
-    "sign-square": [E.hpow(E.apply(Op.SIGN, E.neg(pos_a)), 2) + a,
-                    E.hpow(E.apply(Op.SIGN, E.neg(E.apply(Op.EXP, a))), 2)],
+    "sign-square": [E.hpow(E.apply(Op.SIGN, E.hpow(a, -1)), 2) + a,     # 1/a is never 0
+                    E.hpow(E.apply(Op.SIGN, E.hdiv(E.ones(X.shape), X)), 2)],
     "sign-square-absorbed": [E.scale(E.hpow(sign_a, 2), E.scale(a, X))],
     "sqrt-of-even-power": [E.apply(Op.SQRT, E.hpow(a, 2)), E.apply(Op.SQRT, E.hpow(X, 4))],
     "abs-of-nonneg": [E.apply(Op.ABS, E.hpow(a, 2) + 1), E.apply(Op.ABS, x.T @ x)],

@@ -18,6 +18,7 @@ the form (``exp``, ``x∘² + 1``, ``|·|``); elsewhere the general form stays: 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -205,6 +206,23 @@ def _cancel(D: Expr, xq: Expr, X: Expr, p: Expr, q: Expr) -> tuple[Expr, ...]:  
     return E.hpow(X, E.const(p.attr - q.attr)), E.hpow(without(D, xq), E.const(-1))
 
 
+def _common_factor(c: Expr, d: Expr) -> Fraction:
+    """The number c and d share, to cancel from c (d r)⁻¹: their gcd for integers, d where
+    it divides c (1 when nothing cancels, or c is ±1)."""
+    if abs(c.attr) == 1 or d.attr == 1:
+        return Fraction(1)
+    if c.attr.denominator == d.attr.denominator == 1:
+        return Fraction(math.gcd(c.attr.numerator, d.attr.numerator)) * (1 if d.attr > 0 else -1)
+    return d.attr if (c.attr / d.attr).denominator == 1 else Fraction(1)
+
+
+def _cancel_number(c: Expr, d: Expr, rest: tuple[Expr, ...]) -> tuple[Expr, Expr]:
+    """c (d r)⁻¹ = (c/g) ((d/g) r)⁻¹, g the factor they share."""
+    g = _common_factor(c, d)
+    return E.const(c.attr / g), E.hpow(E.scale(E.const(d.attr / g), _product(rest)),
+                                        E.const(-1))
+
+
 def _join(X: Expr, Y: Expr, p: Expr, q: Expr) -> Expr:  # noqa: N803
     return E.hpow(E.scale(E.hpow(X, E.const(-p.attr)), E.hpow(Y, E.const(-q.attr))), -1)
 
@@ -247,6 +265,9 @@ SCALARS = RuleSet([
     Rule("cancel-reciprocal",                                         # xᵖ (xᵠ r)⁻¹ = xᵖ⁻ᵠ r⁻¹
          P(Op.SCALE, ..., P(Op.POW, P(Op.SCALE, ..., scalar_pw(X, q, name="xq"), ..., name="D"),
                             const(-1)), ..., scalar_pw(X, p), ...), _cancel),
+    Rule("cancel-number",                                 # c (d r)⁻¹ = (c/g) ((d/g) r)⁻¹
+         P(Op.SCALE, c, ..., P(Op.POW, P(Op.SCALE, d, Seq("rest")), const(-1)), ...),
+         _cancel_number, lambda c, d: _common_factor(c, d) != 1),
     Rule("abs-as-sign", P(Op.SCALE, ..., pw(P(Op.ABS, s), k), ...),   # |s|ᵏ = sᵏ sign(s)ᵏ, k ∈ ℤ
          lambda s, k: (E.hpow(s, k), E.hpow(E.apply(Op.SIGN, s), k)), _abs_expands),
     Rule("sign-square-absorbed",                                      # sign(s)² sᵖ = sᵖ, p > 0
@@ -286,6 +307,8 @@ POWERS = RuleSet([
          lambda u, k: _even(k) and not u.is_complex),
     Rule("abs-of-nonneg", P(Op.ABS, u), lambda u: u,                  # |u| = u
          lambda u: is_nonneg(u), "u >= 0"),
+    Rule("sign-of-scaled", P(Op.SIGN, P(Op.SCALE, c, u)),       # sign(cu) = sign(c) sign(u)
+         lambda c, u: E.scale(E.const(1 if c.attr > 0 else -1), E.apply(Op.SIGN, u))),
     Rule("sign-of-positive", P(Op.SIGN, u), lambda u: E.ones(u.shape),  # sign(u) = 1
          lambda u: is_positive(u), "u > 0"),
 ])
