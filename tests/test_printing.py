@@ -556,3 +556,22 @@ def test_a_dyadic_constant_whose_float_repr_is_not_exact_prints_as_a_fraction() 
     for c, text in ((Fraction(543971, 262144), "543971/262144"), (Fraction(1, 4), "0.25")):
         assert md.to_text(const(c)) == text
         assert md.parse(text) is const(c)
+
+
+@pytest.mark.parametrize(("text", "wrt", "shown"), [
+    ("sigmoid(w'*x)", "w", "(1 - sigmoid(w'*x))*sigmoid(w'*x)*x"),
+    ("1 - a - b", None, "1 - a - b"),
+    ("a - 1", None, "a - 1"),
+])
+def test_a_positive_number_leads_a_sum_of_negative_terms(text: str, wrt: str | None,
+                                                          shown: str) -> None:
+    """1 − σ, not −σ + 1; the text reads back to the same expression."""
+    e = md.grad(text, wrt) if wrt else md.simplify(md.parse(text))
+    assert str(e) == shown
+    assert md.parse(str(e), md.shapes_of(e)) is e
+
+
+def test_numbers_cancel_across_a_quotient() -> None:
+    g = md.grad("exp(-norm(x - y)^2/(2*s^2))", "x")
+    assert str(g) == "-exp(-||x - y||_2^2/(2*s^2))*(x - y)/s^2"
+    assert md.check("exp(-norm(x - y)^2/(2*s^2))", "x").ok

@@ -278,14 +278,21 @@ class Sum:
     lead: str  # the sign of a negative first term
 
     def terms(self, r: Renderer, n: Node) -> list[tuple[str, Piece]]:
-        """Each term with the sign before it: ``[("", a), (" + ", b), (" − ", c)]``."""
+        """Each term with the sign before it: ``[("", a), (" + ", b), (" − ", c)]``; a
+        positive number after only negative terms leads (``1 − σ``, not ``−σ + 1``: the
+        sum's constructor puts the number last again, so the text reads back the same)."""
+        order = list(range(len(n.args)))
+        last = n.args[-1]
+        if last.op is Op.CONST and last.attr > 0 and all(map(_negative, n.args[:-1])):
+            order = order[-1:] + order[:-1]
         out = []
-        for i, t in enumerate(n.args):
+        for k, i in enumerate(order):
+            t = n.args[i]
             if _negative(t):
-                sign = self.lead if i == 0 else self.minus
+                sign = self.lead if k == 0 else self.minus
                 body = r.negated(t, n.sizes[i])
             else:
-                sign = "" if i == 0 else self.plus
+                sign = "" if k == 0 else self.plus
                 body = r.slot(t, n.row.first, n.sizes[i])
             out.append((sign, body))
         return out
