@@ -58,7 +58,7 @@ MAX_LENGTH = 100_000     # characters
 MAX_DEPTH = 200          # nesting of delimiters and environments
 
 _RAW = ("RAW_BEGIN_ARRAY", "RAW_BEGIN", "RAW_END", "RAW_NAMED", "RAW_OLDNAMED", "RAW_BOLD",
-        "RAW_CMD", "RAW_LETTER", "RAW_NUMBER", "RAW_CHAR")
+        "RAW_CMD", "RAW_WORD", "RAW_LETTER", "RAW_NUMBER", "RAW_CHAR")
 
 
 IMAGINARY_UNIT = "\\imath"   # the SYM of \mathrm{i} and \imath
@@ -146,7 +146,8 @@ _BINOP = {"cdot": "mul", "times": "mul", "ast": "mul", "div": "div", "odot": "ha
 _SIMPLE = {"top": ("TRANS", "T"), "intercal": ("TRANS", "T"), "prime": ("PRIME", "'"),
            "frac": ("FRAC", "frac"), "tfrac": ("FRAC", "frac"), "dfrac": ("FRAC", "frac"),
            "cfrac": ("FRAC", "frac"), "sqrt": ("SQRT", "sqrt"), "dagger": ("TRANS", "+")}
-_HINTS = {"sum": "sums with limits are not supported", "mathcal": "write the plain letter",
+_HINTS = {"sum": "sums with limits are not supported; \\sum x is the sum of the entries",
+          "mathcal": "write the plain letter",
           "infty": "the infinity norm is \\|x\\|_\\infty",
           **{k: "paste the objective alone" for k in ("min", "max", "arg", "argmin", "argmax")},
           **{k: "paste the expression alone" for k in ("in", "le", "leq", "ge", "geq")}}
@@ -257,6 +258,8 @@ class _Cook:
             self.char(value, start, end)
         elif kind == "RAW_CMD":
             return self.command(raw, i)
+        elif kind == "RAW_WORD":
+            self.word(value, start)
         elif kind in ("RAW_NAMED", "RAW_OLDNAMED"):
             self.named(value, start, end)
         elif kind == "RAW_BOLD":
@@ -372,6 +375,8 @@ class _Cook:
             self.emit("FUNC", call_name(LATEX_FUNCTIONS[name]), start, end)
         elif name in GREEK:
             self.emit("SYM", name, start, end)
+        elif name == "sum" and (i + 1 >= len(raw) or str(raw[i + 1]) not in "_^"):
+            self.emit("FUNC", call_name(Op.SUM), start, end)   # \sum x: the sum of entries
         else:
             hint = f" ({_HINTS[name]})" if name in _HINTS else ""
             raise self.fail(f"unknown command '\\{name}'{hint}", start, end)
@@ -472,6 +477,21 @@ class _Cook:
             self.emit("WORD", content, start, end)
         else:
             raise self.fail(f"'{value}' is not supported", start, end)
+
+    def word(self, value: str, start: int) -> None:
+        """A word before a bracket: a function written without its backslash, as in text
+        mixing ASCII and LaTeX (``trace(X^T X)``, ``log(x^T x)``, ``sigmoid(w^T x)``);
+        another word, or a declared name, is its letters, a product as in TeX."""
+        fname = canonical_function(value) if value in FUNCTIONS or value in FILLS else \
+            call_name(LATEX_FUNCTIONS[value]) if value in LATEX_FUNCTIONS else ""
+        if fname and value not in self.variables:
+            self.emit("FUNC", fname, start, start + len(value))
+            return
+        if value == "norm" and value not in self.variables:
+            raise self.fail("norm(...) is ASCII: in LaTeX write \\|x\\|, \\|X\\|_F, ...",
+                            start, start + len(value))
+        for k, letter in enumerate(value):
+            self.emit("SYM", letter, start + k, start + k + 1)
 
     def bold(self, value: str, start: int, end: int) -> None:
         """``\\mathbf{X}``, ``\\boldsymbol{\\Sigma}``, ``\\bm x``: the plain symbol;
