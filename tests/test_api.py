@@ -238,3 +238,27 @@ def test_evaluate_and_shapes_of_arguments(e, inputs, style):
     _only_matdiff_errors(md.evaluate, e, **inputs)
     _only_matdiff_errors(md.shapes_of, e, style)
     _only_matdiff_errors(md.shapes_of, e)
+
+
+@pytest.mark.parametrize(("written", "name"), [
+    (r"\beta", "beta"), (r"\mathbf{x}", "x"), ("H_{R}", "H_R"), ("Σ", "Sigma"),
+    (r"\boldsymbol{\beta}", "beta"), ("X", "X"), ("x_1", "x_1"), ("x + y", "x + y"),
+])
+def test_a_variable_may_be_named_as_the_pasted_text_writes_it(written: str, name: str) -> None:
+    assert md.api.symbol_name(written) == name
+
+
+def test_latex_names_in_wrt_and_in_declarations() -> None:
+    """A variable and a declaration written in LaTeX name the symbol the text reads: the
+    declaration applies (spd here) and the gradient is the one for the plain name."""
+    text = r"\log\det(\Sigma) + \mathrm{tr}(\Sigma^{-1} S)"
+    shapes = {r"\Sigma": ("n", "n", "spd"), "S": ("n", "n", "symmetric")}
+    f = md.parse(text, shapes=shapes)
+    assert md.expr.free_symbols(f)["Sigma"].attr[2] == "spd"
+    assert md.grad(f, r"\Sigma") is md.grad(f, "Sigma")
+    assert str(md.grad(text, r"\Sigma", shapes=shapes)) == "(I - inv(Sigma)*S)*inv(Sigma)"
+    assert str(md.grad(r"\mathbf{x}^T A \mathbf{x}", r"\mathbf{x}")) == "(A + A')*x"
+    with pytest.raises(md.MatdiffError, match="declares 'x' a second time"):
+        md.parse("x", shapes={"x": ("n",), r"\mathbf{x}": ("n",)})
+    with pytest.raises(md.MatdiffError, match="'y' does not occur"):
+        md.grad("x'*x", "y")

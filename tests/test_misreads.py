@@ -42,6 +42,35 @@ READINGS: list[tuple[str, Shapes | None, str, Shapes]] = [
     ("x - sum(mu)", None, "x - sum(mu)*ones(m)", {"x": ("m",), "mu": ()}),
     ("x - mu + y/mu", None, "x - mu*ones(m) + y/mu", {"x": ("m",), "y": ("m",), "mu": ()}),
     ("A - lam*eye(n)", None, "A - lam*eye(n)", {"A": ("n", "n"), "lam": ()}),
+    # a name that is a scalar only by default, written after a matrix, is a vector: X beta
+    (r"\| y - X\beta \|_2^2 + \lambda \|\beta\|_1", None, "||y - X*beta||^2 + lambda*||beta||_1",
+     {"y": ("m",), "X": ("m", "n"), "beta": ("n",), "lambda": ()}),
+    ("sum(log(1 + exp(-y .* (X*theta))))", None, "sum(log(1 + exp(-y .* (X*theta))))",
+     {"y": ("m",), "X": ("m", "n"), "theta": ("n",)}),
+    ("x'*A*theta", None, "x'*A*theta", {"x": ("m",), "A": ("m", "n"), "theta": ("n",)}),
+    ("A*(beta - beta0)", None, "A*(beta - beta0)",
+     {"A": ("m", "n"), "beta": ("n",), "beta0": ("n",)}),
+    ("exp(Phi*alpha)", None, "exp(Phi*alpha)", {"Phi": ("m", "n"), "alpha": ("n",)}),
+    # ... but not written first, after a vector or a scalar, nor when declared a scalar
+    ("lambda*X", None, "lambda*X", {"lambda": (), "X": ("m", "n")}),
+    ("x*alpha", None, "alpha*x", {"x": ("m",), "alpha": ()}),
+    ("u'*v*alpha", None, "u'*v*alpha", {"u": ("m",), "v": ("m",), "alpha": ()}),
+    ("alpha*beta*X", None, "alpha*beta*X", {"alpha": (), "beta": (), "X": ("m", "n")}),
+    ("X*lambda", {"lambda": ()}, "lambda*X", {"lambda": (), "X": ("m", "n")}),
+    # nobody transposes a number: a name written transposed is a vector by default
+    (r"\exp(\theta^\top x)", None, "exp(theta'*x)", {"theta": ("m",), "x": ("m",)}),
+    (r"\mu^T \Sigma^{-1} \mu", None, "mu'*inv(Sigma)*mu", {"mu": ("m",), "Sigma": ("m", "m")}),
+    ("alpha'*K*alpha", None, "alpha'*K*alpha", {"alpha": ("m",), "K": ("m", "m")}),
+    # a function written without its backslash in LaTeX is the function, not its letters
+    ("trace(X^T X)", None, "tr(X'*X)", {"X": ("m", "n")}),
+    ("log(x^T x) + sigmoid(w^T x)", None, "log(x'*x) + sigmoid(w'*x)",
+     {"x": ("m",), "w": ("m",)}),
+    (r"\frac{1}{2} logdet\left(X^T X\right)", None, "0.5*logdet(X'*X)", {"X": ("m", "n")}),
+    ("softmax(W x)^T y", None, "softmax(W*x)'*y", {"W": ("m", "n"), "x": ("n",), "y": ("m",)}),
+    # \sum without limits is the sum of the entries
+    (r"\frac{1}{n}\sum(\log(1 + \exp(-y \odot Xw)))", None, "sum(log(1 + exp(-y .* (X*w))))/n",
+     {"n": (), "y": ("m",), "X": ("m", "p"), "w": ("p",)}),
+    (r"\sum \log(x) + \sum y", None, "sum(log(x)) + sum(y)", {"x": ("m",), "y": ("n",)}),
     # diag of a vector builds the diagonal matrix (MATLAB, NumPy); of a matrix, the diagonal
     ("diag(v)", None, "Diag(v)", {"v": ("m",)}),
     ("diag(A*x)", None, "Diag(A*x)", {"A": ("m", "n"), "x": ("n",)}),
@@ -74,6 +103,8 @@ def test_each_notation_has_its_intended_reading(typed: str, shapes: Shapes | Non
 # (typed, shapes, words of the error)
 ERRORS: list[tuple[str, Shapes | None, str]] = [
     ("diag(X)", {"X": ("m", "n")}, "diag needs a square matrix"),
+    ("norm(x)^2 + x^T x", None, "norm\\(...\\) is ASCII"),
+    (r"\sum_i x_i", None, "sums with limits are not supported"),
 ]
 
 
@@ -86,6 +117,8 @@ def test_each_notation_without_a_reading_is_a_clear_error(typed: str, shapes: Sh
 
 
 @pytest.mark.parametrize(("typed", "wrt"), [
+    (r"\| y - X\beta \|_2^2 + \lambda \|\beta\|_1", r"\beta"),
+    ("x'*A*theta", "theta"),
     (r"-y^T\log\sigma(Xw) - (\mathbf{1}-y)^T\log(\mathbf{1}-\sigma(Xw))", "w"),
     (r"\frac{1}{2}(x-\mu)^T\Sigma^{-1}(x-\mu)", "mu"),
     ("sum(2.^x)", "x"),
@@ -108,3 +141,35 @@ def test_an_expression_starting_with_a_minus_works_on_the_cli(
         argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 0
     assert "∂f/∂x = " in capsys.readouterr().out
+
+
+def test_a_vector_read_after_a_matrix_is_noted() -> None:
+    notes = md.api.parse_with_notes("||y - X*beta||^2").notes
+    assert any(n.startswith("beta is read as a vector: a name written after a matrix") and
+               "declare beta as a scalar" in n for n in notes), notes
+
+
+@pytest.mark.parametrize(("typed", "wrt", "gradient", "scalars"), [
+    ("w'*w/2 + C*sum(max(0, 1 - y.*(X*w)))", "w",
+     "w - 0.5*C*X'*((sign(1 - X*w .* y) + 1) .* y)", "C a scalar"),
+    ("lam*x'*x + D*sum(x)", "x", "D + 2*lam*x", "D a scalar"),
+])
+def test_a_gradient_reads_its_function_as_a_scalar(typed: str, wrt: str, gradient: str,
+                                                   scalars: str) -> None:
+    """Alone, C in ``C*sum(...)`` is a matrix (the sum broadcasts over it); the function of a
+    gradient is a scalar, so there C is read as a number, and a note says so."""
+    assert not md.parse(typed).is_scalar
+    assert str(md.grad(typed, wrt)) == gradient
+    assert md.check(typed, wrt).ok
+    notes = md.report(typed, [wrt], verify=False)["notes"]
+    assert any(n.startswith(f"read as a scalar function (a gradient needs one): {scalars}")
+               for n in notes), notes
+
+
+@pytest.mark.parametrize("typed", ["A*x", "x*y'", "exp(lam*x)"])
+def test_no_scalar_reading_turns_a_matrix_into_a_row(typed: str) -> None:
+    """A scalar reading is taken only where what changes becomes a number and had no
+    default shape: A is not read as a row, x stays a vector; the gradient then says it
+    needs a scalar."""
+    with pytest.raises(md.MatdiffError, match="the gradient needs a scalar function"):
+        md.grad(typed, "x" if "x" in typed else "X")

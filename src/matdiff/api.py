@@ -113,8 +113,28 @@ def _need_shapes(shapes: Any) -> dict[str, tuple[Any, ...]] | None:
                 for d in items):
             raise MatdiffError(f"shapes[{name!r}] must be a tuple of sizes such as ('m', 'n'),"
                                f" (3,) or () for a scalar, got {spec!r}")
-        out[name] = tuple(int(d) if isinstance(d, np.integer) else d for d in items)
+        symbol = symbol_name(name)
+        if symbol in out:
+            raise MatdiffError(f"shapes: {name!r} declares {symbol!r} a second time")
+        out[symbol] = tuple(int(d) if isinstance(d, np.integer) else d for d in items)
     return out
+
+
+def symbol_name(name: str) -> str:
+    r"""The name of the symbol that ``name`` writes: itself for a plain name, else the one
+    the parsers read it as (LaTeX ``\Sigma``, ``\mathbf{x}``, ``H_{R}``; Unicode ``Σ``),
+    so a declaration or a variable may be written as in the pasted text.
+
+    >>> symbol_name("\\mathbf{x}"), symbol_name("H_{R}"), symbol_name("Σ"), symbol_name("X")
+    ('x', 'H_R', 'Sigma', 'X')
+    """
+    if name.isascii() and name.replace("_", "a").isalnum():
+        return name
+    try:
+        tree = _syntax_tree(name, None, (), {})
+    except MatdiffError:
+        return name
+    return tree.value if tree.kind == "name" else name
 
 
 def _need_text(text: Any, what: str = "the expression") -> str:
@@ -152,7 +172,7 @@ def _variables(f: Expr, wrt: Any, shapes: ShapeDecl | None = None
             if name not in symbols:
                 extra[name] = item
         elif isinstance(item, str):
-            name = item
+            name = item if item in symbols or item in declared else symbol_name(item)
             if name not in symbols and name in declared:
                 (rows, cols), structure = declared[name]
                 extra[name] = sym(name, (rows, cols), structure)
@@ -187,12 +207,17 @@ def parse(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
 
 
 def parse_with_notes(text: str, shapes: ShapeDecl | None = None, syntax: str | None = None,
-          sigmoid_names: Sequence[str] = ()) -> Reading:
+          sigmoid_names: Sequence[str] = (), scalar: bool = False) -> Reading:
     """``parse``, with the notes on every guess it made (``shapes.read``, then how an
-    exponential was read).
+    exponential was read). With ``scalar`` (the function of a gradient, a Hessian), an
+    expression whose shapes leave it open is read as a scalar where it can be: ``C`` in
+    ``w'*w/2 + C*sum(w)`` is then a number, not a matrix the sum broadcasts over.
 
     >>> parse_with_notes("x - mu").notes[1][:27]
     'mu has the shape of x - mu:'
+    >>> md_c = parse_with_notes("w'*w/2 + C*sum(w)", scalar=True)
+    >>> md_c.expr.is_scalar, md_c.notes[-1][:62]
+    (True, 'read as a scalar function (a gradient needs one): C a scalar; ')
     """
     _need_text(text)
     shapes = _need_shapes(shapes)
@@ -202,12 +227,16 @@ def parse_with_notes(text: str, shapes: ShapeDecl | None = None, syntax: str | N
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise MatdiffError("sigmoid_names must be a list of names")
     tree = _syntax_tree(text, syntax, names, shapes or {})
+    declared = _with_differentials(text, shapes)
     try:
-        reading = read(tree, text, _with_differentials(text, shapes))
+        reading = read(tree, text, declared)
     except MatdiffError as err:
         err.text = err.text or text
         raise
-    return Reading(reading.expr, (*reading.notes, *reading_notes(reading.expr)))
+    if scalar and not reading.expr.is_scalar:
+        reading = _as_scalar_function(tree, text, declared, reading)
+    return Reading(reading.expr, (*reading.notes, *reading_notes(reading.expr)),
+                   reading.defaulted)
 
 
 _SYNTAXES = ("ascii", "latex", "unicode")
@@ -244,11 +273,11 @@ def _with_differentials(text: str, shapes: ShapeDecl | None) -> ShapeDecl | None
 _WORD = re.compile(r"\w+")
 
 
-def _as_expr(f: Any, shapes: ShapeDecl | None = None) -> Expr:
+def _as_expr(f: Any, shapes: ShapeDecl | None = None, scalar: bool = False) -> Expr:
     if isinstance(f, Expr):
         return f
     if isinstance(f, str):
-        return parse(f, shapes)
+        return parse_with_notes(f, shapes, scalar=scalar).expr
     raise MatdiffError(f"f must be an expression (a string or an Expr), got {_kind(f)}")
 
 
@@ -272,7 +301,7 @@ def grad(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, simplified: b
     >>> str(md.grad("x'*x", "z", shapes={"z": ("n",)}))
     'zeros(n)'
     """
-    f = _as_expr(f, shapes)
+    f = _as_expr(f, shapes, scalar=True)
     names, extra = _variables(f, wrt, shapes)
     out = _gradients(f, names, extra, _need_flag(simplified, "simplified"))
     return out[names[0]] if isinstance(wrt, (str, Expr)) else out
@@ -290,7 +319,7 @@ def wirtinger(f: Expr | str, wrt: str | Expr, *,
     >>> [str(d) for d in md.wirtinger("z.'*z", "z", shapes={"z": ("n", 1, "complex")})]
     ['2*z', 'zeros(n)']
     """
-    f = _as_expr(f, shapes)
+    f = _as_expr(f, shapes, scalar=True)
     names, extra = _variables(f, wrt, shapes)
     x = {**free_symbols(f), **extra}[names[0]]
     u, v = E.real(f), E.imag(f)
@@ -423,7 +452,7 @@ def hessian(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, pair: bool
     >>> str(md.hessian("real(z.'*S*z)", "z", shapes={"z": ("n", 1, "complex")}))
     "(zeros(n, n), S + S')"
     """
-    f = _as_expr(f, shapes)
+    f = _as_expr(f, shapes, scalar=True)
     names, extra = _variables(f, wrt, shapes)
     blocks = _hessian_pairs(f, names, extra, _need_flag(pair, "pair"))
     return blocks[names[0], names[0]] if isinstance(wrt, (str, Expr)) else blocks
@@ -443,7 +472,7 @@ def hvp(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], direction: str | 
     >>> str(md.hvp("x'*A*y", ["x", "y"])["x"])
     'A*V1'
     """
-    f = _as_expr(f, shapes)
+    f = _as_expr(f, shapes, scalar=True)
     names, extra = _variables(f, wrt, shapes)
     if direction is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*",
                                                   _need_text(direction, "direction")):
@@ -492,8 +521,8 @@ def check(f: Expr | str, wrt: str | Expr | Sequence[str | Expr], *, seed: int = 
     >>> md.check("log(det(X'*X))", "X", shapes={"X": (2, 3)}).inconclusive
     {'X': 'singular by shape'}
     """
-    guesses = parse_with_notes(f, shapes).notes if isinstance(f, str) else ()
-    f = _as_expr(f, shapes)
+    guesses = parse_with_notes(f, shapes, scalar=True).notes if isinstance(f, str) else ()
+    f = _as_expr(f, shapes, scalar=True)
     names, extra = _variables(f, wrt, shapes)
     grads = _gradients(f, names, extra)
     report = _check_gradients(f, names, grads, seed=_need_seed(seed),
@@ -707,6 +736,33 @@ def _code(f: Expr, derivs: Sequence[Expr], what: str, out: dict[str, Any]) -> No
         out["notes"] = [*out.get("notes", []), f"no generated code: {err.message}"]
 
 
+def _as_scalar_function(tree: Node, text: str, declared: ShapeDecl | None, reading: Reading
+                        ) -> Reading:
+    """The reading of a gradient's function: a scalar where only names without a default
+    shape (``C``, not ``x`` or ``lam``) become numbers for it; else ``reading``."""
+    try:
+        as_scalar = read(tree, text, declared, scalar=True)
+    except MatdiffError:
+        return reading
+    before, after = free_symbols(reading.expr), free_symbols(as_scalar.expr)
+    changed = [n for n, x in after.items() if _kind_of_shape(before[n]) != _kind_of_shape(x)]
+    if not as_scalar.expr.is_scalar or not changed or any(
+            not after[n].is_scalar or n in reading.defaulted for n in changed):
+        return reading
+    return Reading(as_scalar.expr, (*as_scalar.notes, (
+        f"read as a scalar function (a gradient needs one): {', '.join(changed)} "
+        f"{'a scalar' if len(changed) == 1 else 'scalars'}; alone, the expression would "
+        f"read as {printing.format_shape(reading.expr.shape)}")), as_scalar.defaulted)
+
+
+def _kind_of_shape(x: Expr) -> tuple[bool, bool]:
+    """A scalar, a column, a row or a matrix: which sides are 1."""
+    return x.rows == 1, x.cols == 1
+
+
+_SCALAR_KINDS = ("grad", "hessian", "hvp")     # derivatives of a scalar function
+
+
 @_public
 def report(text: str, wrt: str | Sequence[str] | None = None,
            shapes: ShapeDecl | None = None, syntax: str | None = None, what: str = "grad",
@@ -725,7 +781,7 @@ def report(text: str, wrt: str | Sequence[str] | None = None,
     if not isinstance(what, str) or what not in _KINDS:
         raise MatdiffError(f"unknown derivative kind {what!r}: use " + ", ".join(_KINDS))
     verify, steps = _need_flag(verify, "verify"), _need_flag(steps, "steps")
-    reading = parse_with_notes(text, shapes, syntax)
+    reading = parse_with_notes(text, shapes, syntax, scalar=what in _SCALAR_KINDS)
     f = reading.expr
     names, extra = _variables(f, wrt, shapes) if wrt else (list(free_symbols(f)), {})
     if not names:

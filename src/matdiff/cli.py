@@ -176,7 +176,8 @@ def _grad(args: argparse.Namespace) -> int:
     if args.format in ("numpy", "jax", "torch"):
         from .codegen import codegen  # noqa: PLC0415 - only this format needs it
 
-        reading = api.parse_with_notes(args.expr, shapes, args.syntax)
+        reading = api.parse_with_notes(args.expr, shapes, args.syntax,
+                                       scalar=what in ("grad", "hessian", "hvp"))
         f = reading.expr
         for note in [*reading.notes, *api.unused_declarations(f, shapes, args.wrt)]:
             print(f"note: {note}", file=sys.stderr)

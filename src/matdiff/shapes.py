@@ -161,6 +161,8 @@ class _Infer:
     vector_defaults: list[Sh] = field(default_factory=list)      # bare ones/zeros
     rename: dict[str, Dim] = field(default_factory=dict)         # fresh -> final names
     no_default: frozenset[str] = frozenset()    # names whose default would broadcast them
+    as_vectors: frozenset[str] = frozenset()    # names written after a matrix: X*beta
+    transposed: list[tuple[str, Node]] = field(default_factory=list)   # theta' (a name)
     defaulted: dict[str, str] = field(default_factory=dict)     # name -> the default it took
     guessed: list[Node] = field(default_factory=list)  # decided by preference, not by shapes
 
@@ -225,6 +227,8 @@ class _Infer:
         if k == "neg":
             return sh(a[0])
         if k == "transpose":
+            if a[0].kind == "name":
+                self.transposed.append((a[0].value, n))
             return self.apply_op(n, Op.TRANSPOSE, a, None, "the transpose")
         if k in ("add", "sub", "hadamard", "hdiv", "hpow"):
             self.open_nodes.append(n)
@@ -520,15 +524,17 @@ class _Infer:
         """Greek and multi-letter lowercase names are scalars, single lowercase letters
         column vectors; tried, and undone if the expression contradicts it."""
         s = self.symbols[name]
-        if name in self.no_default:
+        if name in self.no_default and name not in self.as_vectors:
             return
-        if name in _GREEK or (name.islower() and len(name) > 1 and not _VECTOR_NAME.match(name)):
+        if name not in self.as_vectors and (name in _GREEK or name.islower() and len(name) > 1
+                                            and not _VECTOR_NAME.match(name)):
             def scalar() -> None:
                 self.solver.unify(s[0], ONE)
                 self.solver.unify(s[1], ONE)
             if not self.is_scalar(s) and self.attempt(scalar):
                 self.defaulted[name] = "a scalar"
-        elif _VECTOR_NAME.match(name) and not self.solver.is_one(s[1]):
+        elif (_VECTOR_NAME.match(name) or name in self.as_vectors) and \
+                not self.solver.is_one(s[1]):
             if self.attempt(lambda: self.solver.unify(s[1], ONE)):
                 self.defaulted[name] = "a column vector"
 
@@ -573,6 +579,38 @@ class _Infer:
                         return name, n
         return None
 
+    def defaulted_trailing_scale(self) -> tuple[str, Node] | None:
+        """The first name that only a default made a scalar and that then scales a matrix
+        from the right of a matrix name (``beta`` in ``X*beta``, ``X\\beta``, ``x'*A*theta``;
+        not in ``x*alpha``): written after a matrix it is the vector of a matrix-vector
+        product, as a scalar factor is written first."""
+        for n in self.open_nodes:
+            if n.kind == "mul" and self.decisions.get(id(n)) == "scale_right" and \
+                    self.matrix_name(_last_factor(n.args[0])):
+                for name in self.shape_sources(n.args[1]):
+                    if self.defaulted.get(name) == _SCALAR_DEFAULT:
+                        return name, n
+        return None
+
+    def scalar_root(self, root: Node) -> None:
+        """The whole expression is a scalar (``read(..., scalar=True)``)."""
+        for d in self.shape[id(root)]:
+            self.solver.unify(d, ONE)
+
+    def defaulted_transposed(self) -> tuple[str, Node] | None:
+        """The first name that only a default made a scalar and that is transposed
+        (``theta`` in ``theta'*x``, ``\\theta^\\top x``): nobody transposes a number."""
+        return next(((name, n) for name, n in self.transposed
+                     if self.defaulted.get(name) == _SCALAR_DEFAULT), None)
+
+    def matrix_name(self, name: str | None) -> bool:
+        """Is ``name`` a matrix: declared with columns, or by default (``X``, ``Phi``)?"""
+        if name is None or name in self.as_vectors:
+            return False
+        if name in self.decl:
+            return not self.solver.is_one(self.decl[name][0][1])
+        return not (name in _GREEK or name.islower() or _VECTOR_NAME.match(name))
+
     def shape_sources(self, n: Node) -> Iterator[str]:
         """The names, in text order, whose shape makes the shape of ``n``: ``mu`` in ``-mu``,
         ``2*mu``, ``exp(mu)``, ``mu + 1``, ``mu/2``; not in ``tr(M)`` or ``a'*b``."""
@@ -607,7 +645,13 @@ class _Infer:
         if kept:
             shown = ", ".join(f"{name} {what}" for name, what in kept.items())
             out.append(f"shapes by default: {shown} (declare a shape to change it)")
+        for name in self.as_vectors & kept.keys():
+            out.append(f"{name} is read as a vector: a name written after a matrix in a "
+                       f"product, or transposed, is not a scalar by default (declare {name} "
+                       "as a scalar to scale)")
         for name, n in withdrawn.items():
+            if name in self.as_vectors:
+                continue
             out.append(f"{name} has the shape of {self.text[n.start:n.end].strip()}: a name "
                        f"that is a scalar only by default is not broadcast (declare "
                        f"{name} as a scalar to broadcast it)")
@@ -846,6 +890,13 @@ _GUESS_NOTES = {
 }
 
 
+def _last_factor(n: Node) -> str | None:
+    """The name a product ends with (``A`` in ``x'*A``), through transposes."""
+    while n.kind in ("mul", "matmul", "transpose"):
+        n = n.args[-1]
+    return n.value if n.kind == "name" else None
+
+
 def _elementwise_power(x: Expr, p: Expr) -> Expr:
     """``x .^ p``; with a matrix exponent (``2.^x``, ``X.^Y``) it is ``exp(p ⊙ log x)``,
     defined for ``x > 0``."""
@@ -880,13 +931,16 @@ def infer(root: Node, text: str, shapes: ShapeDecl | None = None) -> Expr:
 
 @dataclass(frozen=True)
 class Reading:
-    """A typed expression and the notes on what was guessed to read it (defaults)."""
+    """A typed expression, the notes on what was guessed to read it, and the names whose
+    shape a default of their name gave (``x`` a vector, ``lam`` a scalar)."""
 
     expr: Expr
     notes: tuple[str, ...]
+    defaulted: frozenset[str] = frozenset()
 
 
-def read(root: Node, text: str, shapes: ShapeDecl | None = None) -> Reading:
+def read(root: Node, text: str, shapes: ShapeDecl | None = None, scalar: bool = False
+         ) -> Reading:
     """``infer``, with a note per guess. A name that only a default makes a scalar is never
     broadcast: in ``x - mu``, ``mu`` takes the shape of ``x``.
 
@@ -894,15 +948,22 @@ def read(root: Node, text: str, shapes: ShapeDecl | None = None) -> Reading:
     >>> r = read(parse_ascii("x - mu"), "x - mu")
     >>> str(E.free_symbols(r.expr)["mu"].shape[0]), r.notes[0]
     ('m', 'shapes by default: x a column vector (declare a shape to change it)')
+
+    With ``scalar``, the expression is a scalar where its shapes allow it (a gradient's
+    function), before any default: ``C`` in ``w'*w + C*sum(w)`` is then a scalar.
     """
     decl = normalize_shapes(shapes)
     rigid = frozenset(v for s, _ in decl.values() for d in s for v in d.names
                       if not v.startswith(FRESH))   # a declared ``_k`` is an unknown
     withdrawn: dict[str, Node] = {}
+    vectors: set[str] = set()             # X*beta: beta a vector, not a scalar, by default
     while True:
-        job = _Infer(text, decl, DimSolver(rigid=rigid), no_default=frozenset(withdrawn))
+        job = _Infer(text, decl, DimSolver(rigid=rigid), no_default=frozenset(withdrawn),
+                     as_vectors=frozenset(vectors))
         try:
             job.visit(root)
+            if scalar:
+                job.attempt(functools.partial(job.scalar_root, root))
             job.settle()
             job.check_solved(root)
         except MatdiffError as err:
@@ -913,9 +974,16 @@ def read(root: Node, text: str, shapes: ShapeDecl | None = None) -> Reading:
                                  f"this {_WHAT[node.kind]}; no other shape fits "
                                  f"({err.message}): declare its shape") from None
         found = job.defaulted_broadcast()
-        if found is None:
-            return Reading(job.build(root), tuple(job.notes(withdrawn)))
-        withdrawn[found[0]] = found[1]
+        trailing = None if found is not None else \
+            job.defaulted_trailing_scale() or job.defaulted_transposed()
+        if found is None and trailing is None:
+            return Reading(job.build(root), tuple(job.notes(withdrawn)), frozenset(
+                name for name, what in job.defaulted.items()
+                if (what == _SCALAR_DEFAULT) == job.is_scalar(job.symbols[name])))
+        if trailing is not None:
+            vectors.add(trailing[0])
+        name, node = found or trailing  # type: ignore[misc]
+        withdrawn[name] = node
 
 
 _WHAT = {"add": "sum", "sub": "difference", "hadamard": "elementwise product",
