@@ -105,6 +105,8 @@ ERRORS: list[tuple[str, Shapes | None, str]] = [
     ("diag(X)", {"X": ("m", "n")}, "diag needs a square matrix"),
     ("norm(x)^2 + x^T x", None, "norm\\(...\\) is ASCII"),
     (r"\sum_i x_i", None, "sums with limits are not supported"),
+    ("max(x)", None, "the largest entry of x, max\\(x\\) in MATLAB and NumPy, is not supported"),
+    (r"\min(x)", None, "min\\(x, y\\) is the elementwise minimum"),
 ]
 
 

@@ -16,7 +16,15 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.visitors import Transformer_NonRecursive
 
 from .expr import MatdiffError
-from .syntax import Node, call_counts, canonical_function, frobenius, norm_subscript, span_of
+from .syntax import (
+    Node,
+    arity_message,
+    call_counts,
+    canonical_function,
+    frobenius,
+    norm_subscript,
+    span_of,
+)
 
 __all__ = ["parse_ascii", "MAX_DEPTH", "MAX_LENGTH", "JUXTAPOSITION"]
 
@@ -65,8 +73,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
         fname = canonical_function(str(tok), pos=tok.start_pos)
         counts = call_counts(fname)
         if len(args) not in counts:
-            raise MatdiffError(f"{fname} takes {' or '.join(map(str, counts))} argument(s), "
-                               f"got {len(args)}", pos=tok.start_pos)
+            raise MatdiffError(arity_message(fname, counts, len(args)), pos=tok.start_pos)
         return self._node("call", meta, args, fname)
 
     def _norm_call(self, meta: Any, tok: Token, args: list[Node]) -> Node:

@@ -43,6 +43,7 @@ from .syntax import (
     LATEX_FUNCTIONS,
     LATEX_PAIRS,
     Node,
+    arity_message,
     call_counts,
     call_name,
     canonical_function,
@@ -611,8 +612,7 @@ class _ToNode(Transformer_NonRecursive):  # iterative: long sums are deep trees
     def _call(self, meta: Any, fname: str, args: list[Node], at: Token) -> Node:
         counts = call_counts(fname)
         if len(args) not in counts:
-            raise self.fail(f"{fname} takes {' or '.join(map(str, counts))} argument(s), "
-                            f"got {len(args)}", *_span(at))
+            raise self.fail(arity_message(fname, counts, len(args)), *_span(at))
         return self._node("call", meta, args, fname)
 
     def call(self, meta: Any, children: list[Any]) -> Node:

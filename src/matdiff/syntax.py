@@ -166,6 +166,26 @@ def canonical_function(name: str, pos: int | None = None) -> str:
     return next(n for n in spec.ascii if spec.attr_of_name(n) == attr)
 
 
+# what a call with an unsupported number of arguments was likely meant to be
+_ARITY_HINTS = {(name, 1): f"{name}(x, y) is the elementwise {word}; the {adj} entry of x, "
+                           f"{name}(x) in MATLAB and NumPy, is not supported (its gradient "
+                           f"is a one-hot vector; {smooth} is a smooth {word})"
+                for name, word, adj, smooth in (
+                    ("max", "maximum", "largest", "logsumexp(x)"),
+                    ("min", "minimum", "smallest", "-logsumexp(-x)"))}
+
+
+def arity_message(name: str, counts: tuple[int, ...], got: int) -> str:
+    """The error for a call of ``name`` with ``got`` arguments, and what was meant.
+
+    >>> arity_message("max", (2,), 1)[:60]
+    'max takes 2 argument(s), got 1: max(x, y) is the elementwise'
+    """
+    hint = _ARITY_HINTS.get((name, got))
+    return f"{name} takes {' or '.join(map(str, counts))} argument(s), got {got}" + (
+        f": {hint}" if hint else "")
+
+
 def call_counts(name: str, pos: int | None = None) -> tuple[int, ...]:
     """The numbers of arguments a call of ``name`` may have, or a MatdiffError naming the
     unknown function.
